@@ -1,0 +1,23 @@
+//! The A2A domain: school codes, instances and their legal status moves, step events, and
+//! the ports (traits) every adapter implements.
+//!
+//! This crate knows nothing of AWS or SQL. Adapters live in `a2a-local` (embedded) and
+//! `a2a-aws`; the step code and the entry points depend on the ports here, never on an
+//! adapter's concrete type.
+
+mod code;
+mod event;
+mod instance;
+mod locator;
+pub mod ports;
+
+pub use code::{CodeError, Province, SchoolCode};
+pub use event::{Outcome, StepEvent};
+pub use instance::{
+    Endpoint, Instance, InstanceKind, Status, TransitionError, Wave, execution_name,
+};
+pub use locator::Locator;
+pub use ports::{
+    BlobKey, BlobMeta, BlobStore, ExecutionInfo, ExecutionStatus, InstanceStore, KeyError,
+    ListFilter, Message, Page, PortError, StartOutcome, WorkQueue, Workflows, list_all,
+};

@@ -1,0 +1,162 @@
+//! The `BlobStore` conformance suite.
+
+use std::sync::Arc;
+
+use a2a_core::{BlobKey, BlobStore, PortError};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+fn key(s: &str) -> BlobKey {
+    BlobKey::parse(s).unwrap()
+}
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// What is put comes back, with its size and SHA-256; a second put replaces the first.
+pub async fn put_get_head_delete(store: Arc<dyn BlobStore>) {
+    let k = key("instances/08012345/moodledata/lang/ca/langconfig.php");
+    let body = Bytes::from_static("<?php $string['thislanguage'] = 'Català';".as_bytes());
+    let meta = store.put(&k, body.clone()).await.unwrap();
+    assert_eq!(meta.key, k);
+    assert_eq!(meta.size, body.len() as u64);
+    assert_eq!(meta.sha256.as_deref(), Some(sha(&body).as_str()));
+    assert_eq!(store.get(&k).await.unwrap(), body);
+    let head = store.head(&k).await.unwrap().expect("present");
+    assert_eq!(head.size, body.len() as u64);
+    if let Some(h) = head.sha256 {
+        assert_eq!(h, sha(&body));
+    }
+
+    let newer = Bytes::from_static(b"replaced");
+    store.put(&k, newer.clone()).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap(), newer);
+
+    store.delete(&k).await.unwrap();
+    assert_eq!(store.head(&k).await.unwrap(), None);
+    assert!(matches!(store.get(&k).await, Err(PortError::NotFound(_))));
+    store
+        .delete(&k)
+        .await
+        .expect("deleting a missing blob is fine");
+}
+
+/// Files stream in and out whole, with checksums; a failed download leaves no file.
+pub async fn files_stream_with_checksums(store: Arc<dyn BlobStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("chunk.bin");
+    // 6 MiB of varied bytes: over the 5 MiB multipart threshold of S3.
+    let data: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&src, &data).unwrap();
+    let k = key("staging/08012345/mdl_user/000001.arrow.zst");
+    let put = store.put_file(&k, &src).await.unwrap();
+    assert_eq!(put.size, data.len() as u64);
+    assert_eq!(put.sha256.as_deref(), Some(sha(&data).as_str()));
+
+    let dst = dir.path().join("out/copy.bin");
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    let got = store.get_to_file(&k, &dst).await.unwrap();
+    assert_eq!(got.size, data.len() as u64);
+    assert_eq!(got.sha256.as_deref(), Some(sha(&data).as_str()));
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+
+    let missing = dir.path().join("out/missing.bin");
+    assert!(matches!(
+        store.get_to_file(&key("staging/none"), &missing).await,
+        Err(PortError::NotFound(_))
+    ));
+    assert!(!missing.exists(), "a failed download leaves no file");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
+}
+
+/// Listing is by prefix, in key order, and pages through everything once.
+pub async fn list_by_prefix_in_pages(store: Arc<dyn BlobStore>) {
+    let mut want = Vec::new();
+    for i in 0..1050u32 {
+        let k = key(&format!("instances/08000001/filedir/{:02x}/{i:05}", i % 7));
+        want.push(k.as_str().to_owned());
+    }
+    // Neighbours that share a string prefix but not the folder.
+    store
+        .put(&key("instances/08000001x/other"), Bytes::from_static(b"no"))
+        .await
+        .unwrap();
+    store
+        .put(&key("instances/0800000"), Bytes::from_static(b"no"))
+        .await
+        .unwrap();
+    // Put in parallel, 32 at a time: 1050 sequential round trips would be slow on S3.
+    for chunk in want.chunks(32) {
+        let mut set = tokio::task::JoinSet::new();
+        for k in chunk {
+            let store = store.clone();
+            let k = key(k);
+            set.spawn(async move { store.put(&k, Bytes::from(k.as_str().to_owned())).await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+    }
+    want.sort();
+
+    let mut got = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list("instances/08000001/", cursor.take())
+            .await
+            .unwrap();
+        pages += 1;
+        got.extend(page.items.into_iter().map(|m| {
+            assert_eq!(m.size, m.key.as_str().len() as u64);
+            m.key.as_str().to_owned()
+        }));
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(pages < 100, "listing never ended");
+    }
+    assert_eq!(got, want);
+    assert!(pages >= 2, "1050 keys take more than one page");
+    assert!(
+        store.list("nothing/", None).await.unwrap().items.is_empty(),
+        "an unknown prefix lists nothing"
+    );
+}
+
+/// Copy makes an equal blob under the new key and leaves the old one.
+pub async fn copy_within_the_store(store: Arc<dyn BlobStore>) {
+    let from = key("templates/primary/filedir/ab/cd/abcdef");
+    let to = key("instances/17000001/filedir/ab/cd/abcdef");
+    let body = Bytes::from(vec![7u8; 70_000]);
+    store.put(&from, body.clone()).await.unwrap();
+    store.copy(&from, &to).await.unwrap();
+    store.copy(&from, &to).await.expect("copy is idempotent");
+    assert_eq!(store.get(&to).await.unwrap(), body);
+    assert_eq!(store.get(&from).await.unwrap(), body);
+    assert!(matches!(
+        store.copy(&key("templates/none"), &to).await,
+        Err(PortError::NotFound(_))
+    ));
+}
+
+/// Defines one `#[tokio::test]` per rule of the blob suite; see `store_conformance!`.
+#[macro_export]
+macro_rules! blob_conformance {
+    ($make:expr) => {
+        $crate::__suite!($make; $crate::blob;
+            put_get_head_delete,
+            files_stream_with_checksums,
+            list_by_prefix_in_pages,
+            copy_within_the_store);
+    };
+}
