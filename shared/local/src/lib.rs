@@ -1,1 +1,34 @@
+//! The embedded adapters of the A2A ports: everything the `a2a` CLI needs to run the
+//! workflows on one machine, with no server, account or network.
+//!
+//! * [`SqliteStore`] — the [`a2a_core::InstanceStore`] in one SQLite file, laid out like
+//!   the DynamoDB single table (instances, their events, a status × wave#code index).
+//! * [`FsBlob`] — the [`a2a_core::BlobStore`] over a local folder, with atomic writes.
+//! * [`MemQueue`] — the [`a2a_core::WorkQueue`] in process memory, with visibility
+//!   timeouts and a dead-letter list like SQS.
+//!
+//! Blocking work (SQLite, file I/O) runs on `tokio::task::spawn_blocking`.
 
+mod fsblob;
+mod memqueue;
+mod sqlite;
+
+pub use fsblob::FsBlob;
+pub use memqueue::MemQueue;
+pub use sqlite::SqliteStore;
+
+use a2a_core::PortError;
+
+/// Runs blocking work off the async threads. A panic inside is reported, not propagated.
+async fn blocking<T, F>(what: &'static str, f: F) -> Result<T, PortError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, PortError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(PortError::Backend(format!(
+            "{what}: background task failed: {e}"
+        ))),
+    }
+}

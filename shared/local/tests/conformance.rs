@@ -1,0 +1,124 @@
+//! The shared port suites, run against the embedded adapters.
+//!
+//! SQLite and the folder store each get a fresh temporary folder per test. The suites take
+//! the adapter as an `Arc<dyn …>`, so the folder is kept alive by a small wrapper that owns
+//! both and forwards every call; it is removed when the test drops the adapter.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use a2a_core::{
+    BlobKey, BlobMeta, BlobStore, Instance, InstanceStore, ListFilter, Page, PortError, SchoolCode,
+    StepEvent,
+};
+use a2a_local::{FsBlob, MemQueue, SqliteStore};
+use async_trait::async_trait;
+use bytes::Bytes;
+use tempfile::TempDir;
+
+/// An adapter together with the temporary folder it lives in.
+struct InTemp<T> {
+    adapter: T,
+    _dir: TempDir,
+}
+
+#[async_trait]
+impl InstanceStore for InTemp<SqliteStore> {
+    async fn register(&self, i: &Instance) -> Result<bool, PortError> {
+        self.adapter.register(i).await
+    }
+    async fn get(&self, c: &SchoolCode) -> Result<Option<Instance>, PortError> {
+        self.adapter.get(c).await
+    }
+    async fn save(&self, i: &Instance) -> Result<Instance, PortError> {
+        self.adapter.save(i).await
+    }
+    async fn list(
+        &self,
+        f: ListFilter,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<Page<Instance>, PortError> {
+        self.adapter.list(f, limit, cursor).await
+    }
+    async fn record(&self, c: &SchoolCode, e: &StepEvent) -> Result<(), PortError> {
+        self.adapter.record(c, e).await
+    }
+    async fn history(&self, c: &SchoolCode) -> Result<Vec<StepEvent>, PortError> {
+        self.adapter.history(c).await
+    }
+}
+
+#[async_trait]
+impl BlobStore for InTemp<FsBlob> {
+    async fn put(&self, k: &BlobKey, body: Bytes) -> Result<BlobMeta, PortError> {
+        self.adapter.put(k, body).await
+    }
+    async fn put_file(&self, k: &BlobKey, p: &Path) -> Result<BlobMeta, PortError> {
+        self.adapter.put_file(k, p).await
+    }
+    async fn get(&self, k: &BlobKey) -> Result<Bytes, PortError> {
+        self.adapter.get(k).await
+    }
+    async fn get_to_file(&self, k: &BlobKey, p: &Path) -> Result<BlobMeta, PortError> {
+        self.adapter.get_to_file(k, p).await
+    }
+    async fn head(&self, k: &BlobKey) -> Result<Option<BlobMeta>, PortError> {
+        self.adapter.head(k).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<Page<BlobMeta>, PortError> {
+        self.adapter.list(prefix, cursor).await
+    }
+    async fn copy(&self, from: &BlobKey, to: &BlobKey) -> Result<(), PortError> {
+        self.adapter.copy(from, to).await
+    }
+    async fn delete(&self, k: &BlobKey) -> Result<(), PortError> {
+        self.adapter.delete(k).await
+    }
+}
+
+async fn sqlite() -> Option<Arc<dyn InstanceStore>> {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let adapter = SqliteStore::open(&dir.path().join("state/a2a.sqlite"))
+        .await
+        .expect("open the store");
+    Some(Arc::new(InTemp { adapter, _dir: dir }))
+}
+
+async fn sqlite_in_memory() -> Option<Arc<dyn InstanceStore>> {
+    Some(Arc::new(
+        SqliteStore::open_in_memory().await.expect("open the store"),
+    ))
+}
+
+async fn folder() -> Option<Arc<dyn BlobStore>> {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let adapter = FsBlob::new(dir.path().join("blobs")).expect("make the store");
+    Some(Arc::new(InTemp { adapter, _dir: dir }))
+}
+
+async fn queue() -> Option<Arc<dyn a2a_core::WorkQueue>> {
+    Some(Arc::new(MemQueue::new(
+        a2a_testkit::queue::DEAD_LETTER_AFTER,
+    )))
+}
+
+mod sqlite_file {
+    a2a_testkit::store_conformance!(super::sqlite());
+}
+
+mod sqlite_memory {
+    a2a_testkit::store_conformance!(super::sqlite_in_memory());
+}
+
+mod fs_blob {
+    a2a_testkit::blob_conformance!(super::folder());
+}
+
+mod mem_queue {
+    a2a_testkit::queue_conformance!(super::queue());
+}
