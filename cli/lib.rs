@@ -1,1 +1,85 @@
+//! The `a2a` command-line tool: the local runner and the operator's console, over the
+//! embedded backends (the default) or AWS. The binary in `main.rs` only parses and calls
+//! [`run`]; everything here is a library so the end-to-end tests can reach it too.
 
+mod backends;
+mod config;
+mod error;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use backends::{BlobSpec, QueueSpec, StateSpec};
+pub use config::Config;
+pub use error::{CliError, Outcome};
+
+/// Àgora to AWS: migrate school Moodle sites and provision new ones.
+///
+/// Exit codes: 0 ok; 1 the work ran but an instance failed or did not verify; 2 bad input
+/// or usage (nothing was changed); 3 the environment (database, AWS, disk) is unreachable.
+#[derive(Debug, Parser)]
+#[command(name = "a2a", version)]
+pub struct Cli {
+    /// Where A2A keeps its state (the embedded database, a2a.toml, local blobs).
+    #[arg(long, global = true, env = "A2A_HOME", default_value = ".a2a")]
+    pub home: PathBuf,
+
+    /// State store: `sqlite` (in the home) or `dynamodb:TABLE`. Overrides a2a.toml.
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub state: Option<String>,
+
+    /// Blob store: `dir` (in the home) or `s3://BUCKET/PREFIX`. Overrides a2a.toml.
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub blobs: Option<String>,
+
+    /// Work queue: `memory` (in-process) or `sqs:QUEUE_URL`. Overrides a2a.toml.
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub queue: Option<String>,
+
+    /// More log lines on stderr (-v info, -vv debug). RUST_LOG overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Counts of instances by status and by wave, and the failed ones with their last error.
+    Status {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Sets up human-readable logs on stderr. Secrets never reach them: every type that may
+/// hold one redacts itself.
+pub fn init_logging(verbose: u8) {
+    // The SDK's credential chain warns, with a long debug dump, about every provider it
+    // tried; the error that follows already says what failed.
+    let default = match verbose {
+        0 => "warn,aws_config=error",
+        1 => "info,aws_config=warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
+    let config = Config::resolve(&cli)?;
+    match cli.command {
+        Command::Status { json } => status::run(&config, json).await,
+    }
+}

@@ -1,1 +1,27 @@
-fn main() {}
+//! `a2a`: the A2A command-line tool. Thin: parse, run, turn the outcome into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = a2a_cli::Cli::parse();
+    a2a_cli::init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("a2a: error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(a2a_cli::run(cli)) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("a2a: error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("  hint: {hint}");
+            }
+            e.exit_code().into()
+        }
+    }
+}

@@ -1,1 +1,34 @@
+//! AWS adapters of the A2A ports: `DynamoDbStore` (`InstanceStore`), `S3Blob`
+//! (`BlobStore`) and `SqsQueue` (`WorkQueue`).
+//!
+//! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`) so
+//! that a Lambda compiles only the SDKs it calls. [`config::sdk_config`] loads the shared
+//! SDK configuration with short timeouts, and [`error::classify`] turns any SDK error into
+//! a [`a2a_core::PortError`] the same way for every service.
 
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(feature = "sqs")]
+mod sqs;
+
+// The SDK crates, so that callers build clients with the very versions the adapters take.
+#[cfg(feature = "dynamodb")]
+pub use aws_sdk_dynamodb;
+#[cfg(feature = "s3")]
+pub use aws_sdk_s3;
+#[cfg(feature = "sqs")]
+pub use aws_sdk_sqs;
+
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{DynamoDbStore, STATUS_WAVE_INDEX};
+#[cfg(feature = "s3")]
+pub use s3::S3Blob;
+#[cfg(feature = "sqs")]
+pub use sqs::SqsQueue;

@@ -21,7 +21,11 @@ pub fn service_url(var: &str, test: &str) -> Option<String> {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{test}: {var} is not set, and CI=true forbids skipping; .ci/run sets it");
             }
-            eprintln!(
+            // Straight to stderr, not through eprintln!: the test harness captures the
+            // macros' output of passing tests, and a skip must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n######## SKIP {test}: {var} is not set; export it to run this test ########\n"
             );
             None

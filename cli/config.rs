@@ -1,0 +1,244 @@
+//! Where the CLI's settings come from: the flags, then `<home>/a2a.toml`, then defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::backends::{BlobSpec, QueueSpec, StateSpec};
+use crate::{Cli, CliError};
+
+/// The settings one command runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The A2A home folder.
+    pub home: PathBuf,
+    /// The state store.
+    pub state: StateSpec,
+    /// The blob store.
+    pub blobs: BlobSpec,
+    /// The work queue.
+    pub queue: QueueSpec,
+}
+
+/// `a2a.toml` as written. Unknown keys are errors: a misspelt key silently ignored would
+/// send a migration to the wrong backend.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    backends: FileBackends,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBackends {
+    state: Option<toml::Spanned<String>>,
+    blobs: Option<toml::Spanned<String>>,
+    queue: Option<toml::Spanned<String>>,
+}
+
+impl Config {
+    /// The file name of the configuration inside the home.
+    pub const FILE: &'static str = "a2a.toml";
+
+    /// Resolves the settings for `cli`: a flag wins over the file, the file over the
+    /// default. Reads nothing but the configuration file and writes nothing.
+    pub fn resolve(cli: &Cli) -> Result<Self, CliError> {
+        let home = cli.home.clone();
+        if home.exists() && !home.is_dir() {
+            return Err(CliError::input(
+                format!("the A2A home {} is not a folder", home.display()),
+                "pass --home with a folder (it is created when needed), or set A2A_HOME",
+            ));
+        }
+        let path = home.join(Self::FILE);
+        let (file, text) = read_file(&path)?;
+        let state = choose(
+            "state",
+            &cli.state,
+            &file.backends.state,
+            StateSpec::parse,
+            &path,
+            &text,
+        )?;
+        let blobs = choose(
+            "blobs",
+            &cli.blobs,
+            &file.backends.blobs,
+            BlobSpec::parse,
+            &path,
+            &text,
+        )?;
+        let queue = choose(
+            "queue",
+            &cli.queue,
+            &file.backends.queue,
+            QueueSpec::parse,
+            &path,
+            &text,
+        )?;
+        Ok(Self {
+            home,
+            state,
+            blobs,
+            queue,
+        })
+    }
+}
+
+/// One backend's spec: the flag if given, else the file's value, else the default. A bad
+/// value is named with where it came from: the flag, or the file and its line.
+fn choose<T: Default>(
+    key: &str,
+    flag: &Option<String>,
+    file: &Option<toml::Spanned<String>>,
+    parse: fn(&str) -> Result<T, String>,
+    path: &Path,
+    text: &str,
+) -> Result<T, CliError> {
+    if let Some(v) = flag {
+        return parse(v).map_err(|why| {
+            CliError::input(
+                format!("--{key} {v:?}: {why}"),
+                format!("see `a2a --help` for the forms --{key} takes"),
+            )
+        });
+    }
+    let Some(v) = file else {
+        return Ok(T::default());
+    };
+    parse(v.get_ref()).map_err(|why| {
+        CliError::input(
+            format!(
+                "{}:{}: backends.{key} = {:?}: {why}",
+                path.display(),
+                line_of(text, v.span().start),
+                v.get_ref()
+            ),
+            format!("fix {} or override it with --{key}", path.display()),
+        )
+    })
+}
+
+/// Reads and parses the file; a missing file is an empty configuration.
+fn read_file(path: &Path) -> Result<(File, String), CliError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((File::default(), String::new()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(CliError::input(
+                format!("{}: not UTF-8 text", path.display()),
+                "save a2a.toml as UTF-8",
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::environment(
+                format!("cannot read {}: {e}", path.display()),
+                "check the file's permissions",
+            ));
+        }
+    };
+    let file: File = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| line_of(&text, s.start));
+        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+        CliError::input(
+            format!("{}{at}: {}", path.display(), e.message()),
+            format!(
+                "{} is TOML with one table, [backends], holding state, blobs and queue",
+                path.display()
+            ),
+        )
+    })?;
+    Ok((file, text))
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(home: &Path, extra: &[&str]) -> Cli {
+        let mut args = vec!["a2a", "--home", home.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("status");
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::resolve(&cli(dir.path(), &[])).unwrap();
+        assert_eq!(c.state, StateSpec::Sqlite);
+        assert_eq!(c.blobs, BlobSpec::Dir);
+        assert_eq!(c.queue, QueueSpec::Memory);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a2a.toml"),
+            "[backends]\nstate = \"dynamodb:a2a-state\"\nblobs = \"s3://agora-a2a/eix\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&cli(dir.path(), &[])).unwrap();
+        assert_eq!(
+            c.state,
+            StateSpec::DynamoDb {
+                table: "a2a-state".into()
+            }
+        );
+        assert_eq!(
+            c.blobs,
+            BlobSpec::S3 {
+                bucket: "agora-a2a".into(),
+                prefix: "eix".into()
+            }
+        );
+        let c = Config::resolve(&cli(dir.path(), &["--state", "sqlite"])).unwrap();
+        assert_eq!(c.state, StateSpec::Sqlite);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a2a.toml"),
+            "# A2A\n[backends]\nstate = \"sqlite\"\nqueue = \"rabbit\"\n",
+        )
+        .unwrap();
+        let e = Config::resolve(&cli(dir.path(), &[])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("a2a.toml:4: backends.queue = \"rabbit\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn broken_toml_and_unknown_keys_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a2a.toml");
+        std::fs::write(&f, "[backends]\nstate = \"sqlite\nblobs = 3\n").unwrap();
+        let e = Config::resolve(&cli(dir.path(), &[])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("a2a.toml:2"), "{e}");
+
+        std::fs::write(&f, "[backends]\n\nstat = \"sqlite\"\n").unwrap();
+        let e = Config::resolve(&cli(dir.path(), &[])).unwrap_err();
+        assert!(e.to_string().contains("a2a.toml:3"), "{e}");
+        assert!(e.to_string().contains("stat"), "{e}");
+    }
+}
