@@ -2,9 +2,13 @@
 //! embedded backends (the default) or AWS. The binary in `main.rs` only parses and calls
 //! [`run`]; everything here is a library so the end-to-end tests can reach it too.
 
+mod asl;
 mod backends;
 mod config;
+mod db;
 mod error;
+mod files;
+mod intake;
 mod status;
 
 use std::path::PathBuf;
@@ -55,6 +59,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Databases: copy a Moodle database between PostgreSQL, MySQL/MariaDB and SQLite
+    /// through staged chunks, export, import (resumable), verify, clone a template,
+    /// search-and-replace, customise.
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
+    /// Generated test data: `fixture site` makes a Moodle-like site database (and
+    /// moodledata, with --files).
+    Fixture {
+        #[command(subcommand)]
+        command: db::FixtureCommand,
+    },
+    /// Moodledata: sync a site's files to a folder or S3, verify, copy a template,
+    /// maintenance page.
+    Files {
+        #[command(subcommand)]
+        command: files::FilesCommand,
+    },
+    /// Reads, validates and plans a school list, and prints the plan. Changes nothing.
+    ///
+    /// Exit 0: every row accepted; 1: some rows rejected (listed); 2: the file is refused.
+    Plan(intake::IntakeArgs),
+    /// Takes a school list in: registers its schools (idempotently: the same content twice
+    /// changes nothing) and writes an error report and a summary under `reports/`.
+    ///
+    /// Exit 0: every row accepted; 1: some rows rejected (see the report); 2: the file is
+    /// refused and nothing was registered.
+    Upload(intake::IntakeArgs),
+    /// Amazon States Language: check definitions, or run one on this machine.
+    Asl {
+        #[command(subcommand)]
+        command: asl::AslCommand,
+    },
 }
 
 /// Sets up human-readable logs on stderr. Secrets never reach them: every type that may
@@ -81,5 +119,11 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let config = Config::resolve(&cli)?;
     match cli.command {
         Command::Status { json } => status::run(&config, json).await,
+        Command::Files { command } => files::run(command).await,
+        Command::Db { command } => db::run(command).await,
+        Command::Fixture { command } => db::run_fixture(command).await,
+        Command::Plan(args) => intake::plan(&args).await,
+        Command::Upload(args) => intake::upload(&config, &args).await,
+        Command::Asl { command } => asl::run(command).await,
     }
 }

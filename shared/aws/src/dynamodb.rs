@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use a2a_core::{
     Instance, InstanceStore, ListFilter, Page, PortError, SchoolCode, Status, StepEvent,
+    UploadLedger, UploadRecord,
 };
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -36,6 +37,8 @@ pub const STATUS_WAVE_INDEX: &str = "status-wave";
 const SERVICE: &str = "DynamoDB";
 const META: &str = "META";
 const EVENT_PREFIX: &str = "EVENT#";
+/// Conditional puts in flight at once in `register_all`.
+const REGISTER_CONCURRENCY: usize = 16;
 /// How long `create_table` waits for the table and its index to become active.
 const CREATE_WAIT: Duration = Duration::from_secs(300);
 
@@ -338,6 +341,32 @@ impl InstanceStore for DynamoDbStore {
         }
     }
 
+    /// Conditional puts, [`REGISTER_CONCURRENCY`] at a time: `BatchWriteItem` takes no
+    /// conditions, and a transaction would fail whole on one school already there.
+    async fn register_all(&self, instances: &[Instance]) -> Result<Vec<bool>, PortError> {
+        let mut created = vec![false; instances.len()];
+        for (chunk_no, chunk) in instances.chunks(REGISTER_CONCURRENCY).enumerate() {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, instance) in chunk.iter().enumerate() {
+                let store = self.clone();
+                let instance = instance.clone();
+                tasks.spawn(async move {
+                    (
+                        chunk_no * REGISTER_CONCURRENCY + i,
+                        store.register(&instance).await,
+                    )
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                let (at, result) = joined.map_err(|e| {
+                    PortError::Backend(format!("a DynamoDB register task failed: {e}"))
+                })?;
+                created[at] = result?;
+            }
+        }
+        Ok(created)
+    }
+
     async fn get(&self, code: &SchoolCode) -> Result<Option<Instance>, PortError> {
         let resource = self.resource();
         let out = self
@@ -512,6 +541,86 @@ impl InstanceStore for DynamoDbStore {
                 _ => return Ok(out),
             }
         }
+    }
+}
+
+/// `PK=UPLOAD#<sha256>`, `SK=META`: the record; `PK=LIST#<name>`, `SK=LATEST`: the
+/// SHA-256 of the list's latest version. Neither has the index attributes, so listings of
+/// instances never see them.
+#[async_trait]
+impl UploadLedger for DynamoDbStore {
+    async fn record_upload(&self, upload: &UploadRecord) -> Result<bool, PortError> {
+        let resource = self.resource();
+        let mut item = to_item(upload)?;
+        item.insert("PK".into(), s(format!("UPLOAD#{}", upload.sha256)));
+        item.insert("SK".into(), s(META));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(classify(&e, self.call("PutItem", &resource))),
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(format!("LIST#{}", upload.name)))
+            .item("SK", s("LATEST"))
+            .item("sha256", s(upload.sha256.clone()))
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.call("PutItem", &resource)))?;
+        Ok(true)
+    }
+
+    async fn upload(&self, sha256: &str) -> Result<Option<UploadRecord>, PortError> {
+        let resource = self.resource();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("UPLOAD#{sha256}")))
+            .key("SK", s(META))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.call("GetItem", &resource)))?;
+        out.item()
+            .map(|item| parse_item(item, &self.table))
+            .transpose()
+    }
+
+    async fn latest_upload(&self, name: &str) -> Result<Option<UploadRecord>, PortError> {
+        let resource = self.resource();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("LIST#{name}")))
+            .key("SK", s("LATEST"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.call("GetItem", &resource)))?;
+        let Some(sha) = out
+            .item()
+            .and_then(|i| i.get("sha256"))
+            .and_then(|v| v.as_s().ok())
+        else {
+            return Ok(None);
+        };
+        self.upload(sha).await
     }
 }
 

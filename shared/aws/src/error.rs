@@ -69,12 +69,15 @@ fn kind_of(code: Option<&str>, status: Option<u16>) -> Kind {
         | "TransactionCanceledException"
         | "PreconditionFailed"
         | "ConditionalRequestConflict" => Kind::Conflict,
-        "NoSuchKey" | "NotFound" | "NoSuchUpload" | "NoSuchVersion" => Kind::NotFound,
+        "NoSuchKey" | "NotFound" | "NoSuchUpload" | "NoSuchVersion" | "ExecutionDoesNotExist" => {
+            Kind::NotFound
+        }
         "ResourceNotFoundException"
         | "TableNotFoundException"
         | "NoSuchBucket"
         | "QueueDoesNotExist"
-        | "AWS.SimpleQueueService.NonExistentQueue" => Kind::MissingResource,
+        | "AWS.SimpleQueueService.NonExistentQueue"
+        | "StateMachineDoesNotExist" => Kind::MissingResource,
         "ThrottlingException"
         | "Throttling"
         | "ThrottledException"

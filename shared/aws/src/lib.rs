@@ -1,7 +1,7 @@
 //! AWS adapters of the A2A ports: `DynamoDbStore` (`InstanceStore`), `S3Blob`
-//! (`BlobStore`) and `SqsQueue` (`WorkQueue`).
+//! (`BlobStore`), `SqsQueue` (`WorkQueue`) and `SfnWorkflows` (`Workflows`).
 //!
-//! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`) so
+//! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`, `sfn`) so
 //! that a Lambda compiles only the SDKs it calls. [`config::sdk_config`] loads the shared
 //! SDK configuration with short timeouts, and [`error::classify`] turns any SDK error into
 //! a [`a2a_core::PortError`] the same way for every service.
@@ -15,6 +15,8 @@ pub mod error;
 mod dynamodb;
 #[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "sfn")]
+mod sfn;
 #[cfg(feature = "sqs")]
 mod sqs;
 
@@ -23,6 +25,8 @@ mod sqs;
 pub use aws_sdk_dynamodb;
 #[cfg(feature = "s3")]
 pub use aws_sdk_s3;
+#[cfg(feature = "sfn")]
+pub use aws_sdk_sfn;
 #[cfg(feature = "sqs")]
 pub use aws_sdk_sqs;
 
@@ -30,5 +34,7 @@ pub use aws_sdk_sqs;
 pub use dynamodb::{DynamoDbStore, STATUS_WAVE_INDEX};
 #[cfg(feature = "s3")]
 pub use s3::S3Blob;
+#[cfg(feature = "sfn")]
+pub use sfn::SfnWorkflows;
 #[cfg(feature = "sqs")]
 pub use sqs::SqsQueue;

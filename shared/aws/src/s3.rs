@@ -170,7 +170,12 @@ impl S3Blob {
             .key(&full)
             .body(body)
             .content_length(size_i64(digest.size)?)
-            .checksum_sha256(STANDARD.encode(digest.sha))
+            // One checksum per request: the SHA-1 where the caller named one, so that S3
+            // itself checks the content against a content-addressed name.
+            .set_checksum_sha256(
+                (digest.algo == PartSum::Sha256).then(|| STANDARD.encode(digest.sha)),
+            )
+            .set_checksum_sha1(digest.sha1.map(|h| STANDARD.encode(h)))
             .metadata(SHA_META, hex::encode(digest.sha))
             .send()
             .await
@@ -191,7 +196,7 @@ impl S3Blob {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&full)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_algorithm(digest.algo.algorithm())
             .metadata(SHA_META, hex::encode(digest.sha))
             .send()
             .await
@@ -265,6 +270,7 @@ impl S3Blob {
                 offset,
                 len,
                 sha: STANDARD.encode(part_sha),
+                algo: digest.algo,
             };
             set.spawn(job.run());
         }
@@ -305,7 +311,9 @@ struct PartJob {
     path: PathBuf,
     offset: u64,
     len: u64,
+    /// Base64 checksum of the part, in `algo`.
     sha: String,
+    algo: PartSum,
 }
 
 impl PartJob {
@@ -330,15 +338,19 @@ impl PartJob {
             .part_number(self.number)
             .body(body)
             .content_length(size_i64(self.len)?)
-            .checksum_sha256(&self.sha)
+            .set_checksum_sha256((self.algo == PartSum::Sha256).then(|| self.sha.clone()))
+            .set_checksum_sha1((self.algo == PartSum::Sha1).then(|| self.sha.clone()))
             .send()
             .await
             .map_err(|e| classify(&e, Call::new(SERVICE, "UploadPart", &resource)))?;
-        Ok(CompletedPart::builder()
+        let part = CompletedPart::builder()
             .part_number(self.number)
-            .set_e_tag(out.e_tag().map(str::to_owned))
-            .checksum_sha256(out.checksum_sha256().unwrap_or(&self.sha))
-            .build())
+            .set_e_tag(out.e_tag().map(str::to_owned));
+        Ok(match self.algo {
+            PartSum::Sha256 => part.checksum_sha256(out.checksum_sha256().unwrap_or(&self.sha)),
+            PartSum::Sha1 => part.checksum_sha1(out.checksum_sha1().unwrap_or(&self.sha)),
+        }
+        .build())
     }
 }
 
@@ -348,18 +360,66 @@ fn joined_part(
     joined.map_err(|e| PortError::Backend(format!("a part upload task failed: {e}")))?
 }
 
-/// What one pass over a file tells: its size, its SHA-256, and each part's SHA-256.
+/// The checksum that S3 gets with each part (and with a one-piece upload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartSum {
+    Sha256,
+    /// For content-addressed files, whose name is their SHA-1.
+    Sha1,
+}
+
+impl PartSum {
+    fn algorithm(self) -> ChecksumAlgorithm {
+        match self {
+            Self::Sha256 => ChecksumAlgorithm::Sha256,
+            Self::Sha1 => ChecksumAlgorithm::Sha1,
+        }
+    }
+
+    fn hasher(self) -> PartHasher {
+        match self {
+            Self::Sha256 => PartHasher::Sha256(Sha256::new()),
+            Self::Sha1 => PartHasher::Sha1(sha1::Sha1::new()),
+        }
+    }
+}
+
+enum PartHasher {
+    Sha256(Sha256),
+    Sha1(sha1::Sha1),
+}
+
+impl PartHasher {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(bytes),
+            Self::Sha1(h) => h.update(bytes),
+        }
+    }
+
+    fn finalize_reset(&mut self) -> Vec<u8> {
+        match self {
+            Self::Sha256(h) => h.finalize_reset().to_vec(),
+            Self::Sha1(h) => h.finalize_reset().to_vec(),
+        }
+    }
+}
+
+/// What one pass over a file tells: its size, its SHA-256 (and SHA-1 when the parts are
+/// checked by SHA-1), and each part's checksum.
 struct FileDigest {
     size: u64,
     sha: [u8; 32],
+    sha1: Option<[u8; 20]>,
     part_size: u64,
+    algo: PartSum,
     /// Empty when the file goes up in one piece.
-    parts: Vec<[u8; 32]>,
+    parts: Vec<Vec<u8>>,
 }
 
 /// Hashes a file in one pass, on a blocking thread: the whole, and each part if it is
 /// larger than one part.
-async fn digest_file(path: &Path, part_size: u64) -> Result<FileDigest, PortError> {
+async fn digest_file(path: &Path, part_size: u64, algo: PartSum) -> Result<FileDigest, PortError> {
     let owned = path.to_owned();
     let joined = tokio::task::spawn_blocking(move || -> std::io::Result<FileDigest> {
         let mut file = std::fs::File::open(&owned)?;
@@ -368,7 +428,8 @@ async fn digest_file(path: &Path, part_size: u64) -> Result<FileDigest, PortErro
         let part_size = part_size.max(size.div_ceil(MAX_PARTS)).min(MAX_PART);
         let multipart = size > part_size;
         let mut whole = Sha256::new();
-        let mut part = Sha256::new();
+        let mut whole1 = (algo == PartSum::Sha1).then(sha1::Sha1::new);
+        let mut part = algo.hasher();
         let mut in_part = 0u64;
         let mut parts = Vec::new();
         let mut total = 0u64;
@@ -381,23 +442,28 @@ async fn digest_file(path: &Path, part_size: u64) -> Result<FileDigest, PortErro
                 break;
             }
             whole.update(&buf[..n]);
+            if let Some(h) = &mut whole1 {
+                h.update(&buf[..n]);
+            }
             total += n as u64;
             if multipart {
                 part.update(&buf[..n]);
                 in_part += n as u64;
                 if in_part == part_size {
-                    parts.push(part.finalize_reset().into());
+                    parts.push(part.finalize_reset());
                     in_part = 0;
                 }
             }
         }
         if multipart && in_part > 0 {
-            parts.push(part.finalize().into());
+            parts.push(part.finalize_reset());
         }
         Ok(FileDigest {
             size: total,
             sha: whole.finalize().into(),
+            sha1: whole1.map(|h| h.finalize().into()),
             part_size,
+            algo,
             parts: if total > part_size { parts } else { Vec::new() },
         })
     })
@@ -504,7 +570,33 @@ impl BlobStore for S3Blob {
     }
 
     async fn put_file(&self, key: &BlobKey, path: &Path) -> Result<BlobMeta, PortError> {
-        let digest = digest_file(path, self.part_size).await?;
+        let digest = digest_file(path, self.part_size, PartSum::Sha256).await?;
+        if digest.parts.is_empty() {
+            self.put_single(key, path, &digest).await?;
+        } else {
+            self.put_multipart(key, path, &digest).await?;
+        }
+        Ok(BlobMeta {
+            key: key.clone(),
+            size: digest.size,
+            sha256: Some(hex::encode(digest.sha)),
+        })
+    }
+
+    async fn put_file_sha1(
+        &self,
+        key: &BlobKey,
+        path: &Path,
+        sha1: &str,
+    ) -> Result<BlobMeta, PortError> {
+        let want = a2a_core::ports::parse_sha1(sha1)?;
+        let digest = digest_file(path, self.part_size, PartSum::Sha1).await?;
+        let got = digest.sha1.unwrap_or_default();
+        if got != want {
+            return Err(a2a_core::ports::sha1_mismatch(path, sha1, &got));
+        }
+        // S3 checks the SHA-1 of a one-piece upload, and of each part of a multipart one,
+        // so a file that changes after this pass is refused there.
         if digest.parts.is_empty() {
             self.put_single(key, path, &digest).await?;
         } else {
@@ -764,25 +856,88 @@ mod tests {
         assert_eq!(stored_sha(Some("!!"), None, Some(&junk)), None);
     }
 
+    /// A one-shot HTTP server that answers 200 to every request and hands back the
+    /// request heads it saw.
+    fn capture_server() -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&lower);
+                }
+                let mut body = vec![0u8; length];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                let _ = tx.send(head);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn a_content_addressed_put_sends_the_sha1_for_s3_to_check() {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let (url, heads) = capture_server();
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(url)
+            .force_path_style(true)
+            .build();
+        let store = S3Blob::new(Client::from_conf(conf), "bucket", "p");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello").unwrap();
+        // SHA-1 of "hello".
+        let sha1 = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
+        let key = BlobKey::parse(&format!("filedir/aa/f4/{sha1}")).unwrap();
+        store.put_file_sha1(&key, &path, sha1).await.unwrap();
+        let head = heads.recv().unwrap();
+        let b64 = STANDARD
+            .encode(hex::decode(sha1).unwrap())
+            .to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("x-amz-checksum-sha1: {b64}")),
+            "{head}"
+        );
+        assert!(
+            !head.contains("x-amz-checksum-sha256"),
+            "one checksum per request: {head}"
+        );
+    }
+
     #[tokio::test]
     async fn digest_splits_parts_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         let data: Vec<u8> = (0..(2 * MIN_PART + 3)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &data).unwrap();
-        let d = digest_file(&p, MIN_PART).await.unwrap();
+        let d = digest_file(&p, MIN_PART, PartSum::Sha256).await.unwrap();
         assert_eq!(d.size, data.len() as u64);
         assert_eq!(d.sha, <[u8; 32]>::from(Sha256::digest(&data)));
         assert_eq!(d.parts.len(), 3);
         let mp = MIN_PART as usize;
-        assert_eq!(
-            d.parts[2],
-            <[u8; 32]>::from(Sha256::digest(&data[2 * mp..]))
-        );
-        let small = digest_file(&p, MAX_PART).await.unwrap();
+        assert_eq!(d.parts[2], Sha256::digest(&data[2 * mp..]).to_vec());
+        let small = digest_file(&p, MAX_PART, PartSum::Sha256).await.unwrap();
         assert!(small.parts.is_empty());
         assert!(matches!(
-            digest_file(&dir.path().join("none"), MIN_PART).await,
+            digest_file(&dir.path().join("none"), MIN_PART, PartSum::Sha256).await,
             Err(PortError::NotFound(_))
         ));
     }

@@ -100,6 +100,19 @@ mod store_conformance {
     });
 }
 
+mod upload_conformance {
+    use super::*;
+    a2a_testkit::upload_conformance!(async {
+        store("a2a-aws upload conformance").await.map(|s| {
+            let s = Arc::new(s);
+            (
+                s.clone() as Arc<dyn a2a_core::UploadLedger>,
+                s as Arc<dyn InstanceStore>,
+            )
+        })
+    });
+}
+
 mod blob_conformance {
     use super::*;
     a2a_testkit::blob_conformance!(async {

@@ -10,6 +10,8 @@ mod event;
 mod instance;
 mod locator;
 pub mod ports;
+mod upload;
+mod window;
 
 pub use code::{CodeError, Province, SchoolCode};
 pub use event::{Outcome, StepEvent};
@@ -21,3 +23,5 @@ pub use ports::{
     BlobKey, BlobMeta, BlobStore, ExecutionInfo, ExecutionStatus, InstanceStore, KeyError,
     ListFilter, Message, Page, PortError, StartOutcome, WorkQueue, Workflows, list_all,
 };
+pub use upload::{UploadLedger, UploadRecord};
+pub use window::{Night, Window, WindowError};

@@ -67,6 +67,19 @@ pub trait InstanceStore: Send + Sync {
     /// nothing changes and `Ok(false)` comes back; `Ok(true)` means it was created.
     async fn register(&self, instance: &Instance) -> Result<bool, PortError>;
 
+    /// Registers many instances, each as [`InstanceStore::register`] does, and says per
+    /// instance whether it was created. For intake, which registers whole school lists:
+    /// adapters override it to save round trips (one transaction per batch in SQLite,
+    /// concurrent conditional puts in DynamoDB). On an error some may be registered, and
+    /// calling it again finishes the work.
+    async fn register_all(&self, instances: &[Instance]) -> Result<Vec<bool>, PortError> {
+        let mut created = Vec::with_capacity(instances.len());
+        for i in instances {
+            created.push(self.register(i).await?);
+        }
+        Ok(created)
+    }
+
     /// The instance, if registered.
     async fn get(&self, code: &SchoolCode) -> Result<Option<Instance>, PortError>;
 
@@ -210,6 +223,18 @@ pub trait BlobStore: Send + Sync {
     /// Like `put`, streaming from a local file instead of memory.
     async fn put_file(&self, key: &BlobKey, path: &Path) -> Result<BlobMeta, PortError>;
 
+    /// Like `put_file`, for a content-addressed file whose content must have the SHA-1
+    /// `sha1` (40 lower-case hex digits, as Moodle names `filedir` files). A file that does
+    /// not match is `Corrupt`, and nothing is written. Adapters check while the bytes stream
+    /// and, where the backend can (S3), send the checksum so that the server checks it too.
+    ///
+    async fn put_file_sha1(
+        &self,
+        key: &BlobKey,
+        path: &Path,
+        sha1: &str,
+    ) -> Result<BlobMeta, PortError>;
+
     /// The whole blob; `NotFound` if there is none.
     async fn get(&self, key: &BlobKey) -> Result<Bytes, PortError>;
 
@@ -230,6 +255,30 @@ pub trait BlobStore: Send + Sync {
 
     /// Deletes a blob. Deleting what is not there is not an error.
     async fn delete(&self, key: &BlobKey) -> Result<(), PortError>;
+}
+
+/// Reads a SHA-1 given as 40 hex digits (either case); anything else is `Invalid`.
+pub fn parse_sha1(hex_sha1: &str) -> Result<[u8; 20], PortError> {
+    let bad = || PortError::Invalid(format!("{hex_sha1:?} is not a SHA-1 (40 hex digits)"));
+    let raw = hex_sha1.as_bytes();
+    if raw.len() != 40 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 20];
+    for (i, pair) in raw.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// The `Corrupt` error of a file whose content is not the SHA-1 it should have.
+pub fn sha1_mismatch(path: &Path, want: &str, got: &[u8; 20]) -> PortError {
+    let got: String = got.iter().map(|b| format!("{b:02x}")).collect();
+    PortError::Corrupt(format!(
+        "{}: content SHA-1 is {got}, but it must be {want}",
+        path.display()
+    ))
 }
 
 /// A message taken from a queue. It stays invisible for the visibility timeout, then comes

@@ -185,6 +185,60 @@ impl FsBlob {
         Ok(())
     }
 
+    /// `put_file`, with the SHA-1 the content must have (raw and as given), if any.
+    async fn put_file_checked(
+        &self,
+        key: &BlobKey,
+        path: &Path,
+        expect: Option<([u8; 20], String)>,
+    ) -> Result<BlobMeta, PortError> {
+        let this = self.clone();
+        let key = key.clone();
+        let src = path.to_path_buf();
+        blocking("put a file as a blob", move || {
+            let local = |e: io::Error| match e.kind() {
+                ErrorKind::NotFound => PortError::NotFound(format!("local file {}", src.display())),
+                _ => PortError::Unavailable(format!("cannot read {}: {e}", src.display())),
+            };
+            let mut file = File::open(&src).map_err(local)?;
+            if file.metadata().map_err(local)?.is_dir() {
+                return Err(PortError::Invalid(format!(
+                    "{} is a folder, not a file",
+                    src.display()
+                )));
+            }
+            let dst = this.path_of(&key)?;
+            let mut tmp = this.temp_for(&key, &dst)?;
+            // Read and write errors are told apart by where they happen: a read error
+            // names the source.
+            let mut reader = ReadErr {
+                inner: &mut file,
+                err: None,
+            };
+            // Only hashed when asked for: plain puts do not pay for it.
+            let mut sha1 = expect.as_ref().map(|_| sha1::Sha1::default());
+            let copied = copy_hashing_also(&mut reader, tmp.as_file_mut(), &mut sha1);
+            if let Some(e) = reader.err {
+                return Err(local(e));
+            }
+            let (size, sha) = copied.map_err(|e| this.io_err(&key, tmp.path(), "write", e))?;
+            // Checked before the commit: a mismatch drops the temporary file, writing nothing.
+            if let (Some((want, want_hex)), Some(sha1)) = (&expect, sha1) {
+                let got: [u8; 20] = sha1::Digest::finalize(sha1).into();
+                if got != *want {
+                    return Err(a2a_core::ports::sha1_mismatch(&src, want_hex, &got));
+                }
+            }
+            this.commit(&key, tmp, &dst)?;
+            Ok(BlobMeta {
+                key,
+                size,
+                sha256: Some(sha),
+            })
+        })
+        .await
+    }
+
     /// Removes the folders of a deleted blob that are now empty, up to the root.
     fn prune(&self, path: &Path) {
         let mut dir = path.parent();
@@ -283,6 +337,34 @@ fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
 
 /// Copies `from` into `to` in chunks, hashing on the way: (size, hex SHA-256).
 fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> io::Result<(u64, String)> {
+    copy_hashing_also(from, to, &mut None::<sha1::Sha1>)
+}
+
+/// A second hash fed alongside SHA-256 while copying.
+trait AlsoHash {
+    fn update(&mut self, bytes: &[u8]);
+}
+
+impl<T: AlsoHash> AlsoHash for Option<T> {
+    fn update(&mut self, bytes: &[u8]) {
+        if let Some(h) = self {
+            h.update(bytes);
+        }
+    }
+}
+
+impl AlsoHash for sha1::Sha1 {
+    fn update(&mut self, bytes: &[u8]) {
+        sha1::Digest::update(self, bytes);
+    }
+}
+
+/// [`copy_hashing`], feeding `also` the same bytes.
+fn copy_hashing_also(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    also: &mut impl AlsoHash,
+) -> io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -294,6 +376,7 @@ fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> io::Result<(u64, S
             Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        also.update(&buf[..n]);
         to.write_all(&buf[..n])?;
         size += n as u64;
     }
@@ -399,42 +482,18 @@ impl BlobStore for FsBlob {
     }
 
     async fn put_file(&self, key: &BlobKey, path: &Path) -> Result<BlobMeta, PortError> {
-        let this = self.clone();
-        let key = key.clone();
-        let src = path.to_path_buf();
-        blocking("put a file as a blob", move || {
-            let local = |e: io::Error| match e.kind() {
-                ErrorKind::NotFound => PortError::NotFound(format!("local file {}", src.display())),
-                _ => PortError::Unavailable(format!("cannot read {}: {e}", src.display())),
-            };
-            let mut file = File::open(&src).map_err(local)?;
-            if file.metadata().map_err(local)?.is_dir() {
-                return Err(PortError::Invalid(format!(
-                    "{} is a folder, not a file",
-                    src.display()
-                )));
-            }
-            let dst = this.path_of(&key)?;
-            let mut tmp = this.temp_for(&key, &dst)?;
-            // Read and write errors are told apart by where they happen: a read error
-            // names the source.
-            let mut reader = ReadErr {
-                inner: &mut file,
-                err: None,
-            };
-            let copied = copy_hashing(&mut reader, tmp.as_file_mut());
-            if let Some(e) = reader.err {
-                return Err(local(e));
-            }
-            let (size, sha) = copied.map_err(|e| this.io_err(&key, tmp.path(), "write", e))?;
-            this.commit(&key, tmp, &dst)?;
-            Ok(BlobMeta {
-                key,
-                size,
-                sha256: Some(sha),
-            })
-        })
-        .await
+        self.put_file_checked(key, path, None).await
+    }
+
+    async fn put_file_sha1(
+        &self,
+        key: &BlobKey,
+        path: &Path,
+        sha1: &str,
+    ) -> Result<BlobMeta, PortError> {
+        let want = a2a_core::ports::parse_sha1(sha1)?;
+        self.put_file_checked(key, path, Some((want, sha1.to_owned())))
+            .await
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Bytes, PortError> {

@@ -10,7 +10,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use a2a_core::{Instance, InstanceStore, ListFilter, Page, PortError, SchoolCode, StepEvent};
+use a2a_core::{
+    Instance, InstanceStore, ListFilter, Page, PortError, SchoolCode, StepEvent, UploadLedger,
+    UploadRecord,
+};
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -22,7 +25,8 @@ const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Entry `i` brings the schema from version `i` to `i + 1`. Append, never edit: a file
 /// made by an older build is brought forward by running the entries it has not seen.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE IF NOT EXISTS instances (
         code     TEXT PRIMARY KEY NOT NULL,
         status   TEXT NOT NULL,
@@ -39,10 +43,23 @@ const MIGRATIONS: &[&str] = &["
         doc      TEXT NOT NULL,
         PRIMARY KEY (code, sort_key)
     ) WITHOUT ROWID;
-"];
+",
+    "
+    CREATE TABLE IF NOT EXISTS uploads (
+        sha256   TEXT PRIMARY KEY NOT NULL,
+        name     TEXT NOT NULL,
+        taken_at INTEGER NOT NULL,
+        doc      TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS uploads_name ON uploads (name, taken_at);
+",
+];
 
 /// How long a statement waits for another process's lock before giving up as `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Instances per transaction in `register_all`.
+const REGISTER_BATCH: usize = 1000;
 
 /// The largest page `list` returns, whatever the caller asks: bounds memory per call.
 const MAX_PAGE: usize = 1000;
@@ -296,6 +313,57 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
+    /// One transaction per [`REGISTER_BATCH`] instances: a whole list costs a few commits,
+    /// not one per school, and the write lock is never held for long.
+    async fn register_all(&self, instances: &[Instance]) -> Result<Vec<bool>, PortError> {
+        let mut rows = Vec::with_capacity(instances.len());
+        for i in instances {
+            let mut stored = i.clone();
+            stored.version = 0;
+            let doc = encode(&stored.code, &stored)?;
+            rows.push((
+                stored.code.to_string(),
+                stored.status.as_str(),
+                i64::from(stored.wave.0),
+                stored.wave.sort_key(&stored.code),
+                doc,
+            ));
+        }
+        let mut created = Vec::with_capacity(rows.len());
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(REGISTER_BATCH));
+            let batch = std::mem::replace(&mut rows, rest);
+            let mut done = self
+                .run("register instances", move |conn, label| {
+                    let db = |e| db_err(label, e);
+                    let tx =
+                        rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+                            .map_err(db)?;
+                    let mut out = Vec::with_capacity(batch.len());
+                    {
+                        let mut st = tx
+                            .prepare_cached(
+                                "INSERT INTO instances (code, status, wave, sort_key, version, doc)
+                                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                                 ON CONFLICT (code) DO NOTHING",
+                            )
+                            .map_err(db)?;
+                        for (code, status, wave, sort_key, doc) in &batch {
+                            let n = st
+                                .execute(params![code, status, wave, sort_key, doc])
+                                .map_err(db)?;
+                            out.push(n == 1);
+                        }
+                    }
+                    tx.commit().map_err(db)?;
+                    Ok(out)
+                })
+                .await?;
+            created.append(&mut done);
+        }
+        Ok(created)
+    }
+
     async fn get(&self, code: &SchoolCode) -> Result<Option<Instance>, PortError> {
         let code = code.clone();
         self.run("read an instance", move |conn, label| {
@@ -447,10 +515,69 @@ impl InstanceStore for SqliteStore {
     }
 }
 
+/// Uploads live in their own table: `PK=UPLOAD#<sha256>` of the single-table design.
+#[async_trait]
+impl UploadLedger for SqliteStore {
+    async fn record_upload(&self, upload: &UploadRecord) -> Result<bool, PortError> {
+        let doc = serde_json::to_string(upload).map_err(|e| {
+            PortError::Invalid(format!("upload {}: cannot encode: {e}", upload.sha256))
+        })?;
+        let (sha, name) = (upload.sha256.clone(), upload.name.clone());
+        // Nanoseconds since 1970 order the versions of one list (they fit until 2262).
+        let at = upload.taken_at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        self.run("record an upload", move |conn, label| {
+            let n = conn
+                .prepare_cached(
+                    "INSERT INTO uploads (sha256, name, taken_at, doc) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (sha256) DO NOTHING",
+                )
+                .and_then(|mut st| st.execute(params![sha, name, at, doc]))
+                .map_err(|e| db_err(label, e))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn upload(&self, sha256: &str) -> Result<Option<UploadRecord>, PortError> {
+        let sha = sha256.to_owned();
+        self.run("read an upload", move |conn, label| {
+            let doc: Option<String> = conn
+                .prepare_cached("SELECT doc FROM uploads WHERE sha256 = ?1")
+                .and_then(|mut st| st.query_row([sha.as_str()], |r| r.get(0)).optional())
+                .map_err(|e| db_err(label, e))?;
+            doc.map(|d| decode_upload(&sha, &d)).transpose()
+        })
+        .await
+    }
+
+    async fn latest_upload(&self, name: &str) -> Result<Option<UploadRecord>, PortError> {
+        let name = name.to_owned();
+        self.run("read the latest upload", move |conn, label| {
+            let row: Option<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT sha256, doc FROM uploads WHERE name = ?1
+                     ORDER BY taken_at DESC, sha256 DESC LIMIT 1",
+                )
+                .and_then(|mut st| {
+                    st.query_row([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(|e| db_err(label, e))?;
+            row.map(|(sha, d)| decode_upload(&sha, &d)).transpose()
+        })
+        .await
+    }
+}
+
+fn decode_upload(sha: &str, doc: &str) -> Result<UploadRecord, PortError> {
+    serde_json::from_str(doc)
+        .map_err(|e| PortError::Corrupt(format!("stored upload {sha} does not decode: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use a2a_core::{InstanceKind, Status, Wave};
+    use a2a_core::{InstanceKind, Status, UploadLedger, Wave};
     use chrono::{TimeZone, Utc};
 
     fn code(n: u32) -> SchoolCode {
@@ -505,6 +632,24 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_file_of_the_first_schema_gains_the_uploads_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.register(&instance(1, 1)).await.unwrap();
+        drop(store);
+        // Back to how the first build left it.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE uploads; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.get(&code(1)).await.unwrap().is_some());
+        assert_eq!(store.upload(&"a".repeat(64)).await.unwrap(), None);
+        assert_eq!(user_version(&path), SCHEMA_VERSION as i64);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use a2a_core::{
     BlobKey, BlobMeta, BlobStore, Instance, InstanceStore, ListFilter, Page, PortError, SchoolCode,
-    StepEvent,
+    StepEvent, UploadLedger,
 };
 use a2a_local::{FsBlob, MemQueue, SqliteStore};
 use async_trait::async_trait;
@@ -26,6 +26,9 @@ struct InTemp<T> {
 impl InstanceStore for InTemp<SqliteStore> {
     async fn register(&self, i: &Instance) -> Result<bool, PortError> {
         self.adapter.register(i).await
+    }
+    async fn register_all(&self, all: &[Instance]) -> Result<Vec<bool>, PortError> {
+        self.adapter.register_all(all).await
     }
     async fn get(&self, c: &SchoolCode) -> Result<Option<Instance>, PortError> {
         self.adapter.get(c).await
@@ -56,6 +59,14 @@ impl BlobStore for InTemp<FsBlob> {
     }
     async fn put_file(&self, k: &BlobKey, p: &Path) -> Result<BlobMeta, PortError> {
         self.adapter.put_file(k, p).await
+    }
+    async fn put_file_sha1(
+        &self,
+        k: &BlobKey,
+        p: &Path,
+        sha1: &str,
+    ) -> Result<BlobMeta, PortError> {
+        self.adapter.put_file_sha1(k, p, sha1).await
     }
     async fn get(&self, k: &BlobKey) -> Result<Bytes, PortError> {
         self.adapter.get(k).await
@@ -117,6 +128,23 @@ mod sqlite_memory {
 
 mod fs_blob {
     a2a_testkit::blob_conformance!(super::folder());
+}
+
+/// The upload ledger on a fresh SQLite file, seen as a ledger and as a store.
+async fn sqlite_ledger() -> Option<(Arc<dyn UploadLedger>, Arc<dyn InstanceStore>)> {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let adapter = SqliteStore::open(&dir.path().join("state/a2a.sqlite"))
+        .await
+        .expect("open the store");
+    let store = Arc::new(InTemp {
+        adapter: adapter.clone(),
+        _dir: dir,
+    });
+    Some((Arc::new(adapter), store))
+}
+
+mod sqlite_uploads {
+    a2a_testkit::upload_conformance!(super::sqlite_ledger());
 }
 
 mod mem_queue {

@@ -149,6 +149,70 @@ pub async fn copy_within_the_store(store: Arc<dyn BlobStore>) {
     ));
 }
 
+/// A content-addressed put stores a file whose SHA-1 is the one named, and refuses, writing
+/// nothing, a file that does not match; one larger than an S3 part goes too.
+pub async fn put_file_sha1_checks_the_content(store: Arc<dyn BlobStore>) {
+    use sha1::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::write(&small, "Bon dia, Català!").unwrap();
+    let small_sha1 = hex::encode(sha1::Sha1::digest(b"Bon dia, Catal\xc3\xa0!"));
+    let k = key(&format!(
+        "instances/08012345/filedir/{}/{}/{small_sha1}",
+        &small_sha1[..2],
+        &small_sha1[2..4]
+    ));
+    let meta = store.put_file_sha1(&k, &small, &small_sha1).await.unwrap();
+    assert_eq!(meta.size, "Bon dia, Català!".len() as u64);
+    assert_eq!(
+        meta.sha256.as_deref(),
+        Some(sha("Bon dia, Català!".as_bytes()).as_str())
+    );
+    assert_eq!(store.get(&k).await.unwrap(), "Bon dia, Català!".as_bytes());
+    store
+        .put_file_sha1(&k, &small, &small_sha1.to_ascii_uppercase())
+        .await
+        .expect("the SHA-1 may be given in upper case");
+
+    let liar = key("instances/08012345/filedir/00/00/0000");
+    let wrong = "0".repeat(40);
+    assert!(matches!(
+        store.put_file_sha1(&liar, &small, &wrong).await,
+        Err(PortError::Corrupt(_))
+    ));
+    assert_eq!(
+        store.head(&liar).await.unwrap(),
+        None,
+        "a mismatch writes nothing"
+    );
+    assert!(matches!(
+        store.put_file_sha1(&liar, &small, "not-a-sha1").await,
+        Err(PortError::Invalid(_))
+    ));
+
+    // Over S3's part size: multipart, each part checked by SHA-1.
+    let big = dir.path().join("big");
+    let data: Vec<u8> = (0..9 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&big, &data).unwrap();
+    let big_sha1 = hex::encode(sha1::Sha1::digest(&data));
+    let kb = key(&format!("instances/08012345/filedir/{big_sha1}"));
+    let meta = store.put_file_sha1(&kb, &big, &big_sha1).await.unwrap();
+    assert_eq!(meta.size, data.len() as u64);
+    assert_eq!(meta.sha256.as_deref(), Some(sha(&data).as_str()));
+    assert_eq!(store.get(&kb).await.unwrap(), data);
+    let mut bad = data.clone();
+    bad[5 * 1024 * 1024] ^= 1;
+    std::fs::write(&big, &bad).unwrap();
+    let kb2 = key("instances/08012345/filedir/big-bad");
+    assert!(matches!(
+        store.put_file_sha1(&kb2, &big, &big_sha1).await,
+        Err(PortError::Corrupt(_))
+    ));
+    assert_eq!(store.head(&kb2).await.unwrap(), None);
+}
+
 /// Defines one `#[tokio::test]` per rule of the blob suite; see `store_conformance!`.
 #[macro_export]
 macro_rules! blob_conformance {
@@ -157,6 +221,7 @@ macro_rules! blob_conformance {
             put_get_head_delete,
             files_stream_with_checksums,
             list_by_prefix_in_pages,
-            copy_within_the_store);
+            copy_within_the_store,
+            put_file_sha1_checks_the_content);
     };
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use a2a_core::{
-    Instance, InstanceKind, InstanceStore, ListFilter, Outcome, PortError, Status, StepEvent, Wave,
-    list_all,
+    Instance, InstanceKind, InstanceStore, ListFilter, Outcome, PortError, Status, StepEvent,
+    UploadLedger, UploadRecord, Wave, list_all,
 };
 use chrono::{Duration, TimeZone, Utc};
 
@@ -72,6 +72,30 @@ pub async fn save_is_versioned(store: Arc<dyn InstanceStore>) {
         "saving an unregistered instance must fail"
     );
     assert_eq!(store.get(&ghost.code).await.unwrap(), None);
+}
+
+/// Registering many at once is registering each: those already there are left as they
+/// are and reported as not created; the new ones read back equal, in order.
+pub async fn register_all_is_register_each(store: Arc<dyn InstanceStore>) {
+    assert!(store.register_all(&[]).await.unwrap().is_empty());
+    let first = instance(30, 1);
+    store.register(&first).await.unwrap();
+    let mut changed = first.clone();
+    changed.name = "must not overwrite".into();
+    let mut many: Vec<Instance> = (31..60).map(|n| instance(n, 1 + n % 2)).collect();
+    many.insert(3, changed);
+    let created = store.register_all(&many).await.unwrap();
+    let want: Vec<bool> = (0..many.len()).map(|i| i != 3).collect();
+    assert_eq!(created, want);
+    assert_eq!(store.get(&first.code).await.unwrap(), Some(first));
+    for i in many.iter().filter(|i| i.code != code(30)) {
+        assert_eq!(store.get(&i.code).await.unwrap().as_ref(), Some(i));
+    }
+    assert_eq!(
+        store.register_all(&many).await.unwrap(),
+        vec![false; many.len()],
+        "again: nothing created"
+    );
 }
 
 /// 32 tasks read one instance, then all try to move it: exactly one wins.
@@ -208,6 +232,77 @@ pub async fn history_is_ordered(store: Arc<dyn InstanceStore>) {
     assert!(store.history(&code(8)).await.unwrap().is_empty());
 }
 
+fn upload(sha: char, name: &str, minute: u32, codes: &[u32]) -> UploadRecord {
+    UploadRecord {
+        sha256: sha.to_string().repeat(64),
+        name: name.to_owned(),
+        taken_at: Utc.with_ymd_and_hms(2026, 11, 30, 21, minute, 0).unwrap(),
+        accepted: codes.len() as u64,
+        rejected: 1,
+        codes: codes.iter().map(|n| code(*n)).collect(),
+    }
+}
+
+/// An upload is recorded once per SHA-256 and reads back equal; the latest upload of a
+/// name is the last one recorded; uploads never show among the instances.
+pub async fn uploads_are_recorded_once(
+    ledger: Arc<dyn UploadLedger>,
+    store: Arc<dyn InstanceStore>,
+) {
+    let first = upload('a', "uploads/eix 2026.csv", 0, &[1, 2, 3]);
+    assert_eq!(ledger.upload(&first.sha256).await.unwrap(), None);
+    assert_eq!(ledger.latest_upload(&first.name).await.unwrap(), None);
+    assert!(
+        ledger.record_upload(&first).await.unwrap(),
+        "first record creates"
+    );
+    let mut again = first.clone();
+    again.accepted = 99;
+    assert!(
+        !ledger.record_upload(&again).await.unwrap(),
+        "the same content again is reported as already there"
+    );
+    assert_eq!(
+        ledger.upload(&first.sha256).await.unwrap(),
+        Some(first.clone())
+    );
+
+    let second = upload('b', "uploads/eix 2026.csv", 5, &[1, 3, 4]);
+    let other = upload('c', "uploads/other.csv", 9, &[7]);
+    assert!(ledger.record_upload(&second).await.unwrap());
+    assert!(ledger.record_upload(&other).await.unwrap());
+    assert_eq!(
+        ledger.latest_upload("uploads/eix 2026.csv").await.unwrap(),
+        Some(second)
+    );
+    assert_eq!(
+        ledger.latest_upload("uploads/other.csv").await.unwrap(),
+        Some(other)
+    );
+    assert!(
+        list_all(&*store, ListFilter::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "uploads are not instances"
+    );
+}
+
+/// Defines one `#[tokio::test]` per rule of the upload-ledger suite. `$make` is an async
+/// expression giving `Option<(Arc<dyn UploadLedger>, Arc<dyn InstanceStore>)>`, both views
+/// of one store (`None`: skipped, already said).
+#[macro_export]
+macro_rules! upload_conformance {
+    ($make:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn uploads_are_recorded_once() {
+            if let Some((ledger, store)) = $make.await {
+                $crate::store::uploads_are_recorded_once(ledger, store).await;
+            }
+        }
+    };
+}
+
 /// Defines one `#[tokio::test]` per rule of the store suite. `$make` is an async
 /// expression giving `Option<Arc<dyn InstanceStore>>` (`None`: skipped, already said).
 #[macro_export]
@@ -215,6 +310,7 @@ macro_rules! store_conformance {
     ($make:expr) => {
         $crate::__suite!($make; $crate::store;
             register_is_idempotent,
+            register_all_is_register_each,
             save_is_versioned,
             racing_writers_one_wins,
             list_pages_by_status_and_wave,

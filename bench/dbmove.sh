@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench dbmove: a Moodle-like site of about SCALE MB (default 1000, about 1 GB) generated on
+# PostgreSQL and on MariaDB, then copied to a new database of the same engine
+#   - by A2A (export to staged zstd chunks, import with COPY / multi-row INSERT, jobs = 2),
+#   - by pg_dump -Fd -j2 + pg_restore -j2, and by mariadb-dump | mariadb,
+# timed in the same run; A2A's peak RSS is printed. Then 100 EIX sites are provisioned
+# from a scale-1 template on PostgreSQL (CREATE DATABASE … TEMPLATE + customise).
+#
+# A2A runs as bench/dbmove_bench.rs: the library calls of `a2a db copy`, in a release build
+# of a2a-dbmove alone (the CLI's release build also compiles the AWS SDK).
+# Env: SCALE, CLONES (100), PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres),
+# MY_ADMIN (mysql://root@127.0.0.1:3306/test), MY_HOST, MY_PORT, MY_USER for the peer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scale=${SCALE:-1000}
+clones=${CLONES:-100}
+pg_admin=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
+my_admin=${MY_ADMIN:-mysql://root@127.0.0.1:3306/test}
+my_args=(-h "${MY_HOST:-127.0.0.1}" -P "${MY_PORT:-3306}" -u "${MY_USER:-root}")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cargo build --release --quiet -p a2a-dbmove --example dbmove_bench
+bench=target/release/examples/dbmove_bench
+
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc -l; }
+pg_url() { "$bench" create "$pg_admin" "$1"; }
+my_url() { "$bench" create "$my_admin" "$1"; }
+cleanup() {
+    for n in a2a_bench_src a2a_bench_dst a2a_bench_peer a2a_bench_tpl; do
+        "$bench" drop "$pg_admin" "$n" 2>/dev/null || true
+        "$bench" drop "$my_admin" "$n" 2>/dev/null || true
+    done
+}
+cleanup
+trap 'cleanup; rm -rf "$work"' EXIT
+
+# --- PostgreSQL ---
+src=$(pg_url a2a_bench_src)
+s=$(now); "$bench" fixture "$src" "$scale"
+echo "info: pg fixture scale $scale generated in $(printf '%.1f' "$(since "$s")") s," \
+    "$(psql -Atc "SELECT pg_size_pretty(pg_database_size('a2a_bench_src'))" "$pg_admin")"
+psql -qc "VACUUM ANALYZE" "$src"
+dst=$(pg_url a2a_bench_dst)
+out=$("$bench" copy "$src" "$dst" 2 "$work/stage-pg")
+read -r a2a_pg rss_pg <<<"$out"
+"$bench" verify "$src" "$dst" || { echo "bench dbmove-pg: the copy does not verify" >&2; exit 1; }
+echo "info: pg copy verified equal"
+s=$(now)
+pg_dump -Fd -j2 -f "$work/pgdump" "$src"
+peer=$(pg_url a2a_bench_peer)
+pg_restore -j2 -d "$peer" "$work/pgdump"
+peer_pg=$(since "$s")
+echo "info: a2a peak RSS (pg copy): $rss_pg MB"
+printf 'bench dbmove-pg: a2a %.1f s, pg_dump+pg_restore %.1f s, ratio %.2f\n' \
+    "$a2a_pg" "$peer_pg" "$(echo "$peer_pg / $a2a_pg" | bc -l)"
+"$bench" drop "$pg_admin" a2a_bench_dst; "$bench" drop "$pg_admin" a2a_bench_peer
+"$bench" drop "$pg_admin" a2a_bench_src
+rm -rf "$work/stage-pg" "$work/pgdump"
+
+# --- MariaDB ---
+src=$(my_url a2a_bench_src)
+s=$(now); "$bench" fixture "$src" "$scale"
+echo "info: mariadb fixture scale $scale generated in $(printf '%.1f' "$(since "$s")") s"
+dst=$(my_url a2a_bench_dst)
+out=$("$bench" copy "$src" "$dst" 2 "$work/stage-my")
+read -r a2a_my rss_my <<<"$out"
+"$bench" verify "$src" "$dst" || { echo "bench dbmove-mariadb: the copy does not verify" >&2; exit 1; }
+echo "info: mariadb copy verified equal"
+my_url a2a_bench_peer >/dev/null
+s=$(now)
+mariadb-dump "${my_args[@]}" --single-transaction a2a_bench_src | mariadb "${my_args[@]}" a2a_bench_peer
+peer_my=$(since "$s")
+echo "info: a2a peak RSS (mariadb copy): $rss_my MB"
+printf 'bench dbmove-mariadb: a2a %.1f s, mariadb-dump|mariadb %.1f s, ratio %.2f\n' \
+    "$a2a_my" "$peer_my" "$(echo "$peer_my / $a2a_my" | bc -l)"
+"$bench" drop "$my_admin" a2a_bench_dst; "$bench" drop "$my_admin" a2a_bench_peer
+"$bench" drop "$my_admin" a2a_bench_src
+rm -rf "$work/stage-my"
+
+# --- EIX provisioning: clones of a scale-1 template on PostgreSQL ---
+tpl=$(pg_url a2a_bench_tpl)
+"$bench" fixture "$tpl" 1
+secs=$("$bench" clones "$pg_admin" "$tpl" "$clones")
+printf 'bench dbmove-clone-pg: %d sites in %.1f s, %.0f sites/min\n' \
+    "$clones" "$secs" "$(echo "$clones * 60 / $secs" | bc -l)"

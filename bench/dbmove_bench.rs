@@ -1,0 +1,127 @@
+//! The benchmark driver of `bench/dbmove.sh`: the same library calls as `a2a db copy`,
+//! `a2a fixture site` and `a2a db clone`, in a release build of `a2a-dbmove` alone (the
+//! CLI's release build also compiles the AWS SDK, about 20 minutes cold).
+//!
+//! ```text
+//! dbmove_bench create ADMIN_URL NAME          prints the new database's URL
+//! dbmove_bench drop ADMIN_URL NAME
+//! dbmove_bench fixture URL SCALE
+//! dbmove_bench copy FROM TO JOBS STAGE_DIR    `a2a db copy`'s call; prints "seconds peak_rss_mb"
+//! dbmove_bench verify FROM TO                 exit 1 if they differ
+//! dbmove_bench clones ADMIN_URL TEMPLATE N    prints "seconds"; drops the clones again
+//! ```
+
+use std::time::Instant;
+
+use a2a_core::{Locator, SchoolCode};
+use a2a_dbmove::engine::scratch;
+use a2a_dbmove::fixture::{FixtureOptions, generate};
+use a2a_dbmove::{CopyLimits, Db, NoProgress, copy, site, verify};
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn fail(e: impl std::fmt::Display) -> ! {
+    eprintln!("dbmove_bench: {e}");
+    std::process::exit(2)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| fail("missing argument"))
+    };
+    match arg(0).as_str() {
+        "create" => {
+            let url = scratch::create(&Locator::new(arg(1)), &arg(2))
+                .await
+                .unwrap_or_else(|e| fail(e));
+            println!("{}", url.expose());
+        }
+        "drop" => scratch::drop(&Locator::new(arg(1)), &arg(2))
+            .await
+            .unwrap_or_else(|e| fail(e)),
+        "fixture" => {
+            let db = Db::connect(&Locator::new(arg(1)), true)
+                .await
+                .unwrap_or_else(|e| fail(e));
+            let options = FixtureOptions {
+                scale: arg(2).parse().unwrap_or_else(|e| fail(e)),
+                ..FixtureOptions::default()
+            };
+            let r = generate(&db, &options).await.unwrap_or_else(|e| fail(e));
+            eprintln!("generated {} rows", r.rows);
+        }
+        "copy" => {
+            let (from, to) = (Locator::new(arg(1)), Locator::new(arg(2)));
+            let jobs: usize = arg(3).parse().unwrap_or_else(|e| fail(e));
+            let store = a2a_local::FsBlob::new(arg(4)).unwrap_or_else(|e| fail(e));
+            let start = Instant::now();
+            let src = Db::connect(&from, false).await.unwrap_or_else(|e| fail(e));
+            let dst = Db::connect(&to, true).await.unwrap_or_else(|e| fail(e));
+            let limits = CopyLimits::default();
+            let (ex, _) = copy(&src, &dst, &store, "mdl_", limits, jobs, false, &NoProgress)
+                .await
+                .unwrap_or_else(|e| fail(e));
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "copied {} rows, {} chunks, {} bytes staged",
+                ex.rows, ex.chunks, ex.bytes
+            );
+            println!("{secs:.3} {:.0}", peak_rss_mb());
+        }
+        "verify" => {
+            let a = Db::connect(&Locator::new(arg(1)), false)
+                .await
+                .unwrap_or_else(|e| fail(e));
+            let b = Db::connect(&Locator::new(arg(2)), false)
+                .await
+                .unwrap_or_else(|e| fail(e));
+            let r = verify(&a, &b, "mdl_", &NoProgress)
+                .await
+                .unwrap_or_else(|e| fail(e));
+            for t in r.differing() {
+                eprintln!("differs {}: {:?}", t.table, t.difference);
+            }
+            std::process::exit(if r.equal { 0 } else { 1 });
+        }
+        "clones" => {
+            let admin = Locator::new(arg(1));
+            let template = Locator::new(arg(2));
+            let n: u32 = arg(3).parse().unwrap_or_else(|e| fail(e));
+            let name = |i: u32| format!("a2a_bench_clone_{i}");
+            let start = Instant::now();
+            for i in 0..n {
+                let to = scratch::with_database(&admin, &name(i));
+                site::clone_database(&template, &to)
+                    .await
+                    .unwrap_or_else(|e| fail(e));
+                let db = Db::connect(&to, false).await.unwrap_or_else(|e| fail(e));
+                let code =
+                    SchoolCode::parse(&format!("08{:06}", 100 + i)).unwrap_or_else(|e| fail(e));
+                site::customise(&db, "mdl_", &code, "Escola de prova", &format!("esc{i}"))
+                    .await
+                    .unwrap_or_else(|e| fail(e));
+            }
+            let secs = start.elapsed().as_secs_f64();
+            for i in 0..n {
+                scratch::drop(&admin, &name(i))
+                    .await
+                    .unwrap_or_else(|e| fail(e));
+            }
+            println!("{secs:.3}");
+        }
+        other => fail(format!("unknown command {other:?}")),
+    }
+}

@@ -1,0 +1,442 @@
+//! `a2a files …`: the moodledata data plane from the command line — sync a site's folder
+//! to a folder or S3, verify the copy, copy a template to a new site, and switch Moodle's
+//! maintenance page.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use a2a_core::{BlobStore, SchoolCode};
+use a2a_files::{FilesError, Progress};
+use clap::{Subcommand, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::backends::BlobSpec;
+use crate::{CliError, Outcome};
+
+/// What to do with moodledata.
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Copy a moodledata folder to a folder or S3; a rerun copies only what is missing.
+    ///
+    /// `filedir` goes content-addressed to `instances/<code>/filedir/`, the rest to
+    /// `instances/<code>/moodledata/`, caches and sessions are left out, and a manifest is
+    /// written beside it. Exit 1 if a file could not be taken (damaged, a symlink out of
+    /// the tree).
+    Sync {
+        /// The site's moodledata folder.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Where to: a folder, or `s3://BUCKET/PREFIX`.
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        to: String,
+        /// The site's school code (8 digits).
+        #[arg(long, value_name = "CODE")]
+        school: String,
+        /// Files in flight at once.
+        #[arg(long, default_value_t = a2a_files::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: u16,
+        /// List the target instead of trusting the manifest of the last sync: puts back
+        /// what was deleted from the target behind it.
+        #[arg(long)]
+        list_target: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare a moodledata folder with its copy; exit 1 listing the keys that differ.
+    ///
+    /// By manifest and listing, and with --rehash by downloading and hashing every file.
+    /// Keys missing, extra or different are listed.
+    Verify {
+        /// The site's moodledata folder.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The copy: a folder, or `s3://BUCKET/PREFIX`.
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        to: String,
+        /// The site's school code (8 digits).
+        #[arg(long, value_name = "CODE")]
+        school: String,
+        /// Also download every file of the copy and check its hash.
+        #[arg(long)]
+        rehash: bool,
+        /// Files re-hashed at once.
+        #[arg(long, default_value_t = a2a_files::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: u16,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a template's files to a new site, server-side; a rerun resumes.
+    ///
+    /// Inside one store (S3 CopyObject: no bytes through this process).
+    CopyTemplate {
+        /// The store: a folder, or `s3://BUCKET/PREFIX`.
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        to: String,
+        /// The template: a synced site's school code, or a name under `templates/`.
+        #[arg(long, value_name = "CODE|NAME")]
+        template: String,
+        /// The new site's school code (8 digits).
+        #[arg(long, value_name = "CODE")]
+        school: String,
+        /// Files in flight at once.
+        #[arg(long, default_value_t = a2a_files::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: u16,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch Moodle's maintenance page (`climaintenance.html`) on or off.
+    ///
+    /// Idempotent. The database half (`maintenance_enabled`) is the database data plane's.
+    Maintenance {
+        /// The site's moodledata folder.
+        #[arg(long, value_name = "DIR")]
+        moodledata: PathBuf,
+        /// `on` or `off`.
+        #[arg(value_name = "on|off")]
+        switch: Switch,
+        /// The text the page shows.
+        #[arg(
+            long,
+            default_value = "Aquest lloc s'està migrant. Torneu-hi d'aquí a una estona."
+        )]
+        message: String,
+    },
+}
+
+/// The maintenance page's two positions.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Switch {
+    /// Show the page: the site is frozen.
+    On,
+    /// Remove it.
+    Off,
+}
+
+/// Runs one `files` command.
+pub async fn run(command: FilesCommand) -> Result<Outcome, CliError> {
+    match command {
+        FilesCommand::Sync {
+            from,
+            to,
+            school,
+            jobs,
+            list_target,
+            json,
+        } => {
+            let code = school_code(&school)?;
+            refuse_nested(&from, &to)?;
+            let (store, label) = open_target(&to).await?;
+            let bars = Bars::new("copy");
+            let options = a2a_files::SyncOptions {
+                jobs: usize::from(jobs),
+                list_target,
+            };
+            let report = a2a_files::sync(&from, store, &code, &options, &bars)
+                .await
+                .map_err(|e| files_error(e, &label))?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "school {}: {} files, {} bytes in {label}; copied {} files ({} bytes), {} already there, {} left out (caches, sessions, temp)",
+                    report.school,
+                    report.files,
+                    report.bytes,
+                    report.copied_files,
+                    report.copied_bytes,
+                    report.skipped_files,
+                    report.excluded_files
+                );
+                for p in &report.problems {
+                    println!("problem {}: {}", p.path, p.what);
+                }
+                println!("manifest {}", report.manifest);
+            }
+            if report.problems.is_empty() {
+                Ok(Outcome::Ok)
+            } else {
+                eprintln!(
+                    "a2a: school {}: {} file(s) of {} could not be copied (listed above)",
+                    report.school,
+                    report.problems.len(),
+                    from.display()
+                );
+                Ok(Outcome::Failed)
+            }
+        }
+        FilesCommand::Verify {
+            from,
+            to,
+            school,
+            rehash,
+            jobs,
+            json,
+        } => {
+            let code = school_code(&school)?;
+            let (store, label) = open_target(&to).await?;
+            let bars = Bars::new("re-hash");
+            let options = a2a_files::VerifyOptions {
+                rehash,
+                jobs: usize::from(jobs),
+            };
+            let report = a2a_files::verify(&from, store, &code, &options, &bars)
+                .await
+                .map_err(|e| files_error(e, &label))?;
+            if json {
+                print_json(&report)?;
+            } else {
+                for k in &report.missing {
+                    println!("missing {k}");
+                }
+                for k in &report.extra {
+                    println!("extra {k}");
+                }
+                for d in &report.different {
+                    println!("different {}: {}", d.key, d.why);
+                }
+                for p in &report.problems {
+                    println!("problem {}: {}", p.path, p.what);
+                }
+                println!(
+                    "school {}: {} files compared{}: {}",
+                    report.school,
+                    report.compared,
+                    if report.rehashed { ", re-hashed" } else { "" },
+                    if report.equal {
+                        "equal".to_owned()
+                    } else {
+                        format!(
+                            "{} missing, {} extra, {} different, {} problems",
+                            report.missing.len(),
+                            report.extra.len(),
+                            report.different.len(),
+                            report.problems.len()
+                        )
+                    }
+                );
+            }
+            Ok(if report.equal {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            })
+        }
+        FilesCommand::CopyTemplate {
+            to,
+            template,
+            school,
+            jobs,
+            json,
+        } => {
+            let code = school_code(&school)?;
+            let from = a2a_files::template_root(&template).map_err(|e| {
+                CliError::input(
+                    format!("--template: {e}"),
+                    "give the template site's school code or its name under templates/",
+                )
+            })?;
+            let (store, label) = open_target(&to).await?;
+            let bars = Bars::new("copy");
+            let report = a2a_files::copy_site(store, &from, &code, usize::from(jobs), &bars)
+                .await
+                .map_err(|e| files_error(e, &label))?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "school {}: {} files ({} bytes) from {} in {label}; copied {}, {} already there",
+                    report.school,
+                    report.files,
+                    report.bytes,
+                    report.from,
+                    report.copied_files,
+                    report.skipped_files
+                );
+            }
+            Ok(Outcome::Ok)
+        }
+        FilesCommand::Maintenance {
+            moodledata,
+            switch,
+            message,
+        } => {
+            let changed = match switch {
+                Switch::On => a2a_files::maintenance::enable(&moodledata, &message),
+                Switch::Off => a2a_files::maintenance::disable(&moodledata),
+            }
+            .map_err(|e| {
+                CliError::input(
+                    format!("moodledata folder {}: {e}", moodledata.display()),
+                    "give --moodledata the site's moodledata folder",
+                )
+            })?;
+            let now = match switch {
+                Switch::On => "on",
+                Switch::Off => "off",
+            };
+            println!(
+                "maintenance page {now} in {}{}",
+                moodledata.display(),
+                if changed { "" } else { " (already so)" }
+            );
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// A folder target inside the source would be copied into itself on the next run.
+fn refuse_nested(from: &Path, to: &str) -> Result<(), CliError> {
+    if to.contains("://") {
+        return Ok(());
+    }
+    let (Ok(from), Ok(target)) = (from.canonicalize(), absolute(Path::new(to))) else {
+        // A missing source is reported, with its name, by the sync itself.
+        return Ok(());
+    };
+    if target.starts_with(&from) {
+        return Err(CliError::input(
+            format!(
+                "--to {to} is inside the moodledata folder {}",
+                from.display()
+            ),
+            "put the copy outside the folder being copied",
+        ));
+    }
+    Ok(())
+}
+
+/// `path` made absolute, resolving symbolic links in the part that exists.
+fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    let mut existing = std::path::absolute(path)?;
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_owned();
+            }
+            _ => break,
+        }
+    }
+    let mut out = existing.canonicalize()?;
+    out.extend(rest.iter().rev());
+    Ok(out)
+}
+
+fn school_code(s: &str) -> Result<SchoolCode, CliError> {
+    SchoolCode::parse(s).map_err(|e| {
+        CliError::input(
+            format!("--school {s:?}: {e}"),
+            "a school code is 8 digits, starting with the province (08, 17, 25 or 43)",
+        )
+    })
+}
+
+/// The target store and a label that names it in messages.
+async fn open_target(to: &str) -> Result<(Arc<dyn BlobStore>, String), CliError> {
+    if to.starts_with("s3://") {
+        let spec = BlobSpec::parse(to)
+            .map_err(|e| CliError::input(format!("--to {to:?}: {e}"), "use s3://BUCKET/PREFIX"))?;
+        let BlobSpec::S3 { bucket, prefix } = spec else {
+            unreachable!("an s3:// spec parses to S3");
+        };
+        let conf = a2a_aws::config::sdk_config().await;
+        let store = a2a_aws::S3Blob::from_conf(&conf, bucket, prefix);
+        return Ok((Arc::new(store), to.to_owned()));
+    }
+    if to.contains("://") {
+        return Err(CliError::input(
+            format!("--to {to:?}: only folders and s3:// are supported"),
+            "use a folder path or s3://BUCKET/PREFIX",
+        ));
+    }
+    let store = a2a_local::FsBlob::new(Path::new(to))
+        .map_err(|e| CliError::from_port(&format!("target folder {to}"), e))?;
+    Ok((Arc::new(store), format!("folder {to}")))
+}
+
+fn files_error(e: FilesError, label: &str) -> CliError {
+    match e {
+        FilesError::Source { .. } => CliError::input(
+            e.to_string(),
+            "give --from the site's moodledata folder (the one holding filedir/)",
+        ),
+        FilesError::Store {
+            school,
+            what,
+            source,
+        } => CliError::from_port(&format!("school {school}: {what} ({label})"), source),
+    }
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Two progress bars on stderr, files and bytes, each with its rate. Hidden when stderr
+/// is not a terminal, so logs and pipes stay clean.
+struct Bars {
+    files: ProgressBar,
+    bytes: ProgressBar,
+    _multi: MultiProgress,
+}
+
+impl Bars {
+    fn new(verb: &str) -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let files = multi.add(ProgressBar::new(0));
+        let bytes = multi.add(ProgressBar::new(0));
+        // The templates are constants: a failure here is a programming error caught by the
+        // first test run, so fall back to the default style rather than fail the command.
+        if let Ok(style) = ProgressStyle::with_template(&format!(
+            "{verb} {{bar:30}} {{pos}}/{{len}} files  {{files_per_sec}}  eta {{eta}}"
+        )) {
+            files.set_style(style.with_key(
+                "files_per_sec",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} files/s", state.per_sec());
+                },
+            ));
+        }
+        if let Ok(style) = ProgressStyle::with_template(
+            "     {bar:30} {bytes}/{total_bytes}  {binary_bytes_per_sec}",
+        ) {
+            bytes.set_style(style);
+        }
+        Self {
+            files,
+            bytes,
+            _multi: multi,
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, files: u64, bytes: u64) {
+        self.files.set_length(files);
+        self.bytes.set_length(bytes);
+    }
+
+    fn advance(&self, files: u64, bytes: u64) {
+        self.files.inc(files);
+        self.bytes.inc(bytes);
+    }
+
+    fn finish(&self) {
+        self.files.finish_and_clear();
+        self.bytes.finish_and_clear();
+    }
+}

@@ -1,0 +1,276 @@
+//! `a2a plan` (a dry run) and `a2a upload` (take a school list in): the same intake code
+//! the S3-triggered Lambda runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use a2a_core::{BlobStore, InstanceKind, InstanceStore, UploadLedger};
+use a2a_intake::{Intake, Options, Plan, TakeError};
+use chrono::Utc;
+use clap::Args;
+
+use crate::backends::{BlobSpec, StateSpec};
+use crate::{CliError, Config, Outcome};
+
+/// What `plan` and `upload` share: the file and how to plan it.
+#[derive(Debug, Clone, Args)]
+pub struct IntakeArgs {
+    /// The school list (CSV: the school directory export or A2A's plan file).
+    pub file: PathBuf,
+
+    /// The kind of rows that do not say (a directory list says for none): `migrate` or
+    /// `provision`.
+    #[arg(long, value_parser = parse_kind, default_value = "provision")]
+    pub kind: InstanceKind,
+
+    /// Schools per wave.
+    #[arg(long, default_value_t = a2a_intake::plan::DEFAULT_WAVE_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub wave_size: u32,
+
+    /// The largest file taken, in MB (10^6 bytes).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_mb: u64,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_kind(s: &str) -> Result<InstanceKind, String> {
+    match s {
+        "migrate" => Ok(InstanceKind::Migrate),
+        "provision" => Ok(InstanceKind::Provision),
+        _ => Err("expected `migrate` or `provision`".into()),
+    }
+}
+
+impl IntakeArgs {
+    fn options(&self) -> Options {
+        Options {
+            kind: self.kind,
+            wave_size: self.wave_size,
+            max_bytes: self.max_mb * 1_000_000,
+        }
+    }
+
+    /// The list's name in messages, reports and the ledger: its file name.
+    fn name(&self) -> String {
+        self.file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.file.display().to_string())
+    }
+}
+
+/// A refused file is bad input (exit 2).
+fn refused(e: a2a_intake::Refusal) -> CliError {
+    CliError::input(
+        e.to_string(),
+        "nothing was registered; fix the file and run again",
+    )
+}
+
+fn outcome(rejected: u64) -> Outcome {
+    if rejected == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string(v)
+        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_head(plan: &Plan) {
+    println!(
+        "{}: {} rows, {} accepted, {} rejected ({} list, {}, delimiter {:?})",
+        plan.file,
+        plan.rows,
+        plan.schools.len(),
+        plan.rejected(),
+        match plan.shape {
+            a2a_intake::Shape::Plan => "plan",
+            a2a_intake::Shape::Directory => "directory",
+        },
+        plan.encoding,
+        plan.delimiter
+    );
+}
+
+fn print_errors(plan: &Plan, max: usize) {
+    for e in plan.errors.iter().take(max) {
+        println!(
+            "  {}:{}: school {:?}: {}: {}",
+            plan.file, e.line, e.school_code, e.field, e.message
+        );
+    }
+    if plan.errors.len() > max {
+        println!("  … and {} more errors", plan.errors.len() - max);
+    }
+}
+
+/// `a2a plan`: reads, validates and plans; changes nothing, writes nothing.
+pub async fn plan(args: &IntakeArgs) -> Result<Outcome, CliError> {
+    let opts = args.options();
+    let bytes = a2a_intake::read_file(&args.file, opts.max_bytes).map_err(refused)?;
+    let plan =
+        a2a_intake::plan_bytes(&args.file.display().to_string(), &bytes, &opts).map_err(refused)?;
+    if args.json {
+        print_json(&plan.to_json())?;
+    } else {
+        print_head(&plan);
+        for w in plan.waves() {
+            println!("wave {}: {}", w.wave, w.schools.join(" "));
+        }
+        for s in &plan.slugs {
+            println!("short name made: {} {} ({})", s.school_code, s.dns, s.name);
+        }
+        if !plan.errors.is_empty() {
+            println!("errors:");
+            print_errors(&plan, usize::MAX);
+        }
+    }
+    Ok(outcome(plan.rejected() as u64))
+}
+
+/// The state store, as a store and as the upload ledger (both are the same backend).
+async fn open_state(
+    config: &Config,
+) -> Result<(Arc<dyn InstanceStore>, Arc<dyn UploadLedger>), CliError> {
+    match &config.state {
+        StateSpec::Sqlite => {
+            let s = a2a_local::SqliteStore::open(&config.home.join("state.db"))
+                .await
+                .map_err(|e| CliError::from_port("state (sqlite)", e))?;
+            Ok((Arc::new(s.clone()), Arc::new(s)))
+        }
+        StateSpec::DynamoDb { table } => {
+            let conf = a2a_aws::config::sdk_config().await;
+            let s = a2a_aws::DynamoDbStore::from_conf(&conf, table);
+            Ok((Arc::new(s.clone()), Arc::new(s)))
+        }
+    }
+}
+
+/// The blob store, and how to show a key of it to a person.
+async fn open_blobs(config: &Config) -> Result<(Arc<dyn BlobStore>, String), CliError> {
+    match &config.blobs {
+        BlobSpec::Dir => {
+            let root = config.home.join("blobs");
+            let b =
+                a2a_local::FsBlob::new(&root).map_err(|e| CliError::from_port("blobs (dir)", e))?;
+            Ok((Arc::new(b), format!("{}/", root.display())))
+        }
+        BlobSpec::S3 { bucket, prefix } => {
+            let conf = a2a_aws::config::sdk_config().await;
+            let shown = if prefix.is_empty() {
+                format!("s3://{bucket}/")
+            } else {
+                format!("s3://{bucket}/{prefix}/")
+            };
+            Ok((
+                Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),
+                shown,
+            ))
+        }
+    }
+}
+
+/// `a2a upload`: takes the list in, registers it, writes its reports.
+pub async fn upload(config: &Config, args: &IntakeArgs) -> Result<Outcome, CliError> {
+    let opts = args.options();
+    let file = args.file.display().to_string();
+    // Refused before any backend is opened: a bad file leaves the home untouched.
+    let bytes = a2a_intake::read_file(&args.file, opts.max_bytes).map_err(refused)?;
+    let plan = a2a_intake::plan_bytes(&file, &bytes, &opts).map_err(refused)?;
+    let (store, ledger) = open_state(config).await?;
+    let (blobs, shown) = open_blobs(config).await?;
+    let taken = a2a_intake::take_planned(
+        &args.name(),
+        plan,
+        &a2a_intake::sha256_hex(&bytes),
+        &*store,
+        &*ledger,
+        &*blobs,
+        Utc::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        TakeError::Refused(r) => refused(r),
+        TakeError::State(e) => CliError::from_port(&format!("state ({})", config.state), e),
+        TakeError::Blobs { key, error } => {
+            CliError::from_port(&format!("blobs ({}): writing {key}", config.blobs), error)
+        }
+    })?;
+    match taken {
+        Intake::Already { plan, record } => {
+            if args.json {
+                print_json(&serde_json::json!({
+                    "already_taken_in": true,
+                    "file": plan.file,
+                    "sha256": record.sha256,
+                    "taken_at": record.taken_at,
+                    "accepted": record.accepted,
+                    "rejected": record.rejected,
+                }))?;
+            } else {
+                println!(
+                    "{}: already taken in on {} (sha256 {}…): {} accepted, {} rejected; \
+                     nothing changed",
+                    plan.file,
+                    record
+                        .taken_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    &record.sha256[..12],
+                    record.accepted,
+                    record.rejected
+                );
+            }
+            Ok(outcome(record.rejected))
+        }
+        Intake::New {
+            plan,
+            registration: reg,
+            summary,
+            errors_key,
+            summary_key,
+        } => {
+            if args.json {
+                print_json(&summary)?;
+            } else {
+                print_head(&plan);
+                println!(
+                    "registered {} new, {} updated, {} unchanged; {} left alone (already \
+                     under way); {} in the previous version of {} but not in this one (kept)",
+                    reg.created.len(),
+                    reg.updated.len(),
+                    reg.unchanged.len(),
+                    reg.under_way.len(),
+                    reg.removed.len(),
+                    args.name()
+                );
+                for (code, status) in &reg.under_way {
+                    println!("  left alone: {code} is {status}");
+                }
+                for code in &reg.removed {
+                    println!("  removed from the list, kept in the store: {code}");
+                }
+                if !plan.slugs.is_empty() {
+                    println!("short names made: {} (see the summary)", plan.slugs.len());
+                }
+                if !plan.errors.is_empty() {
+                    println!("errors:");
+                    print_errors(&plan, 20);
+                }
+                println!("error report: {shown}{errors_key}");
+                println!("summary:      {shown}{summary_key}");
+            }
+            Ok(outcome(plan.rejected() as u64))
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The intake Lambda's handler: for each S3 `ObjectCreated` record of a school list under
+//! `uploads/`, read the object as a stream (up to the size limit), take it in with the
+//! very code `a2a upload` runs (`a2a_intake::take_in`), and write the reports beside it,
+//! under `reports/` of the same bucket.
+//!
+//! A plain async function over an [`S3Event`], so tests call it without the Lambda
+//! runtime; `main.rs` only wires it to `lambda_runtime`.
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use a2a_aws::S3Blob;
+use a2a_aws::aws_sdk_s3::Client as S3;
+use a2a_core::{BlobKey, BlobStore, InstanceKind, InstanceStore, PortError, UploadLedger};
+use a2a_intake::{Intake, Options, TakeError};
+use aws_lambda_events::event::s3::S3Event;
+use serde::Serialize;
+
+/// Where lists are uploaded; other keys are ignored.
+pub const UPLOADS: &str = "uploads/";
+
+/// What happened to one record of the event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RecordOutcome {
+    /// Not a school list (outside `uploads/`, or not `.csv`), or not an object event.
+    Ignored {
+        /// The bucket.
+        bucket: String,
+        /// The key, decoded.
+        key: String,
+        /// Why.
+        why: String,
+    },
+    /// The file was refused as a whole; the error report says why.
+    Refused {
+        /// The bucket.
+        bucket: String,
+        /// The key, decoded.
+        key: String,
+        /// Why.
+        why: String,
+        /// The error report's key.
+        report: String,
+    },
+    /// The same content was taken in before: nothing changed.
+    Already {
+        /// The bucket.
+        bucket: String,
+        /// The key, decoded.
+        key: String,
+        /// The content's SHA-256.
+        sha256: String,
+    },
+    /// Taken in now.
+    TakenIn {
+        /// The bucket.
+        bucket: String,
+        /// The key, decoded.
+        key: String,
+        /// Rows accepted.
+        accepted: usize,
+        /// Rows rejected.
+        rejected: usize,
+        /// The error report's key.
+        report: String,
+        /// The summary's key.
+        summary: String,
+    },
+}
+
+/// A record that could not be handled because of the environment (S3, DynamoDB). The
+/// event fails so that Lambda retries it; records taken in already say so on the retry.
+#[derive(Debug, thiserror::Error)]
+#[error("{bucket}/{key}: {message}")]
+pub struct RecordError {
+    /// The bucket.
+    pub bucket: String,
+    /// The key, decoded.
+    pub key: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// Decodes an S3 event key: S3 URL-encodes it, with `+` for a space and `%XX` for other
+/// bytes (accents come as their UTF-8 bytes).
+pub fn decode_key(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("key {raw:?} has a bad %-escape at byte {i}"))?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
+}
+
+/// The handler and what it needs: S3 for the objects and the reports, the state store.
+pub struct Handler {
+    s3: S3,
+    store: Arc<dyn InstanceStore>,
+    ledger: Arc<dyn UploadLedger>,
+    opts: Options,
+}
+
+impl Handler {
+    /// A handler over these clients and stores, planning with `opts`.
+    pub fn new(
+        s3: S3,
+        store: Arc<dyn InstanceStore>,
+        ledger: Arc<dyn UploadLedger>,
+        opts: Options,
+    ) -> Self {
+        Self {
+            s3,
+            store,
+            ledger,
+            opts,
+        }
+    }
+
+    /// Planning options from the environment: `A2A_INTAKE_KIND` (`migrate` or `provision`,
+    /// the default) for lists that do not say, `A2A_WAVE_SIZE` (default 50),
+    /// `A2A_MAX_MB` (default 50).
+    pub fn options_from_env() -> Result<Options, String> {
+        let mut opts = Options::default();
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(k) = var("A2A_INTAKE_KIND") {
+            opts.kind = match k.trim() {
+                "migrate" => InstanceKind::Migrate,
+                "provision" => InstanceKind::Provision,
+                other => {
+                    return Err(format!(
+                        "A2A_INTAKE_KIND={other:?}: expected migrate or provision"
+                    ));
+                }
+            };
+        }
+        if let Some(n) = var("A2A_WAVE_SIZE") {
+            opts.wave_size = n
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("A2A_WAVE_SIZE={n:?}: expected a whole number from 1"))?;
+        }
+        if let Some(n) = var("A2A_MAX_MB") {
+            let mb = n
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("A2A_MAX_MB={n:?}: expected a whole number from 1"))?;
+            opts.max_bytes = mb * 1_000_000;
+        }
+        Ok(opts)
+    }
+
+    /// Handles every record of the event. Records are independent: one that fails does
+    /// not stop the others; if any failed, the event fails after all were tried.
+    pub async fn handle(&self, event: S3Event) -> Result<Vec<RecordOutcome>, RecordError> {
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for record in event.records {
+            let bucket = record.s3.bucket.name.clone().unwrap_or_default();
+            let raw_key = record.s3.object.key.clone().unwrap_or_default();
+            let name = record.event_name.clone().unwrap_or_default();
+            match self.one(&bucket, &raw_key, &name).await {
+                Ok(outcome) => {
+                    tracing::info!(bucket, key = raw_key, outcome = ?outcome, "record handled");
+                    done.push(outcome);
+                }
+                Err(e) => {
+                    tracing::error!(bucket, key = raw_key, error = %e, "record failed");
+                    failed.push(e);
+                }
+            }
+        }
+        match failed.len() {
+            0 => Ok(done),
+            1 => Err(failed.remove(0)),
+            n => {
+                let first = failed.remove(0);
+                Err(RecordError {
+                    message: format!("{} (and {} more records failed)", first.message, n - 1),
+                    ..first
+                })
+            }
+        }
+    }
+
+    async fn one(
+        &self,
+        bucket: &str,
+        raw_key: &str,
+        event_name: &str,
+    ) -> Result<RecordOutcome, RecordError> {
+        let ignored = |key: &str, why: &str| {
+            tracing::info!(bucket, key, "ignored: {why}");
+            Ok(RecordOutcome::Ignored {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                why: why.to_owned(),
+            })
+        };
+        let key = match decode_key(raw_key) {
+            Ok(k) => k,
+            Err(why) => return ignored(raw_key, &why),
+        };
+        if !event_name.is_empty() && !event_name.starts_with("ObjectCreated") {
+            return ignored(
+                &key,
+                &format!("event {event_name} is not an object creation"),
+            );
+        }
+        let is_csv = key.len() > 4 && key[key.len() - 4..].eq_ignore_ascii_case(".csv");
+        if !key.starts_with(UPLOADS) || !is_csv {
+            return ignored(&key, "not a school list (uploads/*.csv)");
+        }
+        let fail = |message: String| RecordError {
+            bucket: bucket.to_owned(),
+            key: key.clone(),
+            message,
+        };
+        let blobs = S3Blob::new(self.s3.clone(), bucket, "");
+        let bytes = match self.read(bucket, &key).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(refusal)) => return self.refuse(&blobs, bucket, &key, refusal, None).await,
+            Err(message) => return Err(fail(message)),
+        };
+        let taken = a2a_intake::take_in(
+            &key,
+            &format!("s3://{bucket}/{key}"),
+            &bytes,
+            &self.opts,
+            &*self.store,
+            &*self.ledger,
+            &blobs,
+            chrono::Utc::now(),
+        )
+        .await;
+        match taken {
+            Ok(Intake::Already { record, .. }) => Ok(RecordOutcome::Already {
+                bucket: bucket.to_owned(),
+                key,
+                sha256: record.sha256,
+            }),
+            Ok(Intake::New {
+                plan,
+                errors_key,
+                summary_key,
+                ..
+            }) => Ok(RecordOutcome::TakenIn {
+                bucket: bucket.to_owned(),
+                accepted: plan.schools.len(),
+                rejected: plan.rejected(),
+                key,
+                report: errors_key,
+                summary: summary_key,
+            }),
+            Err(TakeError::Refused(r)) => {
+                let sha = a2a_intake::sha256_hex(&bytes);
+                self.refuse(&blobs, bucket, &key, r, Some(sha)).await
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// Reads the object as a stream, stopping past the size limit. The outer error is the
+    /// environment; the inner one a refusal of the file.
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Result<Vec<u8>, a2a_intake::Refusal>, String> {
+        let shown = format!("s3://{bucket}/{key}");
+        let max = self.opts.max_bytes;
+        let out = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = a2a_aws::error::classify(
+                    &e,
+                    a2a_aws::error::Call::new("S3", "GetObject", &shown),
+                );
+                e.to_string()
+            })?;
+        let too_large = |size: u64| a2a_intake::Refusal {
+            file: shown.clone(),
+            reason: a2a_intake::Reason::TooLarge { size, limit: max },
+        };
+        if let Some(len) = out.content_length().and_then(|n| u64::try_from(n).ok())
+            && len > max
+        {
+            return Ok(Err(too_large(len)));
+        }
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| format!("{shown}: reading the object: {e}"))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max {
+                return Ok(Err(too_large(bytes.len() as u64)));
+            }
+        }
+        Ok(Ok(bytes))
+    }
+
+    /// Writes the one-row error report of a refused file.
+    async fn refuse(
+        &self,
+        blobs: &S3Blob,
+        bucket: &str,
+        key: &str,
+        refusal: a2a_intake::Refusal,
+        sha: Option<String>,
+    ) -> Result<RecordOutcome, RecordError> {
+        // A file too large to read has no hash: its report is named by its size instead.
+        let id = sha.unwrap_or_else(|| match &refusal.reason {
+            a2a_intake::Reason::TooLarge { size, .. } => format!("{size:012}"),
+            _ => "000000000000".into(),
+        });
+        let (report, _) = a2a_intake::report_keys(key, &id);
+        tracing::warn!(bucket, key, report, "refused: {refusal}");
+        let put = async {
+            let k = BlobKey::parse(&report).map_err(|e| PortError::Invalid(e.to_string()))?;
+            blobs
+                .put(&k, a2a_intake::refusal_csv(&refusal).into())
+                .await
+        };
+        put.await.map_err(|e| RecordError {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: format!("writing {report}: {e}"),
+        })?;
+        Ok(RecordOutcome::Refused {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            why: refusal.to_string(),
+            report,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_url_decoded() {
+        assert_eq!(
+            decode_key("uploads/llista+escola+%C3%B2+2026.csv").unwrap(),
+            "uploads/llista escola ò 2026.csv"
+        );
+        assert_eq!(decode_key("uploads/a%2Bb.csv").unwrap(), "uploads/a+b.csv");
+        assert_eq!(decode_key("plain/key").unwrap(), "plain/key");
+        assert!(decode_key("bad%2").is_err());
+        assert!(decode_key("bad%zz").is_err());
+        assert!(decode_key("bad%C3").is_err(), "half a UTF-8 character");
+    }
+}

@@ -1,0 +1,261 @@
+//! The intake Lambda against moto: school lists go into S3, S3's own notification goes to an
+//! SQS queue (with the key URL-encoded, as AWS does), the handler takes the event from the
+//! queue, and DynamoDB items and the S3 reports come out.
+//!
+//! Needs `AWS_ENDPOINT_URL` (a moto server); without it the test prints a SKIP line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use a2a_aws::aws_sdk_s3::primitives::ByteStream;
+use a2a_aws::aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use a2a_aws::aws_sdk_sqs::types::QueueAttributeName;
+use a2a_aws::{DynamoDbStore, S3Blob, aws_sdk_dynamodb, aws_sdk_s3, aws_sdk_sqs};
+use a2a_core::{InstanceStore, SchoolCode, UploadLedger};
+use a2a_fn_intake::{Handler, RecordOutcome};
+use a2a_intake::Options;
+use a2a_testkit::{service_url, unique_name};
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+
+const LIST: &str = "Codi centre;Denominació completa;EPRI;Web\n\
+                    08000013;Escola Bertí;EPRI;https://agora.xtec.cat/ceip-berti/moodle/\n\
+                    08000021;Institut Nou;;\n\
+                    0800003X;Escola Trencada;EPRI;\n\
+                    17000034;Escola del Mar;EPRI;\n";
+
+/// Every S3 event record that reaches the queue within the timeout, until `want` came.
+async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, want: usize) -> Vec<S3EventRecord> {
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while records.len() < want && Instant::now() < deadline {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let body = m.body().unwrap_or_default();
+            // S3 first sends an `s3:TestEvent`, which has no records.
+            let mut json: serde_json::Value = serde_json::from_str(body).unwrap();
+            if let Some(list) = json.get_mut("Records").and_then(|r| r.as_array_mut()) {
+                // moto leaves out two fields that AWS always sends and aws_lambda_events
+                // requires; the key is left as moto encoded it.
+                for r in list {
+                    for field in ["userIdentity", "requestParameters"] {
+                        r.as_object_mut()
+                            .unwrap()
+                            .entry(field)
+                            .or_insert(serde_json::json!({}));
+                    }
+                }
+                let event: S3Event = serde_json::from_value(json).unwrap();
+                records.extend(event.records);
+            }
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_s3_becomes_instances_and_reports() {
+    let test = "an_upload_to_s3_becomes_instances_and_reports";
+    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+        return;
+    }
+    let conf = a2a_aws::config::sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
+
+    let (bucket, table) = (unique_name("a2a-intake"), unique_name("a2a-state"));
+    S3Blob::create_bucket(&s3, &bucket).await.unwrap();
+    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique_name("a2a-uploads"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(queue_arn)
+                        .events(Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let list_key = "uploads/llista escola ò 2026.csv";
+    for (key, body) in [
+        (list_key, LIST.as_bytes().to_vec()),
+        ("uploads/readme.txt", b"not a list".to_vec()),
+        ("elsewhere/list.csv", LIST.as_bytes().to_vec()),
+        ("uploads/empty.csv", Vec::new()),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    let records = notifications(&sqs, &queue_url, 4).await;
+    assert_eq!(records.len(), 4, "one notification per object");
+    let raw: Vec<String> = records
+        .iter()
+        .map(|r| r.s3.object.key.clone().unwrap())
+        .collect();
+    assert!(
+        raw.iter().any(|k| k.contains('+') && k.contains("%C3%B2")),
+        "the key arrives URL-encoded: {raw:?}"
+    );
+
+    let store = Arc::new(DynamoDbStore::new(dynamo.clone(), &table));
+    let handler = Handler::new(s3.clone(), store.clone(), store.clone(), Options::default());
+    // All four records in one event.
+    let mut event = S3Event::default();
+    event.records = records.clone();
+    let outcomes = handler.handle(event).await.unwrap();
+    let mut taken = None;
+    let mut ignored = 0;
+    let mut refused = None;
+    for o in &outcomes {
+        match o {
+            RecordOutcome::TakenIn {
+                key,
+                accepted,
+                rejected,
+                report,
+                summary,
+                ..
+            } => {
+                assert_eq!(key, list_key);
+                assert_eq!((*accepted, *rejected), (3, 1));
+                taken = Some((report.clone(), summary.clone()));
+            }
+            RecordOutcome::Ignored { .. } => ignored += 1,
+            RecordOutcome::Refused { key, report, .. } => {
+                assert_eq!(key, "uploads/empty.csv");
+                refused = Some(report.clone());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ignored, 2, "{outcomes:?}");
+    let (report, summary) = taken.expect("the list was taken in");
+
+    // DynamoDB items: the instances and the upload record.
+    let berti = store
+        .get(&SchoolCode::parse("08000013").unwrap())
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!(berti.name, "Escola Bertí");
+    assert_eq!(berti.target.dns.as_deref(), Some("ceip-berti"));
+    assert!(
+        store
+            .get(&SchoolCode::parse("17000034").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let sha = a2a_intake::sha256_hex(LIST.as_bytes());
+    let upload = store.upload(&sha).await.unwrap().expect("upload recorded");
+    assert_eq!(upload.name, list_key);
+    assert_eq!((upload.accepted, upload.rejected), (3, 1));
+
+    // The S3 reports, beside the upload.
+    let get = |key: String| {
+        let s3 = s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            String::from_utf8(body.to_vec()).unwrap()
+        }
+    };
+    assert!(
+        report.starts_with("reports/llista_escola___2026.csv."),
+        "{report}"
+    );
+    let csv = get(report).await;
+    assert!(
+        csv.starts_with("line,school_code,field,value,message"),
+        "{csv}"
+    );
+    assert!(csv.contains("4,0800003X,school_code"), "{csv}");
+    let summary: serde_json::Value = serde_json::from_str(&get(summary).await).unwrap();
+    assert_eq!(summary["accepted"], 3);
+    assert_eq!(summary["sha256"], sha);
+    let refused = get(refused.expect("the empty list was refused")).await;
+    assert!(
+        refused.contains("file") && refused.contains("empty"),
+        "{refused}"
+    );
+
+    // The same event again: already taken in, nothing changes.
+    let before = store
+        .get(&SchoolCode::parse("08000013").unwrap())
+        .await
+        .unwrap();
+    let mut event = S3Event::default();
+    event.records = records;
+    let again = handler.handle(event).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .any(|o| matches!(o, RecordOutcome::Already { sha256, .. } if *sha256 == sha)),
+        "{again:?}"
+    );
+    assert_eq!(
+        store
+            .get(&SchoolCode::parse("08000013").unwrap())
+            .await
+            .unwrap(),
+        before
+    );
+}

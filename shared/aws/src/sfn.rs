@@ -1,0 +1,177 @@
+//! `Workflows` on AWS Step Functions: one state machine per instance kind.
+
+use a2a_core::{ExecutionInfo, ExecutionStatus, InstanceKind, PortError, StartOutcome, Workflows};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_sfn::Client;
+use aws_sdk_sfn::types::ExecutionStatus as SfnStatus;
+use chrono::{DateTime, Utc};
+
+use crate::error::{Call, classify};
+
+const SERVICE: &str = "Step Functions";
+
+/// The [`Workflows`] port on Step Functions.
+#[derive(Debug, Clone)]
+pub struct SfnWorkflows {
+    client: Client,
+    migrate_arn: String,
+    provision_arn: String,
+}
+
+impl SfnWorkflows {
+    /// Starts `migrate` instances on `migrate_arn` and `provision` ones on `provision_arn`.
+    pub fn new(
+        client: Client,
+        migrate_arn: impl Into<String>,
+        provision_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            migrate_arn: migrate_arn.into(),
+            provision_arn: provision_arn.into(),
+        }
+    }
+
+    /// Like [`SfnWorkflows::new`], with a client made from `conf`.
+    pub fn from_conf(
+        conf: &SdkConfig,
+        migrate_arn: impl Into<String>,
+        provision_arn: impl Into<String>,
+    ) -> Self {
+        Self::new(Client::new(conf), migrate_arn, provision_arn)
+    }
+
+    fn machine(&self, kind: InstanceKind) -> &str {
+        match kind {
+            InstanceKind::Migrate => &self.migrate_arn,
+            InstanceKind::Provision => &self.provision_arn,
+        }
+    }
+}
+
+/// The ARN of execution `name` of state machine `machine_arn`: AWS derives it so, which
+/// lets a refused duplicate start still name the execution that exists.
+fn execution_arn(machine_arn: &str, name: &str) -> Option<String> {
+    let (head, machine) = machine_arn.rsplit_once(":stateMachine:")?;
+    Some(format!("{head}:execution:{machine}:{name}"))
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn status_of(s: &SfnStatus) -> Result<ExecutionStatus, PortError> {
+    Ok(match s {
+        SfnStatus::Running | SfnStatus::PendingRedrive => ExecutionStatus::Running,
+        SfnStatus::Succeeded => ExecutionStatus::Succeeded,
+        SfnStatus::Failed => ExecutionStatus::Failed,
+        SfnStatus::TimedOut => ExecutionStatus::TimedOut,
+        SfnStatus::Aborted => ExecutionStatus::Aborted,
+        other => {
+            return Err(PortError::Corrupt(format!(
+                "{SERVICE} returned an execution status this build does not know: {}",
+                other.as_str()
+            )));
+        }
+    })
+}
+
+#[async_trait]
+impl Workflows for SfnWorkflows {
+    async fn start(
+        &self,
+        kind: InstanceKind,
+        name: &str,
+        input: serde_json::Value,
+    ) -> Result<StartOutcome, PortError> {
+        let machine = self.machine(kind);
+        let resource = format!("state machine {machine} execution {name:?}");
+        let sent = self
+            .client
+            .start_execution()
+            .state_machine_arn(machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(StartOutcome::Started(out.execution_arn().to_owned())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
+                let arn = execution_arn(machine, name).ok_or_else(|| {
+                    PortError::Invalid(format!("{machine:?} is not a state machine ARN"))
+                })?;
+                Ok(StartOutcome::AlreadyExists(arn))
+            }
+            Err(e) => Err(classify(
+                &e,
+                Call::new(SERVICE, "StartExecution", &resource),
+            )),
+        }
+    }
+
+    async fn describe(&self, id: &str) -> Result<ExecutionInfo, PortError> {
+        let resource = format!("execution {id}");
+        let out = self
+            .client
+            .describe_execution()
+            .execution_arn(id)
+            .send()
+            .await
+            .map_err(|e| classify(&e, Call::new(SERVICE, "DescribeExecution", &resource)))?;
+        let output =
+            match out.output() {
+                Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                    PortError::Corrupt(format!("{resource}: output is not JSON: {e}"))
+                })?),
+                None => None,
+            };
+        Ok(ExecutionInfo {
+            id: out.execution_arn().to_owned(),
+            status: status_of(out.status())?,
+            started_at: to_chrono(out.start_date()).ok_or_else(|| {
+                PortError::Corrupt(format!("{resource}: start date out of range"))
+            })?,
+            stopped_at: out.stop_date().and_then(to_chrono),
+            output,
+            error: out.error().map(str::to_owned),
+            cause: out.cause().map(str::to_owned),
+        })
+    }
+
+    async fn stop(&self, id: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        let resource = format!("execution {id}");
+        self.client
+            .stop_execution()
+            .execution_arn(id)
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+            .map_err(|e| classify(&e, Call::new(SERVICE, "StopExecution", &resource)))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_arns_derive_from_the_machine() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:migrate-instance",
+                "08012345-migrate-1"
+            )
+            .as_deref(),
+            Some(
+                "arn:aws:states:eu-west-1:123456789012:execution:migrate-instance:08012345-migrate-1"
+            )
+        );
+        assert_eq!(execution_arn("arn:aws:lambda:x", "n"), None);
+    }
+}

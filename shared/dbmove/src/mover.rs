@@ -1,0 +1,825 @@
+//! Export to staged chunks, and import from them.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use a2a_core::BlobStore;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::DbError;
+use crate::engine::{Db, Engine, LEDGER_TABLE};
+use crate::schema::{Row, Table};
+use crate::stage::{
+    ChunkInfo, ChunkWriter, ExportIndex, FORMAT, Manifest, chunk_key, decode_chunk, index_key,
+    manifest_key, partial_key,
+};
+
+/// How big a chunk may grow.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyLimits {
+    /// Rows in one chunk (and in one keyset page).
+    pub chunk_rows: usize,
+    /// Uncompressed bytes in one chunk (a single bigger row still makes one chunk).
+    pub chunk_bytes: usize,
+}
+
+impl Default for CopyLimits {
+    fn default() -> Self {
+        Self {
+            chunk_rows: 20_000,
+            chunk_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Hears how a long run goes (the CLI draws bars from it).
+pub trait Progress: Send + Sync {
+    /// A table's work starts; `what` is `export`, `import` or `verify`.
+    fn table(&self, _what: &str, _table: &str) {}
+    /// Rows done since the last call.
+    fn rows(&self, _n: u64) {}
+}
+
+/// Hears nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What an export did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    /// Tables staged.
+    pub tables: usize,
+    /// Rows staged.
+    pub rows: u64,
+    /// Chunks written.
+    pub chunks: u64,
+    /// Compressed bytes written.
+    pub bytes: u64,
+    /// Whether the export is whole (`false`: a budgeted export stopped; run it again).
+    pub complete: bool,
+}
+
+/// Runs `f` over `items` on a pool of workers (connections, or pairs of them), each
+/// taking the next item when free. Results come back in the items' order.
+async fn pool<'a, W, T, R, F, Fut>(workers: &[W], items: &'a [T], f: F) -> Result<Vec<R>, DbError>
+where
+    W: Copy,
+    F: Fn(W, &'a T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, DbError>>,
+{
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (next, f) = (&next, &f);
+    let running = workers.iter().map(|&w| async move {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return Ok::<_, DbError>(out);
+            };
+            out.push((i, f(w, item).await?));
+        }
+    });
+    let mut all: Vec<(usize, R)> = futures::future::try_join_all(running)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Exports every table of `prefix` from `src` into `store`, in one consistent snapshot.
+/// Every column is mapped before anything is written: an unmappable type stops it first.
+///
+/// `jobs` tables are read at once. Only PostgreSQL can share one snapshot between
+/// connections (`pg_export_snapshot`), so elsewhere the export stays on one connection.
+pub async fn export(
+    src: &Db,
+    store: &dyn BlobStore,
+    prefix: &str,
+    limits: CopyLimits,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<ExportReport, DbError> {
+    let tables = src.introspect(prefix).await?;
+    src.begin_snapshot().await?;
+    let mut dbs = Vec::new();
+    if jobs > 1
+        && let Some(id) = src.export_snapshot().await?
+    {
+        for _ in 1..jobs.min(tables.len()) {
+            let db = Db::connect(src.locator(), false).await?;
+            db.join_snapshot(&id).await?;
+            dbs.push(db);
+        }
+    }
+    let r = export_in_snapshot(src, &dbs, store, prefix, &tables, limits, progress).await;
+    for db in &dbs {
+        db.end_snapshot().await?;
+    }
+    let end = src.end_snapshot().await;
+    let r = r?;
+    end?;
+    Ok(r)
+}
+
+async fn export_in_snapshot(
+    src: &Db,
+    helpers: &[Db],
+    store: &dyn BlobStore,
+    prefix: &str,
+    tables: &[Table],
+    limits: CopyLimits,
+    progress: &dyn Progress,
+) -> Result<ExportReport, DbError> {
+    // An old index would claim a complete export while this one runs.
+    store.delete(&index_key()?).await?;
+    store.delete(&partial_key()?).await?;
+    let export_id = new_export_id();
+    let export_id = export_id.as_str();
+    let mut report = ExportReport {
+        tables: tables.len(),
+        rows: 0,
+        chunks: 0,
+        bytes: 0,
+        complete: true,
+    };
+    let dbs: Vec<&Db> = std::iter::once(src).chain(helpers).collect();
+    let manifests = pool(&dbs, tables, |db, t| async move {
+        progress.table("export", &t.name);
+        let mut m = export_table(db, store, t, limits, progress, None, Resume::default()).await?;
+        m.export_id = export_id.to_owned();
+        let body = serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
+        store
+            .put(&manifest_key(&t.name)?, Bytes::from(body))
+            .await?;
+        Ok(m)
+    })
+    .await?;
+    for m in &manifests {
+        report.rows += m.rows;
+        report.chunks += m.chunks.len() as u64;
+        report.bytes += m.chunks.iter().map(|c| c.bytes).sum::<u64>();
+    }
+    let index = ExportIndex {
+        format: FORMAT.into(),
+        source: src.locator().to_string(),
+        export_id: export_id.to_owned(),
+        prefix: prefix.into(),
+        tables: tables.iter().map(|t| t.name.clone()).collect(),
+        rows: report.rows,
+    };
+    let body = serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
+    store.put(&index_key()?, Bytes::from(body)).await?;
+    Ok(report)
+}
+
+/// Exports one table into chunks. With `load`, each chunk is also loaded into that target
+/// (with its ledger row) while the next one is read: `copy`'s pipeline.
+async fn export_table(
+    src: &Db,
+    store: &dyn BlobStore,
+    t: &Table,
+    limits: CopyLimits,
+    progress: &dyn Progress,
+    load: Option<&Db>,
+    resume: Resume<'_>,
+) -> Result<Manifest, DbError> {
+    let pk = t.pk_positions();
+    let (start_after, mut chunks0, rows0) = match resume.from {
+        Some(m) => {
+            let key = match &m.resume_after {
+                Some(k) => Some(crate::stage::decode_key(t, k)?),
+                None => None,
+            };
+            (key, m.chunks.clone(), m.rows)
+        }
+        None => (None, Vec::new(), 0),
+    };
+    // A budget only cuts a keyed table: one without a key cannot be resumed inside.
+    let budget = if pk.is_empty() { None } else { resume.budget };
+    let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
+    // One chunk waits for the loader while the next is built: memory stays two chunks.
+    let (ltx, mut lrx) = mpsc::channel::<(u64, Vec<Row>)>(1);
+    let producer = async move {
+        let r = src
+            .stream_rows(t, true, limits.chunk_rows, start_after, &tx)
+            .await;
+        drop(tx);
+        r
+    };
+    let pk = &pk;
+    let consumer = async move {
+        let mut chunks: Vec<ChunkInfo> = std::mem::take(&mut chunks0);
+        let mut w = ChunkWriter::new()?;
+        let mut kept: Vec<Row> = Vec::new();
+        let mut rows = 0u64;
+        let mut last_key: Option<Row> = None;
+        let hand = |kept: &mut Vec<Row>| std::mem::take(kept);
+        while let Some(batch) = rx.recv().await {
+            progress.rows(batch.len() as u64);
+            for row in batch {
+                w.push(&row)?;
+                if budget.is_some() {
+                    last_key = Some(pk.iter().map(|&i| row[i].clone()).collect());
+                }
+                if load.is_some() {
+                    kept.push(row);
+                }
+                rows += 1;
+                if w.rows as usize >= limits.chunk_rows
+                    || w.raw_bytes as usize >= limits.chunk_bytes
+                {
+                    let full = std::mem::replace(&mut w, ChunkWriter::new()?);
+                    let n = flush(store, &t.name, full, &mut chunks).await?;
+                    if load.is_some() {
+                        ltx.send((n, hand(&mut kept)))
+                            .await
+                            .map_err(|_| DbError::Backend("the loader stopped".into()))?;
+                    }
+                    if let Some(left) = budget
+                        && left.fetch_sub(1, Relaxed) <= 1
+                    {
+                        // Out of budget: the rows after this chunk are read again next time.
+                        drop(rx);
+                        return Ok::<_, DbError>((chunks, rows, last_key));
+                    }
+                }
+            }
+        }
+        if w.rows > 0 {
+            let n = flush(store, &t.name, w, &mut chunks).await?;
+            if load.is_some() {
+                ltx.send((n, hand(&mut kept)))
+                    .await
+                    .map_err(|_| DbError::Backend("the loader stopped".into()))?;
+            }
+            if let Some(left) = budget {
+                left.fetch_sub(1, Relaxed);
+            }
+        }
+        drop(ltx);
+        Ok::<_, DbError>((chunks, rows, None))
+    };
+    let loader = async move {
+        while let Some((n, rows)) = lrx.recv().await {
+            if let Some(dst) = load {
+                dst.load(t, rows, Some(n as i64)).await?;
+            }
+        }
+        Ok::<_, DbError>(())
+    };
+    let (produced, consumed, loaded) = tokio::join!(producer, consumer, loader);
+    // The loader's, then the consumer's error is the cause when several failed (the
+    // others then saw a closed channel).
+    loaded?;
+    let (chunks, rows, stopped_after) = consumed?;
+    if let Some(key) = stopped_after {
+        // The reader was stopped on purpose: its "reader stopped" error is expected.
+        return Ok(Manifest {
+            format: FORMAT.into(),
+            export_id: String::new(),
+            table: t.clone(),
+            chunks,
+            rows: rows0 + rows,
+            complete: false,
+            resume_after: Some(crate::stage::encode_key(&key)),
+        });
+    }
+    let sent = produced?;
+    if sent != rows {
+        return Err(DbError::Backend(format!(
+            "{}: {sent} rows read but {rows} staged",
+            t.name
+        )));
+    }
+    Ok(Manifest {
+        format: FORMAT.into(),
+        export_id: String::new(),
+        table: t.clone(),
+        chunks,
+        rows: rows0 + rows,
+        complete: true,
+        resume_after: None,
+    })
+}
+
+/// Where a table's export starts and how many chunks it may still write.
+#[derive(Default, Clone, Copy)]
+struct Resume<'a> {
+    /// The partial manifest of an earlier run of this export.
+    from: Option<&'a Manifest>,
+    /// Chunks left in this run.
+    budget: Option<&'a AtomicU64>,
+}
+
+/// Writes one finished chunk to the stage and records it.
+async fn flush(
+    store: &dyn BlobStore,
+    table: &str,
+    w: ChunkWriter,
+    chunks: &mut Vec<ChunkInfo>,
+) -> Result<u64, DbError> {
+    let n = chunks.len() as u64 + 1;
+    let key = chunk_key(table, n)?;
+    let count = w.rows;
+    let (body, sha256) = w.finish()?;
+    let bytes = body.len() as u64;
+    store.put(&key, Bytes::from(body)).await?;
+    chunks.push(ChunkInfo {
+        n,
+        key: key.to_string(),
+        rows: count,
+        bytes,
+        sha256,
+    });
+    Ok(n)
+}
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Drop the target's tables of the prefix first, instead of refusing them.
+    pub replace: bool,
+    /// Stop after committing this many chunks (a Lambda's time budget); a rerun resumes.
+    pub max_chunks: Option<u64>,
+    /// Tables loaded at once, each on its own connection (SQLite: always one).
+    pub jobs: usize,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Tables in the export.
+    pub tables: usize,
+    /// Rows loaded by this run.
+    pub rows: u64,
+    /// Chunks loaded by this run.
+    pub chunks: u64,
+    /// Chunks found already committed (a resumed import).
+    pub chunks_skipped: u64,
+    /// Whether the import is complete (indexes built, sequences carried, ledger gone).
+    pub complete: bool,
+    /// Whether this run resumed an earlier one.
+    pub resumed: bool,
+}
+
+/// Reads the export index of a stage.
+pub async fn read_index(store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
+    let body = store.get(&index_key()?).await.map_err(|e| match e {
+        a2a_core::PortError::NotFound(_) => DbError::Input(
+            "the stage holds no complete export (dbmove/export.json is missing)".into(),
+        ),
+        e => DbError::Stage(e),
+    })?;
+    let index: ExportIndex =
+        serde_json::from_slice(&body).map_err(|e| DbError::Corrupt(format!("export.json: {e}")))?;
+    if index.format != FORMAT {
+        return Err(DbError::Corrupt(format!(
+            "export.json: format {:?}, expected {FORMAT:?}",
+            index.format
+        )));
+    }
+    Ok(index)
+}
+
+async fn read_manifest(store: &dyn BlobStore, table: &str) -> Result<Manifest, DbError> {
+    let body = store.get(&manifest_key(table)?).await?;
+    serde_json::from_slice(&body).map_err(|e| DbError::Corrupt(format!("manifest of {table}: {e}")))
+}
+
+/// The ledger as a table, to load its first row like any other.
+fn ledger_table() -> Table {
+    let col = |name: &str, ty| crate::schema::Column {
+        name: name.into(),
+        ty,
+        nullable: false,
+        default: None,
+        auto_increment: false,
+    };
+    Table {
+        name: LEDGER_TABLE.into(),
+        columns: vec![
+            col("tbl", crate::schema::ColType::Char { len: 255 }),
+            col("chunk", crate::schema::ColType::Int { bytes: 8 }),
+        ],
+        primary_key: vec!["tbl".into(), "chunk".into()],
+        indexes: vec![],
+        next_id: None,
+    }
+}
+
+fn ledger_mark(index: &ExportIndex) -> Row {
+    vec![
+        crate::schema::Value::Text(format!("export:{}", index.export_id)),
+        crate::schema::Value::Int(0),
+    ]
+}
+
+/// Imports a staged export into `dst`. Refuses a target that holds tables of the prefix
+/// (unless `replace`, which also abandons an interrupted import), before changing
+/// anything. Resumes where a killed import of the same export stopped: the ledger in the
+/// target says which chunks are committed.
+pub async fn import(
+    dst: &Db,
+    store: &dyn BlobStore,
+    options: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportReport, DbError> {
+    let index = read_index(store).await?;
+    let mut manifests = Vec::with_capacity(index.tables.len());
+    for name in &index.tables {
+        manifests.push(read_manifest(store, name).await?);
+    }
+    let existing: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
+    let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
+    let mut resumed = all.contains(LEDGER_TABLE);
+    if resumed && options.replace {
+        // Asked to start over: the ledger belongs to the import being replaced.
+        dst.drop_table(LEDGER_TABLE).await?;
+        resumed = false;
+    }
+    if !resumed {
+        let mut ours: Vec<&String> = existing.iter().filter(|n| *n != LEDGER_TABLE).collect();
+        ours.sort();
+        if !ours.is_empty() {
+            if !options.replace {
+                return Err(DbError::NotEmpty(format!(
+                    "{} already holds {} table(s) with prefix {:?} (e.g. {}); nothing was changed. \
+                     Pass --replace to drop them first",
+                    dst.locator(),
+                    ours.len(),
+                    index.prefix,
+                    ours[0]
+                )));
+            }
+            for name in ours {
+                dst.drop_table(name).await?;
+            }
+        }
+        dst.create_ledger().await?;
+        // The ledger's first row names the export, so that a rerun resumes only it.
+        dst.load(&ledger_table(), vec![ledger_mark(&index)], None)
+            .await?;
+    }
+    let done = dst.ledger().await?;
+    if resumed && !done.contains(&(format!("export:{}", index.export_id), 0)) {
+        return Err(DbError::NotEmpty(format!(
+            "{} holds an interrupted import of another export; nothing was changed. \
+             Resume it from its own stage, or pass --replace to start over",
+            dst.locator()
+        )));
+    }
+    let present: HashSet<String> = if resumed { existing } else { HashSet::new() };
+    for m in &manifests {
+        if !present.contains(&m.table.name) {
+            dst.create_table(&m.table).await?;
+        }
+    }
+    // SQLite takes one writer at a time: more connections would only wait on its lock.
+    let jobs = if dst.engine() == Engine::Sqlite {
+        1
+    } else {
+        options.jobs.clamp(1, manifests.len().max(1))
+    };
+    let helpers = helpers(dst, jobs).await?;
+    let dbs: Vec<&Db> = std::iter::once(dst).chain(&helpers).collect();
+    for db in &dbs {
+        db.relax_durability().await?;
+    }
+    let (rows, chunks, skipped, budget) = (
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+    );
+    let stopped = AtomicBool::new(false);
+    let (done, rows_r, chunks_r, skipped_r, budget_r, stopped_r) =
+        (&done, &rows, &chunks, &skipped, &budget, &stopped);
+    pool(&dbs, &manifests, |db, m| async move {
+        progress.table("import", &m.table.name);
+        for c in &m.chunks {
+            if done.contains(&(m.table.name.clone(), c.n as i64)) {
+                skipped_r.fetch_add(1, Relaxed);
+                progress.rows(c.rows);
+                continue;
+            }
+            if let Some(max) = options.max_chunks
+                && budget_r.fetch_add(1, Relaxed) >= max
+            {
+                stopped_r.store(true, Relaxed);
+                return Ok(());
+            }
+            let key = a2a_core::BlobKey::parse(&c.key)
+                .map_err(|e| DbError::Corrupt(format!("manifest of {}: {e}", m.table.name)))?;
+            let body = store.get(&key).await?;
+            let batch = decode_chunk(&m.table, c, &body)?;
+            drop(body);
+            db.load(&m.table, batch, Some(c.n as i64)).await?;
+            rows_r.fetch_add(c.rows, Relaxed);
+            chunks_r.fetch_add(1, Relaxed);
+            progress.rows(c.rows);
+        }
+        Ok(())
+    })
+    .await?;
+    let mut report = ImportReport {
+        tables: manifests.len(),
+        rows: rows.load(Relaxed),
+        chunks: chunks.load(Relaxed),
+        chunks_skipped: skipped.load(Relaxed),
+        complete: false,
+        resumed,
+    };
+    if stopped.load(Relaxed) {
+        return Ok(report);
+    }
+    pool(&dbs, &manifests, |db, m| async move {
+        progress.table("index", &m.table.name);
+        db.create_indexes(&m.table).await?;
+        db.carry_sequence(&m.table).await?;
+        Ok(())
+    })
+    .await?;
+    drop(helpers);
+    dst.drop_table(LEDGER_TABLE).await?;
+    report.complete = true;
+    Ok(report)
+}
+
+fn new_export_id() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// Opens `jobs - 1` more connections to `db`'s database (none for SQLite, which takes one
+/// writer at a time).
+async fn helpers(db: &Db, jobs: usize) -> Result<Vec<Db>, DbError> {
+    let mut out = Vec::new();
+    if db.engine() != Engine::Sqlite {
+        for _ in 1..jobs {
+            out.push(Db::connect(db.locator(), false).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Copies every table of `prefix` from `src` to `dst` in one pass: each chunk is staged
+/// in `store` (so the stage is a complete export afterwards) and loaded into the target
+/// while the next one is read. Same snapshot, chunks, ledger, refusal and finishing as
+/// [`export`] followed by [`import`]; an interrupted copy is started over with `replace`
+/// (the resumable path is `export`, then `import`).
+#[allow(clippy::too_many_arguments)]
+pub async fn copy(
+    src: &Db,
+    dst: &Db,
+    store: &dyn BlobStore,
+    prefix: &str,
+    limits: CopyLimits,
+    jobs: usize,
+    replace: bool,
+    progress: &dyn Progress,
+) -> Result<(ExportReport, ImportReport), DbError> {
+    let tables = src.introspect(prefix).await?;
+    let mut index = ExportIndex {
+        format: FORMAT.into(),
+        source: src.locator().to_string(),
+        export_id: new_export_id(),
+        prefix: prefix.into(),
+        tables: tables.iter().map(|t| t.name.clone()).collect(),
+        rows: 0,
+    };
+    // The target: fresh, or emptied when asked; nothing changes before this check.
+    let mut ours = dst.list_tables(prefix).await?;
+    let ledger = dst.list_tables("").await?.iter().any(|n| n == LEDGER_TABLE);
+    if !replace && (ledger || !ours.is_empty()) {
+        return Err(DbError::NotEmpty(format!(
+            "{} already holds {}; nothing was changed. Pass --replace to drop them first",
+            dst.locator(),
+            if ours.is_empty() {
+                "an interrupted import".to_owned()
+            } else {
+                format!(
+                    "{} table(s) with prefix {prefix:?} (e.g. {})",
+                    ours.len(),
+                    ours[0]
+                )
+            }
+        )));
+    }
+    ours.push(LEDGER_TABLE.into());
+    for name in &ours {
+        dst.drop_table(name).await?;
+    }
+    store.delete(&index_key()?).await?;
+    dst.create_ledger().await?;
+    dst.load(&ledger_table(), vec![ledger_mark(&index)], None)
+        .await?;
+    for t in &tables {
+        dst.create_table(t).await?;
+    }
+
+    let jobs = jobs.clamp(1, tables.len().max(1));
+    src.begin_snapshot().await?;
+    let mut src_helpers = Vec::new();
+    let snapshot = if jobs > 1 {
+        src.export_snapshot().await?
+    } else {
+        None
+    };
+    if let Some(id) = snapshot {
+        for _ in 1..jobs {
+            let db = Db::connect(src.locator(), false).await?;
+            db.join_snapshot(&id).await?;
+            src_helpers.push(db);
+        }
+    }
+    let dst_helpers = helpers(dst, jobs).await?;
+    for db in std::iter::once(dst).chain(&dst_helpers) {
+        db.relax_durability().await?;
+    }
+    let srcs: Vec<&Db> = std::iter::once(src).chain(&src_helpers).collect();
+    let dsts: Vec<&Db> = std::iter::once(dst).chain(&dst_helpers).collect();
+    let pairs: Vec<(&Db, &Db)> = srcs.iter().copied().zip(dsts.iter().copied()).collect();
+    let id = index.export_id.as_str();
+    let moved = pool(&pairs, &tables, |(s, d), t| async move {
+        progress.table("copy", &t.name);
+        let mut m = export_table(s, store, t, limits, progress, Some(d), Resume::default()).await?;
+        m.export_id = id.to_owned();
+        let body = serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
+        store
+            .put(&manifest_key(&t.name)?, Bytes::from(body))
+            .await?;
+        Ok(m)
+    })
+    .await;
+    for db in &src_helpers {
+        db.end_snapshot().await?;
+    }
+    src.end_snapshot().await?;
+    let manifests = moved?;
+
+    pool(&dsts, &tables, |db, t| async move {
+        progress.table("index", &t.name);
+        db.create_indexes(t).await?;
+        db.carry_sequence(t).await?;
+        Ok(())
+    })
+    .await?;
+    drop(dst_helpers);
+    dst.drop_table(LEDGER_TABLE).await?;
+
+    let mut ex = ExportReport {
+        tables: tables.len(),
+        rows: 0,
+        chunks: 0,
+        bytes: 0,
+        complete: true,
+    };
+    for m in &manifests {
+        ex.rows += m.rows;
+        ex.chunks += m.chunks.len() as u64;
+        ex.bytes += m.chunks.iter().map(|c| c.bytes).sum::<u64>();
+    }
+    index.rows = ex.rows;
+    let body = serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
+    store.put(&index_key()?, Bytes::from(body)).await?;
+    let im = ImportReport {
+        tables: tables.len(),
+        rows: ex.rows,
+        chunks: ex.chunks,
+        chunks_skipped: 0,
+        complete: true,
+        resumed: false,
+    };
+    Ok((ex, im))
+}
+
+/// An export that fits a time budget (a Lambda's 15 minutes): it writes at most
+/// `max_chunks` chunks, then stops with `complete: false`; run it again, and it goes on
+/// after the last staged key, table by table, until the export is whole. Across runs
+/// there is no snapshot: the workflow has frozen the site first. A table without a
+/// primary key is always exported whole within one run.
+pub async fn export_budgeted(
+    src: &Db,
+    store: &dyn BlobStore,
+    prefix: &str,
+    limits: CopyLimits,
+    max_chunks: u64,
+    progress: &dyn Progress,
+) -> Result<ExportReport, DbError> {
+    let tables = src.introspect(prefix).await?;
+    // Go on with the export under way, or start one.
+    let index = match store.get(&partial_key()?).await {
+        Ok(body) => serde_json::from_slice::<ExportIndex>(&body)
+            .map_err(|e| DbError::Corrupt(format!("export.partial.json: {e}")))?,
+        Err(a2a_core::PortError::NotFound(_)) => {
+            store.delete(&index_key()?).await?;
+            let index = ExportIndex {
+                format: FORMAT.into(),
+                source: src.locator().to_string(),
+                export_id: new_export_id(),
+                prefix: prefix.into(),
+                tables: tables.iter().map(|t| t.name.clone()).collect(),
+                rows: 0,
+            };
+            let body =
+                serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
+            store.put(&partial_key()?, Bytes::from(body)).await?;
+            index
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if index.prefix != prefix {
+        return Err(DbError::Input(format!(
+            "the stage holds an export under way with prefix {:?}, not {prefix:?}",
+            index.prefix
+        )));
+    }
+    let budget = AtomicU64::new(max_chunks.max(1));
+    let mut report = ExportReport {
+        tables: tables.len(),
+        rows: 0,
+        chunks: 0,
+        bytes: 0,
+        complete: false,
+    };
+    src.begin_snapshot().await?;
+    let mut result = Ok(());
+    for t in &tables {
+        let earlier = match store.get(&manifest_key(&t.name)?).await {
+            Ok(body) => serde_json::from_slice::<Manifest>(&body)
+                .ok()
+                .filter(|m| m.export_id == index.export_id),
+            Err(a2a_core::PortError::NotFound(_)) => None,
+            Err(e) => {
+                result = Err(e.into());
+                break;
+            }
+        };
+        let m = match earlier {
+            Some(m) if m.complete => m,
+            _ if budget.load(Relaxed) == 0 => {
+                result = Ok(());
+                break;
+            }
+            earlier => {
+                progress.table("export", &t.name);
+                let resume = Resume {
+                    from: earlier.as_ref(),
+                    budget: Some(&budget),
+                };
+                let m = export_table(src, store, t, limits, progress, None, resume).await;
+                let mut m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                };
+                m.export_id = index.export_id.clone();
+                let body =
+                    serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
+                store
+                    .put(&manifest_key(&t.name)?, Bytes::from(body))
+                    .await?;
+                m
+            }
+        };
+        report.rows += m.rows;
+        report.chunks += m.chunks.len() as u64;
+        report.bytes += m.chunks.iter().map(|c| c.bytes).sum::<u64>();
+        if !m.complete {
+            break;
+        }
+        if t.name == tables[tables.len() - 1].name {
+            report.complete = true;
+        }
+    }
+    src.end_snapshot().await?;
+    result?;
+    if tables.is_empty() {
+        report.complete = true;
+    }
+    if report.complete {
+        let whole = ExportIndex {
+            rows: report.rows,
+            tables: tables.iter().map(|t| t.name.clone()).collect(),
+            ..index
+        };
+        let body =
+            serde_json::to_vec_pretty(&whole).map_err(|e| DbError::Backend(e.to_string()))?;
+        store.put(&index_key()?, Bytes::from(body)).await?;
+        store.delete(&partial_key()?).await?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,358 @@
+//! The staging format: per table a JSON manifest and chunks of zstd-compressed JSON Lines,
+//! one JSON array per row, typed by the manifest's neutral schema.
+//!
+//! Layout in the blob store (under an optional root):
+//! `dbmove/export.json` (written last: the export is complete),
+//! `dbmove/tables/<table>/manifest.json`, `dbmove/tables/<table>/<n>.jsonl.zst`.
+
+use std::io::Write as _;
+
+use a2a_core::BlobKey;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::DbError;
+use crate::schema::{ColType, Row, Table, Value};
+
+/// One staged chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkInfo {
+    /// Its number, from 1.
+    pub n: u64,
+    /// Its blob key.
+    pub key: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// Compressed size.
+    pub bytes: u64,
+    /// Lower-case hex SHA-256 of the compressed blob.
+    pub sha256: String,
+}
+
+/// What is staged of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The format, for readers to check.
+    pub format: String,
+    /// The export it belongs to.
+    #[serde(default)]
+    pub export_id: String,
+    /// The table's neutral schema.
+    pub table: Table,
+    /// Its chunks, in order.
+    pub chunks: Vec<ChunkInfo>,
+    /// Rows in all chunks.
+    pub rows: u64,
+    /// Whether every row of the table is staged. A budgeted export that stopped inside
+    /// the table leaves `false` and the key to go on after.
+    #[serde(default = "yes")]
+    pub complete: bool,
+    /// The key of the last staged row (a JSON array), while not complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A key's values as one JSON array, as rows are staged.
+pub fn encode_key(key: &Row) -> String {
+    let mut out = Vec::new();
+    encode_row(key, &mut out);
+    String::from_utf8_lossy(&out).trim_end().to_owned()
+}
+
+/// Reads a key written by [`encode_key`] back, typed by the table's key columns.
+pub fn decode_key(table: &Table, text: &str) -> Result<Row, DbError> {
+    let bad =
+        |what: String| DbError::Corrupt(format!("manifest of {}: resume key {what}", table.name));
+    let items: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let pk = table.pk_positions();
+    if items.len() != pk.len() || pk.is_empty() {
+        return Err(bad(format!(
+            "has {} values for {} key columns",
+            items.len(),
+            pk.len()
+        )));
+    }
+    items
+        .into_iter()
+        .zip(pk)
+        .map(|(v, i)| {
+            decode_value(table.columns[i].ty, v)
+                .ok_or_else(|| bad(format!("does not fit column {}", table.columns[i].name)))
+        })
+        .collect()
+}
+
+/// The whole export, written once every table is staged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportIndex {
+    /// The format, for readers to check.
+    pub format: String,
+    /// The source, password hidden.
+    pub source: String,
+    /// This export's id: an import resumes only the export it started.
+    pub export_id: String,
+    /// The table prefix used.
+    pub prefix: String,
+    /// Tables, in export order.
+    pub tables: Vec<String>,
+    /// Rows in all tables.
+    pub rows: u64,
+}
+
+/// The format tag of manifests and indexes.
+pub const FORMAT: &str = "a2a-dbmove/jsonl-zstd/1";
+
+/// Key of the export index.
+pub fn index_key() -> Result<BlobKey, DbError> {
+    key("dbmove/export.json")
+}
+
+/// Key of the marker of a budgeted export still under way.
+pub fn partial_key() -> Result<BlobKey, DbError> {
+    key("dbmove/export.partial.json")
+}
+
+/// Key of a table's manifest.
+pub fn manifest_key(table: &str) -> Result<BlobKey, DbError> {
+    key(&format!("dbmove/tables/{table}/manifest.json"))
+}
+
+/// Key of a table's chunk `n`.
+pub fn chunk_key(table: &str, n: u64) -> Result<BlobKey, DbError> {
+    key(&format!("dbmove/tables/{table}/{n:06}.jsonl.zst"))
+}
+
+fn key(s: &str) -> Result<BlobKey, DbError> {
+    BlobKey::parse(s).map_err(|e| DbError::Input(format!("cannot stage under {s:?}: {e}")))
+}
+
+/// Builds one chunk: rows go in as JSON lines through a zstd encoder.
+pub struct ChunkWriter {
+    enc: zstd::stream::Encoder<'static, Vec<u8>>,
+    line: Vec<u8>,
+    /// Rows written.
+    pub rows: u64,
+    /// Uncompressed bytes written.
+    pub raw_bytes: u64,
+}
+
+impl ChunkWriter {
+    /// A new, empty chunk.
+    pub fn new() -> Result<Self, DbError> {
+        let enc = zstd::stream::Encoder::new(Vec::new(), 3)
+            .map_err(|e| DbError::Backend(format!("zstd: {e}")))?;
+        Ok(Self {
+            enc,
+            line: Vec::with_capacity(4096),
+            rows: 0,
+            raw_bytes: 0,
+        })
+    }
+
+    /// Appends one row.
+    pub fn push(&mut self, row: &Row) -> Result<(), DbError> {
+        self.line.clear();
+        encode_row(row, &mut self.line);
+        self.enc
+            .write_all(&self.line)
+            .map_err(|e| DbError::Backend(format!("zstd: {e}")))?;
+        self.rows += 1;
+        self.raw_bytes += self.line.len() as u64;
+        Ok(())
+    }
+
+    /// The compressed chunk and its SHA-256.
+    pub fn finish(self) -> Result<(Vec<u8>, String), DbError> {
+        let body = self
+            .enc
+            .finish()
+            .map_err(|e| DbError::Backend(format!("zstd: {e}")))?;
+        let sha = hex::encode(sha2::Sha256::digest(&body));
+        Ok((body, sha))
+    }
+}
+
+fn encode_row(row: &Row, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let s = |out: &mut Vec<u8>, s: &str| {
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        match v {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) if f.is_finite() => {
+                let _ = serde_json::to_writer(&mut *out, f);
+            }
+            Value::Float(f) => s(
+                out,
+                if f.is_nan() {
+                    "NaN"
+                } else if *f > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                },
+            ),
+            Value::Decimal(t) | Value::Text(t) | Value::Date(t) | Value::Timestamp(t) => s(out, t),
+            Value::Bytes(b) => s(out, &base64::engine::general_purpose::STANDARD.encode(b)),
+        }
+    }
+    out.extend_from_slice(b"]\n");
+}
+
+/// Reads a chunk back, checking its SHA-256 first.
+pub fn decode_chunk(table: &Table, info: &ChunkInfo, body: &[u8]) -> Result<Vec<Row>, DbError> {
+    let sha = hex::encode(sha2::Sha256::digest(body));
+    if sha != info.sha256 {
+        return Err(DbError::Corrupt(format!(
+            "staged chunk {} has SHA-256 {sha}, but its manifest says {}",
+            info.key, info.sha256
+        )));
+    }
+    let raw = zstd::decode_all(body)
+        .map_err(|e| DbError::Corrupt(format!("staged chunk {}: {e}", info.key)))?;
+    let bad = |what: String| DbError::Corrupt(format!("staged chunk {}: {what}", info.key));
+    let mut rows = Vec::with_capacity(info.rows as usize);
+    for line in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let items: Vec<serde_json::Value> =
+            serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?;
+        if items.len() != table.columns.len() {
+            return Err(bad(format!(
+                "a row has {} values for {} columns",
+                items.len(),
+                table.columns.len()
+            )));
+        }
+        let mut row = Vec::with_capacity(items.len());
+        for (item, col) in items.into_iter().zip(&table.columns) {
+            row.push(decode_value(col.ty, item).ok_or_else(|| {
+                bad(format!(
+                    "column {} holds a value that is not a {:?}",
+                    col.name, col.ty
+                ))
+            })?);
+        }
+        rows.push(row);
+    }
+    if rows.len() as u64 != info.rows {
+        return Err(bad(format!(
+            "{} rows, but its manifest says {}",
+            rows.len(),
+            info.rows
+        )));
+    }
+    Ok(rows)
+}
+
+fn decode_value(ty: ColType, v: serde_json::Value) -> Option<Value> {
+    use serde_json::Value as J;
+    Some(match (ty, v) {
+        (_, J::Null) => Value::Null,
+        (ColType::Bool, J::Bool(b)) => Value::Bool(b),
+        (ColType::Int { .. }, J::Number(n)) => Value::Int(n.as_i64()?),
+        (ColType::Float { .. }, J::Number(n)) => Value::Float(n.as_f64()?),
+        (ColType::Float { .. }, J::String(s)) => Value::Float(match s.as_str() {
+            "NaN" => f64::NAN,
+            "inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            _ => return None,
+        }),
+        (ColType::Number { .. }, J::String(s)) => Value::Decimal(s),
+        (ColType::Char { .. } | ColType::Text, J::String(s)) => Value::Text(s),
+        (ColType::Binary, J::String(s)) => {
+            Value::Bytes(base64::engine::general_purpose::STANDARD.decode(s).ok()?)
+        }
+        (ColType::Date, J::String(s)) => Value::Date(s),
+        (ColType::Timestamp, J::String(s)) => Value::Timestamp(s),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Column;
+
+    #[test]
+    fn a_chunk_round_trips_exactly() {
+        let col = |name: &str, ty| Column {
+            name: name.into(),
+            ty,
+            nullable: true,
+            default: None,
+            auto_increment: false,
+        };
+        let table = Table {
+            name: "t".into(),
+            columns: vec![
+                col("i", ColType::Int { bytes: 8 }),
+                col("f", ColType::Float { double: true }),
+                col(
+                    "d",
+                    ColType::Number {
+                        precision: 20,
+                        scale: 5,
+                    },
+                ),
+                col("s", ColType::Text),
+                col("b", ColType::Binary),
+                col("o", ColType::Bool),
+            ],
+            primary_key: vec![],
+            indexes: vec![],
+            next_id: None,
+        };
+        let rows = vec![
+            vec![
+                Value::Int(i64::MIN),
+                Value::Float(0.1 + 0.2),
+                Value::Decimal("-12345678901234.56789".into()),
+                Value::Text("Lluís Puig i Ferrer 🎓 \"\n".into()),
+                Value::Bytes(vec![0, 255, 10, 13]),
+                Value::Bool(true),
+            ],
+            vec![
+                Value::Int(i64::MAX),
+                Value::Float(f64::NEG_INFINITY),
+                Value::Null,
+                Value::Text(String::new()),
+                Value::Bytes(vec![]),
+                Value::Null,
+            ],
+        ];
+        let mut w = ChunkWriter::new().unwrap();
+        for r in &rows {
+            w.push(r).unwrap();
+        }
+        let (body, sha256) = w.finish().unwrap();
+        let info = ChunkInfo {
+            n: 1,
+            key: "k".into(),
+            rows: 2,
+            bytes: body.len() as u64,
+            sha256,
+        };
+        assert_eq!(decode_chunk(&table, &info, &body).unwrap(), rows);
+        let mut bad = body.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(matches!(
+            decode_chunk(&table, &info, &bad),
+            Err(DbError::Corrupt(_))
+        ));
+    }
+}

@@ -1,0 +1,331 @@
+//! Verify: both databases are read directly (never the stage), each table in primary-key
+//! order, into a row count and a SHA-256 over the canonical encoding of every row; the two
+//! sides are walked together to name the first differing key.
+
+use std::cmp::Ordering;
+
+use serde::Serialize;
+use sha2::Digest as _;
+use tokio::sync::mpsc;
+
+use crate::DbError;
+use crate::engine::Db;
+use crate::mover::Progress;
+use crate::schema::{Row, Table, key_cmp};
+
+/// The result for one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    /// The table.
+    pub table: String,
+    /// Rows in the source (`None`: the table is missing there).
+    pub source_rows: Option<u64>,
+    /// Rows in the target.
+    pub target_rows: Option<u64>,
+    /// Content checksum of the source (hex SHA-256).
+    pub source_checksum: Option<String>,
+    /// Content checksum of the target.
+    pub target_checksum: Option<String>,
+    /// Whether both sides hold the same rows.
+    pub equal: bool,
+    /// What differs first, naming the key (`id=42`), when not equal.
+    pub difference: Option<String>,
+}
+
+/// The result of a verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Whether every table is equal.
+    pub equal: bool,
+    /// One check per table, in name order.
+    pub tables: Vec<TableCheck>,
+}
+
+impl VerifyReport {
+    /// The tables that differ.
+    pub fn differing(&self) -> impl Iterator<Item = &TableCheck> {
+        self.tables.iter().filter(|t| !t.equal)
+    }
+}
+
+/// Compares every table of `prefix` in `a` (the source) with `b` (the target).
+pub async fn verify(
+    a: &Db,
+    b: &Db,
+    prefix: &str,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, DbError> {
+    let ta = a.introspect(prefix).await?;
+    let tb = b.introspect(prefix).await?;
+    let mut names: Vec<&String> = ta.iter().chain(&tb).map(|t| &t.name).collect();
+    names.sort();
+    names.dedup();
+    let mut checks = Vec::new();
+    for name in names {
+        progress.table("verify", name);
+        let sa = ta.iter().find(|t| &t.name == name);
+        let sb = tb.iter().find(|t| &t.name == name);
+        let check = match (sa, sb) {
+            (Some(sa), Some(sb)) => match aligned(sa, sb) {
+                Ok(sb) => compare(a, b, sa, &sb, progress).await?,
+                Err(why) => unmatched(name, why),
+            },
+            _ => unmatched(
+                name,
+                if sa.is_none() {
+                    "missing in the source".into()
+                } else {
+                    "missing in the target".into()
+                },
+            ),
+        };
+        checks.push(check);
+    }
+    Ok(VerifyReport {
+        equal: checks.iter().all(|c| c.equal),
+        tables: checks,
+    })
+}
+
+/// A table that cannot be compared row by row (missing on a side, columns differ).
+fn unmatched(name: &str, why: String) -> TableCheck {
+    TableCheck {
+        table: name.into(),
+        source_rows: None,
+        target_rows: None,
+        source_checksum: None,
+        target_checksum: None,
+        equal: false,
+        difference: Some(why),
+    }
+}
+
+/// The target's table with its columns in the source's order and the source's key.
+fn aligned(a: &Table, b: &Table) -> Result<Table, String> {
+    let mut cols = Vec::with_capacity(a.columns.len());
+    for c in &a.columns {
+        match b.columns.iter().find(|x| x.name == c.name) {
+            Some(x) => cols.push(x.clone()),
+            None => return Err(format!("column {} is missing in the target", c.name)),
+        }
+    }
+    if let Some(extra) = b
+        .columns
+        .iter()
+        .find(|x| !a.columns.iter().any(|c| c.name == x.name))
+    {
+        return Err(format!("column {} is missing in the source", extra.name));
+    }
+    Ok(Table {
+        columns: cols,
+        primary_key: a.primary_key.clone(),
+        ..b.clone()
+    })
+}
+
+/// One side's running totals.
+#[derive(Default)]
+struct Side {
+    rows: u64,
+    hash: sha2::Sha256,
+    /// Order-free sum of per-row hashes, for tables without a key.
+    lanes: [u64; 4],
+}
+
+impl Side {
+    fn add(&mut self, enc: &[u8], keyed: bool) {
+        self.rows += 1;
+        if keyed {
+            self.hash.update((enc.len() as u64).to_be_bytes());
+            self.hash.update(enc);
+        } else {
+            let h = sha2::Sha256::digest(enc);
+            for (i, lane) in self.lanes.iter_mut().enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&h[i * 8..i * 8 + 8]);
+                *lane = lane.wrapping_add(u64::from_be_bytes(b));
+            }
+        }
+    }
+
+    fn checksum(self, keyed: bool) -> String {
+        if keyed {
+            hex::encode(self.hash.finalize())
+        } else {
+            self.lanes.iter().map(|l| format!("{l:016x}")).collect()
+        }
+    }
+}
+
+fn encode(row: &Row) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    for v in row {
+        v.canonical(&mut out);
+    }
+    out
+}
+
+/// The first column whose values differ (values are not shown: they may be personal data).
+fn first_column(t: &Table, a: &Row, b: &Row) -> String {
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let (mut ex, mut ey) = (Vec::new(), Vec::new());
+        x.canonical(&mut ex);
+        y.canonical(&mut ey);
+        if ex != ey {
+            return t.columns[i].name.clone();
+        }
+    }
+    "?".into()
+}
+
+fn show_key(t: &Table, pk: &[usize], row: &Row) -> String {
+    let parts: Vec<String> = pk
+        .iter()
+        .map(|&i| format!("{}={}", t.columns[i].name, row[i]))
+        .collect();
+    parts.join(", ")
+}
+
+async fn compare(
+    a: &Db,
+    b: &Db,
+    ta: &Table,
+    tb: &Table,
+    progress: &dyn Progress,
+) -> Result<TableCheck, DbError> {
+    const PAGE: usize = 50_000;
+    let pk = ta.pk_positions();
+    let keyed = !pk.is_empty();
+    let (txa, mut rxa) = mpsc::channel::<Vec<Row>>(4);
+    let (txb, mut rxb) = mpsc::channel::<Vec<Row>>(4);
+    let pa = async move {
+        let r = a.stream_rows(ta, true, PAGE, None, &txa).await;
+        drop(txa);
+        r
+    };
+    let pb = async move {
+        let r = b.stream_rows(tb, true, PAGE, None, &txb).await;
+        drop(txb);
+        r
+    };
+    let walk = async {
+        let (mut sa, mut sb) = (Side::default(), Side::default());
+        let mut first: Option<String> = None;
+        let mut qa: std::collections::VecDeque<Row> = Default::default();
+        let mut qb: std::collections::VecDeque<Row> = Default::default();
+        let (mut ea, mut eb) = (false, false);
+        loop {
+            if qa.is_empty() && !ea {
+                match rxa.recv().await {
+                    Some(batch) => {
+                        progress.rows(batch.len() as u64);
+                        qa.extend(batch)
+                    }
+                    None => ea = true,
+                }
+                continue;
+            }
+            if qb.is_empty() && !eb {
+                match rxb.recv().await {
+                    Some(batch) => qb.extend(batch),
+                    None => eb = true,
+                }
+                continue;
+            }
+            match (qa.front(), qb.front()) {
+                (None, None) => break,
+                (Some(ra), Some(rb)) if keyed => {
+                    let ord = pk
+                        .iter()
+                        .map(|&i| key_cmp(&ra[i], &rb[i]))
+                        .find(|o| *o != Ordering::Equal)
+                        .unwrap_or(Ordering::Equal);
+                    match ord {
+                        Ordering::Equal => {
+                            let (ra, rb) = (
+                                qa.pop_front().unwrap_or_default(),
+                                qb.pop_front().unwrap_or_default(),
+                            );
+                            let (x, y) = (encode(&ra), encode(&rb));
+                            if x != y && first.is_none() {
+                                first = Some(format!(
+                                    "row {} differs in column {}",
+                                    show_key(ta, &pk, &ra),
+                                    first_column(ta, &ra, &rb)
+                                ));
+                            }
+                            sa.add(&x, true);
+                            sb.add(&y, true);
+                        }
+                        Ordering::Less => {
+                            let ra = qa.pop_front().unwrap_or_default();
+                            if first.is_none() {
+                                first = Some(format!(
+                                    "row {} is missing in the target",
+                                    show_key(ta, &pk, &ra)
+                                ));
+                            }
+                            sa.add(&encode(&ra), true);
+                        }
+                        Ordering::Greater => {
+                            let rb = qb.pop_front().unwrap_or_default();
+                            if first.is_none() {
+                                first = Some(format!(
+                                    "row {} is missing in the source",
+                                    show_key(ta, &pk, &rb)
+                                ));
+                            }
+                            sb.add(&encode(&rb), true);
+                        }
+                    }
+                }
+                _ => {
+                    // No key, or one side is exhausted: take what each side has.
+                    if let Some(ra) = qa.pop_front() {
+                        if keyed && first.is_none() {
+                            first = Some(format!(
+                                "row {} is missing in the target",
+                                show_key(ta, &pk, &ra)
+                            ));
+                        }
+                        sa.add(&encode(&ra), keyed);
+                    }
+                    if let Some(rb) = qb.pop_front() {
+                        if keyed && first.is_none() {
+                            first = Some(format!(
+                                "row {} is missing in the source",
+                                show_key(ta, &pk, &rb)
+                            ));
+                        }
+                        sb.add(&encode(&rb), keyed);
+                    }
+                }
+            }
+        }
+        (sa, sb, first)
+    };
+    let (ra, rb, (sa, sb, first)) = tokio::join!(pa, pb, walk);
+    ra?;
+    rb?;
+    let (rows_a, rows_b) = (sa.rows, sb.rows);
+    let (ca, cb) = (sa.checksum(keyed), sb.checksum(keyed));
+    let equal = rows_a == rows_b && ca == cb;
+    let difference = if equal {
+        None
+    } else if keyed {
+        first.or_else(|| Some("the checksums differ".into()))
+    } else {
+        Some(format!(
+            "the rows differ ({rows_a} vs {rows_b}); the table has no primary key, so no key can be named"
+        ))
+    };
+    Ok(TableCheck {
+        table: ta.name.clone(),
+        source_rows: Some(rows_a),
+        target_rows: Some(rows_b),
+        source_checksum: Some(ca),
+        target_checksum: Some(cb),
+        equal,
+        difference,
+    })
+}

@@ -1,0 +1,152 @@
+//! A generated moodledata folder, for tests and the benchmark: content-addressed files in
+//! `filedir`, plain files with spaces and Catalan accents in their names, and the folders
+//! that sync leaves out. (The `a2a fixture site --files` command of the fixtures issue can
+//! call this.)
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha1::Digest as _;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Files in `filedir`.
+    pub files: usize,
+    /// Smallest and largest file size in bytes (sizes are spread between them, mostly
+    /// small, as uploads are).
+    pub min_size: u64,
+    /// Largest file size.
+    pub max_size: u64,
+    /// Seed of the contents: the same seed gives the same folder.
+    pub seed: u64,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            files: 50,
+            min_size: 1,
+            max_size: 64 * 1024,
+            seed: 1,
+        }
+    }
+}
+
+/// What was generated.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The `filedir` files, as (path relative to moodledata, SHA-1).
+    pub filedir: Vec<(String, String)>,
+    /// The other files kept by sync, relative to moodledata.
+    pub others: Vec<String>,
+    /// Bytes of everything kept.
+    pub bytes: u64,
+}
+
+/// Plain files that a Moodle site holds beside `filedir`, with names that test keys.
+pub const OTHER_FILES: &[(&str, &str)] = &[
+    (
+        "filedir/warning.txt",
+        "This directory contains the content of uploaded files.\n",
+    ),
+    (
+        "lang/ca/langconfig.php",
+        "<?php $string['thislanguage'] = 'Català';\n",
+    ),
+    (
+        "lang/ca/moodle.php",
+        "<?php $string['continue'] = 'Continua';\n",
+    ),
+    (
+        "repository/Fitxers de l'escola/Programació didàctica 2026.txt",
+        "Curs 2026–2027: ç, à, è, é, í, ï, ò, ó, ú, ü, l·l\n",
+    ),
+    (
+        "repository/Fitxers de l'escola/Sortida a la Garrotxa.txt",
+        "Olot, Castellfollit de la Roca\n",
+    ),
+    ("muc/config.php", "<?php $configuration = array();\n"),
+];
+
+/// Writes a moodledata folder at `root` (created if missing).
+pub fn generate(root: &Path, spec: &Spec) -> io::Result<Generated> {
+    let mut rng = spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        // xorshift64*: fast and good enough for test data.
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut out = Generated {
+        filedir: Vec::new(),
+        others: Vec::new(),
+        bytes: 0,
+    };
+    let span = spec.max_size.saturating_sub(spec.min_size);
+    for i in 0..spec.files {
+        // Squaring a uniform draw puts most sizes near the small end.
+        let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+        let size = spec.min_size + (span as f64 * u * u) as u64;
+        let mut data = Vec::with_capacity(size as usize);
+        data.extend_from_slice(format!("file {i} seed {} ", spec.seed).as_bytes());
+        while (data.len() as u64) < size {
+            data.extend_from_slice(&next().to_le_bytes());
+        }
+        data.truncate(size as usize);
+        let sha1 = hex::encode(sha1::Sha1::digest(&data));
+        let rel = format!("filedir/{}/{}/{sha1}", &sha1[..2], &sha1[2..4]);
+        write(root, &rel, &data)?;
+        out.bytes += data.len() as u64;
+        out.filedir.push((rel, sha1));
+    }
+    for (rel, text) in OTHER_FILES {
+        write(root, rel, text.as_bytes())?;
+        out.bytes += text.len() as u64;
+        out.others.push((*rel).to_owned());
+    }
+    // What Moodle rebuilds, and the maintenance page: left out by sync.
+    for rel in [
+        "cache/core/x.cache",
+        "localcache/theme/1/style.css",
+        "temp/backup/part",
+        "sessions/sess_abc",
+        "trashdir/aa/bb/aabb",
+        "lock/core_cron.lock",
+        "climaintenance.html",
+    ] {
+        write(root, rel, b"rebuilt by Moodle")?;
+    }
+    out.filedir.sort();
+    Ok(out)
+}
+
+fn write(root: &Path, rel: &str, data: &[u8]) -> io::Result<PathBuf> {
+    let path = root.join(rel);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(&path, data)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_folder_and_names_are_hashes() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let spec = Spec::default();
+        let ga = generate(a.path(), &spec).unwrap();
+        let gb = generate(b.path(), &spec).unwrap();
+        assert_eq!(ga.filedir, gb.filedir);
+        for (rel, sha1) in &ga.filedir {
+            let data = fs::read(a.path().join(rel)).unwrap();
+            assert_eq!(&hex::encode(sha1::Sha1::digest(&data)), sha1);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The moodledata data plane: copy a site's `moodledata` folder into a [`BlobStore`] in the
+//! content-addressed layout of Moodle's `tool_objectfs`, check the copy, copy a template's
+//! files to a new site, and switch Moodle's maintenance page.
+//!
+//! Everything works against the [`BlobStore`] port: S3 in AWS, a folder on one machine.
+//!
+//! [`BlobStore`]: a2a_core::BlobStore
+
+pub mod fixture;
+pub mod layout;
+pub mod maintenance;
+pub mod manifest;
+mod sync;
+mod template;
+mod verify;
+pub mod walk;
+
+use std::path::{Path, PathBuf};
+
+use a2a_core::{BlobMeta, BlobStore, PortError};
+
+pub use manifest::{Entry, Manifest};
+pub use sync::{SyncOptions, SyncReport, sync};
+pub use template::{CopyReport, copy_site, template_root};
+pub use verify::{Difference, VerifyOptions, VerifyReport, verify};
+pub use walk::Problem;
+
+/// Why a run could not be done at all. Problems with single files are not errors: they are
+/// listed in the report.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The moodledata folder cannot be used (missing, not a folder, unreadable).
+    #[error("moodledata folder {}: {why}", path.display())]
+    Source {
+        /// The folder given.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The blob store failed in a way that stops the run (unreachable, refused).
+    #[error("school {school}: {what}: {source}")]
+    Store {
+        /// The school code of the run.
+        school: String,
+        /// What was being done.
+        what: String,
+        /// The store's error.
+        #[source]
+        source: PortError,
+    },
+}
+
+/// Told how a long run advances, to draw progress bars. Called from several tasks.
+pub trait Progress: Send + Sync {
+    /// The work ahead: files and bytes.
+    fn start(&self, files: u64, bytes: u64);
+    /// Some of it is done.
+    fn advance(&self, files: u64, bytes: u64);
+    /// All is done.
+    fn finish(&self);
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: u64, _: u64) {}
+    fn advance(&self, _: u64, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// Default number of files in flight at once.
+pub const DEFAULT_JOBS: usize = 16;
+
+/// Every blob under `prefix`, all pages.
+pub(crate) async fn list_all(
+    store: &dyn BlobStore,
+    prefix: &str,
+) -> Result<Vec<BlobMeta>, PortError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list(prefix, cursor).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Whether a port error stops the whole run (the store is unreachable or refuses us) rather
+/// than being a problem with one file.
+pub(crate) fn is_fatal(e: &PortError) -> bool {
+    matches!(e, PortError::Unavailable(_) | PortError::Backend(_))
+}
+
+/// Size, SHA-1 and SHA-256 (hex) of a local file, read once on a blocking thread.
+pub(crate) async fn hash_file(path: &Path) -> std::io::Result<(u64, String, String)> {
+    use sha1::Digest as _;
+    use std::io::Read as _;
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&owned)?;
+        let mut s1 = sha1::Sha1::new();
+        let mut s256 = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    s1.update(&buf[..n]);
+                    s256.update(&buf[..n]);
+                    size += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((
+            size,
+            hex::encode(s1.finalize()),
+            hex::encode(s256.finalize()),
+        ))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

@@ -1,0 +1,317 @@
+//! Verify: compare a moodledata folder with its copy, by manifest and listing, and
+//! optionally by re-hashing every copied blob.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use a2a_core::{BlobKey, BlobStore, PortError, SchoolCode};
+use futures::StreamExt as _;
+use serde::Serialize;
+
+use crate::layout::{Place, key_under, manifest_key, site_root};
+use crate::manifest::{Entry, Manifest};
+use crate::walk::{Problem, SourceFile, walk};
+use crate::{FilesError, Progress, hash_file, is_fatal, list_all};
+
+/// How to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Download every blob and hash it: SHA-1 against the name for `filedir`, SHA-256
+    /// against the source for the rest.
+    pub rehash: bool,
+    /// Blobs re-hashed at once.
+    pub jobs: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            rehash: false,
+            jobs: crate::DEFAULT_JOBS,
+        }
+    }
+}
+
+/// A key whose copy differs from its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// The full key.
+    pub key: String,
+    /// How it differs.
+    pub why: String,
+}
+
+/// What verify found. `equal` is true when every list is empty.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The school code.
+    pub school: String,
+    /// Source and copy hold the same files.
+    pub equal: bool,
+    /// Source files compared.
+    pub compared: u64,
+    /// Whether blobs were downloaded and hashed.
+    pub rehashed: bool,
+    /// Keys that the source has and the copy lacks (or the manifest, if it is missing).
+    pub missing: Vec<String>,
+    /// Keys in the copy with no source file.
+    pub extra: Vec<String>,
+    /// Keys whose copy differs.
+    pub different: Vec<Difference>,
+    /// Source files that cannot be copied at all.
+    pub problems: Vec<Problem>,
+}
+
+/// Compares the moodledata folder `source` with its copy in `store`.
+pub async fn verify(
+    source: &Path,
+    store: Arc<dyn BlobStore>,
+    school: &SchoolCode,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, FilesError> {
+    let store_err = |what: &str, source: PortError| FilesError::Store {
+        school: school.to_string(),
+        what: what.to_owned(),
+        source,
+    };
+    let root = site_root(school);
+    let src = source.to_owned();
+    let walked = tokio::task::spawn_blocking(move || walk(&src))
+        .await
+        .map_err(|e| FilesError::Source {
+            path: source.to_owned(),
+            why: format!("the walk failed: {e}"),
+        })??;
+    let mut missing = Vec::new();
+    let mut different = Vec::new();
+    let mut problems = walked.problems;
+
+    let manifest = match Manifest::load(store.as_ref(), school).await {
+        Ok(m) => m,
+        Err(PortError::Corrupt(m)) => {
+            different.push(Difference {
+                key: manifest_key(school).to_string(),
+                why: m,
+            });
+            None
+        }
+        Err(e) => return Err(store_err("reading the manifest", e)),
+    };
+    if manifest.is_none() && different.is_empty() {
+        missing.push(manifest_key(school).to_string());
+    }
+    let recorded: HashMap<String, Entry> = manifest
+        .map(|m| m.entries.into_iter().map(|e| (e.key.clone(), e)).collect())
+        .unwrap_or_default();
+
+    let mut in_target: HashMap<String, u64> = HashMap::new();
+    for part in ["filedir/", "moodledata/"] {
+        let listed = list_all(store.as_ref(), &format!("{root}{part}"))
+            .await
+            .map_err(|e| store_err("listing the copy", e))?;
+        for m in listed {
+            if let Some(rel) = m.key.as_str().strip_prefix(&root) {
+                in_target.insert(rel.to_owned(), m.size);
+            }
+        }
+    }
+
+    let mut expected = BTreeSet::new();
+    let mut checks = Vec::new();
+    let compared = walked.files.len() as u64;
+    for file in walked.files {
+        let (rel_key, sha1) = match &file.place {
+            Place::Filedir { sha1, rel_key } => (rel_key.clone(), Some(sha1.clone())),
+            Place::Other { rel_key } => (rel_key.clone(), None),
+            Place::Misplaced => {
+                problems.push(Problem {
+                    path: file.rel.clone(),
+                    what: "named like a content hash, but not in filedir/<h0h1>/<h2h3>/".into(),
+                });
+                continue;
+            }
+            Place::Skipped => continue,
+        };
+        let Ok(key) = key_under(&root, &rel_key) else {
+            problems.push(Problem {
+                path: file.rel.clone(),
+                what: "its path cannot be a key".into(),
+            });
+            continue;
+        };
+        expected.insert(rel_key.clone());
+        let Some(&size) = in_target.get(&rel_key) else {
+            missing.push(key.to_string());
+            continue;
+        };
+        if size != file.size {
+            different.push(Difference {
+                key: key.to_string(),
+                why: format!("size: source {} bytes, copy {size}", file.size),
+            });
+            continue;
+        }
+        let entry = recorded.get(&rel_key).cloned();
+        match &entry {
+            None if !recorded.is_empty() => different.push(Difference {
+                key: key.to_string(),
+                why: "not in the manifest".into(),
+            }),
+            _ => {}
+        }
+        let changed = entry
+            .as_ref()
+            .is_some_and(|e| e.size != file.size || e.mtime_ns != file.mtime_ns);
+        if options.rehash || changed {
+            checks.push(Check {
+                file,
+                key,
+                sha1,
+                entry,
+                download: options.rehash,
+            });
+        }
+    }
+    let extra: Vec<String> = in_target
+        .keys()
+        .filter(|k| !expected.contains(*k))
+        .map(|k| format!("{root}{k}"))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    let bytes = checks.iter().map(|c| c.file.size).sum();
+    progress.start(checks.len() as u64, bytes);
+    let scratch = tempfile::tempdir().map_err(|e| FilesError::Store {
+        school: school.to_string(),
+        what: "making a scratch folder for downloads".into(),
+        source: PortError::Unavailable(e.to_string()),
+    })?;
+    let mut results = futures::stream::iter(checks.into_iter().enumerate())
+        .map(|(i, c)| {
+            let dl = scratch.path().join(format!("{i}"));
+            let store = store.clone();
+            async move {
+                let size = c.file.size;
+                (check(store.as_ref(), c, &dl).await, size)
+            }
+        })
+        .buffer_unordered(options.jobs.max(1));
+    while let Some((found, size)) = results.next().await {
+        progress.advance(1, size);
+        match found {
+            Ok(None) => {}
+            Ok(Some(Found::Different(d))) => different.push(d),
+            Ok(Some(Found::Problem(p))) => problems.push(p),
+            Err(e) => {
+                progress.finish();
+                return Err(store_err("re-hashing the copy", e));
+            }
+        }
+    }
+    drop(results);
+    progress.finish();
+
+    missing.sort();
+    different.sort_by(|a, b| a.key.cmp(&b.key));
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(VerifyReport {
+        school: school.to_string(),
+        equal: missing.is_empty()
+            && extra.is_empty()
+            && different.is_empty()
+            && problems.is_empty(),
+        compared,
+        rehashed: options.rehash,
+        missing,
+        extra,
+        different,
+        problems,
+    })
+}
+
+/// One file to look at more closely.
+struct Check {
+    file: SourceFile,
+    key: BlobKey,
+    sha1: Option<String>,
+    entry: Option<Entry>,
+    /// Download and hash the copy too (else only the source is re-hashed).
+    download: bool,
+}
+
+enum Found {
+    Different(Difference),
+    Problem(Problem),
+}
+
+/// Re-hashes the source (and the copy, if asked): `None` when all agree.
+async fn check(
+    store: &dyn BlobStore,
+    c: Check,
+    scratch: &Path,
+) -> Result<Option<Found>, PortError> {
+    let differ = |why: String| {
+        Ok(Some(Found::Different(Difference {
+            key: c.key.to_string(),
+            why,
+        })))
+    };
+    let (_, src1, src256) = match hash_file(&c.file.path).await {
+        Ok(h) => h,
+        Err(e) => {
+            return Ok(Some(Found::Problem(Problem {
+                path: c.file.rel.clone(),
+                what: format!("cannot read it: {e}"),
+            })));
+        }
+    };
+    if let Some(want) = &c.sha1
+        && *want != src1
+    {
+        return Ok(Some(Found::Problem(Problem {
+            path: c.file.rel.clone(),
+            what: format!(
+                "content SHA-1 is {src1}, but its name says {want}: the source file is damaged"
+            ),
+        })));
+    }
+    if c.sha1.is_none()
+        && let Some(recorded) = c.entry.as_ref().and_then(|e| e.sha256.as_ref())
+        && *recorded != src256
+    {
+        return differ("the source changed since it was copied (SHA-256)".into());
+    }
+    if !c.download {
+        return Ok(None);
+    }
+    let got = match store.get_to_file(&c.key, scratch).await {
+        Ok(m) => m,
+        Err(PortError::NotFound(_)) => return differ("gone from the copy".into()),
+        Err(PortError::Corrupt(m)) => return differ(format!("the copy is damaged: {m}")),
+        Err(e) if is_fatal(&e) => return Err(e),
+        Err(e) => return differ(format!("cannot read the copy: {e}")),
+    };
+    let (_, got1, got256) = hash_file(scratch).await.map_err(|e| {
+        PortError::Unavailable(format!(
+            "cannot read the download {}: {e}",
+            scratch.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(scratch);
+    if got.size != c.file.size {
+        return differ(format!(
+            "the copy has {} bytes, the source {}",
+            got.size, c.file.size
+        ));
+    }
+    match &c.sha1 {
+        Some(want) if got1 != *want => differ(format!("the copy's SHA-1 is {got1}, not {want}")),
+        None if got256 != src256 => differ(format!(
+            "the copy's SHA-256 is {got256}, the source's {src256}"
+        )),
+        _ => Ok(None),
+    }
+}

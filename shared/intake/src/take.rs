@@ -1,0 +1,218 @@
+//! One upload taken in, start to end, as both the CLI and the Lambda run it: plan, check
+//! the ledger, write the error report, register, write the summary, record the upload.
+
+use a2a_core::{BlobKey, BlobStore, InstanceStore, PortError, UploadLedger, UploadRecord};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::plan::{Options, Plan};
+use crate::read::Refusal;
+use crate::register::{self, Registration};
+use crate::report::{Summary, errors_csv};
+
+/// How an upload went.
+#[derive(Clone, Debug)]
+pub enum Intake {
+    /// This very content was taken in before: nothing changed, no report rewritten.
+    Already {
+        /// The plan of the file (the same as then).
+        plan: Plan,
+        /// The earlier record.
+        record: UploadRecord,
+    },
+    /// Taken in now.
+    New {
+        /// The plan.
+        plan: Plan,
+        /// What registering did.
+        registration: Registration,
+        /// The summary, as written.
+        summary: Box<Summary>,
+        /// Where the error report went.
+        errors_key: String,
+        /// Where the summary went.
+        summary_key: String,
+    },
+}
+
+/// Why an upload could not be taken in.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeError {
+    /// The file as a whole; nothing was registered or written.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The state store failed.
+    #[error("state store: {0}")]
+    State(PortError),
+    /// A report could not be written.
+    #[error("writing {key}: {error}")]
+    Blobs {
+        /// The report's key.
+        key: String,
+        /// What went wrong.
+        error: PortError,
+    },
+}
+
+async fn put(blobs: &dyn BlobStore, key: &str, body: String) -> Result<(), TakeError> {
+    let blob = |error| TakeError::Blobs {
+        key: key.to_owned(),
+        error,
+    };
+    let k = BlobKey::parse(key).map_err(|e| blob(PortError::Invalid(e.to_string())))?;
+    blobs.put(&k, Bytes::from(body)).await.map_err(blob)?;
+    Ok(())
+}
+
+/// Takes in the list `bytes`, named `name` (the ledger's name of the list: the file name,
+/// or the S3 key) and shown as `file` in messages.
+///
+/// The upload is recorded last, after the registrations and both reports: a run cut short
+/// records nothing, and the next run does it all again (every step is idempotent).
+#[allow(clippy::too_many_arguments)]
+pub async fn take_in(
+    name: &str,
+    file: &str,
+    bytes: &[u8],
+    opts: &Options,
+    store: &dyn InstanceStore,
+    ledger: &dyn UploadLedger,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+) -> Result<Intake, TakeError> {
+    let plan = crate::plan_bytes(file, bytes, opts)?;
+    take_planned(
+        name,
+        plan,
+        &crate::sha256_hex(bytes),
+        store,
+        ledger,
+        blobs,
+        now,
+    )
+    .await
+}
+
+/// [`take_in`] for a list already planned; `sha` is the SHA-256 of its bytes.
+pub async fn take_planned(
+    name: &str,
+    plan: Plan,
+    sha: &str,
+    store: &dyn InstanceStore,
+    ledger: &dyn UploadLedger,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+) -> Result<Intake, TakeError> {
+    if let Some(record) = register::already(ledger, sha)
+        .await
+        .map_err(TakeError::State)?
+    {
+        return Ok(Intake::Already { plan, record });
+    }
+    let existing = register::existing(store).await.map_err(TakeError::State)?;
+    let mut plan = plan;
+    plan.avoid_taken(&existing);
+    let (errors_key, summary_key) = crate::report_keys(name, sha);
+    put(blobs, &errors_key, errors_csv(&plan.errors)).await?;
+    let registration = register::apply(&plan, name, store, ledger, &existing, now)
+        .await
+        .map_err(TakeError::State)?;
+    let summary = Summary::new(&plan, sha, &registration, &errors_key);
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| TakeError::Blobs {
+        key: summary_key.clone(),
+        error: PortError::Invalid(e.to_string()),
+    })?;
+    put(blobs, &summary_key, json).await?;
+    if !register::record(&plan, name, sha, ledger, now)
+        .await
+        .map_err(TakeError::State)?
+        && let Some(record) = register::already(ledger, sha)
+            .await
+            .map_err(TakeError::State)?
+    {
+        // Another run took the same content in meanwhile; both registered the same.
+        return Ok(Intake::Already { plan, record });
+    }
+    Ok(Intake::New {
+        plan,
+        registration,
+        summary: Box::new(summary),
+        errors_key,
+        summary_key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use a2a_local::{FsBlob, SqliteStore};
+
+    #[tokio::test]
+    async fn an_upload_writes_both_reports_then_records_and_a_repeat_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let blobs = FsBlob::new(dir.path()).unwrap();
+        let text = b"school_code,name\n08000013,A\n=1+1,B\n";
+        let opts = Options::default();
+        let run = || {
+            take_in(
+                "l.csv",
+                "l.csv",
+                text,
+                &opts,
+                &store,
+                &store,
+                &blobs,
+                Utc::now(),
+            )
+        };
+        let Intake::New {
+            errors_key,
+            summary_key,
+            summary,
+            ..
+        } = run().await.unwrap()
+        else {
+            panic!("new")
+        };
+        assert_eq!((summary.accepted, summary.rejected), (1, 1));
+        let csv = blobs
+            .get(&BlobKey::parse(&errors_key).unwrap())
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&csv).contains("3,'=1+1,school_code"));
+        assert!(
+            blobs
+                .head(&BlobKey::parse(&summary_key).unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        blobs
+            .delete(&BlobKey::parse(&errors_key).unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(run().await.unwrap(), Intake::Already { .. }));
+        assert!(
+            blobs
+                .head(&BlobKey::parse(&errors_key).unwrap())
+                .await
+                .unwrap()
+                .is_none(),
+            "a repeat writes nothing"
+        );
+
+        let refused = take_in(
+            "e.csv",
+            "e.csv",
+            b"",
+            &opts,
+            &store,
+            &store,
+            &blobs,
+            Utc::now(),
+        );
+        assert!(matches!(refused.await, Err(TakeError::Refused(_))));
+    }
+}

@@ -1,0 +1,748 @@
+//! End-to-end tests of `a2a plan` and `a2a upload`: the bad-input corpus under
+//! `tests/fixtures/intake/`, each file with its expected outcome, and idempotent upload.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use a2a_core::{InstanceStore, ListFilter, SchoolCode, Status, UploadLedger, list_all};
+use serde_json::Value;
+
+fn a2a(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_a2a"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("A2A_HOME")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the a2a binary runs")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/intake")
+        .join(name)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// What one corpus file must give.
+enum Expect {
+    /// Refused as a whole (exit 2); stderr holds these words.
+    Refused(&'static [&'static str]),
+    /// Read: this many accepted, and exactly these (line, field) errors.
+    Read {
+        accepted: u64,
+        rejected: u64,
+        errors: &'static [(u64, &'static str)],
+    },
+}
+
+use Expect::{Read, Refused};
+
+/// Every corpus file and its outcome. A file in the folder but not here fails the test.
+const CORPUS: &[(&str, Expect)] = &[
+    ("empty.csv", Refused(&["the file is empty"])),
+    ("whitespace-only.csv", Refused(&["the file is empty"])),
+    ("binary.png", Refused(&["not text"])),
+    (
+        "missing-name-column.csv",
+        Refused(&["line 1: no name column", "\"Adreça\"", "\"Nom municipi\""]),
+    ),
+    (
+        "missing-code-column.csv",
+        Refused(&["no school_code column", "\"municipi\""]),
+    ),
+    (
+        "no-header.csv",
+        Refused(&["no school_code and no name column", "\"08000013\""]),
+    ),
+    (
+        "ambiguous-columns.csv",
+        Refused(&["both name the field school_code"]),
+    ),
+    (
+        "header-only.csv",
+        Read {
+            accepted: 0,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "latin1-accents.csv",
+        Read {
+            accepted: 4,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "utf8-bom.csv",
+        Read {
+            accepted: 2,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "utf16-excel.csv",
+        Read {
+            accepted: 2,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "semicolon-directory.csv",
+        Read {
+            accepted: 3,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "tab-delimited.csv",
+        Read {
+            accepted: 2,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "quoted-newlines.csv",
+        Read {
+            accepted: 3,
+            rejected: 1,
+            errors: &[(7, "school_code")],
+        },
+    ),
+    (
+        "crlf-line-ends.csv",
+        Read {
+            accepted: 2,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "blank-lines.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(6, "school_code")],
+        },
+    ),
+    (
+        "duplicate-code.csv",
+        Read {
+            accepted: 1,
+            rejected: 2,
+            errors: &[(2, "school_code"), (4, "school_code")],
+        },
+    ),
+    (
+        "code-7-digits.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(2, "school_code")],
+        },
+    ),
+    (
+        "code-9-digits.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(2, "school_code")],
+        },
+    ),
+    (
+        "code-non-digit.csv",
+        Read {
+            accepted: 1,
+            rejected: 2,
+            errors: &[(2, "school_code"), (3, "school_code")],
+        },
+    ),
+    (
+        "code-sql-payload.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(2, "school_code")],
+        },
+    ),
+    (
+        "code-path-payload.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(2, "school_code")],
+        },
+    ),
+    (
+        "agora-client-codes.csv",
+        Read {
+            accepted: 4,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "ragged-row.csv",
+        Read {
+            accepted: 2,
+            rejected: 2,
+            errors: &[(3, "row"), (4, "row")],
+        },
+    ),
+    (
+        "unclosed-quote.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(3, "row")],
+        },
+    ),
+    (
+        "formula-injection.csv",
+        Read {
+            accepted: 1,
+            rejected: 3,
+            errors: &[(2, "school_code"), (4, "school_code"), (5, "school_code")],
+        },
+    ),
+    (
+        "plan-file.csv",
+        Read {
+            accepted: 3,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "migrate-without-source.csv",
+        Read {
+            accepted: 0,
+            rejected: 2,
+            errors: &[(2, "source_db"), (3, "source_files")],
+        },
+    ),
+    (
+        "provision-with-source.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(2, "source_db")],
+        },
+    ),
+    (
+        "bad-dns.csv",
+        Read {
+            accepted: 1,
+            rejected: 2,
+            errors: &[(2, "dns"), (3, "dns")],
+        },
+    ),
+    (
+        "bad-kind-wave-priority.csv",
+        Read {
+            accepted: 1,
+            rejected: 1,
+            errors: &[(2, "kind"), (2, "wave"), (2, "priority")],
+        },
+    ),
+    (
+        "renamed-columns.csv",
+        Read {
+            accepted: 2,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+    (
+        "web-agora-address.csv",
+        Read {
+            accepted: 3,
+            rejected: 0,
+            errors: &[],
+        },
+    ),
+];
+
+fn plan_json(file: &Path, extra: &[&str]) -> (Output, Option<Value>) {
+    let home = tempfile::tempdir().unwrap();
+    let mut args = vec!["plan", "--json"];
+    args.extend_from_slice(extra);
+    let f = file.to_str().unwrap();
+    args.push(f);
+    let out = a2a(home.path(), &args);
+    assert!(
+        std::fs::read_dir(home.path()).unwrap().next().is_none(),
+        "plan writes nothing"
+    );
+    let json = serde_json::from_slice(&out.stdout).ok();
+    (out, json)
+}
+
+#[test]
+fn every_corpus_file_gives_its_expected_outcome() {
+    let dir = fixture("");
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let listed: BTreeSet<String> = CORPUS.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(on_disk, listed, "every corpus file has an expected outcome");
+    assert!(CORPUS.len() >= 25, "the corpus has at least 25 files");
+
+    for (name, expect) in CORPUS {
+        let (out, json) = plan_json(&fixture(name), &[]);
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        match expect {
+            Refused(words) => {
+                assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+                assert!(out.stdout.is_empty(), "{name}: no plan for a refused file");
+                assert!(err.contains(name), "{name}: names the file: {err}");
+                assert!(err.contains("hint:"), "{name}: says what to do: {err}");
+                for w in *words {
+                    assert!(err.contains(w), "{name}: expected {w:?} in: {err}");
+                }
+            }
+            Read {
+                accepted,
+                rejected,
+                errors,
+            } => {
+                let code = if *rejected == 0 { 0 } else { 1 };
+                assert_eq!(out.status.code(), Some(code), "{name}: {err}");
+                let json = json.unwrap_or_else(|| panic!("{name}: stdout is JSON"));
+                assert_eq!(json["accepted"], *accepted, "{name}: {json}");
+                assert_eq!(json["rejected"], *rejected, "{name}: {json}");
+                let got: Vec<(u64, String)> = json["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+                        assert!(e["school_code"].is_string());
+                        (
+                            e["line"].as_u64().unwrap(),
+                            e["field"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                let want: Vec<(u64, String)> =
+                    errors.iter().map(|(l, f)| (*l, f.to_string())).collect();
+                assert_eq!(got, want, "{name}: {json}");
+                let planned: usize = json["waves"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w["schools"].as_array().unwrap().len())
+                    .sum();
+                assert_eq!(
+                    planned as u64, *accepted,
+                    "{name}: every accepted school planned"
+                );
+            }
+        }
+    }
+}
+
+fn waves(json: &Value) -> Vec<(u64, Vec<String>)> {
+    json["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["wave"].as_u64().unwrap(),
+                w["schools"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn w(n: u64, codes: &[&str]) -> (u64, Vec<String>) {
+    (n, codes.iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn plans_put_primary_first_keep_given_waves_and_normalise_codes() {
+    let (_, j) = plan_json(&fixture("semicolon-directory.csv"), &[]);
+    assert_eq!(
+        waves(&j.unwrap()),
+        [w(1, &["08000013", "17000034", "08000021"])]
+    );
+    let (_, j) = plan_json(&fixture("plan-file.csv"), &[]);
+    assert_eq!(
+        waves(&j.unwrap()),
+        [w(1, &["08000013"]), w(2, &["08000021", "17000034"])]
+    );
+    let (_, j) = plan_json(&fixture("agora-client-codes.csv"), &["--wave-size", "3"]);
+    assert_eq!(
+        waves(&j.unwrap()),
+        [
+            w(1, &["08000013", "17000021", "25000034"]),
+            w(2, &["43000042"])
+        ]
+    );
+    let (_, j) = plan_json(&fixture("renamed-columns.csv"), &[]);
+    assert_eq!(waves(&j.unwrap()), [w(1, &["08000013", "08000021"])]);
+}
+
+#[test]
+fn the_text_plan_names_file_line_field_and_school() {
+    let home = tempfile::tempdir().unwrap();
+    let f = fixture("code-7-digits.csv");
+    let out = a2a(home.path(), &["plan", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("code-7-digits.csv:2: school \"8000013\": school_code:"),
+        "{o}"
+    );
+    assert!(o.contains("did you mean 08000013"), "{o}");
+
+    let f = fixture("latin1-accents.csv");
+    let out = a2a(home.path(), &["plan", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let o = text(&out.stdout);
+    assert!(o.contains("windows-1252"), "{o}");
+    assert!(o.contains("08000013 escola-berti (Escola Bertí)"), "{o}");
+    assert!(o.contains("43000042 collegi-sant-jaume-de-l ("), "{o}");
+}
+
+#[test]
+fn a_directory_list_taken_as_migrate_needs_sources() {
+    let (out, j) = plan_json(&fixture("tab-delimited.csv"), &["--kind", "migrate"]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = j.unwrap();
+    assert_eq!(
+        (j["accepted"].as_u64(), j["rejected"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let home = tempfile::tempdir().unwrap();
+    let f = fixture("tab-delimited.csv");
+    let out = a2a(
+        home.path(),
+        &["plan", "--kind", "move", f.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "a bad --kind is a usage error");
+    let out = a2a(
+        home.path(),
+        &["plan", "--wave-size", "0", f.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_file_over_the_limit_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.csv");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+        writeln!(f, "school_code,name").unwrap();
+        let row = format!("08000013,{}\n", "Escola ".repeat(140));
+        let mut written = 0usize;
+        while written < 60 * 1024 * 1024 {
+            f.write_all(row.as_bytes()).unwrap();
+            written += row.len();
+        }
+    }
+    let home = dir.path().join("home");
+    for args in [
+        vec!["plan", big.to_str().unwrap()],
+        vec!["upload", big.to_str().unwrap()],
+    ] {
+        let out = a2a(&home, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("big.csv") && err.contains("over the limit"),
+            "{err}"
+        );
+        assert!(!home.exists(), "nothing written for a refused file");
+    }
+    // The limit is a flag: 1.2 MB passes by default and is refused under --max-mb 1.
+    let mid = dir.path().join("mid.csv");
+    let mut body = String::from("school_code,name\n");
+    for n in 0..60_000 {
+        body.push_str(&format!("08{n:06},Escola {n}\n"));
+    }
+    assert!(body.len() > 1_000_000);
+    std::fs::write(&mid, body).unwrap();
+    let out = a2a(&home, &["plan", "--json", mid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = a2a(&home, &["plan", "--max-mb", "1", mid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("over the limit"));
+}
+
+async fn sqlite(home: &Path) -> a2a_local::SqliteStore {
+    a2a_local::SqliteStore::open(&home.join("state.db"))
+        .await
+        .unwrap()
+}
+
+fn code(c: &str) -> SchoolCode {
+    SchoolCode::parse(c).unwrap()
+}
+
+/// Everything the state holds that an upload writes: instances and the upload records.
+async fn snapshot(
+    home: &Path,
+    sha: &str,
+) -> (Vec<a2a_core::Instance>, Option<a2a_core::UploadRecord>) {
+    let s = sqlite(home).await;
+    (
+        list_all(&s, ListFilter::default()).await.unwrap(),
+        s.upload(sha).await.unwrap(),
+    )
+}
+
+fn sha_of(path: &Path) -> String {
+    a2a_intake::sha256_hex(&std::fs::read(path).unwrap())
+}
+
+#[tokio::test]
+async fn the_same_upload_twice_leaves_the_same_store_and_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let f = fixture("semicolon-directory.csv");
+    let first = a2a(home.path(), &["upload", f.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let o = text(&first.stdout);
+    assert!(o.contains("registered 3 new"), "{o}");
+    let sha = sha_of(&f);
+    let before = snapshot(home.path(), &sha).await;
+    assert_eq!(before.0.len(), 3);
+    assert!(before.1.is_some(), "the upload is recorded");
+
+    let second = a2a(home.path(), &["upload", f.to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(0));
+    let o = text(&second.stdout);
+    assert!(o.contains("already taken in"), "{o}");
+    assert!(o.contains("nothing changed"), "{o}");
+    assert_eq!(snapshot(home.path(), &sha).await, before);
+
+    let json = a2a(home.path(), &["upload", "--json", f.to_str().unwrap()]);
+    let j: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(j["already_taken_in"], true);
+    assert_eq!(j["sha256"], sha);
+
+    // The instances carry what the list said.
+    let s = sqlite(home.path()).await;
+    let berti = s.get(&code("08000013")).await.unwrap().unwrap();
+    assert_eq!(berti.name, "Escola Bertí");
+    assert_eq!(berti.status, Status::Registered);
+    assert_eq!(
+        berti.target.dns.as_deref(),
+        Some("escola-berti"),
+        "kept from its Àgora address"
+    );
+    assert_eq!(berti.source.db.unwrap().expose(), "template:primary");
+    let nou = s.get(&code("08000021")).await.unwrap().unwrap();
+    assert_eq!(nou.source.db.unwrap().expose(), "template:secondary");
+    assert_eq!(nou.target.dns.as_deref(), Some("institut-nou"));
+}
+
+#[tokio::test]
+async fn reports_are_written_defused_with_a_summary() {
+    let home = tempfile::tempdir().unwrap();
+    let f = fixture("formula-injection.csv");
+    let out = a2a(home.path(), &["upload", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let sha = sha_of(&f);
+    let reports = home.path().join("blobs/reports");
+    let csv_path = reports.join(format!("formula-injection.csv.{}.errors.csv", &sha[..12]));
+    let body = std::fs::read_to_string(&csv_path).unwrap();
+    let mut r = csv::Reader::from_reader(body.as_bytes());
+    assert_eq!(
+        r.headers().unwrap(),
+        vec!["line", "school_code", "field", "value", "message"]
+    );
+    let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@']),
+                "a cell that could run as a formula: {cell:?}"
+            );
+        }
+    }
+    assert!(rows[0][1].starts_with("'=HYPERLINK"), "{:?}", &rows[0]);
+    assert_eq!(&rows[1][1], "'+08000034");
+
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(reports.join(format!("formula-injection.csv.{}.summary.json", &sha[..12])))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["accepted"], 1);
+    assert_eq!(summary["rejected"], 3);
+    assert_eq!(summary["created"], serde_json::json!(["08000021"]));
+    assert_eq!(summary["sha256"], sha);
+}
+
+#[tokio::test]
+async fn short_names_come_from_agora_addresses_or_are_made_unique() {
+    let home = tempfile::tempdir().unwrap();
+    let f = fixture("web-agora-address.csv");
+    let out = a2a(home.path(), &["upload", "--json", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        j["slugs"],
+        serde_json::json!([
+            {"school_code": "08000021", "name": "Escola Bertí", "dns": "escola-berti"},
+            {"school_code": "08000034", "name": "Escola Bertí", "dns": "escola-berti-2"},
+        ])
+    );
+    let s = sqlite(home.path()).await;
+    let dns = |c| {
+        let s = s.clone();
+        async move { s.get(&code(c)).await.unwrap().unwrap().target.dns.unwrap() }
+    };
+    assert_eq!(dns("08000013").await, "ceip-berti");
+    assert_eq!(dns("08000021").await, "escola-berti");
+    assert_eq!(dns("08000034").await, "escola-berti-2");
+}
+
+#[tokio::test]
+async fn a_changed_list_adds_updates_leaves_under_way_alone_and_reports_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let list = dir.path().join("eix.csv");
+    std::fs::write(
+        &list,
+        "school_code,name\n08000013,A\n08000021,B\n08000034,C\n",
+    )
+    .unwrap();
+    let out = a2a(&home, &["upload", list.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    {
+        let s = sqlite(&home).await;
+        let mut b = s.get(&code("08000021")).await.unwrap().unwrap();
+        b.move_to(Status::Queued, chrono::Utc::now()).unwrap();
+        s.save(&b).await.unwrap();
+    }
+    std::fs::write(
+        &list,
+        "school_code,name\n08000013,A renamed\n08000021,B renamed\n08000042,D\n",
+    )
+    .unwrap();
+    let out = a2a(&home, &["upload", "--json", list.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["created"], serde_json::json!(["08000042"]));
+    assert_eq!(j["updated"], serde_json::json!(["08000013"]));
+    assert_eq!(
+        j["under_way"],
+        serde_json::json!([{"school_code": "08000021", "status": "queued"}])
+    );
+    assert_eq!(j["removed"], serde_json::json!(["08000034"]));
+    let s = sqlite(&home).await;
+    let all = list_all(&s, ListFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 4, "nothing deleted");
+    assert_eq!(s.get(&code("08000021")).await.unwrap().unwrap().name, "B");
+    assert_eq!(
+        s.get(&code("08000013")).await.unwrap().unwrap().name,
+        "A renamed"
+    );
+}
+
+#[test]
+fn a_refused_upload_registers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    for name in ["binary.png", "missing-name-column.csv", "empty.csv"] {
+        let f = fixture(name);
+        let out = a2a(&home, &["upload", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(
+            text(&out.stderr).contains("nothing was registered"),
+            "{name}"
+        );
+        assert!(!home.exists(), "{name}: nothing written");
+    }
+    let out = a2a(
+        &home,
+        &["upload", dir.path().join("nope.csv").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nope.csv"));
+}
+
+#[tokio::test]
+async fn an_upload_into_dynamodb_and_s3_is_taken_in_once() {
+    let test = "an_upload_into_dynamodb_and_s3_is_taken_in_once";
+    if a2a_testkit::service_url("AWS_ENDPOINT_URL", test).is_none() {
+        return;
+    }
+    let conf = a2a_aws::config::sdk_config().await;
+    let table = a2a_testkit::unique_name("a2a-intake-cli");
+    let bucket = a2a_testkit::unique_name("a2a-intake-cli");
+    let dynamo = a2a_aws::aws_sdk_dynamodb::Client::new(&conf);
+    a2a_aws::DynamoDbStore::create_table(&dynamo, &table)
+        .await
+        .unwrap();
+    let s3 = a2a_aws::aws_sdk_s3::Client::from_conf(
+        a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    a2a_aws::S3Blob::create_bucket(&s3, &bucket).await.unwrap();
+
+    let home = tempfile::tempdir().unwrap();
+    let f = fixture("duplicate-code.csv");
+    let (state, blobs) = (format!("dynamodb:{table}"), format!("s3://{bucket}/a2a"));
+    let args = [
+        "--state",
+        &state,
+        "--blobs",
+        &blobs,
+        "upload",
+        f.to_str().unwrap(),
+    ];
+    let first = a2a(home.path(), &args);
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("registered 1 new"));
+    let second = a2a(home.path(), &args);
+    assert_eq!(second.status.code(), Some(1), "rows are still rejected");
+    assert!(text(&second.stdout).contains("already taken in"));
+
+    let store = a2a_aws::DynamoDbStore::new(dynamo, &table);
+    let all = list_all(&store, ListFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].code, code("08000021"));
+    let sha = sha_of(&f);
+    assert!(store.upload(&sha).await.unwrap().is_some());
+    let key = format!("a2a/reports/duplicate-code.csv.{}.errors.csv", &sha[..12]);
+    let report = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let report = String::from_utf8(report.to_vec()).unwrap();
+    assert_eq!(report.lines().count(), 3, "{report}");
+}
