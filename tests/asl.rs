@@ -1,8 +1,10 @@
 //! End-to-end tests of `a2a asl`: the invalid-definition corpus, and runs of a 12-state
 //! workflow driven by a Step Functions Local mock configuration, through the real binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
@@ -12,13 +14,9 @@ fn fixtures() -> PathBuf {
 
 fn a2a(args: &[&str]) -> Output {
     let home = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_a2a"))
-        .arg("--home")
-        .arg(home.path())
+    common::command(home.path())
         .arg("asl")
         .args(args)
-        .env_remove("A2A_HOME")
-        .env_remove("RUST_LOG")
         .output()
         .expect("the a2a binary runs")
 }

@@ -1,25 +1,17 @@
 //! End-to-end tests of the `a2a` binary: exit codes, messages and reports as an operator
 //! sees them.
 
+mod common;
+use common::a2a;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use a2a_core::{Instance, InstanceKind, InstanceStore, Status, Wave};
 use a2a_testkit::{code, service_url, unique_name};
 use chrono::Utc;
 use serde_json::Value;
-
-fn a2a(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_a2a"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("A2A_HOME")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the a2a binary runs")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -187,9 +179,7 @@ fn bad_flags_and_a_file_as_home_are_usage_errors() {
 #[test]
 fn an_unreachable_endpoint_is_an_environment_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_a2a"))
-        .args(["--home"])
-        .arg(dir.path())
+    let out = common::command(dir.path())
         .args(["--state", "dynamodb:a2a-state", "status"])
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_ACCESS_KEY_ID", "test")

@@ -4,8 +4,11 @@
 //! The moodledata comes from `a2a_files::fixture` (the `a2a fixture site --files` command
 //! of the fixtures issue does not exist yet).
 
+mod common;
+use common::a2a;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 
 use a2a_aws::S3Blob;
@@ -15,17 +18,6 @@ use a2a_testkit::{service_url, unique_name};
 use serde_json::Value;
 
 const SCHOOL: &str = "08012345";
-
-fn a2a(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_a2a"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("A2A_HOME")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the a2a binary runs")
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -249,9 +241,7 @@ async fn a_sync_killed_midway_completes_on_rerun() {
     for t in targets("files: killed midway", dir.path()).await {
         let store = t.store().await;
         let to = t.arg();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_a2a"))
-            .arg("--home")
-            .arg(dir.path())
+        let mut child = common::command(dir.path())
             .args(["files", "sync", "--from", md.to_str().unwrap()])
             .args(["--to", &to, "--school", SCHOOL, "--jobs", "1"])
             .stdout(Stdio::null())

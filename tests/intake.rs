@@ -1,23 +1,15 @@
 //! End-to-end tests of `a2a plan` and `a2a upload`: the bad-input corpus under
 //! `tests/fixtures/intake/`, each file with its expected outcome, and idempotent upload.
 
+mod common;
+use common::a2a;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use a2a_core::{InstanceStore, ListFilter, SchoolCode, Status, UploadLedger, list_all};
 use serde_json::Value;
-
-fn a2a(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_a2a"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("A2A_HOME")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the a2a binary runs")
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -50,6 +50,26 @@ pub struct DynamoDbStore {
 }
 
 impl DynamoDbStore {
+    /// One item by key, read consistently.
+    async fn get_item(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, PortError> {
+        let resource = self.resource();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(pk))
+            .key("SK", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.call("GetItem", &resource)))?;
+        Ok(out.item)
+    }
+
     /// A store on `table`, through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
@@ -368,19 +388,9 @@ impl InstanceStore for DynamoDbStore {
     }
 
     async fn get(&self, code: &SchoolCode) -> Result<Option<Instance>, PortError> {
-        let resource = self.resource();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(pk(code)))
-            .key("SK", s(META))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.call("GetItem", &resource)))?;
-        out.item()
-            .map(|item| parse_item(item, &self.table))
+        self.get_item(pk(code), META)
+            .await?
+            .map(|item| parse_item(&item, &self.table))
             .transpose()
     }
 
@@ -425,11 +435,7 @@ impl InstanceStore for DynamoDbStore {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<Page<Instance>, PortError> {
-        if limit == 0 {
-            return Err(PortError::Invalid(
-                "a listing needs a limit of at least 1".into(),
-            ));
-        }
+        ListFilter::check_limit(limit)?;
         // Every instance has a status, so the index covers the whole listing: without a
         // status, walk the statuses one after the other rather than scan every event.
         let statuses: Vec<Status> = match filter.status {
@@ -585,36 +591,16 @@ impl UploadLedger for DynamoDbStore {
     }
 
     async fn upload(&self, sha256: &str) -> Result<Option<UploadRecord>, PortError> {
-        let resource = self.resource();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(format!("UPLOAD#{sha256}")))
-            .key("SK", s(META))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.call("GetItem", &resource)))?;
-        out.item()
-            .map(|item| parse_item(item, &self.table))
+        self.get_item(format!("UPLOAD#{sha256}"), META)
+            .await?
+            .map(|item| parse_item(&item, &self.table))
             .transpose()
     }
 
     async fn latest_upload(&self, name: &str) -> Result<Option<UploadRecord>, PortError> {
-        let resource = self.resource();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(format!("LIST#{name}")))
-            .key("SK", s("LATEST"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.call("GetItem", &resource)))?;
-        let Some(sha) = out
-            .item()
+        let item = self.get_item(format!("LIST#{name}"), "LATEST").await?;
+        let Some(sha) = item
+            .as_ref()
             .and_then(|i| i.get("sha256"))
             .and_then(|v| v.as_s().ok())
         else {

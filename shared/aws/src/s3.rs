@@ -151,6 +151,25 @@ impl S3Blob {
         format!("bucket {:?} key {key:?}", self.bucket)
     }
 
+    /// Uploads a file already read once into `digest`: in one piece, or in parts.
+    async fn put_digested(
+        &self,
+        key: &BlobKey,
+        path: &Path,
+        digest: &FileDigest,
+    ) -> Result<BlobMeta, PortError> {
+        if digest.parts.is_empty() {
+            self.put_single(key, path, digest).await?;
+        } else {
+            self.put_multipart(key, path, digest).await?;
+        }
+        Ok(BlobMeta {
+            key: key.clone(),
+            size: digest.size,
+            sha256: Some(hex::encode(digest.sha)),
+        })
+    }
+
     async fn put_single(
         &self,
         key: &BlobKey,
@@ -571,16 +590,7 @@ impl BlobStore for S3Blob {
 
     async fn put_file(&self, key: &BlobKey, path: &Path) -> Result<BlobMeta, PortError> {
         let digest = digest_file(path, self.part_size, PartSum::Sha256).await?;
-        if digest.parts.is_empty() {
-            self.put_single(key, path, &digest).await?;
-        } else {
-            self.put_multipart(key, path, &digest).await?;
-        }
-        Ok(BlobMeta {
-            key: key.clone(),
-            size: digest.size,
-            sha256: Some(hex::encode(digest.sha)),
-        })
+        self.put_digested(key, path, &digest).await
     }
 
     async fn put_file_sha1(
@@ -597,16 +607,7 @@ impl BlobStore for S3Blob {
         }
         // S3 checks the SHA-1 of a one-piece upload, and of each part of a multipart one,
         // so a file that changes after this pass is refused there.
-        if digest.parts.is_empty() {
-            self.put_single(key, path, &digest).await?;
-        } else {
-            self.put_multipart(key, path, &digest).await?;
-        }
-        Ok(BlobMeta {
-            key: key.clone(),
-            size: digest.size,
-            sha256: Some(hex::encode(digest.sha)),
-        })
+        self.put_digested(key, path, &digest).await
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Bytes, PortError> {

@@ -60,6 +60,19 @@ pub struct ListFilter {
     pub wave: Option<Wave>,
 }
 
+impl ListFilter {
+    /// Refuses a page limit of 0, which every adapter would otherwise read as "no limit"
+    /// or "nothing", each differently.
+    pub fn check_limit(limit: usize) -> Result<(), PortError> {
+        if limit == 0 {
+            return Err(PortError::Invalid(
+                "a listing page must hold at least one instance".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Instances and their step history.
 #[async_trait]
 pub trait InstanceStore: Send + Sync {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::layout::{Place, key_under, site_root};
 use crate::manifest::{Entry, Manifest};
-use crate::walk::{Problem, SourceFile, walk};
+use crate::walk::{Problem, SourceFile, walk_blocking};
 use crate::{FilesError, Progress, hash_file, is_fatal, list_all};
 
 /// How to sync.
@@ -112,13 +112,7 @@ pub async fn sync(
         source,
     };
     let root = site_root(school);
-    let src = source.to_owned();
-    let walked = tokio::task::spawn_blocking(move || walk(&src))
-        .await
-        .map_err(|e| FilesError::Source {
-            path: source.to_owned(),
-            why: format!("the walk failed: {e}"),
-        })??;
+    let walked = walk_blocking(source).await?;
 
     // A manifest that does not parse only costs the quick check.
     let previous = match Manifest::load(store.as_ref(), school).await {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::layout::{Place, key_under, manifest_key, site_root};
 use crate::manifest::{Entry, Manifest};
-use crate::walk::{Problem, SourceFile, walk};
+use crate::walk::{Problem, SourceFile, walk_blocking};
 use crate::{FilesError, Progress, hash_file, is_fatal, list_all};
 
 /// How to verify.
@@ -77,13 +77,7 @@ pub async fn verify(
         source,
     };
     let root = site_root(school);
-    let src = source.to_owned();
-    let walked = tokio::task::spawn_blocking(move || walk(&src))
-        .await
-        .map_err(|e| FilesError::Source {
-            path: source.to_owned(),
-            why: format!("the walk failed: {e}"),
-        })??;
+    let walked = walk_blocking(source).await?;
     let mut missing = Vec::new();
     let mut different = Vec::new();
     let mut problems = walked.problems;

@@ -48,6 +48,17 @@ pub struct Walked {
 
 /// Walks the moodledata folder `root`. Symbolic links are followed only to files inside
 /// the folder; one leading outside, or to a folder, is a problem and is not followed.
+/// [`walk`] on a blocking thread, for the async sync and verify.
+pub async fn walk_blocking(root: &Path) -> Result<Walked, FilesError> {
+    let owned = root.to_owned();
+    tokio::task::spawn_blocking(move || walk(&owned))
+        .await
+        .map_err(|e| FilesError::Source {
+            path: root.to_owned(),
+            why: format!("the walk failed: {e}"),
+        })?
+}
+
 pub fn walk(root: &Path) -> Result<Walked, FilesError> {
     let src_err = |why: String| FilesError::Source {
         path: root.to_owned(),

@@ -433,11 +433,7 @@ impl InstanceStore for SqliteStore {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<Page<Instance>, PortError> {
-        if limit == 0 {
-            return Err(PortError::Invalid(
-                "a listing page must hold at least one instance".into(),
-            ));
-        }
+        ListFilter::check_limit(limit)?;
         let limit = limit.min(MAX_PAGE);
         self.run("list instances", move |conn, label| {
             let (sql, args) = list_query(filter, limit, cursor);

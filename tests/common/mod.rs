@@ -1,0 +1,26 @@
+//! What every end-to-end test needs: running the real `a2a` binary in a given home.
+
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `a2a --home HOME ARGS...` with no A2A_HOME or RUST_LOG from the caller's
+/// environment, and waits for it.
+pub fn a2a(home: &Path, args: &[&str]) -> Output {
+    command(home)
+        .args(args)
+        .output()
+        .expect("the a2a binary runs")
+}
+
+/// The same command, not yet run, for tests that set its environment or stdin.
+pub fn command(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_a2a"));
+    c.arg("--home")
+        .arg(home)
+        .env_remove("A2A_HOME")
+        .env_remove("RUST_LOG");
+    c
+}
