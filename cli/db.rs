@@ -614,9 +614,14 @@ impl Bar {
             },
         );
         if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {msg:40} {human_pos} rows  {per_sec}")
+            ProgressStyle::with_template("{spinner} {msg:40} {human_pos} rows  {rate}")
         {
-            bar.set_style(style);
+            bar.set_style(style.with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} rows/s", state.per_sec());
+                },
+            ));
         }
         Self(bar)
     }

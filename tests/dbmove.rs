@@ -3,33 +3,16 @@
 //! import resumes without duplicates; an unmappable type and an unreachable server are
 //! clear errors with the right exit codes.
 
+mod common;
+use common::{a2a, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use a2a_core::Locator;
 use a2a_dbmove::Db;
 use a2a_dbmove::engine::scratch;
 use serde_json::Value;
-
-fn a2a(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_a2a"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("A2A_HOME")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the a2a binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn ok_json(o: &Output) -> Value {
     assert_eq!(o.status.code(), Some(0), "{}", text(o));
@@ -546,11 +529,8 @@ async fn an_import_killed_inside_a_chunk_resumes_without_duplicates() {
         .exec("BEGIN; LOCK TABLE \"mdl_user\" IN SHARE MODE")
         .await
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_a2a"))
-        .arg("--home")
-        .arg(&home)
+    let mut child = common::command(&home)
         .args(import(&[]))
-        .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -643,16 +623,111 @@ fn agoras_m2_prefix_is_taken_everywhere() {
     assert_eq!(none["tables"].as_array().unwrap().len(), 0);
 }
 
-#[test]
-fn a_budgeted_export_goes_on_run_after_run_and_imports_whole() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budgeted_export_goes_on_run_after_run_and_imports_whole() {
+    let test = "a_budgeted_export_goes_on_run_after_run_and_imports_whole";
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    for (tag, admin) in engines(test, dir.path()) {
+        let src = Scratch::new(&admin, &format!("b_{tag}")).await;
+        let dst = format!(
+            "sqlite://{}",
+            dir.path().join(format!("dst-{tag}.db")).display()
+        );
+        let made = a2a(&home, &["fixture", "site", "--db", src.url(), "--extras"]);
+        assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+        let whole = dir.path().join(format!("whole-{tag}"));
+        let one = ok_json(&a2a(
+            &home,
+            &[
+                "db",
+                "export",
+                "--from",
+                src.url(),
+                "--stage",
+                whole.to_str().unwrap(),
+                "--chunk-rows",
+                "100",
+                "--json",
+            ],
+        ));
+        let stage = dir.path().join(format!("budgeted-{tag}"));
+        let stage = stage.to_str().unwrap();
+        let early_db = format!("sqlite://{}", dir.path().join("early.db").display());
+        let mut runs = 0;
+        let last = loop {
+            runs += 1;
+            assert!(runs < 200, "{tag}: the budgeted export never ends");
+            let r = ok_json(&a2a(
+                &home,
+                &[
+                    "db",
+                    "export",
+                    "--from",
+                    src.url(),
+                    "--stage",
+                    stage,
+                    "--chunk-rows",
+                    "100",
+                    "--max-chunks",
+                    "4",
+                    "--json",
+                ],
+            ));
+            if r["complete"] == true {
+                break r;
+            }
+            // Until complete, the stage holds no importable export.
+            let early = a2a(
+                &home,
+                &["db", "import", "--stage", stage, "--to", &early_db],
+            );
+            assert_eq!(early.status.code(), Some(2), "{tag}: {}", text(&early));
+        };
+        assert!(runs > 3, "{tag}: a budget of 4 chunks takes several runs");
+        assert_eq!(last["rows"], one["rows"], "{tag}");
+        assert_eq!(
+            last["chunks"], one["chunks"],
+            "{tag}: the same chunks, cut at the same keys"
+        );
+        let im = ok_json(&a2a(
+            &home,
+            &["db", "import", "--stage", stage, "--to", &dst, "--json"],
+        ));
+        assert_eq!(im["rows"], one["rows"], "{tag}");
+        let verify = ok_json(&a2a(
+            &home,
+            &["db", "verify", "--from", src.url(), "--to", &dst, "--json"],
+        ));
+        assert_eq!(verify["equal"], true, "{tag}: {verify:#}");
+        src.drop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_in_s3_exports_imports_and_verifies() {
+    let test = "a_stage_in_s3_exports_imports_and_verifies";
+    if a2a_testkit::service_url("AWS_ENDPOINT_URL", test).is_none() {
+        return;
+    }
+    let conf = a2a_aws::config::sdk_config().await;
+    let s3 = a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
+        .force_path_style(true)
+        .build();
+    let client = a2a_aws::aws_sdk_s3::Client::from_conf(s3);
+    let bucket = a2a_testkit::unique_name("a2a-dbmove");
+    a2a_aws::S3Blob::create_bucket(&client, &bucket)
+        .await
+        .unwrap();
+    let stage = format!("s3://{bucket}/instances/08012345/db");
+
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let url = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
-    let (src, dst) = (url("src.db"), url("dst.db"));
+    let (src, dst, dst2) = (url("src.db"), url("dst.db"), url("dst2.db"));
     let made = a2a(&home, &["fixture", "site", "--db", &src, "--extras"]);
     assert_eq!(made.status.code(), Some(0), "{}", text(&made));
-    let whole = dir.path().join("whole");
-    let one = ok_json(&a2a(
+    ok_json(&a2a(
         &home,
         &[
             "db",
@@ -660,58 +735,27 @@ fn a_budgeted_export_goes_on_run_after_run_and_imports_whole() {
             "--from",
             &src,
             "--stage",
-            whole.to_str().unwrap(),
+            &stage,
             "--chunk-rows",
-            "100",
+            "200",
             "--json",
         ],
     ));
-    let stage = dir.path().join("budgeted");
-    let stage = stage.to_str().unwrap();
-    let mut runs = 0;
-    let last = loop {
-        runs += 1;
-        assert!(runs < 200, "the budgeted export never ends");
-        let r = ok_json(&a2a(
-            &home,
-            &[
-                "db",
-                "export",
-                "--from",
-                &src,
-                "--stage",
-                stage,
-                "--chunk-rows",
-                "100",
-                "--max-chunks",
-                "4",
-                "--json",
-            ],
-        ));
-        if r["complete"] == true {
-            break r;
-        }
-        // Until complete, the stage holds no importable export.
-        let early = a2a(
-            &home,
-            &["db", "import", "--stage", stage, "--to", &url("early.db")],
-        );
-        assert_eq!(early.status.code(), Some(2), "{}", text(&early));
-    };
-    assert!(runs > 3, "a budget of 4 chunks takes several runs");
-    assert_eq!(last["rows"], one["rows"]);
-    assert_eq!(
-        last["chunks"], one["chunks"],
-        "the same chunks, cut at the same keys"
-    );
-    let im = ok_json(&a2a(
+    ok_json(&a2a(
         &home,
-        &["db", "import", "--stage", stage, "--to", &dst, "--json"],
+        &["db", "import", "--stage", &stage, "--to", &dst, "--json"],
     ));
-    assert_eq!(im["rows"], one["rows"]);
     let verify = ok_json(&a2a(
         &home,
         &["db", "verify", "--from", &src, "--to", &dst, "--json"],
     ));
     assert_eq!(verify["equal"], true, "{verify:#}");
+    // And `copy` through the same bucket.
+    let copy = ok_json(&a2a(
+        &home,
+        &[
+            "db", "copy", "--from", &src, "--to", &dst2, "--stage", &stage, "--verify", "--json",
+        ],
+    ));
+    assert_eq!(copy["verify"]["equal"], true);
 }

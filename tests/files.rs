@@ -5,7 +5,7 @@
 //! of the fixtures issue does not exist yet).
 
 mod common;
-use common::a2a;
+use common::{a2a, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -18,14 +18,6 @@ use a2a_testkit::{service_url, unique_name};
 use serde_json::Value;
 
 const SCHOOL: &str = "08012345";
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))

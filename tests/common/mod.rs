@@ -24,3 +24,13 @@ pub fn command(home: &Path) -> Command {
         .env_remove("RUST_LOG");
     c
 }
+
+/// Everything a failed assertion should show of a run: exit code, stdout and stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -17,7 +17,7 @@ pub mod verify;
 pub use engine::{Db, Engine, LEDGER_TABLE};
 pub use mover::{
     CopyLimits, ExportReport, ImportOptions, ImportReport, NoProgress, Progress, copy, export,
-    import,
+    export_budgeted, import,
 };
 pub use schema::{ColType, Column, Index, Row, Table, Value};
 pub use verify::{TableCheck, VerifyReport, verify};
