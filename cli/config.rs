@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use a2a_core::Window;
 use serde::Deserialize;
 
 use crate::backends::{BlobSpec, QueueSpec, StateSpec};
@@ -18,6 +19,48 @@ pub struct Config {
     pub blobs: BlobSpec,
     /// The work queue.
     pub queue: QueueSpec,
+    /// The scheduler's and the dispatcher's settings (`[schedule]`).
+    pub schedule: Schedule,
+    /// The deployed AWS resources (`[aws]`).
+    pub aws: Aws,
+}
+
+/// `[schedule]`: when and how much work may start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// Migration windows (`windows = ["Mon-Fri 21:00-06:00 Europe/Madrid"]`, the default).
+    pub windows: Vec<Window>,
+    /// New instances enqueued per night at most (default 150).
+    pub nightly_quota: usize,
+    /// Executions in flight at most (default 25).
+    pub max_running: usize,
+    /// Runs per instance at most (default 3).
+    pub max_attempts: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            windows: vec![Window::parse(Schedule::DEFAULT_WINDOW).expect("the default parses")],
+            nightly_quota: 150,
+            max_running: 25,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl Schedule {
+    /// The window used when `a2a.toml` names none: school nights in Catalonia.
+    pub const DEFAULT_WINDOW: &'static str = "Mon-Fri 21:00-06:00 Europe/Madrid";
+}
+
+/// `[aws]`: the state machines of the deployed stack.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Aws {
+    /// The ARN of `migrate-instance`.
+    pub migrate_state_machine: Option<String>,
+    /// The ARN of `provision-instance`.
+    pub provision_state_machine: Option<String>,
 }
 
 /// `a2a.toml` as written. Unknown keys are errors: a misspelt key silently ignored would
@@ -27,6 +70,26 @@ pub struct Config {
 struct File {
     #[serde(default)]
     backends: FileBackends,
+    #[serde(default)]
+    schedule: FileSchedule,
+    #[serde(default)]
+    aws: FileAws,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSchedule {
+    windows: Option<Vec<toml::Spanned<String>>>,
+    nightly_quota: Option<u32>,
+    max_running: Option<u32>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAws {
+    migrate_state_machine: Option<String>,
+    provision_state_machine: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,13 +140,76 @@ impl Config {
             &path,
             &text,
         )?;
+        let schedule = schedule(&file.schedule, &path, &text)?;
+        let aws = Aws {
+            migrate_state_machine: file.aws.migrate_state_machine.clone(),
+            provision_state_machine: file.aws.provision_state_machine.clone(),
+        };
         Ok(Self {
             home,
             state,
             blobs,
             queue,
+            schedule,
+            aws,
         })
     }
+}
+
+/// `[schedule]` with its defaults; a bad window is named with its line.
+fn schedule(file: &FileSchedule, path: &Path, text: &str) -> Result<Schedule, CliError> {
+    let mut s = Schedule::default();
+    if let Some(windows) = &file.windows {
+        s.windows = windows
+            .iter()
+            .map(|w| {
+                Window::parse(w.get_ref()).map_err(|e| {
+                    CliError::input(
+                        format!(
+                            "{}:{}: schedule.windows: {e}",
+                            path.display(),
+                            line_of(text, w.span().start)
+                        ),
+                        format!("fix {}", path.display()),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if s.windows.is_empty() {
+            return Err(CliError::input(
+                format!(
+                    "{}: schedule.windows is empty: nothing could ever start",
+                    path.display()
+                ),
+                format!(
+                    "name at least one window, such as {:?}",
+                    Schedule::DEFAULT_WINDOW
+                ),
+            ));
+        }
+    }
+    let positive = |key: &str, v: Option<u32>| -> Result<Option<u32>, CliError> {
+        match v {
+            Some(0) => Err(CliError::input(
+                format!(
+                    "{}: schedule.{key} = 0: nothing could ever start",
+                    path.display()
+                ),
+                format!("set schedule.{key} to 1 or more in {}", path.display()),
+            )),
+            v => Ok(v),
+        }
+    };
+    if let Some(n) = positive("nightly_quota", file.nightly_quota)? {
+        s.nightly_quota = n as usize;
+    }
+    if let Some(n) = positive("max_running", file.max_running)? {
+        s.max_running = n as usize;
+    }
+    if let Some(n) = positive("max_attempts", file.max_attempts)? {
+        s.max_attempts = n;
+    }
+    Ok(s)
 }
 
 /// One backend's spec: the flag if given, else the file's value, else the default. A bad
@@ -146,7 +272,9 @@ fn read_file(path: &Path) -> Result<(File, String), CliError> {
         CliError::input(
             format!("{}{at}: {}", path.display(), e.message()),
             format!(
-                "{} is TOML with one table, [backends], holding state, blobs and queue",
+                "{} is TOML with the tables [backends] (state, blobs, queue), [schedule] \
+                 (windows, nightly_quota, max_running, max_attempts) and [aws] \
+                 (migrate_state_machine, provision_state_machine)",
                 path.display()
             ),
         )
@@ -224,6 +352,47 @@ mod tests {
         assert!(
             msg.contains("a2a.toml:4: backends.queue = \"rabbit\""),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn schedule_and_aws_keys_with_defaults_and_bad_windows_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::resolve(&cli(dir.path(), &[])).unwrap();
+        assert_eq!(c.schedule, Schedule::default());
+        assert_eq!(c.aws, Aws::default());
+        let f = dir.path().join("a2a.toml");
+        std::fs::write(
+            &f,
+            "[schedule]\nwindows = [\"Sat 08:00-20:00 Europe/Madrid\", \"daily 01:00-05:00 UTC\"]\n\
+             nightly_quota = 40\nmax_running = 5\n\n[aws]\n\
+             provision_state_machine = \"arn:aws:states:eu-west-1:1:stateMachine:p\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&cli(dir.path(), &[])).unwrap();
+        assert_eq!(c.schedule.windows.len(), 2);
+        assert_eq!((c.schedule.nightly_quota, c.schedule.max_running), (40, 5));
+        assert_eq!(c.schedule.max_attempts, 3);
+        assert_eq!(c.aws.migrate_state_machine, None);
+        assert!(c.aws.provision_state_machine.unwrap().ends_with(":p"));
+
+        std::fs::write(
+            &f,
+            "[schedule]\nwindows = [\n  \"Mon-Fri 21:00-06:00 Europe/Barcelona\",\n]\n",
+        )
+        .unwrap();
+        let e = Config::resolve(&cli(dir.path(), &[])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("a2a.toml:3: schedule.windows"),
+            "{e}"
+        );
+        std::fs::write(&f, "[schedule]\nmax_running = 0\n").unwrap();
+        assert_eq!(
+            Config::resolve(&cli(dir.path(), &[]))
+                .unwrap_err()
+                .exit_code(),
+            2
         );
     }
 

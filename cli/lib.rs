@@ -6,9 +6,11 @@ mod asl;
 mod backends;
 mod config;
 mod db;
+mod demo;
 mod error;
 mod files;
 mod intake;
+mod schedule;
 mod status;
 
 use std::path::PathBuf;
@@ -93,6 +95,32 @@ pub enum Command {
         #[command(subcommand)]
         command: asl::AslCommand,
     },
+    /// One scheduler tick: reconcile running instances with their executions, then, inside
+    /// a migration window, retry failed instances and enqueue new ones by wave and
+    /// priority up to the nightly quota (`[schedule]` in a2a.toml). Needs an SQS queue.
+    ///
+    /// Exit 0: done; 1: done, with problems listed.
+    Tick(schedule::TickArgs),
+    /// Starts one school now, whatever the window, on the deployed state machines (--aws).
+    /// Starting it again is recognised, not a second run.
+    ///
+    /// Exit 0: started or already started; 1: the cap is reached (--force starts anyway);
+    /// 2: unknown or malformed code, or no ARNs.
+    Start(schedule::StartArgs),
+    /// Generates a small Àgora under the home (20 sites to migrate, 700 EIX sites to
+    /// provision, by default), takes its school list in, runs every instance through the
+    /// real state machines on this machine, and prints a summary.
+    ///
+    /// Exit 0: every instance active; 1: some failed (listed).
+    Demo(demo::DemoArgs),
+    /// Takes a school list in and runs every school of it through the state machines on
+    /// this machine, on the embedded default: targets are SQLite databases and folders
+    /// under the home, the EIX templates the generated ones of `a2a demo`. Rows of kind
+    /// `migrate` bring their own `source_db` and `source_files` (`a2a fixture site`).
+    ///
+    /// Exit 0: every school active; 1: some failed or rows were rejected; 2: the file is
+    /// refused.
+    Run(demo::RunArgs),
 }
 
 /// Sets up human-readable logs on stderr. Secrets never reach them: every type that may
@@ -125,5 +153,9 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Plan(args) => intake::plan(&args).await,
         Command::Upload(args) => intake::upload(&config, &args).await,
         Command::Asl { command } => asl::run(command).await,
+        Command::Tick(args) => schedule::tick(&config, &args).await,
+        Command::Start(args) => schedule::start(&config, &args).await,
+        Command::Demo(args) => demo::run(&config, &args).await,
+        Command::Run(args) => demo::run_file(&config, &args).await,
     }
 }

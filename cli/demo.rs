@@ -1,0 +1,534 @@
+//! `a2a demo`: a small Àgora on this machine, moved and provisioned end to end. It
+//! generates Moodle-like source sites (SQLite and moodledata) and the EIX templates under
+//! `<home>/demo/`, writes a school list and takes it in as `a2a upload` does, then runs
+//! every instance through the real `statemachines/*.asl.json` on the local ASL engine, and
+//! prints a summary table.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use a2a_core::{
+    BlobKey, BlobStore, ExecutionStatus, InstanceKind, InstanceStore, ListFilter, Locator,
+    SchoolCode, Status, execution_name,
+};
+use a2a_steps::{LocalWorkflows, Shard, SiteConfig, StepContext, Template};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::backends::{BlobSpec, StateSpec};
+use crate::{CliError, Config, Outcome};
+
+/// How big a demo to run.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Existing sites to migrate.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=500))]
+    pub migrations: u32,
+    /// New EIX sites to provision.
+    #[arg(long, default_value_t = 700, value_parser = clap::value_parser!(u32).range(0..=5000))]
+    pub eix: u32,
+    /// Instances worked on at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// A PostgreSQL or MySQL/MariaDB server (an admin URL such as
+    /// `postgres://user@host/postgres`) for the templates, sources and targets, instead of
+    /// SQLite files under the home. Databases `a2a_demo_*` and `a2a_<code>` are made there.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// The folder holding `migrate-instance.asl.json` and `provision-instance.asl.json`.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines"))]
+    pub statemachines: PathBuf,
+}
+
+/// What `a2a run` takes.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The school list (CSV: the school directory export or A2A's plan file).
+    pub file: PathBuf,
+    /// The kind of rows that do not say: `migrate` or `provision`.
+    #[arg(long, value_parser = parse_kind, default_value = "provision")]
+    pub kind: InstanceKind,
+    /// Instances worked on at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// A PostgreSQL or MySQL/MariaDB server (admin URL) for the templates and targets,
+    /// instead of SQLite files under the home.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// The folder holding `migrate-instance.asl.json` and `provision-instance.asl.json`.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines"))]
+    pub statemachines: PathBuf,
+}
+
+fn parse_kind(s: &str) -> Result<InstanceKind, String> {
+    match s {
+        "migrate" => Ok(InstanceKind::Migrate),
+        "provision" => Ok(InstanceKind::Provision),
+        _ => Err("expected `migrate` or `provision`".into()),
+    }
+}
+
+/// The old address of the generated sites, as their content links to it.
+const OLD_WWWROOT: &str = "https://agora.xtec.cat/{dns}/moodle";
+const TEMPLATES: [&str; 2] = ["primary", "secondary"];
+
+fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(format!("demo: {what}: {e}"))
+}
+
+/// The embedded backends and where the generated databases go.
+struct Local {
+    store: Arc<a2a_local::SqliteStore>,
+    blob: Arc<dyn BlobStore>,
+    demo: PathBuf,
+    server: Option<Locator>,
+}
+
+impl Local {
+    async fn open(config: &Config, db: Option<&str>, what: &str) -> Result<Local, CliError> {
+        if config.state != StateSpec::Sqlite || config.blobs != BlobSpec::Dir {
+            return Err(CliError::input(
+                format!("{what} runs on the embedded backends only"),
+                "drop --state/--blobs (or the [backends] of a2a.toml)",
+            ));
+        }
+        let server = db.map(Locator::new);
+        if let Some(s) = &server
+            && !matches!(
+                a2a_dbmove::Engine::of(s),
+                Ok(a2a_dbmove::Engine::Postgres | a2a_dbmove::Engine::MySql)
+            )
+        {
+            return Err(CliError::input(
+                format!("--db {s}: not a PostgreSQL or MySQL/MariaDB URL"),
+                "use postgres://USER@HOST/postgres or mysql://USER@HOST/mysql",
+            ));
+        }
+        let home = &config.home;
+        let demo = home.join("demo");
+        std::fs::create_dir_all(&demo).map_err(|e| failed("creating the demo folder", e))?;
+        let store = Arc::new(
+            a2a_local::SqliteStore::open(&home.join("state.db"))
+                .await
+                .map_err(|e| CliError::from_port("state (sqlite)", e))?,
+        );
+        let blob: Arc<dyn BlobStore> = Arc::new(
+            a2a_local::FsBlob::new(home.join("blobs"))
+                .map_err(|e| CliError::from_port("blobs (dir)", e))?,
+        );
+        Ok(Local {
+            store,
+            blob,
+            demo,
+            server,
+        })
+    }
+
+    /// The site configuration of the embedded default: the generated templates (made if
+    /// missing) and two SQLite shards under the home, or the server as the one shard.
+    async fn site(&self) -> Result<SiteConfig, CliError> {
+        let mut templates = BTreeMap::new();
+        for (n, name) in TEMPLATES.iter().enumerate() {
+            let db = database(
+                self.server.as_ref(),
+                &self.demo,
+                &format!("a2a_demo_tpl_{name}"),
+            )
+            .await?;
+            let wwwroot = format!("https://plantilla-{name}.xtec.cat/moodle");
+            site_db(&db, &wwwroot, 100 + n as u64).await?;
+            install_template(
+                &self.blob,
+                &self.demo.join(format!("templates/{name}-moodledata")),
+                name,
+                n as u64,
+            )
+            .await?;
+            templates.insert(
+                (*name).to_owned(),
+                Template {
+                    db,
+                    files: (*name).to_owned(),
+                    wwwroot,
+                },
+            );
+        }
+        Ok(SiteConfig {
+            host: "eix.xtec.cat".into(),
+            old_wwwroot: OLD_WWWROOT.into(),
+            prefix: a2a_dbmove::DEFAULT_PREFIX.into(),
+            shards: match &self.server {
+                // Clones stay on their template's server: one shard, the server.
+                Some(admin) => vec![Shard {
+                    name: "server".into(),
+                    db: admin.clone(),
+                    capacity: 5000,
+                }],
+                None => (1..=2)
+                    .map(|n| Shard {
+                        name: format!("shard-{n}"),
+                        db: Locator::new(format!("sqlite://{}/shard-{n}", self.demo.display())),
+                        capacity: 5000,
+                    })
+                    .collect(),
+            },
+            templates,
+        })
+    }
+
+    /// Takes a school list in, as `a2a upload` does; returns the plan.
+    async fn take(
+        &self,
+        name: &str,
+        file: &Path,
+        bytes: &[u8],
+        kind: InstanceKind,
+    ) -> Result<a2a_intake::Plan, CliError> {
+        let opts = a2a_intake::Options {
+            kind,
+            wave_size: 1000,
+            max_bytes: 50_000_000,
+        };
+        let taken = a2a_intake::take_in(
+            name,
+            &file.display().to_string(),
+            bytes,
+            &opts,
+            self.store.as_ref(),
+            self.store.as_ref(),
+            self.blob.as_ref(),
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            a2a_intake::TakeError::Refused(r) => {
+                CliError::input(r.to_string(), "nothing was registered; fix the file")
+            }
+            e => failed("taking the school list in", e),
+        })?;
+        let plan = match taken {
+            a2a_intake::Intake::Already { plan, .. } | a2a_intake::Intake::New { plan, .. } => plan,
+        };
+        eprintln!(
+            "{name}: {} rows, {} accepted, {} rejected",
+            plan.rows,
+            plan.schools.len(),
+            plan.rejected()
+        );
+        for e in plan.errors.iter().take(10) {
+            eprintln!("  line {}: {}: {}", e.line, e.field, e.message);
+        }
+        Ok(plan)
+    }
+
+    /// Runs every school of `codes` that is not `active` yet through its state machine,
+    /// `jobs` at a time, then prints the summary. Whether all ended `active`.
+    async fn run_all(
+        &self,
+        site: SiteConfig,
+        statemachines: &Path,
+        codes: &[SchoolCode],
+        jobs: u32,
+        clock: Instant,
+    ) -> Result<bool, CliError> {
+        let store_port: Arc<dyn InstanceStore> = self.store.clone();
+        let ctx = StepContext {
+            store: store_port.clone(),
+            blob: self.blob.clone(),
+            site: Arc::new(site),
+        };
+        let flows = LocalWorkflows::load(ctx, statemachines)
+            .map_err(|e| CliError::from_port("state machines", e))?;
+        let mut todo = Vec::new();
+        for code in codes {
+            let i = store_port
+                .get(code)
+                .await
+                .map_err(|e| CliError::from_port("state", e))?
+                .ok_or_else(|| failed("registration", format!("school {code} is missing")))?;
+            if i.status != Status::Active {
+                if let (Some(admin), Status::Registered) = (&self.server, i.status) {
+                    // A target left on the server by a demo of another home: never run here.
+                    a2a_dbmove::engine::scratch::drop(admin, &format!("a2a_{code}"))
+                        .await
+                        .map_err(|e| failed("dropping an old target", e))?;
+                }
+                todo.push((code.clone(), i.kind, i.attempt + 1));
+            }
+        }
+        let bar = bar(todo.len() as u64);
+        let sem = Arc::new(tokio::sync::Semaphore::new(jobs as usize));
+        let mut set = tokio::task::JoinSet::new();
+        for (code, kind, attempt) in todo {
+            let (flows, sem, bar) = (flows.clone(), sem.clone(), bar.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let name = execution_name(&code, kind, attempt);
+                let info = flows
+                    .run(
+                        kind,
+                        &name,
+                        serde_json::json!({"school_code": code.as_str()}),
+                    )
+                    .await;
+                bar.inc(1);
+                (code, info)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(r) = set.join_next().await {
+            let (code, info) = r.map_err(|e| failed("a workflow task", e))?;
+            if info.status != ExecutionStatus::Succeeded {
+                failures.push(format!(
+                    "{code}: {} {}",
+                    info.error.unwrap_or_default(),
+                    info.cause.unwrap_or_default()
+                ));
+            }
+        }
+        bar.finish_and_clear();
+
+        // The summary: every instance of the list, by kind and status, from the state store.
+        let all = a2a_core::list_all(store_port.as_ref(), ListFilter::default())
+            .await
+            .map_err(|e| CliError::from_port("state", e))?;
+        let mut table: BTreeMap<(&'static str, Status), u64> = BTreeMap::new();
+        let listed: std::collections::HashSet<&SchoolCode> = codes.iter().collect();
+        for i in all.iter().filter(|i| listed.contains(&i.code)) {
+            *table.entry((i.kind.as_str(), i.status)).or_default() += 1;
+        }
+        println!("{:<10} {:<12} {:>6}", "kind", "status", "sites");
+        for ((kind, status), n) in &table {
+            println!("{kind:<10} {:<12} {n:>6}", status.as_str());
+        }
+        failures.sort();
+        for f in failures.iter().take(10) {
+            println!("failed: {f}");
+        }
+        let active = table
+            .iter()
+            .filter(|((_, s), _)| *s == Status::Active)
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        println!(
+            "{active} of {} instances active in {:.1} s",
+            codes.len(),
+            clock.elapsed().as_secs_f64()
+        );
+        Ok(active as usize == codes.len())
+    }
+}
+
+/// Runs the demo.
+pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> {
+    let clock = Instant::now();
+    let local = Local::open(config, args.db.as_deref(), "a2a demo").await?;
+    let demo = &local.demo;
+    let server = &local.server;
+    eprintln!(
+        "demo: generating {} sites and the EIX templates",
+        args.migrations
+    );
+    let site = local.site().await?;
+    let mut csv = String::from("school_code,name,kind,dns,template,source_db,source_files\n");
+    for i in 0..args.migrations {
+        let code = format!("08{:06}", 100_000 + i);
+        let dns = format!("escola-{i:03}");
+        let db = database(server.as_ref(), demo, &format!("a2a_demo_src_{code}")).await?;
+        site_db(&db, &OLD_WWWROOT.replace("{dns}", &dns), 1 + u64::from(i)).await?;
+        let files = demo.join(format!("sources/{code}-moodledata"));
+        if !files.exists() {
+            moodledata(&files, 1 + u64::from(i)).map_err(|e| failed("generating moodledata", e))?;
+        }
+        csv.push_str(&format!(
+            "{code},Escola {i:03},migrate,{dns},,{},{}\n",
+            db.expose(),
+            files.display()
+        ));
+    }
+    for i in 0..args.eix {
+        let province = ["08", "17", "25", "43"][i as usize % 4];
+        let code = format!("{province}{:06}", 500_000 + i);
+        let template = TEMPLATES[i as usize % 2];
+        csv.push_str(&format!(
+            "{code},Escola Infantil {i:04},provision,eix-{i:04},{template},,\n"
+        ));
+    }
+    let list = demo.join("schools.csv");
+    std::fs::write(&list, &csv).map_err(|e| failed("writing the school list", e))?;
+    let plan = local
+        .take(
+            "schools.csv",
+            &list,
+            csv.as_bytes(),
+            InstanceKind::Provision,
+        )
+        .await?;
+    if plan.rejected() > 0 {
+        return Err(failed("the school list", "generated rows were rejected"));
+    }
+    let codes: Vec<SchoolCode> = plan.schools.iter().map(|p| p.school.code.clone()).collect();
+    let all_active = local
+        .run_all(site, &args.statemachines, &codes, args.jobs, clock)
+        .await?;
+    Ok(if all_active {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// `a2a run FILE`: a real school list on the embedded default.
+pub async fn run_file(config: &Config, args: &RunArgs) -> Result<Outcome, CliError> {
+    let clock = Instant::now();
+    let bytes = a2a_intake::read_file(&args.file, 50_000_000)
+        .map_err(|r| CliError::input(r.to_string(), "nothing was registered; fix the file"))?;
+    let local = Local::open(config, args.db.as_deref(), "a2a run").await?;
+    let site = local.site().await?;
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| args.file.display().to_string());
+    let plan = local.take(&name, &args.file, &bytes, args.kind).await?;
+    let codes: Vec<SchoolCode> = plan.schools.iter().map(|p| p.school.code.clone()).collect();
+    let all_active = local
+        .run_all(site, &args.statemachines, &codes, args.jobs, clock)
+        .await?;
+    Ok(if all_active && plan.rejected() == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+fn bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(len),
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} instances  {elapsed}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The demo database `name`: on the server, created if missing; or a SQLite file under
+/// the demo folder.
+async fn database(server: Option<&Locator>, demo: &Path, name: &str) -> Result<Locator, CliError> {
+    let Some(admin) = server else {
+        let dir = demo.join("databases");
+        std::fs::create_dir_all(&dir).map_err(|e| failed("creating a folder", e))?;
+        return Ok(Locator::new(format!(
+            "sqlite://{}/{name}.db",
+            dir.display()
+        )));
+    };
+    let loc = a2a_dbmove::engine::scratch::with_database(admin, name);
+    if a2a_dbmove::Db::connect(&loc, false).await.is_ok() {
+        return Ok(loc);
+    }
+    a2a_dbmove::engine::scratch::create(admin, name)
+        .await
+        .map_err(|e| failed("creating a database", e))
+}
+
+/// A generated site database, unless it is there from an earlier demo.
+async fn site_db(loc: &Locator, wwwroot: &str, seed: u64) -> Result<(), CliError> {
+    let db = a2a_dbmove::Db::connect(loc, true)
+        .await
+        .map_err(|e| failed("generating a site", e))?;
+    if !db
+        .list_tables(a2a_dbmove::DEFAULT_PREFIX)
+        .await
+        .map_err(|e| failed("generating a site", e))?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let o = a2a_dbmove::fixture::FixtureOptions {
+        seed,
+        wwwroot: wwwroot.into(),
+        ..Default::default()
+    };
+    a2a_dbmove::fixture::generate(&db, &o)
+        .await
+        .map_err(|e| failed("generating a site", e))?;
+    Ok(())
+}
+
+fn moodledata(path: &Path, seed: u64) -> std::io::Result<()> {
+    let spec = a2a_files::fixture::Spec {
+        files: 20,
+        max_size: 16 * 1024,
+        seed,
+        ..Default::default()
+    };
+    a2a_files::fixture::generate(path, &spec).map(|_| ())
+}
+
+/// Puts a generated moodledata under `templates/<name>/`: synced as a scratch site (the
+/// data plane's layout and manifest), then moved there.
+async fn install_template(
+    blob: &Arc<dyn BlobStore>,
+    path: &Path,
+    name: &str,
+    seed: u64,
+) -> Result<(), CliError> {
+    let manifest = BlobKey::parse(&format!("templates/{name}/manifest.json"))
+        .map_err(|e| failed("template", e))?;
+    if blob.head(&manifest).await.ok().flatten().is_some() {
+        return Ok(());
+    }
+    if !path.exists() {
+        moodledata(path, 1000 + seed).map_err(|e| failed("generating moodledata", e))?;
+    }
+    let scratch = SchoolCode::parse("08999999").map_err(|e| failed("template", e))?;
+    let options = a2a_files::SyncOptions {
+        jobs: 8,
+        list_target: false,
+    };
+    a2a_files::sync(
+        path,
+        blob.clone(),
+        &scratch,
+        &options,
+        &a2a_files::NoProgress,
+    )
+    .await
+    .map_err(|e| failed("installing a template", e))?;
+    let prefix = "instances/08999999/";
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = blob
+            .list(prefix, cursor)
+            .await
+            .map_err(|e| failed("installing a template", e))?;
+        keys.extend(page.items.into_iter().map(|m| m.key));
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    // The manifest last, so that its presence means the template is whole.
+    keys.sort_by_key(|k| k.as_str().ends_with("/manifest.json"));
+    for k in keys {
+        let to = BlobKey::parse(&format!("templates/{name}/{}", &k.as_str()[prefix.len()..]))
+            .map_err(|e| failed("template", e))?;
+        blob.copy(&k, &to)
+            .await
+            .map_err(|e| failed("installing a template", e))?;
+        blob.delete(&k)
+            .await
+            .map_err(|e| failed("installing a template", e))?;
+    }
+    Ok(())
+}

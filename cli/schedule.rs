@@ -1,0 +1,305 @@
+//! `a2a tick` (one scheduler tick) and `a2a start CODE --aws` (start one school by hand on
+//! the deployed state machines), over the same code as the scheduler and dispatcher
+//! Lambdas (`a2a-schedule`).
+
+use std::sync::Arc;
+
+use a2a_core::{InstanceKind, InstanceStore, PortError, SchoolCode, Status, WorkQueue, Workflows};
+use a2a_schedule::{Delivery, Dispatched, Dispatcher, IN_FLIGHT, Policy, StartMessage};
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+
+use crate::backends::{QueueSpec, open_state};
+use crate::{CliError, Config, Outcome};
+
+/// Where the deployed state machines are; flags win over `[aws]` in a2a.toml.
+#[derive(Debug, Args)]
+pub struct MachineArgs {
+    /// ARN of the `migrate-instance` state machine (else `aws.migrate_state_machine`).
+    #[arg(long, value_name = "ARN")]
+    pub migrate_state_machine: Option<String>,
+    /// ARN of the `provision-instance` state machine (else `aws.provision_state_machine`).
+    #[arg(long, value_name = "ARN")]
+    pub provision_state_machine: Option<String>,
+}
+
+/// `a2a tick`.
+#[derive(Debug, Args)]
+pub struct TickArgs {
+    /// The time the tick acts at (RFC 3339, such as 2026-12-01T22:00:00+01:00); default now.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub machines: MachineArgs,
+}
+
+/// The kind on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Move an existing site (`migrate-instance`).
+    Migrate,
+    /// Create an EIX site from the template (`provision-instance`).
+    Provision,
+}
+
+impl From<KindArg> for InstanceKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Migrate => InstanceKind::Migrate,
+            KindArg::Provision => InstanceKind::Provision,
+        }
+    }
+}
+
+/// `a2a start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The school code (8 digits).
+    pub code: String,
+    /// The workflow; it must be the registered instance's kind (which is the default).
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Start on the deployed Step Functions state machines. Required for now: the local
+    /// workflow engine is not wired into the CLI yet.
+    #[arg(long)]
+    pub aws: bool,
+    /// Start even if `schedule.max_running` executions are in flight.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub machines: MachineArgs,
+}
+
+fn state_label(config: &Config) -> String {
+    format!("state ({})", config.state)
+}
+
+/// The Step Functions engine, if both ARNs are known.
+async fn workflows(config: &Config, m: &MachineArgs) -> Option<Arc<dyn Workflows>> {
+    let migrate = m
+        .migrate_state_machine
+        .clone()
+        .or_else(|| config.aws.migrate_state_machine.clone())?;
+    let provision = m
+        .provision_state_machine
+        .clone()
+        .or_else(|| config.aws.provision_state_machine.clone())?;
+    let conf = a2a_aws::config::sdk_config().await;
+    Some(Arc::new(a2a_aws::SfnWorkflows::from_conf(
+        &conf, migrate, provision,
+    )))
+}
+
+fn parse_now(now: &Option<String>) -> Result<DateTime<Utc>, CliError> {
+    match now {
+        None => Ok(Utc::now()),
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                CliError::input(
+                    format!("--now {t:?}: {e}"),
+                    "give a time such as 2026-12-01T22:00:00+01:00",
+                )
+            }),
+    }
+}
+
+/// One scheduler tick: reconcile (when the state machines are known), then, inside a
+/// window, retries and new instances up to the nightly quota, sent to the SQS queue.
+pub async fn tick(config: &Config, args: &TickArgs) -> Result<Outcome, CliError> {
+    let now = parse_now(&args.now)?;
+    let QueueSpec::Sqs { url } = &config.queue else {
+        return Err(CliError::input(
+            "a2a tick needs a lasting queue: the in-process queue (`memory`) ends with the \
+             command, and enqueued schools would be left `queued` with no message",
+            "pass --queue sqs:QUEUE_URL (or set backends.queue in a2a.toml); the local \
+             runner that ticks and drains the in-process queue (`a2a run`) is not built yet",
+        ));
+    };
+    let store = open_state(config, true)
+        .await?
+        .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
+    let conf = a2a_aws::config::sdk_config().await;
+    let queue = a2a_aws::SqsQueue::from_conf(&conf, url);
+    let wf = workflows(config, &args.machines).await;
+    let mut policy = Policy::new(config.schedule.windows.clone());
+    policy.nightly_quota = config.schedule.nightly_quota;
+    policy.max_attempts = config.schedule.max_attempts;
+    let report = a2a_schedule::tick(
+        &*store,
+        &queue as &dyn WorkQueue,
+        wf.as_deref(),
+        &policy,
+        now,
+    )
+    .await
+    .map_err(|e| CliError::from_port("tick", e))?;
+    if args.json {
+        let text = serde_json::to_string(&report)
+            .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        match report.night {
+            Some((opens, closes)) => println!("in a window ({opens} to {closes})"),
+            None => println!("outside every window: nothing enqueued"),
+        }
+        let codes = |v: &[SchoolCode]| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "enqueued {} (quota {}, {} before tonight's tick): {}",
+            report.enqueued.len(),
+            policy.nightly_quota,
+            report.enqueued_before,
+            codes(&report.enqueued)
+        );
+        for (code, attempt) in &report.retried {
+            println!("retried {code} as attempt {attempt}");
+        }
+        for (code, status) in &report.reconciled {
+            println!("reconciled {code}: now {status}");
+        }
+        for code in &report.stopped {
+            println!("stopped the execution of {code}: past the maximum duration");
+        }
+        if !report.exhausted.is_empty() {
+            println!("out of attempts: {}", codes(&report.exhausted));
+        }
+        if report.unchecked > 0 {
+            println!(
+                "{} running instances not reconciled: give the state machine ARNs \
+                 (--migrate-state-machine, --provision-state-machine or [aws] in a2a.toml)",
+                report.unchecked
+            );
+        }
+        for p in &report.problems {
+            println!("problem: {p}");
+        }
+    }
+    Ok(if report.problems.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// Starts one school now, whatever the window (the operator decides), under the cap on
+/// executions in flight unless `--force`. The
+/// instance goes through the same moves as a scheduled one (to `queued`, then `running`
+/// under the execution name of its next attempt), so a second start finds it running.
+pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliError> {
+    let code = SchoolCode::parse(&args.code).map_err(|e| {
+        CliError::input(
+            format!("school code {:?}: {e}", args.code),
+            "give the school's 8-digit code, such as 08012345",
+        )
+    })?;
+    if !args.aws {
+        return Err(CliError::input(
+            "a local start needs the local workflow engine, which the CLI does not run yet",
+            "start on the deployed state machines with --aws",
+        ));
+    }
+    let Some(wf) = workflows(config, &args.machines).await else {
+        return Err(CliError::input(
+            "the state machine ARNs are not known",
+            "pass --migrate-state-machine and --provision-state-machine, or set \
+             aws.migrate_state_machine and aws.provision_state_machine in a2a.toml",
+        ));
+    };
+    let store: Arc<dyn InstanceStore> = open_state(config, true)
+        .await?
+        .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
+    let port = |e: PortError| CliError::from_port(&state_label(config), e);
+    let Some(mut inst) = store.get(&code).await.map_err(port)? else {
+        return Err(CliError::input(
+            format!("school {code} is not registered in {}", config.state),
+            "take its school list in first (a2a upload), or check --state",
+        ));
+    };
+    if let Some(k) = args.kind {
+        let k = InstanceKind::from(k);
+        if k != inst.kind {
+            return Err(CliError::input(
+                format!(
+                    "school {code} is registered as a {} instance, not {k}",
+                    inst.kind
+                ),
+                format!("leave out --kind, or give --kind {}", inst.kind),
+            ));
+        }
+    }
+    let now = Utc::now();
+    let attempt = if IN_FLIGHT.contains(&inst.status) {
+        // Already started: the same start again is recognised, not a second run.
+        inst.attempt
+    } else if inst.status == Status::Queued {
+        inst.attempt + 1
+    } else {
+        inst.move_to(Status::Queued, now)
+            .map_err(|e| CliError::input(e.to_string(), "see `a2a status` for where it stands"))?;
+        inst = store.save(&inst).await.map_err(port)?;
+        inst.attempt + 1
+    };
+    // No window applies: the operator decides when. The cap does, unless --force.
+    let cap = if args.force {
+        usize::MAX
+    } else {
+        config.schedule.max_running
+    };
+    let dispatcher = Dispatcher::new(store.clone(), wf, cap);
+    let body = StartMessage {
+        school_code: code.clone(),
+        attempt,
+    }
+    .to_body();
+    let report = dispatcher
+        .dispatch(
+            &[Delivery {
+                id: "cli".into(),
+                body,
+            }],
+            now,
+        )
+        .await;
+    let outcome = report.outcomes.into_iter().next().map(|(_, o)| o);
+    if args.json {
+        let text = serde_json::to_string(&outcome)
+            .map_err(|e| CliError::Failed(format!("cannot write the outcome as JSON: {e}")))?;
+        println!("{text}");
+    }
+    match outcome {
+        Some(Dispatched::Started { execution, .. }) => {
+            if !args.json {
+                println!("started {code} attempt {attempt}: {execution}");
+            }
+            Ok(Outcome::Ok)
+        }
+        Some(Dispatched::Duplicate { execution, .. }) => {
+            if !args.json {
+                println!("{code} attempt {attempt} was already started: {execution}");
+            }
+            Ok(Outcome::Ok)
+        }
+        Some(Dispatched::Deferred { why, .. }) => Err(CliError::Failed(format!(
+            "school {code}: not started: {why}. It stays queued: a scheduler tick inside a \
+             window sends it again; --force starts it now"
+        ))),
+        Some(Dispatched::Failed { error, .. }) => Err(CliError::environment(
+            format!("school {code}: {error}"),
+            "check the state machine ARNs and the AWS credentials; a2a start again is safe",
+        )),
+        other => Err(CliError::Failed(format!(
+            "school {code}: nothing started: {other:?}"
+        ))),
+    }
+}

@@ -1,0 +1,53 @@
+//! The scheduler Lambda: an EventBridge schedule → one tick. Thin: configuration from the
+//! environment, then [`a2a_fn_scheduler::Handler::handle`] per event, at the time the
+//! event is handled (a late event must not act as of an earlier time).
+//!
+//! Environment: `A2A_TABLE`, `A2A_QUEUE_URL`, `A2A_MIGRATE_STATE_MACHINE`,
+//! `A2A_PROVISION_STATE_MACHINE`, `A2A_WINDOWS`, all required; the rest as
+//! [`a2a_fn_scheduler::Handler::policy_from_env`] says.
+
+use std::sync::Arc;
+
+use a2a_fn_scheduler::Handler;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+fn required(name: &str) -> Result<String, lambda_runtime::Error> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| format!("{name} is not set").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .without_time()
+        .init();
+    let table = required("A2A_TABLE")?;
+    let queue_url = required("A2A_QUEUE_URL")?;
+    let migrate = required("A2A_MIGRATE_STATE_MACHINE")?;
+    let provision = required("A2A_PROVISION_STATE_MACHINE")?;
+    let policy = Handler::policy_from_env()?;
+    let conf = a2a_aws::config::sdk_config().await;
+    let handler = Arc::new(Handler::new(
+        Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
+        Arc::new(a2a_aws::SqsQueue::from_conf(&conf, queue_url)),
+        Arc::new(a2a_aws::SfnWorkflows::from_conf(&conf, migrate, provision)),
+        policy,
+    ));
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent>| {
+        let handler = handler.clone();
+        async move {
+            let report = handler.handle(chrono::Utc::now()).await?;
+            Ok::<serde_json::Value, lambda_runtime::Error>(serde_json::to_value(report)?)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,404 @@
+//! The scheduler tick: reconcile, then (inside a window) retry, re-send and enqueue.
+
+use a2a_core::{
+    ExecutionStatus, Instance, InstanceKind, InstanceStore, ListFilter, Night, Outcome, PortError,
+    SchoolCode, Status, StepEvent, Window, WorkQueue, Workflows, list_all,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::{IN_FLIGHT, StartMessage};
+
+/// The history step of a first enqueue; the nightly quota counts these.
+pub const ENQUEUE_STEP: &str = "scheduler.enqueue";
+/// The history step of a retry's enqueue (not counted against the quota).
+pub const RETRY_STEP: &str = "scheduler.retry";
+/// The history step of a reconciliation.
+pub const RECONCILE_STEP: &str = "scheduler.reconcile";
+
+/// The scheduler's rules.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// When new runs may start. Empty: never.
+    pub windows: Vec<Window>,
+    /// New instances enqueued per night at most (retries are not counted).
+    pub nightly_quota: usize,
+    /// Runs per instance at most: a failed instance with this many is left for a person.
+    pub max_attempts: u32,
+    /// The wait before the first retry; it doubles with every further attempt.
+    pub retry_backoff: Duration,
+    /// An execution running longer than this is stopped and its instance failed.
+    pub max_duration: Duration,
+    /// A `queued` instance unchanged this long has its message sent again (a tick that
+    /// died between the status move and the send leaves it so; duplicates are harmless).
+    pub requeue_after: Duration,
+}
+
+impl Policy {
+    /// The rules with these windows and the defaults: 150 a night, 3 attempts, back-off
+    /// from 15 minutes, 6 hours at most per execution, re-send after 2 hours.
+    pub fn new(windows: Vec<Window>) -> Self {
+        Self {
+            windows,
+            nightly_quota: 150,
+            max_attempts: 3,
+            retry_backoff: Duration::minutes(15),
+            max_duration: Duration::hours(6),
+            requeue_after: Duration::hours(2),
+        }
+    }
+
+    /// The wait after a failure of an instance that has run `attempt` times.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(16);
+        self.retry_backoff * (1i32 << doublings)
+    }
+
+    /// The window opening that contains `now`, if any (the earliest opened, if several).
+    pub fn night_at(&self, now: DateTime<Utc>) -> Option<Night> {
+        self.windows.iter().filter_map(|w| w.night_at(now)).min()
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TickReport {
+    /// The window opening the tick ran in; `None` outside every window.
+    pub night: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// New instances enqueued now.
+    pub enqueued: Vec<SchoolCode>,
+    /// Counted against tonight's quota before this tick.
+    pub enqueued_before: usize,
+    /// Failed instances enqueued again, with the attempt their message asks for.
+    pub retried: Vec<(SchoolCode, u32)>,
+    /// Failed instances out of attempts, left for a person.
+    pub exhausted: Vec<SchoolCode>,
+    /// Queued instances whose message was sent again.
+    pub resent: Vec<SchoolCode>,
+    /// Instances whose real outcome was recorded, with their new status.
+    pub reconciled: Vec<(SchoolCode, Status)>,
+    /// Executions stopped for running past the maximum duration.
+    pub stopped: Vec<SchoolCode>,
+    /// In-flight instances not checked, because no workflow engine was given.
+    pub unchecked: usize,
+    /// Versioned moves lost to another writer (another tick, a step): left to it.
+    pub lost_races: usize,
+    /// Per-instance problems that did not stop the tick.
+    pub problems: Vec<String>,
+}
+
+/// One scheduler tick at `now`. Reconciles in-flight instances (always, when `workflows`
+/// is given); inside a window, also retries failed instances whose back-off has passed,
+/// re-sends stale `queued` ones, and enqueues registered ones by wave, then priority
+/// (higher first), then code, up to the nightly quota. Outside every window nothing is
+/// enqueued. Idempotent: every move is a versioned save, so of two ticks at once only one
+/// moves an instance.
+pub async fn tick(
+    store: &dyn InstanceStore,
+    queue: &dyn WorkQueue,
+    workflows: Option<&dyn Workflows>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<TickReport, PortError> {
+    let mut report = TickReport::default();
+    reconcile(store, workflows, policy, now, &mut report).await?;
+    let Some(night) = policy.night_at(now) else {
+        return Ok(report);
+    };
+    report.night = Some((night.opens, night.closes));
+    retry(store, queue, policy, now, &mut report).await?;
+    resend(store, queue, policy, now, &mut report).await?;
+    report.enqueued_before = enqueued_in(store, night).await?;
+    let room = policy.nightly_quota.saturating_sub(report.enqueued_before);
+    if room == 0 {
+        return Ok(report);
+    }
+    let mut waiting = list_all(store, status(Status::Registered)).await?;
+    waiting.sort_by(|a, b| {
+        (a.wave, -i64::from(a.priority), &a.code).cmp(&(b.wave, -i64::from(b.priority), &b.code))
+    });
+    for inst in waiting {
+        if report.enqueued.len() >= room {
+            break;
+        }
+        let code = inst.code.clone();
+        if enqueue(store, queue, inst, ENQUEUE_STEP, now, &mut report).await? {
+            report.enqueued.push(code);
+        }
+    }
+    Ok(report)
+}
+
+fn status(s: Status) -> ListFilter {
+    ListFilter {
+        status: Some(s),
+        wave: None,
+    }
+}
+
+fn event(step: &str, now: DateTime<Utc>, error: Option<String>) -> StepEvent {
+    StepEvent {
+        step: step.to_owned(),
+        started_at: now,
+        ended_at: Some(now),
+        outcome: if error.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Succeeded
+        },
+        rows: None,
+        bytes: None,
+        error,
+    }
+}
+
+/// Moves `inst` to `queued` (a versioned save), records `step`, sends its message.
+/// `Ok(false)`: another writer moved it first.
+async fn enqueue(
+    store: &dyn InstanceStore,
+    queue: &dyn WorkQueue,
+    mut inst: Instance,
+    step: &str,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<bool, PortError> {
+    if let Err(e) = inst.move_to(Status::Queued, now) {
+        report.problems.push(e.to_string());
+        return Ok(false);
+    }
+    let saved = match store.save(&inst).await {
+        Ok(s) => s,
+        Err(PortError::Conflict(_)) => {
+            report.lost_races += 1;
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    store.record(&saved.code, &event(step, now, None)).await?;
+    let body = StartMessage {
+        school_code: saved.code.clone(),
+        attempt: saved.attempt + 1,
+    }
+    .to_body();
+    if let Err(e) = queue.send(&[body]).await {
+        // Not left `queued` with no message: failed, so a later tick retries it.
+        let why = format!("could not enqueue: {e}");
+        let mut back = saved;
+        if back.move_to(Status::Failed, now).is_ok() {
+            back.last_error = Some(why.clone());
+            if let Err(e2) = store.save(&back).await {
+                report
+                    .problems
+                    .push(format!("school {}: {why}; then {e2}", back.code));
+            }
+        }
+        return Err(e);
+    }
+    tracing::info!(school_code = %saved.code, attempt = saved.attempt + 1, step, "enqueued");
+    Ok(true)
+}
+
+/// How many first enqueues happened in `night`: the instances touched since it opened,
+/// and of those the ones whose history holds an enqueue inside it.
+async fn enqueued_in(store: &dyn InstanceStore, night: Night) -> Result<usize, PortError> {
+    let mut n = 0;
+    for inst in list_all(store, ListFilter::default()).await? {
+        if inst.status == Status::Registered || inst.updated_at < night.opens {
+            continue;
+        }
+        let history = store.history(&inst.code).await?;
+        if history.iter().any(|e| {
+            e.step == ENQUEUE_STEP && e.started_at >= night.opens && e.started_at < night.closes
+        }) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+async fn retry(
+    store: &dyn InstanceStore,
+    queue: &dyn WorkQueue,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), PortError> {
+    for inst in list_all(store, status(Status::Failed)).await? {
+        if inst.attempt >= policy.max_attempts {
+            report.exhausted.push(inst.code.clone());
+            continue;
+        }
+        if now < inst.updated_at + policy.backoff(inst.attempt) {
+            continue;
+        }
+        let (code, next) = (inst.code.clone(), inst.attempt + 1);
+        if enqueue(store, queue, inst, RETRY_STEP, now, report).await? {
+            report.retried.push((code, next));
+        }
+    }
+    Ok(())
+}
+
+async fn resend(
+    store: &dyn InstanceStore,
+    queue: &dyn WorkQueue,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), PortError> {
+    for mut inst in list_all(store, status(Status::Queued)).await? {
+        if now < inst.updated_at + policy.requeue_after {
+            continue;
+        }
+        // The save claims the re-send, so two ticks send it once, and the next re-send
+        // waits another interval.
+        inst.updated_at = now;
+        let saved = match store.save(&inst).await {
+            Ok(s) => s,
+            Err(PortError::Conflict(_)) => {
+                report.lost_races += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let body = StartMessage {
+            school_code: saved.code.clone(),
+            attempt: saved.attempt + 1,
+        }
+        .to_body();
+        queue.send(&[body]).await?;
+        report.resent.push(saved.code);
+    }
+    Ok(())
+}
+
+/// The kind's "done" status.
+fn done(kind: InstanceKind) -> Status {
+    match kind {
+        InstanceKind::Migrate => Status::Migrated,
+        InstanceKind::Provision => Status::Provisioned,
+    }
+}
+
+async fn reconcile(
+    store: &dyn InstanceStore,
+    workflows: Option<&dyn Workflows>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), PortError> {
+    for s in IN_FLIGHT {
+        for inst in list_all(store, status(s)).await? {
+            let code = inst.code.clone();
+            let Some(id) = inst.execution.clone() else {
+                // Moved to running, but no start was recorded: give it the same time limit.
+                if now - inst.updated_at > policy.max_duration {
+                    let why = format!(
+                        "no workflow execution was recorded for attempt {} within {} minutes",
+                        inst.attempt,
+                        policy.max_duration.num_minutes()
+                    );
+                    fail(store, inst, why, now, report).await?;
+                }
+                continue;
+            };
+            let Some(wf) = workflows else {
+                report.unchecked += 1;
+                continue;
+            };
+            let info = match wf.describe(&id).await {
+                Ok(info) => info,
+                Err(PortError::NotFound(_)) => {
+                    let why = format!("the workflow engine knows no execution {id}");
+                    fail(store, inst, why, now, report).await?;
+                    continue;
+                }
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("school {code}: describing {id}: {e}"));
+                    continue;
+                }
+            };
+            match info.status {
+                ExecutionStatus::Running => {
+                    if now - info.started_at > policy.max_duration {
+                        let cause = format!(
+                            "ran past the maximum duration of {} minutes",
+                            policy.max_duration.num_minutes()
+                        );
+                        wf.stop(&id, "A2A.MaxDuration", &cause).await?;
+                        report.stopped.push(code.clone());
+                        fail(store, inst, format!("stopped: {cause}"), now, report).await?;
+                    }
+                }
+                ExecutionStatus::Succeeded => {
+                    // The execution verified and switched the route; its last record was
+                    // lost. Walk the legal moves to where it really is.
+                    let mut inst = inst;
+                    while inst.status != Status::Active {
+                        let to = match inst.status {
+                            Status::Running => done(inst.kind),
+                            Status::Verified => Status::Active,
+                            _ => Status::Verified,
+                        };
+                        if inst.move_to(to, now).is_err() {
+                            break;
+                        }
+                    }
+                    inst.last_error = None;
+                    save_reconciled(store, inst, None, now, report).await?;
+                }
+                ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted => {
+                    let why = format!(
+                        "execution {id} ended {:?}: {}: {}",
+                        info.status,
+                        info.error.as_deref().unwrap_or("no error name"),
+                        info.cause.as_deref().unwrap_or("no cause given")
+                    );
+                    fail(store, inst, why, now, report).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn fail(
+    store: &dyn InstanceStore,
+    mut inst: Instance,
+    why: String,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), PortError> {
+    if let Err(e) = inst.move_to(Status::Failed, now) {
+        report.problems.push(e.to_string());
+        return Ok(());
+    }
+    inst.last_error = Some(why.clone());
+    save_reconciled(store, inst, Some(why), now, report).await
+}
+
+async fn save_reconciled(
+    store: &dyn InstanceStore,
+    inst: Instance,
+    why: Option<String>,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), PortError> {
+    match store.save(&inst).await {
+        Ok(saved) => {
+            store
+                .record(&saved.code, &event(RECONCILE_STEP, now, why.clone()))
+                .await?;
+            tracing::info!(school_code = %saved.code, status = %saved.status, why, "reconciled");
+            report.reconciled.push((saved.code, saved.status));
+            Ok(())
+        }
+        Err(PortError::Conflict(_)) => {
+            report.lost_races += 1;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,383 @@
+//! What every step shares: the history events, versioned status moves, target allocation,
+//! routes, and small JSON blobs.
+
+use std::future::Future;
+
+use a2a_core::{BlobKey, Instance, Locator, Outcome, SchoolCode, Status, StepEvent};
+use a2a_dbmove::{Db, Engine};
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{Shard, StepContext, StepError};
+
+/// What a step did, for its end event and its result.
+pub(crate) struct Done {
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    pub result: Value,
+}
+
+impl Done {
+    pub fn new(result: Value) -> Self {
+        Self {
+            rows: None,
+            bytes: None,
+            result,
+        }
+    }
+    pub fn rows(mut self, n: u64) -> Self {
+        self.rows = Some(n);
+        self
+    }
+    pub fn bytes(mut self, n: u64) -> Self {
+        self.bytes = Some(n);
+        self
+    }
+}
+
+/// Runs one step's work between its start and end events.
+pub(crate) async fn run<F, Fut>(
+    ctx: &StepContext,
+    step: &str,
+    code: &SchoolCode,
+    work: F,
+) -> Result<Value, StepError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Done, StepError>>,
+{
+    let started = Utc::now();
+    ctx.store
+        .record(code, &StepEvent::started(step, started))
+        .await?;
+    let r = work().await;
+    let mut end = StepEvent::started(step, started);
+    end.ended_at = Some(Utc::now());
+    match &r {
+        Ok(d) => {
+            end.outcome = Outcome::Succeeded;
+            end.rows = d.rows;
+            end.bytes = d.bytes;
+        }
+        Err(e) => {
+            end.outcome = Outcome::Failed;
+            end.error = Some(format!("{}: {e}", e.name()));
+        }
+    }
+    ctx.store.record(code, &end).await?;
+    r.map(|d| d.result)
+}
+
+/// The instance, which must be registered.
+pub(crate) async fn load(ctx: &StepContext, code: &SchoolCode) -> Result<Instance, StepError> {
+    ctx.store
+        .get(code)
+        .await?
+        .ok_or_else(|| StepError::Input(format!("school {code} is not registered")))
+}
+
+/// Where a status stands on the way of a run, to tell a rerun of an earlier step (which
+/// must not move the instance back) from a step whose move is due.
+fn rank(s: Status) -> Option<u8> {
+    match s {
+        Status::Queued => Some(0),
+        Status::Running => Some(1),
+        Status::Migrated | Status::Provisioned => Some(2),
+        Status::Verified => Some(3),
+        Status::Active => Some(4),
+        _ => None,
+    }
+}
+
+fn at_or_past(now: Status, to: Status) -> bool {
+    now == to || matches!((rank(now), rank(to)), (Some(a), Some(b)) if a >= b)
+}
+
+/// Applies `change` and, when `to` is given and the instance is not there yet, the move
+/// to `to`; saves with the version read, and reads again on a lost race. An instance
+/// already at or past `to` is only changed by `change`, so a rerun moves nothing.
+pub(crate) async fn update(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    to: Option<Status>,
+    change: impl Fn(&mut Instance),
+) -> Result<Instance, StepError> {
+    for _ in 0..8 {
+        let mut i = load(ctx, code).await?;
+        let before = i.clone();
+        change(&mut i);
+        if let Some(to) = to
+            && !at_or_past(i.status, to)
+        {
+            i.move_to(to, Utc::now())?;
+        }
+        if i == before {
+            return Ok(i);
+        }
+        i.updated_at = Utc::now();
+        match ctx.store.save(&i).await {
+            Ok(saved) => return Ok(saved),
+            Err(a2a_core::PortError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StepError::Transient(format!(
+        "school {code}: the instance kept changing under this step"
+    )))
+}
+
+/// The target database of `code` on `shard`: `a2a_<code>` on its server, or
+/// `a2a_<code>.db` in its SQLite folder.
+pub fn target_db(shard: &Shard, code: &SchoolCode) -> Locator {
+    let name = format!("a2a_{code}");
+    match Engine::of(&shard.db) {
+        Ok(Engine::Sqlite) => Locator::new(format!(
+            "{}/{name}.db",
+            shard.db.expose().trim_end_matches('/')
+        )),
+        _ => a2a_dbmove::engine::scratch::with_database(&shard.db, &name),
+    }
+}
+
+/// The route record of the site address `dns`.
+pub fn route_key(dns: &str) -> Result<BlobKey, StepError> {
+    BlobKey::parse(&format!("routes/{dns}.json")).map_err(|e| StepError::Input(e.to_string()))
+}
+
+pub(crate) fn key(s: &str) -> Result<BlobKey, StepError> {
+    BlobKey::parse(s).map_err(|e| StepError::Input(e.to_string()))
+}
+
+pub(crate) async fn put_json(
+    ctx: &StepContext,
+    k: &BlobKey,
+    v: &impl Serialize,
+) -> Result<(), StepError> {
+    let body = serde_json::to_vec_pretty(v).map_err(|e| StepError::Permanent(e.to_string()))?;
+    ctx.blob.put(k, Bytes::from(body)).await?;
+    Ok(())
+}
+
+pub(crate) async fn get_json<T: DeserializeOwned>(
+    ctx: &StepContext,
+    k: &BlobKey,
+) -> Result<Option<T>, StepError> {
+    match ctx.blob.get(k).await {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| StepError::Verify(format!("{k}: {e}"))),
+        Err(a2a_core::PortError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How many blobs start with `prefix`.
+pub(crate) async fn count(ctx: &StepContext, prefix: &str) -> Result<usize, StepError> {
+    let mut n = 0;
+    let mut cursor = None;
+    loop {
+        let page = ctx.blob.list(prefix, cursor).await?;
+        n += page.items.len();
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(n),
+        }
+    }
+}
+
+/// Gives the instance a target database on the shard with the most room, once: an
+/// instance that has one keeps it. Each shard's sites are counted by their markers
+/// `shards/<shard>/<code>` in the data store.
+pub(crate) async fn allocate(ctx: &StepContext, code: &SchoolCode) -> Result<Locator, StepError> {
+    let i = load(ctx, code).await?;
+    if let Some(db) = i.target.db {
+        return Ok(db);
+    }
+    let mut best: Option<(&Shard, i64)> = None;
+    for s in &ctx.site.shards {
+        let room = i64::from(s.capacity) - count(ctx, &format!("shards/{}/", s.name)).await? as i64;
+        if room > 0 && best.is_none_or(|(_, r)| room > r) {
+            best = Some((s, room));
+        }
+    }
+    let (shard, _) =
+        best.ok_or_else(|| StepError::Permanent("no target shard has room left".into()))?;
+    if let Ok(Engine::Sqlite) = Engine::of(&shard.db) {
+        let dir = shard.db.expose().trim_start_matches("sqlite://");
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| StepError::Transient(format!("shard {}: {e}", shard.name)))?;
+    }
+    let db = target_db(shard, code);
+    ctx.blob
+        .put(
+            &key(&format!("shards/{}/{code}", shard.name))?,
+            Bytes::new(),
+        )
+        .await?;
+    let chosen = db.clone();
+    let i = update(ctx, code, None, |i| {
+        if i.target.db.is_none() {
+            i.target.db = Some(chosen.clone());
+        }
+    })
+    .await?;
+    // A racing run may have chosen first: its choice stands.
+    i.target
+        .db
+        .ok_or_else(|| StepError::Permanent(format!("school {code}: allocation lost")))
+}
+
+/// The shard whose server or folder holds `db`.
+pub(crate) fn shard_of<'a>(
+    ctx: &'a StepContext,
+    code: &SchoolCode,
+    db: &Locator,
+) -> Option<&'a Shard> {
+    ctx.site.shards.iter().find(|s| target_db(s, code) == *db)
+}
+
+/// Drops a target database; a missing one is not an error.
+pub(crate) async fn drop_db(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    db: &Locator,
+) -> Result<(), StepError> {
+    match Engine::of(db)? {
+        Engine::Sqlite => {
+            let path = db.expose().trim_start_matches("sqlite://");
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                match tokio::fs::remove_file(format!("{path}{suffix}")).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StepError::Transient(format!("{db}: {e}"))),
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            let shard = shard_of(ctx, code, db).ok_or_else(|| {
+                StepError::Input(format!("{db} is on no configured shard; not dropped"))
+            })?;
+            a2a_dbmove::engine::scratch::drop(&shard.db, &format!("a2a_{code}")).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Deletes every blob under `prefix`; returns how many there were.
+pub(crate) async fn delete_prefix(ctx: &StepContext, prefix: &str) -> Result<u64, StepError> {
+    let mut removed = 0;
+    loop {
+        let page = ctx.blob.list(prefix, None).await?;
+        if page.items.is_empty() {
+            return Ok(removed);
+        }
+        for m in page.items {
+            ctx.blob.delete(&m.key).await?;
+            removed += 1;
+        }
+    }
+}
+
+/// Abandons the target of `i`: its database dropped where it can be (a target that cannot
+/// be reached is left, and what went wrong returned, so that a rollback always ends), its
+/// allocation marker deleted, and the instance's target cleared so a retry allocates anew.
+pub(crate) async fn release_target(
+    ctx: &StepContext,
+    i: &Instance,
+) -> Result<Option<String>, StepError> {
+    let Some(db) = &i.target.db else {
+        return Ok(None);
+    };
+    let left = drop_db(ctx, &i.code, db).await.err().map(|e| e.to_string());
+    if let Some(shard) = shard_of(ctx, &i.code, db) {
+        ctx.blob
+            .delete(&key(&format!("shards/{}/{}", shard.name, i.code))?)
+            .await?;
+    }
+    update(ctx, &i.code, None, |i| i.target.db = None).await?;
+    Ok(left)
+}
+
+/// Whether a database can be reached (and, for SQLite, exists).
+pub(crate) async fn exists(db: &Locator) -> bool {
+    Db::connect(db, false).await.is_ok()
+}
+
+/// The route record: how the site's address reaches it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub(crate) struct Route {
+    pub school_code: String,
+    pub wwwroot: String,
+    pub shard: Option<String>,
+}
+
+/// Writes the route of `i`; refuses an address routed to another school.
+pub(crate) async fn write_route(ctx: &StepContext, i: &Instance) -> Result<String, StepError> {
+    let dns = dns(i)?;
+    let k = route_key(&dns)?;
+    if let Some(old) = get_json::<Route>(ctx, &k).await?
+        && old.school_code != i.code.as_str()
+    {
+        return Err(StepError::Input(format!(
+            "the address {dns} is routed to school {} already",
+            old.school_code
+        )));
+    }
+    let wwwroot = ctx.site.wwwroot(&dns);
+    let route = Route {
+        school_code: i.code.to_string(),
+        wwwroot: wwwroot.clone(),
+        shard: i
+            .target
+            .db
+            .as_ref()
+            .and_then(|db| shard_of(ctx, &i.code, db))
+            .map(|s| s.name.clone()),
+    };
+    put_json(ctx, &k, &route).await?;
+    Ok(wwwroot)
+}
+
+/// Deletes the route of `i`, if it is this school's.
+pub(crate) async fn delete_route(ctx: &StepContext, i: &Instance) -> Result<(), StepError> {
+    let Some(dns) = i.target.dns.as_deref() else {
+        return Ok(());
+    };
+    let k = route_key(dns)?;
+    if let Some(old) = get_json::<Route>(ctx, &k).await?
+        && old.school_code == i.code.as_str()
+    {
+        ctx.blob.delete(&k).await?;
+    }
+    Ok(())
+}
+
+/// The site's short name in its address, which intake records.
+pub(crate) fn dns(i: &Instance) -> Result<String, StepError> {
+    i.target.dns.clone().ok_or_else(|| {
+        StepError::Input(format!("school {}: no site address (dns) recorded", i.code))
+    })
+}
+
+/// Records a failure on the instance and moves it to `failed`, unless it is `active`
+/// (never touched again) or already failed.
+pub(crate) async fn mark_failed(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    error: &str,
+) -> Result<Instance, StepError> {
+    let i = load(ctx, code).await?;
+    let to = match i.status {
+        Status::Active => return Ok(i),
+        Status::Failed => None,
+        s if s.can_move(Status::Failed, i.kind) => Some(Status::Failed),
+        _ => None,
+    };
+    let error = error.to_owned();
+    update(ctx, code, to, move |i| i.last_error = Some(error.clone())).await
+}

@@ -1,0 +1,179 @@
+//! The steps of the two workflows, `migrate-instance` and `provision-instance`: one async
+//! function per step, written against the ports (`InstanceStore`, `BlobStore`) and the
+//! database and files data planes. Each step takes the minimal input
+//! `{"school_code": "08012345"}`, looks everything else up in the state store, records a
+//! start and an end [`StepEvent`], moves the instance's status with a versioned save, and
+//! can be run again with the same result.
+//!
+//! [`LocalWorkflows`] runs `statemachines/*.asl.json` on the local ASL engine with each
+//! `${Name}` resolved to the in-process step of that name.
+
+#![warn(missing_docs)]
+
+mod common;
+pub mod error;
+mod local;
+mod migrate;
+mod prefixed;
+mod provision;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use a2a_core::{BlobStore, InstanceStore, Locator, SchoolCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use common::{route_key, target_db};
+pub use error::StepError;
+pub use local::{LocalWorkflows, substitutions};
+pub use prefixed::Prefixed;
+
+/// One target shard: a database server (or, for SQLite, a folder) that holds sites.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shard {
+    /// Its name, as recorded in routes and allocation markers.
+    pub name: String,
+    /// The server's admin URL (`postgres://…/postgres`, `mysql://…/mysql`) or a SQLite
+    /// folder (`sqlite:///path/to/folder`). Each site gets database `a2a_<code>` on it.
+    pub db: Locator,
+    /// How many sites it may hold.
+    pub capacity: u32,
+}
+
+/// An EIX template: the site every new one is cloned from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Template {
+    /// Its database; clones are made on the same server.
+    pub db: Locator,
+    /// Its files in the data store, under `templates/<files>/`.
+    pub files: String,
+    /// The template's own address, replaced by the new site's in content.
+    pub wwwroot: String,
+}
+
+/// What the steps need to know besides the state store: where sites go and come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteConfig {
+    /// The host of new addresses: `https://<host>/<dns>/moodle`.
+    pub host: String,
+    /// The old address of a migrated site, with `{dns}` standing for its short name.
+    pub old_wwwroot: String,
+    /// The Moodle table prefix.
+    pub prefix: String,
+    /// The target shards.
+    pub shards: Vec<Shard>,
+    /// The EIX templates by name (`primary`, `secondary`).
+    pub templates: BTreeMap<String, Template>,
+}
+
+impl SiteConfig {
+    /// The new address of the site `dns`.
+    pub fn wwwroot(&self, dns: &str) -> String {
+        format!("https://{}/{dns}/moodle", self.host)
+    }
+
+    /// The old address of the migrated site `dns`.
+    pub fn old_wwwroot(&self, dns: &str) -> String {
+        self.old_wwwroot.replace("{dns}", dns)
+    }
+}
+
+/// What every step works with: the ports and the site configuration.
+#[derive(Clone)]
+pub struct StepContext {
+    /// The state store.
+    pub store: Arc<dyn InstanceStore>,
+    /// The data store: sites' files, stages, routes, allocation markers.
+    pub blob: Arc<dyn BlobStore>,
+    /// Where sites go and come from.
+    pub site: Arc<SiteConfig>,
+}
+
+/// The steps of `provision-instance`, by the name their `${…}` substitution uses.
+pub const PROVISION_STEPS: &[&str] = &[
+    "AllocateTarget",
+    "CloneTemplate",
+    "CopyTemplateFiles",
+    "Customise",
+    "VerifySite",
+    "RegisterRoute",
+    "Deprovision",
+];
+
+/// The steps of `migrate-instance`, by the name their `${…}` substitution uses.
+pub const MIGRATE_STEPS: &[&str] = &[
+    "Preflight",
+    "Freeze",
+    "ExportDatabase",
+    "SyncFiles",
+    "ProvisionTargetDatabase",
+    "ImportDatabase",
+    "Verify",
+    "RewriteConfig",
+    "SwitchRoute",
+    "Unfreeze",
+    "Rollback",
+];
+
+/// Runs the step `name` on `input` (`{"school_code": …}`, plus `part` for `Verify` and
+/// `error` for the rollbacks), and returns its result.
+pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
+    let code = school_code(&input)?;
+    match name {
+        "AllocateTarget" => provision::allocate_target(ctx, &code).await,
+        "CloneTemplate" => provision::clone_template(ctx, &code).await,
+        "CopyTemplateFiles" => provision::copy_template_files(ctx, &code).await,
+        "Customise" => provision::customise(ctx, &code).await,
+        "VerifySite" => provision::verify_site(ctx, &code).await,
+        "RegisterRoute" => provision::register_route(ctx, &code).await,
+        "Deprovision" => provision::deprovision(ctx, &code, &failure(&input)).await,
+        "Preflight" => migrate::preflight(ctx, &code).await,
+        "Freeze" => migrate::freeze(ctx, &code).await,
+        "ExportDatabase" => migrate::export_database(ctx, &code).await,
+        "SyncFiles" => migrate::sync_files(ctx, &code).await,
+        "ProvisionTargetDatabase" => migrate::provision_target_database(ctx, &code).await,
+        "ImportDatabase" => migrate::import_database(ctx, &code).await,
+        "Verify" => {
+            let part = input.get("part").and_then(Value::as_str).unwrap_or("");
+            migrate::verify(ctx, &code, part).await
+        }
+        "RewriteConfig" => migrate::rewrite_config(ctx, &code).await,
+        "SwitchRoute" => migrate::switch_route(ctx, &code).await,
+        "Unfreeze" => migrate::unfreeze(ctx, &code).await,
+        "Rollback" => migrate::rollback(ctx, &code, &failure(&input)).await,
+        other => Err(StepError::Input(format!("no step is named {other:?}"))),
+    }
+}
+
+/// The school code of a step's input, checked.
+fn school_code(input: &Value) -> Result<SchoolCode, StepError> {
+    let raw = input
+        .get("school_code")
+        .and_then(Value::as_str)
+        .ok_or_else(|| StepError::Input("the input has no \"school_code\" string".into()))?;
+    SchoolCode::parse(raw).map_err(|e| StepError::Input(e.to_string()))
+}
+
+/// The failure a rollback was caught with (`{"Error", "Cause"}` under `error`), as text.
+fn failure(input: &Value) -> String {
+    let e = input.get("error");
+    let name = e
+        .and_then(|e| e.get("Error"))
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let cause = e
+        .and_then(|e| e.get("Cause"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    // A Lambda-style cause is JSON with the message inside.
+    let message = serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| cause.to_owned());
+    format!("{name}: {message}")
+}

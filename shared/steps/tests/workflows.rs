@@ -1,0 +1,727 @@
+//! Both workflows: the real state machines with every step mocked (the mock configuration
+//! file), then end to end on SQLite and folders through `LocalWorkflows`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use a2a_asl::{Execution, ExecutionOptions, MockConfig, StateMachine, VirtualClock};
+use a2a_core::{
+    BlobKey, BlobStore, ExecutionStatus, Instance, InstanceKind, InstanceStore, Locator, Outcome,
+    SchoolCode, Status, Wave, execution_name,
+};
+use a2a_local::{FsBlob, SqliteStore};
+use a2a_steps::{LocalWorkflows, Shard, SiteConfig, StepContext, Template, substitutions};
+use chrono::Utc;
+use serde_json::json;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn machine(kind: InstanceKind) -> StateMachine {
+    let path = root().join(format!("statemachines/{}.asl.json", kind.workflow()));
+    let text = std::fs::read_to_string(&path).unwrap();
+    StateMachine::load(&text, &substitutions()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn mocked(kind: InstanceKind, case: &str) -> a2a_asl::Outcome {
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/statemachines/workflows.mock.json"))
+            .unwrap();
+    let mock = MockConfig::parse(&text)
+        .unwrap()
+        .test_case(kind.workflow(), case)
+        .unwrap();
+    Execution::run(
+        &machine(kind),
+        json!({"school_code": "08012345"}),
+        ExecutionOptions {
+            state_machine_name: kind.workflow().into(),
+            clock: Arc::new(VirtualClock::new()),
+            mock: Some(mock),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn both_state_machines_run_with_every_step_mocked() {
+    use a2a_asl::Status::{Failed, Succeeded};
+    for kind in InstanceKind::ALL {
+        let out = mocked(kind, "HappyPath").await;
+        assert_eq!(
+            out.status, Succeeded,
+            "{kind}: {:?} {:?}",
+            out.error, out.cause
+        );
+    }
+    // Transient errors are retried with back-off, then the run goes on.
+    let out = mocked(InstanceKind::Provision, "CloneRetried").await;
+    assert_eq!(out.status, Succeeded, "{:?}", out.cause);
+    let out = mocked(InstanceKind::Migrate, "ImportRetried").await;
+    assert_eq!(out.status, Succeeded, "{:?}", out.cause);
+    // A permanent error is caught, rolled back, and fails the run with its own name.
+    for (kind, case, error) in [
+        (
+            InstanceKind::Provision,
+            "VerifyFails",
+            "A2A.Permanent.Verify",
+        ),
+        (InstanceKind::Migrate, "VerifyFails", "A2A.Permanent.Verify"),
+        (InstanceKind::Migrate, "TargetUnreachable", "A2A.Transient"),
+    ] {
+        let out = mocked(kind, case).await;
+        assert_eq!(out.status, Failed, "{kind} {case}");
+        assert_eq!(out.error.as_deref(), Some(error), "{kind} {case}");
+    }
+}
+
+#[test]
+fn every_task_has_a_timeout_and_a_substituted_arn() {
+    for kind in InstanceKind::ALL {
+        let path = root().join(format!("statemachines/{}.asl.json", kind.workflow()));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut tasks = Vec::new();
+        collect_tasks(&v, &mut tasks);
+        assert!(tasks.len() >= 6, "{kind}");
+        for t in tasks {
+            assert!(t["TimeoutSeconds"].is_u64(), "{kind}: {t}");
+            let r = t["Resource"].as_str().unwrap();
+            assert!(r.starts_with("${") && r.ends_with('}'), "{kind}: {r}");
+        }
+    }
+}
+
+fn collect_tasks<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("Type").and_then(|t| t.as_str()) == Some("Task") {
+                out.push(v);
+            }
+            m.values().for_each(|x| collect_tasks(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_tasks(x, out)),
+        _ => {}
+    }
+}
+
+/// A home with a template (database and files), one SQLite shard, and the ports.
+struct World {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    ctx: StepContext,
+    flows: LocalWorkflows,
+    pg: Option<Locator>,
+    source: Option<Locator>,
+}
+
+const TEMPLATE_WWWROOT: &str = "https://plantilla.xtec.cat/eix/moodle";
+
+async fn world(capacity: u32) -> World {
+    world_on(capacity, None, None, "").await
+}
+
+/// The same world with the template, the sources and the shard on the PostgreSQL server
+/// of `pg` (an admin URL) and the sources on the server of `source`, when given; `tag`
+/// names this world's template database there.
+async fn world_on(
+    capacity: u32,
+    pg: Option<&Locator>,
+    source: Option<&Locator>,
+    tag: &str,
+) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
+    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    // The template: a fixture database, and fixture files under `templates/primary/`.
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    let tpl_db = match pg {
+        Some(admin) => fresh_pg(admin, &format!("a2a_test_tpl_{tag}")).await,
+        None => Locator::new(format!("sqlite://{}/templates/primary.db", dir.display())),
+    };
+    site_db(&tpl_db, TEMPLATE_WWWROOT, 7).await;
+    install_template(&blob, &dir.join("templates/primary-moodledata"), "primary").await;
+    let site = SiteConfig {
+        host: "eix.example.cat".into(),
+        old_wwwroot: "https://agora.xtec.cat/{dns}/moodle".into(),
+        prefix: "mdl_".into(),
+        shards: vec![Shard {
+            name: "shard-1".into(),
+            db: pg
+                .cloned()
+                .unwrap_or_else(|| Locator::new(format!("sqlite://{}/shard-1", dir.display()))),
+            capacity,
+        }],
+        templates: BTreeMap::from([(
+            "primary".to_owned(),
+            Template {
+                db: tpl_db,
+                files: "primary".into(),
+                wwwroot: TEMPLATE_WWWROOT.into(),
+            },
+        )]),
+    };
+    let ctx = StepContext {
+        store,
+        blob,
+        site: Arc::new(site),
+    };
+    let flows = LocalWorkflows::load(ctx.clone(), &root().join("statemachines")).unwrap();
+    World {
+        _dir: tmp,
+        dir,
+        ctx,
+        flows,
+        pg: pg.cloned(),
+        source: source.cloned(),
+    }
+}
+
+/// An empty database `name` on the server of `admin`, dropped first if a run left it.
+async fn fresh_pg(admin: &Locator, name: &str) -> Locator {
+    use a2a_dbmove::engine::scratch;
+    scratch::drop(admin, name).await.unwrap();
+    scratch::create(admin, name).await.unwrap()
+}
+
+async fn site_db(loc: &Locator, wwwroot: &str, seed: u64) {
+    let db = a2a_dbmove::Db::connect(loc, true).await.unwrap();
+    let o = a2a_dbmove::fixture::FixtureOptions {
+        seed,
+        wwwroot: wwwroot.into(),
+        ..Default::default()
+    };
+    a2a_dbmove::fixture::generate(&db, &o).await.unwrap();
+}
+
+fn moodledata(path: &Path, seed: u64) {
+    let spec = a2a_files::fixture::Spec {
+        files: 12,
+        max_size: 4096,
+        seed,
+        ..Default::default()
+    };
+    a2a_files::fixture::generate(path, &spec).unwrap();
+}
+
+/// Syncs a fixture moodledata as a scratch site, then copies it to `templates/<name>/`.
+async fn install_template(blob: &Arc<dyn BlobStore>, path: &Path, name: &str) {
+    moodledata(path, 99);
+    let scratch = SchoolCode::parse("08999999").unwrap();
+    let options = a2a_files::SyncOptions {
+        jobs: 4,
+        list_target: false,
+    };
+    a2a_files::sync(
+        path,
+        blob.clone(),
+        &scratch,
+        &options,
+        &a2a_files::NoProgress,
+    )
+    .await
+    .unwrap();
+    let page = blob.list("instances/08999999/", None).await.unwrap();
+    assert!(page.next.is_none());
+    for m in page.items {
+        let rest = &m.key.as_str()["instances/08999999/".len()..];
+        let to = BlobKey::parse(&format!("templates/{name}/{rest}")).unwrap();
+        blob.copy(&m.key, &to).await.unwrap();
+        blob.delete(&m.key).await.unwrap();
+    }
+}
+
+async fn register(w: &World, code: &str, kind: InstanceKind, dns: &str) -> SchoolCode {
+    let code = SchoolCode::parse(code).unwrap();
+    let mut i = Instance::new(
+        code.clone(),
+        kind,
+        format!("Escola {dns}"),
+        Wave(1),
+        Utc::now(),
+    );
+    i.target.dns = Some(dns.into());
+    if kind == InstanceKind::Provision {
+        i.source.db = Some(Locator::new("template:primary"));
+        i.source.files = Some(Locator::new("template:primary"));
+    } else {
+        let db = match &w.source {
+            Some(admin) => fresh_pg(admin, &format!("a2a_test_src_{code}")).await,
+            None => Locator::new(format!("sqlite://{}/sources/{code}.db", w.dir.display())),
+        };
+        std::fs::create_dir_all(w.dir.join("sources")).unwrap();
+        site_db(&db, &format!("https://agora.xtec.cat/{dns}/moodle"), 3).await;
+        let files = w.dir.join(format!("sources/{code}-moodledata"));
+        moodledata(&files, 5);
+        i.source.db = Some(db);
+        i.source.files = Some(Locator::new(files.display().to_string()));
+    }
+    assert!(w.ctx.store.register(&i).await.unwrap());
+    if let Some(admin) = &w.pg {
+        // A target left by an earlier run of this test.
+        a2a_dbmove::engine::scratch::drop(admin, &format!("a2a_{code}"))
+            .await
+            .unwrap();
+    }
+    code
+}
+
+async fn run(w: &World, code: &SchoolCode, kind: InstanceKind) -> a2a_core::ExecutionInfo {
+    let attempt = w.ctx.store.get(code).await.unwrap().unwrap().attempt + 1;
+    w.flows
+        .run(
+            kind,
+            &execution_name(code, kind, attempt),
+            json!({"school_code": code.as_str()}),
+        )
+        .await
+}
+
+async fn status(w: &World, code: &SchoolCode) -> Instance {
+    w.ctx.store.get(code).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn provision_instance_makes_three_eix_sites_on_sqlite() {
+    let w = world(10).await;
+    let mut codes = Vec::new();
+    for (c, dns) in [
+        ("08000011", "escola-a"),
+        ("17000012", "escola-b"),
+        ("25000013", "escola-c"),
+    ] {
+        codes.push(register(&w, c, InstanceKind::Provision, dns).await);
+    }
+    for code in &codes {
+        let info = run(&w, code, InstanceKind::Provision).await;
+        assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+        let i = status(&w, code).await;
+        assert_eq!(i.status, Status::Active);
+        assert_eq!(i.attempt, 1);
+        let history = w.ctx.store.history(code).await.unwrap();
+        for step in [
+            "allocate-target",
+            "clone-template",
+            "copy-template-files",
+            "customise",
+            "verify-site",
+            "register-route",
+        ] {
+            assert!(
+                history
+                    .iter()
+                    .any(|e| e.step == step && e.outcome == Outcome::Succeeded),
+                "{code}: {step} has no success event"
+            );
+        }
+        let route = w
+            .ctx
+            .blob
+            .get(&a2a_steps::route_key(i.target.dns.as_deref().unwrap()).unwrap())
+            .await
+            .unwrap();
+        let route: serde_json::Value = serde_json::from_slice(&route).unwrap();
+        assert_eq!(route["school_code"], code.as_str());
+        assert_eq!(
+            route["wwwroot"],
+            format!("https://eix.example.cat/{}/moodle", i.target.dns.unwrap())
+        );
+    }
+    // Idempotent: a step run again leaves the same result and the same status.
+    let again = a2a_steps::call(&w.ctx, "Customise", json!({"school_code": "08000011"})).await;
+    assert!(again.is_ok(), "{again:?}");
+    let again = a2a_steps::call(&w.ctx, "VerifySite", json!({"school_code": "08000011"})).await;
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(status(&w, &codes[0]).await.status, Status::Active);
+    // A new run of an active site is refused, and the site is left as it is.
+    let info = run(&w, &codes[0], InstanceKind::Provision).await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(status(&w, &codes[0]).await.status, Status::Active);
+}
+
+#[tokio::test]
+async fn a_failed_provision_is_undone_and_a_retry_succeeds() {
+    // A full shard: allocation fails permanently, the catch deprovisions.
+    let w = world(1).await;
+    let a = register(&w, "08000011", InstanceKind::Provision, "escola-a").await;
+    let b = register(&w, "08000029", InstanceKind::Provision, "escola-b").await;
+    assert_eq!(
+        run(&w, &a, InstanceKind::Provision).await.status,
+        ExecutionStatus::Succeeded
+    );
+    let info = run(&w, &b, InstanceKind::Provision).await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(info.error.as_deref(), Some("A2A.Permanent"));
+    let i = status(&w, &b).await;
+    assert_eq!(i.status, Status::Failed);
+    assert!(
+        i.last_error
+            .as_deref()
+            .unwrap()
+            .contains("no target shard has room"),
+        "{:?}",
+        i.last_error
+    );
+    let history = w.ctx.store.history(&b).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.step == "deprovision" && e.outcome == Outcome::Succeeded)
+    );
+
+    // The fix (a shard with room), then a retry: it succeeds.
+    let mut site = (*w.ctx.site).clone();
+    site.shards[0].capacity = 2;
+    let ctx = StepContext {
+        site: Arc::new(site),
+        ..w.ctx.clone()
+    };
+    let flows = LocalWorkflows::load(ctx, &root().join("statemachines")).unwrap();
+    let info = flows
+        .run(
+            InstanceKind::Provision,
+            &execution_name(&b, InstanceKind::Provision, 2),
+            json!({"school_code": "08000029"}),
+        )
+        .await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(&w, &b).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error),
+        (Status::Active, 2, None)
+    );
+}
+
+#[tokio::test]
+async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
+    let w = world(10).await;
+    let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
+    let src = status(&w, &code).await.source;
+    let src_path = src
+        .db
+        .as_ref()
+        .unwrap()
+        .expose()
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    let before = std::fs::read(&src_path).unwrap();
+    // Another school holds the address: the run fails at SwitchRoute, after the import.
+    let route = a2a_steps::route_key("ins-exemple").unwrap();
+    w.ctx
+        .blob
+        .put(
+            &route,
+            bytes::Bytes::from_static(br#"{"school_code":"08000011","wwwroot":"x","shard":null}"#),
+        )
+        .await
+        .unwrap();
+    let info = run(&w, &code, InstanceKind::Migrate).await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(info.error.as_deref(), Some("A2A.Permanent.Input"));
+    let i = status(&w, &code).await;
+    assert_eq!(i.status, Status::Failed);
+    assert!(
+        i.last_error
+            .as_deref()
+            .unwrap()
+            .contains("routed to school 08000011")
+    );
+    let files = PathBuf::from(src.files.as_ref().unwrap().expose());
+    assert!(
+        !a2a_files::maintenance::is_enabled(&files),
+        "the source is unfrozen"
+    );
+    assert_eq!(
+        std::fs::read(&src_path).unwrap(),
+        before,
+        "the source is unchanged"
+    );
+    assert_eq!(i.target.db, None, "the target is released");
+    let stage = w.ctx.blob.list("stage/08012345/", None).await.unwrap();
+    assert!(
+        stage.items.is_empty(),
+        "the stage is deleted: {:?}",
+        stage.items
+    );
+    let target = a2a_steps::target_db(&w.ctx.site.shards[0], &code);
+    assert!(
+        !Path::new(target.expose().trim_start_matches("sqlite://")).exists(),
+        "the target is abandoned"
+    );
+    assert!(
+        w.ctx
+            .blob
+            .head(&BlobKey::parse("abandoned/08012345/1.json").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // The fix, then a retry: it succeeds, and the site is verified equal to its source.
+    w.ctx.blob.delete(&route).await.unwrap();
+    let info = run(&w, &code, InstanceKind::Migrate).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(&w, &code).await;
+    assert_eq!((i.status, i.attempt), (Status::Active, 2));
+    assert!(!a2a_files::maintenance::is_enabled(&files));
+    let history = w.ctx.store.history(&code).await.unwrap();
+    for step in [
+        "preflight",
+        "freeze",
+        "export-database",
+        "sync-files",
+        "import-database",
+        "verify-database",
+        "verify-files",
+        "rewrite-config",
+        "switch-route",
+        "unfreeze",
+        "rollback",
+    ] {
+        assert!(
+            history
+                .iter()
+                .any(|e| e.step == step && e.outcome == Outcome::Succeeded),
+            "{step}"
+        );
+    }
+    let failed: Vec<_> = history
+        .iter()
+        .filter(|e| e.outcome == Outcome::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].step, "switch-route");
+    // The rewrite moved content to the new address.
+    let db = a2a_dbmove::Db::connect(&target, false).await.unwrap();
+    let old = db
+        .query_i64(
+            "SELECT COUNT(*) FROM \"mdl_course\" WHERE \"summary\" LIKE {}",
+            &[a2a_dbmove::Value::Text(
+                "%agora.xtec.cat/ins-exemple%".into(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(old, 0, "no old address left in course summaries");
+}
+
+/// Runs provisions and migrations with the targets (and template) on the server of
+/// `target_var` and the sources on the server of `source_var`, all to `active`.
+async fn on_servers(
+    test: &str,
+    target_var: &str,
+    source_var: &str,
+    eix: &[(&str, &str)],
+    migrations: &[(&str, &str)],
+) {
+    let (Some(target), Some(source)) = (
+        a2a_testkit::service_url(target_var, test),
+        a2a_testkit::service_url(source_var, test),
+    ) else {
+        return;
+    };
+    let (target, source) = (Locator::new(target), Locator::new(source));
+    let w = world_on(10, Some(&target), Some(&source), test).await;
+    let mut codes = Vec::new();
+    for (c, dns) in eix {
+        codes.push((
+            register(&w, c, InstanceKind::Provision, dns).await,
+            InstanceKind::Provision,
+        ));
+    }
+    for (c, dns) in migrations {
+        codes.push((
+            register(&w, c, InstanceKind::Migrate, dns).await,
+            InstanceKind::Migrate,
+        ));
+    }
+    let scheme = target.expose().split("://").next().unwrap().to_owned();
+    for (code, kind) in &codes {
+        let info = run(&w, code, *kind).await;
+        assert_eq!(
+            info.status,
+            ExecutionStatus::Succeeded,
+            "{code}: {:?}",
+            info.cause
+        );
+        let i = status(&w, code).await;
+        assert_eq!(i.status, Status::Active);
+        assert!(i.target.db.unwrap().expose().starts_with(&scheme));
+        assert!(!w.ctx.store.history(code).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn both_workflows_run_on_postgres() {
+    on_servers(
+        "pg",
+        "A2A_TEST_PG_URL",
+        "A2A_TEST_PG_URL",
+        &[
+            ("43900011", "pg-eix-a"),
+            ("43900029", "pg-eix-b"),
+            ("43900037", "pg-eix-c"),
+            ("43900053", "pg-eix-d"),
+            ("43900061", "pg-eix-e"),
+        ],
+        &[("43900045", "pg-mig-a"), ("43900079", "pg-mig-b")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn both_workflows_run_on_mariadb() {
+    on_servers(
+        "mariadb",
+        "A2A_TEST_MYSQL_URL",
+        "A2A_TEST_MYSQL_URL",
+        &[("43910011", "my-eix-a"), ("43910029", "my-eix-b")],
+        &[("43910045", "my-mig-a"), ("43910079", "my-mig-b")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_postgres_site_migrates_to_mariadb() {
+    on_servers(
+        "pg_to_mariadb",
+        "A2A_TEST_MYSQL_URL",
+        "A2A_TEST_PG_URL",
+        &[],
+        &[("43920045", "pg-to-my")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_succeeds() {
+    let w = world(10).await;
+    let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
+    // A second shard whose folder is a plain file: every connection to it fails.
+    let blocked = w.dir.join("blocked");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let mut site = (*w.ctx.site).clone();
+    site.shards.push(Shard {
+        name: "blocked".into(),
+        db: Locator::new(format!("sqlite://{}", blocked.display())),
+        capacity: 10,
+    });
+    let ctx = StepContext {
+        site: Arc::new(site),
+        ..w.ctx.clone()
+    };
+    let flows = LocalWorkflows::load(ctx.clone(), &root().join("statemachines")).unwrap();
+    let mut i = status(&w, &code).await;
+    i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
+    w.ctx.store.save(&i).await.unwrap();
+    let src = i.source.clone();
+    let src_path = src
+        .db
+        .as_ref()
+        .unwrap()
+        .expose()
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    let before = std::fs::read(&src_path).unwrap();
+    let files = PathBuf::from(src.files.as_ref().unwrap().expose());
+
+    let name = execution_name(&code, InstanceKind::Migrate, 1);
+    let info = flows
+        .run(
+            InstanceKind::Migrate,
+            &name,
+            json!({"school_code": code.as_str()}),
+        )
+        .await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(
+        info.error.as_deref(),
+        Some("A2A.Transient"),
+        "{:?}",
+        info.cause
+    );
+    let i = status(&w, &code).await;
+    assert_eq!(i.status, Status::Failed);
+    assert!(
+        i.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("A2A.Transient"),
+        "{:?}",
+        i.last_error
+    );
+    assert!(
+        !a2a_files::maintenance::is_enabled(&files),
+        "the source is unfrozen"
+    );
+    assert_eq!(
+        std::fs::read(&src_path).unwrap(),
+        before,
+        "the source is unchanged"
+    );
+    let history = w.ctx.store.history(&code).await.unwrap();
+    let tries = history
+        .iter()
+        .filter(|e| e.step == "import-database" && e.outcome == Outcome::Failed)
+        .count();
+    assert_eq!(tries, 6, "the import was tried once and retried five times");
+    assert!(
+        history
+            .iter()
+            .any(|e| e.step == "rollback" && e.outcome == Outcome::Succeeded)
+    );
+
+    // The fix: the shard's folder is a folder again. The retry succeeds.
+    std::fs::remove_file(&blocked).unwrap();
+    std::fs::create_dir(&blocked).unwrap();
+    let name = execution_name(&code, InstanceKind::Migrate, 2);
+    let info = flows
+        .run(
+            InstanceKind::Migrate,
+            &name,
+            json!({"school_code": code.as_str()}),
+        )
+        .await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(&w, &code).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error),
+        (Status::Active, 2, None)
+    );
+}
+
+#[tokio::test]
+async fn local_workflows_start_once_by_name_and_describe() {
+    use a2a_core::{StartOutcome, Workflows};
+    let w = world(10).await;
+    let code = register(&w, "08000011", InstanceKind::Provision, "escola-a").await;
+    let name = execution_name(&code, InstanceKind::Provision, 1);
+    let input = json!({"school_code": code.as_str()});
+    let flows: &dyn Workflows = &w.flows;
+    let first = flows
+        .start(InstanceKind::Provision, &name, input.clone())
+        .await
+        .unwrap();
+    assert_eq!(first, StartOutcome::Started(name.clone()));
+    let again = flows
+        .start(InstanceKind::Provision, &name, input)
+        .await
+        .unwrap();
+    assert_eq!(again, StartOutcome::AlreadyExists(name.clone()));
+    // Wait for the end by polling the port, as the scheduler does.
+    let info = loop {
+        let info = flows.describe(&name).await.unwrap();
+        if info.status != ExecutionStatus::Running {
+            break info;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    assert_eq!(status(&w, &code).await.status, Status::Active);
+    assert!(flows.describe("nope").await.is_err());
+}
