@@ -9,40 +9,19 @@
 
 use std::sync::Arc;
 
+use a2a_fn_bootstrap::{init_logging, number, required, var};
 use a2a_fn_dispatcher::Handler;
 use a2a_schedule::Dispatcher;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn required(name: &str) -> Result<String, lambda_runtime::Error> {
-    var(name).ok_or_else(|| format!("{name} is not set").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .without_time()
-        .init();
+    init_logging();
     let table = required("A2A_TABLE")?;
     let migrate = required("A2A_MIGRATE_STATE_MACHINE")?;
     let provision = required("A2A_PROVISION_STATE_MACHINE")?;
-    let max_running = match var("A2A_MAX_RUNNING") {
-        Some(n) => n
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| format!("A2A_MAX_RUNNING={n:?}: expected a whole number"))?,
-        None => 25,
-    };
+    let max_running = number("A2A_MAX_RUNNING", 25)?;
     let windows = a2a_schedule::parse_windows(&var("A2A_WINDOWS").unwrap_or_default())?;
     let conf = a2a_aws::config::sdk_config().await;
     let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table));

@@ -137,7 +137,7 @@ impl Handler {
     /// `A2A_MAX_MB` (default 50).
     pub fn options_from_env() -> Result<Options, String> {
         let mut opts = Options::default();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        use a2a_fn_bootstrap::var;
         if let Some(k) = var("A2A_INTAKE_KIND") {
             opts.kind = match k.trim() {
                 "migrate" => InstanceKind::Migrate,

@@ -7,22 +7,15 @@
 
 use std::sync::Arc;
 
+use a2a_fn_bootstrap::{init_logging, required};
 use a2a_fn_intake::Handler;
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .without_time()
-        .init();
-    let table = std::env::var("A2A_TABLE").map_err(|_| "A2A_TABLE is not set")?;
+    init_logging();
+    let table = required("A2A_TABLE")?;
     let opts = Handler::options_from_env()?;
     let conf = a2a_aws::config::sdk_config().await;
     let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table));

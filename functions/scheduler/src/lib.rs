@@ -42,7 +42,7 @@ impl Handler {
     /// optionally `A2A_NIGHTLY_QUOTA`, `A2A_MAX_ATTEMPTS`, `A2A_RETRY_BACKOFF_MINUTES`,
     /// `A2A_MAX_DURATION_MINUTES`, `A2A_REQUEUE_AFTER_MINUTES`.
     pub fn policy_from_env() -> Result<Policy, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        use a2a_fn_bootstrap::var;
         let windows = var("A2A_WINDOWS").ok_or("A2A_WINDOWS is not set")?;
         let windows = a2a_schedule::parse_windows(&windows).map_err(|e| e.to_string())?;
         if windows.is_empty() {

@@ -8,28 +8,14 @@
 
 use std::sync::Arc;
 
+use a2a_fn_bootstrap::{init_logging, required};
 use a2a_fn_scheduler::Handler;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 
-fn required(name: &str) -> Result<String, lambda_runtime::Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| format!("{name} is not set").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .without_time()
-        .init();
+    init_logging();
     let table = required("A2A_TABLE")?;
     let queue_url = required("A2A_QUEUE_URL")?;
     let migrate = required("A2A_MIGRATE_STATE_MACHINE")?;
