@@ -515,8 +515,8 @@ async fn on_servers(
     test: &str,
     target_var: &str,
     source_var: &str,
-    eix: &[(&str, &str)],
-    migrations: &[(&str, &str)],
+    eix: &[(String, String)],
+    migrations: &[(String, String)],
 ) {
     let (Some(target), Some(source)) = (
         a2a_testkit::service_url(target_var, test),
@@ -525,7 +525,7 @@ async fn on_servers(
         return;
     };
     let (target, source) = (Locator::new(target), Locator::new(source));
-    let w = world_on(10, Some(&target), Some(&source), test).await;
+    let w = world_on(64, Some(&target), Some(&source), test).await;
     let mut codes = Vec::new();
     for (c, dns) in eix {
         codes.push((
@@ -555,32 +555,35 @@ async fn on_servers(
     }
 }
 
+/// `n` schools from code `first` on, each with a short name `tag-<i>`.
+fn sites(tag: &str, first: u32, n: u32) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("{:08}", first + i), format!("{tag}-{i}")))
+        .collect()
+}
+
+/// The counts: 50 EIX provisions and 5 migrations on PostgreSQL.
 #[tokio::test]
 async fn both_workflows_run_on_postgres() {
     on_servers(
         "pg",
         "A2A_TEST_PG_URL",
         "A2A_TEST_PG_URL",
-        &[
-            ("43900011", "pg-eix-a"),
-            ("43900029", "pg-eix-b"),
-            ("43900037", "pg-eix-c"),
-            ("43900053", "pg-eix-d"),
-            ("43900061", "pg-eix-e"),
-        ],
-        &[("43900045", "pg-mig-a"), ("43900079", "pg-mig-b")],
+        &sites("pg-eix", 43_900_100, 50),
+        &sites("pg-mig", 43_900_200, 5),
     )
     .await;
 }
 
+/// 5 MariaDB → MariaDB migrations, and 2 EIX provisions there too.
 #[tokio::test]
 async fn both_workflows_run_on_mariadb() {
     on_servers(
         "mariadb",
         "A2A_TEST_MYSQL_URL",
         "A2A_TEST_MYSQL_URL",
-        &[("43910011", "my-eix-a"), ("43910029", "my-eix-b")],
-        &[("43910045", "my-mig-a"), ("43910079", "my-mig-b")],
+        &sites("my-eix", 43_910_100, 2),
+        &sites("my-mig", 43_910_200, 5),
     )
     .await;
 }
@@ -592,7 +595,7 @@ async fn a_postgres_site_migrates_to_mariadb() {
         "A2A_TEST_MYSQL_URL",
         "A2A_TEST_PG_URL",
         &[],
-        &[("43920045", "pg-to-my")],
+        &sites("pg-to-my", 43_920_045, 1),
     )
     .await;
 }
