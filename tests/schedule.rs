@@ -49,16 +49,14 @@ fn without_aws_tick_and_start_refuse_clearly() {
 async fn machine(client: &a2a_aws::aws_sdk_sfn::Client) -> String {
     let definition =
         r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
-    client
-        .create_state_machine()
-        .name(unique_name("a2a-sm"))
-        .definition(definition)
-        .role_arn("arn:aws:iam::123456789012:role/a2a-workflows")
-        .send()
-        .await
-        .unwrap()
-        .state_machine_arn()
-        .to_owned()
+    a2a_aws::SfnWorkflows::create_state_machine(
+        client,
+        &unique_name("a2a-sm"),
+        definition,
+        "arn:aws:iam::123456789012:role/a2a-workflows",
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

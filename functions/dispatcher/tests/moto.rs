@@ -44,16 +44,14 @@ fn start(n: u32) -> String {
 async fn machine(client: &aws_sdk_sfn::Client) -> String {
     let definition =
         r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
-    client
-        .create_state_machine()
-        .name(unique_name("a2a-sm"))
-        .definition(definition)
-        .role_arn("arn:aws:iam::123456789012:role/a2a-workflows")
-        .send()
-        .await
-        .expect("create the state machine")
-        .state_machine_arn()
-        .to_owned()
+    SfnWorkflows::create_state_machine(
+        client,
+        &unique_name("a2a-sm"),
+        definition,
+        "arn:aws:iam::123456789012:role/a2a-workflows",
+    )
+    .await
+    .expect("create the state machine")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,16 +216,14 @@ async fn the_real_state_machines_are_started_once_per_message() {
     }
     let mut arns = Vec::new();
     for definition in [migrate_asl, provision_asl] {
-        let arn = sfn
-            .create_state_machine()
-            .name(unique_name("a2a-real"))
-            .definition(definition)
-            .role_arn("arn:aws:iam::123456789012:role/a2a-workflows")
-            .send()
-            .await
-            .expect("moto takes the real definition")
-            .state_machine_arn()
-            .to_owned();
+        let arn = SfnWorkflows::create_state_machine(
+            &sfn,
+            &unique_name("a2a-real"),
+            &definition,
+            "arn:aws:iam::123456789012:role/a2a-workflows",
+        )
+        .await
+        .expect("moto takes the real definition");
         arns.push(arn);
     }
     let workflows = Arc::new(SfnWorkflows::new(sfn.clone(), &arns[0], &arns[1]));

@@ -24,16 +24,14 @@ fn utc(s: &str) -> DateTime<Utc> {
 
 async fn machine(client: &aws_sdk_sfn::Client, state: &str) -> String {
     let definition = format!(r#"{{"StartAt": "S", "States": {{"S": {state}}}}}"#);
-    client
-        .create_state_machine()
-        .name(unique_name("a2a-sm"))
-        .definition(definition)
-        .role_arn("arn:aws:iam::123456789012:role/a2a-workflows")
-        .send()
-        .await
-        .expect("create the state machine")
-        .state_machine_arn()
-        .to_owned()
+    SfnWorkflows::create_state_machine(
+        client,
+        &unique_name("a2a-sm"),
+        &definition,
+        "arn:aws:iam::123456789012:role/a2a-workflows",
+    )
+    .await
+    .expect("create the state machine")
 }
 
 /// Starts `name` and waits until moto has finished it.

@@ -42,6 +42,26 @@ impl SfnWorkflows {
         Self::new(Client::new(conf), migrate_arn, provision_arn)
     }
 
+    /// Creates a state machine from an ASL `definition` and returns its ARN. For tests and
+    /// setup against an emulator; a deployment creates them from `template.yaml`.
+    pub async fn create_state_machine(
+        client: &Client,
+        name: &str,
+        definition: &str,
+        role_arn: &str,
+    ) -> Result<String, PortError> {
+        let resource = format!("state machine {name:?}");
+        let out = client
+            .create_state_machine()
+            .name(name)
+            .definition(definition)
+            .role_arn(role_arn)
+            .send()
+            .await
+            .map_err(|e| classify(&e, Call::new(SERVICE, "CreateStateMachine", &resource)))?;
+        Ok(out.state_machine_arn().to_owned())
+    }
+
     fn machine(&self, kind: InstanceKind) -> &str {
         match kind {
             InstanceKind::Migrate => &self.migrate_arn,

@@ -32,16 +32,14 @@ fn let_moto_execute(endpoint: &str) {
 }
 
 async fn machine(client: &aws_sdk_sfn::Client, definition: serde_json::Value) -> String {
-    client
-        .create_state_machine()
-        .name(unique_name("a2a-sm"))
-        .definition(definition.to_string())
-        .role_arn("arn:aws:iam::123456789012:role/a2a-workflows")
-        .send()
-        .await
-        .expect("create the state machine")
-        .state_machine_arn()
-        .to_owned()
+    SfnWorkflows::create_state_machine(
+        client,
+        &unique_name("a2a-sm"),
+        &definition.to_string(),
+        "arn:aws:iam::123456789012:role/a2a-workflows",
+    )
+    .await
+    .expect("create the state machine")
 }
 
 async fn settled(wf: &SfnWorkflows, arn: &str) -> a2a_core::ExecutionInfo {
