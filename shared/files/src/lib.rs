@@ -17,7 +17,7 @@ pub mod walk;
 
 use std::path::{Path, PathBuf};
 
-use a2a_core::{BlobMeta, BlobStore, PortError};
+use a2a_core::{BlobMeta, BlobStore, PortError, SchoolCode};
 
 pub use manifest::{Entry, Manifest};
 pub use sync::{SyncOptions, SyncReport, sync};
@@ -48,6 +48,17 @@ pub enum FilesError {
         #[source]
         source: PortError,
     },
+}
+
+impl FilesError {
+    /// A store failure during `what`, for school `school`.
+    pub fn store(school: &SchoolCode, what: &str, source: PortError) -> Self {
+        Self::Store {
+            school: school.to_string(),
+            what: what.to_owned(),
+            source,
+        }
+    }
 }
 
 /// Told how a long run advances, to draw progress bars. Called from several tasks.

@@ -106,11 +106,7 @@ pub async fn sync(
     options: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncReport, FilesError> {
-    let store_err = |what: &str, source: PortError| FilesError::Store {
-        school: school.to_string(),
-        what: what.to_owned(),
-        source,
-    };
+    let store_err = |what: &str, source: PortError| FilesError::store(school, what, source);
     let root = site_root(school);
     let walked = walk_blocking(source).await?;
 

@@ -61,11 +61,7 @@ pub async fn copy_site(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<CopyReport, FilesError> {
-    let store_err = |what: &str, source: PortError| FilesError::Store {
-        school: school.to_string(),
-        what: what.to_owned(),
-        source,
-    };
+    let store_err = |what: &str, source: PortError| FilesError::store(school, what, source);
     let to_root = site_root(school);
     if from == to_root {
         return Err(store_err(
