@@ -43,27 +43,7 @@ pub struct DemoArgs {
     pub statemachines: PathBuf,
 }
 
-/// What `a2a run` takes.
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// The school list (CSV: the school directory export or A2A's plan file).
-    pub file: PathBuf,
-    /// The kind of rows that do not say: `migrate` or `provision`.
-    #[arg(long, value_parser = parse_kind, default_value = "provision")]
-    pub kind: InstanceKind,
-    /// Instances worked on at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub jobs: u32,
-    /// A PostgreSQL or MySQL/MariaDB server (admin URL) for the templates and targets,
-    /// instead of SQLite files under the home.
-    #[arg(long, value_name = "URL")]
-    pub db: Option<String>,
-    /// The folder holding `migrate-instance.asl.json` and `provision-instance.asl.json`.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines"))]
-    pub statemachines: PathBuf,
-}
-
-fn parse_kind(s: &str) -> Result<InstanceKind, String> {
+pub(crate) fn parse_kind(s: &str) -> Result<InstanceKind, String> {
     match s {
         "migrate" => Ok(InstanceKind::Migrate),
         "provision" => Ok(InstanceKind::Provision),
@@ -80,15 +60,19 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
 }
 
 /// The embedded backends and where the generated databases go.
-struct Local {
-    store: Arc<a2a_local::SqliteStore>,
-    blob: Arc<dyn BlobStore>,
+pub(crate) struct Local {
+    pub(crate) store: Arc<a2a_local::SqliteStore>,
+    pub(crate) blob: Arc<dyn BlobStore>,
     demo: PathBuf,
     server: Option<Locator>,
 }
 
 impl Local {
-    async fn open(config: &Config, db: Option<&str>, what: &str) -> Result<Local, CliError> {
+    pub(crate) async fn open(
+        config: &Config,
+        db: Option<&str>,
+        what: &str,
+    ) -> Result<Local, CliError> {
         if config.state != StateSpec::Sqlite || config.blobs != BlobSpec::Dir {
             return Err(CliError::input(
                 format!("{what} runs on the embedded backends only"),
@@ -129,7 +113,7 @@ impl Local {
 
     /// The site configuration of the embedded default: the generated templates (made if
     /// missing) and two SQLite shards under the home, or the server as the one shard.
-    async fn site(&self) -> Result<SiteConfig, CliError> {
+    pub(crate) async fn site(&self) -> Result<SiteConfig, CliError> {
         let mut templates = BTreeMap::new();
         for (n, name) in TEMPLATES.iter().enumerate() {
             let db = database(
@@ -180,7 +164,7 @@ impl Local {
     }
 
     /// Takes a school list in, as `a2a upload` does; returns the plan.
-    async fn take(
+    pub(crate) async fn take(
         &self,
         name: &str,
         file: &Path,
@@ -381,31 +365,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> 
     })
 }
 
-/// `a2a run FILE`: a real school list on the embedded default.
-pub async fn run_file(config: &Config, args: &RunArgs) -> Result<Outcome, CliError> {
-    let clock = Instant::now();
-    let bytes = a2a_intake::read_file(&args.file, 50_000_000)
-        .map_err(|r| CliError::input(r.to_string(), "nothing was registered; fix the file"))?;
-    let local = Local::open(config, args.db.as_deref(), "a2a run").await?;
-    let site = local.site().await?;
-    let name = args
-        .file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| args.file.display().to_string());
-    let plan = local.take(&name, &args.file, &bytes, args.kind).await?;
-    let codes: Vec<SchoolCode> = plan.schools.iter().map(|p| p.school.code.clone()).collect();
-    let all_active = local
-        .run_all(site, &args.statemachines, &codes, args.jobs, clock)
-        .await?;
-    Ok(if all_active && plan.rejected() == 0 {
-        Outcome::Ok
-    } else {
-        Outcome::Failed
-    })
-}
-
-fn bar(len: u64) -> ProgressBar {
+pub(crate) fn bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(len),
         if std::io::stderr().is_terminal() {

@@ -10,6 +10,7 @@ mod demo;
 mod error;
 mod files;
 mod intake;
+mod run;
 mod schedule;
 mod status;
 
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 pub use backends::{BlobSpec, QueueSpec, StateSpec};
 pub use config::Config;
 pub use error::{CliError, Outcome};
+pub use run::{RunSummary, Seams, Wrap};
 
 /// Àgora to AWS: migrate school Moodle sites and provision new ones.
 ///
@@ -113,14 +115,20 @@ pub enum Command {
     ///
     /// Exit 0: every instance active; 1: some failed (listed).
     Demo(demo::DemoArgs),
-    /// Takes a school list in and runs every school of it through the state machines on
-    /// this machine, on the embedded default: targets are SQLite databases and folders
-    /// under the home, the EIX templates the generated ones of `a2a demo`. Rows of kind
-    /// `migrate` bring their own `source_db` and `source_files` (`a2a fixture site`).
+    /// Takes a school list in and runs it as the deployed system would: scheduler ticks
+    /// inside the migration windows (`[schedule]` of a2a.toml) up to the nightly quota, the
+    /// in-process queue, the dispatcher under the cap, and the real state machines on the
+    /// local engine, until every school is active or out of attempts. Then a report, night
+    /// by night. `--clock virtual` skips idle hours, so several nights pass in minutes.
+    ///
+    /// Targets are SQLite databases and folders under the home (or `--db`), the EIX
+    /// templates the generated ones of `a2a demo`. Rows of kind `migrate` bring their own
+    /// `source_db` and `source_files` (`a2a fixture site`). A rerun goes on where the last
+    /// one stopped.
     ///
     /// Exit 0: every school active; 1: some failed or rows were rejected; 2: the file is
     /// refused.
-    Run(demo::RunArgs),
+    Run(run::RunArgs),
 }
 
 /// Sets up human-readable logs on stderr. Secrets never reach them: every type that may
@@ -156,6 +164,19 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Tick(args) => schedule::tick(&config, &args).await,
         Command::Start(args) => schedule::start(&config, &args).await,
         Command::Demo(args) => demo::run(&config, &args).await,
-        Command::Run(args) => demo::run_file(&config, &args).await,
+        Command::Run(args) => run::run_file(&config, &args).await,
+    }
+}
+
+/// `a2a run` with its ports wrapped (see [`Seams`]): for the end-to-end tests' fault
+/// injection. `cli` must hold a `run` command.
+pub async fn run_list(cli: Cli, seams: Seams) -> Result<RunSummary, CliError> {
+    let config = Config::resolve(&cli)?;
+    match cli.command {
+        Command::Run(args) => run::run_with(&config, &args, seams).await,
+        _ => Err(CliError::input(
+            "run_list runs `a2a run` only",
+            "parse a `run` command",
+        )),
     }
 }

@@ -118,8 +118,8 @@ pub async fn tick(config: &Config, args: &TickArgs) -> Result<Outcome, CliError>
         return Err(CliError::input(
             "a2a tick needs a lasting queue: the in-process queue (`memory`) ends with the \
              command, and enqueued schools would be left `queued` with no message",
-            "pass --queue sqs:QUEUE_URL (or set backends.queue in a2a.toml); the local \
-             runner that ticks and drains the in-process queue (`a2a run`) is not built yet",
+            "pass --queue sqs:QUEUE_URL (or set backends.queue in a2a.toml); to tick and \
+             drain the in-process queue on this machine, use `a2a run FILE`",
         ));
     };
     let store = open_state(config, true)

@@ -94,7 +94,10 @@ fn run_takes_a_real_list_in_and_runs_each_school() {
         ),
     )
     .unwrap();
-    let o = a2a(home.path(), &["run", list.to_str().unwrap()]);
+    let o = a2a(
+        home.path(),
+        &["run", list.to_str().unwrap(), "--clock", "virtual"],
+    );
     // The bad row is rejected (exit 1); the three good ones end active.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(

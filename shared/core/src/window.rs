@@ -125,6 +125,13 @@ impl Window {
             .find(|n| n.opens <= now && now < n.closes)
     }
 
+    /// `t` on the wall clock of this window's zone, such as `Mon 2026-12-07 21:00 CET`.
+    pub fn local(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz)
+            .format("%a %Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+
     /// The first opening that starts after `now`.
     pub fn next_night(&self, now: DateTime<Utc>) -> Option<Night> {
         let today = now.with_timezone(&self.tz).date_naive();

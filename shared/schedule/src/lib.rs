@@ -9,10 +9,12 @@
 #![warn(missing_docs)]
 
 mod dispatch;
+mod drive;
 mod message;
 mod tick;
 
 pub use dispatch::{Delivery, DispatchReport, Dispatched, Dispatcher, in_flight};
+pub use drive::{ClockMode, NightReport, Progress, RunReport, Runner, executions, peak};
 pub use message::{BadMessage, StartMessage};
 pub use tick::{ENQUEUE_STEP, Policy, RECONCILE_STEP, RETRY_STEP, TickReport, tick};
 

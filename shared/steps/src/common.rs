@@ -6,7 +6,6 @@ use std::future::Future;
 use a2a_core::{BlobKey, Instance, Locator, Outcome, SchoolCode, Status, StepEvent};
 use a2a_dbmove::{Db, Engine};
 use bytes::Bytes;
-use chrono::Utc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -49,13 +48,13 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Done, StepError>>,
 {
-    let started = Utc::now();
+    let started = a2a_core::clock::now();
     ctx.store
         .record(code, &StepEvent::started(step, started))
         .await?;
     let r = work().await;
     let mut end = StepEvent::started(step, started);
-    end.ended_at = Some(Utc::now());
+    end.ended_at = Some(a2a_core::clock::now());
     match &r {
         Ok(d) => {
             end.outcome = Outcome::Succeeded;
@@ -112,12 +111,12 @@ pub(crate) async fn update(
         if let Some(to) = to
             && !at_or_past(i.status, to)
         {
-            i.move_to(to, Utc::now())?;
+            i.move_to(to, a2a_core::clock::now())?;
         }
         if i == before {
             return Ok(i);
         }
-        i.updated_at = Utc::now();
+        i.updated_at = a2a_core::clock::now();
         match ctx.store.save(&i).await {
             Ok(saved) => return Ok(saved),
             Err(a2a_core::PortError::Conflict(_)) => continue,

@@ -11,7 +11,6 @@ use a2a_asl::{
 };
 use a2a_core::{ExecutionInfo, ExecutionStatus, InstanceKind, PortError, StartOutcome, Workflows};
 use async_trait::async_trait;
-use chrono::Utc;
 use serde_json::Value;
 
 use crate::{MIGRATE_STEPS, PROVISION_STEPS, StepContext};
@@ -80,7 +79,7 @@ impl LocalWorkflows {
 
     /// Runs one execution to its end and returns what `describe` would.
     pub async fn run(&self, kind: InstanceKind, name: &str, input: Value) -> ExecutionInfo {
-        let started_at = Utc::now();
+        let started_at = a2a_core::clock::now();
         let sm = &self.machines[&kind];
         let out = Execution::run(
             sm,
@@ -103,7 +102,7 @@ impl LocalWorkflows {
                 a2a_asl::Status::TimedOut => ExecutionStatus::TimedOut,
             },
             started_at,
-            stopped_at: Some(Utc::now()),
+            stopped_at: Some(a2a_core::clock::now()),
             output: out.output,
             error: out.error,
             cause: out.cause,
@@ -133,7 +132,7 @@ impl Workflows for LocalWorkflows {
                 ExecutionInfo {
                     id: name.to_owned(),
                     status: ExecutionStatus::Running,
-                    started_at: Utc::now(),
+                    started_at: a2a_core::clock::now(),
                     stopped_at: None,
                     output: None,
                     error: None,
@@ -174,7 +173,7 @@ impl Workflows for LocalWorkflows {
             .ok_or_else(|| PortError::NotFound(format!("execution {id}")))?;
         if r.status == ExecutionStatus::Running {
             r.status = ExecutionStatus::Aborted;
-            r.stopped_at = Some(Utc::now());
+            r.stopped_at = Some(a2a_core::clock::now());
             r.error = Some(error.to_owned());
             r.cause = Some(cause.to_owned());
         }

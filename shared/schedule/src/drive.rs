@@ -1,0 +1,379 @@
+//! The local runner: the scheduler and the dispatcher together in one process, as the
+//! EventBridge schedule and the SQS event source join them in AWS. It ticks, drains the
+//! queue through the dispatcher, waits for the executions it started, and goes on until
+//! every instance of a list has ended: `active`, or out of attempts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use a2a_core::{
+    ExecutionStatus, InstanceStore, PortError, SchoolCode, Status, StepEvent, WorkQueue, Workflows,
+    clock,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::{Delivery, Dispatched, Dispatcher, Policy, tick};
+
+/// How long a received message stays hidden while its batch is dispatched. Deferred
+/// messages are sent again at the end of the round, so this only has to outlast a round.
+const HIDE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How often the runner looks at the executions it waits for.
+const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The time the runner goes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMode {
+    /// The wall clock: outside a window the runner waits for the next one to open.
+    Real,
+    /// The process clock ([`a2a_core::clock`]) jumps over idle time: when nothing is
+    /// running, it moves straight on to the next tick.
+    Virtual,
+}
+
+/// What the runner needs.
+pub struct Runner {
+    /// The state store.
+    pub store: Arc<dyn InstanceStore>,
+    /// The fan-out queue (the in-process queue, locally).
+    pub queue: Arc<dyn WorkQueue>,
+    /// The workflow engine (the local ASL engine, locally).
+    pub workflows: Arc<dyn Workflows>,
+    /// Windows, nightly quota, attempts, back-off.
+    pub policy: Policy,
+    /// Executions in flight at most, as the dispatcher counts them from the store.
+    pub max_running: usize,
+    /// Real or virtual time.
+    pub clock: ClockMode,
+    /// Time between scheduler ticks (as the EventBridge schedule's rate).
+    pub tick_every: Duration,
+    /// The runner gives up when its clock has gone this far with instances left.
+    pub horizon: Duration,
+}
+
+/// What happened in one night (one window opening).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NightReport {
+    /// When the window opened.
+    pub opens: DateTime<Utc>,
+    /// When it closed.
+    pub closes: DateTime<Utc>,
+    /// New instances enqueued (counted against the quota).
+    pub enqueued: usize,
+    /// Failed instances enqueued again.
+    pub retried: usize,
+    /// Executions started.
+    pub started: usize,
+    /// Of those, the ones that succeeded.
+    pub succeeded: usize,
+    /// Of those, the ones that failed, timed out or were stopped.
+    pub failed: usize,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    /// Night by night, in order.
+    pub nights: Vec<NightReport>,
+    /// Scheduler ticks.
+    pub ticks: usize,
+    /// Executions started, over all nights.
+    pub started: usize,
+    /// Messages that found their execution already started (duplicates): not run again.
+    pub duplicates: usize,
+    /// The most executions that ran at one time, from the step events recorded in the
+    /// instances' histories.
+    pub max_in_flight: usize,
+    /// Messages that were not start messages, with the reason (for the dead letters).
+    pub malformed: Vec<String>,
+    /// Instances of the list now active.
+    pub active: usize,
+    /// Instances that ended without becoming active, with their status and last error.
+    pub left: Vec<(SchoolCode, Status, String)>,
+    /// Instances still on their way when the horizon was reached.
+    pub unfinished: Vec<SchoolCode>,
+    /// Problems the ticks reported (they did not stop the run).
+    pub problems: Vec<String>,
+}
+
+/// Where a run stands, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// The runner's clock.
+    pub now: DateTime<Utc>,
+    /// Instances of the list that have ended.
+    pub done: usize,
+    /// Instances of the list.
+    pub total: usize,
+    /// Executions being waited for.
+    pub running: usize,
+    /// Whether a window is open.
+    pub open: bool,
+}
+
+impl Runner {
+    /// Runs `codes` to their end. Instances already `active` count as done; a `queued`
+    /// one left by an earlier run (its in-process message died with it) is sent again at
+    /// the first tick inside a window.
+    pub async fn run(
+        &self,
+        codes: &[SchoolCode],
+        on_progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RunReport, PortError> {
+        let mut report = RunReport::default();
+        let mut nights: BTreeMap<DateTime<Utc>, NightReport> = BTreeMap::new();
+        let dispatcher =
+            Dispatcher::new(self.store.clone(), self.workflows.clone(), self.max_running)
+                .with_windows(self.policy.windows.clone());
+        // The first tick re-sends every queued instance at once: no message of an
+        // earlier process survives it.
+        let mut first = self.policy.clone();
+        first.requeue_after = Duration::zero();
+        let begin = clock::now();
+        loop {
+            let now = clock::now();
+            let policy = if report.ticks == 0 {
+                &first
+            } else {
+                &self.policy
+            };
+            let t = tick(
+                &*self.store,
+                &*self.queue,
+                Some(&*self.workflows),
+                policy,
+                now,
+            )
+            .await?;
+            report.ticks += 1;
+            report.problems.extend(t.problems);
+            let night = t.night.map(|(opens, closes)| {
+                nights.entry(opens).or_insert(NightReport {
+                    opens,
+                    closes,
+                    enqueued: 0,
+                    retried: 0,
+                    started: 0,
+                    succeeded: 0,
+                    failed: 0,
+                })
+            });
+            let started = match night {
+                Some(n) => {
+                    n.enqueued += t.enqueued.len();
+                    n.retried += t.retried.len();
+                    let started = self.pump(&dispatcher, now, &mut report).await?;
+                    n.started += started.len();
+                    started
+                }
+                None => Vec::new(),
+            };
+
+            let (done, left) = self.tally(codes).await?;
+            on_progress(Progress {
+                now,
+                done,
+                total: codes.len(),
+                running: started.len(),
+                open: t.night.is_some(),
+            });
+            // Wait for this round's executions, then book their outcomes to the night.
+            let outcomes = self.wait(&started).await?;
+            if let Some((opens, _)) = t.night
+                && let Some(n) = nights.get_mut(&opens)
+            {
+                n.succeeded += outcomes.0;
+                n.failed += outcomes.1;
+            }
+            if started.is_empty() && done == codes.len() {
+                report.left = left;
+                break;
+            }
+            if clock::now() - begin > self.horizon {
+                report.left = left;
+                report.unfinished = self.unfinished(codes).await?;
+                break;
+            }
+            if !started.is_empty() {
+                // The cap freed up as they ended: tick again now, as the next SQS
+                // delivery would, rather than wait for the schedule.
+                continue;
+            }
+            // Idle: the next tick of the schedule's grid.
+            let since = (clock::now() - begin).num_milliseconds();
+            let every = self.tick_every.num_milliseconds().max(1);
+            let next_tick = begin + Duration::milliseconds((since / every + 1) * every);
+            match self.clock {
+                ClockMode::Virtual => clock::skip_to(next_tick),
+                ClockMode::Real => {
+                    let wait = (next_tick - clock::now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        report.active = codes.len() - report.left.len() - report.unfinished.len();
+        report.max_in_flight = peak(&*self.store, codes).await?;
+        report.nights = nights.into_values().collect();
+        Ok(report)
+    }
+
+    /// Receives every visible message and dispatches it. Deferred messages (cap reached)
+    /// are sent again after the round, as SQS would show them again after the
+    /// visibility timeout, so that the round ends. The ids of new executions.
+    async fn pump(
+        &self,
+        dispatcher: &Dispatcher,
+        now: DateTime<Utc>,
+        report: &mut RunReport,
+    ) -> Result<Vec<String>, PortError> {
+        let mut started = Vec::new();
+        let mut again = Vec::new();
+        loop {
+            let got = self.queue.receive(10, HIDE).await?;
+            if got.is_empty() {
+                break;
+            }
+            let batch: Vec<Delivery> = got
+                .into_iter()
+                .map(|m| Delivery {
+                    id: m.receipt,
+                    body: m.body,
+                })
+                .collect();
+            let r = dispatcher.dispatch(&batch, now).await;
+            for ((id, outcome), d) in r.outcomes.iter().zip(&batch) {
+                match outcome {
+                    Dispatched::Started { execution, .. } => started.push(execution.clone()),
+                    Dispatched::Duplicate { .. } => report.duplicates += 1,
+                    Dispatched::Malformed { reason } => {
+                        report.malformed.push(format!("{:?}: {reason}", d.body));
+                    }
+                    Dispatched::Deferred { .. } | Dispatched::Failed { .. } => {
+                        again.push(d.body.clone());
+                    }
+                    Dispatched::Stale { .. } => {}
+                }
+                self.queue.delete(id).await?;
+            }
+        }
+        if !again.is_empty() {
+            self.queue.send(&again).await?;
+        }
+        report.started += started.len();
+        Ok(started)
+    }
+
+    /// Waits until none of `ids` is running; (succeeded, failed).
+    async fn wait(&self, ids: &[String]) -> Result<(usize, usize), PortError> {
+        let mut pending: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let (mut ok, mut bad) = (0, 0);
+        while !pending.is_empty() {
+            let mut ended = Vec::new();
+            for id in &pending {
+                let info = self.workflows.describe(id).await?;
+                match info.status {
+                    ExecutionStatus::Running => {}
+                    ExecutionStatus::Succeeded => {
+                        ok += 1;
+                        ended.push(*id);
+                    }
+                    _ => {
+                        bad += 1;
+                        ended.push(*id);
+                    }
+                }
+            }
+            for id in ended {
+                pending.remove(id);
+            }
+            if !pending.is_empty() {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        Ok((ok, bad))
+    }
+
+    /// How many of `codes` have ended, and those that ended without becoming active.
+    async fn tally(
+        &self,
+        codes: &[SchoolCode],
+    ) -> Result<(usize, Vec<(SchoolCode, Status, String)>), PortError> {
+        let mut done = 0;
+        let mut left = Vec::new();
+        for code in codes {
+            let Some(i) = self.store.get(code).await? else {
+                left.push((code.clone(), Status::Registered, "not registered".into()));
+                done += 1;
+                continue;
+            };
+            let out_of_attempts =
+                i.status == Status::Failed && i.attempt >= self.policy.max_attempts;
+            if i.status == Status::Active {
+                done += 1;
+            } else if out_of_attempts || i.status == Status::RolledBack {
+                done += 1;
+                left.push((
+                    code.clone(),
+                    i.status,
+                    i.last_error.unwrap_or_else(|| "no error recorded".into()),
+                ));
+            }
+        }
+        Ok((done, left))
+    }
+
+    async fn unfinished(&self, codes: &[SchoolCode]) -> Result<Vec<SchoolCode>, PortError> {
+        let (_, left) = self.tally(codes).await?;
+        let left: HashSet<&SchoolCode> = left.iter().map(|(c, _, _)| c).collect();
+        let mut out = Vec::new();
+        for code in codes {
+            let active = self
+                .store
+                .get(code)
+                .await?
+                .is_some_and(|i| i.status == Status::Active);
+            if !active && !left.contains(code) {
+                out.push(code.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The executions recorded in one instance's history, as (start, end): each run of step
+/// events between two scheduler events is one execution.
+pub fn executions(history: &[StepEvent]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let mut run: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    for e in history {
+        if e.step.starts_with("scheduler.") {
+            out.extend(run.take());
+            continue;
+        }
+        let end = e.ended_at.unwrap_or(e.started_at);
+        run = Some(run.map_or((e.started_at, end), |(a, b)| {
+            (a.min(e.started_at), b.max(end))
+        }));
+    }
+    out.extend(run);
+    out
+}
+
+/// The most executions of `codes` that ran at one instant, from their histories.
+pub async fn peak(store: &dyn InstanceStore, codes: &[SchoolCode]) -> Result<usize, PortError> {
+    let mut edges: Vec<(DateTime<Utc>, i32)> = Vec::new();
+    for code in codes {
+        for (a, b) in executions(&store.history(code).await?) {
+            edges.extend([(a, 1), (b, -1)]);
+        }
+    }
+    // At one instant an end comes before a start: a run is [start, end).
+    edges.sort();
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        max = max.max(now);
+    }
+    Ok(max as usize)
+}
