@@ -10,7 +10,7 @@ mod demo;
 mod error;
 mod files;
 mod intake;
-mod run;
+pub(crate) mod run;
 mod schedule;
 mod status;
 
@@ -103,11 +103,12 @@ pub enum Command {
     ///
     /// Exit 0: done; 1: done, with problems listed.
     Tick(schedule::TickArgs),
-    /// Starts one school now, whatever the window, on the deployed state machines (--aws).
-    /// Starting it again is recognised, not a second run.
+    /// Starts one school now, whatever the window: on the deployed state machines (--aws),
+    /// or here, on the local engine, waiting for its end. Starting it again is recognised,
+    /// not a second run.
     ///
-    /// Exit 0: started or already started; 1: the cap is reached (--force starts anyway);
-    /// 2: unknown or malformed code, or no ARNs.
+    /// Exit 0: started (--aws) or active (local); 1: the cap is reached (--force starts
+    /// anyway), or the local run failed; 2: unknown or malformed code, or no ARNs.
     Start(schedule::StartArgs),
     /// Generates a small Àgora under the home (20 sites to migrate, 700 EIX sites to
     /// provision, by default), takes its school list in, runs every instance through the

@@ -12,6 +12,7 @@ use std::time::Instant;
 use a2a_core::{InstanceKind, SchoolCode, WorkQueue, Workflows};
 use a2a_schedule::{ClockMode, Policy, Progress, RunReport, Runner};
 use a2a_steps::{LocalWorkflows, StepContext};
+
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, ValueEnum};
 
@@ -53,6 +54,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub horizon: u32,
+    #[command(flatten)]
+    pub local: LocalArgs,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the local engine finds its databases and state machines (`a2a run`, `a2a start`).
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
     /// A PostgreSQL or MySQL/MariaDB server (admin URL) for the templates and targets,
     /// instead of SQLite files under the home.
     #[arg(long, value_name = "URL")]
@@ -60,9 +71,25 @@ pub struct RunArgs {
     /// The folder holding `migrate-instance.asl.json` and `provision-instance.asl.json`.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines"))]
     pub statemachines: PathBuf,
-    /// Print the report as one JSON object.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl LocalArgs {
+    /// The embedded backends and the local engine over them, with the site configuration.
+    pub(crate) async fn engine(
+        &self,
+        config: &Config,
+        what: &str,
+    ) -> Result<(Local, Arc<LocalWorkflows>), CliError> {
+        let local = Local::open(config, self.db.as_deref(), what).await?;
+        let ctx = StepContext {
+            store: local.store.clone(),
+            blob: local.blob.clone(),
+            site: Arc::new(local.site().await?),
+        };
+        let flows = LocalWorkflows::load(ctx, &self.statemachines)
+            .map_err(|e| CliError::from_port("state machines", e))?;
+        Ok((local, Arc::new(flows)))
+    }
 }
 
 /// A function that wraps a port, for fault injection.
@@ -144,8 +171,8 @@ pub async fn run_with(
     };
     let bytes = a2a_intake::read_file(&args.file, 50_000_000)
         .map_err(|r| CliError::input(r.to_string(), "nothing was registered; fix the file"))?;
-    let local = Local::open(config, args.db.as_deref(), "a2a run").await?;
-    let site = local.site().await?;
+    let (local, flows) = args.local.engine(config, "a2a run").await?;
+    let flows: Arc<dyn Workflows> = flows;
     let name = args
         .file
         .file_name()
@@ -154,15 +181,6 @@ pub async fn run_with(
     let plan = local.take(&name, &args.file, &bytes, args.kind).await?;
     let schools: Vec<SchoolCode> = plan.schools.iter().map(|p| p.school.code.clone()).collect();
 
-    let ctx = StepContext {
-        store: local.store.clone(),
-        blob: local.blob.clone(),
-        site: Arc::new(site),
-    };
-    let flows: Arc<dyn Workflows> = Arc::new(
-        LocalWorkflows::load(ctx, &args.statemachines)
-            .map_err(|e| CliError::from_port("state machines", e))?,
-    );
     let flows = match seams.workflows {
         Some(wrap) => wrap(flows),
         None => flows,
@@ -279,10 +297,11 @@ fn print(config: &Config, s: &RunSummary, clock: ClockArg, seconds: f64) {
         ClockArg::Virtual => "virtual clock",
     };
     println!(
-        "{} of {} schools active after {} nights, at most {} executions at once ({clock}: {} to {}; {seconds:.1} s)",
+        "{} of {} schools active after {} night{}, at most {} executions at once ({clock}: {} to {}; {seconds:.1} s)",
         r.active,
         s.schools.len(),
         r.nights.len(),
+        if r.nights.len() == 1 { "" } else { "s" },
         r.max_in_flight,
         w.local(s.began),
         w.local(s.ended),

@@ -62,8 +62,9 @@ pub struct StartArgs {
     /// The workflow; it must be the registered instance's kind (which is the default).
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
-    /// Start on the deployed Step Functions state machines. Required for now: the local
-    /// workflow engine is not wired into the CLI yet.
+    /// Start on the deployed Step Functions state machines; without it, the school runs
+    /// here, on the local engine over the embedded backends, and the command waits for
+    /// its end.
     #[arg(long)]
     pub aws: bool,
     /// Start even if `schedule.max_running` executions are in flight.
@@ -74,6 +75,8 @@ pub struct StartArgs {
     pub json: bool,
     #[command(flatten)]
     pub machines: MachineArgs,
+    #[command(flatten)]
+    pub local: crate::run::LocalArgs,
 }
 
 fn state_label(config: &Config) -> String {
@@ -203,22 +206,22 @@ pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliErro
             "give the school's 8-digit code, such as 08012345",
         )
     })?;
-    if !args.aws {
-        return Err(CliError::input(
-            "a local start needs the local workflow engine, which the CLI does not run yet",
-            "start on the deployed state machines with --aws",
-        ));
-    }
-    let Some(wf) = workflows(config, &args.machines).await else {
-        return Err(CliError::input(
-            "the state machine ARNs are not known",
-            "pass --migrate-state-machine and --provision-state-machine, or set \
-             aws.migrate_state_machine and aws.provision_state_machine in a2a.toml",
-        ));
+    let (store, wf, local): (Arc<dyn InstanceStore>, Arc<dyn Workflows>, _) = if args.aws {
+        let Some(wf) = workflows(config, &args.machines).await else {
+            return Err(CliError::input(
+                "the state machine ARNs are not known",
+                "pass --migrate-state-machine and --provision-state-machine, or set \
+                 aws.migrate_state_machine and aws.provision_state_machine in a2a.toml",
+            ));
+        };
+        let store = open_state(config, true)
+            .await?
+            .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
+        (store, wf, None)
+    } else {
+        let (local, flows) = args.local.engine(config, "a local a2a start").await?;
+        (local.store.clone(), flows.clone(), Some(flows))
     };
-    let store: Arc<dyn InstanceStore> = open_state(config, true)
-        .await?
-        .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
     let port = |e: PortError| CliError::from_port(&state_label(config), e);
     let Some(mut inst) = store.get(&code).await.map_err(port)? else {
         return Err(CliError::input(
@@ -237,6 +240,12 @@ pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliErro
                 format!("leave out --kind, or give --kind {}", inst.kind),
             ));
         }
+    }
+    if inst.status == Status::Active {
+        return Err(CliError::input(
+            format!("school {code} is already active"),
+            "A2A never moves a live site again; see `a2a status`",
+        ));
     }
     let now = Utc::now();
     let attempt = if IN_FLIGHT.contains(&inst.status) {
@@ -272,7 +281,8 @@ pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliErro
         )
         .await;
     let outcome = report.outcomes.into_iter().next().map(|(_, o)| o);
-    if args.json {
+    // A local start prints one JSON object too: where the school stands at the end.
+    if args.json && local.is_none() {
         let text = serde_json::to_string(&outcome)
             .map_err(|e| CliError::Failed(format!("cannot write the outcome as JSON: {e}")))?;
         println!("{text}");
@@ -282,7 +292,10 @@ pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliErro
             if !args.json {
                 println!("started {code} attempt {attempt}: {execution}");
             }
-            Ok(Outcome::Ok)
+            match local {
+                Some(flows) => finish_here(&*flows, &*store, &code, &execution, args.json).await,
+                None => Ok(Outcome::Ok),
+            }
         }
         Some(Dispatched::Duplicate { execution, .. }) => {
             if !args.json {
@@ -302,4 +315,52 @@ pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliErro
             "school {code}: nothing started: {other:?}"
         ))),
     }
+}
+
+/// Waits for a local execution to end (the process is its engine), then says where the
+/// school stands.
+async fn finish_here(
+    flows: &dyn Workflows,
+    store: &dyn InstanceStore,
+    code: &SchoolCode,
+    execution: &str,
+    json: bool,
+) -> Result<Outcome, CliError> {
+    let info = loop {
+        let info = flows
+            .describe(execution)
+            .await
+            .map_err(|e| CliError::from_port("the local engine", e))?;
+        if info.status != a2a_core::ExecutionStatus::Running {
+            break info;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let inst = store
+        .get(code)
+        .await
+        .map_err(|e| CliError::from_port("state", e))?
+        .ok_or_else(|| CliError::Failed(format!("school {code} vanished from the state store")))?;
+    let ok = info.status == a2a_core::ExecutionStatus::Succeeded && inst.status == Status::Active;
+    if json {
+        let v = serde_json::json!({
+            "school_code": code,
+            "execution": execution,
+            "execution_status": format!("{:?}", info.status),
+            "status": inst.status,
+            "error": info.error,
+            "cause": info.cause,
+        });
+        println!("{v}");
+    } else if ok {
+        println!("{code} is active");
+    } else {
+        println!(
+            "{code} is {}: {} {}",
+            inst.status,
+            info.error.unwrap_or_default(),
+            info.cause.or(inst.last_error).unwrap_or_default()
+        );
+    }
+    Ok(if ok { Outcome::Ok } else { Outcome::Failed })
 }

@@ -101,7 +101,7 @@ fn run_takes_a_real_list_in_and_runs_each_school() {
     // The bad row is rejected (exit 1); the three good ones end active.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("3 of 3 instances active"),
+        String::from_utf8_lossy(&o.stdout).contains("3 of 3 schools active"),
         "{}",
         text(&o)
     );

@@ -36,7 +36,7 @@ fn without_aws_tick_and_start_refuse_clearly() {
     assert!(text(&o).contains("0801234X"), "{}", text(&o));
     let o = a2a(home, &["start", "08012345"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("--aws"), "{}", text(&o));
+    assert!(text(&o).contains("not registered"), "{}", text(&o));
     let o = a2a(home, &["start", "08012345", "--aws"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
@@ -44,6 +44,37 @@ fn without_aws_tick_and_start_refuse_clearly() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn a_local_start_runs_the_school_here_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let list = home.join("list.csv");
+    std::fs::write(
+        &list,
+        "school_code,name,kind,dns,template\n08012345,Escola Nova,provision,escola-nova,primary\n",
+    )
+    .unwrap();
+    let o = a2a(home, &["upload", list.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = a2a(home, &["start", "08012345", "--kind", "migrate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--kind provision"), "{}", text(&o));
+
+    let o = a2a(home, &["start", "08012345", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "active", "{v}");
+    assert_eq!(v["execution"], "08012345-provision-1", "{v}");
+
+    // Once active, a site is never moved again.
+    let o = a2a(home, &["start", "08012345"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("already active"), "{}", text(&o));
+    let o = a2a(home, &["status", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["by_status"]["active"], 1, "{v}");
 }
 
 async fn machine(client: &a2a_aws::aws_sdk_sfn::Client) -> String {
