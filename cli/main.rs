@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `a2a status | head` would panic on the closed pipe. A
+    // Unix tool ends quietly there instead.
+    // SAFETY: at the start of main, before any thread; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = a2a_cli::Cli::parse();
     a2a_cli::init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
