@@ -23,6 +23,117 @@ pub struct Config {
     pub schedule: Schedule,
     /// The deployed AWS resources (`[aws]`).
     pub aws: Aws,
+    /// Where sites go and the EIX templates (`[site]`); `None`: the embedded default.
+    pub site: Option<SiteSpec>,
+}
+
+/// `[site]`: the target shards and the EIX templates of a real run, as `a2a run` and a
+/// local `a2a start` use them instead of the generated ones of `a2a demo`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    /// The host of new addresses: `https://<host>/<dns>/moodle`.
+    pub host: String,
+    /// The old address of a migrated site, with `{dns}` for its short name.
+    pub old_wwwroot: String,
+    /// The Moodle table prefix (default `mdl_`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// The target shards (`[[site.shards]]`).
+    pub shards: Vec<ShardSpec>,
+    /// The EIX templates by name (`[site.templates.primary]`).
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, TemplateSpec>,
+}
+
+/// One target shard of `[site]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardSpec {
+    /// Its name, as routes and allocation markers record it.
+    pub name: String,
+    /// The server's admin URL, or `sqlite:///folder` for SQLite files.
+    pub db: String,
+    /// How many sites it may hold.
+    pub capacity: u32,
+}
+
+/// One EIX template of `[site]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// Its database.
+    pub db: String,
+    /// Its moodledata folder, copied into the data store on first use.
+    pub files: PathBuf,
+    /// Its own address, replaced by each new site's.
+    pub wwwroot: String,
+}
+
+fn default_prefix() -> String {
+    a2a_dbmove::DEFAULT_PREFIX.to_owned()
+}
+
+impl SiteSpec {
+    /// Checks what can be checked without connecting; the error names the key.
+    fn check(&self, path: &Path) -> Result<(), CliError> {
+        let bad = |key: String, why: String| {
+            CliError::input(
+                format!("{}: site.{key}: {why}", path.display()),
+                format!("fix [site] in {}", path.display()),
+            )
+        };
+        if self.host.is_empty() || self.host.contains(['/', ' ']) {
+            return Err(bad(
+                "host".into(),
+                format!("{:?} is not a host name", self.host),
+            ));
+        }
+        if !self.old_wwwroot.contains("{dns}") {
+            return Err(bad(
+                "old_wwwroot".into(),
+                "must hold {dns}, which stands for each site's short name".into(),
+            ));
+        }
+        if self.shards.is_empty() {
+            return Err(bad(
+                "shards".into(),
+                "no shard: sites could go nowhere".into(),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (n, shard) in self.shards.iter().enumerate() {
+            let key = |k: &str| format!("shards[{n}].{k}");
+            if !names.insert(&shard.name) {
+                return Err(bad(key("name"), format!("{:?} is named twice", shard.name)));
+            }
+            if shard.capacity == 0 {
+                return Err(bad(
+                    key("capacity"),
+                    "0: the shard could hold no site".into(),
+                ));
+            }
+            if let Err(e) = a2a_dbmove::Engine::of(&a2a_core::Locator::new(shard.db.clone())) {
+                return Err(bad(key("db"), e.to_string()));
+            }
+        }
+        for (name, t) in &self.templates {
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err(bad(
+                    format!("templates.{name}"),
+                    "a template name is lower-case letters, digits and '-'".into(),
+                ));
+            }
+            if let Err(e) = a2a_dbmove::Engine::of(&a2a_core::Locator::new(t.db.clone())) {
+                return Err(bad(format!("templates.{name}.db"), e.to_string()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[schedule]`: when and how much work may start.
@@ -74,6 +185,7 @@ struct File {
     schedule: FileSchedule,
     #[serde(default)]
     aws: FileAws,
+    site: Option<SiteSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +257,9 @@ impl Config {
             migrate_state_machine: file.aws.migrate_state_machine.clone(),
             provision_state_machine: file.aws.provision_state_machine.clone(),
         };
+        if let Some(site) = &file.site {
+            site.check(&path)?;
+        }
         Ok(Self {
             home,
             state,
@@ -152,6 +267,7 @@ impl Config {
             queue,
             schedule,
             aws,
+            site: file.site,
         })
     }
 }
@@ -273,8 +389,9 @@ fn read_file(path: &Path) -> Result<(File, String), CliError> {
             format!("{}{at}: {}", path.display(), e.message()),
             format!(
                 "{} is TOML with the tables [backends] (state, blobs, queue), [schedule] \
-                 (windows, nightly_quota, max_running, max_attempts) and [aws] \
-                 (migrate_state_machine, provision_state_machine)",
+                 (windows, nightly_quota, max_running, max_attempts), [aws] \
+                 (migrate_state_machine, provision_state_machine) and [site] (host, \
+                 old_wwwroot, prefix, [[site.shards]], [site.templates.NAME])",
                 path.display()
             ),
         )
@@ -353,6 +470,41 @@ mod tests {
             msg.contains("a2a.toml:4: backends.queue = \"rabbit\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_site_is_checked_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join(Config::FILE);
+        let good = "[site]\nhost = \"eix.example.cat\"\nold_wwwroot = \"https://a/{dns}/moodle\"\n\
+                    [[site.shards]]\nname = \"a\"\ndb = \"sqlite:///srv/a\"\ncapacity = 5\n";
+        std::fs::write(&f, good).unwrap();
+        let c = Config::resolve(&cli(dir.path(), &[])).unwrap();
+        let site = c.site.unwrap();
+        assert_eq!((site.shards.len(), site.prefix.as_str()), (1, "mdl_"));
+        for (bad, key) in [
+            (good.replace("{dns}", "x"), "site.old_wwwroot"),
+            (
+                good.replace("capacity = 5", "capacity = 0"),
+                "site.shards[0].capacity",
+            ),
+            (
+                good.replace("sqlite:///srv/a", "oracle://x/y"),
+                "site.shards[0].db",
+            ),
+            (good.replace("eix.example.cat", "a b"), "site.host"),
+            (
+                format!(
+                    "{good}[[site.shards]]\nname = \"a\"\ndb = \"sqlite:///b\"\ncapacity = 1\n"
+                ),
+                "site.shards[1].name",
+            ),
+        ] {
+            std::fs::write(&f, &bad).unwrap();
+            let e = Config::resolve(&cli(dir.path(), &[])).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

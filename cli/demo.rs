@@ -65,6 +65,7 @@ pub(crate) struct Local {
     pub(crate) blob: Arc<dyn BlobStore>,
     demo: PathBuf,
     server: Option<Locator>,
+    spec: Option<crate::config::SiteSpec>,
 }
 
 impl Local {
@@ -77,6 +78,12 @@ impl Local {
             return Err(CliError::input(
                 format!("{what} runs on the embedded backends only"),
                 "drop --state/--blobs (or the [backends] of a2a.toml)",
+            ));
+        }
+        if db.is_some() && config.site.is_some() {
+            return Err(CliError::input(
+                format!("{what}: --db and the [site] of a2a.toml both say where sites go"),
+                "drop --db to use [site], or run with a home whose a2a.toml has no [site]",
             ));
         }
         let server = db.map(Locator::new);
@@ -108,12 +115,17 @@ impl Local {
             blob,
             demo,
             server,
+            spec: config.site.clone(),
         })
     }
 
-    /// The site configuration of the embedded default: the generated templates (made if
-    /// missing) and two SQLite shards under the home, or the server as the one shard.
+    /// The site configuration: the `[site]` of a2a.toml, or the embedded default (the
+    /// generated templates, made if missing, and two SQLite shards under the home, or the
+    /// `--db` server as the one shard).
     pub(crate) async fn site(&self) -> Result<SiteConfig, CliError> {
+        if let Some(spec) = &self.spec {
+            return self.configured(spec).await;
+        }
         let mut templates = BTreeMap::new();
         for (n, name) in TEMPLATES.iter().enumerate() {
             let db = database(
@@ -159,6 +171,46 @@ impl Local {
                     })
                     .collect(),
             },
+            templates,
+        })
+    }
+
+    /// The `[site]` of a2a.toml, with each template's files put into the data store (once).
+    async fn configured(&self, spec: &crate::config::SiteSpec) -> Result<SiteConfig, CliError> {
+        let mut templates = BTreeMap::new();
+        for (name, t) in &spec.templates {
+            if !t.files.is_dir() {
+                return Err(CliError::input(
+                    format!(
+                        "a2a.toml: site.templates.{name}.files: {} is not a folder",
+                        t.files.display()
+                    ),
+                    "give the template's moodledata folder",
+                ));
+            }
+            install_template(&self.blob, &t.files, name, 0).await?;
+            templates.insert(
+                name.clone(),
+                Template {
+                    db: Locator::new(t.db.clone()),
+                    files: name.clone(),
+                    wwwroot: t.wwwroot.clone(),
+                },
+            );
+        }
+        Ok(SiteConfig {
+            host: spec.host.clone(),
+            old_wwwroot: spec.old_wwwroot.clone(),
+            prefix: spec.prefix.clone(),
+            shards: spec
+                .shards
+                .iter()
+                .map(|s| Shard {
+                    name: s.name.clone(),
+                    db: Locator::new(s.db.clone()),
+                    capacity: s.capacity,
+                })
+                .collect(),
             templates,
         })
     }
@@ -309,7 +361,9 @@ impl Local {
 /// Runs the demo.
 pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> {
     let clock = Instant::now();
-    let local = Local::open(config, args.db.as_deref(), "a2a demo").await?;
+    let mut local = Local::open(config, args.db.as_deref(), "a2a demo").await?;
+    // The demo makes its own small Àgora, whatever the [site] of a2a.toml says.
+    local.spec = None;
     let demo = &local.demo;
     let server = &local.server;
     eprintln!(

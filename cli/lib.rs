@@ -4,7 +4,7 @@
 
 mod asl;
 mod backends;
-mod config;
+pub(crate) mod config;
 mod db;
 mod demo;
 mod error;

@@ -116,3 +116,89 @@ fn run_refuses_a_file_that_is_not_there() {
     let o = a2a(home.path(), &["run", "/nonexistent/list.csv"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn run_takes_its_shards_and_templates_from_a2a_toml() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    for (db, files) in [("tpl.db", "tpl-moodledata"), ("src.db", "src-moodledata")] {
+        let o = a2a(
+            home.path(),
+            &[
+                "fixture",
+                "site",
+                "--db",
+                &format!("sqlite://{w}/{db}"),
+                "--files",
+                &format!("{w}/{files}"),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    std::fs::create_dir(work.path().join("shard-a")).unwrap();
+    let toml = format!(
+        "[site]\nhost = \"campus.example.cat\"\n\
+         old_wwwroot = \"https://agora.xtec.cat/{{dns}}/moodle\"\n\
+         [[site.shards]]\nname = \"a\"\ndb = \"sqlite://{w}/shard-a\"\ncapacity = 10\n\
+         [site.templates.primary]\ndb = \"sqlite://{w}/tpl.db\"\nfiles = \"{w}/tpl-moodledata\"\n\
+         wwwroot = \"https://plantilla.example.cat/moodle\"\n"
+    );
+    std::fs::write(home.path().join("a2a.toml"), &toml).unwrap();
+    let list = work.path().join("list.csv");
+    std::fs::write(
+        &list,
+        format!(
+            "school_code,name,kind,dns,template,source_db,source_files\n\
+             08012345,Institut Exemple,migrate,ins-exemple,,sqlite://{w}/src.db,{w}/src-moodledata\n\
+             17000011,Escola Nova,provision,escola-nova,primary,,\n"
+        ),
+    )
+    .unwrap();
+    let o = a2a(
+        home.path(),
+        &["run", list.to_str().unwrap(), "--clock", "virtual"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 of 2 schools active"),
+        "{}",
+        text(&o)
+    );
+    // Both sites went to the configured shard.
+    let on_shard: Vec<String> = std::fs::read_dir(work.path().join("shard-a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for code in ["08012345", "17000011"] {
+        assert!(
+            on_shard.iter().any(|f| f.contains(code)),
+            "{code} not on the shard: {on_shard:?}"
+        );
+    }
+
+    // A [site] with a misspelt key is refused, naming the file; so is --db beside [site].
+    let no_shard = toml.replace(
+        "[[site.shards]]\nname = \"a\"",
+        "[[site.nope]]\nname = \"a\"",
+    );
+    std::fs::write(home.path().join("a2a.toml"), no_shard).unwrap();
+    let o = a2a(
+        home.path(),
+        &["run", list.to_str().unwrap(), "--clock", "virtual"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("a2a.toml"), "{}", text(&o));
+    std::fs::write(home.path().join("a2a.toml"), &toml).unwrap();
+    let both = a2a(
+        home.path(),
+        &[
+            "run",
+            list.to_str().unwrap(),
+            "--db",
+            "postgres://x@127.0.0.1/postgres",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both));
+    assert!(text(&both).contains("--db and the [site]"), "{}", text(&both));
+}
