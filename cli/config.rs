@@ -172,6 +172,8 @@ pub struct Aws {
     pub migrate_state_machine: Option<String>,
     /// The ARN of `provision-instance`.
     pub provision_state_machine: Option<String>,
+    /// The RDS cluster of the targets, snapshotted before each wave starts.
+    pub target_cluster: Option<String>,
 }
 
 /// `a2a.toml` as written. Unknown keys are errors: a misspelt key silently ignored would
@@ -202,6 +204,7 @@ struct FileSchedule {
 struct FileAws {
     migrate_state_machine: Option<String>,
     provision_state_machine: Option<String>,
+    target_cluster: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,6 +259,7 @@ impl Config {
         let aws = Aws {
             migrate_state_machine: file.aws.migrate_state_machine.clone(),
             provision_state_machine: file.aws.provision_state_machine.clone(),
+            target_cluster: file.aws.target_cluster.clone(),
         };
         if let Some(site) = &file.site {
             site.check(&path)?;
@@ -390,7 +394,7 @@ fn read_file(path: &Path) -> Result<(File, String), CliError> {
             format!(
                 "{} is TOML with the tables [backends] (state, blobs, queue), [schedule] \
                  (windows, nightly_quota, max_running, max_attempts), [aws] \
-                 (migrate_state_machine, provision_state_machine) and [site] (host, \
+                 (migrate_state_machine, provision_state_machine, target_cluster) and [site] (host, \
                  old_wwwroot, prefix, [[site.shards]], [site.templates.NAME])",
                 path.display()
             ),

@@ -34,6 +34,10 @@ pub struct TickArgs {
     pub json: bool,
     #[command(flatten)]
     pub machines: MachineArgs,
+    /// The RDS cluster of the targets (else `aws.target_cluster`): a wave starts only once
+    /// its snapshot of this cluster is available.
+    #[arg(long, value_name = "ID")]
+    pub target_cluster: Option<String>,
 }
 
 /// The kind on the command line.
@@ -134,10 +138,16 @@ pub async fn tick(config: &Config, args: &TickArgs) -> Result<Outcome, CliError>
     let mut policy = Policy::new(config.schedule.windows.clone());
     policy.nightly_quota = config.schedule.nightly_quota;
     policy.max_attempts = config.schedule.max_attempts;
-    let report = a2a_schedule::tick(
+    let snapshots = args
+        .target_cluster
+        .clone()
+        .or_else(|| config.aws.target_cluster.clone())
+        .map(|c| a2a_aws::RdsSnapshots::from_conf(&conf, c));
+    let report = a2a_schedule::tick_with(
         &*store,
         &queue as &dyn WorkQueue,
         wf.as_deref(),
+        snapshots.as_ref().map(|s| s as &dyn a2a_core::Snapshots),
         &policy,
         now,
     )
@@ -165,6 +175,9 @@ pub async fn tick(config: &Config, args: &TickArgs) -> Result<Outcome, CliError>
             report.enqueued_before,
             codes(&report.enqueued)
         );
+        if let Some(id) = &report.waiting_for_snapshot {
+            println!("the next wave waits for its snapshot {id} of the target cluster");
+        }
         for (code, attempt) in &report.retried {
             println!("retried {code} as attempt {attempt}");
         }

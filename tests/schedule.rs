@@ -140,11 +140,31 @@ async fn tick_and_start_on_moto() {
     assert_eq!(rc, Some(0), "{t}");
     let r: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(r["enqueued"], serde_json::json!([]));
-    // 22:00: the first two, by wave.
-    let (rc, t, out) = run(&["tick", "--now", "2026-12-01T22:00:00+01:00", "--json"]);
-    assert_eq!(rc, Some(0), "{t}");
-    let r: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(r["enqueued"], serde_json::json!(["08000001", "08000002"]));
+    // 22:00: the first two, by wave; each wave only once its snapshot of the target
+    // cluster is there.
+    let cluster = unique_name("a2a-targets");
+    a2a_aws::aws_sdk_rds::Client::new(&conf)
+        .create_db_cluster()
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-mysql")
+        .master_username("a2a")
+        .master_user_password("not-a-real-secret")
+        .send()
+        .await
+        .unwrap();
+    let tick = |at: &str| {
+        let (rc, t, out) = run(&["tick", "--now", at, "--target-cluster", &cluster, "--json"]);
+        assert_eq!(rc, Some(0), "{t}");
+        serde_json::from_slice::<Value>(&out).unwrap()
+    };
+    let r = tick("2026-12-01T22:00:00+01:00");
+    assert_eq!(r["enqueued"], serde_json::json!([]), "{r}");
+    assert_eq!(r["waiting_for_snapshot"], "wave-1", "{r}");
+    let r = tick("2026-12-01T22:05:00+01:00");
+    assert_eq!(r["enqueued"], serde_json::json!(["08000001"]), "{r}");
+    assert_eq!(r["waiting_for_snapshot"], "wave-2", "{r}");
+    let r = tick("2026-12-01T22:10:00+01:00");
+    assert_eq!(r["enqueued"], serde_json::json!(["08000002"]), "{r}");
     assert_eq!(
         store.get(&code(1)).await.unwrap().unwrap().status,
         Status::Queued

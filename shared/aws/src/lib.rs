@@ -1,7 +1,8 @@
 //! AWS adapters of the A2A ports: `DynamoDbStore` (`InstanceStore`), `S3Blob`
-//! (`BlobStore`), `SqsQueue` (`WorkQueue`) and `SfnWorkflows` (`Workflows`).
+//! (`BlobStore`), `SqsQueue` (`WorkQueue`), `SfnWorkflows` (`Workflows`) and `RdsSnapshots`
+//! (`Snapshots`).
 //!
-//! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`, `sfn`) so
+//! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`, `sfn`, `rds`) so
 //! that a Lambda compiles only the SDKs it calls. [`config::sdk_config`] loads the shared
 //! SDK configuration with short timeouts, and [`error::classify`] turns any SDK error into
 //! a [`a2a_core::PortError`] the same way for every service.
@@ -13,6 +14,8 @@ pub mod error;
 
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
+#[cfg(feature = "rds")]
+mod rds;
 #[cfg(feature = "s3")]
 mod s3;
 #[cfg(feature = "sfn")]
@@ -23,6 +26,8 @@ mod sqs;
 // The SDK crates, so that callers build clients with the very versions the adapters take.
 #[cfg(feature = "dynamodb")]
 pub use aws_sdk_dynamodb;
+#[cfg(feature = "rds")]
+pub use aws_sdk_rds;
 #[cfg(feature = "s3")]
 pub use aws_sdk_s3;
 #[cfg(feature = "sfn")]
@@ -32,6 +37,8 @@ pub use aws_sdk_sqs;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{DynamoDbStore, STATUS_WAVE_INDEX};
+#[cfg(feature = "rds")]
+pub use rds::RdsSnapshots;
 #[cfg(feature = "s3")]
 pub use s3::S3Blob;
 #[cfg(feature = "sfn")]

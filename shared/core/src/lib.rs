@@ -11,6 +11,7 @@ mod event;
 mod instance;
 mod locator;
 pub mod ports;
+mod snapshot;
 mod upload;
 mod window;
 
@@ -24,5 +25,6 @@ pub use ports::{
     BlobKey, BlobMeta, BlobStore, ExecutionInfo, ExecutionStatus, InstanceStore, KeyError,
     ListFilter, Message, Page, PortError, StartOutcome, WorkQueue, Workflows, list_all,
 };
+pub use snapshot::{SnapshotState, Snapshots};
 pub use upload::{UploadLedger, UploadRecord};
 pub use window::{Night, Window, WindowError};

@@ -16,7 +16,9 @@ mod tick;
 pub use dispatch::{Delivery, DispatchReport, Dispatched, Dispatcher, in_flight};
 pub use drive::{ClockMode, NightReport, Progress, RunReport, Runner, executions, peak};
 pub use message::{BadMessage, StartMessage};
-pub use tick::{ENQUEUE_STEP, Policy, RECONCILE_STEP, RETRY_STEP, TickReport, tick};
+pub use tick::{
+    ENQUEUE_STEP, Policy, RECONCILE_STEP, RETRY_STEP, TickReport, snapshot_id, tick, tick_with,
+};
 
 use a2a_core::Status;
 

@@ -2,7 +2,8 @@
 
 use a2a_core::{
     ExecutionStatus, Instance, InstanceKind, InstanceStore, ListFilter, Night, Outcome, PortError,
-    SchoolCode, Status, StepEvent, Window, WorkQueue, Workflows, list_all,
+    SchoolCode, SnapshotState, Snapshots, Status, StepEvent, Wave, Window, WorkQueue, Workflows,
+    list_all,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -83,6 +84,9 @@ pub struct TickReport {
     pub unchecked: usize,
     /// Versioned moves lost to another writer (another tick, a step): left to it.
     pub lost_races: usize,
+    /// A wave held back until its snapshot of the target databases is made: the
+    /// snapshot's id.
+    pub waiting_for_snapshot: Option<String>,
     /// Per-instance problems that did not stop the tick.
     pub problems: Vec<String>,
 }
@@ -97,6 +101,19 @@ pub async fn tick(
     store: &dyn InstanceStore,
     queue: &dyn WorkQueue,
     workflows: Option<&dyn Workflows>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<TickReport, PortError> {
+    tick_with(store, queue, workflows, None, policy, now).await
+}
+
+/// [`tick`], and before the first instance of a wave is enqueued, a snapshot of the target
+/// databases ([`snapshot_id`]): the wave waits, tick after tick, until it is available.
+pub async fn tick_with(
+    store: &dyn InstanceStore,
+    queue: &dyn WorkQueue,
+    workflows: Option<&dyn Workflows>,
+    snapshots: Option<&dyn Snapshots>,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<TickReport, PortError> {
@@ -117,9 +134,18 @@ pub async fn tick(
     waiting.sort_by(|a, b| {
         (a.wave, -i64::from(a.priority), &a.code).cmp(&(b.wave, -i64::from(b.priority), &b.code))
     });
+    let mut cleared: Option<Wave> = None;
     for inst in waiting {
         if report.enqueued.len() >= room {
             break;
+        }
+        if let Some(snap) = snapshots
+            && cleared != Some(inst.wave)
+        {
+            if !wave_may_start(store, snap, inst.wave, &mut report).await? {
+                break;
+            }
+            cleared = Some(inst.wave);
         }
         let code = inst.code.clone();
         if enqueue(store, queue, inst, ENQUEUE_STEP, now, &mut report).await? {
@@ -127,6 +153,50 @@ pub async fn tick(
         }
     }
     Ok(report)
+}
+
+/// The id of the snapshot taken before `wave` starts.
+pub fn snapshot_id(wave: Wave) -> String {
+    format!("wave-{}", wave.0)
+}
+
+/// Whether the first instances of `wave` may be enqueued: the wave has started already,
+/// or its snapshot is available. Otherwise the snapshot is started (or checked) and the
+/// report says what the wave waits for.
+async fn wave_may_start(
+    store: &dyn InstanceStore,
+    snapshots: &dyn Snapshots,
+    wave: Wave,
+    report: &mut TickReport,
+) -> Result<bool, PortError> {
+    let filter = ListFilter {
+        status: None,
+        wave: Some(wave),
+    };
+    if list_all(store, filter)
+        .await?
+        .iter()
+        .any(|i| i.status != Status::Registered)
+    {
+        return Ok(true);
+    }
+    let id = snapshot_id(wave);
+    match snapshots.ensure(&id).await? {
+        SnapshotState::Available => Ok(true),
+        SnapshotState::Creating => {
+            tracing::info!(wave = wave.0, snapshot = id, "wave waits for its snapshot");
+            report.waiting_for_snapshot = Some(id);
+            Ok(false)
+        }
+        SnapshotState::Failed(why) => {
+            report.problems.push(format!(
+                "wave {}: snapshot {id} failed: {why}; the wave waits",
+                wave.0
+            ));
+            report.waiting_for_snapshot = Some(id);
+            Ok(false)
+        }
+    }
 }
 
 fn status(s: Status) -> ListFilter {

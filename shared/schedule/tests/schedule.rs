@@ -462,3 +462,68 @@ async fn a_stuck_execution_is_stopped_and_its_instance_failed() {
     assert!(one.last_error.unwrap().contains("stopped"));
     assert_eq!(one.kind, InstanceKind::Provision);
 }
+
+/// A snapshot maker that is `Creating` for the first `slow` checks of each id.
+#[derive(Default)]
+struct SlowSnapshots {
+    slow: usize,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl a2a_core::Snapshots for SlowSnapshots {
+    async fn ensure(&self, id: &str) -> Result<a2a_core::SnapshotState, a2a_core::PortError> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(id.to_owned());
+        let seen = calls.iter().filter(|c| *c == id).count();
+        Ok(if seen > self.slow {
+            a2a_core::SnapshotState::Available
+        } else {
+            a2a_core::SnapshotState::Creating
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_wave_waits_for_its_snapshot_and_each_wave_gets_one() {
+    // Two waves of 5.
+    let store = store_with(10, 5).await;
+    let queue = MemQueue::new(5);
+    let mut policy = Policy::new(madrid());
+    policy.nightly_quota = 3;
+    let snaps = SlowSnapshots {
+        slow: 1,
+        ..Default::default()
+    };
+    let at = |m: i64| utc(IN_WINDOW) + Duration::minutes(m);
+    let tick = |m| a2a_schedule::tick_with(&*store, &queue, None, Some(&snaps), &policy, at(m));
+
+    // Wave 1's snapshot is being made: nothing goes.
+    let r = tick(0).await.unwrap();
+    assert!(r.enqueued.is_empty(), "{r:?}");
+    assert_eq!(r.waiting_for_snapshot.as_deref(), Some("wave-1"));
+    // Made: wave 1 starts, up to the quota.
+    let r = tick(5).await.unwrap();
+    assert_eq!(r.enqueued, vec![code(1), code(2), code(3)]);
+    assert_eq!(r.waiting_for_snapshot, None);
+    // The next night, wave 1 goes on with no new snapshot, then wave 2 waits for its own.
+    policy.nightly_quota = 100;
+    let r = a2a_schedule::tick_with(&*store, &queue, None, Some(&snaps), &policy, at(24 * 60))
+        .await
+        .unwrap();
+    assert_eq!(r.enqueued, vec![code(4), code(5)]);
+    assert_eq!(r.waiting_for_snapshot.as_deref(), Some("wave-2"));
+    let r = a2a_schedule::tick_with(
+        &*store,
+        &queue,
+        None,
+        Some(&snaps),
+        &policy,
+        at(24 * 60 + 5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.enqueued.len(), 5);
+    let calls = snaps.calls.lock().unwrap().clone();
+    assert_eq!(calls, ["wave-1", "wave-1", "wave-2", "wave-2"]);
+}
