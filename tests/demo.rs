@@ -115,6 +115,21 @@ fn run_refuses_a_file_that_is_not_there() {
     let home = tempfile::tempdir().unwrap();
     let o = a2a(home.path(), &["run", "/nonexistent/list.csv"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // --start sets the virtual clock only; a bad time is named.
+    let o = a2a(
+        home.path(),
+        &["run", "list.csv", "--start", "2026-12-07T19:00:00Z"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--clock virtual"), "{}", text(&o));
+    let o = a2a(
+        home.path(),
+        &[
+            "run", "list.csv", "--clock", "virtual", "--start", "tonight",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--start \"tonight\""), "{}", text(&o));
 }
 
 #[test]
@@ -200,5 +215,9 @@ fn run_takes_its_shards_and_templates_from_a2a_toml() {
         ],
     );
     assert_eq!(both.status.code(), Some(2), "{}", text(&both));
-    assert!(text(&both).contains("--db and the [site]"), "{}", text(&both));
+    assert!(
+        text(&both).contains("--db and the [site]"),
+        "{}",
+        text(&both)
+    );
 }
