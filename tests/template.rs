@@ -225,3 +225,93 @@ fn every_binary_is_a_bin_target_of_the_workspace() {
         );
     }
 }
+
+/// Every Task of a JSON value (a state machine), with the path of states leading to it.
+fn tasks<'a>(v: &'a serde_json::Value, at: &str, out: &mut Vec<(String, &'a serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::Object(states)) = m.get("States") {
+                for (name, s) in states {
+                    let path = format!("{at}/{name}");
+                    if s.get("Type").and_then(|t| t.as_str()) == Some("Task") {
+                        out.push((path.clone(), s));
+                    }
+                    tasks(s, &path, out);
+                }
+            }
+            for (k, x) in m {
+                if k != "States" {
+                    tasks(x, at, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| tasks(x, at, out)),
+        _ => {}
+    }
+}
+
+/// Lambda's longest run.
+const LAMBDA_MAX_SECONDS: u64 = 900;
+
+/// A Task that waits longer than its function can run only hides a killed Lambda behind
+/// a later timeout: every Task's `TimeoutSeconds` is at most its function's `Timeout`
+/// (the `Globals` one when the function sets none), and no function runs past Lambda's
+/// 900 s.
+#[test]
+fn every_task_times_out_within_its_functions_timeout() {
+    let text = template();
+    let resources = resources(&text);
+    let globals: u64 = text
+        .lines()
+        .skip_while(|l| l.trim_end() != "Globals:")
+        .take_while(|l| l.trim_end() != "Resources:")
+        .find_map(|l| l.trim().strip_prefix("Timeout:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Globals has a Function Timeout");
+    let timeout = |function: &str| -> u64 {
+        value(&resources[function], "Timeout")
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{function}: Timeout {v}"))
+            })
+            .unwrap_or(globals)
+    };
+    let mut checked = 0;
+    for (name, block) in &resources {
+        if value(block, "Type") != Some("AWS::Serverless::StateMachine") {
+            continue;
+        }
+        let uri = value(block, "DefinitionUri").unwrap();
+        let asl: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join(uri)).unwrap()).unwrap();
+        let subs = mapping(block, "DefinitionSubstitutions");
+        let mut found = Vec::new();
+        tasks(&asl, "", &mut found);
+        assert!(!found.is_empty(), "{uri}: no Task");
+        for (path, task) in found {
+            let resource = task["Resource"].as_str().unwrap();
+            let sub = resource
+                .strip_prefix("${")
+                .and_then(|r| r.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("{uri}{path}: Resource {resource}"));
+            let function = subs[sub]
+                .strip_prefix("!GetAtt ")
+                .and_then(|f| f.strip_suffix(".Arn"))
+                .unwrap();
+            let limit = timeout(function);
+            assert!(
+                limit <= LAMBDA_MAX_SECONDS,
+                "{function}: Timeout {limit} s is past Lambda's {LAMBDA_MAX_SECONDS} s"
+            );
+            let seconds = task["TimeoutSeconds"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: {uri}{path} has no TimeoutSeconds"));
+            assert!(
+                seconds <= limit,
+                "{name}: {uri}{path} waits {seconds} s, but {function} runs at most {limit} s"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} Tasks");
+}

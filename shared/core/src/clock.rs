@@ -53,7 +53,10 @@ mod tests {
         assert!((now() - t).num_seconds().abs() < 2);
         skip_to(t - Duration::hours(1));
         // Milliseconds are truncated, hence the second of slack.
-        assert!(now() > t - Duration::seconds(1), "skip_to must not move back");
+        assert!(
+            now() > t - Duration::seconds(1),
+            "skip_to must not move back"
+        );
         skip_to(t + Duration::hours(5));
         assert!(now() >= t + Duration::hours(5));
         assert!(offset() >= Duration::days(3));

@@ -708,6 +708,12 @@ impl Db {
             self.q("chunk"),
             self.q(LEDGER_TABLE)
         );
+        Ok(self.query_pairs(&sql).await?.into_iter().collect())
+    }
+
+    /// Runs a query with no parameter whose rows are (text, 64-bit integer) pairs.
+    pub(crate) async fn query_pairs(&self, sql: &str) -> Result<Vec<(String, i64)>, DbError> {
+        let sql = sql.to_owned();
         Ok(match &self.inner {
             Inner::Pg(c) => c
                 .query(&sql, &[])
@@ -721,9 +727,7 @@ impl Db {
                 .await
                 .query::<(String, i64), _>(&sql)
                 .await
-                .map_err(|e| self.err(e))?
-                .into_iter()
-                .collect(),
+                .map_err(|e| self.err(e))?,
             Inner::Lite(c) => {
                 lite(
                     &self.locator,
@@ -736,6 +740,54 @@ impl Db {
                 .await?
             }
         })
+    }
+
+    /// Runs a query returning at most one row of one text column, with bound parameters
+    /// (`{}` where each placeholder goes): `None` when there is no row (or it is NULL).
+    pub(crate) async fn query_opt_text(
+        &self,
+        template: &str,
+        params: &[Value],
+    ) -> Result<Option<String>, DbError> {
+        let sql = self.fill(template, params);
+        match &self.inner {
+            Inner::Pg(c) => {
+                let pg: Vec<Box<dyn ToSql + Sync + Send>> = params.iter().map(to_pg).collect();
+                let refs: Vec<&(dyn ToSql + Sync)> = pg
+                    .iter()
+                    .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                Ok(c.query_opt(&sql, &refs)
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .and_then(|r| r.get::<_, Option<String>>(0)))
+            }
+            Inner::My(c) => {
+                let my: Vec<mysql_async::Value> = params.iter().map(to_my).collect();
+                Ok(c.lock()
+                    .await
+                    .exec_first::<Option<String>, _, _>(sql, my)
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .flatten())
+            }
+            Inner::Lite(c) => {
+                let params: Vec<rusqlite::types::Value> = params.iter().map(to_lite).collect();
+                lite(
+                    &self.locator,
+                    move |c| {
+                        let mut st = c.prepare(&sql)?;
+                        let mut rows = st.query(rusqlite::params_from_iter(params))?;
+                        match rows.next()? {
+                            Some(r) => r.get::<_, Option<String>>(0),
+                            None => Ok(None),
+                        }
+                    },
+                    c.clone(),
+                )
+                .await
+            }
+        }
     }
 
     /// Loads rows into `t` in one transaction; with `ledger`, also records

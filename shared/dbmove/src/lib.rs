@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod fixture;
 pub mod mover;
+pub mod plan;
 pub mod schema;
 pub mod site;
 pub mod stage;
@@ -16,11 +17,12 @@ pub mod verify;
 
 pub use engine::{Db, Engine, LEDGER_TABLE};
 pub use mover::{
-    CopyLimits, ExportReport, ImportOptions, ImportReport, NoProgress, Progress, copy, export,
-    export_budgeted, import,
+    Budget, CopyLimits, ExportReport, ImportOptions, ImportReport, ImportStart, NoProgress,
+    Progress, begin_export, begin_import, check_import, copy, export, export_budgeted, export_part,
+    finish_import, import, import_part, seal_export,
 };
 pub use schema::{ColType, Column, Index, Row, Table, Value};
-pub use verify::{TableCheck, VerifyReport, verify};
+pub use verify::{TableCheck, VerifyReport, verify, verify_tables};
 
 use a2a_core::PortError;
 

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::{Duration, Instant};
 
 use a2a_core::BlobStore;
 use bytes::Bytes;
@@ -46,6 +47,64 @@ pub trait Progress: Send + Sync {
 /// Hears nothing.
 pub struct NoProgress;
 impl Progress for NoProgress {}
+
+/// How much one run may do before it stops cleanly, to be resumed by the next (a
+/// Lambda's 15 minutes): at most a number of chunks, and no chunk started after a
+/// deadline. A run always gets its first chunk, so that every run makes progress.
+#[derive(Debug)]
+pub struct Budget {
+    chunks: Option<AtomicU64>,
+    until: Option<Instant>,
+    started: AtomicBool,
+}
+
+impl Budget {
+    /// No limit: the run goes to the end.
+    pub fn unlimited() -> Self {
+        Self::new(None, None)
+    }
+
+    /// At most `max_chunks` chunks (at least one), and none started after `time`.
+    pub fn new(max_chunks: Option<u64>, time: Option<Duration>) -> Self {
+        Self {
+            chunks: max_chunks.map(|n| AtomicU64::new(n.max(1))),
+            until: time.map(|t| Instant::now() + t),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether another chunk may start.
+    fn left(&self) -> bool {
+        if !self.started.load(Relaxed) {
+            return true;
+        }
+        self.until.is_none_or(|u| Instant::now() < u)
+            && self.chunks.as_ref().is_none_or(|c| c.load(Relaxed) > 0)
+    }
+
+    /// Takes one chunk before starting it; `false` (nothing taken) when none is left.
+    fn take(&self) -> bool {
+        let first = !self.started.swap(true, Relaxed);
+        if !first && self.until.is_some_and(|u| Instant::now() >= u) {
+            return false;
+        }
+        match &self.chunks {
+            None => true,
+            Some(c) => c
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    /// Counts one chunk done after the fact; whether another may follow.
+    fn spend(&self) -> bool {
+        self.started.store(true, Relaxed);
+        if let Some(c) = &self.chunks {
+            let _ = c.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        }
+        self.left()
+    }
+}
 
 /// What an export did.
 #[derive(Debug, Clone, Serialize)]
@@ -240,8 +299,8 @@ async fn export_table(
                             .await
                             .map_err(|_| DbError::Backend("the loader stopped".into()))?;
                     }
-                    if let Some(left) = budget
-                        && left.fetch_sub(1, Relaxed) <= 1
+                    if let Some(b) = budget
+                        && !b.spend()
                     {
                         // Out of budget: the rows after this chunk are read again next time.
                         drop(rx);
@@ -257,8 +316,8 @@ async fn export_table(
                     .await
                     .map_err(|_| DbError::Backend("the loader stopped".into()))?;
             }
-            if let Some(left) = budget {
-                left.fetch_sub(1, Relaxed);
+            if let Some(b) = budget {
+                b.spend();
             }
         }
         drop(ltx);
@@ -312,8 +371,8 @@ async fn export_table(
 struct Resume<'a> {
     /// The partial manifest of an earlier run of this export.
     from: Option<&'a Manifest>,
-    /// Chunks left in this run.
-    budget: Option<&'a AtomicU64>,
+    /// What this run may still do.
+    budget: Option<&'a Budget>,
 }
 
 /// Writes one finished chunk to the stage and records it.
@@ -423,12 +482,44 @@ fn ledger_mark(index: &ExportIndex) -> Row {
 /// (unless `replace`, which also abandons an interrupted import), before changing
 /// anything. Resumes where a killed import of the same export stopped: the ledger in the
 /// target says which chunks are committed.
+///
+/// It is [`begin_import`], [`import_part`] over every table, and [`finish_import`] once
+/// every table is in.
 pub async fn import(
     dst: &Db,
     store: &dyn BlobStore,
     options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport, DbError> {
+    let begun = begin_import(dst, store, options.replace).await?;
+    let budget = Budget::new(options.max_chunks, None);
+    let mut report = import_part(dst, store, None, options.jobs, &budget, progress).await?;
+    report.resumed = begun.resumed;
+    if report.complete {
+        finish_import(dst, store).await?;
+    }
+    Ok(report)
+}
+
+/// What [`begin_import`] found and made ready.
+#[derive(Debug, Clone)]
+pub struct ImportStart {
+    /// The stage's complete export.
+    pub index: ExportIndex,
+    /// Whether an import of this export was already under way in the target.
+    pub resumed: bool,
+}
+
+/// Makes `dst` ready for the import of the stage's complete export, or finds that import
+/// under way: refuses a target that holds tables of the prefix and no ledger (unless
+/// `replace`, which drops them, and any ledger, first) before changing anything; creates
+/// the ledger, whose first row names the export, and every table with its primary key.
+/// [`import_part`] then loads the tables, in parts that may run at once.
+pub async fn begin_import(
+    dst: &Db,
+    store: &dyn BlobStore,
+    replace: bool,
+) -> Result<ImportStart, DbError> {
     let index = read_index(store).await?;
     let mut manifests = Vec::with_capacity(index.tables.len());
     for name in &index.tables {
@@ -437,7 +528,7 @@ pub async fn import(
     let existing: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
     let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
     let mut resumed = all.contains(LEDGER_TABLE);
-    if resumed && options.replace {
+    if resumed && replace {
         // Asked to start over: the ledger belongs to the import being replaced.
         dst.drop_table(LEDGER_TABLE).await?;
         resumed = false;
@@ -446,7 +537,7 @@ pub async fn import(
         let mut ours: Vec<&String> = existing.iter().filter(|n| *n != LEDGER_TABLE).collect();
         ours.sort();
         if !ours.is_empty() {
-            if !options.replace {
+            if !replace {
                 return Err(DbError::NotEmpty(format!(
                     "{} already holds {} table(s) with prefix {:?} (e.g. {}); nothing was changed. \
                      Pass --replace to drop them first",
@@ -465,56 +556,116 @@ pub async fn import(
         dst.load(&ledger_table(), vec![ledger_mark(&index)], None)
             .await?;
     }
-    let done = dst.ledger().await?;
-    if resumed && !done.contains(&(format!("export:{}", index.export_id), 0)) {
-        return Err(DbError::NotEmpty(format!(
-            "{} holds an interrupted import of another export; nothing was changed. \
-             Resume it from its own stage, or pass --replace to start over",
-            dst.locator()
-        )));
-    }
+    check_ledger_export(dst, &index, &dst.ledger().await?)?;
     let present: HashSet<String> = if resumed { existing } else { HashSet::new() };
     for m in &manifests {
         if !present.contains(&m.table.name) {
             dst.create_table(&m.table).await?;
         }
     }
+    Ok(ImportStart { index, resumed })
+}
+
+/// The ledger must be this export's: a target holding another export's interrupted
+/// import is refused.
+fn check_ledger_export(
+    dst: &Db,
+    index: &ExportIndex,
+    done: &HashSet<(String, i64)>,
+) -> Result<(), DbError> {
+    if done.contains(&(format!("export:{}", index.export_id), 0)) {
+        return Ok(());
+    }
+    Err(DbError::NotEmpty(format!(
+        "{} holds an interrupted import of another export; nothing was changed. \
+         Resume it from its own stage, or pass --replace to start over",
+        dst.locator()
+    )))
+}
+
+/// The ledger row that says a table is wholly in: every chunk, its indexes, its sequence
+/// (chunks are numbered from 1, so chunk 0 is free to mean the table).
+fn table_done(name: &str) -> Row {
+    vec![
+        crate::schema::Value::Text(name.to_owned()),
+        crate::schema::Value::Int(0),
+    ]
+}
+
+/// Loads the tables `only` (every table of the export when `None`) of the import begun
+/// by [`begin_import`], within `budget`, `jobs` tables at once (each on its own
+/// connection; SQLite one). Each chunk commits with its ledger row, and the chunks the
+/// ledger names are skipped, so a rerun goes on where a stopped or killed one ended. A
+/// table whose chunks are all in then gets its indexes and its sequence, and its own
+/// ledger row. `complete` says whether every table of the part is wholly in; if not, run
+/// it again. Parts with different tables may run at once.
+pub async fn import_part(
+    dst: &Db,
+    store: &dyn BlobStore,
+    only: Option<&[String]>,
+    jobs: usize,
+    budget: &Budget,
+    progress: &dyn Progress,
+) -> Result<ImportReport, DbError> {
+    let index = read_index(store).await?;
+    let names: Vec<&String> = match only {
+        None => index.tables.iter().collect(),
+        Some(only) => {
+            if let Some(missing) = only.iter().find(|n| !index.tables.contains(n)) {
+                return Err(DbError::Input(format!(
+                    "table {missing} is not part of the staged export"
+                )));
+            }
+            index.tables.iter().filter(|n| only.contains(n)).collect()
+        }
+    };
+    let mut manifests = Vec::with_capacity(names.len());
+    for name in names {
+        manifests.push(read_manifest(store, name).await?);
+    }
+    let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
+    if !all.contains(LEDGER_TABLE) {
+        return Err(DbError::Input(format!(
+            "{} has no import under way (no {LEDGER_TABLE} table); begin one first",
+            dst.locator()
+        )));
+    }
+    let done = dst.ledger().await?;
+    check_ledger_export(dst, &index, &done)?;
     // SQLite takes one writer at a time: more connections would only wait on its lock.
     let jobs = if dst.engine() == Engine::Sqlite {
         1
     } else {
-        options.jobs.clamp(1, manifests.len().max(1))
+        jobs.clamp(1, manifests.len().max(1))
     };
     let helpers = helpers(dst, jobs).await?;
     let dbs: Vec<&Db> = std::iter::once(dst).chain(&helpers).collect();
     for db in &dbs {
         db.relax_durability().await?;
     }
-    let (rows, chunks, skipped, budget) = (
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-    );
+    let (rows, chunks, skipped) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let stopped = AtomicBool::new(false);
-    let (done, rows_r, chunks_r, skipped_r, budget_r, stopped_r) =
-        (&done, &rows, &chunks, &skipped, &budget, &stopped);
+    let (done, rows_r, chunks_r, skipped_r, stopped_r) =
+        (&done, &rows, &chunks, &skipped, &stopped);
     pool(&dbs, &manifests, |db, m| async move {
-        progress.table("import", &m.table.name);
+        let name = &m.table.name;
+        if done.contains(&(name.clone(), 0)) {
+            skipped_r.fetch_add(m.chunks.len() as u64, Relaxed);
+            return Ok(());
+        }
+        progress.table("import", name);
         for c in &m.chunks {
-            if done.contains(&(m.table.name.clone(), c.n as i64)) {
+            if done.contains(&(name.clone(), c.n as i64)) {
                 skipped_r.fetch_add(1, Relaxed);
                 progress.rows(c.rows);
                 continue;
             }
-            if let Some(max) = options.max_chunks
-                && budget_r.fetch_add(1, Relaxed) >= max
-            {
+            if !budget.take() {
                 stopped_r.store(true, Relaxed);
                 return Ok(());
             }
             let key = a2a_core::BlobKey::parse(&c.key)
-                .map_err(|e| DbError::Corrupt(format!("manifest of {}: {e}", m.table.name)))?;
+                .map_err(|e| DbError::Corrupt(format!("manifest of {name}: {e}")))?;
             let body = store.get(&key).await?;
             let batch = decode_chunk(&m.table, c, &body)?;
             drop(body);
@@ -523,31 +674,54 @@ pub async fn import(
             chunks_r.fetch_add(1, Relaxed);
             progress.rows(c.rows);
         }
+        progress.table("index", name);
+        db.create_indexes(&m.table).await?;
+        db.carry_sequence(&m.table).await?;
+        db.load(&ledger_table(), vec![table_done(name)], None)
+            .await?;
         Ok(())
     })
     .await?;
-    let mut report = ImportReport {
+    Ok(ImportReport {
         tables: manifests.len(),
         rows: rows.load(Relaxed),
         chunks: chunks.load(Relaxed),
         chunks_skipped: skipped.load(Relaxed),
-        complete: false,
-        resumed,
-    };
-    if stopped.load(Relaxed) {
-        return Ok(report);
-    }
-    pool(&dbs, &manifests, |db, m| async move {
-        progress.table("index", &m.table.name);
-        db.create_indexes(&m.table).await?;
-        db.carry_sequence(&m.table).await?;
-        Ok(())
+        complete: !stopped.load(Relaxed),
+        resumed: false,
     })
-    .await?;
-    drop(helpers);
+}
+
+/// Checks that every table of the stage's export is wholly in the target (its ledger row
+/// is there); an input error names the first that is not.
+pub async fn check_import(dst: &Db, store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
+    let index = read_index(store).await?;
+    let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
+    if !all.contains(LEDGER_TABLE) {
+        return Err(DbError::Input(format!(
+            "{} has no import under way (no {LEDGER_TABLE} table)",
+            dst.locator()
+        )));
+    }
+    let done = dst.ledger().await?;
+    check_ledger_export(dst, &index, &done)?;
+    if let Some(t) = index
+        .tables
+        .iter()
+        .find(|t| !done.contains(&((*t).clone(), 0)))
+    {
+        return Err(DbError::Input(format!(
+            "table {t} is not wholly imported yet; run its part again"
+        )));
+    }
+    Ok(index)
+}
+
+/// Ends an import whose every table is in ([`check_import`]): drops the ledger.
+pub async fn finish_import(dst: &Db, store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
+    let index = check_import(dst, store).await?;
     dst.drop_table(LEDGER_TABLE).await?;
-    report.complete = true;
-    Ok(report)
+    Ok(index)
 }
 
 fn new_export_id() -> String {
@@ -709,6 +883,9 @@ pub async fn copy(
 /// after the last staged key, table by table, until the export is whole. Across runs
 /// there is no snapshot: the workflow has frozen the site first. A table without a
 /// primary key is always exported whole within one run.
+///
+/// It is [`begin_export`], [`export_part`] over every table, and [`seal_export`] once
+/// the export is whole.
 pub async fn export_budgeted(
     src: &Db,
     store: &dyn BlobStore,
@@ -717,8 +894,26 @@ pub async fn export_budgeted(
     max_chunks: u64,
     progress: &dyn Progress,
 ) -> Result<ExportReport, DbError> {
+    begin_export(src, store, prefix).await?;
+    let budget = Budget::new(Some(max_chunks), None);
+    let report = export_part(src, store, prefix, None, limits, &budget, progress).await?;
+    if report.complete {
+        seal_export(store).await?;
+    }
+    Ok(report)
+}
+
+/// Starts a resumable export of `prefix` in the stage, or finds the one under way: the
+/// marker `dbmove/export.partial.json` names it (its id and tables), and an older
+/// complete `export.json` is removed. Every column is mapped first: an unmappable type
+/// stops it before anything is written. Returns the export's index and the source's
+/// tables; [`export_part`] then stages them, in parts that may run at once.
+pub async fn begin_export(
+    src: &Db,
+    store: &dyn BlobStore,
+    prefix: &str,
+) -> Result<(ExportIndex, Vec<Table>), DbError> {
     let tables = src.introspect(prefix).await?;
-    // Go on with the export under way, or start one.
     let index = match store.get(&partial_key()?).await {
         Ok(body) => serde_json::from_slice::<ExportIndex>(&body)
             .map_err(|e| DbError::Corrupt(format!("export.partial.json: {e}")))?,
@@ -745,13 +940,65 @@ pub async fn export_budgeted(
             index.prefix
         )));
     }
-    let budget = AtomicU64::new(max_chunks.max(1));
+    Ok((index, tables))
+}
+
+/// The export under way in the stage (its `export.partial.json`).
+async fn under_way(store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
+    match store.get(&partial_key()?).await {
+        Ok(body) => serde_json::from_slice::<ExportIndex>(&body)
+            .map_err(|e| DbError::Corrupt(format!("export.partial.json: {e}"))),
+        Err(a2a_core::PortError::NotFound(_)) => Err(DbError::Input(
+            "the stage has no export under way (dbmove/export.partial.json is missing);              begin one first"
+                .into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stages the tables `only` (every table of the export when `None`) of the export under
+/// way ([`begin_export`]), within `budget`: a table already staged whole by this export
+/// is kept, one staged in part goes on after its last staged key, with the same chunk
+/// numbering. `complete` says whether every table of the part is whole; if not, run it
+/// again. Parts with different tables may run at once. The export stays under way:
+/// [`seal_export`] completes it.
+pub async fn export_part(
+    src: &Db,
+    store: &dyn BlobStore,
+    prefix: &str,
+    only: Option<&[String]>,
+    limits: CopyLimits,
+    budget: &Budget,
+    progress: &dyn Progress,
+) -> Result<ExportReport, DbError> {
+    let index = under_way(store).await?;
+    if index.prefix != prefix {
+        return Err(DbError::Input(format!(
+            "the stage holds an export under way with prefix {:?}, not {prefix:?}",
+            index.prefix
+        )));
+    }
+    let mut tables = src.introspect(prefix).await?;
+    if let Some(only) = only {
+        if let Some(missing) = only.iter().find(|n| !index.tables.contains(n)) {
+            return Err(DbError::Input(format!(
+                "table {missing} is not part of the export under way"
+            )));
+        }
+        tables.retain(|t| only.contains(&t.name));
+        if let Some(gone) = only.iter().find(|n| !tables.iter().any(|t| &t.name == *n)) {
+            return Err(DbError::Input(format!(
+                "table {gone} is no longer in the source {}",
+                src.locator()
+            )));
+        }
+    }
     let mut report = ExportReport {
         tables: tables.len(),
         rows: 0,
         chunks: 0,
         bytes: 0,
-        complete: false,
+        complete: tables.is_empty(),
     };
     src.begin_snapshot().await?;
     let mut result = Ok(());
@@ -768,15 +1015,12 @@ pub async fn export_budgeted(
         };
         let m = match earlier {
             Some(m) if m.complete => m,
-            _ if budget.load(Relaxed) == 0 => {
-                result = Ok(());
-                break;
-            }
+            _ if !budget.left() => break,
             earlier => {
                 progress.table("export", &t.name);
                 let resume = Resume {
                     from: earlier.as_ref(),
-                    budget: Some(&budget),
+                    budget: Some(budget),
                 };
                 let m = export_table(src, store, t, limits, progress, None, resume).await;
                 let mut m = match m {
@@ -807,19 +1051,43 @@ pub async fn export_budgeted(
     }
     src.end_snapshot().await?;
     result?;
-    if tables.is_empty() {
-        report.complete = true;
-    }
-    if report.complete {
-        let whole = ExportIndex {
-            rows: report.rows,
-            tables: tables.iter().map(|t| t.name.clone()).collect(),
-            ..index
-        };
-        let body =
-            serde_json::to_vec_pretty(&whole).map_err(|e| DbError::Backend(e.to_string()))?;
-        store.put(&index_key()?, Bytes::from(body)).await?;
-        store.delete(&partial_key()?).await?;
-    }
     Ok(report)
+}
+
+/// Completes the export under way once every table of it is staged whole: writes
+/// `dbmove/export.json` (from then on the stage is a complete export) and removes the
+/// marker. A stage already sealed returns its index again. A table not yet whole is an
+/// input error naming it: run its part again first.
+pub async fn seal_export(store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
+    let index = match under_way(store).await {
+        Ok(index) => index,
+        Err(DbError::Input(why)) => {
+            return read_index(store).await.map_err(|_| DbError::Input(why));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut rows = 0;
+    for t in &index.tables {
+        let m = match store.get(&manifest_key(t)?).await {
+            Ok(body) => serde_json::from_slice::<Manifest>(&body)
+                .map_err(|e| DbError::Corrupt(format!("manifest of {t}: {e}")))?,
+            Err(a2a_core::PortError::NotFound(_)) => {
+                return Err(DbError::Input(format!(
+                    "table {t} is not staged yet; the export is not whole"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if m.export_id != index.export_id || !m.complete {
+            return Err(DbError::Input(format!(
+                "table {t} is not staged whole yet; the export is not whole"
+            )));
+        }
+        rows += m.rows;
+    }
+    let whole = ExportIndex { rows, ..index };
+    let body = serde_json::to_vec_pretty(&whole).map_err(|e| DbError::Backend(e.to_string()))?;
+    store.put(&index_key()?, Bytes::from(body)).await?;
+    store.delete(&partial_key()?).await?;
+    Ok(whole)
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::DbError;
 use crate::engine::{Db, Engine, scratch};
-use crate::schema::ColType;
+use crate::schema::{ColType, Value};
 
 /// The database a URL names (its path), checked to be a plain name.
 fn db_name(loc: &Locator) -> Result<String, DbError> {
@@ -224,6 +224,65 @@ pub async fn customise(
         )
         .await?;
     Ok(course + admin)
+}
+
+/// Moodle's maintenance-mode setting in `<prefix>config` (`'1'` on), the database half of
+/// the maintenance switch; `climaintenance.html` in moodledata is the other.
+pub const MAINTENANCE_SETTING: &str = "maintenance_enabled";
+
+/// The value of setting `name` in the site's `<prefix>config` table; `None` when the
+/// setting has no row (Moodle then takes its default).
+pub async fn config_value(db: &Db, prefix: &str, name: &str) -> Result<Option<String>, DbError> {
+    let q = |s: &str| db.engine().quote(s);
+    db.query_opt_text(
+        &format!(
+            "SELECT {} FROM {} WHERE {} = {{}}",
+            q("value"),
+            q(&format!("{prefix}config")),
+            q("name")
+        ),
+        &[Value::Text(name.to_owned())],
+    )
+    .await
+}
+
+/// Sets setting `name` of `<prefix>config` to `value`, inserting its row if there is
+/// none; `None` deletes the row, as if it had never been set. Idempotent: returns whether
+/// anything changed.
+pub async fn set_config_value(
+    db: &Db,
+    prefix: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<bool, DbError> {
+    let now = config_value(db, prefix, name).await?;
+    if now.as_deref() == value {
+        return Ok(false);
+    }
+    let q = |s: &str| db.engine().quote(s);
+    let (table, n, v) = (q(&format!("{prefix}config")), q("name"), q("value"));
+    let key = Value::Text(name.to_owned());
+    match (value, now) {
+        (Some(value), Some(_)) => {
+            db.exec_params(
+                &format!("UPDATE {table} SET {v} = {{}} WHERE {n} = {{}}"),
+                &[Value::Text(value.to_owned()), key],
+            )
+            .await?
+        }
+        (Some(value), None) => {
+            db.exec_params(
+                &format!("INSERT INTO {table} ({n}, {v}) VALUES ({{}}, {{}})"),
+                &[key, Value::Text(value.to_owned())],
+            )
+            .await?
+        }
+        (None, _) => {
+            db.exec_params(&format!("DELETE FROM {table} WHERE {n} = {{}}"), &[key])
+                .await?
+        }
+    };
+    Ok(true)
 }
 
 impl Db {

@@ -55,9 +55,28 @@ pub async fn verify(
     prefix: &str,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, DbError> {
+    verify_tables(a, b, prefix, None, progress).await
+}
+
+/// [`verify`] of the tables `only` (every table of the prefix on either side when
+/// `None`); a table of `only` that is on neither side is reported missing in the source.
+pub async fn verify_tables(
+    a: &Db,
+    b: &Db,
+    prefix: &str,
+    only: Option<&[String]>,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, DbError> {
     let ta = a.introspect(prefix).await?;
     let tb = b.introspect(prefix).await?;
     let mut names: Vec<&String> = ta.iter().chain(&tb).map(|t| &t.name).collect();
+    if let Some(only) = only {
+        names.retain(|n| only.contains(n));
+        names.extend(
+            only.iter()
+                .filter(|n| !ta.iter().chain(&tb).any(|t| &t.name == *n)),
+        );
+    }
     names.sort();
     names.dedup();
     let mut checks = Vec::new();

@@ -84,3 +84,182 @@ async fn every_pair_round_trips_and_verifies_equal() {
         let _ = store.list("", None).await;
     }
 }
+
+/// The workflow's way: the export and the import split into parts of about equal size,
+/// each part first stopped by its budget and then resumed, the parts run at once; the
+/// target verifies equal, part by part too.
+#[tokio::test]
+async fn parts_run_at_once_resume_and_verify_equal() {
+    use a2a_dbmove::plan::{balance, table_sizes};
+    use a2a_dbmove::{
+        Budget, begin_export, begin_import, check_import, export_part, finish_import, import_part,
+        seal_export, verify_tables,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engines = engines("parts_run_at_once_resume_and_verify_equal", dir.path());
+    let limits = CopyLimits {
+        chunk_rows: 64,
+        chunk_bytes: 16 << 10,
+    };
+    for (i, (stag, sadmin)) in engines.iter().enumerate() {
+        // Each engine exports to the next one (SQLite alone: to itself).
+        let (dtag, dadmin) = &engines[(i + 1) % engines.len()];
+        let sname = name(&format!("psrc_{stag}"));
+        let src_url = scratch::create(sadmin, &sname).await.unwrap();
+        let src = Db::connect(&src_url, true).await.unwrap();
+        generate(&src, &FixtureOptions::default()).await.unwrap();
+        let stage = tempfile::tempdir().unwrap();
+        let store = FsBlob::new(stage.path()).unwrap();
+
+        let sizes = table_sizes(&src, "mdl_").await.unwrap();
+        let (index, tables) = begin_export(&src, &store, "mdl_").await.unwrap();
+        assert_eq!(
+            sizes.iter().map(|s| &s.0).collect::<Vec<_>>(),
+            index.tables.iter().collect::<Vec<_>>(),
+            "{stag}: a size for every table"
+        );
+        assert_eq!(tables.len(), index.tables.len());
+        assert!(sizes.iter().any(|s| s.1 > 0), "{stag}: {sizes:?}");
+        let parts = balance(&sizes, 3);
+        assert_eq!(parts.len(), 3);
+        // One chunk per run: no part is done after its first run, and the seal says so.
+        for p in &parts {
+            let r = export_part(
+                &src,
+                &store,
+                "mdl_",
+                Some(p),
+                limits,
+                &Budget::new(Some(1), None),
+                &NoProgress,
+            )
+            .await
+            .unwrap();
+            assert!(!r.complete, "{stag}: {p:?}");
+        }
+        let early = seal_export(&store).await;
+        assert!(
+            matches!(&early, Err(DbError::Input(m)) if m.contains("mdl_")),
+            "{early:?}"
+        );
+        // The rest, every part at once, each on its own connection.
+        let runs = parts.iter().map(|p| {
+            let (store, src_url) = (&store, &src_url);
+            async move {
+                let db = Db::connect(src_url, false).await?;
+                export_part(
+                    &db,
+                    store,
+                    "mdl_",
+                    Some(p),
+                    limits,
+                    &Budget::unlimited(),
+                    &NoProgress,
+                )
+                .await
+            }
+        });
+        for r in futures::future::join_all(runs).await {
+            assert!(r.unwrap().complete);
+        }
+        let sealed = seal_export(&store).await.unwrap();
+        assert_eq!(
+            seal_export(&store).await.unwrap(),
+            sealed,
+            "sealing again keeps it"
+        );
+
+        let dname = name(&format!("pdst_{stag}_{dtag}"));
+        let dst_url = scratch::create(dadmin, &dname).await.unwrap();
+        let dst = Db::connect(&dst_url, true).await.unwrap();
+        let begun = begin_import(&dst, &store, false).await.unwrap();
+        assert!(!begun.resumed);
+        assert!(
+            begin_import(&dst, &store, false).await.unwrap().resumed,
+            "beginning again finds it under way"
+        );
+        let first = import_part(
+            &dst,
+            &store,
+            Some(&parts[0]),
+            1,
+            &Budget::new(Some(1), None),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.chunks, 1);
+        assert!(!first.complete);
+        let early = check_import(&dst, &store).await;
+        assert!(matches!(early, Err(DbError::Input(_))), "{early:?}");
+        let runs = parts.iter().map(|p| {
+            let (store, dst_url) = (&store, &dst_url);
+            async move {
+                let db = Db::connect(dst_url, false).await?;
+                import_part(&db, store, Some(p), 1, &Budget::unlimited(), &NoProgress).await
+            }
+        });
+        let mut skipped = 0;
+        for r in futures::future::join_all(runs).await {
+            let r = r.unwrap();
+            assert!(r.complete);
+            skipped += r.chunks_skipped;
+        }
+        assert_eq!(skipped, 1, "the chunk of the first run is not loaded again");
+        finish_import(&dst, &store).await.unwrap();
+        let report = verify(&src, &dst, "mdl_", &NoProgress).await.unwrap();
+        let bad: Vec<_> = report.differing().collect();
+        assert!(bad.is_empty(), "{stag} → {dtag}: {bad:#?}");
+        let part = verify_tables(&src, &dst, "mdl_", Some(&parts[1]), &NoProgress)
+            .await
+            .unwrap();
+        assert_eq!(part.tables.len(), parts[1].len());
+        assert!(part.equal);
+        drop(dst);
+        scratch::drop(dadmin, &dname).await.unwrap();
+        drop(src);
+        scratch::drop(sadmin, &sname).await.unwrap();
+    }
+}
+
+/// One config setting read, set, inserted and deleted on every engine, idempotently, with
+/// no other row touched.
+#[tokio::test]
+async fn a_config_setting_is_read_and_set_idempotently() {
+    use a2a_dbmove::site::{MAINTENANCE_SETTING, config_value, set_config_value};
+    let dir = tempfile::tempdir().unwrap();
+    for (tag, admin) in engines("a_config_setting_is_read_and_set_idempotently", dir.path()) {
+        let dname = name(&format!("cfg_{tag}"));
+        let url = scratch::create(&admin, &dname).await.unwrap();
+        let db = Db::connect(&url, true).await.unwrap();
+        generate(&db, &FixtureOptions::default()).await.unwrap();
+        let other = config_value(&db, "mdl_", "setting_1").await.unwrap();
+        assert!(other.is_some(), "{tag}: the fixture has setting_1");
+        let m = MAINTENANCE_SETTING;
+        assert_eq!(config_value(&db, "mdl_", m).await.unwrap(), None, "{tag}");
+        assert!(set_config_value(&db, "mdl_", m, Some("1")).await.unwrap());
+        assert!(!set_config_value(&db, "mdl_", m, Some("1")).await.unwrap());
+        assert_eq!(
+            config_value(&db, "mdl_", m).await.unwrap().as_deref(),
+            Some("1")
+        );
+        assert!(set_config_value(&db, "mdl_", m, Some("0")).await.unwrap());
+        assert_eq!(
+            config_value(&db, "mdl_", m).await.unwrap().as_deref(),
+            Some("0")
+        );
+        assert!(set_config_value(&db, "mdl_", m, None).await.unwrap());
+        assert!(!set_config_value(&db, "mdl_", m, None).await.unwrap());
+        assert_eq!(config_value(&db, "mdl_", m).await.unwrap(), None, "{tag}");
+        // A name with a quote is a value, bound, never SQL.
+        let odd = "it's \"odd\"`";
+        assert!(set_config_value(&db, "mdl_", odd, Some("x")).await.unwrap());
+        assert_eq!(
+            config_value(&db, "mdl_", odd).await.unwrap().as_deref(),
+            Some("x")
+        );
+        assert_eq!(config_value(&db, "mdl_", "setting_1").await.unwrap(), other);
+        drop(db);
+        scratch::drop(&admin, &dname).await.unwrap();
+    }
+}

@@ -19,6 +19,7 @@ mod provision;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use a2a_core::{BlobStore, InstanceStore, Locator, SchoolCode};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ use serde_json::Value;
 pub use common::{route_key, target_db};
 pub use error::StepError;
 pub use local::{LocalWorkflows, substitutions};
+pub use migrate::PartInput;
 pub use prefixed::Prefixed;
 
 /// One target shard: a database server (or, for SQLite, a folder) that holds sites.
@@ -105,10 +107,14 @@ pub const PROVISION_STEPS: &[&str] = &[
 pub const MIGRATE_STEPS: &[&str] = &[
     "Preflight",
     "Freeze",
+    "PlanExport",
     "ExportDatabase",
+    "SealExport",
     "SyncFiles",
     "ProvisionTargetDatabase",
+    "PlanImport",
     "ImportDatabase",
+    "FinishImport",
     "Verify",
     "RewriteConfig",
     "SwitchRoute",
@@ -116,8 +122,11 @@ pub const MIGRATE_STEPS: &[&str] = &[
     "Rollback",
 ];
 
-/// Runs the step `name` on `input` (`{"school_code": …}`, plus `part` for `Verify` and
-/// `error` for the rollbacks), and returns its result.
+/// Runs the step `name` on `input` and returns its result. The input is
+/// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
+/// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
+/// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
+/// `Verify`; optional `seconds` for `SyncFiles`; `error` for the rollbacks.
 pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
     let code = school_code(&input)?;
     match name {
@@ -130,10 +139,17 @@ pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, 
         "Deprovision" => provision::deprovision(ctx, &code, &failure(&input)).await,
         "Preflight" => migrate::preflight(ctx, &code).await,
         "Freeze" => migrate::freeze(ctx, &code).await,
-        "ExportDatabase" => migrate::export_database(ctx, &code).await,
-        "SyncFiles" => migrate::sync_files(ctx, &code).await,
+        "PlanExport" => migrate::plan_export(ctx, &code, number(&input, "parts")?).await,
+        "ExportDatabase" => migrate::export_database(ctx, &code, part_input(&input)?).await,
+        "SealExport" => migrate::seal_export(ctx, &code).await,
+        "SyncFiles" => {
+            let seconds = number(&input, "seconds")?.map(|s| Duration::from_secs(s as u64));
+            migrate::sync_files(ctx, &code, seconds).await
+        }
         "ProvisionTargetDatabase" => migrate::provision_target_database(ctx, &code).await,
-        "ImportDatabase" => migrate::import_database(ctx, &code).await,
+        "PlanImport" => migrate::plan_import(ctx, &code, number(&input, "parts")?).await,
+        "ImportDatabase" => migrate::import_database(ctx, &code, part_input(&input)?).await,
+        "FinishImport" => migrate::finish_import(ctx, &code).await,
         "Verify" => {
             let part = input.get("part").and_then(Value::as_str).unwrap_or("");
             migrate::verify(ctx, &code, part).await
@@ -144,6 +160,31 @@ pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, 
         "Rollback" => migrate::rollback(ctx, &code, &failure(&input)).await,
         other => Err(StepError::Input(format!("no step is named {other:?}"))),
     }
+}
+
+/// An optional whole number of a step's input.
+fn number(input: &Value, field: &str) -> Result<Option<usize>, StepError> {
+    match input.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                StepError::Input(format!("the input's {field:?} is {v}, not a whole number"))
+            }),
+    }
+}
+
+/// The part a Map iteration works on, and its optional limits.
+fn part_input(input: &Value) -> Result<PartInput, StepError> {
+    Ok(PartInput {
+        part: number(input, "part")?.ok_or_else(|| {
+            StepError::Input("the input has no \"part\" number (the Map's item)".into())
+        })?,
+        max_chunks: number(input, "max_chunks")?.map(|n| n as u64),
+        chunk_rows: number(input, "chunk_rows")?,
+    })
 }
 
 /// The school code of a step's input, checked.

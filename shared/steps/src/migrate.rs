@@ -1,10 +1,13 @@
 //! The steps of `migrate-instance`: an existing site moved to its target shard.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use a2a_core::{BlobStore, Instance, InstanceKind, Locator, SchoolCode, Status};
-use a2a_dbmove::{CopyLimits, Db, ImportOptions};
+use a2a_dbmove::site::{MAINTENANCE_SETTING, config_value, set_config_value};
+use a2a_dbmove::{Budget, CopyLimits, Db};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::common::{
@@ -97,74 +100,319 @@ pub async fn preflight(ctx: &StepContext, code: &SchoolCode) -> Result<Value, St
     .await
 }
 
-/// Puts the source site in maintenance mode (its `climaintenance.html`).
+/// What the source's maintenance setting was before the freeze, kept in
+/// `frozen/<code>.json` until the site is unfrozen or rolled back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Frozen {
+    /// `maintenance_enabled` in the source's config table; `None`: no row.
+    maintenance_enabled: Option<String>,
+}
+
+fn frozen_key(code: &SchoolCode) -> Result<a2a_core::BlobKey, StepError> {
+    key(&format!("frozen/{code}.json"))
+}
+
+/// Puts the source site in Moodle's maintenance mode, both halves: `maintenance_enabled`
+/// = `1` in its config table (the value before is remembered first, once, so that a rerun
+/// never takes its own `1` for it) and `climaintenance.html` in its moodledata.
 pub async fn freeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "freeze", code, || async {
-        let files = source_files(&load(ctx, code).await?)?;
-        let changed = a2a_files::maintenance::enable(&files, FROZEN)
+        let i = load(ctx, code).await?;
+        let files = source_files(&i)?;
+        let src = Db::connect(&source_db(&i)?, false).await?;
+        let k = frozen_key(code)?;
+        let before = match get_json::<Frozen>(ctx, &k).await? {
+            Some(f) => f,
+            None => {
+                let f = Frozen {
+                    maintenance_enabled: config_value(&src, &ctx.site.prefix, MAINTENANCE_SETTING)
+                        .await?,
+                };
+                put_json(ctx, &k, &f).await?;
+                f
+            }
+        };
+        let set = set_config_value(&src, &ctx.site.prefix, MAINTENANCE_SETTING, Some("1")).await?;
+        let page = a2a_files::maintenance::enable(&files, FROZEN)
             .map_err(|e| StepError::Input(format!("{}: {e}", files.display())))?;
-        Ok(Done::new(json!({"frozen": true, "changed": changed})))
+        Ok(Done::new(json!({
+            "frozen": true,
+            "changed": set || page,
+            "maintenance_enabled_before": before.maintenance_enabled,
+        })))
     })
     .await
 }
 
-/// Lifts the source's maintenance mode.
-fn thaw(i: &Instance) -> Result<bool, StepError> {
+/// Puts the source's maintenance setting back to its value before the freeze, when one is
+/// remembered. The memory is kept: [`thaw`] forgets it once the page is gone too.
+async fn restore_setting(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
+    let Some(before) = get_json::<Frozen>(ctx, &frozen_key(&i.code)?).await? else {
+        return Ok(false);
+    };
+    let src = Db::connect(&source_db(i)?, false).await?;
+    Ok(set_config_value(
+        &src,
+        &ctx.site.prefix,
+        MAINTENANCE_SETTING,
+        before.maintenance_enabled.as_deref(),
+    )
+    .await?)
+}
+
+/// Lifts the source's maintenance mode, both halves: its setting back to the value
+/// before the freeze, then the page removed, then the memory of the setting forgotten
+/// (last, so that a rerun after a failure puts it back again). Idempotent.
+async fn thaw(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
+    let setting = restore_setting(ctx, i).await?;
+    let page = remove_page(i)?;
+    ctx.blob.delete(&frozen_key(&i.code)?).await?;
+    Ok(setting || page)
+}
+
+fn remove_page(i: &Instance) -> Result<bool, StepError> {
     let files = source_files(i)?;
     a2a_files::maintenance::disable(&files)
         .map_err(|e| StepError::Transient(format!("{}: {e}", files.display())))
 }
 
-/// Exports the source database into the school's stage; a complete stage is kept.
-pub async fn export_database(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
-    run(ctx, "export-database", code, || async {
+/// The database work of one part fits a Lambda run (900 s): no new chunk starts after
+/// this long, which leaves time for the chunk (at most 8 MiB raw) or the keyless table
+/// (see [`KEYLESS_MAX`]) under way, and for the step's own bookkeeping.
+const PART_TIME: Duration = Duration::from_secs(480);
+/// A table without a primary key cannot be cut into chunk ranges across runs, so it must
+/// be exported within one run: a bigger one is refused when the export is planned.
+const KEYLESS_MAX: u64 = 512 << 20;
+/// Parts of an export or import, unless the input says otherwise (the Map's
+/// `MaxConcurrency` in `migrate-instance.asl.json` matches it).
+const PARTS: usize = 4;
+/// A check of one part (a verify) gives up after this long, naming the table it was in.
+const CHECK_TIME: Duration = Duration::from_secs(840);
+/// A file sync stops after this long and reports itself incomplete; the workflow runs
+/// it again, and the rerun copies only what is missing.
+const SYNC_TIME: Duration = Duration::from_secs(780);
+
+/// The parts of a database, by table, as planned once per export or import.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Plan {
+    /// The export they belong to: a plan of another export is never used.
+    export_id: String,
+    /// The tables of each part.
+    parts: Vec<Vec<String>>,
+}
+
+fn plan_key(code: &SchoolCode, what: &str) -> Result<a2a_core::BlobKey, StepError> {
+    key(&format!("stage/{code}/plan/{what}.json"))
+}
+
+/// The numbers of a plan's parts: what the workflow's Map goes over.
+fn part_numbers(plan: &Plan) -> Vec<usize> {
+    (0..plan.parts.len()).collect()
+}
+
+/// The tables of part `part` of the plan `what`.
+async fn part_tables(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    what: &str,
+    part: usize,
+) -> Result<(Plan, Vec<String>), StepError> {
+    let plan: Plan = get_json(ctx, &plan_key(code, what)?)
+        .await?
+        .ok_or_else(|| {
+            StepError::Input(format!(
+                "school {code}: no {what} plan in the stage; plan the {what} first"
+            ))
+        })?;
+    let tables = plan.parts.get(part).cloned().ok_or_else(|| {
+        StepError::Input(format!(
+            "school {code}: the {what} plan has {} part(s), not a part {part}",
+            plan.parts.len()
+        ))
+    })?;
+    Ok((plan, tables))
+}
+
+/// How a part runs: the step input may narrow its budget and chunks (tests do).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartInput {
+    /// The part's number in its plan.
+    pub part: usize,
+    /// At most this many chunks in this run.
+    pub max_chunks: Option<u64>,
+    /// Rows in a chunk (the default is the data plane's).
+    pub chunk_rows: Option<usize>,
+}
+
+impl PartInput {
+    fn budget(&self) -> Budget {
+        Budget::new(self.max_chunks, Some(PART_TIME))
+    }
+
+    fn limits(&self) -> CopyLimits {
+        let d = CopyLimits::default();
+        CopyLimits {
+            chunk_rows: self.chunk_rows.unwrap_or(d.chunk_rows).max(1),
+            ..d
+        }
+    }
+}
+
+/// Plans the export: begins it in the school's stage (or finds it under way) and splits
+/// the source's tables into `parts` groups of about equal size on disk. A table without a
+/// primary key bigger than [`KEYLESS_MAX`] is refused here, by name: it could only be
+/// exported whole, and one Lambda run cannot be counted on for it. A sealed export, or a
+/// plan of the export under way, is kept. Returns the part numbers for the Map.
+pub async fn plan_export(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    parts: Option<usize>,
+) -> Result<Value, StepError> {
+    run(ctx, "plan-export", code, || async {
         let i = load(ctx, code).await?;
         let stage = stage(ctx, code);
-        if let Ok(index) = a2a_dbmove::mover::read_index(stage.as_ref()).await {
+        let k = plan_key(code, "export")?;
+        let old = get_json::<Plan>(ctx, &k).await?;
+        if let Ok(index) = a2a_dbmove::mover::read_index(stage.as_ref()).await
+            && let Some(plan) = old.as_ref().filter(|p| p.export_id == index.export_id)
+        {
             return Ok(Done::new(
-                json!({"tables": index.tables.len(), "kept": true}),
+                json!({"parts": part_numbers(plan), "tables": index.tables.len(), "kept": true}),
             ));
         }
         let src = Db::connect(&source_db(&i)?, false).await?;
-        let r = a2a_dbmove::export(
+        let (index, tables) =
+            a2a_dbmove::begin_export(&src, stage.as_ref(), &ctx.site.prefix).await?;
+        let sizes = a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?;
+        let size = |name: &str| {
+            sizes
+                .iter()
+                .find(|s| s.0 == name)
+                .map(|s| s.1)
+                .unwrap_or(0)
+        };
+        if let Some(t) = tables
+            .iter()
+            .find(|t| t.primary_key.is_empty() && size(&t.name) > KEYLESS_MAX)
+        {
+            return Err(StepError::Input(format!(
+                "school {code}: table {} has no primary key and takes {} MiB: it cannot be                  exported in pieces, and one Lambda run (15 minutes) cannot be counted on for                  it whole; give it a primary key, or move this site with `a2a db copy`",
+                t.name,
+                size(&t.name) >> 20
+            )));
+        }
+        let plan = match old.filter(|p| p.export_id == index.export_id) {
+            Some(plan) => plan,
+            None => {
+                let weights: Vec<(String, u64)> =
+                    index.tables.iter().map(|t| (t.clone(), size(t))).collect();
+                let plan = Plan {
+                    export_id: index.export_id.clone(),
+                    parts: a2a_dbmove::plan::balance(&weights, parts.unwrap_or(PARTS)),
+                };
+                put_json(ctx, &k, &plan).await?;
+                plan
+            }
+        };
+        Ok(Done::new(json!({
+            "parts": part_numbers(&plan),
+            "tables": index.tables.len(),
+            "bytes": sizes.iter().map(|s| s.1).sum::<u64>(),
+        }))
+        .rows(index.tables.len() as u64))
+    })
+    .await
+}
+
+/// Exports one part of the planned export into the school's stage, within one run's
+/// budget: `complete: false` means "run this part again", and the rerun goes on after
+/// the last staged key (a table is cut into chunk ranges across runs). A sealed export
+/// is kept.
+pub async fn export_database(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    input: PartInput,
+) -> Result<Value, StepError> {
+    run(ctx, "export-database", code, || async {
+        let part = input.part;
+        let i = load(ctx, code).await?;
+        let stage = stage(ctx, code);
+        if a2a_dbmove::mover::read_index(stage.as_ref()).await.is_ok() {
+            return Ok(Done::new(
+                json!({"part": part, "complete": true, "kept": true}),
+            ));
+        }
+        let (_, tables) = part_tables(ctx, code, "export", part).await?;
+        let src = Db::connect(&source_db(&i)?, false).await?;
+        let r = a2a_dbmove::export_part(
             &src,
             stage.as_ref(),
             &ctx.site.prefix,
-            CopyLimits::default(),
-            1,
+            Some(&tables),
+            input.limits(),
+            &input.budget(),
             &a2a_dbmove::NoProgress,
         )
         .await?;
-        Ok(Done::new(json!({"tables": r.tables, "chunks": r.chunks}))
-            .rows(r.rows)
-            .bytes(r.bytes))
+        Ok(Done::new(json!({
+            "part": part,
+            "complete": r.complete,
+            "tables": r.tables,
+            "chunks": r.chunks,
+        }))
+        .rows(r.rows)
+        .bytes(r.bytes))
+    })
+    .await
+}
+
+/// Seals the export once every part is staged: the stage is then a complete export. A
+/// table not staged whole is a permanent error naming it.
+pub async fn seal_export(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+    run(ctx, "seal-export", code, || async {
+        let index = a2a_dbmove::seal_export(stage(ctx, code).as_ref()).await?;
+        Ok(Done::new(json!({"tables": index.tables.len(), "rows": index.rows})).rows(index.rows))
     })
     .await
 }
 
 /// Syncs the source moodledata into the site's files (a rerun copies only what changed).
-pub async fn sync_files(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+/// A sync that would outlast one Lambda run stops after `time` (by default
+/// [`SYNC_TIME`]) with `complete: false`, and the workflow runs it again.
+pub async fn sync_files(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    time: Option<Duration>,
+) -> Result<Value, StepError> {
+    let sync_time = time.unwrap_or(SYNC_TIME);
     run(ctx, "sync-files", code, || async {
         let files = source_files(&load(ctx, code).await?)?;
         let options = a2a_files::SyncOptions {
             jobs: 8,
             list_target: false,
         };
-        let r = a2a_files::sync(
+        let sync = a2a_files::sync(
             &files,
             ctx.blob.clone(),
             code,
             &options,
             &a2a_files::NoProgress,
-        )
-        .await?;
+        );
+        // Cut short, the sync is resumable: the workflow runs this step again.
+        let Ok(r) = tokio::time::timeout(sync_time, sync).await else {
+            return Ok(Done::new(json!({"complete": false})));
+        };
+        let r = r?;
         if let Some(p) = r.problems.first() {
             return Err(StepError::Input(format!(
                 "school {code}: {} source file(s) cannot be copied, e.g. {p:?}",
                 r.problems.len()
             )));
         }
-        Ok(Done::new(json!({"files": r.files, "copied": r.copied_files})).bytes(r.bytes))
+        Ok(
+            Done::new(json!({"complete": true, "files": r.files, "copied": r.copied_files}))
+                .bytes(r.bytes),
+        )
     })
     .await
 }
@@ -189,40 +437,148 @@ pub async fn provision_target_database(
     .await
 }
 
-/// Imports the stage into the target (resuming an interrupted import); `running` →
-/// `migrated`. A finished import is marked in the stage, and a rerun keeps it.
-pub async fn import_database(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
-    run(ctx, "import-database", code, || async {
+/// Plans the import: makes the target ready (refused if it holds the prefix's tables
+/// and no import under way; the ledger and every table created) and splits the staged
+/// tables into `parts` groups of about equal staged size. A finished import, or a plan of
+/// this export, is kept. Returns the part numbers for the Map.
+pub async fn plan_import(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    parts: Option<usize>,
+) -> Result<Value, StepError> {
+    run(ctx, "plan-import", code, || async {
         let i = load(ctx, code).await?;
-        let mark = imported_key(code)?;
-        let done = if let Some(v) = get_json::<Value>(ctx, &mark).await? {
-            Done::new(json!({"kept": true, "import": v}))
-        } else {
-            let dst = Db::connect(&target(&i)?, true).await?;
-            let options = ImportOptions {
-                replace: false,
-                max_chunks: None,
-                jobs: 1,
-            };
-            let r = a2a_dbmove::import(
-                &dst,
-                stage(ctx, code).as_ref(),
-                &options,
-                &a2a_dbmove::NoProgress,
-            )
-            .await?;
-            if !r.complete {
-                return Err(StepError::Transient(format!(
-                    "school {code}: the import stopped before the end; run it again"
-                )));
+        let stage = stage(ctx, code);
+        let k = plan_key(code, "import")?;
+        let index = a2a_dbmove::mover::read_index(stage.as_ref()).await?;
+        let old = get_json::<Plan>(ctx, &k)
+            .await?
+            .filter(|p| p.export_id == index.export_id);
+        if get_json::<Value>(ctx, &imported_key(code)?)
+            .await?
+            .is_some()
+            && let Some(plan) = &old
+        {
+            return Ok(Done::new(
+                json!({"parts": part_numbers(plan), "kept": true}),
+            ));
+        }
+        let dst = Db::connect(&target(&i)?, true).await?;
+        let begun = a2a_dbmove::begin_import(&dst, stage.as_ref(), false).await?;
+        let plan = match old {
+            Some(plan) => plan,
+            None => {
+                let sizes = a2a_dbmove::plan::staged_sizes(stage.as_ref()).await?;
+                let plan = Plan {
+                    export_id: index.export_id.clone(),
+                    parts: a2a_dbmove::plan::balance(&sizes, parts.unwrap_or(PARTS)),
+                };
+                put_json(ctx, &k, &plan).await?;
+                plan
             }
-            put_json(ctx, &mark, &r).await?;
-            Done::new(json!({"tables": r.tables, "chunks": r.chunks})).rows(r.rows)
         };
-        update(ctx, code, Some(Status::Migrated), |_| {}).await?;
-        Ok(done)
+        Ok(Done::new(json!({
+            "parts": part_numbers(&plan),
+            "tables": index.tables.len(),
+            "resumed": begun.resumed,
+        })))
     })
     .await
+}
+
+/// Imports one part of the planned import into the target, within one run's budget:
+/// `complete: false` means "run this part again", and the rerun skips the chunks the
+/// target's ledger holds. A finished import is kept.
+pub async fn import_database(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    input: PartInput,
+) -> Result<Value, StepError> {
+    run(ctx, "import-database", code, || async {
+        let part = input.part;
+        let i = load(ctx, code).await?;
+        if get_json::<Value>(ctx, &imported_key(code)?)
+            .await?
+            .is_some()
+        {
+            return Ok(Done::new(
+                json!({"part": part, "complete": true, "kept": true}),
+            ));
+        }
+        let (_, tables) = part_tables(ctx, code, "import", part).await?;
+        let dst = Db::connect(&target(&i)?, false).await?;
+        let r = a2a_dbmove::import_part(
+            &dst,
+            stage(ctx, code).as_ref(),
+            Some(&tables),
+            1,
+            &input.budget(),
+            &a2a_dbmove::NoProgress,
+        )
+        .await?;
+        Ok(Done::new(json!({
+            "part": part,
+            "complete": r.complete,
+            "chunks": r.chunks,
+            "skipped": r.chunks_skipped,
+        }))
+        .rows(r.rows))
+    })
+    .await
+}
+
+/// Ends the import once every part is in: marks it finished in the stage, drops the
+/// target's ledger, and moves `running` → `migrated`. Returns the checks that Verify
+/// maps over: `files`, and `database:<n>` for each part of the import plan. A finished
+/// import is kept.
+pub async fn finish_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+    run(ctx, "finish-import", code, || async {
+        let i = load(ctx, code).await?;
+        let stage = stage(ctx, code);
+        let mark = imported_key(code)?;
+        let dst = Db::connect(&target(&i)?, false).await?;
+        let kept = get_json::<Value>(ctx, &mark).await?.is_some();
+        let mut rows = 0;
+        if !kept {
+            let index = a2a_dbmove::check_import(&dst, stage.as_ref()).await?;
+            rows = index.rows;
+            // Marked before the ledger goes: a rerun then knows the import is whole.
+            put_json(
+                ctx,
+                &mark,
+                &json!({"tables": index.tables.len(), "rows": index.rows}),
+            )
+            .await?;
+        }
+        dst.drop_table(a2a_dbmove::LEDGER_TABLE).await?;
+        update(ctx, code, Some(Status::Migrated), |_| {}).await?;
+        let plan = get_json::<Plan>(ctx, &plan_key(code, "import")?).await?;
+        let mut checks: Vec<String> = match &plan {
+            Some(p) => (0..p.parts.len())
+                .map(|n| format!("database:{n}"))
+                .collect(),
+            None => vec!["database".into()],
+        };
+        checks.push("files".into());
+        Ok(Done::new(json!({"kept": kept, "checks": checks})).rows(rows))
+    })
+    .await
+}
+
+/// Remembers the table a long run is in, to name it if the run is cut short.
+#[derive(Default)]
+struct Current(Mutex<String>);
+
+impl a2a_dbmove::Progress for Current {
+    fn table(&self, _what: &str, table: &str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = table.to_owned();
+    }
+}
+
+impl Current {
+    fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Checks one part of the copy against the source: `database` (row counts and
@@ -230,15 +586,65 @@ pub async fn import_database(ctx: &StepContext, code: &SchoolCode) -> Result<Val
 /// over both parts, before the configuration is rewritten (the rewrite changes content on
 /// purpose, so checksums after it could not match the source).
 pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<Value, StepError> {
-    let step = format!("verify-{part}");
+    // Every database part records as `verify-database`; its result names the part.
+    let step = if part.starts_with("database") {
+        "verify-database".to_owned()
+    } else {
+        format!("verify-{part}")
+    };
     run(ctx, &step, code, || async {
         let i = load(ctx, code).await?;
+        let db_part = match part.strip_prefix("database") {
+            Some("") => Some(None),
+            Some(n) => match n.strip_prefix(':').and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => Some(Some(n)),
+                None => {
+                    return Err(StepError::Input(format!(
+                        "verify part {part:?}: use \"database\", \"database:<n>\" or \"files\""
+                    )));
+                }
+            },
+            None => None,
+        };
         match part {
-            "database" => {
+            _ if db_part.is_some() => {
+                let only = match db_part.flatten() {
+                    Some(n) => Some(part_tables(ctx, code, "import", n).await?.1),
+                    None => None,
+                };
                 let a = Db::connect(&source_db(&i)?, false).await?;
                 let b = Db::connect(&target(&i)?, false).await?;
-                let r =
-                    a2a_dbmove::verify(&a, &b, &ctx.site.prefix, &a2a_dbmove::NoProgress).await?;
+                let (ta, tb) = (
+                    a.list_tables(&ctx.site.prefix).await?,
+                    b.list_tables(&ctx.site.prefix).await?,
+                );
+                if let Some(t) = ta
+                    .iter()
+                    .chain(&tb)
+                    .find(|t| !(ta.contains(t) && tb.contains(t)))
+                {
+                    return Err(StepError::Verify(format!(
+                        "school {code}: table {t} is {}",
+                        if ta.contains(t) {
+                            "missing in the target"
+                        } else {
+                            "in the target only"
+                        }
+                    )));
+                }
+                let current = Current::default();
+                let check =
+                    a2a_dbmove::verify_tables(&a, &b, &ctx.site.prefix, only.as_deref(), &current);
+                let r = tokio::time::timeout(CHECK_TIME, check)
+                    .await
+                    .map_err(|_| {
+                        StepError::Permanent(format!(
+                            "school {code}: checking table {} did not end within {} s, too \
+                             long for one Lambda run; check this site with `a2a db verify`",
+                            current.get(),
+                            CHECK_TIME.as_secs()
+                        ))
+                    })??;
                 if let Some(t) = r.differing().next() {
                     return Err(StepError::Verify(format!(
                         "school {code}: table {} differs ({})",
@@ -270,7 +676,7 @@ pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<
                 Ok(Done::new(json!({"part": part, "files": r.compared})).rows(r.compared))
             }
             other => Err(StepError::Input(format!(
-                "verify part {other:?}: use \"database\" or \"files\""
+                "verify part {other:?}: use \"database\", \"database:<n>\" or \"files\""
             ))),
         }
     })
@@ -285,16 +691,45 @@ pub async fn rewrite_config(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
         let i = load(ctx, code).await?;
         let dns = dns(&i)?;
         let (old, new) = (ctx.site.old_wwwroot(&dns), ctx.site.wwwroot(&dns));
+        let db = Db::connect(&target(&i)?, false).await?;
         let rows = if old == new {
             0
         } else {
-            let db = Db::connect(&target(&i)?, false).await?;
             a2a_dbmove::site::replace_text(&db, &ctx.site.prefix, &old, &new)
                 .await?
                 .rows
         };
+        // The export was taken frozen: the target's maintenance setting goes back to the
+        // source's own from before the freeze.
+        let before = match get_json::<Frozen>(ctx, &frozen_key(code)?).await? {
+            Some(f) => f.maintenance_enabled,
+            None if !a2a_files::maintenance::is_enabled(&source_files(&i)?) => {
+                // Unfrozen already (a rerun): the source's setting is its own again.
+                let src = Db::connect(&source_db(&i)?, false).await?;
+                config_value(&src, &ctx.site.prefix, MAINTENANCE_SETTING).await?
+            }
+            None => {
+                return Err(StepError::Input(format!(
+                    "school {code}: the source is frozen, but its maintenance setting from \
+                     before the freeze is not recorded (frozen/{code}.json); unfreeze it and \
+                     run the migration again"
+                )));
+            }
+        };
+        set_config_value(
+            &db,
+            &ctx.site.prefix,
+            MAINTENANCE_SETTING,
+            before.as_deref(),
+        )
+        .await?;
         update(ctx, code, Some(Status::Verified), |_| {}).await?;
-        Ok(Done::new(json!({"wwwroot": new, "replaced": rows})).rows(rows))
+        Ok(Done::new(json!({
+            "wwwroot": new,
+            "replaced": rows,
+            "maintenance_enabled": before,
+        }))
+        .rows(rows))
     })
     .await
 }
@@ -309,11 +744,11 @@ pub async fn switch_route(ctx: &StepContext, code: &SchoolCode) -> Result<Value,
     .await
 }
 
-/// Lifts maintenance mode; `verified` → `active`.
+/// Lifts maintenance mode, both halves; `verified` → `active`.
 pub async fn unfreeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "unfreeze", code, || async {
         let i = load(ctx, code).await?;
-        let changed = thaw(&i)?;
+        let changed = thaw(ctx, &i).await?;
         update(ctx, code, Some(Status::Active), |_| {}).await?;
         Ok(Done::new(json!({"frozen": false, "changed": changed})))
     })
@@ -337,8 +772,22 @@ pub async fn rollback(
         if i.status == Status::Active || i.kind != InstanceKind::Migrate {
             return Ok(Done::new(json!({"rolled_back": false})));
         }
+        // A rollback always ends: a source database that cannot be reached keeps its
+        // setting (and its memory, which the next freeze takes as the value before).
+        let mut setting_left = None;
         if i.source.files.is_some() {
-            thaw(&i)?;
+            match restore_setting(ctx, &i).await {
+                Ok(_) => {
+                    remove_page(&i)?;
+                    ctx.blob.delete(&frozen_key(code)?).await?;
+                }
+                Err(e) => {
+                    remove_page(&i)?;
+                    setting_left = Some(format!(
+                        "the source's {MAINTENANCE_SETTING} setting was not put back: {e}"
+                    ));
+                }
+            }
         }
         delete_route(ctx, &i).await?;
         // The stage goes too: the source is live again, so a retry exports afresh.
@@ -351,6 +800,7 @@ pub async fn rollback(
                 "target": db.redacted(),
                 "dropped": left.is_none(),
                 "drop_error": left,
+                "maintenance_setting_error": setting_left,
                 "error": error,
             });
             put_json(
@@ -360,8 +810,14 @@ pub async fn rollback(
             )
             .await?;
         }
-        mark_failed(ctx, code, error).await?;
-        Ok(Done::new(json!({"rolled_back": true})))
+        let error = match &setting_left {
+            Some(left) => format!("{error} ({left})"),
+            None => error.to_owned(),
+        };
+        mark_failed(ctx, code, &error).await?;
+        Ok(Done::new(
+            json!({"rolled_back": true, "maintenance_setting_error": setting_left}),
+        ))
     })
     .await
 }

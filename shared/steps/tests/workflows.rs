@@ -408,7 +408,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         .expose()
         .trim_start_matches("sqlite://")
         .to_owned();
-    let before = std::fs::read(&src_path).unwrap();
+    let before = snapshot(&w, &src_path);
     // Another school holds the address: the run fails at SwitchRoute, after the import.
     let route = a2a_steps::route_key("ins-exemple").unwrap();
     w.ctx
@@ -435,11 +435,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         !a2a_files::maintenance::is_enabled(&files),
         "the source is unfrozen"
     );
-    assert_eq!(
-        std::fs::read(&src_path).unwrap(),
-        before,
-        "the source is unchanged"
-    );
+    assert_unchanged(&src_path, &before).await;
     assert_eq!(i.target.db, None, "the target is released");
     let stage = w.ctx.blob.list("stage/08012345/", None).await.unwrap();
     assert!(
@@ -472,9 +468,13 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     for step in [
         "preflight",
         "freeze",
+        "plan-export",
         "export-database",
+        "seal-export",
         "sync-files",
+        "plan-import",
         "import-database",
+        "finish-import",
         "verify-database",
         "verify-files",
         "rewrite-config",
@@ -507,6 +507,225 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         .await
         .unwrap();
     assert_eq!(old, 0, "no old address left in course summaries");
+    // Out of maintenance on both sides: the source as before the freeze (no setting),
+    // the target likewise, though its export was taken frozen.
+    assert_eq!(maintenance(&target).await, None);
+    assert_eq!(maintenance(src.db.as_ref().unwrap()).await, None);
+    assert_unchanged(&src_path, &before).await;
+}
+
+/// The source's `maintenance_enabled` setting.
+async fn maintenance(db: &Locator) -> Option<String> {
+    let db = a2a_dbmove::Db::connect(db, false).await.unwrap();
+    a2a_dbmove::site::config_value(&db, "mdl_", a2a_dbmove::site::MAINTENANCE_SETTING)
+        .await
+        .unwrap()
+}
+
+/// A copy of a SQLite source, to compare its content with later.
+fn snapshot(w: &World, path: &str) -> Locator {
+    let copy = w.dir.join(format!(
+        "snapshot-{}",
+        Path::new(path).file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::copy(path, &copy).unwrap();
+    Locator::new(format!("sqlite://{}", copy.display()))
+}
+
+/// The source holds the same rows as its snapshot, table by table. (Its file is not
+/// byte for byte the same: the freeze writes the maintenance setting, the rollback puts
+/// it back.)
+async fn assert_unchanged(path: &str, snapshot: &Locator) {
+    let a = a2a_dbmove::Db::connect(&Locator::new(format!("sqlite://{path}")), false)
+        .await
+        .unwrap();
+    let b = a2a_dbmove::Db::connect(snapshot, false).await.unwrap();
+    let r = a2a_dbmove::verify(&a, &b, "mdl_", &a2a_dbmove::NoProgress)
+        .await
+        .unwrap();
+    let bad: Vec<_> = r.differing().collect();
+    assert!(bad.is_empty(), "the source is unchanged: {bad:#?}");
+}
+
+/// The migration's steps one by one, as the workflow's Maps run them, with tiny budgets:
+/// each part stops after one chunk and goes on at its next run; sealing or finishing too
+/// early is refused by name; the freeze's setting is remembered once and put back.
+#[tokio::test]
+async fn parts_stop_at_their_budget_resume_and_the_maintenance_setting_comes_back() {
+    use a2a_dbmove::site::{MAINTENANCE_SETTING, set_config_value};
+    let w = world(10).await;
+    let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
+    let src = status(&w, &code).await.source.db.unwrap();
+    // The site had the setting, off.
+    let db = a2a_dbmove::Db::connect(&src, false).await.unwrap();
+    set_config_value(&db, "mdl_", MAINTENANCE_SETTING, Some("0"))
+        .await
+        .unwrap();
+    drop(db);
+    let c = |extra: serde_json::Value| {
+        let mut v = json!({"school_code": code.as_str()});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let call = |name: &'static str, input: serde_json::Value| {
+        let ctx = w.ctx.clone();
+        async move { a2a_steps::call(&ctx, name, input).await }
+    };
+    call("Preflight", c(json!({}))).await.unwrap();
+    for _ in 0..2 {
+        let r = call("Freeze", c(json!({}))).await.unwrap();
+        assert_eq!(r["maintenance_enabled_before"], "0", "remembered once: {r}");
+    }
+    assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
+
+    let plan = call("PlanExport", c(json!({"parts": 2}))).await.unwrap();
+    assert_eq!(plan["parts"], json!([0, 1]));
+    let again = call("PlanExport", c(json!({"parts": 3}))).await.unwrap();
+    assert_eq!(again["parts"], json!([0, 1]), "the plan under way is kept");
+    let part = |n: usize| c(json!({"part": n, "max_chunks": 1, "chunk_rows": 5}));
+    let first = call("ExportDatabase", part(0)).await.unwrap();
+    assert_eq!(first["complete"], false, "{first}");
+    let early = call("SealExport", c(json!({}))).await.unwrap_err();
+    assert!(early.to_string().contains("not staged"), "{early}");
+    let mut runs = 1;
+    for n in [0, 1] {
+        loop {
+            runs += 1;
+            let r = call("ExportDatabase", part(n)).await.unwrap();
+            if r["complete"] == true {
+                break;
+            }
+        }
+    }
+    assert!(runs > 4, "one chunk a run takes several runs: {runs}");
+    call("SealExport", c(json!({}))).await.unwrap();
+    let kept = call("ExportDatabase", part(1)).await.unwrap();
+    assert_eq!(kept["kept"], true);
+    let sync = call("SyncFiles", c(json!({"seconds": 0}))).await.unwrap();
+    assert_eq!(sync["complete"], false, "no time: cut short, {sync}");
+    let sync = call("SyncFiles", c(json!({}))).await.unwrap();
+    assert_eq!(sync["complete"], true, "{sync}");
+    call("ProvisionTargetDatabase", c(json!({}))).await.unwrap();
+
+    let plan = call("PlanImport", c(json!({"parts": 3}))).await.unwrap();
+    assert_eq!(plan["parts"], json!([0, 1, 2]));
+    let first = call("ImportDatabase", part(2)).await.unwrap();
+    assert_eq!(first["complete"], false, "{first}");
+    let early = call("FinishImport", c(json!({}))).await.unwrap_err();
+    assert!(early.to_string().contains("not wholly imported"), "{early}");
+    assert_eq!(status(&w, &code).await.status, Status::Running);
+    for n in [0, 1, 2] {
+        while call("ImportDatabase", part(n)).await.unwrap()["complete"] != true {}
+    }
+    let done = call("FinishImport", c(json!({}))).await.unwrap();
+    assert_eq!(
+        done["checks"],
+        json!(["database:0", "database:1", "database:2", "files"])
+    );
+    assert_eq!(status(&w, &code).await.status, Status::Migrated);
+    let again = call("FinishImport", c(json!({}))).await.unwrap();
+    assert_eq!(again["kept"], true);
+    for check in done["checks"].as_array().unwrap() {
+        let r = call("Verify", c(json!({"part": check}))).await;
+        assert!(r.is_ok(), "{check}: {r:?}");
+    }
+    let bad = call("Verify", c(json!({"part": "database:9"}))).await;
+    assert!(bad.is_err());
+    let target = status(&w, &code).await.target.db.unwrap();
+    assert_eq!(
+        maintenance(&target).await.as_deref(),
+        Some("1"),
+        "taken frozen"
+    );
+    let r = call("RewriteConfig", c(json!({}))).await.unwrap();
+    assert_eq!(r["maintenance_enabled"], "0");
+    assert_eq!(maintenance(&target).await.as_deref(), Some("0"));
+    call("SwitchRoute", c(json!({}))).await.unwrap();
+    call("Unfreeze", c(json!({}))).await.unwrap();
+    assert_eq!(maintenance(&src).await.as_deref(), Some("0"));
+    call("Unfreeze", c(json!({}))).await.unwrap();
+    assert_eq!(maintenance(&src).await.as_deref(), Some("0"));
+    // Rerun after the unfreeze: the source's own setting is the one to keep.
+    let r = call("RewriteConfig", c(json!({}))).await.unwrap();
+    assert_eq!(r["maintenance_enabled"], "0");
+    assert_eq!(status(&w, &code).await.status, Status::Active);
+}
+
+/// Freeze then rollback, each twice: the setting comes back as it was (here: no row).
+#[tokio::test]
+async fn a_rollback_puts_the_maintenance_setting_back() {
+    let w = world(10).await;
+    let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
+    let i = status(&w, &code).await;
+    let (src, files) = (
+        i.source.db.unwrap(),
+        PathBuf::from(i.source.files.unwrap().expose()),
+    );
+    let input = json!({"school_code": code.as_str()});
+    a2a_steps::call(&w.ctx, "Preflight", input.clone())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        a2a_steps::call(&w.ctx, "Freeze", input.clone())
+            .await
+            .unwrap();
+        assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
+        assert!(a2a_files::maintenance::is_enabled(&files));
+    }
+    let failed = json!({"school_code": code.as_str(), "error": {"Error": "X", "Cause": "y"}});
+    for _ in 0..2 {
+        a2a_steps::call(&w.ctx, "Rollback", failed.clone())
+            .await
+            .unwrap();
+        assert_eq!(maintenance(&src).await, None);
+        assert!(!a2a_files::maintenance::is_enabled(&files));
+    }
+
+    // A source database out of reach: the rollback still ends, says what it left, and
+    // the remembered value survives for the next freeze and its unfreeze.
+    let path = src.expose().trim_start_matches("sqlite://").to_owned();
+    a2a_steps::call(&w.ctx, "Preflight", input.clone())
+        .await
+        .unwrap();
+    a2a_steps::call(&w.ctx, "Freeze", input.clone())
+        .await
+        .unwrap();
+    std::fs::rename(&path, format!("{path}.away")).unwrap();
+    let r = a2a_steps::call(&w.ctx, "Rollback", failed.clone())
+        .await
+        .unwrap();
+    assert!(
+        r["maintenance_setting_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(a2a_dbmove::site::MAINTENANCE_SETTING)),
+        "{r}"
+    );
+    assert!(
+        status(&w, &code)
+            .await
+            .last_error
+            .unwrap()
+            .contains("not put back")
+    );
+    std::fs::rename(format!("{path}.away"), &path).unwrap();
+    assert_eq!(maintenance(&src).await.as_deref(), Some("1"), "left frozen");
+    a2a_steps::call(&w.ctx, "Preflight", input.clone())
+        .await
+        .unwrap();
+    let r = a2a_steps::call(&w.ctx, "Freeze", input.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        r["maintenance_enabled_before"],
+        serde_json::Value::Null,
+        "the value from before the first freeze: {r}"
+    );
+    a2a_steps::call(&w.ctx, "Rollback", failed.clone())
+        .await
+        .unwrap();
+    assert_eq!(maintenance(&src).await, None);
 }
 
 /// Runs provisions and migrations with the targets (and template) on the server of
@@ -550,7 +769,16 @@ async fn on_servers(
         );
         let i = status(&w, code).await;
         assert_eq!(i.status, Status::Active);
-        assert!(i.target.db.unwrap().expose().starts_with(&scheme));
+        let target = i.target.db.unwrap();
+        assert!(target.expose().starts_with(&scheme));
+        if *kind == InstanceKind::Migrate {
+            assert_eq!(maintenance(&target).await, None, "{code}: target");
+            assert_eq!(
+                maintenance(&i.source.db.unwrap()).await,
+                None,
+                "{code}: source"
+            );
+        }
         assert!(!w.ctx.store.history(code).await.unwrap().is_empty());
     }
 }
@@ -629,7 +857,7 @@ async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_su
         .expose()
         .trim_start_matches("sqlite://")
         .to_owned();
-    let before = std::fs::read(&src_path).unwrap();
+    let before = snapshot(&w, &src_path);
     let files = PathBuf::from(src.files.as_ref().unwrap().expose());
 
     let name = execution_name(&code, InstanceKind::Migrate, 1);
@@ -661,15 +889,11 @@ async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_su
         !a2a_files::maintenance::is_enabled(&files),
         "the source is unfrozen"
     );
-    assert_eq!(
-        std::fs::read(&src_path).unwrap(),
-        before,
-        "the source is unchanged"
-    );
+    assert_unchanged(&src_path, &before).await;
     let history = w.ctx.store.history(&code).await.unwrap();
     let tries = history
         .iter()
-        .filter(|e| e.step == "import-database" && e.outcome == Outcome::Failed)
+        .filter(|e| e.step == "plan-import" && e.outcome == Outcome::Failed)
         .count();
     assert_eq!(tries, 6, "the import was tried once and retried five times");
     assert!(

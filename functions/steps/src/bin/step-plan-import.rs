@@ -1,0 +1,6 @@
+//! The `PlanImport` step's Lambda: see [`a2a_fn_steps::run`].
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    a2a_fn_steps::run("PlanImport").await
+}

@@ -1,0 +1,139 @@
+//! Splitting a database into parts of about equal size, so that a workflow can export,
+//! import and verify it as a Map of parts, each small enough for one Lambda run.
+
+use a2a_core::BlobStore;
+
+use crate::DbError;
+use crate::engine::{Db, Engine};
+use crate::mover::read_index;
+use crate::stage::manifest_key;
+
+/// The size on disk (bytes, indexes included) of every table of `prefix`, as the engine
+/// reports it: PostgreSQL `pg_total_relation_size`, MySQL `DATA_LENGTH + INDEX_LENGTH`
+/// (InnoDB's estimate), SQLite the pages of its `dbstat` table. Only a weight for
+/// balancing parts, never a count to check.
+pub async fn table_sizes(db: &Db, prefix: &str) -> Result<Vec<(String, u64)>, DbError> {
+    let sql = match db.engine() {
+        Engine::Postgres => {
+            "SELECT c.relname::text, pg_total_relation_size(c.oid)::int8 FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+        }
+        Engine::MySql => {
+            "SELECT CAST(TABLE_NAME AS CHAR), \
+             CAST(COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) AS SIGNED) \
+             FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
+        }
+        Engine::Sqlite => {
+            "SELECT m.tbl_name, CAST(SUM(s.pgsize) AS INTEGER) FROM dbstat s \
+             JOIN sqlite_master m ON m.name = s.name GROUP BY m.tbl_name"
+        }
+    };
+    let mut sizes: Vec<(String, u64)> = db
+        .query_pairs(sql)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .map(|(n, s)| (n, s.max(0) as u64))
+        .collect();
+    sizes.sort();
+    Ok(sizes)
+}
+
+/// The staged size (compressed bytes of its chunks) of every table of the stage's
+/// complete export, in export order.
+pub async fn staged_sizes(store: &dyn BlobStore) -> Result<Vec<(String, u64)>, DbError> {
+    let index = read_index(store).await?;
+    let mut out = Vec::with_capacity(index.tables.len());
+    for t in &index.tables {
+        let body = store.get(&manifest_key(t)?).await?;
+        let m: crate::stage::Manifest = serde_json::from_slice(&body)
+            .map_err(|e| DbError::Corrupt(format!("manifest of {t}: {e}")))?;
+        out.push((t.clone(), m.chunks.iter().map(|c| c.bytes).sum()));
+    }
+    Ok(out)
+}
+
+/// Splits tables into at most `parts` groups of about equal total size: the largest
+/// table first, each into the lightest group so far (a group never splits a table). Empty
+/// groups are left out; each group lists its tables by name. Ties are broken by name, so
+/// the same sizes always give the same parts.
+pub fn balance(sizes: &[(String, u64)], parts: usize) -> Vec<Vec<String>> {
+    let mut order: Vec<&(String, u64)> = sizes.iter().collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut groups: Vec<(u64, Vec<String>)> = vec![(0, Vec::new()); parts.max(1)];
+    for (name, size) in order {
+        // The lightest group; among equals, the first, so small tables spread out.
+        let g = groups
+            .iter_mut()
+            .enumerate()
+            .min_by_key(|(i, g)| (g.0, g.1.len(), *i))
+            .map(|(_, g)| g)
+            .expect("at least one group");
+        g.0 += size;
+        g.1.push(name.clone());
+    }
+    groups
+        .into_iter()
+        .filter(|g| !g.1.is_empty())
+        .map(|mut g| {
+            g.1.sort();
+            g.1
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+        v.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect()
+    }
+
+    #[test]
+    fn parts_are_balanced_by_size_and_cover_every_table_once() {
+        let s = sizes(&[
+            ("a", 100),
+            ("b", 60),
+            ("c", 50),
+            ("d", 40),
+            ("e", 10),
+            ("f", 0),
+        ]);
+        let parts = balance(&s, 2);
+        assert_eq!(parts.len(), 2);
+        let weight = |p: &Vec<String>| {
+            p.iter()
+                .map(|n| s.iter().find(|x| &x.0 == n).unwrap().1)
+                .sum::<u64>()
+        };
+        let (w0, w1) = (weight(&parts[0]), weight(&parts[1]));
+        assert_eq!(w0 + w1, 260);
+        assert!(w0.abs_diff(w1) <= 20, "{parts:?}: {w0} vs {w1}");
+        let mut all: Vec<&String> = parts.iter().flatten().collect();
+        all.sort();
+        assert_eq!(all, ["a", "b", "c", "d", "e", "f"]);
+    }
+
+    #[test]
+    fn fewer_tables_than_parts_gives_one_part_per_table() {
+        let parts = balance(&sizes(&[("x", 5), ("y", 5)]), 8);
+        assert_eq!(parts, vec![vec!["x".to_owned()], vec!["y".to_owned()]]);
+        assert!(balance(&[], 4).is_empty());
+        // Zero parts asked still gives one.
+        assert_eq!(balance(&sizes(&[("x", 1)]), 0).len(), 1);
+    }
+
+    #[test]
+    fn unknown_sizes_spread_tables_evenly() {
+        let s = sizes(&[("a", 0), ("b", 0), ("c", 0), ("d", 0), ("e", 0)]);
+        let parts = balance(&s, 2);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![3, 2],
+            "{parts:?}"
+        );
+    }
+}
