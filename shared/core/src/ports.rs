@@ -268,6 +268,17 @@ pub trait BlobStore: Send + Sync {
 
     /// Deletes a blob. Deleting what is not there is not an error.
     async fn delete(&self, key: &BlobKey) -> Result<(), PortError>;
+
+    /// Makes every blob written so far by `put_file`, `put_file_sha1` and `copy` durable.
+    /// A store may acknowledge those before their bytes are on disk (the folder store
+    /// does, so that many files cost one batch of disk syncs instead of one sync each);
+    /// readers still see a blob whole or not at all. Call it before recording that blobs
+    /// are there (a manifest), so that the record is never ahead of the disk. `put` is
+    /// durable when it returns. The default does nothing, for stores whose writes are
+    /// durable when acknowledged (S3); a store that wraps another must pass it on.
+    async fn flush(&self) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 /// Reads a SHA-1 given as 40 hex digits (either case); anything else is `Invalid`.

@@ -115,7 +115,10 @@ pub(crate) async fn hash_file(path: &Path) -> std::io::Result<(u64, String, Stri
         let mut file = std::fs::File::open(&owned)?;
         let mut s1 = sha1::Sha1::new();
         let mut s256 = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
+        // Sized to the file: zeroing a whole 1 MiB for each small file costs more than
+        // reading it.
+        let len = file.metadata()?.len();
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).clamp(1, 1 << 20)];
         let mut size = 0u64;
         loop {
             match file.read(&mut buf) {

@@ -99,6 +99,13 @@ enum Done {
 /// a sync with `list_target`. Each `filedir` file's content is
 /// checked against its name while it is sent; one that does not match is a problem, and
 /// is not copied.
+///
+/// The manifest is the commit point: it is written after [`BlobStore::flush`], so every
+/// blob it lists is durable, and a rerun may trust it. Blobs of an interrupted run are not
+/// in a manifest; the rerun lists them and trusts a `filedir` blob of the right size (its
+/// name is its hash). After a crash of the machine, a blob whose bytes had not reached a
+/// folder store's disk comes back short or empty on ext4, XFS and btrfs, so it is copied
+/// again; on a file system that can leave it at full size, `verify --rehash` finds it.
 pub async fn sync(
     source: &Path,
     store: Arc<dyn BlobStore>,
@@ -255,6 +262,13 @@ pub async fn sync(
     progress.finish();
 
     drop(previous_entries);
+    // The manifest is the commit point: what it lists must be on disk before it is
+    // written (a folder store syncs the whole batch here rather than file by file).
+    // Flushed even when the manifest is unchanged, as a rerun may have put back a blob.
+    store
+        .flush()
+        .await
+        .map_err(|e| store_err("making the copied files durable", e))?;
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest::new(school, entries, problems);
     // Rewritten only when it changes, so that an unchanged rerun writes nothing.

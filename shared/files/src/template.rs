@@ -121,6 +121,11 @@ pub async fn copy_site(
     }
     drop(results);
     progress.finish();
+    // The copies must be on disk before the manifest says they are there.
+    store
+        .flush()
+        .await
+        .map_err(|e| store_err("making the copied files durable", e))?;
 
     let from_manifest = key_under(from, MANIFEST)
         .map_err(|e| store_err("copying a template", PortError::Invalid(e.to_string())))?;

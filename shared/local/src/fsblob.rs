@@ -1,14 +1,29 @@
 //! [`FsBlob`]: the blob store over a local folder.
 //!
 //! A key `a/b/c` is the file `<root>/a/b/c`. Every write goes to a temporary file in the
-//! destination's own folder (named `.a2a-tmp-…`, so it never shows in a listing), is
-//! synced, then renamed over the target: a reader sees the old blob or the new one, never
-//! a part.
+//! destination's own folder (named `.a2a-tmp-…`, so it never shows in a listing), then is
+//! renamed over the target: a reader sees the old blob or the new one, never a part.
+//!
+//! Durability is batched for whole files. `put` (small records: manifests, indexes) syncs
+//! its file before the rename, as before. `put_file`, `put_file_sha1` and `copy` do not:
+//! one disk sync per file is what made a folder-to-folder sync slower than `rsync`. They
+//! count the file instead, and [`BlobStore::flush`] makes them all durable at once (one
+//! `syncfs` on Linux; elsewhere each file, then its folder, in parallel). A caller that
+//! records "these blobs are there" (the moodledata manifest) flushes first, so the record
+//! is never ahead of the disk.
+//!
+//! After a crash of the machine (not of the process: the kernel still holds what a killed
+//! process wrote), a blob renamed into place before its bytes reached the disk may come
+//! back short or empty. ext4 (in its default `data=ordered` mode), XFS and btrfs raise a
+//! file's size on disk only once its data is written, so such a blob has the wrong size
+//! and a rerun of the sync copies it again; `verify --rehash` reads every blob back, for a
+//! file system without that guarantee.
 
+use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError};
 use async_trait::async_trait;
@@ -40,6 +55,31 @@ const PAGE: usize = 1000;
 pub struct FsBlob {
     /// Canonical (symlink-free, absolute), so that "inside" is a plain prefix test.
     root: Arc<PathBuf>,
+    /// The root folder, open since the store was made: `syncfs` on it flushes its file
+    /// system, and reports a failed write-back of our files even if it happened earlier.
+    root_dir: Arc<File>,
+    /// Whole files renamed into place and not yet synced, for the next flush. Shared by
+    /// the clones, which are one store.
+    unsynced: Arc<Mutex<Unsynced>>,
+}
+
+/// Whole files renamed into place since the last flush, not yet synced to disk.
+#[derive(Debug, Default)]
+struct Unsynced {
+    /// How many: a flush with none has nothing to do.
+    count: usize,
+    /// Which, where there is no `syncfs` to sync the whole file system in one call.
+    #[cfg(not(target_os = "linux"))]
+    paths: Vec<PathBuf>,
+}
+
+/// When a committed blob must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    /// Before it is renamed into place (`put`: records others rely on at once).
+    Now,
+    /// By the next flush (whole files, many at a time).
+    AtFlush,
 }
 
 impl FsBlob {
@@ -59,8 +99,11 @@ impl FsBlob {
                 io::Error::new(ErrorKind::NotADirectory, "not a folder"),
             ));
         }
+        let root_dir = File::open(&canonical).map_err(|e| fail("cannot open it", e))?;
         Ok(FsBlob {
             root: Arc::new(canonical),
+            root_dir: Arc::new(root_dir),
+            unsynced: Arc::default(),
         })
     }
 
@@ -174,15 +217,82 @@ impl FsBlob {
         }
     }
 
-    /// Syncs a finished temporary file and renames it over `path`.
-    fn commit(&self, key: &BlobKey, tmp: NamedTempFile, path: &Path) -> Result<(), PortError> {
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| self.io_err(key, tmp.path(), "sync", e))?;
+    /// Renames a finished temporary file over `path`, synced first or noted for the next
+    /// flush as `durable` says.
+    fn commit(
+        &self,
+        key: &BlobKey,
+        tmp: NamedTempFile,
+        path: &Path,
+        durable: Durable,
+    ) -> Result<(), PortError> {
+        if durable == Durable::Now {
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| self.io_err(key, tmp.path(), "sync", e))?;
+        }
         // On failure the temporary file comes back inside the error and is removed with it.
         tmp.persist(path)
             .map_err(|e| self.io_err(key, path, "write", e.error))?;
+        if durable == Durable::AtFlush {
+            let mut unsynced = self.lock_unsynced();
+            unsynced.count += 1;
+            #[cfg(not(target_os = "linux"))]
+            unsynced.paths.push(path.to_owned());
+        }
         Ok(())
+    }
+
+    /// The count of unsynced files (a panic elsewhere cannot leave it half-updated).
+    fn lock_unsynced(&self) -> MutexGuard<'_, Unsynced> {
+        self.unsynced.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Syncs every whole file written since the last flush. What fails stays for the next.
+    fn flush_blocking(&self) -> Result<(), PortError> {
+        let taken = std::mem::take(&mut *self.lock_unsynced());
+        if taken.count == 0 {
+            return Ok(());
+        }
+        self.sync_to_disk(&taken).map_err(|e| {
+            let err = PortError::Unavailable(format!(
+                "blob folder {}: cannot sync {} written file(s) to disk: {e}",
+                self.root.display(),
+                taken.count
+            ));
+            let mut unsynced = self.lock_unsynced();
+            unsynced.count += taken.count;
+            #[cfg(not(target_os = "linux"))]
+            unsynced.paths.extend(taken.paths);
+            err
+        })
+    }
+
+    /// One `syncfs`: data, inodes and folders of the whole batch in one pass, which writes
+    /// each shared metadata block once (four times faster than a sync per file and per
+    /// folder for 20,000 files on ext4 here). It also flushes what other programs wrote
+    /// to that file system.
+    #[cfg(target_os = "linux")]
+    fn sync_to_disk(&self, _: &Unsynced) -> io::Result<()> {
+        rustix::fs::syncfs(&*self.root_dir).map_err(io::Error::from)
+    }
+
+    /// Without `syncfs`: each file, then the folders that hold their new names.
+    #[cfg(not(target_os = "linux"))]
+    fn sync_to_disk(&self, unsynced: &Unsynced) -> io::Result<()> {
+        let mut dirs: Vec<&Path> = unsynced.paths.iter().filter_map(|f| f.parent()).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let failed = sync_all_parallel(&unsynced.paths);
+        let failed = if failed.is_empty() {
+            sync_all_parallel(&dirs)
+        } else {
+            failed
+        };
+        match failed.into_iter().next() {
+            None => Ok(()),
+            Some((path, e)) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        }
     }
 
     /// `put_file`, with the SHA-1 the content must have (raw and as given), if any.
@@ -229,7 +339,7 @@ impl FsBlob {
                     return Err(a2a_core::ports::sha1_mismatch(&src, want_hex, &got));
                 }
             }
-            this.commit(&key, tmp, &dst)?;
+            this.commit(&key, tmp, &dst, Durable::AtFlush)?;
             Ok(BlobMeta {
                 key,
                 size,
@@ -328,6 +438,46 @@ fn listable_segment(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
+/// Syncs each path (a file or a folder) to disk, on up to 32 threads (a sync mostly
+/// waits on the disk); the ones that failed, with why. A path that is gone is not a
+/// failure: deleted, or replaced by a later write that counts itself.
+#[cfg(any(not(target_os = "linux"), test))]
+fn sync_all_parallel<P: AsRef<Path> + Sync>(paths: &[P]) -> Vec<(&Path, io::Error)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    let one = |path: &Path| -> io::Result<()> {
+        match File::open(path) {
+            Ok(f) => f.sync_all(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(i) else { break };
+            if let Err(e) = one(path.as_ref()) {
+                failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((path.as_ref(), e));
+            }
+        }
+    };
+    let threads = paths.len().min(32);
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(work);
+            }
+        });
+    }
+    failed.into_inner().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
     tempfile::Builder::new()
         .prefix(TMP_PREFIX)
@@ -365,23 +515,43 @@ fn copy_hashing_also(
     to: &mut impl Write,
     also: &mut impl AlsoHash,
 ) -> io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        also.update(&buf[..n]);
-        to.write_all(&buf[..n])?;
-        size += n as u64;
-    }
-    to.flush()?;
-    Ok((size, hex::encode(hasher.finalize())))
+    with_chunk(|buf| {
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = match from.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            also.update(&buf[..n]);
+            to.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        to.flush()?;
+        Ok((size, hex::encode(hasher.finalize())))
+    })
+}
+
+thread_local! {
+    /// One copy buffer per thread, made once: zeroing a fresh [`CHUNK`] for every file
+    /// cost more than copying the small files themselves (most of moodledata).
+    static CHUNK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's [`CHUNK`]-sized buffer (a fresh one if it is in use).
+fn with_chunk<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    CHUNK_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() != CHUNK {
+                buf.resize(CHUNK, 0);
+            }
+            f(&mut buf)
+        }
+        Err(_) => f(&mut vec![0u8; CHUNK]),
+    })
 }
 
 /// A depth-first walk that yields keys in byte order and stops after one more than a page.
@@ -471,7 +641,7 @@ impl BlobStore for FsBlob {
             let sha = hex::encode(Sha256::digest(&body));
             tmp.write_all(&body)
                 .map_err(|e| this.io_err(&key, tmp.path(), "write", e))?;
-            this.commit(&key, tmp, &path)?;
+            this.commit(&key, tmp, &path, Durable::Now)?;
             Ok(BlobMeta {
                 key,
                 size: body.len() as u64,
@@ -597,9 +767,14 @@ impl BlobStore for FsBlob {
             // io::copy between two files uses copy_file_range where the kernel has it.
             io::copy(&mut src, tmp.as_file_mut())
                 .map_err(|e| this.io_err(&to, &dst_path, "copy into", e))?;
-            this.commit(&to, tmp, &dst_path)
+            this.commit(&to, tmp, &dst_path, Durable::AtFlush)
         })
         .await
+    }
+
+    async fn flush(&self) -> Result<(), PortError> {
+        let this = self.clone();
+        blocking("sync blobs to disk", move || this.flush_blocking()).await
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), PortError> {
@@ -878,6 +1053,67 @@ mod tests {
         let got: Vec<_> = page.items.iter().map(|m| m.key.as_str()).collect();
         assert_eq!(got, ["a/c/d", "a0", "b", "é/x"]);
         assert_eq!(page.next, None);
+    }
+
+    #[tokio::test]
+    async fn whole_files_are_synced_by_flush_and_records_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlob::new(dir.path().join("root")).unwrap();
+        let noted = |s: &FsBlob| s.lock_unsynced().count;
+        let src = dir.path().join("src");
+        fs::write(&src, "Bon dia").unwrap();
+        let sha1 = hex::encode(sha1::Digest::finalize(sha1::Digest::chain_update(
+            sha1::Sha1::default(),
+            b"Bon dia",
+        )));
+        store.put_file(&key("a/one"), &src).await.unwrap();
+        store
+            .put_file_sha1(&key("b/two"), &src, &sha1)
+            .await
+            .unwrap();
+        store.copy(&key("a/one"), &key("c/three")).await.unwrap();
+        // A record is synced before it is renamed into place, so it is not noted.
+        store
+            .put(&key("manifest.json"), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        // Visible at once, whole, before any flush.
+        assert_eq!(store.get(&key("b/two")).await.unwrap(), "Bon dia");
+        assert_eq!(noted(&store), 3);
+        // A clone is the same store: its flush covers what the other wrote.
+        let clone = store.clone();
+        // A noted file deleted before the flush needs nothing, and fails nothing.
+        store.delete(&key("c/three")).await.unwrap();
+        clone.flush().await.unwrap();
+        assert_eq!(noted(&store), 0);
+        clone.flush().await.expect("an empty flush is fine");
+        assert_eq!(store.get(&key("a/one")).await.unwrap(), "Bon dia");
+        // A failed put notes nothing.
+        assert!(
+            store
+                .put_file_sha1(&key("d/x"), &src, &"0".repeat(40))
+                .await
+                .is_err()
+        );
+        assert_eq!(noted(&store), 0);
+    }
+
+    #[test]
+    fn syncing_in_parallel_reports_what_failed_and_skips_what_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths: Vec<PathBuf> = (0..100).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for p in &paths {
+            fs::write(p, "x").unwrap();
+        }
+        paths.push(dir.path().join("gone"));
+        paths.push(dir.path().to_path_buf());
+        assert!(sync_all_parallel(&paths).is_empty());
+        // A path through a file cannot be opened: a failure, named.
+        let bad = dir.path().join("f1/below");
+        let one = [bad.as_path()];
+        let failed = sync_all_parallel(&one);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, bad.as_path());
     }
 
     #[tokio::test]

@@ -90,6 +90,9 @@ impl BlobStore for InTemp<FsBlob> {
     async fn delete(&self, k: &BlobKey) -> Result<(), PortError> {
         self.adapter.delete(k).await
     }
+    async fn flush(&self) -> Result<(), PortError> {
+        self.adapter.flush().await
+    }
 }
 
 async fn sqlite() -> Option<Arc<dyn InstanceStore>> {

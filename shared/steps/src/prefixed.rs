@@ -106,4 +106,9 @@ impl BlobStore for Prefixed {
     async fn delete(&self, key: &BlobKey) -> Result<(), PortError> {
         self.inner.delete(&self.key(key)?).await
     }
+
+    // A view adds no buffering of its own: the store under it decides.
+    async fn flush(&self) -> Result<(), PortError> {
+        self.inner.flush().await
+    }
 }
