@@ -1,6 +1,9 @@
 //! What every A2A Lambda does before its handler runs, written once: JSON logs for
 //! CloudWatch, and configuration read from the environment with errors that name the
-//! variable. Runs outside the handler, once per cold start.
+//! variable. Runs outside the handler, once per cold start. And [`Failure`], a handler's
+//! error with an `errorType` of the names the state machines' Retry and Catch use.
+
+use a2a_core::PortError;
 
 /// JSON log lines on stdout, `info` unless `RUST_LOG` says otherwise. Lambda stamps each
 /// line with its own time, so ours is left out.
@@ -37,6 +40,61 @@ pub fn number(name: &str, default: usize) -> Result<usize, String> {
     }
 }
 
+/// The name a failure is reported under (the Lambda `errorType`), in the vocabulary of
+/// `a2a_steps::error`: worth a retry, or not and why.
+pub mod error_type {
+    /// A retry may mend it: the network, throttling, a lost race.
+    pub const TRANSIENT: &str = "A2A.Transient";
+    /// A retry would not mend it.
+    pub const PERMANENT: &str = "A2A.Permanent";
+    /// The input is wrong and stays wrong.
+    pub const PERMANENT_INPUT: &str = "A2A.Permanent.Input";
+    /// A check found a difference.
+    pub const PERMANENT_VERIFY: &str = "A2A.Permanent.Verify";
+}
+
+/// A handler's error as the Lambda runtime reports it: `errorType` is [`Failure::error_type`],
+/// not the Rust type's name that `lambda_runtime` would use otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// One of [`error_type`].
+    pub error_type: &'static str,
+    /// What went wrong, and where.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure named after the port error's kind, as the steps name it (a test of
+    /// `a2a-fn-steps` checks the two agree).
+    pub fn from_port(e: &PortError) -> Self {
+        let error_type = match e {
+            PortError::Conflict(_) | PortError::Unavailable(_) => error_type::TRANSIENT,
+            PortError::NotFound(_) | PortError::Invalid(_) => error_type::PERMANENT_INPUT,
+            PortError::Corrupt(_) => error_type::PERMANENT_VERIFY,
+            PortError::Backend(_) => error_type::PERMANENT,
+        };
+        Self {
+            error_type,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Failure> for lambda_runtime::Diagnostic {
+    fn from(f: Failure) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: f.error_type.to_owned(),
+            error_message: f.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +106,15 @@ mod tests {
         assert_eq!(var(name), None);
         assert_eq!(required(name).unwrap_err(), format!("{name} is not set"));
         assert_eq!(number(name, 25), Ok(25));
+    }
+
+    #[test]
+    fn failures_carry_their_name_to_the_runtime() {
+        let f = Failure::from_port(&PortError::Unavailable("DynamoDB: timed out".into()));
+        let d = lambda_runtime::Diagnostic::from(f);
+        assert_eq!(d.error_type, "A2A.Transient");
+        assert_eq!(d.error_message, "unavailable: DynamoDB: timed out");
+        let f = Failure::from_port(&PortError::NotFound("table t".into()));
+        assert_eq!(f.error_type, "A2A.Permanent.Input");
     }
 }

@@ -81,6 +81,30 @@ pub struct RecordError {
     pub key: String,
     /// What failed.
     pub message: String,
+    /// The Lambda `errorType`: named after the port error's kind
+    /// ([`a2a_fn_bootstrap::Failure::from_port`]), so a missing object is told from an
+    /// unreachable service.
+    pub error_type: &'static str,
+}
+
+impl RecordError {
+    fn new(bucket: &str, key: &str, error: &PortError) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: error.to_string(),
+            error_type: a2a_fn_bootstrap::Failure::from_port(error).error_type,
+        }
+    }
+}
+
+impl From<RecordError> for lambda_runtime::Diagnostic {
+    fn from(e: RecordError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// Decodes an S3 event key: S3 URL-encodes it, with `+` for a space and `%XX` for other
@@ -230,16 +254,12 @@ impl Handler {
         if !key.starts_with(UPLOADS) || !is_csv {
             return ignored(&key, "not a school list (uploads/*.csv)");
         }
-        let fail = |message: String| RecordError {
-            bucket: bucket.to_owned(),
-            key: key.clone(),
-            message,
-        };
+        let fail = |error: &PortError| RecordError::new(bucket, &key, error);
         let blobs = S3Blob::new(self.s3.clone(), bucket, "");
         let bytes = match self.read(bucket, &key).await {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(refusal)) => return self.refuse(&blobs, bucket, &key, refusal, None).await,
-            Err(message) => return Err(fail(message)),
+            Err(error) => return Err(fail(&error)),
         };
         let taken = a2a_intake::take_in(
             &key,
@@ -275,7 +295,14 @@ impl Handler {
                 let sha = a2a_intake::sha256_hex(&bytes);
                 self.refuse(&blobs, bucket, &key, r, Some(sha)).await
             }
-            Err(e) => Err(fail(e.to_string())),
+            Err(TakeError::State(error)) => Err(RecordError {
+                message: format!("state store: {error}"),
+                ..fail(&error)
+            }),
+            Err(TakeError::Blobs { key: report, error }) => Err(RecordError {
+                message: format!("writing {report}: {error}"),
+                ..fail(&error)
+            }),
         }
     }
 
@@ -285,7 +312,7 @@ impl Handler {
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<Result<Vec<u8>, a2a_intake::Refusal>, String> {
+    ) -> Result<Result<Vec<u8>, a2a_intake::Refusal>, PortError> {
         let shown = format!("s3://{bucket}/{key}");
         let max = self.opts.max_bytes;
         let out = self
@@ -296,11 +323,7 @@ impl Handler {
             .send()
             .await
             .map_err(|e| {
-                let e = a2a_aws::error::classify(
-                    &e,
-                    a2a_aws::error::Call::new("S3", "GetObject", &shown),
-                );
-                e.to_string()
+                a2a_aws::error::classify(&e, a2a_aws::error::Call::new("S3", "GetObject", &shown))
             })?;
         let too_large = |size: u64| a2a_intake::Refusal {
             file: shown.clone(),
@@ -316,7 +339,7 @@ impl Handler {
         while let Some(chunk) = body
             .try_next()
             .await
-            .map_err(|e| format!("{shown}: reading the object: {e}"))?
+            .map_err(|e| PortError::Unavailable(format!("{shown}: reading the object: {e}")))?
         {
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > max {
@@ -349,9 +372,8 @@ impl Handler {
                 .await
         };
         put.await.map_err(|e| RecordError {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
             message: format!("writing {report}: {e}"),
+            ..RecordError::new(bucket, key, &e)
         })?;
         Ok(RecordOutcome::Refused {
             bucket: bucket.to_owned(),

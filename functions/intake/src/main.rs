@@ -27,12 +27,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = Arc::new(Handler::new(s3, store.clone(), store, opts));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
         let handler = handler.clone();
-        async move {
-            handler
-                .handle(event.payload)
-                .await
-                .map_err(lambda_runtime::Error::from)
-        }
+        // A failed record's errorType names its kind (`A2A.Transient`, …).
+        async move { handler.handle(event.payload).await }
     }))
     .await
 }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use a2a_core::{InstanceStore, PortError, WorkQueue, Workflows};
+use a2a_core::{InstanceStore, PortError, Snapshots, WorkQueue, Workflows};
 use a2a_schedule::{Policy, TickReport};
 use chrono::{DateTime, Utc};
 
@@ -19,6 +19,7 @@ pub struct Handler {
     store: Arc<dyn InstanceStore>,
     queue: Arc<dyn WorkQueue>,
     workflows: Arc<dyn Workflows>,
+    snapshots: Option<Arc<dyn Snapshots>>,
     policy: Policy,
 }
 
@@ -34,8 +35,16 @@ impl Handler {
             store,
             queue,
             workflows,
+            snapshots: None,
             policy,
         }
+    }
+
+    /// Takes a snapshot of the target databases before each wave (see
+    /// [`a2a_schedule::tick_with`]).
+    pub fn with_snapshots(mut self, snapshots: Arc<dyn Snapshots>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
     }
 
     /// The policy from the environment: `A2A_WINDOWS` (required, `;`-separated),
@@ -78,16 +87,18 @@ impl Handler {
 
     /// One tick at `now`.
     pub async fn handle(&self, now: DateTime<Utc>) -> Result<TickReport, PortError> {
-        let report = a2a_schedule::tick(
+        let report = a2a_schedule::tick_with(
             &*self.store,
             &*self.queue,
             Some(&*self.workflows),
+            self.snapshots.as_deref(),
             &self.policy,
             now,
         )
         .await?;
         tracing::info!(
             in_window = report.night.is_some(),
+            waiting_for_snapshot = report.waiting_for_snapshot,
             enqueued = report.enqueued.len(),
             retried = report.retried.len(),
             reconciled = report.reconciled.len(),

@@ -3,12 +3,13 @@
 //! event is handled (a late event must not act as of an earlier time).
 //!
 //! Environment: `A2A_TABLE`, `A2A_QUEUE_URL`, `A2A_MIGRATE_STATE_MACHINE`,
-//! `A2A_PROVISION_STATE_MACHINE`, `A2A_WINDOWS`, all required; the rest as
+//! `A2A_PROVISION_STATE_MACHINE`, `A2A_WINDOWS`, all required; `A2A_TARGET_CLUSTER`, the RDS
+//! cluster snapshotted before each wave (unset: no snapshots); the rest as
 //! [`a2a_fn_scheduler::Handler::policy_from_env`] says.
 
 use std::sync::Arc;
 
-use a2a_fn_bootstrap::{init_logging, required};
+use a2a_fn_bootstrap::{Failure, init_logging, required};
 use a2a_fn_scheduler::Handler;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -22,17 +23,29 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let provision = required("A2A_PROVISION_STATE_MACHINE")?;
     let policy = Handler::policy_from_env()?;
     let conf = a2a_aws::config::sdk_config().await;
-    let handler = Arc::new(Handler::new(
+    let mut handler = Handler::new(
         Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
         Arc::new(a2a_aws::SqsQueue::from_conf(&conf, queue_url)),
         Arc::new(a2a_aws::SfnWorkflows::from_conf(&conf, migrate, provision)),
         policy,
-    ));
+    );
+    if let Some(cluster) = a2a_fn_bootstrap::var("A2A_TARGET_CLUSTER") {
+        handler =
+            handler.with_snapshots(Arc::new(a2a_aws::RdsSnapshots::from_conf(&conf, cluster)));
+    }
+    let handler = Arc::new(handler);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent>| {
         let handler = handler.clone();
         async move {
-            let report = handler.handle(chrono::Utc::now()).await?;
-            Ok::<serde_json::Value, lambda_runtime::Error>(serde_json::to_value(report)?)
+            // A failed tick's errorType names its kind (`A2A.Transient`, …).
+            let report = handler
+                .handle(chrono::Utc::now())
+                .await
+                .map_err(|e| Failure::from_port(&e))?;
+            serde_json::to_value(report).map_err(|e| Failure {
+                error_type: a2a_fn_bootstrap::error_type::PERMANENT,
+                message: format!("the tick's report: {e}"),
+            })
         }
     }))
     .await

@@ -949,7 +949,8 @@ async fn under_way(store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
         Ok(body) => serde_json::from_slice::<ExportIndex>(&body)
             .map_err(|e| DbError::Corrupt(format!("export.partial.json: {e}"))),
         Err(a2a_core::PortError::NotFound(_)) => Err(DbError::Input(
-            "the stage has no export under way (dbmove/export.partial.json is missing);              begin one first"
+            "the stage has no export under way (dbmove/export.partial.json is missing); \
+             begin one first"
                 .into(),
         )),
         Err(e) => Err(e.into()),

@@ -370,6 +370,8 @@ pub async fn export_database(
 /// table not staged whole is a permanent error naming it.
 pub async fn seal_export(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "seal-export", code, || async {
+        // Loaded first, so that an unknown school is named, not a missing stage.
+        load(ctx, code).await?;
         let index = a2a_dbmove::seal_export(stage(ctx, code).as_ref()).await?;
         Ok(Done::new(json!({"tables": index.tables.len(), "rows": index.rows})).rows(index.rows))
     })

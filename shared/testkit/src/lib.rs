@@ -6,6 +6,7 @@
 //! rule that broke.
 
 pub mod blob;
+pub mod lambda;
 pub mod queue;
 pub mod store;
 

@@ -1,0 +1,165 @@
+//! The `dispatcher` binary itself, started as Lambda starts it, against the fake Lambda
+//! Runtime API of `a2a_testkit::lambda`, with moto's DynamoDB, SQS and Step Functions
+//! behind it: an SQS batch in, an execution started, a malformed message sent to the
+//! dead-letter queue, the `ReportBatchItemFailures` response out; an event that is not an
+//! SQS batch comes back through `/error`.
+//!
+//! Needs `AWS_ENDPOINT_URL` (a moto server); without it the test prints a SKIP line.
+
+use std::path::Path;
+
+use a2a_aws::{DynamoDbStore, SfnWorkflows, SqsQueue, aws_sdk_dynamodb, aws_sdk_sfn, aws_sdk_sqs};
+use a2a_core::{Instance, InstanceKind, InstanceStore, Status, Wave, WorkQueue};
+use a2a_schedule::StartMessage;
+use a2a_testkit::lambda::{FakeRuntime, LambdaProcess};
+use a2a_testkit::{code, service_url, unique_name};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+/// An SQS batch as the event source mapping delivers it.
+fn sqs_event(queue_arn: &str, messages: &[(&str, String)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id,
+                "receiptHandle": format!("AQEB{id}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1767225600000",
+                               "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1767225600001"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_binary_answers_through_the_runtime_api() {
+    let test = "the_dispatcher_binary_answers_through_the_runtime_api";
+    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+        return;
+    }
+    let conf = a2a_aws::config::sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
+    let sfn = aws_sdk_sfn::Client::new(&conf);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let table = unique_name("a2a-state");
+    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
+    let store = DynamoDbStore::new(dynamo, &table);
+    let mut i = Instance::new(
+        code(41),
+        InstanceKind::Provision,
+        "Escola",
+        Wave(1),
+        Utc::now(),
+    );
+    store.register(&i).await.unwrap();
+    i.move_to(Status::Queued, Utc::now()).unwrap();
+    store.save(&i).await.unwrap();
+    let definition =
+        r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
+    let mut machines = Vec::new();
+    for _ in 0..2 {
+        let arn = SfnWorkflows::create_state_machine(
+            &sfn,
+            &unique_name("a2a-sm"),
+            definition,
+            "arn:aws:iam::123456789012:role/a2a-workflows",
+        )
+        .await
+        .expect("create the state machine");
+        machines.push(arn);
+    }
+    let dead = sqs
+        .create_queue()
+        .queue_name(unique_name("a2a-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dead_letters = SqsQueue::new(sqs.clone(), &dead, None);
+
+    let rt = FakeRuntime::start("a2a-dispatcher").await.unwrap();
+    let mut lambda = LambdaProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_dispatcher")),
+        "a2a-dispatcher",
+        &rt,
+        &[
+            ("A2A_TABLE", table.clone()),
+            ("A2A_MIGRATE_STATE_MACHINE", machines[0].clone()),
+            ("A2A_PROVISION_STATE_MACHINE", machines[1].clone()),
+            ("A2A_DEAD_LETTER_QUEUE_URL", dead.clone()),
+            ("A2A_MAX_RUNNING", "5".into()),
+        ],
+    )
+    .unwrap();
+    let queue_arn = "arn:aws:sqs:eu-west-1:123456789012:a2a-fanout";
+    let start = StartMessage {
+        school_code: code(41),
+        attempt: 1,
+    }
+    .to_body();
+
+    // A start message and a malformed one: the school starts, the bad one goes to the
+    // dead-letter queue, and nothing comes back to the queue.
+    let out = lambda
+        .call_json(
+            &rt,
+            &sqs_event(
+                queue_arn,
+                &[
+                    ("m1", start.clone()),
+                    ("bad", "{\"school_code\": \"0800\"}".into()),
+                ],
+            ),
+        )
+        .await
+        .expect_response("a batch");
+    assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+    let i = store.get(&code(41)).await.unwrap().unwrap();
+    assert_eq!((i.status, i.attempt), (Status::Running, 1));
+    let arn = i.execution.expect("the execution is recorded");
+    assert!(arn.contains(&format!("{}-provision-1", code(41))), "{arn}");
+    let dead = dead_letters
+        .receive(10, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "{\"school_code\": \"0800\"}");
+
+    // Delivered again: recognised, acknowledged, no second execution.
+    let out = lambda
+        .call_json(&rt, &sqs_event(queue_arn, &[("m1-again", start)]))
+        .await
+        .expect_response("the same message");
+    assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+    let listed = sfn
+        .list_executions()
+        .state_machine_arn(&machines[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.executions().len(), 1);
+
+    // Not an SQS batch: the runtime's error endpoint (Lambda retries it, then its own
+    // failure destination takes it).
+    let e = lambda
+        .call_json(&rt, &json!({"Records": [{"body": 5}]}))
+        .await
+        .expect_error("not a batch");
+    assert!(e.error_type.contains("DeserializeError"), "{e:?}");
+    assert!(e.error_message.contains("Records"), "{e:?}");
+
+    assert!(lambda.exited().is_none(), "{}", lambda.output());
+    assert!(
+        rt.unknown_requests().is_empty(),
+        "{:?}",
+        rt.unknown_requests()
+    );
+}
