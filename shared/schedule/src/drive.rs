@@ -170,10 +170,10 @@ impl Runner {
                 None => Vec::new(),
             };
 
-            let (done, left) = self.tally(codes).await?;
+            let before = self.tally(codes).await?;
             on_progress(Progress {
                 now,
-                done,
+                done: codes.len() - before.pending.len(),
                 total: codes.len(),
                 running: started.len(),
                 open: t.night.is_some(),
@@ -186,13 +186,15 @@ impl Runner {
                 n.succeeded += outcomes.0;
                 n.failed += outcomes.1;
             }
-            if started.is_empty() && done == codes.len() {
-                report.left = left;
+            if started.is_empty() && before.pending.is_empty() {
+                report.left = before.left;
                 break;
             }
             if clock::now() - begin > self.horizon {
-                report.left = left;
-                report.unfinished = self.unfinished(codes).await?;
+                // Counted again: this round's executions have ended since.
+                let after = self.tally(codes).await?;
+                report.left = after.left;
+                report.unfinished = after.pending;
                 break;
             }
             if !started.is_empty() {
@@ -294,51 +296,37 @@ impl Runner {
         Ok((ok, bad))
     }
 
-    /// How many of `codes` have ended, and those that ended without becoming active.
-    async fn tally(
-        &self,
-        codes: &[SchoolCode],
-    ) -> Result<(usize, Vec<(SchoolCode, Status, String)>), PortError> {
-        let mut done = 0;
-        let mut left = Vec::new();
+    /// Where `codes` stand: those that ended without becoming active (with status and
+    /// last error), and those still on their way; the rest are active.
+    async fn tally(&self, codes: &[SchoolCode]) -> Result<Tally, PortError> {
+        let mut t = Tally::default();
         for code in codes {
             let Some(i) = self.store.get(code).await? else {
-                left.push((code.clone(), Status::Registered, "not registered".into()));
-                done += 1;
+                t.left
+                    .push((code.clone(), Status::Registered, "not registered".into()));
                 continue;
             };
             let out_of_attempts =
                 i.status == Status::Failed && i.attempt >= self.policy.max_attempts;
-            if i.status == Status::Active {
-                done += 1;
-            } else if out_of_attempts || i.status == Status::RolledBack {
-                done += 1;
-                left.push((
+            if out_of_attempts || i.status == Status::RolledBack {
+                t.left.push((
                     code.clone(),
                     i.status,
                     i.last_error.unwrap_or_else(|| "no error recorded".into()),
                 ));
+            } else if i.status != Status::Active {
+                t.pending.push(code.clone());
             }
         }
-        Ok((done, left))
+        Ok(t)
     }
+}
 
-    async fn unfinished(&self, codes: &[SchoolCode]) -> Result<Vec<SchoolCode>, PortError> {
-        let (_, left) = self.tally(codes).await?;
-        let left: HashSet<&SchoolCode> = left.iter().map(|(c, _, _)| c).collect();
-        let mut out = Vec::new();
-        for code in codes {
-            let active = self
-                .store
-                .get(code)
-                .await?
-                .is_some_and(|i| i.status == Status::Active);
-            if !active && !left.contains(code) {
-                out.push(code.clone());
-            }
-        }
-        Ok(out)
-    }
+/// What [`Runner::tally`] found.
+#[derive(Default)]
+struct Tally {
+    left: Vec<(SchoolCode, Status, String)>,
+    pending: Vec<SchoolCode>,
 }
 
 /// The executions recorded in one instance's history, as (start, end): each run of step
