@@ -78,16 +78,9 @@ fn a_local_start_runs_the_school_here_to_its_end() {
 }
 
 async fn machine(client: &a2a_aws::aws_sdk_sfn::Client) -> String {
-    let definition =
-        r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
-    a2a_aws::SfnWorkflows::create_state_machine(
-        client,
-        &unique_name("a2a-sm"),
-        definition,
-        "arn:aws:iam::123456789012:role/a2a-workflows",
-    )
-    .await
-    .unwrap()
+    a2a_aws::SfnWorkflows::create_waiting_machine(client, &unique_name("a2a-sm"))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -184,18 +184,12 @@ async fn setup() -> Result<(Vec<(&'static str, String)>, String), String> {
     let queue = SqsQueue::create_with_dead_letter(&sqs, &a2a_testkit::unique_name("a2a-bench"), 3)
         .await
         .map_err(|e| err("the queue", &e))?;
-    let definition =
-        r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
     let mut machines = Vec::new();
     for _ in 0..2 {
-        let arn = SfnWorkflows::create_state_machine(
-            &sfn,
-            &a2a_testkit::unique_name("a2a-bench-sm"),
-            definition,
-            "arn:aws:iam::123456789012:role/a2a-workflows",
-        )
-        .await
-        .map_err(|e| err("a state machine", &e))?;
+        let arn =
+            SfnWorkflows::create_waiting_machine(&sfn, &a2a_testkit::unique_name("a2a-bench-sm"))
+                .await
+                .map_err(|e| err("a state machine", &e))?;
         machines.push(arn);
     }
     let site = r#"{"host": "eix.example.cat", "old_wwwroot": "https://agora.example.cat/{dns}/moodle",

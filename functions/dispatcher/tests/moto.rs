@@ -42,16 +42,9 @@ fn start(n: u32) -> String {
 }
 
 async fn machine(client: &aws_sdk_sfn::Client) -> String {
-    let definition =
-        r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
-    SfnWorkflows::create_state_machine(
-        client,
-        &unique_name("a2a-sm"),
-        definition,
-        "arn:aws:iam::123456789012:role/a2a-workflows",
-    )
-    .await
-    .expect("create the state machine")
+    SfnWorkflows::create_waiting_machine(client, &unique_name("a2a-sm"))
+        .await
+        .expect("create the state machine")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +213,7 @@ async fn the_real_state_machines_are_started_once_per_message() {
             &sfn,
             &unique_name("a2a-real"),
             &definition,
-            "arn:aws:iam::123456789012:role/a2a-workflows",
+            SfnWorkflows::TEST_ROLE,
         )
         .await
         .expect("moto takes the real definition");

@@ -61,18 +61,11 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
     store.register(&i).await.unwrap();
     i.move_to(Status::Queued, Utc::now()).unwrap();
     store.save(&i).await.unwrap();
-    let definition =
-        r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
     let mut machines = Vec::new();
     for _ in 0..2 {
-        let arn = SfnWorkflows::create_state_machine(
-            &sfn,
-            &unique_name("a2a-sm"),
-            definition,
-            "arn:aws:iam::123456789012:role/a2a-workflows",
-        )
-        .await
-        .expect("create the state machine");
+        let arn = SfnWorkflows::create_waiting_machine(&sfn, &unique_name("a2a-sm"))
+            .await
+            .expect("create the state machine");
         machines.push(arn);
     }
     let dead = sqs

@@ -28,7 +28,7 @@ async fn machine(client: &aws_sdk_sfn::Client, state: &str) -> String {
         client,
         &unique_name("a2a-sm"),
         &definition,
-        "arn:aws:iam::123456789012:role/a2a-workflows",
+        SfnWorkflows::TEST_ROLE,
     )
     .await
     .expect("create the state machine")

@@ -62,6 +62,17 @@ impl SfnWorkflows {
         Ok(out.state_machine_arn().to_owned())
     }
 
+    /// The role ARN tests and emulator setups give a state machine: moto checks only its form.
+    pub const TEST_ROLE: &'static str = "arn:aws:iam::123456789012:role/a2a-workflows";
+
+    /// Creates a state machine whose executions only wait ten minutes, and returns its ARN:
+    /// it stands in for a workflow where a test needs executions that start and run, not
+    /// steps. For tests and benchmarks against an emulator.
+    pub async fn create_waiting_machine(client: &Client, name: &str) -> Result<String, PortError> {
+        let definition = r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}}"#;
+        Self::create_state_machine(client, name, definition, Self::TEST_ROLE).await
+    }
+
     fn machine(&self, kind: InstanceKind) -> &str {
         match kind {
             InstanceKind::Migrate => &self.migrate_arn,

@@ -36,7 +36,7 @@ async fn machine(client: &aws_sdk_sfn::Client, definition: serde_json::Value) ->
         client,
         &unique_name("a2a-sm"),
         &definition.to_string(),
-        "arn:aws:iam::123456789012:role/a2a-workflows",
+        SfnWorkflows::TEST_ROLE,
     )
     .await
     .expect("create the state machine")
