@@ -1,7 +1,8 @@
 //! What every A2A Lambda does before its handler runs, written once: JSON logs for
 //! CloudWatch, and configuration read from the environment with errors that name the
-//! variable. Runs outside the handler, once per cold start. And [`Failure`], a handler's
-//! error with an `errorType` of the names the state machines' Retry and Catch use.
+//! variable. Runs outside the handler, once per cold start; [`init`] reports a failed
+//! start to Lambda. And [`Failure`], a handler's error with an `errorType` of the names the
+//! state machines' Retry and Catch use.
 
 use a2a_core::PortError;
 
@@ -40,6 +41,55 @@ pub fn number(name: &str, default: usize) -> Result<usize, String> {
     }
 }
 
+/// Runs a function's start (its configuration, its clients) and, when it fails, tells
+/// Lambda through the Runtime API's `/init/error` with errorType [`error_type::INIT`], so
+/// the console and the logs show why the function never took an event, rather than only an
+/// exit status. The error is logged and returned too: `main` ends with it.
+pub async fn init<T, E: std::fmt::Display>(
+    start: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, lambda_runtime::Error> {
+    match start.await {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let message = e.to_string();
+            tracing::error!(
+                error_type = error_type::INIT,
+                "cold start failed: {message}"
+            );
+            if let Err(why) = report_init_error(&message).await {
+                tracing::error!("could not report the failed start to the Runtime API: {why}");
+            }
+            Err(message.into())
+        }
+    }
+}
+
+/// Posts `message` to `/init/error`. Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) there
+/// is nobody to tell, and that is not an error.
+async fn report_init_error(message: &str) -> Result<(), lambda_runtime::Error> {
+    let Some(api) = var("AWS_LAMBDA_RUNTIME_API") else {
+        return Ok(());
+    };
+    let base: http::Uri = format!("http://{api}").parse()?;
+    let client = lambda_runtime_api_client::Client::builder()
+        .with_endpoint(base)
+        .build()?;
+    let body = serde_json::to_vec(&lambda_runtime::Diagnostic {
+        error_type: error_type::INIT.to_owned(),
+        error_message: message.to_owned(),
+    })?;
+    let request = lambda_runtime_api_client::build_request()
+        .method(http::Method::POST)
+        .uri("/2018-06-01/runtime/init/error")
+        .header("lambda-runtime-function-error-type", error_type::INIT)
+        .body(lambda_runtime_api_client::body::Body::from(body))?;
+    let response = client.call(request).await?;
+    if !response.status().is_success() {
+        return Err(format!("/init/error answered {}", response.status()).into());
+    }
+    Ok(())
+}
+
 /// The name a failure is reported under (the Lambda `errorType`), in the vocabulary of
 /// `a2a_steps::error`: worth a retry, or not and why.
 pub mod error_type {
@@ -51,6 +101,8 @@ pub mod error_type {
     pub const PERMANENT_INPUT: &str = "A2A.Permanent.Input";
     /// A check found a difference.
     pub const PERMANENT_VERIFY: &str = "A2A.Permanent.Verify";
+    /// The function could not start: its configuration is wrong or missing.
+    pub const INIT: &str = "A2A.Init";
 }
 
 /// A handler's error as the Lambda runtime reports it: `errorType` is [`Failure::error_type`],

@@ -156,3 +156,31 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
         rt.unknown_requests()
     );
 }
+
+/// A bad window stops the start before any event is taken, and Lambda is told why. Needs
+/// no AWS: the configuration is read before any client is built.
+#[tokio::test]
+async fn a_bad_window_stops_the_cold_start_and_is_reported_to_lambda() {
+    let rt = FakeRuntime::start("a2a-dispatcher").await.unwrap();
+    let mut lambda = LambdaProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_dispatcher")),
+        "a2a-dispatcher",
+        &rt,
+        &[
+            ("A2A_TABLE", "a2a-state".into()),
+            (
+                "A2A_MIGRATE_STATE_MACHINE",
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:m".into(),
+            ),
+            (
+                "A2A_PROVISION_STATE_MACHINE",
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:p".into(),
+            ),
+            ("A2A_WINDOWS", "Mon-Fri 25:00-06:00 Europe/Madrid".into()),
+        ],
+    )
+    .unwrap();
+    lambda
+        .expect_failed_start(&rt, a2a_fn_bootstrap::error_type::INIT, "A2A_WINDOWS")
+        .await;
+}

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use a2a_fn_bootstrap::{init_logging, required};
+use a2a_fn_bootstrap::{init, init_logging, required};
 use a2a_fn_intake::Handler;
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -15,16 +15,21 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let table = required("A2A_TABLE")?;
-    let opts = Handler::options_from_env()?;
-    let conf = a2a_aws::config::sdk_config().await;
-    let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table));
-    let s3 = a2a_aws::aws_sdk_s3::Client::from_conf(
-        a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
+    let handler = Arc::new(
+        init(async {
+            let table = required("A2A_TABLE")?;
+            let opts = Handler::options_from_env()?;
+            let conf = a2a_aws::config::sdk_config().await;
+            let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table));
+            let s3 = a2a_aws::aws_sdk_s3::Client::from_conf(
+                a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
+                    .force_path_style(true)
+                    .build(),
+            );
+            Ok::<_, String>(Handler::new(s3, store.clone(), store, opts))
+        })
+        .await?,
     );
-    let handler = Arc::new(Handler::new(s3, store.clone(), store, opts));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
         let handler = handler.clone();
         // A failed record's errorType names its kind (`A2A.Transient`, …).

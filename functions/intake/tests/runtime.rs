@@ -157,19 +157,16 @@ async fn a_missing_table_stops_the_cold_start_with_the_variable_named() {
         &[("A2A_TABLE", String::new())],
     )
     .unwrap();
-    let status = lambda
-        .wait_exit(std::time::Duration::from_secs(20))
-        .await
-        .expect("the process ends");
-    assert!(!status.success());
+    lambda
+        .expect_failed_start(
+            &rt,
+            a2a_fn_bootstrap::error_type::INIT,
+            "A2A_TABLE is not set",
+        )
+        .await;
     assert!(
         lambda.output().contains("A2A_TABLE is not set"),
-        "{}",
+        "the log says it too: {}",
         lambda.output()
-    );
-    assert_eq!(
-        rt.nexts(),
-        0,
-        "no event is asked for without a configuration"
     );
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use a2a_fn_bootstrap::{Failure, init_logging, required};
+use a2a_fn_bootstrap::{Failure, init, init_logging, required};
 use a2a_fn_scheduler::Handler;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -17,23 +17,28 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let table = required("A2A_TABLE")?;
-    let queue_url = required("A2A_QUEUE_URL")?;
-    let migrate = required("A2A_MIGRATE_STATE_MACHINE")?;
-    let provision = required("A2A_PROVISION_STATE_MACHINE")?;
-    let policy = Handler::policy_from_env()?;
-    let conf = a2a_aws::config::sdk_config().await;
-    let mut handler = Handler::new(
-        Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
-        Arc::new(a2a_aws::SqsQueue::from_conf(&conf, queue_url)),
-        Arc::new(a2a_aws::SfnWorkflows::from_conf(&conf, migrate, provision)),
-        policy,
+    let handler = Arc::new(
+        init(async {
+            let table = required("A2A_TABLE")?;
+            let queue_url = required("A2A_QUEUE_URL")?;
+            let migrate = required("A2A_MIGRATE_STATE_MACHINE")?;
+            let provision = required("A2A_PROVISION_STATE_MACHINE")?;
+            let policy = Handler::policy_from_env()?;
+            let conf = a2a_aws::config::sdk_config().await;
+            let mut handler = Handler::new(
+                Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
+                Arc::new(a2a_aws::SqsQueue::from_conf(&conf, queue_url)),
+                Arc::new(a2a_aws::SfnWorkflows::from_conf(&conf, migrate, provision)),
+                policy,
+            );
+            if let Some(cluster) = a2a_fn_bootstrap::var("A2A_TARGET_CLUSTER") {
+                let snapshots = a2a_aws::RdsSnapshots::from_conf(&conf, cluster);
+                handler = handler.with_snapshots(Arc::new(snapshots));
+            }
+            Ok::<_, String>(handler)
+        })
+        .await?,
     );
-    if let Some(cluster) = a2a_fn_bootstrap::var("A2A_TARGET_CLUSTER") {
-        handler =
-            handler.with_snapshots(Arc::new(a2a_aws::RdsSnapshots::from_conf(&conf, cluster)));
-    }
-    let handler = Arc::new(handler);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent>| {
         let handler = handler.clone();
         async move {

@@ -133,3 +133,27 @@ async fn the_scheduler_binary_answers_through_the_runtime_api() {
         rt.unknown_requests()
     );
 }
+
+/// A missing queue stops the start before any event is taken, and Lambda is told why.
+/// Needs no AWS: the configuration is read before any client is built.
+#[tokio::test]
+async fn a_missing_queue_stops_the_cold_start_and_is_reported_to_lambda() {
+    let rt = FakeRuntime::start("a2a-scheduler").await.unwrap();
+    let mut lambda = LambdaProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_scheduler")),
+        "a2a-scheduler",
+        &rt,
+        &[
+            ("A2A_TABLE", "a2a-state".into()),
+            ("A2A_QUEUE_URL", String::new()),
+        ],
+    )
+    .unwrap();
+    lambda
+        .expect_failed_start(
+            &rt,
+            a2a_fn_bootstrap::error_type::INIT,
+            "A2A_QUEUE_URL is not set",
+        )
+        .await;
+}

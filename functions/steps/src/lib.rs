@@ -96,7 +96,7 @@ pub async fn context_from_env() -> Result<StepContext, String> {
 /// [`handle`] for every event, each in a span with the school code and the request id.
 pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
     a2a_fn_bootstrap::init_logging();
-    let ctx = Arc::new(context_from_env().await?);
+    let ctx = Arc::new(a2a_fn_bootstrap::init(context_from_env()).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let ctx = ctx.clone();
         async move {

@@ -638,15 +638,10 @@ async fn a_bad_site_configuration_stops_the_cold_start_with_the_variable_named()
         ],
     )
     .unwrap();
-    let status = f
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .expect("the process ends");
-    assert!(!status.success());
-    assert!(
-        f.output().contains("A2A_SITE: not a site configuration"),
-        "{}",
-        f.output()
-    );
-    assert_eq!(rt.nexts(), 0);
+    f.expect_failed_start(
+        &rt,
+        a2a_fn_bootstrap::error_type::INIT,
+        "A2A_SITE: not a site configuration",
+    )
+    .await;
 }

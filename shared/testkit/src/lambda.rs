@@ -495,6 +495,42 @@ impl LambdaProcess {
         }
     }
 
+    /// Waits for a start that must fail: the process ends with a failure status before it
+    /// asks for an event, having posted `/init/error` with `error_type` (in the body and the
+    /// header) and a message that contains `needle`. Returns that message.
+    pub async fn expect_failed_start(
+        &mut self,
+        runtime: &FakeRuntime,
+        error_type: &str,
+        needle: &str,
+    ) -> String {
+        let status = self.wait_exit(Duration::from_secs(20)).await;
+        let out = self.output();
+        let status = status.unwrap_or_else(|| panic!("{}: still running:\n{out}", self.name));
+        assert!(
+            !status.success(),
+            "{}: exited with {status}:\n{out}",
+            self.name
+        );
+        assert_eq!(
+            runtime.nexts(),
+            0,
+            "{}: asked for an event:\n{out}",
+            self.name
+        );
+        let report = runtime
+            .init_error()
+            .unwrap_or_else(|| panic!("{}: no /init/error:\n{out}", self.name));
+        assert_eq!(report.error_type, error_type, "{}: {report:?}", self.name);
+        assert_eq!(report.header.as_deref(), Some(error_type), "{}", self.name);
+        assert!(
+            report.error_message.contains(needle),
+            "{}: {needle:?} not in {report:?}",
+            self.name
+        );
+        report.error_message
+    }
+
     /// What the process wrote so far (its last 8 KB).
     pub fn output(&self) -> String {
         let Some(log) = &self.log else {
