@@ -11,7 +11,9 @@
 //!
 //! Environment: `A2A_TABLE` (the state table), `A2A_BUCKET` (the data bucket) and
 //! `A2A_SITE` (the [`SiteConfig`] as JSON), all required; optionally `A2A_PREFIX` (a key
-//! prefix inside the bucket).
+//! prefix inside the bucket) and `A2A_DB_SECRET` (the ARN or name of a Secrets Manager
+//! secret `{"username", "password"}` whose user and password log in to every shard and
+//! template database of `A2A_SITE` that has no password of its own).
 
 #![warn(missing_docs)]
 
@@ -79,12 +81,24 @@ pub fn site_from_json(json: &str) -> Result<SiteConfig, String> {
 
 /// The step context of the environment: DynamoDB table `A2A_TABLE`, S3 bucket `A2A_BUCKET`
 /// (under `A2A_PREFIX`), and the site configuration of `A2A_SITE`.
+///
+/// With `A2A_DB_SECRET` set, the secret's user and password are fetched here, once per
+/// cold start, and filled into the shards' and templates' database URLs
+/// ([`SiteConfig::with_credentials`]): a password rotated later reaches the function at
+/// its next cold start. A secret that cannot be read fails the start, naming the variable.
 pub async fn context_from_env() -> Result<StepContext, String> {
     let table = a2a_fn_bootstrap::required("A2A_TABLE")?;
     let bucket = a2a_fn_bootstrap::required("A2A_BUCKET")?;
     let prefix = a2a_fn_bootstrap::var("A2A_PREFIX").unwrap_or_default();
-    let site = site_from_json(&a2a_fn_bootstrap::required("A2A_SITE")?)?;
+    let mut site = site_from_json(&a2a_fn_bootstrap::required("A2A_SITE")?)?;
     let conf = a2a_aws::config::sdk_config().await;
+    if let Some(secret) = a2a_fn_bootstrap::var("A2A_DB_SECRET") {
+        let creds = a2a_aws::DbSecret::from_conf(&conf, secret.trim())
+            .fetch()
+            .await
+            .map_err(|e| format!("A2A_DB_SECRET: {e}"))?;
+        site = site.with_credentials(creds.username(), creds.password());
+    }
     Ok(StepContext {
         store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
         blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),

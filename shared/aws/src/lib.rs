@@ -1,11 +1,13 @@
 //! AWS adapters of the A2A ports: `DynamoDbStore` (`InstanceStore`), `S3Blob`
 //! (`BlobStore`), `SqsQueue` (`WorkQueue`), `SfnWorkflows` (`Workflows`) and `RdsSnapshots`
-//! (`Snapshots`).
+//! (`Snapshots`); and `DbSecret`, the target databases' user and password from a Secrets
+//! Manager secret.
 //!
-//! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`, `sfn`, `rds`) so
-//! that a Lambda compiles only the SDKs it calls. [`config::sdk_config`] loads the shared
-//! SDK configuration with short timeouts, and [`error::classify`] turns any SDK error into
-//! a [`a2a_core::PortError`] the same way for every service.
+//! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`, `sfn`,
+//! `rds`; `secretsmanager` for `DbSecret`) so that a Lambda compiles only the SDKs it
+//! calls. [`config::sdk_config`] loads the shared SDK configuration with short timeouts,
+//! and [`error::classify`] turns any SDK error into a [`a2a_core::PortError`] the same way
+//! for every service.
 
 #![warn(missing_docs)]
 
@@ -18,6 +20,8 @@ mod dynamodb;
 mod rds;
 #[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "secretsmanager")]
+mod secrets;
 #[cfg(feature = "sfn")]
 mod sfn;
 #[cfg(feature = "sqs")]
@@ -30,6 +34,8 @@ pub use aws_sdk_dynamodb;
 pub use aws_sdk_rds;
 #[cfg(feature = "s3")]
 pub use aws_sdk_s3;
+#[cfg(feature = "secretsmanager")]
+pub use aws_sdk_secretsmanager;
 #[cfg(feature = "sfn")]
 pub use aws_sdk_sfn;
 #[cfg(feature = "sqs")]
@@ -41,6 +47,8 @@ pub use dynamodb::{DynamoDbStore, STATUS_WAVE_INDEX};
 pub use rds::RdsSnapshots;
 #[cfg(feature = "s3")]
 pub use s3::S3Blob;
+#[cfg(feature = "secretsmanager")]
+pub use secrets::{DbCredentials, DbSecret};
 #[cfg(feature = "sfn")]
 pub use sfn::SfnWorkflows;
 #[cfg(feature = "sqs")]

@@ -45,6 +45,89 @@ impl Locator {
             &s[scheme_end + 3 + at..]
         )
     }
+
+    /// The locator with any password taken out of its user info (`user:pw@` → `user@`):
+    /// what may be stored, since the password is filled in again from the configuration
+    /// when it is used.
+    pub fn without_password(&self) -> Locator {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return self.clone();
+        };
+        let rest = &s[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        // As in `redacted`, the last '@' ends the user info.
+        match authority.rfind('@') {
+            Some(at) => match authority[..at].find(':') {
+                Some(colon) => Locator(format!(
+                    "{}{}{}",
+                    &s[..scheme_end + 3],
+                    &authority[..colon],
+                    &rest[at..]
+                )),
+                None => self.clone(),
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// This network URL with `user` and `password` as its user info, both percent-encoded,
+    /// when it has no password of its own; otherwise the locator unchanged.
+    ///
+    /// * A URL with a password (`user:pw@`, even an empty `user:@`) is kept as it is: it was
+    ///   written on purpose, and stays the operator's to change.
+    /// * A URL with a user but no password (`mysql://admin@host/mysql`) gets the given user
+    ///   *and* password: a password belongs to the user it was made for (an RDS secret holds
+    ///   the pair), so pairing it with another name would only fail to log in.
+    /// * Anything that is not `scheme://host…` (a path, `sqlite:`, `file:`, a URL without a
+    ///   host) is left alone: it has nothing to log in to.
+    ///
+    /// Every byte outside RFC 3986's unreserved set is percent-encoded, so `@`, `:`, `/`,
+    /// `?`, `#` and `%` in a password can neither end the user info early nor change the
+    /// host or the path; the PostgreSQL and MySQL drivers decode it back.
+    pub fn with_credentials(&self, user: &str, password: &str) -> Locator {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return self.clone();
+        };
+        let scheme = s[..scheme_end].to_ascii_lowercase();
+        if scheme == "sqlite" || scheme == "file" {
+            return self.clone();
+        }
+        let start = scheme_end + 3;
+        let rest = &s[start..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        // As in `redacted`, the last '@' ends the user info.
+        let host = match authority.rfind('@') {
+            Some(at) if authority[..at].contains(':') => return self.clone(),
+            Some(at) => &rest[at + 1..],
+            None => rest,
+        };
+        if host.is_empty() || host.starts_with(['/', '?', '#']) {
+            return self.clone();
+        }
+        Locator(format!(
+            "{}{}:{}@{host}",
+            &s[..start],
+            encode_userinfo(user),
+            encode_userinfo(password)
+        ))
+    }
+}
+
+/// Percent-encodes every byte that is not unreserved (RFC 3986: letters, digits, `-._~`).
+fn encode_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl fmt::Display for Locator {
@@ -84,5 +167,121 @@ mod tests {
         ] {
             assert_eq!(Locator::new(s).to_string(), s);
         }
+    }
+
+    /// Percent-decodes, as the drivers do, to check the round trip.
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fills_in_credentials_with_special_characters_encoded() {
+        let pw = "p@ss:w/rd%41?x#y&z=1 ñ'\\";
+        let l = Locator::new("postgres://db.internal:5432/postgres?sslmode=require")
+            .with_credentials("a2a admin", pw);
+        let s = l.expose();
+        assert!(
+            s.starts_with("postgres://a2a%20admin:"),
+            "user encoded: {}",
+            l.redacted()
+        );
+        assert!(s.ends_with("@db.internal:5432/postgres?sslmode=require"));
+        // One '@' and no raw '/', '?' or '#' before the host: the host and path stand.
+        let userinfo = &s["postgres://".len()..s.rfind('@').unwrap()];
+        assert!(!userinfo.contains(['@', '/', '?', '#']), "{userinfo}");
+        let (user, encoded) = userinfo.split_once(':').unwrap();
+        assert_eq!(decode(user), "a2a admin");
+        assert_eq!(decode(encoded), pw);
+        // The database of the URL is still found where the data plane looks for it.
+        assert_eq!(
+            &s[s.rfind('@').unwrap()..],
+            "@db.internal:5432/postgres?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn the_password_never_shows() {
+        let pw = "s3cr@t:/%25";
+        for url in ["mysql://127.0.0.1:3306/mysql", "postgres://h/postgres"] {
+            let l = Locator::new(url).with_credentials("a2a", pw);
+            for shown in [l.to_string(), format!("{l:?}"), l.redacted()] {
+                assert!(!shown.contains("s3cr"), "{shown}");
+                assert!(shown.contains("a2a:***@"), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_password_keeps_the_user_and_the_rest() {
+        for (with, without) in [
+            (
+                "postgres://moodle:own@db/postgres",
+                "postgres://moodle@db/postgres",
+            ),
+            (
+                "mysql://root:@127.0.0.1:3306/mysql",
+                "mysql://root@127.0.0.1:3306/mysql",
+            ),
+            ("postgres://u:p@w@h:5432/d?x=1", "postgres://u@h:5432/d?x=1"),
+            ("mysql://root@h/mysql", "mysql://root@h/mysql"),
+            ("postgres://h/d", "postgres://h/d"),
+            (
+                "sqlite:///var/a2a/s1/a2a_08000013.db",
+                "sqlite:///var/a2a/s1/a2a_08000013.db",
+            ),
+        ] {
+            assert_eq!(Locator::new(with).without_password().expose(), without);
+        }
+        let filled = Locator::new("mysql://h:3306/mysql").with_credentials("a2a", "s:e@c");
+        assert_eq!(
+            filled.without_password().expose(),
+            "mysql://a2a@h:3306/mysql"
+        );
+    }
+
+    #[test]
+    fn a_password_of_its_own_is_kept() {
+        for s in [
+            "postgres://moodle:own@db.internal/postgres",
+            "mysql://root:@127.0.0.1:3306/mysql",
+            "postgres://moodle:own@pw@db.internal/postgres",
+        ] {
+            assert_eq!(Locator::new(s).with_credentials("a2a", "new").expose(), s);
+        }
+    }
+
+    #[test]
+    fn a_user_without_a_password_gives_way_to_the_secret_s_user() {
+        let l = Locator::new("mysql://root@127.0.0.1:3306/mysql").with_credentials("a2a", "pw");
+        assert_eq!(l.expose(), "mysql://a2a:pw@127.0.0.1:3306/mysql");
+    }
+
+    #[test]
+    fn what_has_no_host_is_untouched() {
+        for s in [
+            "sqlite:///var/a2a/shard1",
+            "SQLITE:///var/a2a/shard1",
+            "sqlite://rel.db",
+            "file:///srv/x",
+            "/srv/moodledata/08012345",
+            "postgres:///postgres",
+            "postgres://",
+        ] {
+            assert_eq!(Locator::new(s).with_credentials("a2a", "pw").expose(), s);
+        }
+        let bare = Locator::new("postgres://h").with_credentials("a", "b");
+        assert_eq!(bare.expose(), "postgres://a:b@h");
     }
 }

@@ -189,11 +189,13 @@ pub(crate) async fn count(ctx: &StepContext, prefix: &str) -> Result<usize, Step
 
 /// Gives the instance a target database on the shard with the most room, once: an
 /// instance that has one keeps it. Each shard's sites are counted by their markers
-/// `shards/<shard>/<code>` in the data store.
+/// `shards/<shard>/<code>` in the data store. The instance records the database without
+/// its password, which comes from the shard's configuration at each use ([`login`]), so
+/// the state table holds no password and a rotated one reaches every school.
 pub(crate) async fn allocate(ctx: &StepContext, code: &SchoolCode) -> Result<Locator, StepError> {
     let i = load(ctx, code).await?;
     if let Some(db) = i.target.db {
-        return Ok(db);
+        return Ok(login(ctx, code, &db));
     }
     let mut best: Option<(&Shard, i64)> = None;
     for s in &ctx.site.shards {
@@ -217,7 +219,7 @@ pub(crate) async fn allocate(ctx: &StepContext, code: &SchoolCode) -> Result<Loc
             Bytes::new(),
         )
         .await?;
-    let chosen = db.clone();
+    let chosen = db.without_password();
     let i = update(ctx, code, None, |i| {
         if i.target.db.is_none() {
             i.target.db = Some(chosen.clone());
@@ -225,18 +227,31 @@ pub(crate) async fn allocate(ctx: &StepContext, code: &SchoolCode) -> Result<Loc
     })
     .await?;
     // A racing run may have chosen first: its choice stands.
-    i.target
+    let db = i
+        .target
         .db
-        .ok_or_else(|| StepError::Permanent(format!("school {code}: allocation lost")))
+        .ok_or_else(|| StepError::Permanent(format!("school {code}: allocation lost")))?;
+    Ok(login(ctx, code, &db))
 }
 
-/// The shard whose server or folder holds `db`.
+/// The shard whose server or folder holds `db`, compared without passwords: a record
+/// holds none (or, written before, maybe an old one).
 pub(crate) fn shard_of<'a>(
     ctx: &'a StepContext,
     code: &SchoolCode,
     db: &Locator,
 ) -> Option<&'a Shard> {
-    ctx.site.shards.iter().find(|s| target_db(s, code) == *db)
+    let db = db.without_password();
+    ctx.site
+        .shards
+        .iter()
+        .find(|s| target_db(s, code).without_password() == db)
+}
+
+/// The recorded target `db` with the credentials its shard is configured with now; as
+/// recorded when no configured shard holds it.
+pub(crate) fn login(ctx: &StepContext, code: &SchoolCode, db: &Locator) -> Locator {
+    shard_of(ctx, code, db).map_or_else(|| db.clone(), |s| target_db(s, code))
 }
 
 /// Drops a target database; a missing one is not an error.
@@ -292,7 +307,10 @@ pub(crate) async fn release_target(
     let Some(db) = &i.target.db else {
         return Ok(None);
     };
-    let left = drop_db(ctx, &i.code, db).await.err().map(|e| e.to_string());
+    let left = drop_db(ctx, &i.code, &login(ctx, &i.code, db))
+        .await
+        .err()
+        .map(|e| e.to_string());
     if let Some(shard) = shard_of(ctx, &i.code, db) {
         ctx.blob
             .delete(&key(&format!("shards/{}/{}", shard.name, i.code))?)
@@ -379,4 +397,71 @@ pub(crate) async fn mark_failed(
     };
     let error = error.to_owned();
     update(ctx, code, to, move |i| i.last_error = Some(error.clone())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use a2a_core::{InstanceKind, InstanceStore, Wave};
+
+    use super::*;
+    use crate::SiteConfig;
+
+    fn site(shard_db: &str) -> Arc<SiteConfig> {
+        Arc::new(SiteConfig {
+            host: "eix.example.cat".into(),
+            old_wwwroot: "https://agora.example.cat/{dns}/moodle".into(),
+            prefix: "mdl_".into(),
+            shards: vec![Shard {
+                name: "s1".into(),
+                db: Locator::new(shard_db),
+                capacity: 10,
+            }],
+            templates: BTreeMap::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_record_keeps_no_password_and_a_rotated_one_reaches_the_school() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(a2a_local::SqliteStore::open_in_memory().await.unwrap());
+        let blob = Arc::new(a2a_local::FsBlob::new(tmp.path().join("blobs")).unwrap());
+        let code = SchoolCode::parse("08012345").unwrap();
+        let i = Instance::new(
+            code.clone(),
+            InstanceKind::Provision,
+            "Escola",
+            Wave(1),
+            chrono::Utc::now(),
+        );
+        store.register(&i).await.unwrap();
+        let mut ctx = StepContext {
+            store: store.clone(),
+            blob,
+            site: site("mysql://a2a:old%40pw@10.0.0.1:3306/mysql"),
+        };
+
+        let db = allocate(&ctx, &code).await.unwrap();
+        assert_eq!(
+            db.expose(),
+            "mysql://a2a:old%40pw@10.0.0.1:3306/a2a_08012345"
+        );
+        let recorded = store.get(&code).await.unwrap().unwrap().target.db.unwrap();
+        assert_eq!(recorded.expose(), "mysql://a2a@10.0.0.1:3306/a2a_08012345");
+
+        // The password changes in the configuration (a rotated secret): the school's target
+        // is logged in to with the new one, and is still on its shard.
+        ctx.site = site("mysql://a2a:new@10.0.0.1:3306/mysql");
+        let db = allocate(&ctx, &code).await.unwrap();
+        assert_eq!(db.expose(), "mysql://a2a:new@10.0.0.1:3306/a2a_08012345");
+        assert_eq!(
+            shard_of(&ctx, &code, &recorded).map(|s| s.name.as_str()),
+            Some("s1")
+        );
+        // A record written before, password and all, still finds its shard.
+        let old = Locator::new("mysql://a2a:old%40pw@10.0.0.1:3306/a2a_08012345");
+        assert_eq!(login(&ctx, &code, &old).expose(), db.expose());
+    }
 }

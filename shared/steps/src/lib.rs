@@ -79,6 +79,21 @@ impl SiteConfig {
     pub fn old_wwwroot(&self, dns: &str) -> String {
         self.old_wwwroot.replace("{dns}", dns)
     }
+
+    /// This configuration with `user` and `password` filled into every shard's and every
+    /// template's database URL that has no password of its own
+    /// ([`Locator::with_credentials`]; SQLite folders stay as they are). The sites'
+    /// databases are derived from their shard's URL, so they log in the same way. Source
+    /// databases are not here: they come with each school.
+    pub fn with_credentials(mut self, user: &str, password: &str) -> SiteConfig {
+        for shard in &mut self.shards {
+            shard.db = shard.db.with_credentials(user, password);
+        }
+        for template in self.templates.values_mut() {
+            template.db = template.db.with_credentials(user, password);
+        }
+        self
+    }
 }
 
 /// What every step works with: the ports and the site configuration.
@@ -217,4 +232,53 @@ fn failure(input: &Value) -> String {
         })
         .unwrap_or_else(|| cause.to_owned());
     format!("{name}: {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_reach_every_shard_and_template_but_not_a_password_of_its_own() {
+        let site: SiteConfig = serde_json::from_value(serde_json::json!({
+            "host": "eix.example.cat",
+            "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
+            "prefix": "mdl_",
+            "shards": [
+                {"name": "a", "db": "mysql://10.0.0.1:3306/mysql", "capacity": 1},
+                {"name": "b", "db": "postgres://own:pw@10.0.0.2/postgres", "capacity": 1},
+                {"name": "c", "db": "sqlite:///srv/shard-c", "capacity": 1}
+            ],
+            "templates": {
+                "primary": {"db": "mysql://10.0.0.1:3306/tpl_primary", "files": "p",
+                            "wwwroot": "https://t/p"}
+            }
+        }))
+        .unwrap();
+        let site = site.with_credentials("a2a", "p@ss/w:rd");
+        let dbs: Vec<&str> = site.shards.iter().map(|s| s.db.expose()).collect();
+        assert_eq!(
+            dbs,
+            [
+                "mysql://a2a:p%40ss%2Fw%3Ard@10.0.0.1:3306/mysql",
+                "postgres://own:pw@10.0.0.2/postgres",
+                "sqlite:///srv/shard-c",
+            ]
+        );
+        assert_eq!(
+            site.templates["primary"].db.expose(),
+            "mysql://a2a:p%40ss%2Fw%3Ard@10.0.0.1:3306/tpl_primary"
+        );
+        // A site's database keeps the shard's login.
+        let code = SchoolCode::parse("08012345").unwrap();
+        assert_eq!(
+            target_db(&site.shards[0], &code).expose(),
+            "mysql://a2a:p%40ss%2Fw%3Ard@10.0.0.1:3306/a2a_08012345"
+        );
+        let shown = format!("{site:?}");
+        assert!(
+            !shown.contains("p@ss") && !shown.contains("p%40ss"),
+            "{shown}"
+        );
+    }
 }

@@ -1,0 +1,215 @@
+//! Database credentials from AWS Secrets Manager: the user and password of the target
+//! databases, kept in a secret of the format RDS uses (`{"username": …, "password": …}`).
+
+use std::fmt;
+
+use a2a_core::PortError;
+use aws_config::SdkConfig;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use serde_json::Value;
+
+use crate::error::{Call, classify};
+
+const SERVICE: &str = "Secrets Manager";
+
+/// A database user and its password. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbCredentials {
+    username: String,
+    password: String,
+}
+
+impl DbCredentials {
+    /// A user and its password.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The user name.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The password. Never log it.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The credentials of a secret's text in the RDS format: a JSON object with the
+    /// strings `username` (not empty) and `password`; other keys (`engine`, `host`, …) are
+    /// ignored. Errors name the secret `id` and the field, never a value.
+    pub fn from_secret_string(id: &str, text: &str) -> Result<Self, PortError> {
+        // A syntax error's position only: serde's own messages may quote the text.
+        let json: Value = serde_json::from_str(text).map_err(|e| {
+            PortError::Invalid(format!(
+                "secret {id:?} is not JSON (error at line {}, column {}); store \
+                 {{\"username\": \"…\", \"password\": \"…\"}} in it",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Value::Object(map) = json else {
+            return Err(PortError::Invalid(format!(
+                "secret {id:?} is JSON but not an object; store \
+                 {{\"username\": \"…\", \"password\": \"…\"}} in it"
+            )));
+        };
+        let field = |name: &str| match map.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            None | Some(Value::Null) => Err(PortError::Invalid(format!(
+                "secret {id:?} has no {name:?}; it needs the string fields \"username\" and \
+                 \"password\" (the format of an RDS-managed secret)"
+            ))),
+            Some(other) => Err(PortError::Invalid(format!(
+                "secret {id:?}: {name:?} is {}, not a string",
+                kind(other)
+            ))),
+        };
+        let username = field("username")?;
+        if username.trim().is_empty() {
+            return Err(PortError::Invalid(format!(
+                "secret {id:?}: \"username\" is empty"
+            )));
+        }
+        let password = field("password")?;
+        Ok(Self { username, password })
+    }
+}
+
+/// What a JSON value is, without its content.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl fmt::Debug for DbCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbCredentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// One Secrets Manager secret that holds database credentials.
+#[derive(Debug, Clone)]
+pub struct DbSecret {
+    client: Client,
+    id: String,
+}
+
+impl DbSecret {
+    /// The secret `id`: its ARN or its name.
+    pub fn new(client: Client, id: impl Into<String>) -> Self {
+        Self {
+            client,
+            id: id.into(),
+        }
+    }
+
+    /// Like [`DbSecret::new`], with a client made from `conf`.
+    pub fn from_conf(conf: &SdkConfig, id: impl Into<String>) -> Self {
+        Self::new(Client::new(conf), id)
+    }
+
+    /// The secret's ARN or name, as given.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Fetches the secret's current version and reads its credentials
+    /// ([`DbCredentials::from_secret_string`]). A missing secret is
+    /// [`PortError::NotFound`]; a secret with no text or a bad one is
+    /// [`PortError::Invalid`]; the rest as [`classify`] says.
+    pub async fn fetch(&self) -> Result<DbCredentials, PortError> {
+        let id = &self.id;
+        let resource = format!("secret {id:?}");
+        let out = match self.client.get_secret_value().secret_id(id).send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                return Err(PortError::NotFound(format!(
+                    "{SERVICE} has no {resource} in this account and region; check \
+                     A2A_DB_SECRET (the template's DatabaseSecretArn)"
+                )));
+            }
+            // Not a missing permission of Secrets Manager: the role may not use the key.
+            Err(e) if e.code() == Some("DecryptionFailure") => {
+                return Err(PortError::Unavailable(format!(
+                    "{SERVICE} GetSecretValue on {resource}: KMS could not decrypt it; give \
+                     the role kms:Decrypt on the secret's customer-managed key"
+                )));
+            }
+            Err(e) => {
+                return Err(classify(
+                    &e,
+                    Call::new(SERVICE, "GetSecretValue", &resource),
+                ));
+            }
+        };
+        let text = out.secret_string().ok_or_else(|| {
+            PortError::Invalid(format!(
+                "{resource} holds no text (a binary secret?); store \
+                 {{\"username\": \"…\", \"password\": \"…\"}} as its SecretString"
+            ))
+        })?;
+        DbCredentials::from_secret_string(id, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_rds_format_and_ignores_other_keys() {
+        let c = DbCredentials::from_secret_string(
+            "s",
+            r#"{"engine": "mysql", "host": "h", "port": 3306,
+                "username": "a2a", "password": "p@ss:w/rd%"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.username(), "a2a");
+        assert_eq!(c.password(), "p@ss:w/rd%");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("p@ss"), "{shown}");
+        assert!(shown.contains("a2a"), "{shown}");
+    }
+
+    #[test]
+    fn a_bad_secret_names_the_secret_and_field_never_a_value() {
+        let id = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf";
+        let cases = [
+            (r#"{"username": "a2a"}"#, "has no \"password\""),
+            (r#"{"password": "hunter2-secret"}"#, "has no \"username\""),
+            (r#"{"username": "a2a", "password": 7654321}"#, "a number"),
+            (
+                r#"{"username": "", "password": "hunter2-secret"}"#,
+                "is empty",
+            ),
+            (r#"["hunter2-secret"]"#, "not an object"),
+            (
+                r#"{"username": "a2a", "password": "hunter2-secret""#,
+                "not JSON",
+            ),
+            ("hunter2-secret", "not JSON"),
+        ];
+        for (text, want) in cases {
+            let err = DbCredentials::from_secret_string(id, text).unwrap_err();
+            let m = err.to_string();
+            assert!(matches!(err, PortError::Invalid(_)), "{m}");
+            assert!(m.contains(id), "{m}");
+            assert!(m.contains(want), "{text}: want {want:?} in {m}");
+            assert!(!m.contains("hunter2") && !m.contains("7654321"), "{m}");
+        }
+    }
+}
