@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let max_running = number("A2A_MAX_RUNNING", 25)?;
             let windows = a2a_schedule::parse_windows(&var("A2A_WINDOWS").unwrap_or_default())
                 .map_err(|e| format!("A2A_WINDOWS: {e}"))?;
-            let conf = a2a_aws::config::sdk_config().await;
+            let conf = a2a_aws::config::lambda_sdk_config().await?;
             let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table));
             let workflows = Arc::new(a2a_aws::SfnWorkflows::from_conf(&conf, migrate, provision));
             let dead = var("A2A_DEAD_LETTER_QUEUE_URL").map(|url| {

@@ -19,7 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         init(async {
             let table = required("A2A_TABLE")?;
             let opts = Handler::options_from_env()?;
-            let conf = a2a_aws::config::sdk_config().await;
+            let conf = a2a_aws::config::lambda_sdk_config().await?;
             let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table));
             let s3 = a2a_aws::aws_sdk_s3::Client::from_conf(
                 a2a_aws::aws_sdk_s3::config::Builder::from(&conf)

@@ -24,7 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let migrate = required("A2A_MIGRATE_STATE_MACHINE")?;
             let provision = required("A2A_PROVISION_STATE_MACHINE")?;
             let policy = Handler::policy_from_env()?;
-            let conf = a2a_aws::config::sdk_config().await;
+            let conf = a2a_aws::config::lambda_sdk_config().await?;
             let mut handler = Handler::new(
                 Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
                 Arc::new(a2a_aws::SqsQueue::from_conf(&conf, queue_url)),

@@ -91,7 +91,7 @@ pub async fn context_from_env() -> Result<StepContext, String> {
     let bucket = a2a_fn_bootstrap::required("A2A_BUCKET")?;
     let prefix = a2a_fn_bootstrap::var("A2A_PREFIX").unwrap_or_default();
     let mut site = site_from_json(&a2a_fn_bootstrap::required("A2A_SITE")?)?;
-    let conf = a2a_aws::config::sdk_config().await;
+    let conf = a2a_aws::config::lambda_sdk_config().await?;
     if let Some(secret) = a2a_fn_bootstrap::var("A2A_DB_SECRET") {
         let creds = a2a_aws::DbSecret::from_conf(&conf, secret.trim())
             .fetch()

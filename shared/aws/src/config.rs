@@ -23,21 +23,86 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// The five roots of Amazon Trust Services (PEM), which sign the AWS service endpoints.
+pub const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+/// The root certificates the SDK's HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The system's store, as the SDK loads it by default: right where a proxy or a private
+    /// endpoint brings its own CA (the CLI on an operator's machine). It reads and parses
+    /// every system certificate (about 150) when a client is built.
+    System,
+    /// Only [`AMAZON_ROOTS_PEM`]: enough for every AWS endpoint, and a fraction of the
+    /// parsing at a Lambda's cold start (see bench/coldstart). A TLS-inspecting firewall in
+    /// the functions' path needs [`TrustRoots::System`] instead.
+    Amazon,
+}
+
+impl TrustRoots {
+    /// The value of `A2A_TLS_ROOTS` (`amazon` or `system`); unset means `default`.
+    pub fn parse(value: Option<&str>, default: TrustRoots) -> Result<TrustRoots, String> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(default),
+            Some("amazon") => Ok(TrustRoots::Amazon),
+            Some("system") => Ok(TrustRoots::System),
+            Some(other) => Err(format!(
+                "A2A_TLS_ROOTS={other:?}: expected `amazon` (the AWS endpoints' own roots) or \
+                 `system` (the system's certificate store)"
+            )),
+        }
+    }
+}
+
 /// Loads the default chain (environment, profile, web identity, container and instance
 /// credentials; `AWS_ENDPOINT_URL`), with the bounded [`timeout_config`] and
-/// [`retry_config`]. The region comes from `AWS_REGION`/`AWS_DEFAULT_REGION`, then the
-/// profile, then [`DEFAULT_REGION`]: never from the instance metadata service, which is
-/// slow to time out off EC2, and Lambda and ECS set `AWS_REGION` anyway.
+/// [`retry_config`], trusting the system's root certificates. The region comes from
+/// `AWS_REGION`/`AWS_DEFAULT_REGION`, then the profile, then [`DEFAULT_REGION`]: never from
+/// the instance metadata service, which is slow to time out off EC2, and Lambda and ECS
+/// set `AWS_REGION` anyway.
 pub async fn sdk_config() -> SdkConfig {
+    sdk_config_with(TrustRoots::System).await
+}
+
+/// [`sdk_config`] for a Lambda: the roots of `A2A_TLS_ROOTS`, [`TrustRoots::Amazon`] when
+/// it is unset. An unknown value is an error that names the variable.
+pub async fn lambda_sdk_config() -> Result<SdkConfig, String> {
+    let roots = std::env::var("A2A_TLS_ROOTS").ok();
+    let roots = TrustRoots::parse(roots.as_deref(), TrustRoots::Amazon)?;
+    Ok(sdk_config_with(roots).await)
+}
+
+/// [`sdk_config`] with the given trust roots.
+pub async fn sdk_config_with(roots: TrustRoots) -> SdkConfig {
     let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(ProfileFileRegionProvider::new())
         .or_else(Region::new(DEFAULT_REGION));
-    aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .timeout_config(timeout_config())
-        .retry_config(retry_config())
-        .load()
-        .await
+        .retry_config(retry_config());
+    if roots == TrustRoots::Amazon {
+        loader = loader.http_client(amazon_roots_client());
+    }
+    loader.load().await
+}
+
+/// The SDK's own HTTPS client (rustls on aws-lc, as the default one), trusting only
+/// [`AMAZON_ROOTS_PEM`].
+fn amazon_roots_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_ROOTS_PEM);
+    let context = tls::TlsContext::builder().with_trust_store(trust).build();
+    // Only a malformed trust store fails the build, and this one is fixed and tested.
+    let context = context.expect("the embedded Amazon roots make a valid TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
 }
 
 /// Connect within [`CONNECT_TIMEOUT`], each attempt within [`ATTEMPT_TIMEOUT`].
@@ -56,6 +121,56 @@ pub fn retry_config() -> RetryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_amazon_roots_are_the_five_of_amazon_trust_services() {
+        use sha2::{Digest, Sha256};
+        let ders: Vec<Vec<u8>> = pem_certificates(AMAZON_ROOTS_PEM);
+        let got: Vec<String> = ders
+            .iter()
+            .map(|d| hex::encode(Sha256::digest(d)))
+            .collect();
+        // SHA-256 of Amazon Root CA 1-4 and Starfield Services Root CA - G2, as published
+        // by Amazon Trust Services.
+        let want = [
+            "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e",
+            "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4",
+            "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4",
+            "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092",
+            "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
+        ];
+        assert_eq!(got, want);
+    }
+
+    /// The DER of each `CERTIFICATE` block.
+    fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+        use base64::Engine;
+        let text = std::str::from_utf8(pem).expect("PEM is ASCII");
+        text.split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let body = block.split("-----END CERTIFICATE-----").next().unwrap();
+                let b64: String = body.split_whitespace().collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .expect("base64")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tls_roots_are_read_from_the_variable_or_defaulted() {
+        use TrustRoots::*;
+        assert_eq!(TrustRoots::parse(None, Amazon), Ok(Amazon));
+        assert_eq!(TrustRoots::parse(Some(" "), System), Ok(System));
+        assert_eq!(TrustRoots::parse(Some("system"), Amazon), Ok(System));
+        assert_eq!(TrustRoots::parse(Some("amazon"), System), Ok(Amazon));
+        let err = TrustRoots::parse(Some("mozilla"), Amazon).unwrap_err();
+        assert!(
+            err.contains("A2A_TLS_ROOTS") && err.contains("mozilla"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn bounds_are_set() {
