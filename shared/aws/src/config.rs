@@ -65,15 +65,26 @@ pub async fn sdk_config() -> SdkConfig {
 }
 
 /// [`sdk_config`] for a Lambda: the roots of `A2A_TLS_ROOTS`, [`TrustRoots::Amazon`] when
-/// it is unset. An unknown value is an error that names the variable.
+/// it is unset, and the credentials of the environment only, where Lambda puts the
+/// execution role's. The default chain would build an STS client for web identity too,
+/// which costs a Lambda's cold start as much as a client it uses. An unknown
+/// `A2A_TLS_ROOTS` is an error that names the variable.
 pub async fn lambda_sdk_config() -> Result<SdkConfig, String> {
     let roots = std::env::var("A2A_TLS_ROOTS").ok();
     let roots = TrustRoots::parse(roots.as_deref(), TrustRoots::Amazon)?;
-    Ok(sdk_config_with(roots).await)
+    let env = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    Ok(load(roots, Some(env)).await)
 }
 
 /// [`sdk_config`] with the given trust roots.
 pub async fn sdk_config_with(roots: TrustRoots) -> SdkConfig {
+    load(roots, None).await
+}
+
+async fn load(
+    roots: TrustRoots,
+    credentials: Option<aws_config::environment::EnvironmentVariableCredentialsProvider>,
+) -> SdkConfig {
     let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(ProfileFileRegionProvider::new())
         .or_else(Region::new(DEFAULT_REGION));
@@ -83,6 +94,9 @@ pub async fn sdk_config_with(roots: TrustRoots) -> SdkConfig {
         .retry_config(retry_config());
     if roots == TrustRoots::Amazon {
         loader = loader.http_client(amazon_roots_client());
+    }
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(credentials);
     }
     loader.load().await
 }
