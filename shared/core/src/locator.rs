@@ -24,26 +24,14 @@ impl Locator {
     /// The string with any `user:password@` password replaced by `***`.
     pub fn redacted(&self) -> String {
         let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return s.clone();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        // The last '@' ends the user info: a password may itself hold '@'.
-        let Some(at) = authority.rfind('@') else {
-            return s.clone();
-        };
-        let userinfo = &authority[..at];
-        let Some(colon) = userinfo.find(':') else {
-            return s.clone();
-        };
-        format!(
-            "{}{}:***{}",
-            &s[..scheme_end + 3],
-            &userinfo[..colon],
-            &s[scheme_end + 3 + at..]
-        )
+        match self.userinfo() {
+            Some(UserInfo {
+                colon: Some(colon),
+                at,
+                ..
+            }) => format!("{}:***{}", &s[..colon], &s[at..]),
+            _ => s.clone(),
+        }
     }
 
     /// The locator with any password taken out of its user info (`user:pw@` → `user@`):
@@ -51,24 +39,13 @@ impl Locator {
     /// when it is used.
     pub fn without_password(&self) -> Locator {
         let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return self.clone();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        // As in `redacted`, the last '@' ends the user info.
-        match authority.rfind('@') {
-            Some(at) => match authority[..at].find(':') {
-                Some(colon) => Locator(format!(
-                    "{}{}{}",
-                    &s[..scheme_end + 3],
-                    &authority[..colon],
-                    &rest[at..]
-                )),
-                None => self.clone(),
-            },
-            None => self.clone(),
+        match self.userinfo() {
+            Some(UserInfo {
+                colon: Some(colon),
+                at,
+                ..
+            }) => Locator(format!("{}{}", &s[..colon], &s[at..])),
+            _ => self.clone(),
         }
     }
 
@@ -96,14 +73,10 @@ impl Locator {
             return self.clone();
         }
         let start = scheme_end + 3;
-        let rest = &s[start..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        // As in `redacted`, the last '@' ends the user info.
-        let host = match authority.rfind('@') {
-            Some(at) if authority[..at].contains(':') => return self.clone(),
-            Some(at) => &rest[at + 1..],
-            None => rest,
+        let host = match self.userinfo() {
+            Some(UserInfo { colon: Some(_), .. }) => return self.clone(),
+            Some(UserInfo { at, .. }) => &s[at + 1..],
+            None => &s[start..],
         };
         if host.is_empty() || host.starts_with(['/', '?', '#']) {
             return self.clone();
@@ -115,6 +88,27 @@ impl Locator {
             encode_userinfo(password)
         ))
     }
+
+    /// Where the user info of a `scheme://user[:password]@host…` URL splits, if it has one.
+    /// The last '@' of the authority ends it: a password may itself hold '@'.
+    fn userinfo(&self) -> Option<UserInfo> {
+        let s = &self.0;
+        let start = s.find("://")? + 3;
+        let rest = &s[start..];
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        let at = authority.rfind('@')?;
+        Some(UserInfo {
+            colon: authority[..at].find(':').map(|c| start + c),
+            at: start + at,
+        })
+    }
+}
+
+/// Byte positions in a locator: the ':' before the password, if any, and the '@' after the
+/// user info.
+struct UserInfo {
+    colon: Option<usize>,
+    at: usize,
 }
 
 /// Percent-encodes every byte that is not unreserved (RFC 3986: letters, digits, `-._~`).
