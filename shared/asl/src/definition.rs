@@ -350,7 +350,8 @@ const UNSUPPORTED: &[&str] = &[
     "Items",
 ];
 
-fn describe(v: &Value) -> &'static str {
+/// What a JSON value is, for messages that must not quote it.
+pub(crate) fn describe(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

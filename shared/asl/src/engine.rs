@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::choice::timestamp;
 use crate::clock::{Clock, RealClock};
-use crate::definition::{Io, Kind, Machine, Secs, Source, State, StateMachine, WaitFor};
+use crate::definition::{Io, Kind, Machine, Secs, Source, State, StateMachine, WaitFor, describe};
 use crate::error::{StateError, names};
 use crate::history::{History, HistoryEvent};
 use crate::intrinsic::splitmix;
@@ -1092,17 +1092,6 @@ fn lambda_invoke_output(payload: Value) -> Value {
         "SdkResponseMetadata": {"RequestId": request},
         "StatusCode": 200
     })
-}
-
-fn describe(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn entered_type(t: &str) -> &'static str {
