@@ -6,33 +6,17 @@
 mod common;
 use common::{a2a, text};
 
-use std::path::Path;
 use std::process::Output;
 
 use a2a_core::Locator;
 use a2a_dbmove::Db;
 use a2a_dbmove::engine::scratch;
+use a2a_testkit::{db_name, engines};
 use serde_json::Value;
 
 fn ok_json(o: &Output) -> Value {
     assert_eq!(o.status.code(), Some(0), "{}", text(o));
     serde_json::from_slice(&o.stdout).expect("stdout is one JSON object")
-}
-
-/// The engines to pair: SQLite always, PostgreSQL and MariaDB when their URLs are set.
-fn engines(test: &str, dir: &Path) -> Vec<(&'static str, Locator)> {
-    let mut out = vec![("lite", Locator::new(format!("sqlite://{}", dir.display())))];
-    if let Some(u) = a2a_testkit::service_url("A2A_TEST_PG_URL", test) {
-        out.push(("pg", Locator::new(u)));
-    }
-    if let Some(u) = a2a_testkit::service_url("A2A_TEST_MYSQL_URL", test) {
-        out.push(("my", Locator::new(u)));
-    }
-    out
-}
-
-fn db_name(tag: &str) -> String {
-    a2a_testkit::unique_name(&format!("a2a_{tag}")).replace('-', "_")
 }
 
 /// A fresh scratch database, dropped again at the end of the test.

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use a2a_core::{InstanceStore, ListFilter, SchoolCode, Status, UploadLedger, list_all};
+use a2a_core::{
+    BlobKey, BlobStore, InstanceStore, ListFilter, SchoolCode, Status, UploadLedger, list_all,
+};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -723,18 +725,10 @@ async fn an_upload_into_dynamodb_and_s3_is_taken_in_once() {
     let sha = sha_of(&f);
     assert!(store.upload(&sha).await.unwrap().is_some());
     let key = format!("a2a/reports/duplicate-code.csv.{}.errors.csv", &sha[..12]);
-    let report = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&key)
-        .send()
+    let report = a2a_aws::S3Blob::from_conf(&conf, &bucket, "")
+        .get(&BlobKey::parse(&key).unwrap())
         .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+        .unwrap();
     let report = String::from_utf8(report.to_vec()).unwrap();
     assert_eq!(report.lines().count(), 3, "{report}");
 }

@@ -11,11 +11,12 @@
 
 use std::sync::Arc;
 
-use a2a_aws::{DynamoDbStore, SfnWorkflows, SqsQueue, aws_sdk_dynamodb, aws_sdk_sfn, aws_sdk_sqs};
-use a2a_core::{Instance, InstanceKind, InstanceStore, Status, Wave, WorkQueue};
+use a2a_aws::{SfnWorkflows, SqsQueue};
+use a2a_core::{InstanceKind, InstanceStore, Status, WorkQueue};
 use a2a_fn_dispatcher::Handler;
 use a2a_schedule::{Dispatched, Dispatcher, StartMessage};
-use a2a_testkit::{code, service_url, unique_name};
+use a2a_testkit::moto::Moto;
+use a2a_testkit::{code, register_queued, service_url};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
 
@@ -41,43 +42,24 @@ fn start(n: u32) -> String {
     .to_body()
 }
 
-async fn machine(client: &aws_sdk_sfn::Client) -> String {
-    SfnWorkflows::create_waiting_machine(client, &unique_name("a2a-sm"))
-        .await
-        .expect("create the state machine")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sqs_event_starts_executions_once_each_under_the_cap() {
     let test = "an_sqs_event_starts_executions_once_each_under_the_cap";
     if service_url("AWS_ENDPOINT_URL", test).is_none() {
         return;
     }
-    let conf = a2a_aws::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-    let sfn = aws_sdk_sfn::Client::new(&conf);
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    let table = unique_name("a2a-state");
-    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
-    let store = Arc::new(DynamoDbStore::new(dynamo, &table));
+    let moto = Moto::new().await;
+    let store = Arc::new(moto.state_table().await.unwrap());
     for n in 1..=3 {
-        let mut i = Instance::new(
-            code(n),
-            InstanceKind::Provision,
-            "Escola",
-            Wave(1),
-            Utc::now(),
-        );
-        store.register(&i).await.unwrap();
-        i.move_to(Status::Queued, Utc::now()).unwrap();
-        store.save(&i).await.unwrap();
+        register_queued(store.as_ref(), code(n), InstanceKind::Provision)
+            .await
+            .unwrap();
     }
-    let (migrate, provision) = (machine(&sfn).await, machine(&sfn).await);
-    let workflows = Arc::new(SfnWorkflows::new(sfn.clone(), &migrate, &provision));
-    let queue = SqsQueue::create_with_dead_letter(&sqs, &unique_name("a2a-fanout"), 3)
-        .await
-        .unwrap();
-    let dlq_url = sqs
+    let (migrate, provision) = moto.waiting_machines().await.expect("the state machines");
+    let workflows = Arc::new(SfnWorkflows::new(moto.sfn.clone(), &migrate, &provision));
+    let queue = moto.fanout_queue().await.unwrap();
+    let dlq_url = moto
+        .sqs
         .get_queue_url()
         .queue_name(format!(
             "{}-dlq",
@@ -88,7 +70,7 @@ async fn an_sqs_event_starts_executions_once_each_under_the_cap() {
         .unwrap()
         .queue_url
         .unwrap();
-    let dead = Arc::new(SqsQueue::new(sqs.clone(), &dlq_url, None));
+    let dead = Arc::new(SqsQueue::new(moto.sqs.clone(), &dlq_url, None));
     let handler = Handler::new(
         Dispatcher::new(store.clone(), workflows, 2),
         Some(dead.clone() as Arc<dyn WorkQueue>),
@@ -115,23 +97,8 @@ async fn an_sqs_event_starts_executions_once_each_under_the_cap() {
         ["m3"],
         "over the cap: back to the queue; {report:?}"
     );
-    let executions = |sfn: aws_sdk_sfn::Client, arn: String| async move {
-        let out = sfn
-            .list_executions()
-            .state_machine_arn(arn)
-            .send()
-            .await
-            .unwrap();
-        let mut names: Vec<String> = out
-            .executions()
-            .iter()
-            .map(|e| e.name().to_owned())
-            .collect();
-        names.sort();
-        names
-    };
     assert_eq!(
-        executions(sfn.clone(), provision.clone()).await,
+        moto.execution_names(&provision).await.unwrap(),
         [
             format!("{}-provision-1", code(1)),
             format!("{}-provision-1", code(2))
@@ -156,8 +123,8 @@ async fn an_sqs_event_starts_executions_once_each_under_the_cap() {
         matches!(report.outcomes[0].1, Dispatched::Duplicate { .. }),
         "{report:?}"
     );
-    assert_eq!(executions(sfn.clone(), provision.clone()).await.len(), 2);
-    assert!(executions(sfn, migrate).await.is_empty());
+    assert_eq!(moto.execution_names(&provision).await.unwrap().len(), 2);
+    assert!(moto.execution_names(&migrate).await.unwrap().is_empty());
 }
 
 /// The definition in `statemachines/NAME.asl.json` with each `${Step}` placeholder made a
@@ -195,31 +162,22 @@ async fn the_real_state_machines_are_started_once_per_message() {
     ) else {
         panic!("{test}: statemachines/*.asl.json are missing");
     };
-    let conf = a2a_aws::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-    let sfn = aws_sdk_sfn::Client::new(&conf);
-    let table = unique_name("a2a-state");
-    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
-    let store = Arc::new(DynamoDbStore::new(dynamo, &table));
+    let moto = Moto::new().await;
+    let store = Arc::new(moto.state_table().await.unwrap());
     for (n, kind) in [(11, InstanceKind::Migrate), (12, InstanceKind::Provision)] {
-        let mut i = Instance::new(code(n), kind, "Escola", Wave(1), Utc::now());
-        store.register(&i).await.unwrap();
-        i.move_to(Status::Queued, Utc::now()).unwrap();
-        store.save(&i).await.unwrap();
+        register_queued(store.as_ref(), code(n), kind)
+            .await
+            .unwrap();
     }
     let mut arns = Vec::new();
     for definition in [migrate_asl, provision_asl] {
-        let arn = SfnWorkflows::create_state_machine(
-            &sfn,
-            &unique_name("a2a-real"),
-            &definition,
-            SfnWorkflows::TEST_ROLE,
-        )
-        .await
-        .expect("moto takes the real definition");
+        let arn = moto
+            .state_machine("a2a-real", &definition)
+            .await
+            .expect("moto takes the real definition");
         arns.push(arn);
     }
-    let workflows = Arc::new(SfnWorkflows::new(sfn.clone(), &arns[0], &arns[1]));
+    let workflows = Arc::new(SfnWorkflows::new(moto.sfn.clone(), &arns[0], &arns[1]));
     let handler = Handler::new(Dispatcher::new(store.clone(), workflows, 10), None);
     let messages = [("a", start(11)), ("b", start(12))];
     let (report, response) = handler.handle(event(&messages), Utc::now()).await;
@@ -241,13 +199,6 @@ async fn the_real_state_machines_are_started_once_per_message() {
         format!("{}-migrate-1", code(11)),
         format!("{}-provision-1", code(12)),
     ]) {
-        let out = sfn
-            .list_executions()
-            .state_machine_arn(arn)
-            .send()
-            .await
-            .unwrap();
-        let names: Vec<&str> = out.executions().iter().map(|e| e.name()).collect();
-        assert_eq!(names, [name.as_str()]);
+        assert_eq!(moto.execution_names(arn).await.unwrap(), [name]);
     }
 }

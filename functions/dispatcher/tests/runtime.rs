@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use a2a_aws::{DynamoDbStore, SfnWorkflows, SqsQueue, aws_sdk_dynamodb, aws_sdk_sfn, aws_sdk_sqs};
-use a2a_core::{Instance, InstanceKind, InstanceStore, Status, Wave, WorkQueue};
+use a2a_aws::SqsQueue;
+use a2a_core::{InstanceKind, InstanceStore, Status, WorkQueue};
 use a2a_schedule::StartMessage;
 use a2a_testkit::lambda::{FakeRuntime, LambdaProcess};
-use a2a_testkit::{code, service_url, unique_name};
-use chrono::Utc;
+use a2a_testkit::moto::Moto;
+use a2a_testkit::{code, register_queued, service_url};
 use serde_json::{Value, json};
 
 /// An SQS batch as the event source mapping delivers it.
@@ -44,39 +44,15 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
     if service_url("AWS_ENDPOINT_URL", test).is_none() {
         return;
     }
-    let conf = a2a_aws::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-    let sfn = aws_sdk_sfn::Client::new(&conf);
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    let table = unique_name("a2a-state");
-    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
-    let store = DynamoDbStore::new(dynamo, &table);
-    let mut i = Instance::new(
-        code(41),
-        InstanceKind::Provision,
-        "Escola",
-        Wave(1),
-        Utc::now(),
-    );
-    store.register(&i).await.unwrap();
-    i.move_to(Status::Queued, Utc::now()).unwrap();
-    store.save(&i).await.unwrap();
-    let mut machines = Vec::new();
-    for _ in 0..2 {
-        let arn = SfnWorkflows::create_waiting_machine(&sfn, &unique_name("a2a-sm"))
-            .await
-            .expect("create the state machine");
-        machines.push(arn);
-    }
-    let dead = sqs
-        .create_queue()
-        .queue_name(unique_name("a2a-dlq"))
-        .send()
+    let moto = Moto::new().await;
+    let store = moto.state_table().await.unwrap();
+    let table = store.table().to_owned();
+    register_queued(&store, code(41), InstanceKind::Provision)
         .await
-        .unwrap()
-        .queue_url
         .unwrap();
-    let dead_letters = SqsQueue::new(sqs.clone(), &dead, None);
+    let (migrate, provision) = moto.waiting_machines().await.expect("the state machines");
+    let dead = moto.queue("a2a-dlq").await.unwrap();
+    let dead_letters = SqsQueue::new(moto.sqs.clone(), &dead, None);
 
     let rt = FakeRuntime::start("a2a-dispatcher").await.unwrap();
     let mut lambda = LambdaProcess::spawn(
@@ -85,8 +61,8 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
         &rt,
         &[
             ("A2A_TABLE", table.clone()),
-            ("A2A_MIGRATE_STATE_MACHINE", machines[0].clone()),
-            ("A2A_PROVISION_STATE_MACHINE", machines[1].clone()),
+            ("A2A_MIGRATE_STATE_MACHINE", migrate),
+            ("A2A_PROVISION_STATE_MACHINE", provision.clone()),
             ("A2A_DEAD_LETTER_QUEUE_URL", dead.clone()),
             ("A2A_MAX_RUNNING", "5".into()),
         ],
@@ -132,13 +108,7 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
         .await
         .expect_response("the same message");
     assert_eq!(out["batchItemFailures"], json!([]), "{out}");
-    let listed = sfn
-        .list_executions()
-        .state_machine_arn(&machines[1])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.executions().len(), 1);
+    assert_eq!(moto.execution_names(&provision).await.unwrap().len(), 1);
 
     // Not an SQS batch: the runtime's error endpoint (Lambda retries it, then its own
     // failure destination takes it).
@@ -149,12 +119,7 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
     assert!(e.error_type.contains("DeserializeError"), "{e:?}");
     assert!(e.error_message.contains("Records"), "{e:?}");
 
-    assert!(lambda.exited().is_none(), "{}", lambda.output());
-    assert!(
-        rt.unknown_requests().is_empty(),
-        "{:?}",
-        rt.unknown_requests()
-    );
+    lambda.expect_serving(&rt);
 }
 
 /// A bad window stops the start before any event is taken, and Lambda is told why. Needs

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use a2a_aws::aws_sdk_s3::primitives::ByteStream;
 use a2a_aws::aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use a2a_aws::aws_sdk_sqs::types::QueueAttributeName;
-use a2a_aws::{DynamoDbStore, S3Blob, aws_sdk_dynamodb, aws_sdk_s3, aws_sdk_sqs};
-use a2a_core::{InstanceStore, SchoolCode, UploadLedger};
+use a2a_aws::{S3Blob, aws_sdk_sqs};
+use a2a_core::{BlobKey, BlobStore, InstanceStore, SchoolCode, UploadLedger};
 use a2a_fn_intake::{Handler, RecordOutcome};
 use a2a_intake::Options;
-use a2a_testkit::{service_url, unique_name};
+use a2a_testkit::moto::Moto;
+use a2a_testkit::service_url;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 
 const LIST: &str = "Codi centre;Denominació completa;EPRI;Web\n\
@@ -71,26 +72,11 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
     if service_url("AWS_ENDPOINT_URL", test).is_none() {
         return;
     }
-    let conf = a2a_aws::config::sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-
-    let (bucket, table) = (unique_name("a2a-intake"), unique_name("a2a-state"));
-    S3Blob::create_bucket(&s3, &bucket).await.unwrap();
-    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique_name("a2a-uploads"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let moto = Moto::new().await;
+    let (s3, sqs) = (moto.s3.clone(), moto.sqs.clone());
+    let bucket = moto.bucket("a2a-intake").await.unwrap();
+    let store = Arc::new(moto.state_table().await.unwrap());
+    let queue_url = moto.queue("a2a-uploads").await.unwrap();
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -144,7 +130,6 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
         "the key arrives URL-encoded: {raw:?}"
     );
 
-    let store = Arc::new(DynamoDbStore::new(dynamo.clone(), &table));
     let handler = Handler::new(s3.clone(), store.clone(), store.clone(), Options::default());
     // All four records in one event.
     let mut event = S3Event::default();
@@ -199,22 +184,11 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
     assert_eq!((upload.accepted, upload.rejected), (3, 1));
 
     // The S3 reports, beside the upload.
+    let blob = S3Blob::from_conf(&moto.conf, &bucket, "");
     let get = |key: String| {
-        let s3 = s3.clone();
-        let bucket = bucket.clone();
+        let blob = blob.clone();
         async move {
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
+            let body = blob.get(&BlobKey::parse(&key).unwrap()).await.unwrap();
             String::from_utf8(body.to_vec()).unwrap()
         }
     };

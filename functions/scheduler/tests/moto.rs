@@ -8,30 +8,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use a2a_aws::{DynamoDbStore, SfnWorkflows, SqsQueue, aws_sdk_dynamodb, aws_sdk_sfn, aws_sdk_sqs};
+use a2a_aws::SfnWorkflows;
 use a2a_core::{
     ExecutionStatus, Instance, InstanceKind, InstanceStore, StartOutcome, Status, Wave, Window,
     WorkQueue, Workflows,
 };
 use a2a_fn_scheduler::Handler;
 use a2a_schedule::{ENQUEUE_STEP, Policy, StartMessage};
-use a2a_testkit::{code, service_url, unique_name};
+use a2a_testkit::moto::Moto;
+use a2a_testkit::{code, service_url};
 use chrono::{DateTime, Utc};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-async fn machine(client: &aws_sdk_sfn::Client, state: &str) -> String {
+async fn machine(moto: &Moto, state: &str) -> String {
     let definition = format!(r#"{{"StartAt": "S", "States": {{"S": {state}}}}}"#);
-    SfnWorkflows::create_state_machine(
-        client,
-        &unique_name("a2a-sm"),
-        &definition,
-        SfnWorkflows::TEST_ROLE,
-    )
-    .await
-    .expect("create the state machine")
+    moto.state_machine("a2a-sm", &definition)
+        .await
+        .expect("create the state machine")
 }
 
 /// Starts `name` and waits until moto has finished it.
@@ -55,26 +51,17 @@ async fn a_tick_reads_and_writes_the_state_table_and_reconciles_executions() {
     if service_url("AWS_ENDPOINT_URL", test).is_none() {
         return;
     }
-    let conf = a2a_aws::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-    let sfn = aws_sdk_sfn::Client::new(&conf);
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    let table = unique_name("a2a-state");
-    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
-    let store = Arc::new(DynamoDbStore::new(dynamo, &table));
-    let queue = Arc::new(
-        SqsQueue::create_with_dead_letter(&sqs, &unique_name("a2a-fanout"), 3)
-            .await
-            .unwrap(),
-    );
-    let ok = machine(&sfn, r#"{"Type": "Pass", "End": true}"#).await;
+    let moto = Moto::new().await;
+    let store = Arc::new(moto.state_table().await.unwrap());
+    let queue = Arc::new(moto.fanout_queue().await.unwrap());
+    let ok = machine(&moto, r#"{"Type": "Pass", "End": true}"#).await;
     let bad = machine(
-        &sfn,
+        &moto,
         r#"{"Type": "Fail", "Error": "A2A.Verify", "Cause": "checksums differ"}"#,
     )
     .await;
     // Migrations succeed, provisions fail.
-    let wf = Arc::new(SfnWorkflows::new(sfn, &ok, &bad));
+    let wf = Arc::new(SfnWorkflows::new(moto.sfn.clone(), &ok, &bad));
 
     let t0 = utc("2026-01-01T00:00:00Z");
     for n in 1..=3 {

@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-use a2a_aws::{DynamoDbStore, SfnWorkflows, SqsQueue, aws_sdk_dynamodb, aws_sdk_sfn, aws_sdk_sqs};
 use a2a_core::{Instance, InstanceKind, InstanceStore, Status, Wave, WorkQueue};
 use a2a_schedule::StartMessage;
 use a2a_testkit::lambda::{FakeRuntime, LambdaProcess};
-use a2a_testkit::{code, service_url, unique_name};
+use a2a_testkit::moto::Moto;
+use a2a_testkit::{code, service_url};
 use chrono::Utc;
 use serde_json::json;
 
@@ -25,13 +25,9 @@ async fn the_scheduler_binary_answers_through_the_runtime_api() {
     if service_url("AWS_ENDPOINT_URL", test).is_none() {
         return;
     }
-    let conf = a2a_aws::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-    let sfn = aws_sdk_sfn::Client::new(&conf);
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    let table = unique_name("a2a-state");
-    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
-    let store = DynamoDbStore::new(dynamo.clone(), &table);
+    let moto = Moto::new().await;
+    let store = moto.state_table().await.unwrap();
+    let table = store.table().to_owned();
     let i = Instance::new(
         code(51),
         InstanceKind::Migrate,
@@ -40,16 +36,8 @@ async fn the_scheduler_binary_answers_through_the_runtime_api() {
         Utc::now(),
     );
     store.register(&i).await.unwrap();
-    let queue = SqsQueue::create_with_dead_letter(&sqs, &unique_name("a2a-fanout"), 3)
-        .await
-        .unwrap();
-    let mut machines = Vec::new();
-    for _ in 0..2 {
-        let arn = SfnWorkflows::create_waiting_machine(&sfn, &unique_name("a2a-sm"))
-            .await
-            .expect("create the state machine");
-        machines.push(arn);
-    }
+    let queue = moto.fanout_queue().await.unwrap();
+    let (migrate, provision) = moto.waiting_machines().await.expect("the state machines");
 
     let rt = FakeRuntime::start("a2a-scheduler").await.unwrap();
     let mut lambda = LambdaProcess::spawn(
@@ -59,8 +47,8 @@ async fn the_scheduler_binary_answers_through_the_runtime_api() {
         &[
             ("A2A_TABLE", table.clone()),
             ("A2A_QUEUE_URL", queue.queue_url().to_owned()),
-            ("A2A_MIGRATE_STATE_MACHINE", machines[0].clone()),
-            ("A2A_PROVISION_STATE_MACHINE", machines[1].clone()),
+            ("A2A_MIGRATE_STATE_MACHINE", migrate),
+            ("A2A_PROVISION_STATE_MACHINE", provision),
             ("A2A_WINDOWS", ALWAYS.into()),
             ("A2A_NIGHTLY_QUOTA", "10".into()),
         ],
@@ -114,7 +102,7 @@ async fn the_scheduler_binary_answers_through_the_runtime_api() {
     assert!(e.error_type.contains("DeserializeError"), "{e:?}");
 
     // The table is gone: the tick fails, named as what it is, and the process lives on.
-    dynamo
+    moto.dynamodb
         .delete_table()
         .table_name(&table)
         .send()
@@ -126,12 +114,7 @@ async fn the_scheduler_binary_answers_through_the_runtime_api() {
         .expect_error("a tick without its table");
     assert!(e.error_type.starts_with("A2A."), "{e:?}");
     assert!(e.error_message.contains(&table), "{e:?}");
-    assert!(lambda.exited().is_none(), "{}", lambda.output());
-    assert!(
-        rt.unknown_requests().is_empty(),
-        "{:?}",
-        rt.unknown_requests()
-    );
+    lambda.expect_serving(&rt);
 }
 
 /// A missing queue stops the start before any event is taken, and Lambda is told why.

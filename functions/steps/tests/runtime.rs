@@ -24,14 +24,17 @@ use a2a_asl::{
     Execution, ExecutionOptions, StateMachine, TaskContext, TaskError, TaskHandler, TaskResolver,
     TaskTarget, VirtualClock,
 };
-use a2a_aws::{DynamoDbStore, S3Blob, aws_sdk_dynamodb, aws_sdk_s3};
+use a2a_aws::{DynamoDbStore, S3Blob};
 use a2a_core::{
-    BlobKey, BlobStore, Instance, InstanceKind, InstanceStore, Locator, SchoolCode, Status, Wave,
+    BlobStore, Instance, InstanceKind, InstanceStore, Locator, SchoolCode, Status, Wave,
 };
+use a2a_dbmove::fixture::site_db;
+use a2a_files::fixture::install_template;
 use a2a_fn_steps::bin_name;
 use a2a_steps::{MIGRATE_STEPS, PROVISION_STEPS, Shard, SiteConfig, StepContext, Template};
 use a2a_testkit::lambda::{ErrorReport, FakeRuntime, LambdaProcess, Outcome, binary_path};
-use a2a_testkit::{service_url, unique_name};
+use a2a_testkit::moto::Moto;
+use a2a_testkit::service_url;
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -134,38 +137,11 @@ struct World {
     ctx: StepContext,
 }
 
-async fn site_db(loc: &Locator, wwwroot: &str, seed: u64) {
-    let db = a2a_dbmove::Db::connect(loc, true).await.unwrap();
-    let o = a2a_dbmove::fixture::FixtureOptions {
-        seed,
-        wwwroot: wwwroot.into(),
-        ..Default::default()
-    };
-    a2a_dbmove::fixture::generate(&db, &o).await.unwrap();
-}
-
-fn moodledata(path: &Path, seed: u64) {
-    let spec = a2a_files::fixture::Spec {
-        files: 8,
-        max_size: 2048,
-        seed,
-        ..Default::default()
-    };
-    a2a_files::fixture::generate(path, &spec).unwrap();
-}
-
 async fn world() -> World {
-    let conf = a2a_aws::config::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
-    let (table, bucket) = (unique_name("a2a-state"), unique_name("a2a-data"));
-    DynamoDbStore::create_table(&dynamo, &table).await.unwrap();
-    S3Blob::create_bucket(&s3, &bucket).await.unwrap();
-    let blob = Arc::new(S3Blob::from_conf(&conf, &bucket, ""));
+    let moto = Moto::new().await;
+    let store = moto.state_table().await.unwrap();
+    let bucket = moto.bucket("a2a-data").await.unwrap();
+    let blob = Arc::new(S3Blob::from_conf(&moto.conf, &bucket, ""));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
 
@@ -173,32 +149,12 @@ async fn world() -> World {
     // (synced as a scratch school, then moved there).
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     let tpl_db = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
-    site_db(&tpl_db, TEMPLATE_WWWROOT, 7).await;
+    site_db(&tpl_db, TEMPLATE_WWWROOT, 7).await.unwrap();
     let tpl_files = dir.join("templates/primary-moodledata");
-    moodledata(&tpl_files, 99);
-    let scratch = SchoolCode::parse("08999998").unwrap();
-    let options = a2a_files::SyncOptions {
-        jobs: 2,
-        list_target: false,
-    };
-    let store: Arc<dyn BlobStore> = blob.clone();
-    a2a_files::sync(
-        &tpl_files,
-        store,
-        &scratch,
-        &options,
-        &a2a_files::NoProgress,
-    )
-    .await
-    .unwrap();
-    let page = blob.list("instances/08999998/", None).await.unwrap();
-    assert!(page.next.is_none() && !page.items.is_empty());
-    for m in page.items {
-        let rest = &m.key.as_str()["instances/08999998/".len()..];
-        let to = BlobKey::parse(&format!("templates/primary/{rest}")).unwrap();
-        blob.copy(&m.key, &to).await.unwrap();
-        blob.delete(&m.key).await.unwrap();
-    }
+    a2a_files::fixture::small(&tpl_files, 99).unwrap();
+    install_template(blob.clone(), &tpl_files, "primary")
+        .await
+        .unwrap();
 
     let site = SiteConfig {
         host: "eix.example.cat".into(),
@@ -219,7 +175,7 @@ async fn world() -> World {
         )]),
     };
     let ctx = StepContext {
-        store: Arc::new(DynamoDbStore::new(dynamo.clone(), &table)),
+        store: Arc::new(store.clone()),
         blob: blob.clone(),
         site: Arc::new(site.clone()),
     };
@@ -228,8 +184,8 @@ async fn world() -> World {
         dir,
         site: serde_json::to_string(&site).unwrap(),
         ctx,
-        store: DynamoDbStore::new(dynamo, &table),
-        table,
+        table: store.table().to_owned(),
+        store,
         bucket,
         blob,
     }
@@ -252,9 +208,11 @@ impl World {
         } else {
             std::fs::create_dir_all(self.dir.join("sources")).unwrap();
             let db = Locator::new(format!("sqlite://{}/sources/{code}.db", self.dir.display()));
-            site_db(&db, &format!("https://agora.xtec.cat/{dns}/moodle"), 3).await;
+            site_db(&db, &format!("https://agora.xtec.cat/{dns}/moodle"), 3)
+                .await
+                .unwrap();
             let files = self.dir.join(format!("sources/{code}-moodledata"));
-            moodledata(&files, 5);
+            a2a_files::fixture::small(&files, 5).unwrap();
             i.source.db = Some(db);
             i.source.files = Some(Locator::new(files.display().to_string()));
         }
@@ -546,19 +504,10 @@ async fn every_step_binary_answers_through_the_runtime_api() {
         }
     }
     let running = binaries.running.lock().unwrap().clone();
-    for (step, r) in running {
+    for r in running.values() {
         let mut r = r.lock().await;
-        assert!(
-            r.process.exited().is_none(),
-            "{step}: {}",
-            r.process.output()
-        );
-        assert!(
-            r.rt.unknown_requests().is_empty(),
-            "{step}: {:?}",
-            r.rt.unknown_requests()
-        );
-        assert_eq!(r.rt.init_error(), None, "{step}");
+        let Running { rt, process } = &mut *r;
+        process.expect_serving(rt);
     }
     // Both collected, so that one run names every gap.
     let missing = binaries.missing.lock().unwrap().clone();

@@ -3,6 +3,7 @@
 //! absolute URLs to the old site, NULLs beside empty strings, emoji, blobs, 64-bit
 //! integers and decimals. Deterministic for a given seed.
 
+use a2a_core::Locator;
 use serde::Serialize;
 
 use crate::DbError;
@@ -870,4 +871,18 @@ pub async fn generate(db: &Db, o: &FixtureOptions) -> Result<FixtureReport, DbEr
         tables: tables.len(),
         rows: total,
     })
+}
+
+/// One small site database at `loc`, as tests and demos set one up: connects (a SQLite
+/// file is created if missing) and generates the fixture with the default options but the
+/// old site's address `wwwroot` and the `seed`. Refuses a database that already holds a
+/// site, as [`generate`] does.
+pub async fn site_db(loc: &Locator, wwwroot: &str, seed: u64) -> Result<FixtureReport, DbError> {
+    let db = Db::connect(loc, true).await?;
+    let o = FixtureOptions {
+        seed,
+        wwwroot: wwwroot.into(),
+        ..FixtureOptions::default()
+    };
+    generate(&db, &o).await
 }

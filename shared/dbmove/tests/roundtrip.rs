@@ -1,27 +1,12 @@
 //! Library-level round trips on the real engines: fixture → export → import → verify,
 //! for every pair among PostgreSQL, MariaDB and SQLite that the environment offers.
 
-use a2a_core::{BlobStore, Locator};
+use a2a_core::BlobStore;
 use a2a_dbmove::engine::scratch;
 use a2a_dbmove::fixture::{FixtureOptions, generate};
 use a2a_dbmove::{CopyLimits, Db, DbError, ImportOptions, NoProgress, export, import, verify};
 use a2a_local::FsBlob;
-
-/// Admin URLs of the engines this machine offers: SQLite always.
-fn engines(test: &str, dir: &std::path::Path) -> Vec<(&'static str, Locator)> {
-    let mut out = vec![("lite", Locator::new(format!("sqlite://{}", dir.display())))];
-    if let Some(u) = a2a_testkit::service_url("A2A_TEST_PG_URL", test) {
-        out.push(("pg", Locator::new(u)));
-    }
-    if let Some(u) = a2a_testkit::service_url("A2A_TEST_MYSQL_URL", test) {
-        out.push(("my", Locator::new(u)));
-    }
-    out
-}
-
-fn name(tag: &str) -> String {
-    a2a_testkit::unique_name(&format!("a2a_{tag}")).replace('-', "_")
-}
+use a2a_testkit::{db_name, engines};
 
 #[tokio::test]
 async fn every_pair_round_trips_and_verifies_equal() {
@@ -32,7 +17,7 @@ async fn every_pair_round_trips_and_verifies_equal() {
         ..FixtureOptions::default()
     };
     for (stag, sadmin) in &engines {
-        let sname = name(&format!("src_{stag}"));
+        let sname = db_name(&format!("src_{stag}"));
         let src_url = scratch::create(sadmin, &sname).await.unwrap();
         let src = Db::connect(&src_url, true).await.unwrap();
         generate(&src, &options).await.unwrap();
@@ -50,7 +35,7 @@ async fn every_pair_round_trips_and_verifies_equal() {
             "small limits make several chunks"
         );
         for (dtag, dadmin) in &engines {
-            let dname = name(&format!("dst_{stag}_{dtag}"));
+            let dname = db_name(&format!("dst_{stag}_{dtag}"));
             let dst_url = scratch::create(dadmin, &dname).await.unwrap();
             let dst = Db::connect(&dst_url, true).await.unwrap();
             let jobs = ImportOptions {
@@ -104,7 +89,7 @@ async fn parts_run_at_once_resume_and_verify_equal() {
     for (i, (stag, sadmin)) in engines.iter().enumerate() {
         // Each engine exports to the next one (SQLite alone: to itself).
         let (dtag, dadmin) = &engines[(i + 1) % engines.len()];
-        let sname = name(&format!("psrc_{stag}"));
+        let sname = db_name(&format!("psrc_{stag}"));
         let src_url = scratch::create(sadmin, &sname).await.unwrap();
         let src = Db::connect(&src_url, true).await.unwrap();
         generate(&src, &FixtureOptions::default()).await.unwrap();
@@ -169,7 +154,7 @@ async fn parts_run_at_once_resume_and_verify_equal() {
             "sealing again keeps it"
         );
 
-        let dname = name(&format!("pdst_{stag}_{dtag}"));
+        let dname = db_name(&format!("pdst_{stag}_{dtag}"));
         let dst_url = scratch::create(dadmin, &dname).await.unwrap();
         let dst = Db::connect(&dst_url, true).await.unwrap();
         let begun = begin_import(&dst, &store, false).await.unwrap();
@@ -229,7 +214,7 @@ async fn a_config_setting_is_read_and_set_idempotently() {
     use a2a_dbmove::site::{MAINTENANCE_SETTING, config_value, set_config_value};
     let dir = tempfile::tempdir().unwrap();
     for (tag, admin) in engines("a_config_setting_is_read_and_set_idempotently", dir.path()) {
-        let dname = name(&format!("cfg_{tag}"));
+        let dname = db_name(&format!("cfg_{tag}"));
         let url = scratch::create(&admin, &dname).await.unwrap();
         let db = Db::connect(&url, true).await.unwrap();
         generate(&db, &FixtureOptions::default()).await.unwrap();

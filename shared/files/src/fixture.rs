@@ -1,13 +1,17 @@
 //! A generated moodledata folder, for tests and the benchmark: content-addressed files in
 //! `filedir`, plain files with spaces and Catalan accents in their names, and the folders
-//! that sync leaves out. (The `a2a fixture site --files` command of the fixtures issue can
-//! call this.)
+//! that sync leaves out (the `a2a fixture site --files` command of the fixtures issue can
+//! call this); and such a folder installed as a template in a blob store.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use a2a_core::{BlobKey, BlobStore, PortError, SchoolCode};
 use sha1::Digest as _;
+
+use crate::{FilesError, NoProgress, SyncOptions, list_all, template_root};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -123,6 +127,80 @@ pub fn generate(root: &Path, spec: &Spec) -> io::Result<Generated> {
     Ok(out)
 }
 
+/// A small moodledata at `root`: twelve `filedir` files of at most 4 KiB, from `seed`.
+/// For tests and demos of whole workflows, where the files' number and size do not matter.
+pub fn small(root: &Path, seed: u64) -> io::Result<Generated> {
+    let spec = Spec {
+        files: 12,
+        max_size: 4096,
+        seed,
+        ..Spec::default()
+    };
+    generate(root, &spec)
+}
+
+/// The school a template is synced under before it moves to `templates/<name>/`.
+const SCRATCH: &str = "08999999";
+
+/// Installs the moodledata folder `dir` as template `name` of `store`, as tests set one
+/// up: synced under a scratch school, so that the copy has the data plane's layout and
+/// manifest, then moved under `templates/<name>/`. Returns how many blobs it installed.
+/// A file that could not be synced is an error, and so is a folder with nothing to install:
+/// the template would be incomplete.
+pub async fn install_template(
+    store: Arc<dyn BlobStore>,
+    dir: &Path,
+    name: &str,
+) -> Result<usize, FilesError> {
+    let scratch = SchoolCode::parse(SCRATCH).map_err(|e| FilesError::Source {
+        path: dir.to_owned(),
+        why: e.to_string(),
+    })?;
+    let failed = |what: &str, e: PortError| FilesError::store(&scratch, what, e);
+    let root =
+        template_root(name).map_err(|e| failed("naming the template", PortError::Invalid(e)))?;
+    let options = SyncOptions {
+        jobs: 4,
+        list_target: false,
+    };
+    let report = crate::sync(dir, store.clone(), &scratch, &options, &NoProgress).await?;
+    if let Some(p) = report.problems.first() {
+        return Err(FilesError::Source {
+            path: dir.to_owned(),
+            why: format!(
+                "{} file(s) not synced, the first {}: {}",
+                report.problems.len(),
+                p.path,
+                p.what
+            ),
+        });
+    }
+    if report.files == 0 {
+        return Err(FilesError::Source {
+            path: dir.to_owned(),
+            why: "no file to install as a template".into(),
+        });
+    }
+    let from = crate::layout::site_root(&scratch);
+    let synced = list_all(store.as_ref(), &from)
+        .await
+        .map_err(|e| failed("listing the synced template", e))?;
+    for m in &synced {
+        let rest = &m.key.as_str()[from.len()..];
+        let to = BlobKey::parse(&format!("{root}{rest}"))
+            .map_err(|e| failed("naming a template key", PortError::Invalid(e.to_string())))?;
+        store
+            .copy(&m.key, &to)
+            .await
+            .map_err(|e| failed("moving the template", e))?;
+        store
+            .delete(&m.key)
+            .await
+            .map_err(|e| failed("moving the template", e))?;
+    }
+    Ok(synced.len())
+}
+
 fn write(root: &Path, rel: &str, data: &[u8]) -> io::Result<PathBuf> {
     let path = root.join(rel);
     if let Some(dir) = path.parent() {
@@ -148,5 +226,44 @@ mod tests {
             let data = fs::read(a.path().join(rel)).unwrap();
             assert_eq!(&hex::encode(sha1::Sha1::digest(&data)), sha1);
         }
+    }
+
+    #[tokio::test]
+    async fn a_template_is_installed_whole_and_the_scratch_site_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> =
+            Arc::new(a2a_local::FsBlob::new(dir.path().join("blobs")).unwrap());
+        let md = dir.path().join("moodledata");
+        let g = small(&md, 3).unwrap();
+        assert_eq!(g.filedir.len(), 12);
+        assert!(g.bytes <= 12 * 4096 + 1024, "{}", g.bytes);
+        let n = install_template(store.clone(), &md, "primary")
+            .await
+            .unwrap();
+        let under = |p: &'static str| {
+            let store = store.clone();
+            async move { list_all(store.as_ref(), p).await.unwrap() }
+        };
+        let installed = under("templates/primary/").await;
+        // Every kept file, and the manifest.
+        assert_eq!(installed.len(), g.filedir.len() + g.others.len() + 1);
+        assert_eq!(n, installed.len());
+        assert!(
+            installed
+                .iter()
+                .any(|m| m.key.as_str() == "templates/primary/manifest.json")
+        );
+        assert!(under("instances/").await.is_empty());
+
+        let empty = dir.path().join("empty");
+        fs::create_dir_all(&empty).unwrap();
+        let e = install_template(store.clone(), &empty, "other")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no file"), "{e}");
+        let e = install_template(store, &md, "Not A Name")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("template name"), "{e}");
     }
 }

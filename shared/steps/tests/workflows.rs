@@ -10,6 +10,8 @@ use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, Instance, InstanceKind, InstanceStore, Locator, Outcome,
     SchoolCode, Status, Wave, execution_name,
 };
+use a2a_dbmove::fixture::site_db;
+use a2a_files::fixture::install_template;
 use a2a_local::{FsBlob, SqliteStore};
 use a2a_steps::{LocalWorkflows, Shard, SiteConfig, StepContext, Template, substitutions};
 use chrono::Utc;
@@ -143,8 +145,12 @@ async fn world_on(
         Some(admin) => fresh_pg(admin, &format!("a2a_test_tpl_{tag}")).await,
         None => Locator::new(format!("sqlite://{}/templates/primary.db", dir.display())),
     };
-    site_db(&tpl_db, TEMPLATE_WWWROOT, 7).await;
-    install_template(&blob, &dir.join("templates/primary-moodledata"), "primary").await;
+    site_db(&tpl_db, TEMPLATE_WWWROOT, 7).await.unwrap();
+    let tpl_files = dir.join("templates/primary-moodledata");
+    a2a_files::fixture::small(&tpl_files, 99).unwrap();
+    install_template(blob.clone(), &tpl_files, "primary")
+        .await
+        .unwrap();
     let site = SiteConfig {
         host: "eix.example.cat".into(),
         old_wwwroot: "https://agora.xtec.cat/{dns}/moodle".into(),
@@ -188,53 +194,6 @@ async fn fresh_pg(admin: &Locator, name: &str) -> Locator {
     scratch::create(admin, name).await.unwrap()
 }
 
-async fn site_db(loc: &Locator, wwwroot: &str, seed: u64) {
-    let db = a2a_dbmove::Db::connect(loc, true).await.unwrap();
-    let o = a2a_dbmove::fixture::FixtureOptions {
-        seed,
-        wwwroot: wwwroot.into(),
-        ..Default::default()
-    };
-    a2a_dbmove::fixture::generate(&db, &o).await.unwrap();
-}
-
-fn moodledata(path: &Path, seed: u64) {
-    let spec = a2a_files::fixture::Spec {
-        files: 12,
-        max_size: 4096,
-        seed,
-        ..Default::default()
-    };
-    a2a_files::fixture::generate(path, &spec).unwrap();
-}
-
-/// Syncs a fixture moodledata as a scratch site, then copies it to `templates/<name>/`.
-async fn install_template(blob: &Arc<dyn BlobStore>, path: &Path, name: &str) {
-    moodledata(path, 99);
-    let scratch = SchoolCode::parse("08999999").unwrap();
-    let options = a2a_files::SyncOptions {
-        jobs: 4,
-        list_target: false,
-    };
-    a2a_files::sync(
-        path,
-        blob.clone(),
-        &scratch,
-        &options,
-        &a2a_files::NoProgress,
-    )
-    .await
-    .unwrap();
-    let page = blob.list("instances/08999999/", None).await.unwrap();
-    assert!(page.next.is_none());
-    for m in page.items {
-        let rest = &m.key.as_str()["instances/08999999/".len()..];
-        let to = BlobKey::parse(&format!("templates/{name}/{rest}")).unwrap();
-        blob.copy(&m.key, &to).await.unwrap();
-        blob.delete(&m.key).await.unwrap();
-    }
-}
-
 async fn register(w: &World, code: &str, kind: InstanceKind, dns: &str) -> SchoolCode {
     let code = SchoolCode::parse(code).unwrap();
     let mut i = Instance::new(
@@ -254,9 +213,11 @@ async fn register(w: &World, code: &str, kind: InstanceKind, dns: &str) -> Schoo
             None => Locator::new(format!("sqlite://{}/sources/{code}.db", w.dir.display())),
         };
         std::fs::create_dir_all(w.dir.join("sources")).unwrap();
-        site_db(&db, &format!("https://agora.xtec.cat/{dns}/moodle"), 3).await;
+        site_db(&db, &format!("https://agora.xtec.cat/{dns}/moodle"), 3)
+            .await
+            .unwrap();
         let files = w.dir.join(format!("sources/{code}-moodledata"));
-        moodledata(&files, 5);
+        a2a_files::fixture::small(&files, 5).unwrap();
         i.source.db = Some(db);
         i.source.files = Some(Locator::new(files.display().to_string()));
     }

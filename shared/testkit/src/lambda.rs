@@ -531,6 +531,20 @@ impl LambdaProcess {
         report.error_message
     }
 
+    /// Checks, at the end of a test, that the process still serves `runtime`: it has not
+    /// ended, and the runtime saw no request it does not know and no `/init/error`.
+    pub fn expect_serving(&mut self, runtime: &FakeRuntime) {
+        let out = self.output();
+        assert!(self.exited().is_none(), "{}: ended:\n{out}", self.name);
+        assert!(
+            runtime.unknown_requests().is_empty(),
+            "{}: unknown requests {:?}",
+            self.name,
+            runtime.unknown_requests()
+        );
+        assert_eq!(runtime.init_error(), None, "{}", self.name);
+    }
+
     /// What the process wrote so far (its last 8 KB).
     pub fn output(&self) -> String {
         let Some(log) = &self.log else {

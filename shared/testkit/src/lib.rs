@@ -7,10 +7,14 @@
 
 pub mod blob;
 pub mod lambda;
+#[cfg(feature = "aws")]
+pub mod moto;
 pub mod queue;
 pub mod store;
 
-use a2a_core::SchoolCode;
+use a2a_core::{
+    Instance, InstanceKind, InstanceStore, Locator, PortError, SchoolCode, Status, Wave,
+};
 
 /// Reads the URL of a real service from `var`. When it is unset, prints a loud SKIP line
 /// and returns `None`; under `CI=true` an unset URL fails the test instead, because CI sets
@@ -53,4 +57,40 @@ pub fn unique_name(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Registers a new instance of `code` and `kind` ("Escola", wave 1) in `store` and moves
+/// it to `queued` by a versioned save, as the scheduler leaves a school for the dispatcher.
+/// Returns it as saved.
+pub async fn register_queued(
+    store: &dyn InstanceStore,
+    code: SchoolCode,
+    kind: InstanceKind,
+) -> Result<Instance, PortError> {
+    let now = chrono::Utc::now();
+    let mut i = Instance::new(code, kind, "Escola", Wave(1), now);
+    store.register(&i).await?;
+    i.move_to(Status::Queued, now)
+        .map_err(|e| PortError::Invalid(e.to_string()))?;
+    store.save(&i).await
+}
+
+/// The database engines a test can pair, each with a tag and an admin URL: SQLite always
+/// (its databases as files under `dir`), PostgreSQL and MariaDB when `A2A_TEST_PG_URL` and
+/// `A2A_TEST_MYSQL_URL` are set (read by [`service_url`], so a missing one is a loud SKIP).
+pub fn engines(test: &str, dir: &std::path::Path) -> Vec<(&'static str, Locator)> {
+    let mut out = vec![("lite", Locator::new(format!("sqlite://{}", dir.display())))];
+    if let Some(u) = service_url("A2A_TEST_PG_URL", test) {
+        out.push(("pg", Locator::new(u)));
+    }
+    if let Some(u) = service_url("A2A_TEST_MYSQL_URL", test) {
+        out.push(("my", Locator::new(u)));
+    }
+    out
+}
+
+/// A database name unique to this process and call (see [`unique_name`]): `a2a_<tag>_…`,
+/// with '_' where a name of every engine may not have '-'.
+pub fn db_name(tag: &str) -> String {
+    unique_name(&format!("a2a_{tag}")).replace('-', "_")
 }
