@@ -83,8 +83,14 @@ struct Function {
     answer: String,
 }
 
-/// The functions found in `dir`: the peer, intake, dispatcher, scheduler, every `step-*`.
-fn functions(dir: &Path, peer: Option<&Path>, bucket: &str) -> Result<Vec<Function>, String> {
+/// The peer and the functions of `dir` (those of `only`, when given), each with its sample
+/// event. A function that `only` leaves out need not be built.
+fn functions(
+    dir: &Path,
+    peer: Option<&Path>,
+    bucket: &str,
+    only: Option<&[String]>,
+) -> Result<Vec<Function>, String> {
     let mut names = vec![
         PEER.to_owned(),
         "intake".to_owned(),
@@ -99,6 +105,9 @@ fn functions(dir: &Path, peer: Option<&Path>, bucket: &str) -> Result<Vec<Functi
         .collect();
     steps.sort();
     names.extend(steps);
+    if let Some(only) = only {
+        names.retain(|n| n == PEER || only.contains(n));
+    }
     let school = json!({"school_code": "08000099"});
     names
         .into_iter()
@@ -275,10 +284,12 @@ async fn run() -> Result<(), String> {
         );
     }
     let (env, bucket) = setup().await?;
-    let mut fns = functions(&args.dir, args.peer.as_deref(), &bucket)?;
-    if let Some(only) = &args.only {
-        fns.retain(|f| f.name == PEER || only.contains(&f.name));
-    }
+    let mut fns = functions(
+        &args.dir,
+        args.peer.as_deref(),
+        &bucket,
+        args.only.as_deref(),
+    )?;
     eprintln!(
         "bench coldstart: {} functions (and the peer), {} runs each, interleaved",
         fns.len() - 1,

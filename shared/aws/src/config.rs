@@ -8,6 +8,11 @@ use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// The region used when neither `AWS_REGION`, `AWS_DEFAULT_REGION` nor a profile names one:
 /// the project's home region.
@@ -103,7 +108,7 @@ async fn load(
 
 /// The SDK's own HTTPS client (rustls on aws-lc, as the default one), trusting only
 /// [`AMAZON_ROOTS_PEM`].
-fn amazon_roots_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+fn amazon_roots_client() -> SharedHttpClient {
     use aws_smithy_http_client::tls;
     let trust = tls::TrustStore::empty()
         .with_native_roots(false)
@@ -111,12 +116,36 @@ fn amazon_roots_client() -> aws_smithy_runtime_api::client::http::SharedHttpClie
     let context = tls::TlsContext::builder().with_trust_store(trust).build();
     // Only a malformed trust store fails the build, and this one is fixed and tested.
     let context = context.expect("the embedded Amazon roots make a valid TLS context");
-    aws_smithy_http_client::Builder::new()
+    let client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ))
         .tls_context(context)
-        .build_https()
+        .build_https();
+    SharedHttpClient::new(NoTrialConnector(client))
+}
+
+/// An HTTPS client that skips the SDK's trial connector at client construction. The SDK's
+/// own client builds a whole connector (TLS roots parsed, rustls configured) for every
+/// service client it is given to, only to drop it: that warms the system store's
+/// process-wide cache, but our roots have no such cache, so it is work thrown away, about
+/// a fifth of a function's cold start. Requests still get their connector, built once per
+/// timeout setting and shared by every client of the config, as before.
+#[derive(Debug)]
+struct NoTrialConnector(SharedHttpClient);
+
+impl HttpClient for NoTrialConnector {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// Connect within [`CONNECT_TIMEOUT`], each attempt within [`ATTEMPT_TIMEOUT`].
@@ -184,6 +213,61 @@ mod tests {
             err.contains("A2A_TLS_ROOTS") && err.contains("mozilla"),
             "{err}"
         );
+    }
+
+    /// An HTTP client that counts the SDK's trial connectors (its
+    /// `validate_base_client_config`); it sends nothing.
+    #[derive(Debug, Clone, Default)]
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Counting {
+        fn trials(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            unreachable!("no request is sent")
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder,
+            _: &aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[cfg(feature = "dynamodb")]
+    #[test]
+    fn building_a_client_builds_no_trial_connector() {
+        let client = |http: SharedHttpClient| {
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new("eu-west-1"))
+                    .http_client(http)
+                    .build(),
+            )
+        };
+        // The SDK does ask: the bare client is tried once per service client built.
+        let bare = Counting::default();
+        let _ = client(SharedHttpClient::new(bare.clone()));
+        let _ = client(SharedHttpClient::new(bare.clone()));
+        assert_eq!(bare.trials(), 2);
+        // Wrapped, the trial never reaches the client underneath.
+        let inner = Counting::default();
+        let wrapped = SharedHttpClient::new(NoTrialConnector(SharedHttpClient::new(inner.clone())));
+        let _ = client(wrapped.clone());
+        let _ = client(wrapped);
+        assert_eq!(inner.trials(), 0);
     }
 
     #[test]
