@@ -315,3 +315,16 @@ fn every_task_times_out_within_its_functions_timeout() {
     }
     assert!(checked >= 20, "{checked} Tasks");
 }
+
+/// The scheduler's tick reads tonight's quota and then enqueues up to it: two ticks at once
+/// would each see the same room. The reserved concurrency of one keeps them apart in AWS.
+#[test]
+fn only_one_scheduler_tick_runs_at_a_time() {
+    let resources = resources(&template());
+    let scheduler = &resources["SchedulerFunction"];
+    assert_eq!(
+        value(scheduler, "ReservedConcurrentExecutions"),
+        Some("1"),
+        "SchedulerFunction must have ReservedConcurrentExecutions: 1"
+    );
+}
