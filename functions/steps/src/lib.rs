@@ -2,10 +2,11 @@
 //! `a2a_steps::PROVISION_STEPS` or `MIGRATE_STEPS`, and only calls [`run`] with its name;
 //! everything else is here, written once.
 //!
-//! [`run`] builds the [`StepContext`] from the environment once per cold start
-//! ([`context_from_env`]: the DynamoDB state table, the S3 data bucket and the site
-//! configuration), then hands every event to [`handle`], a plain async function that tests
-//! call without the Lambda runtime. A failed step comes back as a [`StepFailure`], whose
+//! [`run`] builds the step context from the environment once per cold start
+//! ([`Steps::from_env`]: the DynamoDB state table, the S3 data bucket and the site
+//! configuration), then hands every event to [`Steps::call`], which runs the step as
+//! [`handle`] does (a plain async function that tests call without the Lambda runtime) and
+//! follows a rotated database secret. A failed step comes back as a [`StepFailure`], whose
 //! `errorType` is the step error's name (`A2A.Transient`, `A2A.Permanent.Input`, …): the
 //! name that the state machines' Retry and Catch match.
 //!
@@ -17,8 +18,10 @@
 
 #![warn(missing_docs)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
+use a2a_aws::{DbCredentials, DbSecret};
 use a2a_steps::{SiteConfig, StepContext, StepError};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -82,37 +85,233 @@ pub fn site_from_json(json: &str) -> Result<SiteConfig, String> {
 /// The step context of the environment: DynamoDB table `A2A_TABLE`, S3 bucket `A2A_BUCKET`
 /// (under `A2A_PREFIX`), and the site configuration of `A2A_SITE`.
 ///
-/// With `A2A_DB_SECRET` set, the secret's user and password are fetched here, once per
-/// cold start, and filled into the shards' and templates' database URLs
-/// ([`SiteConfig::with_credentials`]): a password rotated later reaches the function at
-/// its next cold start. A secret that cannot be read fails the start, naming the variable.
+/// With `A2A_DB_SECRET` set, the secret's user and password are fetched here and filled
+/// into the shards' and templates' database URLs ([`SiteConfig::with_credentials`]). A
+/// secret that cannot be read fails the start, naming the variable. The context returned
+/// is fixed: a password rotated later reaches it only through [`Steps`], which [`run`]
+/// uses and which reads the secret again when a step fails as transient.
 pub async fn context_from_env() -> Result<StepContext, String> {
-    let table = a2a_fn_bootstrap::required("A2A_TABLE")?;
-    let bucket = a2a_fn_bootstrap::required("A2A_BUCKET")?;
-    let prefix = a2a_fn_bootstrap::var("A2A_PREFIX").unwrap_or_default();
-    let mut site = site_from_json(&a2a_fn_bootstrap::required("A2A_SITE")?)?;
-    let conf = a2a_aws::config::lambda_sdk_config().await?;
-    if let Some(secret) = a2a_fn_bootstrap::var("A2A_DB_SECRET") {
-        let creds = a2a_aws::DbSecret::from_conf(&conf, secret.trim())
-            .fetch()
-            .await
-            .map_err(|e| format!("A2A_DB_SECRET: {e}"))?;
-        site = site.with_credentials(creds.username(), creds.password());
+    Ok(StepContext::clone(&Steps::from_env().await?.context()))
+}
+
+/// How long a warm function waits before reading the database secret again after a read
+/// that found it unchanged or failed: a flapping network makes every step fail as
+/// transient, and must not turn each failure into a Secrets Manager call.
+pub const SECRET_RECHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The step context of a function for its whole life, following a rotated database secret.
+///
+/// The secret is read once at the start; when it is rotated later (RDS rotates its managed
+/// secrets every seven days), a warm function would keep the old password, every login
+/// would fail as `A2A.Transient`, and the state machine's Retry would come back to the same
+/// container. So when a step fails as transient and `A2A_DB_SECRET` is set, the secret is
+/// read again (at most once per [`SECRET_RECHECK_INTERVAL`] while it stays unchanged); if
+/// its user or password differ from those in use, the site configuration is rebuilt from
+/// `A2A_SITE` with them, swapped in, and the step run once more (steps are idempotent).
+/// Otherwise the step's failure is returned as it was.
+pub struct Steps {
+    current: RwLock<Arc<StepContext>>,
+    secret: Option<SecretReload>,
+}
+
+/// What reading the secret again needs.
+struct SecretReload {
+    secret: DbSecret,
+    /// `A2A_SITE` as given, before any credentials were filled in.
+    site: SiteConfig,
+    state: Mutex<ReloadState>,
+}
+
+/// The credentials in use, and when the secret may be read next.
+struct ReloadState {
+    creds: DbCredentials,
+    limit: RecheckLimit,
+}
+
+/// When the secret may be read again.
+///
+/// Only a read that found the credentials unchanged (or failed) holds the next one back,
+/// for `interval`. After a change the next transient failure may read at once: the new
+/// password may itself be stale by then, and a test can check the unchanged case right
+/// after a rotation without waiting. A change being a rotation, reads stay bounded: one
+/// per rotation, plus one per interval.
+#[derive(Debug)]
+struct RecheckLimit {
+    interval: Duration,
+    /// When the last read that did not find a change started.
+    held_since: Option<Instant>,
+}
+
+impl RecheckLimit {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            held_since: None,
+        }
     }
-    Ok(StepContext {
-        store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
-        blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),
-        site: Arc::new(site),
-    })
+
+    /// Whether a read may start at `now`. A read that starts holds the next ones back
+    /// until [`RecheckLimit::changed`], so that failures at the same time read only once.
+    fn try_start(&mut self, now: Instant) -> bool {
+        if self
+            .held_since
+            .is_some_and(|t| now.saturating_duration_since(t) < self.interval)
+        {
+            return false;
+        }
+        self.held_since = Some(now);
+        true
+    }
+
+    /// The read that started found new credentials: the next may come at once.
+    fn changed(&mut self) {
+        self.held_since = None;
+    }
+}
+
+impl Steps {
+    /// The context of the environment (the variables of [`context_from_env`]). With
+    /// `A2A_DB_SECRET` set, the secret is read here; one that cannot be read fails the
+    /// start, naming the variable.
+    pub async fn from_env() -> Result<Steps, String> {
+        let table = a2a_fn_bootstrap::required("A2A_TABLE")?;
+        let bucket = a2a_fn_bootstrap::required("A2A_BUCKET")?;
+        let prefix = a2a_fn_bootstrap::var("A2A_PREFIX").unwrap_or_default();
+        let site = site_from_json(&a2a_fn_bootstrap::required("A2A_SITE")?)?;
+        let conf = a2a_aws::config::lambda_sdk_config().await?;
+        let (site_in_use, secret) = match a2a_fn_bootstrap::var("A2A_DB_SECRET") {
+            None => (site, None),
+            Some(id) => {
+                let secret = DbSecret::from_conf(&conf, id.trim());
+                let creds = secret
+                    .fetch()
+                    .await
+                    .map_err(|e| format!("A2A_DB_SECRET: {e}"))?;
+                let in_use = site
+                    .clone()
+                    .with_credentials(creds.username(), creds.password());
+                let state = ReloadState {
+                    creds,
+                    limit: RecheckLimit::new(SECRET_RECHECK_INTERVAL),
+                };
+                let reload = SecretReload {
+                    secret,
+                    site,
+                    state: Mutex::new(state),
+                };
+                (in_use, Some(reload))
+            }
+        };
+        let ctx = StepContext {
+            store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
+            blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),
+            site: Arc::new(site_in_use),
+        };
+        Ok(Steps {
+            current: RwLock::new(Arc::new(ctx)),
+            secret,
+        })
+    }
+
+    /// The context in use now.
+    pub fn context(&self) -> Arc<StepContext> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs step `step` on `input` as [`handle`] does, once more if it failed as transient
+    /// and the database secret has changed ([`Steps::retry_after_reload`]).
+    pub async fn call(&self, step: &str, input: Value) -> Result<Value, StepFailure> {
+        self.retry_after_reload(|ctx| {
+            let input = input.clone();
+            // Boxed: nested in `run`'s future it would pass the compiler's layout depth limit.
+            async move { Box::pin(a2a_steps::call(&ctx, step, input)).await }
+        })
+        .await
+        .map_err(|error| StepFailure {
+            step: step.to_owned(),
+            error,
+        })
+    }
+
+    /// Runs `op` on the context in use. When it fails as [`StepError::Transient`] and
+    /// the database secret now holds another user or password, runs it once more on a
+    /// context with them, which stays in use; otherwise returns the failure as it was.
+    pub async fn retry_after_reload<T, F, Fut>(&self, mut op: F) -> Result<T, StepError>
+    where
+        F: FnMut(Arc<StepContext>) -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let error = match op(self.context()).await {
+            Err(e) if e.is_transient() => e,
+            done => return done,
+        };
+        match self.reload().await {
+            Some(ctx) => op(ctx).await,
+            None => Err(error),
+        }
+    }
+
+    /// Reads the secret again, unless there is none or the limit holds the read back. When
+    /// its credentials differ from those in use, swaps in a context with them and returns it.
+    async fn reload(&self) -> Option<Arc<StepContext>> {
+        let reload = self.secret.as_ref()?;
+        if !reload.lock().limit.try_start(Instant::now()) {
+            return None;
+        }
+        // Errors name the secret, never its content.
+        let creds = match reload.secret.fetch().await {
+            Ok(creds) => creds,
+            Err(e) => {
+                tracing::warn!("could not read the database secret again: {e}");
+                return None;
+            }
+        };
+        let mut state = reload.lock();
+        if state.creds == creds {
+            tracing::debug!(
+                secret = reload.secret.id(),
+                "the database secret is unchanged"
+            );
+            return None;
+        }
+        let now = self.context();
+        let site = reload
+            .site
+            .clone()
+            .with_credentials(creds.username(), creds.password());
+        let ctx = Arc::new(StepContext {
+            store: now.store.clone(),
+            blob: now.blob.clone(),
+            site: Arc::new(site),
+        });
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = ctx.clone();
+        state.creds = creds;
+        state.limit.changed();
+        tracing::info!(
+            secret = reload.secret.id(),
+            "the database secret changed: credentials reloaded"
+        );
+        Some(ctx)
+    }
+}
+
+impl SecretReload {
+    /// The state, even if a panic poisoned it: it is replaced whole, never half-written.
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReloadState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The whole Lambda of step `step`: logging, the context from the environment, then
-/// [`handle`] for every event, each in a span with the school code and the request id.
+/// [`Steps::call`] for every event, each in a span with the school code and the request id.
 pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
     a2a_fn_bootstrap::init_logging();
-    let ctx = Arc::new(a2a_fn_bootstrap::init(context_from_env()).await?);
+    let steps = Arc::new(a2a_fn_bootstrap::init(Steps::from_env()).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let ctx = ctx.clone();
+        let steps = steps.clone();
         async move {
             let code = event
                 .payload
@@ -126,7 +325,8 @@ pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
                 school_code = %code,
                 request_id = %event.context.request_id
             );
-            let result = handle(step, event.payload, &ctx)
+            let result = steps
+                .call(step, event.payload)
                 .instrument(span.clone())
                 .await;
             span.in_scope(|| match &result {
@@ -221,6 +421,26 @@ mod tests {
             failure.error_type().starts_with("A2A.Permanent"),
             "{failure:?}"
         );
+    }
+
+    #[test]
+    fn the_secret_is_read_again_once_per_interval_while_unchanged() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut limit = RecheckLimit::new(s(30));
+        assert!(limit.try_start(t0), "the first read");
+        // Unchanged: held back for the interval, failures at the same time included.
+        assert!(!limit.try_start(t0));
+        assert!(!limit.try_start(t0 + s(29)));
+        assert!(limit.try_start(t0 + s(30)));
+        // That read found new credentials: the next failure may read at once…
+        limit.changed();
+        assert!(limit.try_start(t0 + s(31)));
+        // …and, unchanged again, holds the next back.
+        assert!(!limit.try_start(t0 + s(32)));
+        assert!(!limit.try_start(t0 + s(60)));
+        assert!(limit.try_start(t0 + s(61)));
+        assert_eq!(SECRET_RECHECK_INTERVAL, s(30));
     }
 
     #[test]

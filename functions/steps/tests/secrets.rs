@@ -2,20 +2,30 @@
 //! password full of URL characters, that user and password in a secret on moto, a site
 //! configuration with no credentials, and `context_from_env` reading `A2A_DB_SECRET`; the
 //! shard's URL it gives must log in as that user, and a wrong password must fail without
-//! showing itself.
+//! showing itself. Then a rotation while the function is warm: `Steps` must log in with the
+//! new password after one reload, keep a failure whose secret did not change as it was,
+//! and never log a password.
 //!
 //! Environment variables are process-wide, so this file holds one test function only.
+
+use std::fmt::{Debug, Write as _};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use a2a_aws::aws_sdk_secretsmanager;
 use a2a_core::Locator;
 use a2a_dbmove::engine::scratch;
 use a2a_dbmove::{Db, DbError, Value};
+use a2a_steps::{StepContext, StepError};
 use a2a_testkit::{service_url, unique_name};
+use tracing::field::{Field, Visit};
+use tracing::instrument::WithSubscriber;
+use tracing::span::{Attributes, Id, Record};
 
-const TEST: &str = "the_shard_logs_in_with_the_secret_and_a_wrong_password_never_shows";
+const TEST: &str = "the_shard_logs_in_with_the_secret_follows_its_rotation_and_no_password_shows";
 
 #[tokio::test]
-async fn the_shard_logs_in_with_the_secret_and_a_wrong_password_never_shows() {
+async fn the_shard_logs_in_with_the_secret_follows_its_rotation_and_no_password_shows() {
     let mysql = service_url("A2A_TEST_MYSQL_URL", TEST);
     let aws = service_url("AWS_ENDPOINT_URL", TEST);
     let (Some(mysql), Some(_)) = (mysql, aws) else {
@@ -25,10 +35,10 @@ async fn the_shard_logs_in_with_the_secret_and_a_wrong_password_never_shows() {
     // A short, unique user (MariaDB caps the length), and a password that would break a
     // URL written by hand.
     let user = unique_name("a2a").replace('-', "_");
-    let password = format!("P@ss:w/rd%25?#&'\\{}", unique_name("k"));
-    let literal = password.replace('\\', "\\\\").replace('\'', "''");
+    let password = nasty_password("k");
     root.exec(&format!(
-        "CREATE USER '{user}'@'%' IDENTIFIED BY '{literal}'"
+        "CREATE USER '{user}'@'%' IDENTIFIED BY {}",
+        sql_literal(&password)
     ))
     .await
     .unwrap();
@@ -46,7 +56,7 @@ async fn the_shard_logs_in_with_the_secret_and_a_wrong_password_never_shows() {
     }
 
     let outcome = match granted {
-        Ok(()) => check(&mysql, &user, &password).await,
+        Ok(()) => check(&root, &mysql, &user, &password).await,
         Err(e) => Err(format!("GRANT: {e}")),
     };
 
@@ -58,6 +68,169 @@ async fn the_shard_logs_in_with_the_secret_and_a_wrong_password_never_shows() {
     }
     outcome.unwrap();
     dropped.unwrap();
+}
+
+/// A password with the characters a URL or an SQL literal would trip on, ending with a
+/// unique tail after its last backslash.
+fn nasty_password(prefix: &str) -> String {
+    format!("P@ss:w/rd%25?#&'\\{}", unique_name(prefix))
+}
+
+/// `password` as a quoted MariaDB string.
+fn sql_literal(password: &str) -> String {
+    format!("'{}'", password.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// Gives `user` password `password`.
+async fn set_password(root: &Db, user: &str, password: &str) -> Result<(), String> {
+    let literal = sql_literal(password);
+    root.exec(&format!("ALTER USER '{user}'@'%' IDENTIFIED BY {literal}"))
+        .await
+        .map_err(|e| format!("ALTER USER: {e}"))
+}
+
+/// The secret rotated while a function is warm: `Steps` from the environment (secret
+/// `good`, `user`'s password), then the user's password changed in MariaDB and in the
+/// secret, then in MariaDB only. Returns the passwords it set.
+async fn rotation(
+    root: &Db,
+    sm: &aws_sdk_secretsmanager::Client,
+    user: &str,
+    good: &str,
+) -> Result<Vec<String>, String> {
+    let steps = a2a_fn_steps::Steps::from_env().await?;
+    let tries = AtomicUsize::new(0);
+    let login = |ctx: Arc<StepContext>| {
+        tries.fetch_add(1, Ordering::SeqCst);
+        async move {
+            Db::connect(&ctx.site.shards[0].db, false)
+                .await
+                .map(drop)
+                .map_err(StepError::from)
+        }
+    };
+    // How many times `login` ran for one call, and the call's result.
+    let call = async || {
+        let before = tries.load(Ordering::SeqCst);
+        let result = steps.retry_after_reload(&login).await;
+        (tries.load(Ordering::SeqCst) - before, result)
+    };
+
+    match call().await {
+        (1, Ok(())) => {}
+        other => return Err(format!("before the rotation: {other:?}")),
+    }
+    let before = steps.context().site.shards[0].db.clone();
+
+    // Rotated: the next call fails, reads the new password and logs in with it.
+    let second = nasty_password("r");
+    set_password(root, user, &second).await?;
+    let body = serde_json::json!({"engine": "mariadb", "username": user, "password": second});
+    sm.put_secret_value()
+        .secret_id(good)
+        .secret_string(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("PutSecretValue: {e:?}"))?;
+    match call().await {
+        (2, Ok(())) => {}
+        other => return Err(format!("after the rotation: {other:?}")),
+    }
+    let ctx = steps.context();
+    if ctx.site.shards[0].db == before {
+        return Err(format!(
+            "the shard's URL did not change: {}",
+            ctx.site.shards[0].db
+        ));
+    }
+    if ctx.site.shards[1].db.expose() != "sqlite:///a2a-nowhere/shard" {
+        return Err(format!("a SQLite shard changed: {}", ctx.site.shards[1].db));
+    }
+    // Later calls keep the new context without reading again.
+    match call().await {
+        (1, Ok(())) => {}
+        other => return Err(format!("the call after: {other:?}")),
+    }
+
+    // The password changed but not the secret: the failure stands, after one read (the
+    // last one found a change), then with none (held back for the interval).
+    let third = nasty_password("x");
+    set_password(root, user, &third).await?;
+    for _ in 0..2 {
+        match call().await {
+            (1, Err(e @ StepError::Transient(_))) if e.name() == "A2A.Transient" => {
+                let shown = format!("{e} {e:?}");
+                if shown.contains(&third) || shown.contains(&second) {
+                    return Err(format!("a password shows: {shown}"));
+                }
+            }
+            other => return Err(format!("a stale secret: {other:?}")),
+        }
+    }
+    Ok(vec![second, third])
+}
+
+/// What the function logs, a line per event or span, fields as given: INFO and above from
+/// every crate (a Lambda's level), everything from the `a2a` crates.
+#[derive(Clone, Default)]
+struct Capture {
+    lines: Arc<Mutex<Vec<String>>>,
+    spans: Arc<AtomicU64>,
+}
+
+impl Capture {
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn push(&self, line: String) {
+        self.lines.lock().unwrap().push(line);
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        *m.level() <= tracing::Level::INFO || m.target().starts_with("a2a")
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut line = format!("span {}", span.metadata().name());
+        span.record(&mut Line(&mut line));
+        self.push(line);
+        Id::from_u64(self.spans.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    fn record(&self, _: &Id, values: &Record<'_>) {
+        let mut line = String::from("record");
+        values.record(&mut Line(&mut line));
+        self.push(line);
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let m = event.metadata();
+        let mut line = format!("{} {}", m.level(), m.target());
+        event.record(&mut Line(&mut line));
+        self.push(line);
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// Writes fields as `name=value`, strings unescaped.
+struct Line<'a>(&'a mut String);
+
+impl Visit for Line<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let _ = write!(self.0, " {}={value}", field.name());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        let _ = write!(self.0, " {}={value:?}", field.name());
+    }
 }
 
 /// The server part of a test URL, without its user: `mysql://root@h:3306/test` → `h:3306`.
@@ -73,8 +246,8 @@ fn set(var: &str, value: &str) {
 }
 
 /// Everything that needs the user; an `Err` says what went wrong, so the user is always
-/// dropped.
-async fn check(mysql: &str, user: &str, password: &str) -> Result<(), String> {
+/// dropped. The secrets it makes are deleted whatever happens.
+async fn check(root: &Db, mysql: &str, user: &str, password: &str) -> Result<(), String> {
     let conf = a2a_aws::config::sdk_config().await;
     let sm = aws_sdk_secretsmanager::Client::new(&conf);
     let secret = |name: String, pw: String| {
@@ -94,8 +267,38 @@ async fn check(mysql: &str, user: &str, password: &str) -> Result<(), String> {
     };
     let good = secret(unique_name("a2a-db"), password.to_owned()).await?;
     let wrong_password = format!("Wr0ng@{}", unique_name("pw"));
-    let wrong = secret(unique_name("a2a-db-wrong"), wrong_password.clone()).await?;
+    let wrong = secret(unique_name("a2a-db-wrong"), wrong_password.clone()).await;
 
+    let outcome = match &wrong {
+        Ok(wrong) => logins(root, &sm, mysql, user, password, &good, wrong).await,
+        Err(e) => Err(e.clone()),
+    };
+    let mut deleted = Ok(());
+    for id in std::iter::once(&good).chain(wrong.as_ref().ok()) {
+        let gone = sm
+            .delete_secret()
+            .secret_id(id)
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+        if let Err(e) = gone {
+            deleted = Err(format!("DeleteSecret {id}: {e:?}"));
+        }
+    }
+    outcome.and(deleted)
+}
+
+/// The checks, with secret `good` holding `user` and `password` and secret `wrong` the
+/// user and another password.
+async fn logins(
+    root: &Db,
+    sm: &aws_sdk_secretsmanager::Client,
+    mysql: &str,
+    user: &str,
+    password: &str,
+    good: &str,
+    wrong: &str,
+) -> Result<(), String> {
     let host = server(mysql);
     let shard = format!("mysql://{host}/mysql");
     let site = serde_json::json!({
@@ -116,7 +319,7 @@ async fn check(mysql: &str, user: &str, password: &str) -> Result<(), String> {
     set("A2A_SITE", &site.to_string());
 
     // The right secret: the shard logs in as its user, and can make a site's database.
-    set("A2A_DB_SECRET", &good);
+    set("A2A_DB_SECRET", good);
     let ctx = a2a_fn_steps::context_from_env().await?;
     let s1 = ctx.site.shards[0].db.clone();
     if s1.expose() == shard || s1.to_string().contains(password) {
@@ -158,7 +361,7 @@ async fn check(mysql: &str, user: &str, password: &str) -> Result<(), String> {
 
     // The wrong password: the start still works (it does not connect), the login fails,
     // and no message shows the password, plain or encoded.
-    set("A2A_DB_SECRET", &wrong);
+    set("A2A_DB_SECRET", wrong);
     let ctx = a2a_fn_steps::context_from_env().await?;
     let refused = Db::connect(&ctx.site.shards[0].db, false).await;
     let err = match refused {
@@ -181,13 +384,27 @@ async fn check(mysql: &str, user: &str, password: &str) -> Result<(), String> {
         Err(m) => return Err(format!("a missing secret: {m}")),
     }
 
-    for id in [&good, &wrong] {
-        sm.delete_secret()
-            .secret_id(id)
-            .force_delete_without_recovery(true)
-            .send()
-            .await
-            .map_err(|e| format!("DeleteSecret {id}: {e:?}"))?;
+    // A rotation while warm, logged into a capture of what the function logs.
+    set("A2A_DB_SECRET", good);
+    let log = Capture::default();
+    let rotated = rotation(root, sm, user, good)
+        .with_subscriber(log.clone())
+        .await?;
+    let lines = log.lines();
+    // One reload; of the two stale calls, one read (the last read found a change), one
+    // held back.
+    for (what, n) in [("credentials reloaded", 1), ("secret is unchanged", 1)] {
+        let logged = lines.iter().filter(|l| l.contains(what)).count();
+        if logged != n {
+            return Err(format!("{logged} lines with {what:?}, not {n}: {lines:#?}"));
+        }
+    }
+    for secret in std::iter::once(password).chain(rotated.iter().map(String::as_str)) {
+        // The random tail: the same plain, escaped or percent-encoded.
+        let tail = secret.rsplit('\\').next().unwrap_or(secret);
+        if let Some(line) = lines.iter().find(|l| l.contains(tail)) {
+            return Err(format!("a password shows in the log: {line}"));
+        }
     }
     Ok(())
 }
