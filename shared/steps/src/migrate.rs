@@ -284,23 +284,8 @@ pub async fn plan_export(
         let (index, tables) =
             a2a_dbmove::begin_export(&src, stage.as_ref(), &ctx.site.prefix).await?;
         let sizes = a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?;
-        let size = |name: &str| {
-            sizes
-                .iter()
-                .find(|s| s.0 == name)
-                .map(|s| s.1)
-                .unwrap_or(0)
-        };
-        if let Some(t) = tables
-            .iter()
-            .find(|t| t.primary_key.is_empty() && size(&t.name) > KEYLESS_MAX)
-        {
-            return Err(StepError::Input(format!(
-                "school {code}: table {} has no primary key and takes {} MiB: it cannot be                  exported in pieces, and one Lambda run (15 minutes) cannot be counted on for                  it whole; give it a primary key, or move this site with `a2a db copy`",
-                t.name,
-                size(&t.name) >> 20
-            )));
-        }
+        let size = |name: &str| sizes.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or(0);
+        refuse_big_keyless(code, &tables, size, KEYLESS_MAX)?;
         let plan = match old.filter(|p| p.export_id == index.export_id) {
             Some(plan) => plan,
             None => {
@@ -322,6 +307,31 @@ pub async fn plan_export(
         .rows(index.tables.len() as u64))
     })
     .await
+}
+
+/// The first table without a primary key that takes more than `max` bytes, as the input
+/// error that names it, its size and what to do.
+fn refuse_big_keyless(
+    code: &SchoolCode,
+    tables: &[a2a_dbmove::schema::Table],
+    size: impl Fn(&str) -> u64,
+    max: u64,
+) -> Result<(), StepError> {
+    match tables
+        .iter()
+        .find(|t| t.primary_key.is_empty() && size(&t.name) > max)
+    {
+        Some(t) => Err(StepError::Input(format!(
+            "school {code}: table {} has no primary key and takes {} MiB (more than {} MiB): \
+             it cannot be exported in pieces, and one Lambda run (15 minutes) cannot be \
+             counted on for it whole; give it a primary key, or move this site with \
+             `a2a db copy`",
+            t.name,
+            size(&t.name) >> 20,
+            max >> 20
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Exports one part of the planned export into the school's stage, within one run's
@@ -583,6 +593,24 @@ impl Current {
     }
 }
 
+/// `check` of `code`, given up after `limit` with the permanent error that names the table
+/// it was in (`current`) and the command that checks a site of any size.
+async fn within<T>(
+    limit: Duration,
+    code: &SchoolCode,
+    current: &Current,
+    check: impl std::future::Future<Output = T>,
+) -> Result<T, StepError> {
+    tokio::time::timeout(limit, check).await.map_err(|_| {
+        StepError::Permanent(format!(
+            "school {code}: checking table {} did not end within {} s, too long for one \
+             Lambda run; check this site with `a2a db verify`",
+            current.get(),
+            limit.as_secs()
+        ))
+    })
+}
+
 /// Checks one part of the copy against the source: `database` (row counts and
 /// checksums, table by table) or `files` (the manifest, every key and size). Run as a Map
 /// over both parts, before the configuration is rewritten (the rewrite changes content on
@@ -637,16 +665,7 @@ pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<
                 let current = Current::default();
                 let check =
                     a2a_dbmove::verify_tables(&a, &b, &ctx.site.prefix, only.as_deref(), &current);
-                let r = tokio::time::timeout(CHECK_TIME, check)
-                    .await
-                    .map_err(|_| {
-                        StepError::Permanent(format!(
-                            "school {code}: checking table {} did not end within {} s, too \
-                             long for one Lambda run; check this site with `a2a db verify`",
-                            current.get(),
-                            CHECK_TIME.as_secs()
-                        ))
-                    })??;
+                let r = within(CHECK_TIME, code, &current, check).await??;
                 if let Some(t) = r.differing().next() {
                     return Err(StepError::Verify(format!(
                         "school {code}: table {} differs ({})",
@@ -822,4 +841,77 @@ pub async fn rollback(
         ))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use a2a_dbmove::Progress;
+
+    fn table(name: &str, key: &[&str]) -> a2a_dbmove::schema::Table {
+        a2a_dbmove::schema::Table {
+            name: name.into(),
+            columns: Vec::new(),
+            primary_key: key.iter().map(|k| k.to_string()).collect(),
+            indexes: Vec::new(),
+            next_id: None,
+        }
+    }
+
+    #[test]
+    fn a_big_table_without_a_key_is_refused_by_name_and_size() {
+        let code = SchoolCode::parse("08000013").unwrap();
+        let tables = [
+            table("mdl_user", &["id"]),
+            table("mdl_log_small", &[]),
+            table("mdl_log_big", &[]),
+        ];
+        let size = |name: &str| match name {
+            "mdl_user" => 2048 << 20,
+            "mdl_log_small" => 512 << 20,
+            _ => 600 << 20,
+        };
+        // A keyed table of any size, and a keyless one at the limit, pass.
+        assert!(refuse_big_keyless(&code, &tables[..2], size, KEYLESS_MAX).is_ok());
+        let err = refuse_big_keyless(&code, &tables, size, KEYLESS_MAX).unwrap_err();
+        let StepError::Input(m) = &err else {
+            panic!("not an input error: {err:?}");
+        };
+        assert!(
+            m.contains("08000013") && m.contains("mdl_log_big") && m.contains("600 MiB"),
+            "{m}"
+        );
+        assert!(
+            m.contains("primary key") && m.contains("a2a db copy"),
+            "{m}"
+        );
+        assert!(!m.contains("  "), "a message of one line: {m:?}");
+    }
+
+    #[tokio::test]
+    async fn a_check_past_its_time_names_the_table_it_was_in() {
+        // The step's limit is CHECK_TIME; one second stands for it here.
+        let limit = Duration::from_secs(1);
+        let code = SchoolCode::parse("08000013").unwrap();
+        let current = Current::default();
+        let check = async {
+            current.table("verify", "mdl_logstore_standard_log");
+            std::future::pending::<()>().await
+        };
+        let err = within(limit, &code, &current, check).await.unwrap_err();
+        let StepError::Permanent(m) = &err else {
+            panic!("not a permanent error: {err:?}");
+        };
+        assert!(
+            m.contains("08000013") && m.contains("mdl_logstore_standard_log"),
+            "{m}"
+        );
+        assert!(
+            m.contains("within 1 s") && m.contains("a2a db verify"),
+            "{m}"
+        );
+        // In time, the check's own result comes back.
+        let done = within(limit, &code, &current, async { 7 }).await;
+        assert_eq!(done.unwrap(), 7);
+    }
 }
