@@ -27,8 +27,10 @@ cd "$repo"
 # The functions in one build, as `cargo lambda build` makes them.
 nice -n 19 cargo build --profile "$profile" \
     -p a2a-fn-intake -p a2a-fn-dispatcher -p a2a-fn-scheduler -p a2a-fn-steps
-# The peer in a build of its own, so that it gets only its own features.
+# The peers in builds of their own, so that each gets only its own features: the bare
+# function, and the bare function with the SDK clients the intake builds.
 nice -n 19 cargo build --profile "$profile" -p a2a-coldstart-hello
+nice -n 19 cargo build --profile "$profile" -p a2a-coldstart-hello-sdk
 # The harness only waits on the children: the debug profile is enough.
 cargo build -p a2a-coldstart
 

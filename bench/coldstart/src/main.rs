@@ -27,6 +27,15 @@ use serde_json::{Value, json};
 /// The bare peer's binary.
 const PEER: &str = "coldstart-hello";
 
+/// The second reference, measured when built: the peer plus the SDK clients the intake
+/// builds (`hello-sdk/`), which shows the SDK's share of a cold start.
+const SDK_PEER: &str = "coldstart-hello-sdk";
+
+/// Whether `name` is a reference rather than one of A2A's functions.
+fn is_reference(name: &str) -> bool {
+    name == PEER || name == SDK_PEER
+}
+
 /// Open at every hour, so that the scheduler's tick does its whole work.
 const ALWAYS: &str = "daily 00:00-12:00 UTC;daily 12:00-00:00 UTC";
 
@@ -91,12 +100,15 @@ fn functions(
     bucket: &str,
     only: Option<&[String]>,
 ) -> Result<Vec<Function>, String> {
-    let mut names = vec![
-        PEER.to_owned(),
+    let mut names = vec![PEER.to_owned()];
+    if dir.join(SDK_PEER).is_file() {
+        names.push(SDK_PEER.to_owned());
+    }
+    names.extend([
         "intake".to_owned(),
         "dispatcher".to_owned(),
         "scheduler".to_owned(),
-    ];
+    ]);
     let mut steps: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok())
@@ -106,7 +118,7 @@ fn functions(
     steps.sort();
     names.extend(steps);
     if let Some(only) = only {
-        names.retain(|n| n == PEER || only.contains(n));
+        names.retain(|n| is_reference(n) || only.contains(n));
     }
     let school = json!({"school_code": "08000099"});
     names
@@ -123,7 +135,7 @@ fn functions(
                 ));
             }
             let event = match name.as_str() {
-                PEER => json!({"hello": "world"}),
+                PEER | SDK_PEER => json!({"hello": "world"}),
                 "intake" => s3_event(bucket, "uploads/bench.csv"),
                 "dispatcher" => json!({"Records": [{
                     "messageId": "m1", "receiptHandle": "AQEBm1", "eventSource": "aws:sqs",
@@ -225,7 +237,7 @@ async fn once(f: &Function, env: &[(&'static str, String)]) -> Result<(f64, u64,
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // The peer gets only what Lambda gives it; A2A's functions their configuration too.
-    if f.name != PEER {
+    if !is_reference(&f.name) {
         cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     }
     let start = Instant::now();
@@ -291,8 +303,8 @@ async fn run() -> Result<(), String> {
         args.only.as_deref(),
     )?;
     eprintln!(
-        "bench coldstart: {} functions (and the peer), {} runs each, interleaved",
-        fns.len() - 1,
+        "bench coldstart: {} functions (and the references), {} runs each, interleaved",
+        fns.iter().filter(|f| !is_reference(&f.name)).count(),
         args.runs
     );
     for run in 0..args.runs {
@@ -315,10 +327,10 @@ async fn run() -> Result<(), String> {
         let rss: Vec<f64> = f.rss_kib.iter().map(|k| *k as f64).collect();
         let min = f.cold_ms.iter().copied().fold(f64::INFINITY, f64::min);
         let max = f.cold_ms.iter().copied().fold(0.0, f64::max);
-        let label = if f.name == PEER {
-            format!("{} (bare lambda_runtime)", f.name)
-        } else {
-            f.name.clone()
+        let label = match f.name.as_str() {
+            PEER => format!("{} (bare lambda_runtime)", f.name),
+            SDK_PEER => format!("{} (+ SDK clients)", f.name),
+            _ => f.name.clone(),
         };
         println!(
             "{:<34} {:>8.1} {:>10.2} {:>17} {:>8.1}  {}",
@@ -330,7 +342,10 @@ async fn run() -> Result<(), String> {
             f.answer
         );
     }
-    let (peer, a2a): (Vec<&Function>, Vec<&Function>) = fns.iter().partition(|f| f.name == PEER);
+    let (refs, a2a): (Vec<&Function>, Vec<&Function>) =
+        fns.iter().partition(|f| is_reference(&f.name));
+    let (peer, sdk): (Vec<&Function>, Vec<&Function>) =
+        refs.into_iter().partition(|f| f.name == PEER);
     let pooled = |fs: &[&Function], g: fn(&Function) -> Vec<f64>| {
         median(&fs.iter().flat_map(|f| g(f)).collect::<Vec<_>>())
     };
@@ -347,6 +362,16 @@ async fn run() -> Result<(), String> {
             slowest.name,
             median(&slowest.cold_ms),
             median(&slowest.cold_ms) / peer_ms
+        );
+    }
+    if !sdk.is_empty() {
+        // A2A against the bare function with the SDK's clients: the part that is A2A's own.
+        let sdk_ms = pooled(&sdk, cold);
+        println!(
+            "bench coldstart-sdk: a2a {a2a_ms:.2} ms, bare lambda_runtime + SDK clients \
+             {sdk_ms:.2} ms, ratio {:.2}; the SDK clients alone: ratio {:.2} to the bare function",
+            sdk_ms / a2a_ms,
+            peer_ms / sdk_ms
         );
     }
     println!(
