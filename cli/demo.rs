@@ -504,45 +504,8 @@ async fn install_template(
     if !path.exists() {
         moodledata(path, 1000 + seed).map_err(|e| failed("generating moodledata", e))?;
     }
-    let scratch = SchoolCode::parse("08999999").map_err(|e| failed("template", e))?;
-    let options = a2a_files::SyncOptions {
-        jobs: 8,
-        list_target: false,
-    };
-    a2a_files::sync(
-        path,
-        blob.clone(),
-        &scratch,
-        &options,
-        &a2a_files::NoProgress,
-    )
-    .await
-    .map_err(|e| failed("installing a template", e))?;
-    let prefix = "instances/08999999/";
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = blob
-            .list(prefix, cursor)
-            .await
-            .map_err(|e| failed("installing a template", e))?;
-        keys.extend(page.items.into_iter().map(|m| m.key));
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    // The manifest last, so that its presence means the template is whole.
-    keys.sort_by_key(|k| k.as_str().ends_with("/manifest.json"));
-    for k in keys {
-        let to = BlobKey::parse(&format!("templates/{name}/{}", &k.as_str()[prefix.len()..]))
-            .map_err(|e| failed("template", e))?;
-        blob.copy(&k, &to)
-            .await
-            .map_err(|e| failed("installing a template", e))?;
-        blob.delete(&k)
-            .await
-            .map_err(|e| failed("installing a template", e))?;
-    }
+    a2a_files::fixture::install_template(blob.clone(), path, name)
+        .await
+        .map_err(|e| failed("installing a template", e))?;
     Ok(())
 }

@@ -144,7 +144,8 @@ const SCRATCH: &str = "08999999";
 
 /// Installs the moodledata folder `dir` as template `name` of `store`, as tests set one
 /// up: synced under a scratch school, so that the copy has the data plane's layout and
-/// manifest, then moved under `templates/<name>/`. Returns how many blobs it installed.
+/// manifest, then moved under `templates/<name>/`, its manifest last (a template with a
+/// manifest is whole). Returns how many blobs it installed.
 /// A file that could not be synced is an error, and so is a folder with nothing to install:
 /// the template would be incomplete.
 pub async fn install_template(
@@ -182,9 +183,11 @@ pub async fn install_template(
         });
     }
     let from = crate::layout::site_root(&scratch);
-    let synced = list_all(store.as_ref(), &from)
+    let mut synced = list_all(store.as_ref(), &from)
         .await
         .map_err(|e| failed("listing the synced template", e))?;
+    // The manifest last, so that its presence means the template is whole.
+    synced.sort_by_key(|m| m.key.as_str().ends_with("/manifest.json"));
     for m in &synced {
         let rest = &m.key.as_str()[from.len()..];
         let to = BlobKey::parse(&format!("{root}{rest}"))
