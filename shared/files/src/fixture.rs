@@ -269,4 +269,88 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("template name"), "{e}");
     }
+
+    /// A folder store that records where it copies to, in order.
+    struct Recording {
+        inner: a2a_local::FsBlob,
+        copies: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl BlobStore for Recording {
+        async fn put(
+            &self,
+            key: &BlobKey,
+            body: bytes::Bytes,
+        ) -> Result<a2a_core::BlobMeta, PortError> {
+            self.inner.put(key, body).await
+        }
+        async fn put_file(
+            &self,
+            key: &BlobKey,
+            path: &Path,
+        ) -> Result<a2a_core::BlobMeta, PortError> {
+            self.inner.put_file(key, path).await
+        }
+        async fn put_file_sha1(
+            &self,
+            key: &BlobKey,
+            path: &Path,
+            sha1: &str,
+        ) -> Result<a2a_core::BlobMeta, PortError> {
+            self.inner.put_file_sha1(key, path, sha1).await
+        }
+        async fn get(&self, key: &BlobKey) -> Result<bytes::Bytes, PortError> {
+            self.inner.get(key).await
+        }
+        async fn get_to_file(
+            &self,
+            key: &BlobKey,
+            path: &Path,
+        ) -> Result<a2a_core::BlobMeta, PortError> {
+            self.inner.get_to_file(key, path).await
+        }
+        async fn head(&self, key: &BlobKey) -> Result<Option<a2a_core::BlobMeta>, PortError> {
+            self.inner.head(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            cursor: Option<String>,
+        ) -> Result<a2a_core::Page<a2a_core::BlobMeta>, PortError> {
+            self.inner.list(prefix, cursor).await
+        }
+        async fn copy(&self, from: &BlobKey, to: &BlobKey) -> Result<(), PortError> {
+            self.copies.lock().unwrap().push(to.as_str().to_owned());
+            self.inner.copy(from, to).await
+        }
+        async fn delete(&self, key: &BlobKey) -> Result<(), PortError> {
+            self.inner.delete(key).await
+        }
+        async fn flush(&self) -> Result<(), PortError> {
+            self.inner.flush().await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_manifest_is_installed_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Recording {
+            inner: a2a_local::FsBlob::new(dir.path().join("blobs")).unwrap(),
+            copies: Default::default(),
+        });
+        let md = dir.path().join("moodledata");
+        small(&md, 5).unwrap();
+        let n = install_template(store.clone(), &md, "primary")
+            .await
+            .unwrap();
+        let copies = store.copies.lock().unwrap().clone();
+        assert_eq!(copies.len(), n);
+        // Whoever sees the manifest sees every file of the template.
+        assert_eq!(
+            copies.last().map(String::as_str),
+            Some("templates/primary/manifest.json"),
+            "{copies:?}"
+        );
+    }
 }
