@@ -222,7 +222,14 @@ impl Config {
     /// Resolves the settings for `cli`: a flag wins over the file, the file over the
     /// default. Reads nothing but the configuration file and writes nothing.
     pub fn resolve(cli: &Cli) -> Result<Self, CliError> {
-        let home = cli.home.clone();
+        // Absolute from here on: paths under the home end up in school lists and in the
+        // state, which take absolute folders only, and must not change with the cwd.
+        let home = std::path::absolute(&cli.home).map_err(|e| {
+            CliError::input(
+                format!("the A2A home {}: {e}", cli.home.display()),
+                "pass --home with an absolute folder, or set A2A_HOME",
+            )
+        })?;
         if home.exists() && !home.is_dir() {
             return Err(CliError::input(
                 format!("the A2A home {} is not a folder", home.display()),

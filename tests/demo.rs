@@ -34,6 +34,25 @@ fn a_small_demo_ends_with_every_instance_active_and_a_rerun_changes_nothing() {
     assert_eq!(v["by_status"]["active"], 8, "{v}");
 }
 
+/// The README's command runs with the default home, `.a2a`, a relative path: what the
+/// demo generates under it must still be named by absolute paths.
+#[test]
+fn a_demo_in_the_default_relative_home_runs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let o = common::command(std::path::Path::new(".a2a"))
+        .current_dir(cwd.path())
+        .args(["demo", "--migrations", "1", "--eix", "1"])
+        .output()
+        .expect("the a2a binary runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 of 2 instances active"),
+        "{}",
+        text(&o)
+    );
+    assert!(cwd.path().join(".a2a/state.db").is_file());
+}
+
 #[test]
 fn the_demo_refuses_remote_backends() {
     let home = tempfile::tempdir().unwrap();
