@@ -59,6 +59,20 @@ impl SqsQueue {
         &self.queue_url
     }
 
+    /// Creates the standard queue `name`, with no attributes, and returns its URL.
+    /// Idempotent. For tests and setup, as [`SqsQueue::create_with_dead_letter`].
+    pub async fn create_plain(client: &Client, name: &str) -> Result<String, PortError> {
+        let resource = format!("queue {name:?}");
+        client
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(&e, Call::new(SERVICE, "CreateQueue", &resource)))?
+            .queue_url
+            .ok_or_else(|| no_field("CreateQueue", &resource, "QueueUrl"))
+    }
+
     /// Creates `<name>-dlq` and `name`, whose messages go to the first after
     /// `max_receives` receives, and returns the queue. Idempotent while the attributes
     /// stay the same. For tests and setup; production queues come from the SAM template.
@@ -80,14 +94,7 @@ impl SqsQueue {
         }
         let dlq_name = format!("{name}-dlq");
         let dlq_resource = format!("queue {dlq_name:?}");
-        let dlq_url = client
-            .create_queue()
-            .queue_name(&dlq_name)
-            .send()
-            .await
-            .map_err(|e| classify(&e, Call::new(SERVICE, "CreateQueue", &dlq_resource)))?
-            .queue_url
-            .ok_or_else(|| no_field("CreateQueue", &dlq_resource, "QueueUrl"))?;
+        let dlq_url = Self::create_plain(client, &dlq_name).await?;
         let dlq_arn = client
             .get_queue_attributes()
             .queue_url(&dlq_url)

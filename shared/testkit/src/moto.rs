@@ -76,17 +76,7 @@ impl Moto {
     /// A new plain queue named from `prefix`, and its URL.
     #[cfg(feature = "aws-sqs")]
     pub async fn queue(&self, prefix: &str) -> Result<String, PortError> {
-        use a2a_aws::error::{Call, classify};
-        let name = unique_name(prefix);
-        let resource = format!("queue {name:?}");
-        self.sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await
-            .map_err(|e| classify(&e, Call::new("SQS", "CreateQueue", &resource)))?
-            .queue_url
-            .ok_or_else(|| PortError::Backend(format!("CreateQueue of {resource}: no QueueUrl")))
+        a2a_aws::SqsQueue::create_plain(&self.sqs, &unique_name(prefix)).await
     }
 
     /// A new state machine of `definition`, named from `prefix`, with the test role; its
