@@ -254,6 +254,16 @@ pub(crate) fn login(ctx: &StepContext, code: &SchoolCode, db: &Locator) -> Locat
     shard_of(ctx, code, db).map_or_else(|| db.clone(), |s| target_db(s, code))
 }
 
+/// The allocated target database of `i`, logged in to with its shard's credentials of now:
+/// the record holds no password, so every step that connects comes through here.
+pub(crate) fn target(ctx: &StepContext, i: &Instance) -> Result<Locator, StepError> {
+    i.target
+        .db
+        .as_ref()
+        .map(|db| login(ctx, &i.code, db))
+        .ok_or_else(|| StepError::Input(format!("school {}: no target allocated", i.code)))
+}
+
 /// Drops a target database; a missing one is not an error.
 pub(crate) async fn drop_db(
     ctx: &StepContext,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Done, allocate, delete_prefix, delete_route, dns, exists, get_json, key, load, mark_failed,
-    put_json, release_target, run, update, write_route,
+    put_json, release_target, run, target, update, write_route,
 };
 use crate::provision::start;
 use crate::{Prefixed, StepContext, StepError};
@@ -42,13 +42,6 @@ fn source_files(i: &Instance) -> Result<PathBuf, StepError> {
     Ok(PathBuf::from(
         l.expose().strip_prefix("file://").unwrap_or(l.expose()),
     ))
-}
-
-fn target(i: &Instance) -> Result<Locator, StepError> {
-    i.target
-        .db
-        .clone()
-        .ok_or_else(|| StepError::Input(format!("school {}: no target allocated", i.code)))
 }
 
 /// The school's own database stage, `stage/<code>/dbmove/…` in the data store.
@@ -435,7 +428,7 @@ pub async fn provision_target_database(
     code: &SchoolCode,
 ) -> Result<Value, StepError> {
     run(ctx, "provision-target-database", code, || async {
-        let db = target(&load(ctx, code).await?)?;
+        let db = target(ctx, &load(ctx, code).await?)?;
         let created = if exists(&db).await {
             false
         } else {
@@ -475,7 +468,7 @@ pub async fn plan_import(
                 json!({"parts": part_numbers(plan), "kept": true}),
             ));
         }
-        let dst = Db::connect(&target(&i)?, true).await?;
+        let dst = Db::connect(&target(ctx, &i)?, true).await?;
         let begun = a2a_dbmove::begin_import(&dst, stage.as_ref(), false).await?;
         let plan = match old {
             Some(plan) => plan,
@@ -518,7 +511,7 @@ pub async fn import_database(
             ));
         }
         let (_, tables) = part_tables(ctx, code, "import", part).await?;
-        let dst = Db::connect(&target(&i)?, false).await?;
+        let dst = Db::connect(&target(ctx, &i)?, false).await?;
         let r = a2a_dbmove::import_part(
             &dst,
             stage(ctx, code).as_ref(),
@@ -548,7 +541,7 @@ pub async fn finish_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value
         let i = load(ctx, code).await?;
         let stage = stage(ctx, code);
         let mark = imported_key(code)?;
-        let dst = Db::connect(&target(&i)?, false).await?;
+        let dst = Db::connect(&target(ctx, &i)?, false).await?;
         let kept = get_json::<Value>(ctx, &mark).await?.is_some();
         let mut rows = 0;
         if !kept {
@@ -643,7 +636,7 @@ pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<
                     None => None,
                 };
                 let a = Db::connect(&source_db(&i)?, false).await?;
-                let b = Db::connect(&target(&i)?, false).await?;
+                let b = Db::connect(&target(ctx, &i)?, false).await?;
                 let (ta, tb) = (
                     a.list_tables(&ctx.site.prefix).await?,
                     b.list_tables(&ctx.site.prefix).await?,
@@ -712,7 +705,7 @@ pub async fn rewrite_config(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
         let i = load(ctx, code).await?;
         let dns = dns(&i)?;
         let (old, new) = (ctx.site.old_wwwroot(&dns), ctx.site.wwwroot(&dns));
-        let db = Db::connect(&target(&i)?, false).await?;
+        let db = Db::connect(&target(ctx, &i)?, false).await?;
         let rows = if old == new {
             0
         } else {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Done, allocate, delete_prefix, delete_route, dns, load, mark_failed, release_target, run,
-    update, write_route,
+    target, update, write_route,
 };
 use crate::{StepContext, StepError, Template};
 
@@ -28,13 +28,6 @@ fn template<'a>(ctx: &'a StepContext, i: &Instance) -> Result<&'a Template, Step
         .templates
         .get(&name)
         .ok_or_else(|| StepError::Input(format!("no template named {name:?} is configured")))
-}
-
-fn target(i: &Instance) -> Result<a2a_core::Locator, StepError> {
-    i.target
-        .db
-        .clone()
-        .ok_or_else(|| StepError::Input(format!("school {}: no target allocated", i.code)))
 }
 
 /// Starts the run (`queued` → `running`; a console start of a `registered` or `failed`
@@ -78,7 +71,7 @@ pub async fn clone_template(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
     run(ctx, "clone-template", code, || async {
         let i = load(ctx, code).await?;
         let tpl = template(ctx, &i)?;
-        let to = target(&i)?;
+        let to = target(ctx, &i)?;
         match a2a_dbmove::site::clone_database(&tpl.db, &to).await {
             Ok(()) => {}
             Err(DbError::NotEmpty(_)) => {
@@ -123,7 +116,7 @@ pub async fn customise(ctx: &StepContext, code: &SchoolCode) -> Result<Value, St
         let i = load(ctx, code).await?;
         let tpl = template(ctx, &i)?;
         let dns = dns(&i)?;
-        let db = Db::connect(&target(&i)?, false).await?;
+        let db = Db::connect(&target(ctx, &i)?, false).await?;
         let p = &ctx.site.prefix;
         let changed = a2a_dbmove::site::customise(&db, p, code, &i.name, &dns).await?;
         let wwwroot = ctx.site.wwwroot(&dns);
@@ -187,7 +180,7 @@ pub async fn verify_site(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
         let tpl = template(ctx, &i)?;
         let dns = dns(&i)?;
         let p = &ctx.site.prefix;
-        let db = Db::connect(&target(&i)?, false).await?;
+        let db = Db::connect(&target(ctx, &i)?, false).await?;
         let want = Db::connect(&tpl.db, false).await?.list_tables(p).await?;
         let have = db.list_tables(p).await?;
         if want != have {
