@@ -19,7 +19,8 @@ const SAMPLE: usize = 200;
 pub struct Warning {
     /// The field concerned (`kind`, `school_code`…, or `row`).
     pub field: String,
-    /// The column read for it, as the header writes it; `None` when no column was.
+    /// The column concerned, as the header writes it: the one read for the field, or the
+    /// one set aside; `None` when no column was read for it.
     pub column: Option<String>,
     /// Other columns whose values fit the field.
     pub could_use: Vec<String>,
@@ -109,8 +110,8 @@ pub fn settle(table: &mut Table) -> Profile {
         let what = match field {
             Field::Kind => format!(
                 "holds {} (in the department's exports, the type of school), not `migrate` \
-                 or `provision`: it is not read as the kind, and every row takes the kind \
-                 given (--kind)",
+                 or `provision`: it is not read as the kind, and every row takes the default \
+                 kind (`--kind`; `A2A_INTAKE_KIND` in the Lambda)",
                 examples(&table.records, col)
             ),
             _ => format!(
@@ -120,7 +121,7 @@ pub fn settle(table: &mut Table) -> Profile {
         };
         notes.push(Warning {
             field: field.as_str().into(),
-            column: None,
+            column: Some(header[col].clone()),
             could_use: Vec::new(),
             message: format!("column {:?} {what}", header[col]),
         });
@@ -261,6 +262,7 @@ mod tests {
         let w = t.profile.warnings(3, &BTreeMap::new());
         assert_eq!(w.len(), 1, "{w:?}");
         assert_eq!(w[0].field, "kind");
+        assert_eq!(w[0].column.as_deref(), Some("tipus"));
         assert!(w[0].message.contains("\"tipus\""), "{}", w[0].message);
         assert!(
             w[0].message.contains("\"ESC\", \"INS\", \"ZER\""),
