@@ -39,7 +39,8 @@ impl Default for Options {
 pub enum Shape {
     /// A2A's own plan file (it has a `kind` column).
     Plan,
-    /// The school directory export (no `kind` column; `--kind` decides).
+    /// A department export, the school directory or the school map (no `kind` column;
+    /// `--kind` decides).
     Directory,
 }
 
