@@ -85,6 +85,7 @@ impl LocalArgs {
             store: local.store.clone(),
             blob: local.blob.clone(),
             site: Arc::new(local.site().await?),
+            secrets: local.secrets.clone(),
         };
         let flows = LocalWorkflows::load(ctx, &self.statemachines)
             .map_err(|e| CliError::from_port("state machines", e))?;

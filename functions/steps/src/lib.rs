@@ -179,6 +179,8 @@ impl Steps {
         let prefix = a2a_fn_bootstrap::var("A2A_PREFIX").unwrap_or_default();
         let site = site_from_json(&a2a_fn_bootstrap::required("A2A_SITE")?)?;
         let conf = a2a_aws::config::lambda_sdk_config().await?;
+        // The sites' own secrets are named `<prefix>a2a/<code>/…` (the template's stack name).
+        let secret_prefix = a2a_fn_bootstrap::var("A2A_SECRET_PREFIX").unwrap_or_default();
         let (site_in_use, secret) = match a2a_fn_bootstrap::var("A2A_DB_SECRET") {
             None => (site, None),
             Some(id) => {
@@ -206,6 +208,7 @@ impl Steps {
             store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
             blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),
             site: Arc::new(site_in_use),
+            secrets: Arc::new(a2a_aws::SmSecrets::from_conf(&conf, secret_prefix)),
         };
         Ok(Steps {
             current: RwLock::new(Arc::new(ctx)),
@@ -286,6 +289,7 @@ impl Steps {
             store: now.store.clone(),
             blob: now.blob.clone(),
             site: Arc::new(site),
+            secrets: now.secrets.clone(),
         });
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = ctx.clone();
         state.creds = creds;
@@ -383,6 +387,7 @@ mod tests {
         StepContext {
             store: Arc::new(a2a_local::SqliteStore::open_in_memory().await.unwrap()),
             blob: Arc::new(a2a_local::FsBlob::new(dir.join("blobs")).unwrap()),
+            secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
             site: Arc::new(
                 site_from_json(
                     r#"{"host": "eix.example.cat", "old_wwwroot": "https://agora.example.cat/{dns}/moodle",

@@ -226,6 +226,32 @@ pub async fn customise(
     Ok(course + admin)
 }
 
+/// Sets the `admin` user's stored password to `hash` (already hashed as Moodle stores it);
+/// returns the rows changed (1 on a Moodle site).
+pub async fn set_admin_password(db: &Db, prefix: &str, hash: &str) -> Result<u64, DbError> {
+    db.update_row(
+        &format!("{prefix}user"),
+        &[("password", hash)],
+        ("username", "admin"),
+    )
+    .await
+}
+
+/// The `admin` user's stored password hash, if the site has an `admin`.
+pub async fn admin_password_hash(db: &Db, prefix: &str) -> Result<Option<String>, DbError> {
+    let q = |s: &str| db.engine().quote(s);
+    db.query_opt_text(
+        &format!(
+            "SELECT {} FROM {} WHERE {} = {{}}",
+            q("password"),
+            q(&format!("{prefix}user")),
+            q("username")
+        ),
+        &[Value::Text("admin".to_owned())],
+    )
+    .await
+}
+
 /// Moodle's maintenance-mode setting in `<prefix>config` (`'1'` on), the database half of
 /// the maintenance switch; `climaintenance.html` in moodledata is the other.
 pub const MAINTENANCE_SETTING: &str = "maintenance_enabled";

@@ -6,15 +6,18 @@
 //! * [`FsBlob`] — the [`a2a_core::BlobStore`] over a local folder, with atomic writes.
 //! * [`MemQueue`] — the [`a2a_core::WorkQueue`] in process memory, with visibility
 //!   timeouts and a dead-letter list like SQS.
+//! * [`FileSecrets`] — the [`a2a_core::SecretStore`] in a private folder (files 0600).
 //!
 //! Blocking work (SQLite, file I/O) runs on `tokio::task::spawn_blocking`.
 
 mod fsblob;
 mod memqueue;
+mod secrets;
 mod sqlite;
 
 pub use fsblob::FsBlob;
 pub use memqueue::MemQueue;
+pub use secrets::FileSecrets;
 pub use sqlite::SqliteStore;
 
 use a2a_core::PortError;

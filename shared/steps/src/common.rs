@@ -451,6 +451,7 @@ mod tests {
             store: store.clone(),
             blob,
             site: site("mysql://a2a:old%40pw@10.0.0.1:3306/mysql"),
+            secrets: Arc::new(a2a_local::FileSecrets::new(tmp.path().join("secrets"))),
         };
 
         let db = allocate(&ctx, &code).await.unwrap();

@@ -16,12 +16,13 @@ mod local;
 mod migrate;
 mod prefixed;
 mod provision;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use a2a_core::{BlobStore, InstanceStore, Locator, SchoolCode};
+use a2a_core::{BlobStore, InstanceStore, Locator, SchoolCode, SecretStore};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -105,6 +106,9 @@ pub struct StepContext {
     pub blob: Arc<dyn BlobStore>,
     /// Where sites go and come from.
     pub site: Arc<SiteConfig>,
+    /// Where each site's own secrets go (its admin password): the only place their plain
+    /// text is kept.
+    pub secrets: Arc<dyn SecretStore>,
 }
 
 /// The steps of `provision-instance`, by the name their `${…}` substitution uses.
