@@ -19,6 +19,7 @@ use crate::schema::{
 mod mysql;
 mod postgres;
 mod sqlite;
+mod tls;
 
 /// The table in the target that records committed chunks while an import runs.
 pub const LEDGER_TABLE: &str = "a2a_import_ledger";
@@ -170,6 +171,21 @@ pub struct Db {
 
 fn backend(loc: &Locator, e: impl std::fmt::Display) -> DbError {
     DbError::Backend(format!("{loc}: {e}"))
+}
+
+/// An error with its chain of causes, each once (some drivers show only the outermost).
+fn full(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 fn unreachable(loc: &Locator, e: &dyn std::fmt::Display) -> DbError {

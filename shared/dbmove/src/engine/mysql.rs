@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{
     Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, push_column,
-    typed_text, unreachable,
+    tls, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timestamp};
@@ -21,15 +21,30 @@ pub(super) struct MySql {
     conn: tokio::sync::Mutex<mysql_async::Conn>,
 }
 
-/// Connects, with TLS as the URL asks.
+/// Connects, with TLS as the URL asks (`ssl-mode`, `ssl-ca`).
 pub(super) async fn connect(loc: &Locator) -> Result<MySql, DbError> {
-    let url = loc.expose().replacen("mariadb://", "mysql://", 1);
+    let (url, tls) = tls::split(loc, Engine::MySql)?;
+    let url = url.replacen("mariadb://", "mysql://", 1);
     let opts = mysql_async::Opts::from_url(&url)
         .map_err(|e| DbError::Input(format!("{loc}: not a MySQL URL: {e}")))?;
-    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, mysql_async::Conn::new(opts))
-        .await
-        .map_err(|_| unreachable(loc, &"timed out"))?
-        .map_err(|e| unreachable(loc, &e))?;
+    let host = opts.ip_or_hostname().to_owned();
+    let refused = |e: &dyn std::fmt::Display| tls::refused(loc, &host, &tls, e);
+    let ssl = ssl_opts(loc, &tls)?;
+    let with = |ssl: Option<mysql_async::SslOpts>| {
+        mysql_async::Opts::from(mysql_async::OptsBuilder::from_opts(opts.clone()).ssl_opts(ssl))
+    };
+    let open = |opts: mysql_async::Opts| async move {
+        tokio::time::timeout(CONNECT_TIMEOUT, mysql_async::Conn::new(opts)).await
+    };
+    let mut conn = match open(with(ssl.clone())).await {
+        // PREFERRED: a server without TLS is spoken to in plain text, as MySQL's client does.
+        Ok(Err(mysql_async::Error::Driver(
+            mysql_async::DriverError::NoClientSslFlagFromServer,
+        ))) if tls.effective() == tls::Mode::Prefer => open(with(None)).await,
+        r => r,
+    }
+    .map_err(|_| refused(&"timed out"))?
+    .map_err(|e| refused(&e))?;
     conn.query_drop("SET NAMES utf8mb4")
         .await
         .map_err(|e| backend(loc, e))?;
@@ -37,6 +52,29 @@ pub(super) async fn connect(loc: &Locator) -> Result<MySql, DbError> {
         loc: loc.clone(),
         conn: tokio::sync::Mutex::new(conn),
     })
+}
+
+/// mysql_async's TLS options for a mode (its rustls backend): `None` for DISABLED.
+fn ssl_opts(loc: &Locator, tls: &tls::Tls) -> Result<Option<mysql_async::SslOpts>, DbError> {
+    let mode = tls.effective();
+    if mode == tls::Mode::Disable {
+        return Ok(None);
+    }
+    let mut ssl = mysql_async::SslOpts::default();
+    if let Some(ca) = &tls.ca {
+        // Read (and checked) here, so that a bad bundle is named as such.
+        tls::read_ca(loc, ca)?;
+        let pem = std::fs::read(ca)
+            .map_err(|e| DbError::Input(format!("{loc}: the CA bundle {}: {e}", ca.display())))?;
+        ssl = ssl
+            .with_root_certs(vec![pem.into()])
+            .with_disable_built_in_roots(true);
+    }
+    Ok(Some(match mode {
+        tls::Mode::Prefer | tls::Mode::Require => ssl.with_danger_accept_invalid_certs(true),
+        tls::Mode::VerifyCa => ssl.with_danger_skip_domain_validation(true),
+        _ => ssl,
+    }))
 }
 
 fn quote(ident: &str) -> String {

@@ -2,16 +2,25 @@
 //! back-pressure, sequences by `setval`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use a2a_core::Locator;
 use async_trait::async_trait;
 use futures::{SinkExt as _, StreamExt as _};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
+use tokio_postgres::Socket;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{
-    Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, push_column,
-    typed_text, unreachable,
+    Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, full,
+    push_column, tls, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value};
@@ -22,31 +31,145 @@ pub(super) struct Postgres {
     client: tokio_postgres::Client,
 }
 
-/// Connects, with TLS as the URL asks.
+/// Connects, with TLS as the URL asks (`sslmode`, `sslrootcert`).
 pub(super) async fn connect(loc: &Locator) -> Result<Postgres, DbError> {
-    let mut config: tokio_postgres::Config = loc
-        .expose()
+    let (url, tls) = tls::split(loc, Engine::Postgres)?;
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| DbError::Input(format!("{loc}: not a PostgreSQL URL: {e}")))?;
     config.connect_timeout(CONNECT_TIMEOUT);
-    let (client, conn) =
-        tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
-            .await
-            .map_err(|_| unreachable(loc, &"timed out"))?
-            .map_err(|e| unreachable(loc, &e))?;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_owned(),
+    };
+    let refused = |e: &dyn std::fmt::Display| tls::refused(loc, &host, &tls, e);
+    let client = match tls::client_config(loc, &tls)? {
+        None => {
+            config.ssl_mode(SslMode::Disable);
+            start(&config, tokio_postgres::NoTls).await
+        }
+        Some(rustls) => {
+            config.ssl_mode(if tls.effective() == tls::Mode::Prefer {
+                SslMode::Prefer
+            } else {
+                SslMode::Require
+            });
+            start(&config, MakeRustls(Arc::new(rustls))).await
+        }
+    }
+    .map_err(|e| match e {
+        None => refused(&"timed out"),
+        Some(e) => refused(&full(&e)),
+    })?;
+    client
+        .batch_execute("SET DateStyle = ISO; SET client_encoding = 'UTF8'")
+        .await
+        .map_err(|e| backend(loc, full(&e)))?;
+    Ok(Postgres {
+        loc: loc.clone(),
+        client,
+    })
+}
+
+/// Connects within the timeout (`Err(None)` when it passed) and drives the connection
+/// in the background.
+async fn start<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<tokio_postgres::Client, Option<tokio_postgres::Error>>
+where
+    T: MakeTlsConnect<Socket> + Send,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, conn) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tls))
+        .await
+        .map_err(|_| None)?
+        .map_err(Some)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("postgres connection ended: {e}");
         }
     });
-    client
-        .batch_execute("SET DateStyle = ISO; SET client_encoding = 'UTF8'")
-        .await
-        .map_err(|e| backend(loc, e))?;
-    Ok(Postgres {
-        loc: loc.clone(),
-        client,
-    })
+    Ok(client)
+}
+
+/// tokio-postgres's TLS over rustls (`tokio-rustls`, already in the tree for the SDK).
+#[derive(Clone)]
+struct MakeRustls(Arc<rustls::ClientConfig>);
+
+/// One TLS handshake to a named server.
+struct RustlsConnect {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
+
+/// A TLS session to the server.
+struct RustlsStream(tokio_rustls::client::TlsStream<Socket>);
+
+impl MakeTlsConnect<Socket> for MakeRustls {
+    type Stream = RustlsStream;
+    type TlsConnect = RustlsConnect;
+    type Error = rustls::pki_types::InvalidDnsNameError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, Self::Error> {
+        Ok(RustlsConnect {
+            config: self.0.clone(),
+            name: ServerName::try_from(domain.to_owned())?,
+        })
+    }
+}
+
+impl TlsConnect<Socket> for RustlsConnect {
+    type Stream = RustlsStream;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<RustlsStream>> + Send>>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        Box::pin(async move {
+            tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await
+                .map(RustlsStream)
+        })
+    }
+}
+
+impl tokio_postgres::tls::TlsStream for RustlsStream {
+    fn channel_binding(&self) -> ChannelBinding {
+        // SCRAM without channel binding ("n"): the server accepts it, and the certificate
+        // is what the mode checks.
+        ChannelBinding::none()
+    }
+}
+
+impl AsyncRead for RustlsStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RustlsStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }
 
 /// The neutral type of an `information_schema.columns` row, or `None` if it has none.
@@ -110,8 +233,8 @@ fn quote(ident: &str) -> String {
 }
 
 impl Postgres {
-    fn err(&self, e: impl std::fmt::Display) -> DbError {
-        backend(&self.loc, e)
+    fn err(&self, e: tokio_postgres::Error) -> DbError {
+        backend(&self.loc, full(&e))
     }
 }
 
