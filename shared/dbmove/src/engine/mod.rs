@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 
 use crate::DbError;
 use crate::schema::{
-    ColType, Column, Row, Table, Value, normalize_decimal, normalize_timestamp, parse_default,
+    ColType, Column, Index, Row, Table, Value, normalize_decimal, normalize_timestamp,
+    parse_default,
 };
 
 mod mysql;
@@ -156,6 +157,11 @@ pub(crate) trait Driver: Send + Sync {
     async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
         Ok(None)
     }
+    /// Creates a secondary index unless it is there.
+    async fn create_index(&self, table: &str, index: &Index) -> Result<(), DbError> {
+        self.exec(&create_index_sql(self.engine(), table, index, true))
+            .await
+    }
     /// Whether a database of that name exists on this server.
     async fn database_exists(&self, name: &str) -> Result<bool, DbError>;
     /// Creates a database on this server.
@@ -246,18 +252,10 @@ impl Db {
         self.exec(&create_table_sql(self.driver.as_ref(), t)).await
     }
 
-    /// Creates the table's secondary indexes (idempotent: `IF NOT EXISTS`).
+    /// Creates the table's secondary indexes (idempotent: an index already there is kept).
     pub async fn create_indexes(&self, t: &Table) -> Result<(), DbError> {
         for i in &t.indexes {
-            let cols: Vec<String> = i.columns.iter().map(|c| self.q(c)).collect();
-            let sql = format!(
-                "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
-                if i.unique { "UNIQUE " } else { "" },
-                self.q(&i.name),
-                self.q(&t.name),
-                cols.join(", ")
-            );
-            self.exec(&sql).await?;
+            self.driver.create_index(&t.name, i).await?;
         }
         Ok(())
     }
@@ -564,6 +562,19 @@ impl Db {
     }
 }
 
+/// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (columns)`.
+fn create_index_sql(e: Engine, table: &str, i: &Index, if_not_exists: bool) -> String {
+    let cols: Vec<String> = i.columns.iter().map(|c| e.quote(c)).collect();
+    format!(
+        "CREATE {}INDEX {}{} ON {} ({})",
+        if i.unique { "UNIQUE " } else { "" },
+        if if_not_exists { "IF NOT EXISTS " } else { "" },
+        e.quote(&i.name),
+        e.quote(table),
+        cols.join(", ")
+    )
+}
+
 /// `CREATE TABLE` of a neutral table, with its primary key, in the driver's dialect.
 fn create_table_sql(d: &dyn Driver, t: &Table) -> String {
     let e = d.engine();
@@ -742,6 +753,13 @@ fn typed_text(ty: ColType, s: String) -> Value {
         ColType::Timestamp => Value::Timestamp(normalize_timestamp(&s)),
         _ => Value::Text(s),
     }
+}
+
+/// The shapes (keywords in order) of the statements this process has sent to MySQL so far,
+/// sorted; recorded in debug builds only. For the test that lists them.
+#[doc(hidden)]
+pub fn mysql_statement_shapes() -> Vec<String> {
+    mysql::statements::seen()
 }
 
 /// The databases of a server, by engine: a folder of files for SQLite.

@@ -45,7 +45,8 @@ pub(super) async fn connect(loc: &Locator) -> Result<MySql, DbError> {
     }
     .map_err(|_| refused(&"timed out"))?
     .map_err(|e| refused(&e))?;
-    conn.query_drop("SET NAMES utf8mb4")
+    check(loc, SET_NAMES_SQL)?;
+    conn.query_drop(SET_NAMES_SQL)
         .await
         .map_err(|e| backend(loc, e))?;
     Ok(MySql {
@@ -76,6 +77,37 @@ fn ssl_opts(loc: &Locator, tls: &tls::Tls) -> Result<Option<mysql_async::SslOpts
         _ => ssl,
     }))
 }
+
+/// The base tables of the current database.
+const TABLES_SQL: &str = "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'";
+/// The columns of the tables of a prefix (bound twice).
+const COLUMNS_SQL: &str = "SELECT CAST(c.TABLE_NAME AS CHAR), CAST(c.COLUMN_NAME AS CHAR), \
+                        CAST(c.DATA_TYPE AS CHAR), CAST(c.COLUMN_TYPE AS CHAR), \
+                        c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, \
+                        CAST(c.IS_NULLABLE AS CHAR), CAST(c.COLUMN_DEFAULT AS CHAR), \
+                        CAST(c.EXTRA AS CHAR) \
+                 FROM information_schema.COLUMNS c \
+                 JOIN information_schema.TABLES t \
+                   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+                 WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' \
+                   AND BINARY LEFT(c.TABLE_NAME, CHAR_LENGTH(?)) = BINARY ? \
+                 ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION";
+/// The index columns of the tables of a prefix (bound twice).
+const STATISTICS_SQL: &str = "SELECT CAST(TABLE_NAME AS CHAR), CAST(INDEX_NAME AS CHAR), NON_UNIQUE, \
+                        CAST(COLUMN_NAME AS CHAR) \
+                 FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = DATABASE() \
+                   AND BINARY LEFT(TABLE_NAME, CHAR_LENGTH(?)) = BINARY ? \
+                 ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX";
+/// The next auto-increment value of every table that has one.
+const AUTO_INCREMENT_SQL: &str = "SELECT CAST(TABLE_NAME AS CHAR), AUTO_INCREMENT FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL";
+/// Whether an index of that name is on that table (MySQL 8 has no `CREATE INDEX IF NOT
+/// EXISTS`; MariaDB has).
+const INDEX_EXISTS_SQL: &str = "SELECT COUNT(*) FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?";
+const SET_NAMES_SQL: &str = "SET NAMES utf8mb4";
 
 fn quote(ident: &str) -> String {
     Engine::MySql.quote(ident)
@@ -162,6 +194,32 @@ impl MySql {
     fn err(&self, e: impl std::fmt::Display) -> DbError {
         backend(&self.loc, e)
     }
+
+    /// The connection, for the statements given: the one way to it, so that every
+    /// statement sent passes [`check`].
+    async fn session(
+        &self,
+        statements: &[&str],
+    ) -> Result<tokio::sync::MutexGuard<'_, mysql_async::Conn>, DbError> {
+        for sql in statements {
+            check(&self.loc, sql)?;
+        }
+        Ok(self.conn.lock().await)
+    }
+}
+
+/// Refuses a statement MySQL 8.0 would not accept (in debug builds, where every test's
+/// statements pass here; see [`statements`]).
+fn check(loc: &Locator, sql: &str) -> Result<(), DbError> {
+    if cfg!(debug_assertions) {
+        let shape = statements::record(sql);
+        if let Some(what) = statements::mariadb_only(&shape) {
+            return Err(DbError::Backend(format!(
+                "{loc}: not MySQL 8.0 syntax ({what}): {shape}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -213,28 +271,25 @@ impl Driver for MySql {
     }
 
     async fn exec(&self, sql: &str) -> Result<(), DbError> {
-        self.conn
-            .lock()
-            .await
+        self.session(&[sql])
+            .await?
             .query_drop(sql)
             .await
             .map_err(|e| self.err(e))
     }
 
     async fn table_names(&self) -> Result<Vec<String>, DbError> {
-        self.conn
-            .lock()
-            .await
-            .query(
-                "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
-            )
+        self.session(&[TABLES_SQL])
+            .await?
+            .query(TABLES_SQL)
             .await
             .map_err(|e| self.err(e))
     }
 
     async fn introspect(&self, prefix: &str) -> Result<Vec<Table>, DbError> {
-        let mut c = self.conn.lock().await;
+        let mut c = self
+            .session(&[COLUMNS_SQL, STATISTICS_SQL, AUTO_INCREMENT_SQL])
+            .await?;
         type ColRow = (
             String,
             String,
@@ -248,20 +303,7 @@ impl Driver for MySql {
             String,
         );
         let rows: Vec<ColRow> = c
-            .exec(
-                "SELECT CAST(c.TABLE_NAME AS CHAR), CAST(c.COLUMN_NAME AS CHAR), \
-                        CAST(c.DATA_TYPE AS CHAR), CAST(c.COLUMN_TYPE AS CHAR), \
-                        c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, \
-                        CAST(c.IS_NULLABLE AS CHAR), CAST(c.COLUMN_DEFAULT AS CHAR), \
-                        CAST(c.EXTRA AS CHAR) \
-                 FROM information_schema.COLUMNS c \
-                 JOIN information_schema.TABLES t \
-                   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
-                 WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' \
-                   AND BINARY LEFT(c.TABLE_NAME, CHAR_LENGTH(?)) = BINARY ? \
-                 ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION",
-                (prefix, prefix),
-            )
+            .exec(COLUMNS_SQL, (prefix, prefix))
             .await
             .map_err(|e| self.err(e))?;
         let mut tables: BTreeMap<String, Table> = BTreeMap::new();
@@ -291,15 +333,7 @@ impl Driver for MySql {
             );
         }
         let stats: Vec<(String, String, u64, String)> = c
-            .exec(
-                "SELECT CAST(TABLE_NAME AS CHAR), CAST(INDEX_NAME AS CHAR), NON_UNIQUE, \
-                        CAST(COLUMN_NAME AS CHAR) \
-                 FROM information_schema.STATISTICS \
-                 WHERE TABLE_SCHEMA = DATABASE() \
-                   AND BINARY LEFT(TABLE_NAME, CHAR_LENGTH(?)) = BINARY ? \
-                 ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
-                (prefix, prefix),
-            )
+            .exec(STATISTICS_SQL, (prefix, prefix))
             .await
             .map_err(|e| self.err(e))?;
         for (table, index, non_unique, column) in stats {
@@ -318,13 +352,8 @@ impl Driver for MySql {
                 });
             }
         }
-        let autos: Vec<(String, u64)> = c
-            .query(
-                "SELECT CAST(TABLE_NAME AS CHAR), AUTO_INCREMENT FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL",
-            )
-            .await
-            .map_err(|e| self.err(e))?;
+        let autos: Vec<(String, u64)> =
+            c.query(AUTO_INCREMENT_SQL).await.map_err(|e| self.err(e))?;
         for (table, next) in autos {
             if let Some(t) = tables.get_mut(&table)
                 && t.auto_column().is_some()
@@ -336,9 +365,8 @@ impl Driver for MySql {
     }
 
     async fn query_pairs(&self, sql: &str) -> Result<Vec<(String, i64)>, DbError> {
-        self.conn
-            .lock()
-            .await
+        self.session(&[sql])
+            .await?
             .query::<(String, i64), _>(sql)
             .await
             .map_err(|e| self.err(e))
@@ -346,9 +374,8 @@ impl Driver for MySql {
 
     async fn query_opt_text(&self, sql: &str, params: &[Value]) -> Result<Option<String>, DbError> {
         Ok(self
-            .conn
-            .lock()
-            .await
+            .session(&[sql])
+            .await?
             .exec_first::<Option<String>, _, _>(sql, my_params(params))
             .await
             .map_err(|e| self.err(e))?
@@ -357,9 +384,8 @@ impl Driver for MySql {
 
     async fn query_opt_i64(&self, sql: &str, params: &[Value]) -> Result<Option<i64>, DbError> {
         Ok(self
-            .conn
-            .lock()
-            .await
+            .session(&[sql])
+            .await?
             .exec_first::<Option<i64>, _, _>(sql, my_params(params))
             .await
             .map_err(|e| self.err(e))?
@@ -367,7 +393,7 @@ impl Driver for MySql {
     }
 
     async fn exec_params(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let mut c = self.conn.lock().await;
+        let mut c = self.session(&[sql]).await?;
         c.exec_drop(sql, my_params(params))
             .await
             .map_err(|e| self.err(e))?;
@@ -375,7 +401,9 @@ impl Driver for MySql {
     }
 
     async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError> {
-        let mut c = self.conn.lock().await;
+        let mut c = self
+            .session(&["START TRANSACTION", "COMMIT", "ROLLBACK"])
+            .await?;
         c.query_drop("START TRANSACTION")
             .await
             .map_err(|e| self.err(e))?;
@@ -393,7 +421,7 @@ impl Driver for MySql {
         key: &[usize],
         tx: &mpsc::Sender<Vec<Row>>,
     ) -> Result<(u64, Option<Row>), DbError> {
-        let mut c = self.conn.lock().await;
+        let mut c = self.session(&[&sql]).await?;
         let mut result = c
             .exec_iter(sql, my_params(&params))
             .await
@@ -419,6 +447,23 @@ impl Driver for MySql {
             quote(table)
         ))
         .await
+    }
+
+    async fn create_index(&self, table: &str, index: &Index) -> Result<(), DbError> {
+        let names = [
+            Value::Text(table.to_owned()),
+            Value::Text(index.name.clone()),
+        ];
+        if self
+            .query_opt_i64(INDEX_EXISTS_SQL, &names)
+            .await?
+            .unwrap_or(0)
+            > 0
+        {
+            return Ok(());
+        }
+        self.exec(&super::create_index_sql(Engine::MySql, table, index, false))
+            .await
     }
 
     async fn database_exists(&self, name: &str) -> Result<bool, DbError> {
@@ -473,21 +518,21 @@ impl MySql {
                 .iter()
                 .flat_map(|r| r.iter().map(to_my))
                 .collect();
+            check(&self.loc, &sql)?;
             c.exec_drop(sql, params).await.map_err(|e| self.err(e))?;
             start = end;
         }
         if let Some(n) = ledger {
-            c.exec_drop(
-                format!(
-                    "INSERT INTO {} ({}, {}) VALUES (?, ?)",
-                    quote(LEDGER_TABLE),
-                    quote("tbl"),
-                    quote("chunk")
-                ),
-                (t.name.as_str(), n),
-            )
-            .await
-            .map_err(|e| self.err(e))?;
+            let sql = format!(
+                "INSERT INTO {} ({}, {}) VALUES (?, ?)",
+                quote(LEDGER_TABLE),
+                quote("tbl"),
+                quote("chunk")
+            );
+            check(&self.loc, &sql)?;
+            c.exec_drop(sql, (t.name.as_str(), n))
+                .await
+                .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -533,6 +578,124 @@ fn my_row(t: &Table, vals: Vec<mysql_async::Value>) -> Result<Row, String> {
         });
     }
     Ok(row)
+}
+
+/// The statements sent to MySQL, by shape: their keywords in order, with identifiers,
+/// literals and numbers left out (`` CREATE INDEX `i` ON `t` (`a`) `` is `CREATE INDEX ON`).
+/// Debug builds record every shape sent, and refuse the syntax only MariaDB accepts.
+pub(crate) mod statements {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+    /// MariaDB-only (or PostgreSQL-only) syntax, and what MySQL 8.0 wants instead.
+    const NOT_MYSQL_8: &[(&str, &str)] = &[
+        (
+            "CREATE INDEX IF NOT EXISTS",
+            "MariaDB only: check information_schema.STATISTICS",
+        ),
+        (
+            "CREATE UNIQUE INDEX IF NOT EXISTS",
+            "MariaDB only: check information_schema.STATISTICS",
+        ),
+        (
+            "DROP INDEX IF EXISTS",
+            "MariaDB only: check information_schema.STATISTICS",
+        ),
+        (
+            "ADD COLUMN IF NOT EXISTS",
+            "MariaDB only: check information_schema.COLUMNS",
+        ),
+        (
+            "DROP COLUMN IF EXISTS",
+            "MariaDB only: check information_schema.COLUMNS",
+        ),
+        (
+            "ADD INDEX IF NOT EXISTS",
+            "MariaDB only: check information_schema.STATISTICS",
+        ),
+        ("RETURNING", "MariaDB (and PostgreSQL) only"),
+        ("CREATE OR REPLACE TABLE", "MariaDB only"),
+        ("CREATE SEQUENCE", "MariaDB only: use AUTO_INCREMENT"),
+        ("NEXTVAL", "MariaDB sequences only"),
+        ("EXCEPT", "MySQL 8.0.31 and later only"),
+        ("INTERSECT", "MySQL 8.0.31 and later only"),
+        ("ILIKE", "PostgreSQL only"),
+        ("FULL OUTER JOIN", "not in MySQL"),
+        ("WITH FORCE", "PostgreSQL only"),
+    ];
+
+    /// The shape of a statement.
+    pub(crate) fn shape(sql: &str) -> String {
+        let b = sql.as_bytes();
+        let mut words: Vec<String> = Vec::new();
+        let push = |w: String, words: &mut Vec<String>| {
+            if words.last() != Some(&w) {
+                words.push(w);
+            }
+        };
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'`' || c == b'\'' || c == b'"' {
+                // A quoted identifier or literal, doubled quotes inside.
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'\\' && c != b'`' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == c {
+                        if b.get(i + 1) == Some(&c) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            } else if c.is_ascii_alphabetic() || c == b'_' {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                push(sql[start..i].to_ascii_uppercase(), &mut words);
+            } else if c == b'?' {
+                push("?".into(), &mut words);
+                i += 1;
+            } else {
+                i += 1;
+            }
+        }
+        words.join(" ")
+    }
+
+    /// What is wrong with a shape for MySQL 8.0, if anything.
+    pub(crate) fn mariadb_only(shape: &str) -> Option<&'static str> {
+        let padded = format!(" {shape} ");
+        NOT_MYSQL_8
+            .iter()
+            .find(|(pattern, _)| padded.contains(&format!(" {pattern} ")))
+            .map(|(_, why)| *why)
+    }
+
+    /// Records a statement sent; returns its shape.
+    pub(crate) fn record(sql: &str) -> String {
+        let shape = shape(sql);
+        if let Ok(mut seen) = SEEN.lock() {
+            seen.insert(shape.clone());
+        }
+        shape
+    }
+
+    /// Every shape sent by this process so far (debug builds), sorted.
+    pub(crate) fn seen() -> Vec<String> {
+        SEEN.lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -628,5 +791,100 @@ mod tests {
         assert!(matches!(&row[2], Value::Decimal(_)));
         assert_eq!(row[3], Value::Null);
         assert!(my_row(&t, vec![M::Bytes(b"x".to_vec()), M::NULL, M::NULL, M::NULL]).is_err());
+    }
+
+    #[test]
+    fn shapes_keep_keywords_and_drop_names_and_values() {
+        assert_eq!(
+            statements::shape("CREATE UNIQUE INDEX `a``b` ON `t` (`x`, `y`)"),
+            "CREATE UNIQUE INDEX ON"
+        );
+        assert_eq!(
+            statements::shape("INSERT INTO `t` (`a`, `b`) VALUES (?, ?), (?, ?)"),
+            "INSERT INTO VALUES ?"
+        );
+        assert_eq!(
+            statements::shape("ALTER TABLE `t` AUTO_INCREMENT = 42"),
+            "ALTER TABLE AUTO_INCREMENT"
+        );
+        assert_eq!(
+            statements::shape("SELECT 'it''s \\' IF', x FROM `t`"),
+            "SELECT X FROM"
+        );
+    }
+
+    #[test]
+    fn mariadb_only_syntax_is_flagged() {
+        for bad in [
+            "CREATE INDEX IF NOT EXISTS `i` ON `t` (`a`)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS `i` ON `t` (`a`)",
+            "ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `c` INT",
+            "DELETE FROM `t` WHERE `id` = ? RETURNING `id`",
+            "CREATE OR REPLACE TABLE `t` (`a` INT)",
+            "DROP DATABASE IF EXISTS \"x\" WITH (FORCE)",
+        ] {
+            assert!(
+                statements::mariadb_only(&statements::shape(bad)).is_some(),
+                "{bad}"
+            );
+        }
+        for good in [
+            "CREATE TABLE IF NOT EXISTS `l` (`a` INT)",
+            "DROP TABLE IF EXISTS `t`",
+            "DROP DATABASE IF EXISTS `x`",
+            "SELECT `returning_id` FROM `t`",
+        ] {
+            assert_eq!(
+                statements::mariadb_only(&statements::shape(good)),
+                None,
+                "{good}"
+            );
+        }
+    }
+
+    /// Every statement this file writes for MySQL, and the shapes of what the shared code
+    /// writes for it (keyset pages, `CREATE TABLE`, the ledger, search-and-replace): none
+    /// is MariaDB-only. What a run sends is checked too, statement by statement, in every
+    /// debug build (`check`), and listed by `tests/mysql8.rs` against a server.
+    #[test]
+    fn every_statement_shape_sent_to_mysql_is_mysql_8() {
+        let index = Index {
+            name: "i".into(),
+            columns: vec!["a".into(), "b".into()],
+            unique: true,
+        };
+        let statements = [
+            TABLES_SQL.to_owned(),
+            COLUMNS_SQL.to_owned(),
+            STATISTICS_SQL.to_owned(),
+            AUTO_INCREMENT_SQL.to_owned(),
+            INDEX_EXISTS_SQL.to_owned(),
+            SET_NAMES_SQL.to_owned(),
+            "START TRANSACTION".into(),
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT".into(),
+            "COMMIT".into(),
+            "ROLLBACK".into(),
+            super::super::create_index_sql(Engine::MySql, "t", &index, false),
+            "INSERT INTO `t` (`a`, `b`) VALUES (?, ?), (?, ?)".into(),
+            "ALTER TABLE `t` AUTO_INCREMENT = 7".into(),
+            "CREATE DATABASE `d`".into(),
+            "DROP DATABASE IF EXISTS `d`".into(),
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?".into(),
+        ];
+        let mut shapes: Vec<String> = statements.iter().map(|s| statements::shape(s)).collect();
+        shapes.sort();
+        shapes.dedup();
+        let bad: Vec<_> = shapes
+            .iter()
+            .filter_map(|s| statements::mariadb_only(s).map(|why| format!("{s}: {why}")))
+            .collect();
+        assert!(bad.is_empty(), "{bad:#?}");
+        // And MariaDB's own form is what would be caught.
+        let ifne = super::super::create_index_sql(Engine::MySql, "t", &index, true);
+        assert!(statements::mariadb_only(&statements::shape(&ifne)).is_some());
+        assert!(
+            shapes.contains(&"CREATE UNIQUE INDEX ON".to_owned()),
+            "{shapes:#?}"
+        );
     }
 }
