@@ -162,10 +162,24 @@ pub(crate) trait Driver: Send + Sync {
         self.exec(&create_index_sql(self.engine(), table, index, true))
             .await
     }
-    /// Whether a database of that name exists on this server.
-    async fn database_exists(&self, name: &str) -> Result<bool, DbError>;
+    /// A query counting the databases named by its one parameter (`{}`), on a server.
+    fn database_count_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether a database of that name exists on this server (never, without a query).
+    async fn database_exists(&self, name: &str) -> Result<bool, DbError> {
+        let Some(template) = self.database_count_sql() else {
+            return Ok(false);
+        };
+        let name = Value::Text(name.to_owned());
+        let sql = template.replace("{}", &self.mark_value(1, &name));
+        Ok(self.query_opt_i64(&sql, &[name]).await?.unwrap_or(0) > 0)
+    }
     /// Creates a database on this server.
-    async fn create_database(&self, name: &str) -> Result<(), DbError>;
+    async fn create_database(&self, name: &str) -> Result<(), DbError> {
+        self.exec(&format!("CREATE DATABASE {}", self.engine().quote(name)))
+            .await
+    }
     /// Drops a database of this server if it is there.
     async fn drop_database(&self, name: &str) -> Result<(), DbError>;
 }
@@ -742,6 +756,17 @@ fn column_default(table: &str, column: &str, raw: Option<&str>) -> Result<Option
             column: column.to_owned(),
             ty: format!("with default expression {raw}"),
         }),
+    }
+}
+
+/// The integer type of `bytes` storage bytes, as MySQL and SQLite declare it.
+fn int_ddl(bytes: u8) -> &'static str {
+    match bytes {
+        1 => "TINYINT",
+        2 => "SMALLINT",
+        3 => "MEDIUMINT",
+        4 => "INT",
+        _ => "BIGINT",
     }
 }
 

@@ -9,8 +9,8 @@ use mysql_async::prelude::Queryable as _;
 use tokio::sync::mpsc;
 
 use super::{
-    Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, push_column,
-    tls, typed_text,
+    Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, int_ddl,
+    push_column, tls, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timestamp};
@@ -153,14 +153,7 @@ fn column_type(
 /// The column type of a neutral column in DDL.
 fn ddl_type(c: &Column) -> String {
     match c.ty {
-        ColType::Int { bytes } => match bytes {
-            1 => "TINYINT",
-            2 => "SMALLINT",
-            3 => "MEDIUMINT",
-            4 => "INT",
-            _ => "BIGINT",
-        }
-        .into(),
+        ColType::Int { bytes } => int_ddl(bytes).into(),
         ColType::Number { precision, scale } => format!("DECIMAL({precision},{scale})"),
         ColType::Float { double } => if double { "DOUBLE" } else { "FLOAT" }.into(),
         ColType::Char { len } => format!("VARCHAR({len})"),
@@ -264,6 +257,10 @@ impl Driver for MySql {
          CAST(COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) AS SIGNED) \
          FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
+    }
+
+    fn database_count_sql(&self) -> Option<&'static str> {
+        Some("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}")
     }
 
     fn begin_snapshot_sql(&self) -> &'static str {
@@ -464,21 +461,6 @@ impl Driver for MySql {
         }
         self.exec(&super::create_index_sql(Engine::MySql, table, index, false))
             .await
-    }
-
-    async fn database_exists(&self, name: &str) -> Result<bool, DbError> {
-        Ok(self
-            .query_opt_i64(
-                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                &[Value::Text(name.to_owned())],
-            )
-            .await?
-            .unwrap_or(0)
-            > 0)
-    }
-
-    async fn create_database(&self, name: &str) -> Result<(), DbError> {
-        self.exec(&format!("CREATE DATABASE {}", quote(name))).await
     }
 
     async fn drop_database(&self, name: &str) -> Result<(), DbError> {

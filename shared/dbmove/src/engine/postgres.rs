@@ -326,6 +326,10 @@ impl Driver for Postgres {
          WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
     }
 
+    fn database_count_sql(&self) -> Option<&'static str> {
+        Some("SELECT count(*) FROM pg_database WHERE datname = {}")
+    }
+
     fn begin_snapshot_sql(&self) -> &'static str {
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     }
@@ -486,23 +490,11 @@ impl Driver for Postgres {
     }
 
     async fn query_opt_text(&self, sql: &str, params: &[Value]) -> Result<Option<String>, DbError> {
-        let pg = pg_params(params);
-        Ok(self
-            .client
-            .query_opt(sql, &refs(&pg))
-            .await
-            .map_err(|e| self.err(e))?
-            .and_then(|r| r.get::<_, Option<String>>(0)))
+        self.query_opt(sql, params).await
     }
 
     async fn query_opt_i64(&self, sql: &str, params: &[Value]) -> Result<Option<i64>, DbError> {
-        let pg = pg_params(params);
-        Ok(self
-            .client
-            .query_opt(sql, &refs(&pg))
-            .await
-            .map_err(|e| self.err(e))?
-            .and_then(|r| r.get::<_, Option<i64>>(0)))
+        self.query_opt(sql, params).await
     }
 
     async fn exec_params(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
@@ -578,21 +570,6 @@ impl Driver for Postgres {
         ))
     }
 
-    async fn database_exists(&self, name: &str) -> Result<bool, DbError> {
-        Ok(self
-            .query_opt_i64(
-                "SELECT count(*) FROM pg_database WHERE datname = $1::text",
-                &[Value::Text(name.to_owned())],
-            )
-            .await?
-            .unwrap_or(0)
-            > 0)
-    }
-
-    async fn create_database(&self, name: &str) -> Result<(), DbError> {
-        self.exec(&format!("CREATE DATABASE {}", quote(name))).await
-    }
-
     async fn drop_database(&self, name: &str) -> Result<(), DbError> {
         // FORCE: a worker that died may still hold a connection to it.
         self.exec(&format!(
@@ -604,6 +581,20 @@ impl Driver for Postgres {
 }
 
 impl Postgres {
+    /// At most one row of one column, NULL as `None`.
+    async fn query_opt<T>(&self, sql: &str, params: &[Value]) -> Result<Option<T>, DbError>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let pg = pg_params(params);
+        Ok(self
+            .client
+            .query_opt(sql, &refs(&pg))
+            .await
+            .map_err(|e| self.err(e))?
+            .and_then(|r| r.get::<_, Option<T>>(0)))
+    }
+
     /// `COPY`s the rows in, then records the chunk in the ledger (inside the caller's
     /// transaction).
     async fn copy_in(&self, t: &Table, rows: &[Row], ledger: Option<i64>) -> Result<(), DbError> {

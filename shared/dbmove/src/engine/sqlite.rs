@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{
-    Batch, Driver, Engine, LEDGER_TABLE, backend, column_default, typed_text, unreachable,
+    Batch, Driver, Engine, LEDGER_TABLE, backend, column_default, int_ddl, typed_text, unreachable,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_decimal};
@@ -139,14 +139,7 @@ fn column_type(decl: &str) -> Option<ColType> {
 /// same neutral type back).
 fn ddl_type(c: &Column) -> String {
     match c.ty {
-        ColType::Int { bytes } => match bytes {
-            1 => "TINYINT",
-            2 => "SMALLINT",
-            3 => "MEDIUMINT",
-            4 => "INT",
-            _ => "BIGINT",
-        }
-        .into(),
+        ColType::Int { bytes } => int_ddl(bytes).into(),
         ColType::Number { precision, scale } => format!("DECIMAL({precision},{scale})"),
         ColType::Float { double } => if double { "DOUBLE" } else { "FLOAT" }.into(),
         ColType::Char { len } => format!("VARCHAR({len})"),
@@ -177,6 +170,23 @@ fn lite_params(params: &[Value]) -> Vec<rusqlite::types::Value> {
 }
 
 impl Sqlite {
+    /// At most one row of one column, NULL as `None`.
+    async fn query_opt<T>(&self, sql: &str, params: &[Value]) -> Result<Option<T>, DbError>
+    where
+        T: rusqlite::types::FromSql + Send + 'static,
+    {
+        let (sql, params) = (sql.to_owned(), lite_params(params));
+        self.run(move |c| {
+            let mut st = c.prepare(&sql)?;
+            let mut rows = st.query(rusqlite::params_from_iter(params))?;
+            match rows.next()? {
+                Some(r) => r.get::<_, Option<T>>(0),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     /// Runs `f` on the connection, on the blocking pool.
     async fn run<T: Send + 'static>(
         &self,
@@ -267,29 +277,11 @@ impl Driver for Sqlite {
     }
 
     async fn query_opt_text(&self, sql: &str, params: &[Value]) -> Result<Option<String>, DbError> {
-        let (sql, params) = (sql.to_owned(), lite_params(params));
-        self.run(move |c| {
-            let mut st = c.prepare(&sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(params))?;
-            match rows.next()? {
-                Some(r) => r.get::<_, Option<String>>(0),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.query_opt(sql, params).await
     }
 
     async fn query_opt_i64(&self, sql: &str, params: &[Value]) -> Result<Option<i64>, DbError> {
-        let (sql, params) = (sql.to_owned(), lite_params(params));
-        self.run(move |c| {
-            let mut st = c.prepare(&sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(params))?;
-            match rows.next()? {
-                Some(r) => r.get::<_, Option<i64>>(0),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.query_opt(sql, params).await
     }
 
     async fn exec_params(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
@@ -377,10 +369,6 @@ impl Driver for Sqlite {
         })
         .await?;
         Ok(())
-    }
-
-    async fn database_exists(&self, _name: &str) -> Result<bool, DbError> {
-        Ok(false)
     }
 
     async fn create_database(&self, _name: &str) -> Result<(), DbError> {
