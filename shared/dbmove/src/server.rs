@@ -34,13 +34,12 @@ fn check(name: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Creates database `name` on the server of `admin` and returns its URL. For SQLite the
-/// folder is made, and the file is created when first opened as a target.
+/// Creates database `name` on the server of `admin` and returns its URL. For SQLite
+/// nothing is made here: the file is created when first opened as a target, in a folder
+/// that must exist ([`crate::target::prepare`] makes a shard's).
 pub async fn create(admin: &Locator, name: &str) -> Result<Locator, DbError> {
     check(name)?;
-    if Engine::of(admin)? == Engine::Sqlite {
-        files::create_folder(admin).await?;
-    } else {
+    if Engine::of(admin)? != Engine::Sqlite {
         Db::connect(admin, false)
             .await?
             .create_database(name)
@@ -100,6 +99,7 @@ mod tests {
     async fn a_sqlite_database_is_dropped_with_its_journal_files() {
         let dir = tempfile::tempdir().unwrap();
         let admin = Locator::new(format!("sqlite://{}/shard", dir.path().display()));
+        crate::target::prepare(&admin).await.unwrap();
         let db = create(&admin, "d1").await.unwrap();
         Db::connect(&db, true)
             .await
