@@ -18,6 +18,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::backends::Backends;
+
 pub use backends::{BlobSpec, QueueSpec, StateSpec};
 pub use config::Config;
 pub use error::{CliError, Outcome};
@@ -154,18 +156,20 @@ pub fn init_logging(verbose: u8) {
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let config = Config::resolve(&cli)?;
+    // The one set of ports of this process: AWS is loaded only if a command opens it.
+    let ports = Backends::new();
     match cli.command {
-        Command::Status { json } => status::run(&config, json).await,
-        Command::Files { command } => files::run(command).await,
-        Command::Db { command } => db::run(command).await,
+        Command::Status { json } => status::run(&config, &ports, json).await,
+        Command::Files { command } => files::run(&ports, command).await,
+        Command::Db { command } => db::run(&ports, command).await,
         Command::Fixture { command } => db::run_fixture(command).await,
         Command::Plan(args) => intake::plan(&args).await,
-        Command::Upload(args) => intake::upload(&config, &args).await,
+        Command::Upload(args) => intake::upload(&config, &ports, &args).await,
         Command::Asl { command } => asl::run(command).await,
-        Command::Tick(args) => schedule::tick(&config, &args).await,
-        Command::Start(args) => schedule::start(&config, &args).await,
+        Command::Tick(args) => schedule::tick(&config, &ports, &args).await,
+        Command::Start(args) => schedule::start(&config, &ports, &args).await,
         Command::Demo(args) => demo::run(&config, &args).await,
-        Command::Run(args) => run::run_file(&config, &args).await,
+        Command::Run(args) => run::run_file(&config, &ports, &args).await,
     }
 }
 
@@ -174,7 +178,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
 pub async fn run_list(cli: Cli, seams: Seams) -> Result<RunSummary, CliError> {
     let config = Config::resolve(&cli)?;
     match cli.command {
-        Command::Run(args) => run::run_with(&config, &args, seams).await,
+        Command::Run(args) => run::run_with(&config, &Backends::new(), &args, seams).await,
         _ => Err(CliError::input(
             "run_list runs `a2a run` only",
             "parse a `run` command",
