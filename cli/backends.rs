@@ -75,6 +75,13 @@ impl StateSpec {
     }
 }
 
+impl StateSpec {
+    /// The store as messages name it: `state (sqlite)`, `state (dynamodb:TABLE)`.
+    pub fn label(&self) -> String {
+        format!("state ({self})")
+    }
+}
+
 impl BlobSpec {
     /// Parses `dir` or `s3://BUCKET[/PREFIX]`.
     pub fn parse(s: &str) -> Result<Self, String> {

@@ -11,7 +11,6 @@ use a2a_dbmove::fixture::FixtureOptions;
 use a2a_dbmove::{CopyLimits, Db, DbError, ImportOptions, Progress, VerifyReport};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
 use crate::backends::Backends;
 use crate::{CliError, Outcome};
@@ -247,7 +246,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
             }
             let equal = checked.as_ref().is_none_or(|v| v.equal);
             if json {
-                print_json(&serde_json::json!({
+                crate::print_json_pretty(&serde_json::json!({
                     "from": from.to_string(),
                     "to": to.to_string(),
                     "export": ex,
@@ -290,7 +289,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
             .map_err(db_error)?;
             bar.done();
             if json {
-                print_json(&ex)?;
+                crate::print_json_pretty(&ex)?;
             } else {
                 println!(
                     "exported {} tables, {} rows from {from} to {stage} ({} chunks, {} bytes){}",
@@ -333,7 +332,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
                 .map_err(db_error)?;
             bar.done();
             if json {
-                print_json(&im)?;
+                crate::print_json_pretty(&im)?;
             } else {
                 println!(
                     "imported {} rows in {} chunks into {to} ({} chunks already there){}",
@@ -364,7 +363,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
                 .map_err(db_error)?;
             bar.done();
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 print_verify(&report);
             }
@@ -395,7 +394,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
                 .await
                 .map_err(db_error)?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 println!(
                     "replaced in {} rows over {} columns of {loc}",
@@ -576,13 +575,6 @@ fn db_error(e: DbError) -> CliError {
         DbError::Stage(p) => CliError::from_port("stage", p),
         DbError::Backend(_) | DbError::Corrupt(_) => CliError::Failed(e.to_string()),
     }
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }
 
 /// One bar on stderr: the step and table as its message, rows as its count. Hidden when

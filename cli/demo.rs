@@ -43,14 +43,6 @@ pub struct DemoArgs {
     pub statemachines: PathBuf,
 }
 
-pub(crate) fn parse_kind(s: &str) -> Result<InstanceKind, String> {
-    match s {
-        "migrate" => Ok(InstanceKind::Migrate),
-        "provision" => Ok(InstanceKind::Provision),
-        _ => Err("expected `migrate` or `provision`".into()),
-    }
-}
-
 /// The old address of the generated sites, as their content links to it.
 const OLD_WWWROOT: &str = "https://agora.xtec.cat/{dns}/moodle";
 const TEMPLATES: [&str; 2] = ["primary", "secondary"];

@@ -9,7 +9,6 @@ use a2a_core::SchoolCode;
 use a2a_files::{FilesError, Progress};
 use clap::{Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
 use crate::backends::Backends;
 use crate::{CliError, Outcome};
@@ -139,7 +138,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                 .await
                 .map_err(|e| files_error(e, &label))?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 println!(
                     "school {}: {} files, {} bytes in {label}; copied {} files ({} bytes), {} already there, {} left out (caches, sessions, temp)",
@@ -187,7 +186,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                 .await
                 .map_err(|e| files_error(e, &label))?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 for k in &report.missing {
                     println!("missing {k}");
@@ -245,7 +244,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                 .await
                 .map_err(|e| files_error(e, &label))?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 println!(
                     "school {}: {} files ({} bytes) from {} in {label}; copied {}, {} already there",
@@ -348,13 +347,6 @@ fn files_error(e: FilesError, label: &str) -> CliError {
             source,
         } => CliError::from_port(&format!("school {school}: {what} ({label})"), source),
     }
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }
 
 /// Two progress bars on stderr, files and bytes, each with its rate. Hidden when stderr

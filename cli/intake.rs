@@ -18,7 +18,7 @@ pub struct IntakeArgs {
 
     /// The kind of rows that do not say (a directory list says for none): `migrate` or
     /// `provision`.
-    #[arg(long, value_parser = parse_kind, default_value = "provision")]
+    #[arg(long, value_parser = crate::parse_kind, default_value = "provision")]
     pub kind: InstanceKind,
 
     /// Schools per wave.
@@ -33,14 +33,6 @@ pub struct IntakeArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_kind(s: &str) -> Result<InstanceKind, String> {
-    match s {
-        "migrate" => Ok(InstanceKind::Migrate),
-        "provision" => Ok(InstanceKind::Provision),
-        _ => Err("expected `migrate` or `provision`".into()),
-    }
 }
 
 impl IntakeArgs {
@@ -164,7 +156,7 @@ pub async fn upload(
     .await
     .map_err(|e| match e {
         TakeError::Refused(r) => refused(r),
-        TakeError::State(e) => CliError::from_port(&format!("state ({})", config.state), e),
+        TakeError::State(e) => CliError::from_port(&config.state.label(), e),
         TakeError::Blobs { key, error } => {
             CliError::from_port(&format!("blobs ({}): writing {key}", config.blobs), error)
         }

@@ -134,6 +134,23 @@ pub enum Command {
     Run(run::RunArgs),
 }
 
+/// The `--kind` of a command line: `migrate` or `provision`.
+pub(crate) fn parse_kind(s: &str) -> Result<a2a_core::InstanceKind, String> {
+    match s {
+        "migrate" => Ok(a2a_core::InstanceKind::Migrate),
+        "provision" => Ok(a2a_core::InstanceKind::Provision),
+        _ => Err("expected `migrate` or `provision`".into()),
+    }
+}
+
+/// Prints `value` as indented JSON on stdout (the `--json` of `db` and `files`).
+pub(crate) fn print_json_pretty(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
 /// Sets up human-readable logs on stderr. Secrets never reach them: every type that may
 /// hold one redacts itself.
 pub fn init_logging(verbose: u8) {

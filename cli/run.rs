@@ -35,7 +35,7 @@ pub struct RunArgs {
     /// The school list (CSV: the school directory export or A2A's plan file).
     pub file: PathBuf,
     /// The kind of rows that do not say: `migrate` or `provision`.
-    #[arg(long, value_parser = crate::demo::parse_kind, default_value = "provision")]
+    #[arg(long, value_parser = crate::parse_kind, default_value = "provision")]
     pub kind: InstanceKind,
     /// `real` waits for the migration windows of a2a.toml; `virtual` skips idle time.
     #[arg(long, value_enum, default_value = "real")]

@@ -83,10 +83,6 @@ pub struct StartArgs {
     pub local: crate::run::LocalArgs,
 }
 
-fn state_label(config: &Config) -> String {
-    format!("state ({})", config.state)
-}
-
 /// The Step Functions engine, if both ARNs are known.
 async fn workflows(
     config: &Config,
@@ -237,7 +233,7 @@ pub async fn start(
         let (local, flows) = args.local.engine(config, "a local a2a start").await?;
         (local.store.clone(), flows.clone(), Some(flows))
     };
-    let port = |e: PortError| CliError::from_port(&state_label(config), e);
+    let port = |e: PortError| CliError::from_port(&config.state.label(), e);
     let Some(mut inst) = store.get(&code).await.map_err(port)? else {
         return Err(CliError::input(
             format!("school {code} is not registered in {}", config.state),

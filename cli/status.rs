@@ -110,7 +110,7 @@ pub async fn run(config: &Config, ports: &Backends, json: bool) -> Result<Outcom
     let instances = match ports.existing_state(config).await? {
         Some(store) => list_all(&*store, ListFilter::default())
             .await
-            .map_err(|e| CliError::from_port(&format!("state ({})", config.state), e))?,
+            .map_err(|e| CliError::from_port(&config.state.label(), e))?,
         None => Vec::new(),
     };
     let report = Report::of(&instances);

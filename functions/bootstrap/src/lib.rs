@@ -42,6 +42,16 @@ pub struct Env {
     problems: Vec<String>,
 }
 
+/// The ARNs of the two deployed state machines, as the dispatcher and the scheduler read
+/// them ([`Env::state_machines`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMachines {
+    /// The `migrate-instance` state machine.
+    pub migrate: String,
+    /// The `provision-instance` state machine.
+    pub provision: String,
+}
+
 /// The problems of an environment, each naming its variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvError(pub Vec<String>);
@@ -77,6 +87,24 @@ impl Env {
         Self {
             lookup: Box::new(move |name| lookup(name).filter(|v| !v.trim().is_empty())),
             problems: Vec::new(),
+        }
+    }
+
+    /// Fixed variables, as `(name, value)` pairs: a function's configuration in tests.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::from_fn(move |name| map.get(name).cloned())
+    }
+
+    /// The two state machines, `A2A_MIGRATE_STATE_MACHINE` and
+    /// `A2A_PROVISION_STATE_MACHINE` (ARNs), both required.
+    pub fn state_machines(&mut self) -> StateMachines {
+        StateMachines {
+            migrate: self.required("A2A_MIGRATE_STATE_MACHINE"),
+            provision: self.required("A2A_PROVISION_STATE_MACHINE"),
         }
     }
 
@@ -263,12 +291,7 @@ mod tests {
 
     #[test]
     fn an_environment_names_every_problem_at_once() {
-        let vars = [("A", "x"), ("N", "0"), ("M", " 7 "), ("BLANK", "  ")];
-        let mut env = Env::from_fn(move |name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        });
+        let mut env = Env::from_pairs(&[("A", "x"), ("N", "0"), ("M", " 7 "), ("BLANK", "  ")]);
         assert_eq!(env.required("A"), "x");
         assert_eq!(env.required("BLANK"), "");
         assert_eq!(env.whole("N", 1u32), None);

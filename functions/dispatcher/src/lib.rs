@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use a2a_core::{Window, WorkQueue};
-use a2a_fn_bootstrap::{Env, EnvError, Failure};
+use a2a_fn_bootstrap::{Env, EnvError, Failure, StateMachines};
 use a2a_schedule::{Delivery, DispatchReport, Dispatcher};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
@@ -34,10 +34,8 @@ pub const DEFAULT_MAX_RUNNING: usize = 25;
 pub struct Config {
     /// The state table.
     pub table: String,
-    /// The ARN of the `migrate-instance` state machine.
-    pub migrate_state_machine: String,
-    /// The ARN of the `provision-instance` state machine.
-    pub provision_state_machine: String,
+    /// The state machines started.
+    pub state_machines: StateMachines,
     /// Executions in flight at most.
     pub max_running: usize,
     /// When starts are allowed; empty means any time.
@@ -56,8 +54,7 @@ impl Config {
     pub fn read(mut env: Env) -> Result<Config, EnvError> {
         let config = Config {
             table: env.required("A2A_TABLE"),
-            migrate_state_machine: env.required("A2A_MIGRATE_STATE_MACHINE"),
-            provision_state_machine: env.required("A2A_PROVISION_STATE_MACHINE"),
+            state_machines: env.state_machines(),
             max_running: env
                 .whole("A2A_MAX_RUNNING", 0)
                 .unwrap_or(DEFAULT_MAX_RUNNING),
@@ -91,10 +88,11 @@ impl Handler {
         let c = Config::from_env()?;
         let conf = a2a_aws::config::lambda_sdk_config().await?;
         let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, c.table));
+        let machines = c.state_machines;
         let workflows = Arc::new(a2a_aws::SfnWorkflows::from_conf(
             &conf,
-            c.migrate_state_machine,
-            c.provision_state_machine,
+            machines.migrate,
+            machines.provision,
         ));
         let dead = c
             .dead_letter_queue_url
@@ -158,17 +156,9 @@ impl Handler {
 mod tests {
     use super::*;
 
-    fn env(vars: &'static [(&'static str, &'static str)]) -> Env {
-        Env::from_fn(|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
     #[test]
     fn the_environment_is_read_whole() {
-        let c = Config::read(env(&[
+        let c = Config::read(Env::from_pairs(&[
             ("A2A_TABLE", "t"),
             ("A2A_MIGRATE_STATE_MACHINE", "m"),
             ("A2A_PROVISION_STATE_MACHINE", "p"),
@@ -176,7 +166,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.max_running, DEFAULT_MAX_RUNNING);
         assert!(c.windows.is_empty() && c.dead_letter_queue_url.is_none());
-        let e = Config::read(env(&[
+        let e = Config::read(Env::from_pairs(&[
             ("A2A_MIGRATE_STATE_MACHINE", "m"),
             ("A2A_MAX_RUNNING", "-1"),
             ("A2A_WINDOWS", "Mon-Fri 25:00-06:00 Europe/Madrid"),

@@ -393,20 +393,12 @@ impl Handler {
 mod tests {
     use super::*;
 
-    fn env(vars: &'static [(&'static str, &'static str)]) -> Env {
-        Env::from_fn(|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
     #[test]
     fn the_environment_is_read_whole() {
-        let c = Config::read(env(&[("A2A_TABLE", "t")])).unwrap();
+        let c = Config::read(Env::from_pairs(&[("A2A_TABLE", "t")])).unwrap();
         assert_eq!(c.table, "t");
         assert_eq!(c.options, Options::default());
-        let c = Config::read(env(&[
+        let c = Config::read(Env::from_pairs(&[
             ("A2A_TABLE", "t"),
             ("A2A_INTAKE_KIND", " migrate "),
             ("A2A_WAVE_SIZE", "7"),
@@ -415,7 +407,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.options.kind, InstanceKind::Migrate);
         assert_eq!((c.options.wave_size, c.options.max_bytes), (7, 2_000_000));
-        let e = Config::read(env(&[
+        let e = Config::read(Env::from_pairs(&[
             ("A2A_INTAKE_KIND", "both"),
             ("A2A_WAVE_SIZE", "0"),
             ("A2A_MAX_MB", "lots"),

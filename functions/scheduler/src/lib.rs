@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use a2a_core::{InstanceStore, PortError, Snapshots, WorkQueue, Workflows};
-use a2a_fn_bootstrap::{Env, EnvError, Failure};
+use a2a_fn_bootstrap::{Env, EnvError, Failure, StateMachines};
 use a2a_schedule::{Policy, TickReport};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -29,10 +29,8 @@ pub struct Config {
     pub table: String,
     /// The fan-out queue's URL.
     pub queue_url: String,
-    /// The ARN of the `migrate-instance` state machine.
-    pub migrate_state_machine: String,
-    /// The ARN of the `provision-instance` state machine.
-    pub provision_state_machine: String,
+    /// The state machines reconciled.
+    pub state_machines: StateMachines,
     /// The RDS cluster snapshotted before each wave, if any.
     pub target_cluster: Option<String>,
     /// The windows, quota, attempts and durations.
@@ -49,8 +47,7 @@ impl Config {
     pub fn read(mut env: Env) -> Result<Config, EnvError> {
         let table = env.required("A2A_TABLE");
         let queue_url = env.required("A2A_QUEUE_URL");
-        let migrate_state_machine = env.required("A2A_MIGRATE_STATE_MACHINE");
-        let provision_state_machine = env.required("A2A_PROVISION_STATE_MACHINE");
+        let state_machines = env.state_machines();
         let target_cluster = env.optional("A2A_TARGET_CLUSTER");
         let windows = env.parsed("A2A_WINDOWS", |w| match a2a_schedule::parse_windows(w) {
             Ok(w) if w.is_empty() => Err("holds no window".to_owned()),
@@ -83,8 +80,7 @@ impl Config {
         env.finish(Config {
             table,
             queue_url,
-            migrate_state_machine,
-            provision_state_machine,
+            state_machines,
             target_cluster,
             policy,
         })
@@ -134,8 +130,8 @@ impl Handler {
             Arc::new(a2a_aws::SqsQueue::from_conf(&conf, c.queue_url)),
             Arc::new(a2a_aws::SfnWorkflows::from_conf(
                 &conf,
-                c.migrate_state_machine,
-                c.provision_state_machine,
+                c.state_machines.migrate,
+                c.state_machines.provision,
             )),
             c.policy,
         );
@@ -193,14 +189,6 @@ impl Handler {
 mod tests {
     use super::*;
 
-    fn env(vars: &'static [(&'static str, &'static str)]) -> Env {
-        Env::from_fn(|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
     const WHOLE: &[(&str, &str)] = &[
         ("A2A_TABLE", "t"),
         ("A2A_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/q"),
@@ -213,12 +201,12 @@ mod tests {
 
     #[test]
     fn the_environment_is_read_whole() {
-        let c = Config::read(env(WHOLE)).unwrap();
+        let c = Config::read(Env::from_pairs(WHOLE)).unwrap();
         assert_eq!(c.policy.windows.len(), 1);
         assert_eq!(c.policy.nightly_quota, 10);
         assert_eq!(c.policy.retry_backoff, chrono::Duration::minutes(5));
         assert_eq!(c.target_cluster, None);
-        let e = Config::read(env(&[
+        let e = Config::read(Env::from_pairs(&[
             ("A2A_TABLE", "t"),
             ("A2A_MAX_ATTEMPTS", "many"),
             ("A2A_MAX_DURATION_MINUTES", "-3"),
@@ -236,7 +224,7 @@ mod tests {
             assert!(e.contains(name), "{name} not in {e}");
         }
         assert!(!e.contains("A2A_TABLE"), "{e}");
-        let e = Config::read(env(&[("A2A_WINDOWS", ";")]))
+        let e = Config::read(Env::from_pairs(&[("A2A_WINDOWS", ";")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("A2A_WINDOWS=\";\": holds no window"), "{e}");
