@@ -381,6 +381,36 @@ impl Local {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_embedded_backends_never_load_the_sdk() {
+        use clap::Parser as _;
+        let home = tempfile::tempdir().unwrap();
+        let home_arg = home.path().display().to_string();
+        let cli = crate::Cli::try_parse_from(["a2a", "--home", &home_arg, "status"]).unwrap();
+        let config = Config::resolve(&cli).unwrap();
+        let ports = Backends::new();
+        assert!(ports.existing_state(&config).await.unwrap().is_none());
+        assert!(
+            !home.path().join(STATE_DB).exists(),
+            "reading made no store"
+        );
+        ports.state(&config).await.unwrap();
+        assert!(home.path().join(STATE_DB).exists());
+        let (_, shown) = ports.blobs(&config).await.unwrap();
+        assert!(shown.ends_with("/blobs/"), "{shown}");
+        ports.queue(&config.queue).await;
+        let stage = home.path().join("stage").display().to_string();
+        let (_, label) = ports.blob_arg("--stage", &stage, "stage").await.unwrap();
+        assert_eq!(label, format!("folder {stage}"));
+        assert!(ports.sdk.get().is_none(), "no AWS backend, no SDK config");
+        let e = ports
+            .blob_arg("--stage", "ftp://host/x", "stage")
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("only folders and s3://"), "{e}");
+    }
+
     #[test]
     fn specs_parse_and_print_back() {
         for s in ["sqlite", "dynamodb:a2a-state"] {
