@@ -1,10 +1,12 @@
 //! The backend choices (`sqlite` | `dynamodb:TABLE`, `dir` | `s3://BUCKET/PREFIX`,
-//! `memory` | `sqs:URL`) and opening them as ports.
+//! `memory` | `sqs:URL`) and [`Backends`], the one place that opens them as ports, with
+//! [`Local`], the embedded backends of the local engine.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use a2a_core::InstanceStore;
+use a2a_core::{BlobStore, InstanceStore, Locator, Snapshots, UploadLedger, WorkQueue, Workflows};
 
 use crate::{CliError, Config};
 
@@ -70,6 +72,13 @@ impl StateSpec {
         Ok(Self::DynamoDb {
             table: table.into(),
         })
+    }
+}
+
+impl StateSpec {
+    /// The store as messages name it: `state (sqlite)`, `state (dynamodb:TABLE)`.
+    pub fn label(&self) -> String {
+        format!("state ({self})")
     }
 }
 
@@ -146,35 +155,287 @@ impl fmt::Display for QueueSpec {
     }
 }
 
-/// Opens the state store. With `create` false, an embedded store that does not exist
-/// yet is `None`, so read-only commands leave an empty home as they found it.
-pub async fn open_state(
-    config: &Config,
-    create: bool,
-) -> Result<Option<Arc<dyn InstanceStore>>, CliError> {
-    match &config.state {
-        StateSpec::Sqlite => {
-            let path = config.home.join("state.db");
-            if !create && !path.exists() {
-                return Ok(None);
+/// The embedded state store's file, in the home.
+pub(crate) const STATE_DB: &str = "state.db";
+/// The folder blob store's folder, in the home.
+pub(crate) const BLOBS_DIR: &str = "blobs";
+/// The sites' own secrets, under the home (`a2a secret show`).
+pub(crate) const SECRETS_DIR: &str = "secrets";
+/// Deliveries of one message before the in-process queue dead-letters it: many, since a
+/// deferred message comes back every round while the cap on executions is full.
+const MEMORY_MAX_RECEIVES: u32 = 1000;
+
+/// The one place the CLI opens its ports: state, blobs, queue, workflows and snapshots, on
+/// the embedded backends or on AWS. The SDK configuration is loaded once, at the first AWS
+/// backend a command opens, and shared by every client after it, so a command on the
+/// embedded backends never touches AWS (nor its credential chain).
+#[derive(Default)]
+pub struct Backends {
+    sdk: tokio::sync::OnceCell<a2a_aws::config::SdkConfig>,
+}
+
+impl Backends {
+    /// Nothing opened yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The SDK configuration, loaded on first use.
+    async fn sdk(&self) -> &a2a_aws::config::SdkConfig {
+        self.sdk.get_or_init(a2a_aws::config::sdk_config).await
+    }
+
+    /// The state store, as a store and as the upload ledger (one backend). With `create`
+    /// false, an embedded store that does not exist yet is `None`, so read-only commands
+    /// leave an empty home as they found it.
+    pub async fn state_and_ledger(
+        &self,
+        config: &Config,
+        create: bool,
+    ) -> Result<Option<(Arc<dyn InstanceStore>, Arc<dyn UploadLedger>)>, CliError> {
+        match &config.state {
+            StateSpec::Sqlite => {
+                if !create && !config.home.join(STATE_DB).exists() {
+                    return Ok(None);
+                }
+                let s = open_sqlite(&config.home).await?;
+                Ok(Some((Arc::new(s.clone()), Arc::new(s))))
             }
-            let store = a2a_local::SqliteStore::open(&path)
-                .await
-                .map_err(|e| CliError::from_port("state (sqlite)", e))?;
-            Ok(Some(Arc::new(store)))
+            StateSpec::DynamoDb { table } => {
+                let s = a2a_aws::DynamoDbStore::from_conf(self.sdk().await, table);
+                Ok(Some((Arc::new(s.clone()), Arc::new(s))))
+            }
         }
-        StateSpec::DynamoDb { table } => {
-            let conf = a2a_aws::config::sdk_config().await;
-            Ok(Some(Arc::new(a2a_aws::DynamoDbStore::from_conf(
-                &conf, table,
-            ))))
+    }
+
+    /// The state store, opened (and, embedded, created) if missing.
+    pub async fn state(&self, config: &Config) -> Result<Arc<dyn InstanceStore>, CliError> {
+        self.state_and_ledger(config, true)
+            .await?
+            .map(|(store, _)| store)
+            .ok_or_else(|| CliError::Failed("the state store did not open".into()))
+    }
+
+    /// The state store if there is one: an embedded store not made yet is `None`.
+    pub async fn existing_state(
+        &self,
+        config: &Config,
+    ) -> Result<Option<Arc<dyn InstanceStore>>, CliError> {
+        Ok(self
+            .state_and_ledger(config, false)
+            .await?
+            .map(|(store, _)| store))
+    }
+
+    /// The blob store of the configuration, and how to show a key of it to a person (the
+    /// text put before the key).
+    pub async fn blobs(&self, config: &Config) -> Result<(Arc<dyn BlobStore>, String), CliError> {
+        match &config.blobs {
+            BlobSpec::Dir => {
+                let root = config.home.join(BLOBS_DIR);
+                Ok((
+                    Arc::new(open_dir(&config.home)?),
+                    format!("{}/", root.display()),
+                ))
+            }
+            BlobSpec::S3 { bucket, prefix } => {
+                let shown = if prefix.is_empty() {
+                    format!("s3://{bucket}/")
+                } else {
+                    format!("s3://{bucket}/{prefix}/")
+                };
+                Ok((Arc::new(self.s3(bucket, prefix).await), shown))
+            }
         }
+    }
+
+    /// A blob store named on the command line by `flag` (`--stage`, `--to`): a folder or
+    /// `s3://BUCKET/PREFIX`; `role` names a folder in messages (`stage`, `target`). With the
+    /// store comes a label for messages: the URL, or `folder DIR`.
+    pub async fn blob_arg(
+        &self,
+        flag: &str,
+        arg: &str,
+        role: &str,
+    ) -> Result<(Arc<dyn BlobStore>, String), CliError> {
+        if arg.starts_with("s3://") {
+            let spec = BlobSpec::parse(arg).map_err(|e| {
+                CliError::input(format!("{flag} {arg:?}: {e}"), "use s3://BUCKET/PREFIX")
+            })?;
+            let BlobSpec::S3 { bucket, prefix } = spec else {
+                unreachable!("an s3:// spec parses to S3");
+            };
+            return Ok((Arc::new(self.s3(&bucket, &prefix).await), arg.to_owned()));
+        }
+        if arg.contains("://") {
+            return Err(CliError::input(
+                format!("{flag} {arg:?}: only folders and s3:// are supported"),
+                "use a folder path or s3://BUCKET/PREFIX",
+            ));
+        }
+        let store = a2a_local::FsBlob::new(Path::new(arg))
+            .map_err(|e| CliError::from_port(&format!("{role} folder {arg}"), e))?;
+        Ok((Arc::new(store), format!("folder {arg}")))
+    }
+
+    async fn s3(&self, bucket: &str, prefix: &str) -> a2a_aws::S3Blob {
+        a2a_aws::S3Blob::from_conf(self.sdk().await, bucket, prefix)
+    }
+
+    /// The work queue of `spec`. The in-process one lives as long as the command.
+    pub async fn queue(&self, spec: &QueueSpec) -> Arc<dyn WorkQueue> {
+        match spec {
+            QueueSpec::Memory => Arc::new(a2a_local::MemQueue::new(MEMORY_MAX_RECEIVES)),
+            QueueSpec::Sqs { url } => Arc::new(a2a_aws::SqsQueue::from_conf(self.sdk().await, url)),
+        }
+    }
+
+    /// The deployed Step Functions state machines, by ARN.
+    pub async fn step_functions(&self, migrate: String, provision: String) -> Arc<dyn Workflows> {
+        Arc::new(a2a_aws::SfnWorkflows::from_conf(
+            self.sdk().await,
+            migrate,
+            provision,
+        ))
+    }
+
+    /// Snapshots of the RDS cluster `cluster`, taken before each wave.
+    pub async fn snapshots(&self, cluster: String) -> Arc<dyn Snapshots> {
+        Arc::new(a2a_aws::RdsSnapshots::from_conf(self.sdk().await, cluster))
+    }
+
+    /// The sites' own secrets: Secrets Manager under `prefix` when `aws` is given, else the
+    /// home's private folder. The label names the backend in messages.
+    pub async fn secrets(
+        &self,
+        config: &Config,
+        aws: Option<&str>,
+    ) -> (Arc<dyn a2a_core::SecretStore>, &'static str) {
+        match aws {
+            Some(prefix) => (
+                Arc::new(a2a_aws::SmSecrets::from_conf(self.sdk().await, prefix)),
+                "secrets (Secrets Manager)",
+            ),
+            None => (Arc::new(open_secrets(&config.home)), "secrets (home)"),
+        }
+    }
+}
+
+/// The home's secret folder (made, 0700, at the first secret).
+fn open_secrets(home: &Path) -> a2a_local::FileSecrets {
+    a2a_local::FileSecrets::new(home.join(SECRETS_DIR))
+}
+
+/// The embedded state store of `home` (created if missing).
+async fn open_sqlite(home: &Path) -> Result<a2a_local::SqliteStore, CliError> {
+    a2a_local::SqliteStore::open(&home.join(STATE_DB))
+        .await
+        .map_err(|e| CliError::from_port("state (sqlite)", e))
+}
+
+/// The folder blob store of `home`.
+fn open_dir(home: &Path) -> Result<a2a_local::FsBlob, CliError> {
+    a2a_local::FsBlob::new(home.join(BLOBS_DIR)).map_err(|e| CliError::from_port("blobs (dir)", e))
+}
+
+/// The embedded backends of the local engine (`a2a demo`, `a2a run`, a local `a2a start`),
+/// and where the sites' databases go.
+pub(crate) struct Local {
+    /// The state store (and upload ledger).
+    pub(crate) store: Arc<a2a_local::SqliteStore>,
+    /// The folder blob store.
+    pub(crate) blob: Arc<dyn BlobStore>,
+    /// The sites' own secrets, `<home>/secrets/` (files 0600).
+    pub(crate) secrets: Arc<dyn a2a_core::SecretStore>,
+    /// `<home>/demo`, where generated sites and SQLite targets go.
+    pub(crate) demo: PathBuf,
+    /// The `--db` server, if given.
+    pub(crate) server: Option<Locator>,
+    /// The `[site]` of a2a.toml, if any.
+    pub(crate) spec: Option<crate::config::SiteSpec>,
+}
+
+impl Local {
+    /// Opens the embedded backends for `what` (a command, in messages): refused when the
+    /// configuration names other backends, or when `db` is not a server URL or clashes with
+    /// the `[site]` of a2a.toml.
+    pub(crate) async fn open(
+        config: &Config,
+        db: Option<&str>,
+        what: &str,
+    ) -> Result<Local, CliError> {
+        if config.state != StateSpec::Sqlite || config.blobs != BlobSpec::Dir {
+            return Err(CliError::input(
+                format!("{what} runs on the embedded backends only"),
+                "drop --state/--blobs (or the [backends] of a2a.toml)",
+            ));
+        }
+        if db.is_some() && config.site.is_some() {
+            return Err(CliError::input(
+                format!("{what}: --db and the [site] of a2a.toml both say where sites go"),
+                "drop --db to use [site], or run with a home whose a2a.toml has no [site]",
+            ));
+        }
+        let server = db.map(Locator::new);
+        if let Some(s) = &server
+            && !matches!(
+                a2a_dbmove::Engine::of(s),
+                Ok(a2a_dbmove::Engine::Postgres | a2a_dbmove::Engine::MySql)
+            )
+        {
+            return Err(CliError::input(
+                format!("--db {s}: not a PostgreSQL or MySQL/MariaDB URL"),
+                "use postgres://USER@HOST/postgres or mysql://USER@HOST/mysql",
+            ));
+        }
+        let home = &config.home;
+        let demo = home.join("demo");
+        std::fs::create_dir_all(&demo)
+            .map_err(|e| CliError::Failed(format!("demo: creating the demo folder: {e}")))?;
+        Ok(Local {
+            store: Arc::new(open_sqlite(home).await?),
+            blob: Arc::new(open_dir(home)?),
+            secrets: Arc::new(open_secrets(home)),
+            demo,
+            server,
+            spec: config.site.clone(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_embedded_backends_never_load_the_sdk() {
+        use clap::Parser as _;
+        let home = tempfile::tempdir().unwrap();
+        let home_arg = home.path().display().to_string();
+        let cli = crate::Cli::try_parse_from(["a2a", "--home", &home_arg, "status"]).unwrap();
+        let config = Config::resolve(&cli).unwrap();
+        let ports = Backends::new();
+        assert!(ports.existing_state(&config).await.unwrap().is_none());
+        assert!(
+            !home.path().join(STATE_DB).exists(),
+            "reading made no store"
+        );
+        ports.state(&config).await.unwrap();
+        assert!(home.path().join(STATE_DB).exists());
+        let (_, shown) = ports.blobs(&config).await.unwrap();
+        assert!(shown.ends_with("/blobs/"), "{shown}");
+        ports.queue(&config.queue).await;
+        let stage = home.path().join("stage").display().to_string();
+        let (_, label) = ports.blob_arg("--stage", &stage, "stage").await.unwrap();
+        assert_eq!(label, format!("folder {stage}"));
+        assert!(ports.sdk.get().is_none(), "no AWS backend, no SDK config");
+        let e = ports
+            .blob_arg("--stage", "ftp://host/x", "stage")
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("only folders and s3://"), "{e}");
+    }
 
     #[test]
     fn specs_parse_and_print_back() {

@@ -3,7 +3,7 @@
 //! as separate steps, verify, and generate a Moodle-like fixture.
 
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use a2a_core::{BlobStore, Locator};
@@ -11,9 +11,8 @@ use a2a_dbmove::fixture::FixtureOptions;
 use a2a_dbmove::{CopyLimits, Db, DbError, ImportOptions, Progress, VerifyReport};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
-use crate::backends::BlobSpec;
+use crate::backends::Backends;
 use crate::{CliError, Outcome};
 
 /// What to do with a site's database.
@@ -172,7 +171,7 @@ pub enum DbCommand {
 }
 
 /// Runs one `db` command.
-pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
+pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliError> {
     match command {
         DbCommand::Copy {
             from,
@@ -207,10 +206,13 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
                 }
             }
             let (store, temp) = match &stage {
-                Some(s) => (open_stage(s).await?, None),
+                Some(s) => (open_stage(ports, s).await?, None),
                 None => {
                     let dir = temp_stage();
-                    (open_stage(&dir.display().to_string()).await?, Some(dir))
+                    (
+                        open_stage(ports, &dir.display().to_string()).await?,
+                        Some(dir),
+                    )
                 }
             };
             let bar = Bar::new();
@@ -244,7 +246,7 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
             }
             let equal = checked.as_ref().is_none_or(|v| v.equal);
             if json {
-                print_json(&serde_json::json!({
+                crate::print_json_pretty(&serde_json::json!({
                     "from": from.to_string(),
                     "to": to.to_string(),
                     "export": ex,
@@ -273,7 +275,7 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
         } => {
             let from = Locator::new(from);
             let src = connect(&from, false).await?;
-            let store = open_stage(&stage).await?;
+            let store = open_stage(ports, &stage).await?;
             let bar = Bar::new();
             let limits = limits(chunk_rows);
             let jobs = usize::from(jobs);
@@ -287,7 +289,7 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
             .map_err(db_error)?;
             bar.done();
             if json {
-                print_json(&ex)?;
+                crate::print_json_pretty(&ex)?;
             } else {
                 println!(
                     "exported {} tables, {} rows from {from} to {stage} ({} chunks, {} bytes){}",
@@ -313,7 +315,7 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
             json,
         } => {
             let to = Locator::new(to);
-            let store = open_stage(&stage).await?;
+            let store = open_stage(ports, &stage).await?;
             // Reading the stage first: a missing export is bad input, before any connection.
             a2a_dbmove::mover::read_index(store.as_ref())
                 .await
@@ -330,7 +332,7 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
                 .map_err(db_error)?;
             bar.done();
             if json {
-                print_json(&im)?;
+                crate::print_json_pretty(&im)?;
             } else {
                 println!(
                     "imported {} rows in {} chunks into {to} ({} chunks already there){}",
@@ -361,7 +363,7 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
                 .map_err(db_error)?;
             bar.done();
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 print_verify(&report);
             }
@@ -392,7 +394,7 @@ pub async fn run(command: DbCommand) -> Result<Outcome, CliError> {
                 .await
                 .map_err(db_error)?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 println!(
                     "replaced in {} rows over {} columns of {loc}",
@@ -551,26 +553,9 @@ fn temp_stage() -> PathBuf {
     std::env::temp_dir().join(format!("a2a-stage-{}-{nanos}", std::process::id()))
 }
 
-async fn open_stage(stage: &str) -> Result<Arc<dyn BlobStore>, CliError> {
-    if stage.starts_with("s3://") {
-        let spec = BlobSpec::parse(stage).map_err(|e| {
-            CliError::input(format!("--stage {stage:?}: {e}"), "use s3://BUCKET/PREFIX")
-        })?;
-        let BlobSpec::S3 { bucket, prefix } = spec else {
-            unreachable!("an s3:// spec parses to S3");
-        };
-        let conf = a2a_aws::config::sdk_config().await;
-        return Ok(Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)));
-    }
-    if stage.contains("://") {
-        return Err(CliError::input(
-            format!("--stage {stage:?}: only folders and s3:// are supported"),
-            "use a folder path or s3://BUCKET/PREFIX",
-        ));
-    }
-    let store = a2a_local::FsBlob::new(Path::new(stage))
-        .map_err(|e| CliError::from_port(&format!("stage folder {stage}"), e))?;
-    Ok(Arc::new(store))
+/// The stage named by `--stage`: a folder or s3://BUCKET/PREFIX.
+async fn open_stage(ports: &Backends, stage: &str) -> Result<Arc<dyn BlobStore>, CliError> {
+    Ok(ports.blob_arg("--stage", stage, "stage").await?.0)
 }
 
 fn db_error(e: DbError) -> CliError {
@@ -590,13 +575,6 @@ fn db_error(e: DbError) -> CliError {
         DbError::Stage(p) => CliError::from_port("stage", p),
         DbError::Backend(_) | DbError::Corrupt(_) => CliError::Failed(e.to_string()),
     }
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }
 
 /// One bar on stderr: the step and table as its message, rows as its count. Hidden when

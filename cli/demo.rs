@@ -18,7 +18,7 @@ use a2a_steps::{LocalWorkflows, Shard, SiteConfig, StepContext, Template};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::backends::{BlobSpec, StateSpec};
+use crate::backends::Local;
 use crate::{CliError, Config, Outcome};
 
 /// How big a demo to run.
@@ -43,14 +43,6 @@ pub struct DemoArgs {
     pub statemachines: PathBuf,
 }
 
-pub(crate) fn parse_kind(s: &str) -> Result<InstanceKind, String> {
-    match s {
-        "migrate" => Ok(InstanceKind::Migrate),
-        "provision" => Ok(InstanceKind::Provision),
-        _ => Err("expected `migrate` or `provision`".into()),
-    }
-}
-
 /// The old address of the generated sites, as their content links to it.
 const OLD_WWWROOT: &str = "https://agora.xtec.cat/{dns}/moodle";
 const TEMPLATES: [&str; 2] = ["primary", "secondary"];
@@ -59,69 +51,7 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("demo: {what}: {e}"))
 }
 
-/// The embedded backends and where the generated databases go.
-pub(crate) struct Local {
-    pub(crate) store: Arc<a2a_local::SqliteStore>,
-    pub(crate) blob: Arc<dyn BlobStore>,
-    /// The sites' own secrets, `<home>/secrets/` (files 0600).
-    pub(crate) secrets: Arc<dyn a2a_core::SecretStore>,
-    demo: PathBuf,
-    server: Option<Locator>,
-    spec: Option<crate::config::SiteSpec>,
-}
-
 impl Local {
-    pub(crate) async fn open(
-        config: &Config,
-        db: Option<&str>,
-        what: &str,
-    ) -> Result<Local, CliError> {
-        if config.state != StateSpec::Sqlite || config.blobs != BlobSpec::Dir {
-            return Err(CliError::input(
-                format!("{what} runs on the embedded backends only"),
-                "drop --state/--blobs (or the [backends] of a2a.toml)",
-            ));
-        }
-        if db.is_some() && config.site.is_some() {
-            return Err(CliError::input(
-                format!("{what}: --db and the [site] of a2a.toml both say where sites go"),
-                "drop --db to use [site], or run with a home whose a2a.toml has no [site]",
-            ));
-        }
-        let server = db.map(Locator::new);
-        if let Some(s) = &server
-            && !matches!(
-                a2a_dbmove::Engine::of(s),
-                Ok(a2a_dbmove::Engine::Postgres | a2a_dbmove::Engine::MySql)
-            )
-        {
-            return Err(CliError::input(
-                format!("--db {s}: not a PostgreSQL or MySQL/MariaDB URL"),
-                "use postgres://USER@HOST/postgres or mysql://USER@HOST/mysql",
-            ));
-        }
-        let home = &config.home;
-        let demo = home.join("demo");
-        std::fs::create_dir_all(&demo).map_err(|e| failed("creating the demo folder", e))?;
-        let store = Arc::new(
-            a2a_local::SqliteStore::open(&home.join("state.db"))
-                .await
-                .map_err(|e| CliError::from_port("state (sqlite)", e))?,
-        );
-        let blob: Arc<dyn BlobStore> = Arc::new(
-            a2a_local::FsBlob::new(home.join("blobs"))
-                .map_err(|e| CliError::from_port("blobs (dir)", e))?,
-        );
-        Ok(Local {
-            store,
-            blob,
-            secrets: Arc::new(a2a_local::FileSecrets::new(home.join("secrets"))),
-            demo,
-            server,
-            spec: config.site.clone(),
-        })
-    }
-
     /// The site configuration: the `[site]` of a2a.toml, or the embedded default (the
     /// generated templates, made if missing, and two SQLite shards under the home, or the
     /// `--db` server as the one shard).

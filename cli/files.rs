@@ -4,15 +4,13 @@
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use a2a_core::{BlobStore, SchoolCode};
+use a2a_core::SchoolCode;
 use a2a_files::{FilesError, Progress};
 use clap::{Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
-use crate::backends::BlobSpec;
+use crate::backends::Backends;
 use crate::{CliError, Outcome};
 
 /// What to do with moodledata.
@@ -118,7 +116,7 @@ pub enum Switch {
 }
 
 /// Runs one `files` command.
-pub async fn run(command: FilesCommand) -> Result<Outcome, CliError> {
+pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, CliError> {
     match command {
         FilesCommand::Sync {
             from,
@@ -130,7 +128,7 @@ pub async fn run(command: FilesCommand) -> Result<Outcome, CliError> {
         } => {
             let code = school_code(&school)?;
             refuse_nested(&from, &to)?;
-            let (store, label) = open_target(&to).await?;
+            let (store, label) = ports.blob_arg("--to", &to, "target").await?;
             let bars = Bars::new("copy");
             let options = a2a_files::SyncOptions {
                 jobs: usize::from(jobs),
@@ -140,7 +138,7 @@ pub async fn run(command: FilesCommand) -> Result<Outcome, CliError> {
                 .await
                 .map_err(|e| files_error(e, &label))?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 println!(
                     "school {}: {} files, {} bytes in {label}; copied {} files ({} bytes), {} already there, {} left out (caches, sessions, temp)",
@@ -178,7 +176,7 @@ pub async fn run(command: FilesCommand) -> Result<Outcome, CliError> {
             json,
         } => {
             let code = school_code(&school)?;
-            let (store, label) = open_target(&to).await?;
+            let (store, label) = ports.blob_arg("--to", &to, "target").await?;
             let bars = Bars::new("re-hash");
             let options = a2a_files::VerifyOptions {
                 rehash,
@@ -188,7 +186,7 @@ pub async fn run(command: FilesCommand) -> Result<Outcome, CliError> {
                 .await
                 .map_err(|e| files_error(e, &label))?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 for k in &report.missing {
                     println!("missing {k}");
@@ -240,13 +238,13 @@ pub async fn run(command: FilesCommand) -> Result<Outcome, CliError> {
                     "give the template site's school code or its name under templates/",
                 )
             })?;
-            let (store, label) = open_target(&to).await?;
+            let (store, label) = ports.blob_arg("--to", &to, "target").await?;
             let bars = Bars::new("copy");
             let report = a2a_files::copy_site(store, &from, &code, usize::from(jobs), &bars)
                 .await
                 .map_err(|e| files_error(e, &label))?;
             if json {
-                print_json(&report)?;
+                crate::print_json_pretty(&report)?;
             } else {
                 println!(
                     "school {}: {} files ({} bytes) from {} in {label}; copied {}, {} already there",
@@ -337,29 +335,6 @@ fn school_code(s: &str) -> Result<SchoolCode, CliError> {
     })
 }
 
-/// The target store and a label that names it in messages.
-async fn open_target(to: &str) -> Result<(Arc<dyn BlobStore>, String), CliError> {
-    if to.starts_with("s3://") {
-        let spec = BlobSpec::parse(to)
-            .map_err(|e| CliError::input(format!("--to {to:?}: {e}"), "use s3://BUCKET/PREFIX"))?;
-        let BlobSpec::S3 { bucket, prefix } = spec else {
-            unreachable!("an s3:// spec parses to S3");
-        };
-        let conf = a2a_aws::config::sdk_config().await;
-        let store = a2a_aws::S3Blob::from_conf(&conf, bucket, prefix);
-        return Ok((Arc::new(store), to.to_owned()));
-    }
-    if to.contains("://") {
-        return Err(CliError::input(
-            format!("--to {to:?}: only folders and s3:// are supported"),
-            "use a folder path or s3://BUCKET/PREFIX",
-        ));
-    }
-    let store = a2a_local::FsBlob::new(Path::new(to))
-        .map_err(|e| CliError::from_port(&format!("target folder {to}"), e))?;
-    Ok((Arc::new(store), format!("folder {to}")))
-}
-
 fn files_error(e: FilesError, label: &str) -> CliError {
     match e {
         FilesError::Source { .. } => CliError::input(
@@ -372,13 +347,6 @@ fn files_error(e: FilesError, label: &str) -> CliError {
             source,
         } => CliError::from_port(&format!("school {school}: {what} ({label})"), source),
     }
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }
 
 /// Two progress bars on stderr, files and bytes, each with its rate. Hidden when stderr

@@ -1,15 +1,13 @@
 //! `a2a plan` (a dry run) and `a2a upload` (take a school list in): the same intake code
 //! the S3-triggered Lambda runs.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use a2a_core::{BlobStore, InstanceKind, InstanceStore, UploadLedger};
+use a2a_core::InstanceKind;
 use a2a_intake::{Intake, Options, Plan, TakeError};
 use chrono::Utc;
 use clap::Args;
+use std::path::PathBuf;
 
-use crate::backends::{BlobSpec, StateSpec};
+use crate::backends::Backends;
 use crate::{CliError, Config, Outcome};
 
 /// What `plan` and `upload` share: the file and how to plan it.
@@ -20,7 +18,7 @@ pub struct IntakeArgs {
 
     /// The kind of rows that do not say: `migrate` or `provision`. Only a column named
     /// `kind`, or holding these values, says; an export's `tipus` (ESC, INS…) never does.
-    #[arg(long, value_parser = parse_kind, default_value = "provision")]
+    #[arg(long, value_parser = crate::parse_kind, default_value = "provision")]
     pub kind: InstanceKind,
 
     /// Schools per wave.
@@ -35,14 +33,6 @@ pub struct IntakeArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_kind(s: &str) -> Result<InstanceKind, String> {
-    match s {
-        "migrate" => Ok(InstanceKind::Migrate),
-        "provision" => Ok(InstanceKind::Provision),
-        _ => Err("expected `migrate` or `provision`".into()),
-    }
 }
 
 impl IntakeArgs {
@@ -147,58 +137,22 @@ pub async fn plan(args: &IntakeArgs) -> Result<Outcome, CliError> {
     Ok(outcome(plan.rejected() as u64))
 }
 
-/// The state store, as a store and as the upload ledger (both are the same backend).
-async fn open_state(
-    config: &Config,
-) -> Result<(Arc<dyn InstanceStore>, Arc<dyn UploadLedger>), CliError> {
-    match &config.state {
-        StateSpec::Sqlite => {
-            let s = a2a_local::SqliteStore::open(&config.home.join("state.db"))
-                .await
-                .map_err(|e| CliError::from_port("state (sqlite)", e))?;
-            Ok((Arc::new(s.clone()), Arc::new(s)))
-        }
-        StateSpec::DynamoDb { table } => {
-            let conf = a2a_aws::config::sdk_config().await;
-            let s = a2a_aws::DynamoDbStore::from_conf(&conf, table);
-            Ok((Arc::new(s.clone()), Arc::new(s)))
-        }
-    }
-}
-
-/// The blob store, and how to show a key of it to a person.
-async fn open_blobs(config: &Config) -> Result<(Arc<dyn BlobStore>, String), CliError> {
-    match &config.blobs {
-        BlobSpec::Dir => {
-            let root = config.home.join("blobs");
-            let b =
-                a2a_local::FsBlob::new(&root).map_err(|e| CliError::from_port("blobs (dir)", e))?;
-            Ok((Arc::new(b), format!("{}/", root.display())))
-        }
-        BlobSpec::S3 { bucket, prefix } => {
-            let conf = a2a_aws::config::sdk_config().await;
-            let shown = if prefix.is_empty() {
-                format!("s3://{bucket}/")
-            } else {
-                format!("s3://{bucket}/{prefix}/")
-            };
-            Ok((
-                Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),
-                shown,
-            ))
-        }
-    }
-}
-
 /// `a2a upload`: takes the list in, registers it, writes its reports.
-pub async fn upload(config: &Config, args: &IntakeArgs) -> Result<Outcome, CliError> {
+pub async fn upload(
+    config: &Config,
+    ports: &Backends,
+    args: &IntakeArgs,
+) -> Result<Outcome, CliError> {
     let opts = args.options();
     let file = args.file.display().to_string();
     // Refused before any backend is opened: a bad file leaves the home untouched.
     let bytes = a2a_intake::read_file(&args.file, opts.max_bytes).map_err(refused)?;
     let plan = a2a_intake::plan_bytes(&file, &bytes, &opts).map_err(refused)?;
-    let (store, ledger) = open_state(config).await?;
-    let (blobs, shown) = open_blobs(config).await?;
+    let (store, ledger) = ports
+        .state_and_ledger(config, true)
+        .await?
+        .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
+    let (blobs, shown) = ports.blobs(config).await?;
     let taken = a2a_intake::take_planned(
         &args.name(),
         plan,
@@ -211,7 +165,7 @@ pub async fn upload(config: &Config, args: &IntakeArgs) -> Result<Outcome, CliEr
     .await
     .map_err(|e| match e {
         TakeError::Refused(r) => refused(r),
-        TakeError::State(e) => CliError::from_port(&format!("state ({})", config.state), e),
+        TakeError::State(e) => CliError::from_port(&config.state.label(), e),
         TakeError::Blobs { key, error } => {
             CliError::from_port(&format!("blobs ({}): writing {key}", config.blobs), error)
         }

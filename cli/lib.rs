@@ -19,6 +19,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::backends::Backends;
+
 pub use backends::{BlobSpec, QueueSpec, StateSpec};
 pub use config::Config;
 pub use error::{CliError, Outcome};
@@ -138,6 +140,23 @@ pub enum Command {
     },
 }
 
+/// The `--kind` of a command line: `migrate` or `provision`.
+pub(crate) fn parse_kind(s: &str) -> Result<a2a_core::InstanceKind, String> {
+    match s {
+        "migrate" => Ok(a2a_core::InstanceKind::Migrate),
+        "provision" => Ok(a2a_core::InstanceKind::Provision),
+        _ => Err("expected `migrate` or `provision`".into()),
+    }
+}
+
+/// Prints `value` as indented JSON on stdout (the `--json` of `db` and `files`).
+pub(crate) fn print_json_pretty(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
 /// Sets up human-readable logs on stderr. Secrets never reach them: every type that may
 /// hold one redacts itself.
 pub fn init_logging(verbose: u8) {
@@ -160,19 +179,21 @@ pub fn init_logging(verbose: u8) {
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let config = Config::resolve(&cli)?;
+    // The one set of ports of this process: AWS is loaded only if a command opens it.
+    let ports = Backends::new();
     match cli.command {
-        Command::Status { json } => status::run(&config, json).await,
-        Command::Files { command } => files::run(command).await,
-        Command::Db { command } => db::run(command).await,
+        Command::Status { json } => status::run(&config, &ports, json).await,
+        Command::Files { command } => files::run(&ports, command).await,
+        Command::Db { command } => db::run(&ports, command).await,
         Command::Fixture { command } => db::run_fixture(command).await,
         Command::Plan(args) => intake::plan(&args).await,
-        Command::Upload(args) => intake::upload(&config, &args).await,
+        Command::Upload(args) => intake::upload(&config, &ports, &args).await,
         Command::Asl { command } => asl::run(command).await,
-        Command::Tick(args) => schedule::tick(&config, &args).await,
-        Command::Start(args) => schedule::start(&config, &args).await,
+        Command::Tick(args) => schedule::tick(&config, &ports, &args).await,
+        Command::Start(args) => schedule::start(&config, &ports, &args).await,
         Command::Demo(args) => demo::run(&config, &args).await,
-        Command::Run(args) => run::run_file(&config, &args).await,
-        Command::Secret { command } => secret::run(&config, command).await,
+        Command::Run(args) => run::run_file(&config, &ports, &args).await,
+        Command::Secret { command } => secret::run(&config, &ports, command).await,
     }
 }
 
@@ -181,7 +202,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
 pub async fn run_list(cli: Cli, seams: Seams) -> Result<RunSummary, CliError> {
     let config = Config::resolve(&cli)?;
     match cli.command {
-        Command::Run(args) => run::run_with(&config, &args, seams).await,
+        Command::Run(args) => run::run_with(&config, &Backends::new(), &args, seams).await,
         _ => Err(CliError::input(
             "run_list runs `a2a run` only",
             "parse a `run` command",

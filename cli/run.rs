@@ -16,7 +16,8 @@ use a2a_steps::{LocalWorkflows, StepContext};
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, ValueEnum};
 
-use crate::demo::{Local, bar};
+use crate::backends::{Backends, Local, QueueSpec};
+use crate::demo::bar;
 use crate::{CliError, Config, Outcome};
 
 /// The clock on the command line.
@@ -34,7 +35,7 @@ pub struct RunArgs {
     /// The school list (CSV: the school directory export or A2A's plan file).
     pub file: PathBuf,
     /// The kind of rows that do not say: `migrate` or `provision`.
-    #[arg(long, value_parser = crate::demo::parse_kind, default_value = "provision")]
+    #[arg(long, value_parser = crate::parse_kind, default_value = "provision")]
     pub kind: InstanceKind,
     /// `real` waits for the migration windows of a2a.toml; `virtual` skips idle time.
     #[arg(long, value_enum, default_value = "real")]
@@ -122,9 +123,13 @@ pub struct RunSummary {
 }
 
 /// `a2a run FILE`: runs it and prints the report.
-pub async fn run_file(config: &Config, args: &RunArgs) -> Result<Outcome, CliError> {
+pub async fn run_file(
+    config: &Config,
+    ports: &Backends,
+    args: &RunArgs,
+) -> Result<Outcome, CliError> {
     let clock = Instant::now();
-    let s = run_with(config, args, Seams::default()).await?;
+    let s = run_with(config, ports, args, Seams::default()).await?;
     if args.json {
         let v = serde_json::json!({
             "schools": s.schools.len(),
@@ -148,6 +153,7 @@ pub async fn run_file(config: &Config, args: &RunArgs) -> Result<Outcome, CliErr
 /// Takes the list in and runs it; the ports may be wrapped (see [`Seams`]).
 pub async fn run_with(
     config: &Config,
+    ports: &Backends,
     args: &RunArgs,
     seams: Seams,
 ) -> Result<RunSummary, CliError> {
@@ -186,9 +192,8 @@ pub async fn run_with(
         Some(wrap) => wrap(flows),
         None => flows,
     };
-    // Dead-letters a message only after many deliveries: deferred messages come back
-    // every round while the cap is full.
-    let queue: Arc<dyn WorkQueue> = Arc::new(a2a_local::MemQueue::new(1000));
+    // The in-process queue, whatever a2a.toml says: this run is its only consumer.
+    let queue = ports.queue(&QueueSpec::Memory).await;
     let queue = match seams.queue {
         Some(wrap) => wrap(queue),
         None => queue,

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use a2a_core::{InstanceKind, InstanceStore, PortError, SchoolCode, Status, WorkQueue, Workflows};
+use a2a_core::{InstanceKind, InstanceStore, PortError, SchoolCode, Status, Workflows};
 use a2a_schedule::{Delivery, Dispatched, Dispatcher, IN_FLIGHT, Policy, StartMessage};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
-use crate::backends::{QueueSpec, open_state};
+use crate::backends::{Backends, QueueSpec};
 use crate::{CliError, Config, Outcome};
 
 /// Where the deployed state machines are; flags win over `[aws]` in a2a.toml.
@@ -83,12 +83,12 @@ pub struct StartArgs {
     pub local: crate::run::LocalArgs,
 }
 
-fn state_label(config: &Config) -> String {
-    format!("state ({})", config.state)
-}
-
 /// The Step Functions engine, if both ARNs are known.
-async fn workflows(config: &Config, m: &MachineArgs) -> Option<Arc<dyn Workflows>> {
+async fn workflows(
+    config: &Config,
+    ports: &Backends,
+    m: &MachineArgs,
+) -> Option<Arc<dyn Workflows>> {
     let migrate = m
         .migrate_state_machine
         .clone()
@@ -97,10 +97,7 @@ async fn workflows(config: &Config, m: &MachineArgs) -> Option<Arc<dyn Workflows
         .provision_state_machine
         .clone()
         .or_else(|| config.aws.provision_state_machine.clone())?;
-    let conf = a2a_aws::config::sdk_config().await;
-    Some(Arc::new(a2a_aws::SfnWorkflows::from_conf(
-        &conf, migrate, provision,
-    )))
+    Some(ports.step_functions(migrate, provision).await)
 }
 
 fn parse_now(now: &Option<String>) -> Result<DateTime<Utc>, CliError> {
@@ -119,9 +116,9 @@ fn parse_now(now: &Option<String>) -> Result<DateTime<Utc>, CliError> {
 
 /// One scheduler tick: reconcile (when the state machines are known), then, inside a
 /// window, retries and new instances up to the nightly quota, sent to the SQS queue.
-pub async fn tick(config: &Config, args: &TickArgs) -> Result<Outcome, CliError> {
+pub async fn tick(config: &Config, ports: &Backends, args: &TickArgs) -> Result<Outcome, CliError> {
     let now = parse_now(&args.now)?;
-    let QueueSpec::Sqs { url } = &config.queue else {
+    let QueueSpec::Sqs { .. } = &config.queue else {
         return Err(CliError::input(
             "a2a tick needs a lasting queue: the in-process queue (`memory`) ends with the \
              command, and enqueued schools would be left `queued` with no message",
@@ -129,25 +126,25 @@ pub async fn tick(config: &Config, args: &TickArgs) -> Result<Outcome, CliError>
              drain the in-process queue on this machine, use `a2a run FILE`",
         ));
     };
-    let store = open_state(config, true)
-        .await?
-        .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
-    let conf = a2a_aws::config::sdk_config().await;
-    let queue = a2a_aws::SqsQueue::from_conf(&conf, url);
-    let wf = workflows(config, &args.machines).await;
+    let store = ports.state(config).await?;
+    let queue = ports.queue(&config.queue).await;
+    let wf = workflows(config, ports, &args.machines).await;
     let mut policy = Policy::new(config.schedule.windows.clone());
     policy.nightly_quota = config.schedule.nightly_quota;
     policy.max_attempts = config.schedule.max_attempts;
-    let snapshots = args
+    let snapshots = match args
         .target_cluster
         .clone()
         .or_else(|| config.aws.target_cluster.clone())
-        .map(|c| a2a_aws::RdsSnapshots::from_conf(&conf, c));
+    {
+        Some(cluster) => Some(ports.snapshots(cluster).await),
+        None => None,
+    };
     let report = a2a_schedule::tick_with(
         &*store,
-        &queue as &dyn WorkQueue,
+        &*queue,
         wf.as_deref(),
-        snapshots.as_ref().map(|s| s as &dyn a2a_core::Snapshots),
+        snapshots.as_deref(),
         &policy,
         now,
     )
@@ -212,7 +209,11 @@ pub async fn tick(config: &Config, args: &TickArgs) -> Result<Outcome, CliError>
 /// executions in flight unless `--force`. The
 /// instance goes through the same moves as a scheduled one (to `queued`, then `running`
 /// under the execution name of its next attempt), so a second start finds it running.
-pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliError> {
+pub async fn start(
+    config: &Config,
+    ports: &Backends,
+    args: &StartArgs,
+) -> Result<Outcome, CliError> {
     let code = SchoolCode::parse(&args.code).map_err(|e| {
         CliError::input(
             format!("school code {:?}: {e}", args.code),
@@ -220,22 +221,19 @@ pub async fn start(config: &Config, args: &StartArgs) -> Result<Outcome, CliErro
         )
     })?;
     let (store, wf, local): (Arc<dyn InstanceStore>, Arc<dyn Workflows>, _) = if args.aws {
-        let Some(wf) = workflows(config, &args.machines).await else {
+        let Some(wf) = workflows(config, ports, &args.machines).await else {
             return Err(CliError::input(
                 "the state machine ARNs are not known",
                 "pass --migrate-state-machine and --provision-state-machine, or set \
                  aws.migrate_state_machine and aws.provision_state_machine in a2a.toml",
             ));
         };
-        let store = open_state(config, true)
-            .await?
-            .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
-        (store, wf, None)
+        (ports.state(config).await?, wf, None)
     } else {
         let (local, flows) = args.local.engine(config, "a local a2a start").await?;
         (local.store.clone(), flows.clone(), Some(flows))
     };
-    let port = |e: PortError| CliError::from_port(&state_label(config), e);
+    let port = |e: PortError| CliError::from_port(&config.state.label(), e);
     let Some(mut inst) = store.get(&code).await.map_err(port)? else {
         return Err(CliError::input(
             format!("school {code} is not registered in {}", config.state),

@@ -2,11 +2,10 @@
 //! admin. The plain text is kept only in the secret store (`<home>/secrets/`, or Secrets
 //! Manager with `--aws`); this is the one command that prints it, to stdout only.
 
-use std::sync::Arc;
-
-use a2a_core::{SchoolCode, SecretName, SecretStore};
+use a2a_core::{SchoolCode, SecretName};
 use clap::{Args, Subcommand};
 
+use crate::backends::Backends;
 use crate::{CliError, Config, Outcome};
 
 /// The `secret` subcommands.
@@ -36,7 +35,11 @@ pub struct ShowArgs {
 }
 
 /// Runs a `secret` subcommand.
-pub async fn run(config: &Config, command: SecretCommand) -> Result<Outcome, CliError> {
+pub async fn run(
+    config: &Config,
+    ports: &Backends,
+    command: SecretCommand,
+) -> Result<Outcome, CliError> {
     let SecretCommand::Show(args) = command;
     let code = SchoolCode::parse(&args.code)
         .map_err(|e| CliError::input(e.to_string(), "give the school's 8-digit code"))?;
@@ -46,14 +49,9 @@ pub async fn run(config: &Config, command: SecretCommand) -> Result<Outcome, Cli
             "use admin-password, site-identifier or cron-password",
         )
     })?;
-    let (store, backend): (Arc<dyn SecretStore>, &str) = if args.aws {
-        let conf = a2a_aws::config::sdk_config().await;
-        let store = a2a_aws::SmSecrets::from_conf(&conf, args.prefix.clone());
-        (Arc::new(store), "secrets (Secrets Manager)")
-    } else {
-        let dir = config.home.join("secrets");
-        (Arc::new(a2a_local::FileSecrets::new(dir)), "secrets (home)")
-    };
+    let (store, backend) = ports
+        .secrets(config, args.aws.then_some(args.prefix.as_str()))
+        .await;
     match store
         .get(&name)
         .await

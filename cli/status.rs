@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use a2a_core::{Instance, ListFilter, Status, list_all};
 use serde::Serialize;
 
-use crate::backends::open_state;
+use crate::backends::Backends;
 use crate::{CliError, Config, Outcome};
 
 /// The report, as `--json` prints it.
@@ -106,11 +106,11 @@ impl Report {
 }
 
 /// Prints the report. Reading only: an empty home stays empty.
-pub async fn run(config: &Config, json: bool) -> Result<Outcome, CliError> {
-    let instances = match open_state(config, false).await? {
+pub async fn run(config: &Config, ports: &Backends, json: bool) -> Result<Outcome, CliError> {
+    let instances = match ports.existing_state(config).await? {
         Some(store) => list_all(&*store, ListFilter::default())
             .await
-            .map_err(|e| CliError::from_port(&format!("state ({})", config.state), e))?,
+            .map_err(|e| CliError::from_port(&config.state.label(), e))?,
         None => Vec::new(),
     };
     let report = Report::of(&instances);

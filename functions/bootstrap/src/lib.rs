@@ -30,14 +30,137 @@ pub fn required(name: &str) -> Result<String, String> {
     var(name).ok_or_else(|| format!("{name} is not set"))
 }
 
-/// The variable as a whole number, `default` when unset, or an error naming it.
-pub fn number(name: &str, default: usize) -> Result<usize, String> {
-    match var(name) {
-        Some(n) => n
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={n:?}: expected a whole number")),
-        None => Ok(default),
+/// Where an [`Env`] reads a variable.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// A function's whole configuration read from the environment (or, in tests, from any
+/// lookup), every problem collected, so that one failed start names every variable that is
+/// missing or wrong, not only the first. Each reader returns a value to carry on with
+/// (empty, or `None`) when the variable is wrong; [`Env::finish`] then fails.
+pub struct Env {
+    lookup: Box<Lookup>,
+    problems: Vec<String>,
+}
+
+/// The ARNs of the two deployed state machines, as the dispatcher and the scheduler read
+/// them ([`Env::state_machines`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMachines {
+    /// The `migrate-instance` state machine.
+    pub migrate: String,
+    /// The `provision-instance` state machine.
+    pub provision: String,
+}
+
+/// The problems of an environment, each naming its variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvError(pub Vec<String>);
+
+impl std::fmt::Display for EnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+impl From<EnvError> for String {
+    fn from(e: EnvError) -> String {
+        e.to_string()
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// The process environment.
+    pub fn new() -> Self {
+        Self::from_fn(var)
+    }
+
+    /// Variables looked up by `lookup` (a map in tests); a blank value counts as unset.
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self {
+            lookup: Box::new(move |name| lookup(name).filter(|v| !v.trim().is_empty())),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Fixed variables, as `(name, value)` pairs: a function's configuration in tests.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::from_fn(move |name| map.get(name).cloned())
+    }
+
+    /// The two state machines, `A2A_MIGRATE_STATE_MACHINE` and
+    /// `A2A_PROVISION_STATE_MACHINE` (ARNs), both required.
+    pub fn state_machines(&mut self) -> StateMachines {
+        StateMachines {
+            migrate: self.required("A2A_MIGRATE_STATE_MACHINE"),
+            provision: self.required("A2A_PROVISION_STATE_MACHINE"),
+        }
+    }
+
+    /// The variable's value, `None` when unset or blank.
+    pub fn optional(&mut self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+    }
+
+    /// The variable's value; unset is a problem (and the value empty).
+    pub fn required(&mut self, name: &str) -> String {
+        self.optional(name).unwrap_or_else(|| {
+            self.problems.push(format!("{name} is not set"));
+            String::new()
+        })
+    }
+
+    /// The variable read by `parse` (given the trimmed value), `None` when unset; a value
+    /// `parse` refuses is a problem, named with the variable and the value.
+    pub fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let value = self.optional(name)?;
+        match parse(value.trim()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problems.push(format!("{name}={value:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The variable as a whole number of at least `min`, `None` when unset.
+    pub fn whole<T>(&mut self, name: &str, min: T) -> Option<T>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Default,
+    {
+        self.parsed(name, |v| {
+            v.parse::<T>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| match min == T::default() {
+                    true => "expected a whole number".to_owned(),
+                    false => format!("expected a whole number from {min}"),
+                })
+        })
+    }
+
+    /// `value` if every variable read was right, else every problem.
+    pub fn finish<T>(self, value: T) -> Result<T, EnvError> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(EnvError(self.problems))
+        }
     }
 }
 
@@ -157,7 +280,34 @@ mod tests {
         let name = "A2A_FN_BOOTSTRAP_TEST_UNSET";
         assert_eq!(var(name), None);
         assert_eq!(required(name).unwrap_err(), format!("{name} is not set"));
-        assert_eq!(number(name, 25), Ok(25));
+        let mut env = Env::new();
+        assert_eq!(env.whole(name, 1u32), None);
+        assert_eq!(env.required(name), "");
+        assert_eq!(
+            env.finish(()).unwrap_err().to_string(),
+            format!("{name} is not set")
+        );
+    }
+
+    #[test]
+    fn an_environment_names_every_problem_at_once() {
+        let mut env = Env::from_pairs(&[("A", "x"), ("N", "0"), ("M", " 7 "), ("BLANK", "  ")]);
+        assert_eq!(env.required("A"), "x");
+        assert_eq!(env.required("BLANK"), "");
+        assert_eq!(env.whole("N", 1u32), None);
+        assert_eq!(env.whole("M", 1u32), Some(7));
+        assert_eq!(env.whole("UNSET", 1u32), None);
+        assert_eq!(env.parsed("A", |v| v.parse::<u8>()), None);
+        let e = env.finish(()).unwrap_err();
+        assert_eq!(
+            e.0,
+            [
+                "BLANK is not set",
+                "N=\"0\": expected a whole number from 1",
+                "A=\"x\": invalid digit found in string",
+            ]
+        );
+        assert!(Env::from_fn(|_| None).finish(1).is_ok());
     }
 
     #[test]

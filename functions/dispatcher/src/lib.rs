@@ -10,16 +10,62 @@
 //!   fails, they are batch item failures and the queue's redrive policy moves them there.
 //!
 //! A plain async function over an [`SqsEvent`], so tests call it without the Lambda
-//! runtime; `main.rs` only wires it to `lambda_runtime`.
+//! runtime; `main.rs` only wires it to `lambda_runtime`. [`Config::from_env`] reads and
+//! checks the whole environment before any client is built.
 
 #![warn(missing_docs)]
 
 use std::sync::Arc;
 
-use a2a_core::WorkQueue;
+use a2a_core::{Window, WorkQueue};
+use a2a_fn_bootstrap::{Env, EnvError, Failure, StateMachines};
 use a2a_schedule::{Delivery, DispatchReport, Dispatcher};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
+
+/// Executions in flight at most when `A2A_MAX_RUNNING` is unset.
+pub const DEFAULT_MAX_RUNNING: usize = 25;
+
+/// The dispatcher's environment: `A2A_TABLE` (the state table), `A2A_MIGRATE_STATE_MACHINE`
+/// and `A2A_PROVISION_STATE_MACHINE` (ARNs), all required; optionally `A2A_MAX_RUNNING`
+/// (default 25), `A2A_WINDOWS` (`;`-separated; unset means any time) and
+/// `A2A_DEAD_LETTER_QUEUE_URL`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The state table.
+    pub table: String,
+    /// The state machines started.
+    pub state_machines: StateMachines,
+    /// Executions in flight at most.
+    pub max_running: usize,
+    /// When starts are allowed; empty means any time.
+    pub windows: Vec<Window>,
+    /// Where malformed messages go, if anywhere.
+    pub dead_letter_queue_url: Option<String>,
+}
+
+impl Config {
+    /// The configuration of the process environment.
+    pub fn from_env() -> Result<Config, EnvError> {
+        Self::read(Env::new())
+    }
+
+    /// The configuration of `env`, every wrong variable named.
+    pub fn read(mut env: Env) -> Result<Config, EnvError> {
+        let config = Config {
+            table: env.required("A2A_TABLE"),
+            state_machines: env.state_machines(),
+            max_running: env
+                .whole("A2A_MAX_RUNNING", 0)
+                .unwrap_or(DEFAULT_MAX_RUNNING),
+            windows: env
+                .parsed("A2A_WINDOWS", a2a_schedule::parse_windows)
+                .unwrap_or_default(),
+            dead_letter_queue_url: env.optional("A2A_DEAD_LETTER_QUEUE_URL"),
+        };
+        env.finish(config)
+    }
+}
 
 /// The handler: the dispatcher, and where malformed messages go.
 pub struct Handler {
@@ -34,6 +80,30 @@ impl Handler {
             dispatcher,
             dead_letters,
         }
+    }
+
+    /// The handler of the environment ([`Config::from_env`]), with the clients it uses:
+    /// DynamoDB, Step Functions, and SQS only when a dead-letter queue is set.
+    pub async fn from_env() -> Result<Handler, String> {
+        let c = Config::from_env()?;
+        let conf = a2a_aws::config::lambda_sdk_config().await?;
+        let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, c.table));
+        let machines = c.state_machines;
+        let workflows = Arc::new(a2a_aws::SfnWorkflows::from_conf(
+            &conf,
+            machines.migrate,
+            machines.provision,
+        ));
+        let dead = c
+            .dead_letter_queue_url
+            .map(|url| Arc::new(a2a_aws::SqsQueue::from_conf(&conf, url)) as Arc<dyn WorkQueue>);
+        let dispatcher = Dispatcher::new(store, workflows, c.max_running).with_windows(c.windows);
+        Ok(Handler::new(dispatcher, dead))
+    }
+
+    /// The Lambda's answer to one batch, handled now: the messages that must come back.
+    pub async fn on_event(&self, event: SqsEvent) -> Result<SqsBatchResponse, Failure> {
+        Ok(self.handle(event, Utc::now()).await.1)
     }
 
     /// Handles one SQS batch at `now`, and says which messages must come back.
@@ -79,5 +149,37 @@ impl Handler {
             }
         }
         (report, response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_is_read_whole() {
+        let c = Config::read(Env::from_pairs(&[
+            ("A2A_TABLE", "t"),
+            ("A2A_MIGRATE_STATE_MACHINE", "m"),
+            ("A2A_PROVISION_STATE_MACHINE", "p"),
+        ]))
+        .unwrap();
+        assert_eq!(c.max_running, DEFAULT_MAX_RUNNING);
+        assert!(c.windows.is_empty() && c.dead_letter_queue_url.is_none());
+        let e = Config::read(Env::from_pairs(&[
+            ("A2A_MIGRATE_STATE_MACHINE", "m"),
+            ("A2A_MAX_RUNNING", "-1"),
+            ("A2A_WINDOWS", "Mon-Fri 25:00-06:00 Europe/Madrid"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "A2A_TABLE is not set",
+            "A2A_PROVISION_STATE_MACHINE is not set",
+            "A2A_MAX_RUNNING=\"-1\": expected a whole number",
+            "A2A_WINDOWS=",
+        ] {
+            assert!(e.contains(name), "{name} not in {e}");
+        }
     }
 }

@@ -3,16 +3,18 @@
 //! very code `a2a upload` runs (`a2a_intake::take_in`), and write the reports beside it,
 //! under `reports/` of the same bucket.
 //!
-//! A plain async function over an [`S3Event`], so tests call it without the Lambda
-//! runtime; `main.rs` only wires it to `lambda_runtime`.
+//! The object is read, and the reports written, through the `BlobStore` port
+//! ([`S3Blob`]). A plain async function over an [`S3Event`], so tests call it without the
+//! Lambda runtime; `main.rs` only wires it to `lambda_runtime`. [`Config::from_env`] reads
+//! and checks the whole environment before any client is built.
 
 #![warn(missing_docs)]
 
 use std::sync::Arc;
 
 use a2a_aws::S3Blob;
-use a2a_aws::aws_sdk_s3::Client as S3;
 use a2a_core::{BlobKey, BlobStore, InstanceKind, InstanceStore, PortError, UploadLedger};
+use a2a_fn_bootstrap::{Env, EnvError};
 use a2a_intake::{Intake, Options, TakeError};
 use aws_lambda_events::event::s3::S3Event;
 use serde::Serialize;
@@ -132,18 +134,58 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
 }
 
+/// The intake's environment: `A2A_TABLE` (the state table, required), and the planning
+/// options: `A2A_INTAKE_KIND` (`migrate` or `provision`, the default) for lists that do not
+/// say, `A2A_WAVE_SIZE` (default 50), `A2A_MAX_MB` (default 50).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The state table.
+    pub table: String,
+    /// How lists are planned.
+    pub options: Options,
+}
+
+impl Config {
+    /// The configuration of the process environment.
+    pub fn from_env() -> Result<Config, EnvError> {
+        Self::read(Env::new())
+    }
+
+    /// The configuration of `env`, every wrong variable named.
+    pub fn read(mut env: Env) -> Result<Config, EnvError> {
+        let table = env.required("A2A_TABLE");
+        let mut options = Options::default();
+        let kind = env.parsed("A2A_INTAKE_KIND", |k| match k {
+            "migrate" => Ok(InstanceKind::Migrate),
+            "provision" => Ok(InstanceKind::Provision),
+            _ => Err("expected migrate or provision"),
+        });
+        if let Some(kind) = kind {
+            options.kind = kind;
+        }
+        if let Some(n) = env.whole("A2A_WAVE_SIZE", 1u32) {
+            options.wave_size = n;
+        }
+        if let Some(mb) = env.whole("A2A_MAX_MB", 1u64) {
+            options.max_bytes = mb.saturating_mul(1_000_000);
+        }
+        env.finish(Config { table, options })
+    }
+}
+
 /// The handler and what it needs: S3 for the objects and the reports, the state store.
 pub struct Handler {
-    s3: S3,
+    s3: S3Blob,
     store: Arc<dyn InstanceStore>,
     ledger: Arc<dyn UploadLedger>,
     opts: Options,
 }
 
 impl Handler {
-    /// A handler over these clients and stores, planning with `opts`.
+    /// A handler over these stores, planning with `opts`. `s3` is an S3 store on any
+    /// bucket: each record is read from, and reported to, the bucket it names.
     pub fn new(
-        s3: S3,
+        s3: S3Blob,
         store: Arc<dyn InstanceStore>,
         ledger: Arc<dyn UploadLedger>,
         opts: Options,
@@ -156,41 +198,15 @@ impl Handler {
         }
     }
 
-    /// Planning options from the environment: `A2A_INTAKE_KIND` (`migrate` or `provision`,
-    /// the default) for lists that do not say, `A2A_WAVE_SIZE` (default 50),
-    /// `A2A_MAX_MB` (default 50).
-    pub fn options_from_env() -> Result<Options, String> {
-        let mut opts = Options::default();
-        use a2a_fn_bootstrap::var;
-        if let Some(k) = var("A2A_INTAKE_KIND") {
-            opts.kind = match k.trim() {
-                "migrate" => InstanceKind::Migrate,
-                "provision" => InstanceKind::Provision,
-                other => {
-                    return Err(format!(
-                        "A2A_INTAKE_KIND={other:?}: expected migrate or provision"
-                    ));
-                }
-            };
-        }
-        if let Some(n) = var("A2A_WAVE_SIZE") {
-            opts.wave_size = n
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("A2A_WAVE_SIZE={n:?}: expected a whole number from 1"))?;
-        }
-        if let Some(n) = var("A2A_MAX_MB") {
-            let mb = n
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("A2A_MAX_MB={n:?}: expected a whole number from 1"))?;
-            opts.max_bytes = mb * 1_000_000;
-        }
-        Ok(opts)
+    /// The handler of the environment ([`Config::from_env`]), with the two clients it
+    /// uses, DynamoDB and S3, and nothing else.
+    pub async fn from_env() -> Result<Handler, String> {
+        let config = Config::from_env()?;
+        let conf = a2a_aws::config::lambda_sdk_config().await?;
+        let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, config.table));
+        // No bucket yet: each record names its own (see `S3Blob::in_bucket`).
+        let s3 = S3Blob::from_conf(&conf, "", "");
+        Ok(Handler::new(s3, store.clone(), store, config.options))
     }
 
     /// Handles every record of the event. Records are independent: one that fails does
@@ -254,9 +270,13 @@ impl Handler {
         if !key.starts_with(UPLOADS) || !is_csv {
             return ignored(&key, "not a school list (uploads/*.csv)");
         }
+        let blob_key = match BlobKey::parse(&key) {
+            Ok(k) => k,
+            Err(e) => return ignored(&key, &e.to_string()),
+        };
         let fail = |error: &PortError| RecordError::new(bucket, &key, error);
-        let blobs = S3Blob::new(self.s3.clone(), bucket, "");
-        let bytes = match self.read(bucket, &key).await {
+        let blobs = self.s3.in_bucket(bucket);
+        let bytes = match self.read(&blobs, &blob_key, bucket).await {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(refusal)) => return self.refuse(&blobs, bucket, &key, refusal, None).await,
             Err(error) => return Err(fail(&error)),
@@ -306,47 +326,32 @@ impl Handler {
         }
     }
 
-    /// Reads the object as a stream, stopping past the size limit. The outer error is the
-    /// environment; the inner one a refusal of the file.
+    /// Reads the object: refused without reading when its size is past the limit, and
+    /// refused if it grew past it before it was read. The outer error is the environment;
+    /// the inner one a refusal of the file.
     async fn read(
         &self,
+        blobs: &S3Blob,
+        key: &BlobKey,
         bucket: &str,
-        key: &str,
     ) -> Result<Result<Vec<u8>, a2a_intake::Refusal>, PortError> {
         let shown = format!("s3://{bucket}/{key}");
         let max = self.opts.max_bytes;
-        let out = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                a2a_aws::error::classify(&e, a2a_aws::error::Call::new("S3", "GetObject", &shown))
-            })?;
         let too_large = |size: u64| a2a_intake::Refusal {
             file: shown.clone(),
             reason: a2a_intake::Reason::TooLarge { size, limit: max },
         };
-        if let Some(len) = out.content_length().and_then(|n| u64::try_from(n).ok())
-            && len > max
-        {
-            return Ok(Err(too_large(len)));
+        let Some(meta) = blobs.head(key).await? else {
+            return Err(PortError::NotFound(format!("{shown}: no such object")));
+        };
+        if meta.size > max {
+            return Ok(Err(too_large(meta.size)));
         }
-        let mut body = out.body;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| PortError::Unavailable(format!("{shown}: reading the object: {e}")))?
-        {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() as u64 > max {
-                return Ok(Err(too_large(bytes.len() as u64)));
-            }
+        let bytes = blobs.get(key).await?;
+        if bytes.len() as u64 > max {
+            return Ok(Err(too_large(bytes.len() as u64)));
         }
-        Ok(Ok(bytes))
+        Ok(Ok(bytes.to_vec()))
     }
 
     /// Writes the one-row error report of a refused file.
@@ -387,6 +392,37 @@ impl Handler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_is_read_whole() {
+        let c = Config::read(Env::from_pairs(&[("A2A_TABLE", "t")])).unwrap();
+        assert_eq!(c.table, "t");
+        assert_eq!(c.options, Options::default());
+        let c = Config::read(Env::from_pairs(&[
+            ("A2A_TABLE", "t"),
+            ("A2A_INTAKE_KIND", " migrate "),
+            ("A2A_WAVE_SIZE", "7"),
+            ("A2A_MAX_MB", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.options.kind, InstanceKind::Migrate);
+        assert_eq!((c.options.wave_size, c.options.max_bytes), (7, 2_000_000));
+        let e = Config::read(Env::from_pairs(&[
+            ("A2A_INTAKE_KIND", "both"),
+            ("A2A_WAVE_SIZE", "0"),
+            ("A2A_MAX_MB", "lots"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "A2A_TABLE is not set",
+            "A2A_INTAKE_KIND=\"both\"",
+            "A2A_WAVE_SIZE",
+            "A2A_MAX_MB",
+        ] {
+            assert!(e.contains(name), "{name} not in {e}");
+        }
+    }
 
     #[test]
     fn keys_are_url_decoded() {

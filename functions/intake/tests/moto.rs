@@ -130,7 +130,12 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
         "the key arrives URL-encoded: {raw:?}"
     );
 
-    let handler = Handler::new(s3.clone(), store.clone(), store.clone(), Options::default());
+    let handler = Handler::new(
+        S3Blob::from_conf(&moto.conf, "", ""),
+        store.clone(),
+        store.clone(),
+        Options::default(),
+    );
     // All four records in one event.
     let mut event = S3Event::default();
     event.records = records.clone();

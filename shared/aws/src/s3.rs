@@ -92,6 +92,15 @@ impl S3Blob {
         self
     }
 
+    /// The same store (client, prefix, part size) on another bucket: one client serves
+    /// every bucket an event names (the intake Lambda).
+    pub fn in_bucket(&self, bucket: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            ..self.clone()
+        }
+    }
+
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket
