@@ -1,6 +1,6 @@
-//! The step Lambdas of both workflows. Each binary under `src/bin/` is one step of
-//! `a2a_steps::PROVISION_STEPS` or `MIGRATE_STEPS`, and only calls [`run`] with its name;
-//! everything else is here, written once.
+//! The step Lambdas of both workflows. Each binary under `src/bin/` is one row of the step
+//! table (`a2a_steps::STEPS`), named by `a2a_steps::bin_name`, and only calls [`run`] with
+//! its name; everything else is here, written once.
 //!
 //! [`run`] builds the step context from the environment once per cold start
 //! ([`Steps::from_env`]: the DynamoDB state table, the S3 data bucket and the site
@@ -26,19 +26,6 @@ use a2a_steps::{SiteConfig, StepContext, StepError};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::Instrument;
-
-/// The binary of step `step`: `step-` and the name in kebab case
-/// (`ProvisionTargetDatabase` → `step-provision-target-database`).
-pub fn bin_name(step: &str) -> String {
-    let mut out = String::from("step");
-    for c in step.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('-');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
 
 /// A step that failed, as the Lambda runtime reports it: `errorType` is the error's name.
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +296,16 @@ impl SecretReload {
 /// [`Steps::call`] for every event, each in a span with the school code and the request id.
 pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
     a2a_fn_bootstrap::init_logging();
-    let steps = Arc::new(a2a_fn_bootstrap::init(Steps::from_env()).await?);
+    let steps = Arc::new(
+        a2a_fn_bootstrap::init(async {
+            // A binary whose name is not in the step table fails its start, not each event.
+            if a2a_steps::step(step).is_none() {
+                return Err(format!("no step of a2a_steps::STEPS is named {step:?}"));
+            }
+            Steps::from_env().await
+        })
+        .await?,
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let steps = steps.clone();
         async move {
@@ -342,41 +338,51 @@ pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use a2a_steps::{MIGRATE_STEPS, PROVISION_STEPS};
+    use a2a_steps::STEPS;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
+    /// The `[[bin]]`s of Cargo.toml, the files of `src/bin/` and the step table agree:
+    /// one binary per row, named `step-<kebab name>`, calling `run` with the row's name.
     #[test]
-    fn every_step_has_a_binary() {
+    fn every_step_has_a_binary_and_every_binary_a_step() {
         let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml")).unwrap();
-        let bins: Vec<(&str, &str)> = manifest["bin"]
+        let bins: BTreeMap<&str, &str> = manifest["bin"]
             .as_array()
             .unwrap()
             .iter()
             .map(|b| (b["name"].as_str().unwrap(), b["path"].as_str().unwrap()))
             .collect();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for step in PROVISION_STEPS.iter().chain(MIGRATE_STEPS) {
-            let name = bin_name(step);
-            let (_, path) = bins
-                .iter()
-                .find(|(n, _)| *n == name)
-                .unwrap_or_else(|| panic!("no [[bin]] {name} for step {step}"));
-            let main = std::fs::read_to_string(dir.join(path)).unwrap();
-            assert!(
-                main.contains(&format!("a2a_fn_steps::run(\"{step}\")")),
-                "{path} does not run step {step}"
-            );
+        let mut problems = Vec::new();
+        for step in STEPS {
+            let name = step.bin_name();
+            let Some(path) = bins.get(name.as_str()) else {
+                problems.push(format!(
+                    "step {}: no [[bin]] in functions/steps/Cargo.toml; add\n[[bin]]\nname = \"{name}\"\npath = \"src/bin/{name}.rs\"\ntest = false",
+                    step.name
+                ));
+                continue;
+            };
+            let call = format!("a2a_fn_steps::run(\"{}\")", step.name);
+            match std::fs::read_to_string(dir.join(path)) {
+                Ok(main) if main.contains(&call) => {}
+                Ok(_) => problems.push(format!("{path}: does not call {call}")),
+                Err(e) => problems.push(format!("{path} (step {}): {e}", step.name)),
+            }
         }
-        assert_eq!(bins.len(), PROVISION_STEPS.len() + MIGRATE_STEPS.len());
-    }
-
-    #[test]
-    fn binary_names_are_kebab_case() {
-        assert_eq!(
-            bin_name("ProvisionTargetDatabase"),
-            "step-provision-target-database"
-        );
-        assert_eq!(bin_name("Verify"), "step-verify");
+        for name in bins.keys() {
+            if !STEPS.iter().any(|s| s.bin_name() == *name) {
+                problems.push(format!("[[bin]] {name}: no step of a2a_steps::STEPS"));
+            }
+        }
+        for e in std::fs::read_dir(dir.join("src/bin")).unwrap().flatten() {
+            let file = format!("src/bin/{}", e.file_name().to_string_lossy());
+            if !bins.values().any(|p| *p == file) {
+                problems.push(format!("{file}: no [[bin]] names it"));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 
     async fn context(dir: &std::path::Path) -> StepContext {

@@ -2,7 +2,7 @@
 //! Runtime API of `a2a_testkit::lambda`, with moto's DynamoDB and S3 behind it and SQLite
 //! databases and local folders as the sites.
 //!
-//! The binaries are enumerated from `a2a_steps::PROVISION_STEPS` and `MIGRATE_STEPS`, so a
+//! The binaries are enumerated from the step table (`a2a_steps::STEPS`), so a
 //! new step is covered without touching this file: each one is started once, and gets
 //!
 //! * its success path: both real state machines run on the local ASL engine with every
@@ -30,8 +30,7 @@ use a2a_core::{
 };
 use a2a_dbmove::fixture::site_db;
 use a2a_files::fixture::install_template;
-use a2a_fn_steps::bin_name;
-use a2a_steps::{MIGRATE_STEPS, PROVISION_STEPS, Shard, SiteConfig, StepContext, Template};
+use a2a_steps::{Shard, SiteConfig, StepContext, Template, bin_name};
 use a2a_testkit::lambda::{ErrorReport, FakeRuntime, LambdaProcess, Outcome, binary_path};
 use a2a_testkit::moto::Moto;
 use a2a_testkit::service_url;
@@ -331,16 +330,12 @@ impl TaskResolver for Resolver {
         let TaskTarget::Lambda { function } = target else {
             return None;
         };
-        PROVISION_STEPS
-            .iter()
-            .chain(MIGRATE_STEPS)
-            .find(|s| **s == function.as_str())
-            .map(|s| {
-                Arc::new(StepTask {
-                    step: (*s).to_owned(),
-                    binaries: self.0.clone(),
-                }) as Arc<dyn TaskHandler>
-            })
+        a2a_steps::step(function).map(|s| {
+            Arc::new(StepTask {
+                step: s.name.to_owned(),
+                binaries: self.0.clone(),
+            }) as Arc<dyn TaskHandler>
+        })
     }
 }
 
@@ -460,10 +455,8 @@ async fn every_step_binary_answers_through_the_runtime_api() {
     );
     // Every step's binary served its workflow at least once.
     let served = binaries.served.lock().unwrap().clone();
-    let idle: Vec<&str> = PROVISION_STEPS
-        .iter()
-        .chain(MIGRATE_STEPS)
-        .copied()
+    let idle: Vec<&str> = a2a_steps::names()
+        .into_iter()
         .filter(|s| !served.contains_key(*s))
         .collect();
     assert!(
@@ -474,7 +467,7 @@ async fn every_step_binary_answers_through_the_runtime_api() {
     // The error paths of every step, through the same processes.
     let mut binaries_seen = BTreeSet::new();
     let mut unnamed = Vec::new();
-    for step in PROVISION_STEPS.iter().chain(MIGRATE_STEPS).copied() {
+    for step in a2a_steps::names() {
         assert!(
             binaries_seen.insert(bin_name(step)),
             "{step}: two steps, one binary"
@@ -561,10 +554,10 @@ async fn an_unreachable_table_is_a_transient_error_that_every_retry_names() {
     assert_eq!(e.error_type, "A2A.Transient", "{e:?}");
     let h = handling("Preflight", "A2A.Transient");
     assert!(h.tasks >= 1 && h.retried == h.tasks, "{h:?}");
-    for step in PROVISION_STEPS.iter().chain(MIGRATE_STEPS) {
+    for step in a2a_steps::names() {
         let h = handling(step, "A2A.Transient");
         assert!(h.tasks >= 1, "{step}: no Task in statemachines/");
-        if !matches!(*step, "Rollback" | "Deprovision") {
+        if !matches!(step, "Rollback" | "Deprovision") {
             assert_eq!(
                 h.retried, h.tasks,
                 "{step}: A2A.Transient is not retried: {h:?}"

@@ -3,7 +3,8 @@
 //! database and files data planes. Each step takes the minimal input
 //! `{"school_code": "08012345"}`, looks everything else up in the state store, records a
 //! start and an end [`StepEvent`], moves the instance's status with a versioned save, and
-//! can be run again with the same result.
+//! can be run again with the same result. The step table ([`STEPS`]) lists them, with
+//! their workflow, side, budget, memory and timeout, and [`call`] dispatches through it.
 //!
 //! [`LocalWorkflows`] runs `statemachines/*.asl.json` on the local ASL engine with each
 //! `${Name}` resolved to the in-process step of that name.
@@ -16,20 +17,20 @@ mod local;
 mod migrate;
 mod prefixed;
 mod provision;
+mod table;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use a2a_core::{BlobStore, InstanceStore, Locator, SchoolCode};
+use a2a_core::{BlobStore, InstanceStore, Locator};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use common::{route_key, target_db};
 pub use error::StepError;
 pub use local::{LocalWorkflows, substitutions};
 pub use migrate::PartInput;
 pub use prefixed::Prefixed;
+pub use table::{STEPS, Side, Step, StepFuture, bin_name, call, names, step, steps_of};
 
 /// One target shard: a database server (or, for SQLite, a folder) that holds sites.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,133 +108,6 @@ pub struct StepContext {
     pub site: Arc<SiteConfig>,
 }
 
-/// The steps of `provision-instance`, by the name their `${…}` substitution uses.
-pub const PROVISION_STEPS: &[&str] = &[
-    "AllocateTarget",
-    "CloneTemplate",
-    "CopyTemplateFiles",
-    "Customise",
-    "VerifySite",
-    "RegisterRoute",
-    "Deprovision",
-];
-
-/// The steps of `migrate-instance`, by the name their `${…}` substitution uses.
-pub const MIGRATE_STEPS: &[&str] = &[
-    "Preflight",
-    "Freeze",
-    "PlanExport",
-    "ExportDatabase",
-    "SealExport",
-    "SyncFiles",
-    "ProvisionTargetDatabase",
-    "PlanImport",
-    "ImportDatabase",
-    "FinishImport",
-    "Verify",
-    "RewriteConfig",
-    "SwitchRoute",
-    "Unfreeze",
-    "Rollback",
-];
-
-/// Runs the step `name` on `input` and returns its result. The input is
-/// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
-/// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
-/// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
-/// `Verify`; optional `seconds` for `SyncFiles`; `error` for the rollbacks.
-pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
-    let code = school_code(&input)?;
-    match name {
-        "AllocateTarget" => provision::allocate_target(ctx, &code).await,
-        "CloneTemplate" => provision::clone_template(ctx, &code).await,
-        "CopyTemplateFiles" => provision::copy_template_files(ctx, &code).await,
-        "Customise" => provision::customise(ctx, &code).await,
-        "VerifySite" => provision::verify_site(ctx, &code).await,
-        "RegisterRoute" => provision::register_route(ctx, &code).await,
-        "Deprovision" => provision::deprovision(ctx, &code, &failure(&input)).await,
-        "Preflight" => migrate::preflight(ctx, &code).await,
-        "Freeze" => migrate::freeze(ctx, &code).await,
-        "PlanExport" => migrate::plan_export(ctx, &code, number(&input, "parts")?).await,
-        "ExportDatabase" => migrate::export_database(ctx, &code, part_input(&input)?).await,
-        "SealExport" => migrate::seal_export(ctx, &code).await,
-        "SyncFiles" => {
-            let seconds = number(&input, "seconds")?.map(|s| Duration::from_secs(s as u64));
-            migrate::sync_files(ctx, &code, seconds).await
-        }
-        "ProvisionTargetDatabase" => migrate::provision_target_database(ctx, &code).await,
-        "PlanImport" => migrate::plan_import(ctx, &code, number(&input, "parts")?).await,
-        "ImportDatabase" => migrate::import_database(ctx, &code, part_input(&input)?).await,
-        "FinishImport" => migrate::finish_import(ctx, &code).await,
-        "Verify" => {
-            let part = input.get("part").and_then(Value::as_str).unwrap_or("");
-            migrate::verify(ctx, &code, part).await
-        }
-        "RewriteConfig" => migrate::rewrite_config(ctx, &code).await,
-        "SwitchRoute" => migrate::switch_route(ctx, &code).await,
-        "Unfreeze" => migrate::unfreeze(ctx, &code).await,
-        "Rollback" => migrate::rollback(ctx, &code, &failure(&input)).await,
-        other => Err(StepError::Input(format!("no step is named {other:?}"))),
-    }
-}
-
-/// An optional whole number of a step's input.
-fn number(input: &Value, field: &str) -> Result<Option<usize>, StepError> {
-    match input.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                StepError::Input(format!("the input's {field:?} is {v}, not a whole number"))
-            }),
-    }
-}
-
-/// The part a Map iteration works on, and its optional limits.
-fn part_input(input: &Value) -> Result<PartInput, StepError> {
-    Ok(PartInput {
-        part: number(input, "part")?.ok_or_else(|| {
-            StepError::Input("the input has no \"part\" number (the Map's item)".into())
-        })?,
-        max_chunks: number(input, "max_chunks")?.map(|n| n as u64),
-        chunk_rows: number(input, "chunk_rows")?,
-    })
-}
-
-/// The school code of a step's input, checked.
-fn school_code(input: &Value) -> Result<SchoolCode, StepError> {
-    let raw = input
-        .get("school_code")
-        .and_then(Value::as_str)
-        .ok_or_else(|| StepError::Input("the input has no \"school_code\" string".into()))?;
-    SchoolCode::parse(raw).map_err(|e| StepError::Input(e.to_string()))
-}
-
-/// The failure a rollback was caught with (`{"Error", "Cause"}` under `error`), as text.
-fn failure(input: &Value) -> String {
-    let e = input.get("error");
-    let name = e
-        .and_then(|e| e.get("Error"))
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    let cause = e
-        .and_then(|e| e.get("Cause"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    // A Lambda-style cause is JSON with the message inside.
-    let message = serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|v| {
-            v.get("errorMessage")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| cause.to_owned());
-    format!("{name}: {message}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,7 +144,7 @@ mod tests {
             "mysql://a2a:p%40ss%2Fw%3Ard@10.0.0.1:3306/tpl_primary"
         );
         // A site's database keeps the shard's login.
-        let code = SchoolCode::parse("08012345").unwrap();
+        let code = a2a_core::SchoolCode::parse("08012345").unwrap();
         assert_eq!(
             target_db(&site.shards[0], &code).expose(),
             "mysql://a2a:p%40ss%2Fw%3Ard@10.0.0.1:3306/a2a_08012345"

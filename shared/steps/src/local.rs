@@ -13,7 +13,7 @@ use a2a_core::{ExecutionInfo, ExecutionStatus, InstanceKind, PortError, StartOut
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{MIGRATE_STEPS, PROVISION_STEPS, StepContext};
+use crate::{STEPS, StepContext};
 
 /// The Lambda ARN a step's `${Name}` becomes locally; only the function name matters to
 /// the resolver.
@@ -23,10 +23,9 @@ fn arn(name: &str) -> String {
 
 /// The `${Name}` substitutions of both state machines: every step's name to its ARN.
 pub fn substitutions() -> HashMap<String, String> {
-    MIGRATE_STEPS
+    STEPS
         .iter()
-        .chain(PROVISION_STEPS)
-        .map(|n| ((*n).to_owned(), arn(n)))
+        .map(|s| (s.name.to_owned(), arn(s.name)))
         .collect()
 }
 
@@ -54,7 +53,7 @@ impl LocalWorkflows {
             machines.insert(kind, sm);
         }
         let mut handlers = Handlers::new();
-        for name in MIGRATE_STEPS.iter().chain(PROVISION_STEPS) {
+        for name in STEPS.iter().map(|s| s.name) {
             let ctx = ctx.clone();
             let name: &'static str = name;
             handlers = handlers.lambda(

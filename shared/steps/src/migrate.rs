@@ -172,7 +172,7 @@ fn remove_page(i: &Instance) -> Result<bool, StepError> {
 /// The database work of one part fits a Lambda run (900 s): no new chunk starts after
 /// this long, which leaves time for the chunk (at most 8 MiB raw) or the keyless table
 /// (see [`KEYLESS_MAX`]) under way, and for the step's own bookkeeping.
-const PART_TIME: Duration = Duration::from_secs(480);
+pub(crate) const PART_TIME: Duration = Duration::from_secs(480);
 /// A table without a primary key cannot be cut into chunk ranges across runs, so it must
 /// be exported within one run: a bigger one is refused when the export is planned.
 const KEYLESS_MAX: u64 = 512 << 20;
@@ -180,10 +180,10 @@ const KEYLESS_MAX: u64 = 512 << 20;
 /// `MaxConcurrency` in `migrate-instance.asl.json` matches it).
 const PARTS: usize = 4;
 /// A check of one part (a verify) gives up after this long, naming the table it was in.
-const CHECK_TIME: Duration = Duration::from_secs(840);
+pub(crate) const CHECK_TIME: Duration = Duration::from_secs(840);
 /// A file sync stops after this long and reports itself incomplete; the workflow runs
 /// it again, and the rerun copies only what is missing.
-const SYNC_TIME: Duration = Duration::from_secs(780);
+pub(crate) const SYNC_TIME: Duration = Duration::from_secs(780);
 
 /// The parts of a database, by table, as planned once per export or import.
 #[derive(Debug, Clone, Serialize, Deserialize)]
