@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use a2a_core::{InstanceKind, SchoolCode, WorkQueue, Workflows};
+use a2a_local::AslWorkflows;
 use a2a_schedule::{ClockMode, Policy, Progress, RunReport, Runner};
-use a2a_steps::{LocalWorkflows, StepContext};
+use a2a_steps::StepContext;
 
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, ValueEnum};
 
-use crate::demo::{Local, bar};
+use crate::demo::{Local, bar, workflows};
 use crate::{CliError, Config, Outcome};
 
 /// The clock on the command line.
@@ -79,15 +80,14 @@ impl LocalArgs {
         &self,
         config: &Config,
         what: &str,
-    ) -> Result<(Local, Arc<LocalWorkflows>), CliError> {
+    ) -> Result<(Local, Arc<AslWorkflows>), CliError> {
         let local = Local::open(config, self.db.as_deref(), what).await?;
         let ctx = StepContext {
             store: local.store.clone(),
             blob: local.blob.clone(),
             site: Arc::new(local.site().await?),
         };
-        let flows = LocalWorkflows::load(ctx, &self.statemachines)
-            .map_err(|e| CliError::from_port("state machines", e))?;
+        let flows = workflows(ctx, &self.statemachines)?;
         Ok((local, Arc::new(flows)))
     }
 }

@@ -347,8 +347,11 @@ async fn workflow(
 ) -> a2a_asl::Outcome {
     let path = root().join(format!("statemachines/{}.asl.json", kind.workflow()));
     let text = std::fs::read_to_string(&path).unwrap();
-    let sm =
-        StateMachine::load(&text, &a2a_steps::substitutions()).unwrap_or_else(|e| panic!("{e}"));
+    let sm = StateMachine::load(
+        &text,
+        &a2a_local::workflows::substitutions(&a2a_steps::names()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     Execution::run(
         &sm,
         json!({"school_code": code.as_str()}),

@@ -6,16 +6,20 @@
 //! * [`FsBlob`] — the [`a2a_core::BlobStore`] over a local folder, with atomic writes.
 //! * [`MemQueue`] — the [`a2a_core::WorkQueue`] in process memory, with visibility
 //!   timeouts and a dead-letter list like SQS.
+//! * [`AslWorkflows`] — the [`a2a_core::Workflows`] port: the state machines on the local
+//!   ASL engine, each task handed to a callback (the CLI makes it the in-process step).
 //!
 //! Blocking work (SQLite, file I/O) runs on `tokio::task::spawn_blocking`.
 
 mod fsblob;
 mod memqueue;
 mod sqlite;
+pub mod workflows;
 
 pub use fsblob::FsBlob;
 pub use memqueue::MemQueue;
 pub use sqlite::SqliteStore;
+pub use workflows::{AslWorkflows, TaskError};
 
 use a2a_core::PortError;
 

@@ -6,14 +6,13 @@
 //! can be run again with the same result. The step table ([`STEPS`]) lists them, with
 //! their workflow, side, budget, memory and timeout, and [`call`] dispatches through it.
 //!
-//! [`LocalWorkflows`] runs `statemachines/*.asl.json` on the local ASL engine with each
-//! `${Name}` resolved to the in-process step of that name.
+//! The local `Workflows` adapter that runs them in-process is `a2a_local::AslWorkflows`,
+//! with [`call`] as its task callback.
 
 #![warn(missing_docs)]
 
 mod common;
 pub mod error;
-mod local;
 mod migrate;
 mod prefixed;
 mod provision;
@@ -27,7 +26,6 @@ use serde::{Deserialize, Serialize};
 
 pub use common::{route_key, target_db};
 pub use error::StepError;
-pub use local::{LocalWorkflows, substitutions};
 pub use migrate::PartInput;
 pub use prefixed::Prefixed;
 pub use table::{STEPS, Side, Step, StepFuture, bin_name, call, names, step, steps_of};
