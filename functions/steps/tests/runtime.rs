@@ -531,7 +531,8 @@ async fn an_unreachable_table_is_a_transient_error_that_every_retry_names() {
     let rt = FakeRuntime::start("a2a-step-preflight").await.unwrap();
     let bin = binary_path("step-preflight");
     let site = r#"{"host": "eix.example.cat", "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
-                   "prefix": "mdl_", "shards": [], "templates": {}}"#;
+                   "prefix": "mdl_", "templates": {},
+                   "shards": [{"name": "a", "db": "sqlite:///a2a-nowhere/a", "capacity": 1}]}"#;
     // Port 9 (discard) refuses the connection at once; the SDK gives up after its attempts.
     let mut f = LambdaProcess::spawn(
         &bin,

@@ -68,7 +68,108 @@ pub struct SiteConfig {
     pub templates: BTreeMap<String, Template>,
 }
 
+/// What is wrong with a site configuration, by its key (`shards[1].capacity`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("site.{key}: {why}")]
+pub struct SiteError {
+    /// The key at fault, under `site.`: `host`, `shards[0].db`, `templates.primary.files`.
+    pub key: String,
+    /// Why, and what would do.
+    pub why: String,
+}
+
+/// A name of a-z, 0-9 and '-' (at most 63), as templates are named.
+fn lower_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 impl SiteConfig {
+    /// Checks what can be checked without connecting: the host, the old address's
+    /// `{dns}`, the table prefix, at least one shard, each with a unique name that can
+    /// name its allocations, room for a site and a database URL of a known engine, and
+    /// each template's name, files and database URL. The CLI's `[site]` and the step
+    /// Lambdas' `A2A_SITE` are checked by this one function.
+    pub fn check(&self) -> Result<(), SiteError> {
+        let bad = |key: String, why: String| Err(SiteError { key, why });
+        if self.host.is_empty() || self.host.contains(['/', ' ']) {
+            return bad("host".into(), format!("{:?} is not a host name", self.host));
+        }
+        if !self.old_wwwroot.contains("{dns}") {
+            return bad(
+                "old_wwwroot".into(),
+                "must hold {dns}, which stands for each site's short name".into(),
+            );
+        }
+        let prefix_ok = !self.prefix.is_empty()
+            && self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !prefix_ok {
+            return bad(
+                "prefix".into(),
+                format!(
+                    "{:?} is not a table prefix (letters, digits, '_')",
+                    self.prefix
+                ),
+            );
+        }
+        if self.shards.is_empty() {
+            return bad("shards".into(), "no shard: sites could go nowhere".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (n, shard) in self.shards.iter().enumerate() {
+            let key = |k: &str| format!("shards[{n}].{k}");
+            let name_ok = !shard.name.is_empty()
+                && shard
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return bad(
+                    key("name"),
+                    format!(
+                        "{:?}: a shard name is letters, digits, '-' and '_'",
+                        shard.name
+                    ),
+                );
+            }
+            if !names.insert(&shard.name) {
+                return bad(key("name"), format!("{:?} is named twice", shard.name));
+            }
+            if shard.capacity == 0 {
+                return bad(key("capacity"), "0: the shard could hold no site".into());
+            }
+            if let Err(e) = a2a_dbmove::Engine::of(&shard.db) {
+                return bad(key("db"), e.to_string());
+            }
+        }
+        for (name, t) in &self.templates {
+            if !lower_name(name) {
+                return bad(
+                    format!("templates.{name}"),
+                    "a template name is lower-case letters, digits and '-'".into(),
+                );
+            }
+            if !lower_name(&t.files) {
+                return bad(
+                    format!("templates.{name}.files"),
+                    format!(
+                        "{:?}: the files' name is lower-case letters, digits and '-'",
+                        t.files
+                    ),
+                );
+            }
+            if let Err(e) = a2a_dbmove::Engine::of(&t.db) {
+                return bad(format!("templates.{name}.db"), e.to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// The new address of the site `dns`.
     pub fn wwwroot(&self, dns: &str) -> String {
         format!("https://{}/{dns}/moodle", self.host)
@@ -109,6 +210,66 @@ pub struct StepContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn good_site() -> SiteConfig {
+        serde_json::from_value(serde_json::json!({
+            "host": "eix.example.cat",
+            "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
+            "prefix": "mdl_",
+            "shards": [{"name": "a", "db": "sqlite:///srv/a", "capacity": 5}],
+            "templates": {"primary": {"db": "mysql://10.0.0.1:3306/tpl", "files": "primary",
+                                      "wwwroot": "https://t/p"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_site_is_checked_key_by_key() {
+        good_site().check().unwrap();
+        type Spoil = fn(&mut SiteConfig);
+        let cases: Vec<(Spoil, &str)> = vec![
+            (|s| s.host = "a b".into(), "host"),
+            (|s| s.host.clear(), "host"),
+            (|s| s.old_wwwroot = "https://x/moodle".into(), "old_wwwroot"),
+            (|s| s.prefix = "mdl;".into(), "prefix"),
+            (|s| s.shards.clear(), "shards"),
+            (|s| s.shards[0].capacity = 0, "shards[0].capacity"),
+            (
+                |s| s.shards[0].db = Locator::new("oracle://x/y"),
+                "shards[0].db",
+            ),
+            (|s| s.shards[0].name = "../a".into(), "shards[0].name"),
+            (
+                |s| {
+                    let again = s.shards[0].clone();
+                    s.shards.push(again)
+                },
+                "shards[1].name",
+            ),
+            (
+                |s| {
+                    let t = s.templates.remove("primary").unwrap();
+                    s.templates.insert("Primary".into(), t);
+                },
+                "templates.Primary",
+            ),
+            (
+                |s| s.templates.get_mut("primary").unwrap().files = "../x".into(),
+                "templates.primary.files",
+            ),
+            (
+                |s| s.templates.get_mut("primary").unwrap().db = Locator::new("x"),
+                "templates.primary.db",
+            ),
+        ];
+        for (spoil, key) in cases {
+            let mut site = good_site();
+            spoil(&mut site);
+            let e = site.check().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().starts_with(&format!("site.{key}: ")), "{e}");
+        }
+    }
 
     #[test]
     fn credentials_reach_every_shard_and_template_but_not_a_password_of_its_own() {
