@@ -14,8 +14,8 @@
 use std::time::Instant;
 
 use a2a_core::{Locator, SchoolCode};
-use a2a_dbmove::engine::scratch;
 use a2a_dbmove::fixture::{FixtureOptions, generate};
+use a2a_dbmove::server;
 use a2a_dbmove::{CopyLimits, Db, NoProgress, copy, site, verify};
 
 fn peak_rss_mb() -> f64 {
@@ -44,12 +44,12 @@ async fn main() {
     };
     match arg(0).as_str() {
         "create" => {
-            let url = scratch::create(&Locator::new(arg(1)), &arg(2))
+            let url = server::create(&Locator::new(arg(1)), &arg(2))
                 .await
                 .unwrap_or_else(|e| fail(e));
             println!("{}", url.expose());
         }
-        "drop" => scratch::drop(&Locator::new(arg(1)), &arg(2))
+        "drop" => server::drop(&Locator::new(arg(1)), &arg(2))
             .await
             .unwrap_or_else(|e| fail(e)),
         "fixture" => {
@@ -103,7 +103,7 @@ async fn main() {
             let name = |i: u32| format!("a2a_bench_clone_{i}");
             let start = Instant::now();
             for i in 0..n {
-                let to = scratch::with_database(&admin, &name(i));
+                let to = server::with_database(&admin, &name(i));
                 site::clone_database(&template, &to)
                     .await
                     .unwrap_or_else(|e| fail(e));
@@ -116,7 +116,7 @@ async fn main() {
             }
             let secs = start.elapsed().as_secs_f64();
             for i in 0..n {
-                scratch::drop(&admin, &name(i))
+                server::drop(&admin, &name(i))
                     .await
                     .unwrap_or_else(|e| fail(e));
             }

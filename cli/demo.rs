@@ -64,6 +64,8 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
 pub(crate) struct Local {
     pub(crate) store: Arc<a2a_local::SqliteStore>,
     pub(crate) blob: Arc<dyn BlobStore>,
+    /// The sites' own secrets, `<home>/secrets/` (files 0600).
+    pub(crate) secrets: Arc<dyn a2a_core::SecretStore>,
     demo: PathBuf,
     server: Option<Locator>,
     spec: Option<crate::config::SiteSpec>,
@@ -114,6 +116,7 @@ impl Local {
         Ok(Local {
             store,
             blob,
+            secrets: Arc::new(a2a_local::FileSecrets::new(home.join("secrets"))),
             demo,
             server,
             spec: config.site.clone(),
@@ -276,6 +279,7 @@ impl Local {
             store: store_port.clone(),
             blob: self.blob.clone(),
             site: Arc::new(site),
+            secrets: self.secrets.clone(),
         };
         let flows = workflows(ctx, statemachines)?;
         let mut todo = Vec::new();

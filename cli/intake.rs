@@ -15,11 +15,11 @@ use crate::{CliError, Config, Outcome};
 /// What `plan` and `upload` share: the file and how to plan it.
 #[derive(Debug, Clone, Args)]
 pub struct IntakeArgs {
-    /// The school list (CSV: the school directory export or A2A's plan file).
+    /// The school list (CSV: the school directory or school map export, or A2A's plan file).
     pub file: PathBuf,
 
-    /// The kind of rows that do not say (a directory list says for none): `migrate` or
-    /// `provision`.
+    /// The kind of rows that do not say: `migrate` or `provision`. Only a column named
+    /// `kind`, or holding these values, says; an export's `tipus` (ESC, INS…) never does.
     #[arg(long, value_parser = parse_kind, default_value = "provision")]
     pub kind: InstanceKind,
 
@@ -86,7 +86,16 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The warnings, before anything else: a file whose rows mostly fail on one field is
+/// most likely read through the wrong column.
+fn print_warnings(plan: &Plan) {
+    for w in plan.warnings() {
+        println!("warning: {}: {}", plan.file, w.message);
+    }
+}
+
 fn print_head(plan: &Plan) {
+    print_warnings(plan);
     println!(
         "{}: {} rows, {} accepted, {} rejected ({} list, {}, delimiter {:?})",
         plan.file,
@@ -211,6 +220,7 @@ pub async fn upload(config: &Config, args: &IntakeArgs) -> Result<Outcome, CliEr
         Intake::Already { plan, record } => {
             if args.json {
                 print_json(&serde_json::json!({
+                    "warnings": plan.warnings(),
                     "already_taken_in": true,
                     "file": plan.file,
                     "sha256": record.sha256,
@@ -219,6 +229,7 @@ pub async fn upload(config: &Config, args: &IntakeArgs) -> Result<Outcome, CliEr
                     "rejected": record.rejected,
                 }))?;
             } else {
+                print_warnings(&plan);
                 println!(
                     "{}: already taken in on {} (sha256 {}…): {} accepted, {} rejected; \
                      nothing changed",

@@ -12,6 +12,7 @@ mod files;
 mod intake;
 pub(crate) mod run;
 mod schedule;
+mod secret;
 mod status;
 
 use std::path::PathBuf;
@@ -130,6 +131,11 @@ pub enum Command {
     /// Exit 0: every school active; 1: some failed or rows were rejected; 2: the file is
     /// refused.
     Run(run::RunArgs),
+    /// A site's own secrets (its admin password), kept only in the secret store.
+    Secret {
+        #[command(subcommand)]
+        command: secret::SecretCommand,
+    },
 }
 
 /// Sets up human-readable logs on stderr. Secrets never reach them: every type that may
@@ -166,6 +172,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Start(args) => schedule::start(&config, &args).await,
         Command::Demo(args) => demo::run(&config, &args).await,
         Command::Run(args) => run::run_file(&config, &args).await,
+        Command::Secret { command } => secret::run(&config, command).await,
     }
 }
 

@@ -86,6 +86,7 @@ impl LocalArgs {
             store: local.store.clone(),
             blob: local.blob.clone(),
             site: Arc::new(local.site().await?),
+            secrets: local.secrets.clone(),
         };
         let flows = workflows(ctx, &self.statemachines)?;
         Ok((local, Arc::new(flows)))

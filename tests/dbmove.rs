@@ -10,7 +10,7 @@ use std::process::Output;
 
 use a2a_core::Locator;
 use a2a_dbmove::Db;
-use a2a_dbmove::engine::scratch;
+use a2a_dbmove::server;
 use a2a_testkit::{db_name, engines};
 use serde_json::Value;
 
@@ -29,7 +29,7 @@ struct Scratch {
 impl Scratch {
     async fn new(admin: &Locator, tag: &str) -> Scratch {
         let name = db_name(tag);
-        let url = scratch::create(admin, &name)
+        let url = server::create(admin, &name)
             .await
             .expect("scratch database");
         Scratch {
@@ -42,11 +42,7 @@ impl Scratch {
     /// A name and URL for a database that does not exist yet (a clone's target).
     fn unborn(admin: &Locator, tag: &str) -> Scratch {
         let name = db_name(tag);
-        let url = if admin.expose().starts_with("sqlite://") {
-            Locator::new(format!("{}/{name}.db", admin.expose()))
-        } else {
-            scratch::with_database(admin, &name)
-        };
+        let url = server::with_database(admin, &name);
         Scratch {
             admin: admin.clone(),
             name,
@@ -59,7 +55,7 @@ impl Scratch {
     }
 
     async fn drop(self) {
-        scratch::drop(&self.admin, &self.name).await.unwrap();
+        server::drop(&self.admin, &self.name).await.unwrap();
     }
 }
 

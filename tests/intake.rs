@@ -266,7 +266,68 @@ const CORPUS: &[(&str, Expect)] = &[
             errors: &[],
         },
     ),
+    // The school map export (`id,tipus,nom,municipi,…,estudis,…,web,…,mail,…`): `tipus` is
+    // the type of school, and line 7 is the second school of a ZER, sharing its site.
+    (
+        "map-export-comma.csv",
+        Read {
+            accepted: 10,
+            rejected: 1,
+            errors: &[(7, "web")],
+        },
+    ),
+    (
+        "map-export-semicolon-bom.csv",
+        Read {
+            accepted: 10,
+            rejected: 1,
+            errors: &[(7, "web")],
+        },
+    ),
+    (
+        "map-export-tab-bom.csv",
+        Read {
+            accepted: 10,
+            rejected: 1,
+            errors: &[(7, "web")],
+        },
+    ),
+    (
+        "map-export-windows-1252.csv",
+        Read {
+            accepted: 10,
+            rejected: 1,
+            errors: &[(7, "web")],
+        },
+    ),
+    (
+        "id-row-numbers.csv",
+        Read {
+            accepted: 0,
+            rejected: 4,
+            errors: &[
+                (2, "school_code"),
+                (3, "school_code"),
+                (4, "school_code"),
+                (5, "school_code"),
+            ],
+        },
+    ),
 ];
+
+/// The map exports: one list of 11 schools, in each delimiter and encoding.
+const MAP_EXPORTS: [&str; 4] = [
+    "map-export-comma.csv",
+    "map-export-semicolon-bom.csv",
+    "map-export-tab-bom.csv",
+    "map-export-windows-1252.csv",
+];
+
+/// Their schools that teach primary (`EPRI` in `estudis`), in plan order.
+const MAP_PRIMARY: [&str; 5] = ["08013275", "08052271", "08071534", "17002893", "25002011"];
+
+/// Their other schools, in plan order.
+const MAP_OTHERS: [&str; 5] = ["08019411", "17005225", "17006321", "43004251", "43006110"];
 
 fn plan_json(file: &Path, extra: &[&str]) -> (Output, Option<Value>) {
     let home = tempfile::tempdir().unwrap();
@@ -731,4 +792,180 @@ async fn an_upload_into_dynamodb_and_s3_is_taken_in_once() {
         .unwrap();
     let report = String::from_utf8(report.to_vec()).unwrap();
     assert_eq!(report.lines().count(), 3, "{report}");
+}
+
+#[test]
+fn the_map_export_in_every_delimiter_and_encoding_plans_every_valid_row_primary_first() {
+    let first = std::fs::read(fixture(MAP_EXPORTS[0])).unwrap();
+    assert!(!first.starts_with(b"\xEF\xBB\xBF"), "one without a BOM");
+    let bytes = std::fs::read(fixture("map-export-windows-1252.csv")).unwrap();
+    assert!(std::str::from_utf8(&bytes).is_err(), "not UTF-8");
+    assert!(
+        bytes.windows(7).any(|w| w == b"P\xFAblica"),
+        "\"Pública\" in Windows-1252"
+    );
+    for name in MAP_EXPORTS {
+        let f = fixture(name);
+        let (out, j) = plan_json(&f, &["--kind", "provision", "--wave-size", "50"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: one row rejected");
+        let j = j.unwrap();
+        assert_eq!(
+            (j["accepted"].as_u64(), j["rejected"].as_u64()),
+            (Some(10), Some(1))
+        );
+        let all: Vec<&str> = MAP_PRIMARY.iter().chain(&MAP_OTHERS).copied().collect();
+        assert_eq!(
+            waves(&j),
+            [w(1, &all)],
+            "{name}: every valid row, primary first"
+        );
+        assert!(
+            j["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["field"] != "kind"),
+            "{name}: {j}"
+        );
+        let warning = &j["warnings"][0];
+        assert_eq!(warning["field"], "kind", "{name}: {j}");
+        assert_eq!(warning["column"], "tipus", "{name}: {j}");
+        assert_eq!(j["warnings"].as_array().unwrap().len(), 1, "said once: {j}");
+
+        let (_, j) = plan_json(&f, &["--wave-size", "5"]);
+        assert_eq!(
+            waves(&j.unwrap()),
+            [w(1, &MAP_PRIMARY), w(2, &MAP_OTHERS)],
+            "{name}: the stages come from estudis"
+        );
+    }
+}
+
+#[test]
+fn a_zers_second_school_is_rejected_naming_the_shared_site_and_the_first() {
+    let (_, j) = plan_json(&fixture("map-export-tab-bom.csv"), &[]);
+    let j = j.unwrap();
+    let e = &j["errors"][0];
+    assert_eq!(
+        (e["line"].as_u64(), e["school_code"].as_str()),
+        (Some(7), Some("25002023"))
+    );
+    let m = e["message"].as_str().unwrap();
+    for want in [
+        "\"zer-alturgell\"",
+        "https://agora.xtec.cat/zer-alturgell/",
+        "school 25002011's (Escola Sant Miquel, line 6)",
+        "ZER",
+    ] {
+        assert!(m.contains(want), "{want:?} in {m}");
+    }
+}
+
+#[tokio::test]
+async fn a_tipus_column_never_makes_a_rows_kind() {
+    // Asked to migrate, no row reads its kind from tipus: each fails for want of a source,
+    // and the summary says first that every row failed on it.
+    let (out, j) = plan_json(&fixture("map-export-comma.csv"), &["--kind", "migrate"]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = j.unwrap();
+    assert_eq!(
+        (j["accepted"].as_u64(), j["rejected"].as_u64()),
+        (Some(0), Some(11))
+    );
+    let fields: BTreeSet<&str> = j["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        !fields.contains("kind") && fields.contains("source_db"),
+        "{fields:?}"
+    );
+    assert_eq!(j["warnings"][0]["field"], "source_db", "{j}");
+
+    // Taken in as provisions: every school is one, from the template its stages say.
+    let home = tempfile::tempdir().unwrap();
+    let f = fixture("map-export-windows-1252.csv");
+    let out = a2a(
+        home.path(),
+        &["upload", "--kind", "provision", f.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(o.starts_with("warning: ") && o.contains("\"tipus\""), "{o}");
+    assert!(o.contains("registered 10 new"), "{o}");
+    let s = sqlite(home.path()).await;
+    let all = list_all(&s, ListFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(
+        all.iter()
+            .all(|i| i.kind == a2a_core::InstanceKind::Provision)
+    );
+    let sitges = s.get(&code("08052271")).await.unwrap().unwrap();
+    assert_eq!(sitges.name, "Escola Pública Mediterrània");
+    assert_eq!(sitges.source.db.unwrap().expose(), "template:primary");
+    let vayreda = s.get(&code("17002893")).await.unwrap().unwrap();
+    assert_eq!(
+        vayreda.target.dns.as_deref(),
+        Some("ceip-vayreda"),
+        "from web"
+    );
+    let balmes = s.get(&code("08019411")).await.unwrap().unwrap();
+    assert_eq!(balmes.source.db.unwrap().expose(), "template:secondary");
+}
+
+#[test]
+fn when_most_rows_fail_on_one_field_plan_and_upload_say_so_first() {
+    let f = fixture("id-row-numbers.csv");
+    let (_, j) = plan_json(&f, &[]);
+    let j = j.unwrap();
+    let first = &j["warnings"][0];
+    assert_eq!(first["field"], "school_code", "{j}");
+    assert_eq!(first["column"], "id");
+    assert_eq!(first["could_use"], serde_json::json!(["codi"]));
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("4 of 4 rows fail on school_code"),
+        "{first}"
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let out = a2a(home.path(), &["plan", f.to_str().unwrap()]);
+    let o = text(&out.stdout);
+    assert!(
+        o.lines().next().unwrap().starts_with(&format!(
+            "warning: {}: 4 of 4 rows fail on school_code: the column read for it is \"id\"; \
+             columns that could have been read: \"codi\"",
+            f.display()
+        )),
+        "{o}"
+    );
+
+    let out = a2a(home.path(), &["upload", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let o = text(&out.stdout);
+    assert!(
+        o.lines()
+            .next()
+            .unwrap()
+            .contains("4 of 4 rows fail on school_code"),
+        "{o}"
+    );
+    let out = a2a(home.path(), &["upload", "--json", f.to_str().unwrap()]);
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["already_taken_in"], true);
+    assert_eq!(j["warnings"][0]["could_use"], serde_json::json!(["codi"]));
+    let sha = sha_of(&f);
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(home.path().join(format!(
+            "blobs/reports/id-row-numbers.csv.{}.summary.json",
+            &sha[..12]
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["warnings"][0]["column"], "id", "{summary}");
 }

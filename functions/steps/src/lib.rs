@@ -89,6 +89,9 @@ pub struct StepEnv {
     pub site: SiteConfig,
     /// `A2A_DB_SECRET`: the database secret's ARN or name (optional).
     pub db_secret: Option<String>,
+    /// `A2A_SECRET_PREFIX`: the prefix of the sites' own secrets, named
+    /// `<prefix>a2a/<code>/…` (the template's stack name; optional).
+    pub secret_prefix: String,
 }
 
 impl StepEnv {
@@ -125,6 +128,7 @@ impl StepEnv {
         let db_secret = var("A2A_DB_SECRET")
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
+        let secret_prefix = var("A2A_SECRET_PREFIX").unwrap_or_default();
         match site {
             Some(site) if problems.is_empty() => Ok(StepEnv {
                 table,
@@ -132,6 +136,7 @@ impl StepEnv {
                 prefix,
                 site,
                 db_secret,
+                secret_prefix,
             }),
             _ => Err(problems.join("; ")),
         }
@@ -236,6 +241,7 @@ impl Steps {
             prefix,
             site,
             db_secret,
+            secret_prefix,
         } = StepEnv::from_env()?;
         let conf = a2a_aws::config::lambda_sdk_config().await?;
         let (site_in_use, secret) = match db_secret {
@@ -265,6 +271,7 @@ impl Steps {
             store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
             blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),
             site: Arc::new(site_in_use),
+            secrets: Arc::new(a2a_aws::SmSecrets::from_conf(&conf, secret_prefix)),
         };
         Ok(Steps {
             current: RwLock::new(Arc::new(ctx)),
@@ -345,6 +352,7 @@ impl Steps {
             store: now.store.clone(),
             blob: now.blob.clone(),
             site: Arc::new(site),
+            secrets: now.secrets.clone(),
         });
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = ctx.clone();
         state.creds = creds;
@@ -461,6 +469,7 @@ mod tests {
         StepContext {
             store: Arc::new(a2a_local::SqliteStore::open_in_memory().await.unwrap()),
             blob: Arc::new(a2a_local::FsBlob::new(dir.join("blobs")).unwrap()),
+            secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
             site: Arc::new(site_from_json(SITE).unwrap()),
         }
     }

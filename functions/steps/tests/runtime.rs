@@ -177,6 +177,7 @@ async fn world() -> World {
         store: Arc::new(store.clone()),
         blob: blob.clone(),
         site: Arc::new(site.clone()),
+        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
     };
     World {
         _tmp: tmp,

@@ -1,10 +1,10 @@
 //! AWS adapters of the A2A ports: `DynamoDbStore` (`InstanceStore`), `S3Blob`
 //! (`BlobStore`), `SqsQueue` (`WorkQueue`), `SfnWorkflows` (`Workflows`) and `RdsSnapshots`
-//! (`Snapshots`); and `DbSecret`, the target databases' user and password from a Secrets
-//! Manager secret.
+//! (`Snapshots`), `SmSecrets` (`SecretStore`); and `DbSecret`, the target databases' user
+//! and password from a Secrets Manager secret.
 //!
 //! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`, `sfn`,
-//! `rds`; `secretsmanager` for `DbSecret`) so that a Lambda compiles only the SDKs it
+//! `rds`; `secretsmanager` for `SmSecrets` and `DbSecret`) so that a Lambda compiles only the SDKs it
 //! calls. [`config::sdk_config`] loads the shared SDK configuration with short timeouts,
 //! and [`error::classify`] turns any SDK error into a [`a2a_core::PortError`] the same way
 //! for every service.
@@ -48,7 +48,7 @@ pub use rds::RdsSnapshots;
 #[cfg(feature = "s3")]
 pub use s3::S3Blob;
 #[cfg(feature = "secretsmanager")]
-pub use secrets::{DbCredentials, DbSecret};
+pub use secrets::{DbCredentials, DbSecret, SmSecrets};
 #[cfg(feature = "sfn")]
 pub use sfn::SfnWorkflows;
 #[cfg(feature = "sqs")]

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use a2a_core::PortError;
+use a2a_core::{PortError, Secret, SecretName, SecretStore};
+use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
@@ -163,6 +164,76 @@ impl DbSecret {
             ))
         })?;
         DbCredentials::from_secret_string(id, text)
+    }
+}
+
+/// The [`SecretStore`] in Secrets Manager: the secret `a2a/<code>/<what>` is the Secrets
+/// Manager secret of that name, behind an optional prefix (a stack's name, so that two
+/// stacks in one account keep apart). The template scopes the functions' IAM to it.
+#[derive(Debug, Clone)]
+pub struct SmSecrets {
+    client: Client,
+    prefix: String,
+}
+
+impl SmSecrets {
+    /// Secrets named `<prefix><name>` (the prefix may be empty).
+    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+        Self {
+            client,
+            prefix: prefix.into(),
+        }
+    }
+
+    /// Like [`SmSecrets::new`], with a client made from `conf`.
+    pub fn from_conf(conf: &SdkConfig, prefix: impl Into<String>) -> Self {
+        Self::new(Client::new(conf), prefix)
+    }
+
+    fn id(&self, name: &SecretName) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl SecretStore for SmSecrets {
+    async fn get(&self, name: &SecretName) -> Result<Option<Secret>, PortError> {
+        let id = self.id(name);
+        let resource = format!("secret {id:?}");
+        match self.client.get_secret_value().secret_id(&id).send().await {
+            Ok(out) => out
+                .secret_string()
+                .map(|s| Some(Secret::new(s)))
+                .ok_or_else(|| PortError::Invalid(format!("{resource} holds no text"))),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(classify(
+                &e,
+                Call::new(SERVICE, "GetSecretValue", &resource),
+            )),
+        }
+    }
+
+    async fn put_new(&self, name: &SecretName, value: &Secret) -> Result<Secret, PortError> {
+        let id = self.id(name);
+        let resource = format!("secret {id:?}");
+        let made = self
+            .client
+            .create_secret()
+            .name(&id)
+            .secret_string(value.expose())
+            .description("A2A: one site's own secret; the plain text is kept only here")
+            .send()
+            .await;
+        match made {
+            Ok(_) => Ok(value.clone()),
+            // A rerun, or a racing one: the secret made first stands.
+            Err(e) if e.code() == Some("ResourceExistsException") => {
+                self.get(name).await?.ok_or_else(|| {
+                    PortError::Backend(format!("{resource} exists but could not be read"))
+                })
+            }
+            Err(e) => Err(classify(&e, Call::new(SERVICE, "CreateSecret", &resource))),
+        }
     }
 }
 

@@ -97,3 +97,15 @@ async fn credentials_come_from_a_secret_and_a_bad_or_missing_one_is_named() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn secrets_manager_is_a_secret_store() {
+    let test = "secrets_manager_is_a_secret_store";
+    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+        return;
+    }
+    let conf = a2a_aws::config::sdk_config().await;
+    // A prefix of its own, so a rerun on the same emulator starts with no secrets.
+    let store = a2a_aws::SmSecrets::from_conf(&conf, format!("{}/", unique_name("t")));
+    a2a_testkit::secrets::the_first_secret_stands(std::sync::Arc::new(store), "17000123").await;
+}

@@ -11,6 +11,7 @@ mod event;
 mod instance;
 mod locator;
 pub mod ports;
+mod secret;
 mod snapshot;
 mod upload;
 mod window;
@@ -25,6 +26,7 @@ pub use ports::{
     BlobKey, BlobMeta, BlobStore, ExecutionInfo, ExecutionStatus, InstanceStore, KeyError,
     ListFilter, Message, Page, PortError, StartOutcome, WorkQueue, Workflows, list_all,
 };
+pub use secret::{Secret, SecretName, SecretStore};
 pub use snapshot::{SnapshotState, Snapshots};
 pub use upload::{UploadLedger, UploadRecord};
 pub use window::{Night, Window, WindowError};

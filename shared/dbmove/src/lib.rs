@@ -11,8 +11,10 @@ pub mod fixture;
 pub mod mover;
 pub mod plan;
 pub mod schema;
+pub mod server;
 pub mod site;
 pub mod stage;
+pub mod target;
 pub mod verify;
 
 pub use engine::{Db, Engine, LEDGER_TABLE};

@@ -4,7 +4,7 @@
 use a2a_core::BlobStore;
 
 use crate::DbError;
-use crate::engine::{Db, Engine};
+use crate::engine::Db;
 use crate::mover::read_index;
 use crate::stage::manifest_key;
 
@@ -13,25 +13,8 @@ use crate::stage::manifest_key;
 /// (InnoDB's estimate), SQLite the pages of its `dbstat` table. Only a weight for
 /// balancing parts, never a count to check.
 pub async fn table_sizes(db: &Db, prefix: &str) -> Result<Vec<(String, u64)>, DbError> {
-    let sql = match db.engine() {
-        Engine::Postgres => {
-            "SELECT c.relname::text, pg_total_relation_size(c.oid)::int8 FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
-        }
-        Engine::MySql => {
-            "SELECT CAST(TABLE_NAME AS CHAR), \
-             CAST(COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) AS SIGNED) \
-             FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
-        }
-        Engine::Sqlite => {
-            "SELECT m.tbl_name, CAST(SUM(s.pgsize) AS INTEGER) FROM dbstat s \
-             JOIN sqlite_master m ON m.name = s.name GROUP BY m.tbl_name"
-        }
-    };
     let mut sizes: Vec<(String, u64)> = db
-        .query_pairs(sql)
+        .table_sizes()
         .await?
         .into_iter()
         .filter(|(n, _)| n.starts_with(prefix))

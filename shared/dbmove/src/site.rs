@@ -2,12 +2,12 @@
 //! the old address in content, and customise the new site for its school.
 
 use a2a_core::{Locator, Province, SchoolCode};
-use mysql_async::prelude::Queryable as _;
 use serde::Serialize;
 
 use crate::DbError;
-use crate::engine::{Db, Engine, scratch};
+use crate::engine::{Db, Engine};
 use crate::schema::{ColType, Value};
+use crate::server;
 
 /// The database a URL names (its path), checked to be a plain name.
 fn db_name(loc: &Locator) -> Result<String, DbError> {
@@ -52,7 +52,7 @@ pub async fn clone_database(template: &Locator, to: &Locator) -> Result<(), DbEr
     match engine {
         Engine::Postgres => {
             let (tpl, new) = (db_name(template)?, db_name(to)?);
-            let admin = Db::connect(&scratch::with_database(template, "postgres"), false).await?;
+            let admin = Db::connect(&server::with_database(template, "postgres"), false).await?;
             if admin.exists_database(&new).await? {
                 return Err(DbError::NotEmpty(format!(
                     "{to} already exists; nothing was changed"
@@ -226,6 +226,32 @@ pub async fn customise(
     Ok(course + admin)
 }
 
+/// Sets the `admin` user's stored password to `hash` (already hashed as Moodle stores it);
+/// returns the rows changed (1 on a Moodle site).
+pub async fn set_admin_password(db: &Db, prefix: &str, hash: &str) -> Result<u64, DbError> {
+    db.update_row(
+        &format!("{prefix}user"),
+        &[("password", hash)],
+        ("username", "admin"),
+    )
+    .await
+}
+
+/// The `admin` user's stored password hash, if the site has an `admin`.
+pub async fn admin_password_hash(db: &Db, prefix: &str) -> Result<Option<String>, DbError> {
+    let q = |s: &str| db.engine().quote(s);
+    db.query_opt_text(
+        &format!(
+            "SELECT {} FROM {} WHERE {} = {{}}",
+            q("password"),
+            q(&format!("{prefix}user")),
+            q("username")
+        ),
+        &[Value::Text("admin".to_owned())],
+    )
+    .await
+}
+
 /// Moodle's maintenance-mode setting in `<prefix>config` (`'1'` on), the database half of
 /// the maintenance switch; `climaintenance.html` in moodledata is the other.
 pub const MAINTENANCE_SETTING: &str = "maintenance_enabled";
@@ -286,39 +312,16 @@ pub async fn set_config_value(
 }
 
 impl Db {
-    /// Whether a database of that name exists on this server.
-    pub(crate) async fn exists_database(&self, name: &str) -> Result<bool, DbError> {
-        match self.engine() {
-            Engine::Postgres => Ok(self
-                .query_count("SELECT count(*) FROM pg_database WHERE datname = $1", name)
-                .await?
-                > 0),
-            Engine::MySql => Ok(self
-                .query_count(
-                    "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                    name,
-                )
-                .await?
-                > 0),
-            Engine::Sqlite => Ok(false),
-        }
-    }
-
     /// Sets each table of database `new` to the auto-increment counter of the same table
     /// in the current database (MySQL: `CREATE TABLE … LIKE` does not copy it).
     async fn copy_auto_increments(&self, new: &str) -> Result<(), DbError> {
-        let Some(conn) = self.mysql() else {
-            return Ok(());
-        };
-        let autos: Vec<(String, u64)> = conn
-            .lock()
-            .await
-            .query(
-                "SELECT CAST(TABLE_NAME AS CHAR), AUTO_INCREMENT FROM information_schema.TABLES \
+        let autos = self
+            .query_pairs(
+                "SELECT CAST(TABLE_NAME AS CHAR), CAST(AUTO_INCREMENT AS SIGNED) \
+                 FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL",
             )
-            .await
-            .map_err(|e| DbError::Backend(format!("{}: {e}", self.locator())))?;
+            .await?;
         for (t, next) in autos {
             // DDL binds no parameters; `next` is an integer read from the server.
             self.exec(&format!(

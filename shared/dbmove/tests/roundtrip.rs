@@ -2,8 +2,8 @@
 //! for every pair among PostgreSQL, MariaDB and SQLite that the environment offers.
 
 use a2a_core::BlobStore;
-use a2a_dbmove::engine::scratch;
 use a2a_dbmove::fixture::{FixtureOptions, generate};
+use a2a_dbmove::server;
 use a2a_dbmove::{CopyLimits, Db, DbError, ImportOptions, NoProgress, export, import, verify};
 use a2a_local::FsBlob;
 use a2a_testkit::{db_name, engines};
@@ -18,7 +18,7 @@ async fn every_pair_round_trips_and_verifies_equal() {
     };
     for (stag, sadmin) in &engines {
         let sname = db_name(&format!("src_{stag}"));
-        let src_url = scratch::create(sadmin, &sname).await.unwrap();
+        let src_url = server::create(sadmin, &sname).await.unwrap();
         let src = Db::connect(&src_url, true).await.unwrap();
         generate(&src, &options).await.unwrap();
         let stage = tempfile::tempdir().unwrap();
@@ -36,7 +36,7 @@ async fn every_pair_round_trips_and_verifies_equal() {
         );
         for (dtag, dadmin) in &engines {
             let dname = db_name(&format!("dst_{stag}_{dtag}"));
-            let dst_url = scratch::create(dadmin, &dname).await.unwrap();
+            let dst_url = server::create(dadmin, &dname).await.unwrap();
             let dst = Db::connect(&dst_url, true).await.unwrap();
             let jobs = ImportOptions {
                 jobs: 2,
@@ -62,10 +62,10 @@ async fn every_pair_round_trips_and_verifies_equal() {
             let again = import(&dst, &store, &ImportOptions::default(), &NoProgress).await;
             assert!(matches!(again, Err(DbError::NotEmpty(_))), "{again:?}");
             drop(dst);
-            scratch::drop(dadmin, &dname).await.unwrap();
+            server::drop(dadmin, &dname).await.unwrap();
         }
         drop(src);
-        scratch::drop(sadmin, &sname).await.unwrap();
+        server::drop(sadmin, &sname).await.unwrap();
         let _ = store.list("", None).await;
     }
 }
@@ -90,7 +90,7 @@ async fn parts_run_at_once_resume_and_verify_equal() {
         // Each engine exports to the next one (SQLite alone: to itself).
         let (dtag, dadmin) = &engines[(i + 1) % engines.len()];
         let sname = db_name(&format!("psrc_{stag}"));
-        let src_url = scratch::create(sadmin, &sname).await.unwrap();
+        let src_url = server::create(sadmin, &sname).await.unwrap();
         let src = Db::connect(&src_url, true).await.unwrap();
         generate(&src, &FixtureOptions::default()).await.unwrap();
         let stage = tempfile::tempdir().unwrap();
@@ -155,7 +155,7 @@ async fn parts_run_at_once_resume_and_verify_equal() {
         );
 
         let dname = db_name(&format!("pdst_{stag}_{dtag}"));
-        let dst_url = scratch::create(dadmin, &dname).await.unwrap();
+        let dst_url = server::create(dadmin, &dname).await.unwrap();
         let dst = Db::connect(&dst_url, true).await.unwrap();
         let begun = begin_import(&dst, &store, false).await.unwrap();
         assert!(!begun.resumed);
@@ -201,9 +201,9 @@ async fn parts_run_at_once_resume_and_verify_equal() {
         assert_eq!(part.tables.len(), parts[1].len());
         assert!(part.equal);
         drop(dst);
-        scratch::drop(dadmin, &dname).await.unwrap();
+        server::drop(dadmin, &dname).await.unwrap();
         drop(src);
-        scratch::drop(sadmin, &sname).await.unwrap();
+        server::drop(sadmin, &sname).await.unwrap();
     }
 }
 
@@ -215,7 +215,7 @@ async fn a_config_setting_is_read_and_set_idempotently() {
     let dir = tempfile::tempdir().unwrap();
     for (tag, admin) in engines("a_config_setting_is_read_and_set_idempotently", dir.path()) {
         let dname = db_name(&format!("cfg_{tag}"));
-        let url = scratch::create(&admin, &dname).await.unwrap();
+        let url = server::create(&admin, &dname).await.unwrap();
         let db = Db::connect(&url, true).await.unwrap();
         generate(&db, &FixtureOptions::default()).await.unwrap();
         let other = config_value(&db, "mdl_", "setting_1").await.unwrap();
@@ -245,6 +245,6 @@ async fn a_config_setting_is_read_and_set_idempotently() {
         );
         assert_eq!(config_value(&db, "mdl_", "setting_1").await.unwrap(), other);
         drop(db);
-        scratch::drop(&admin, &dname).await.unwrap();
+        server::drop(&admin, &dname).await.unwrap();
     }
 }

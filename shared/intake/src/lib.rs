@@ -1,6 +1,7 @@
 //! Intake: school lists in, instances registered, every bad row explained.
 //!
-//! A list is read ([`read`]: size limit, encoding, delimiter, columns by name), each row
+//! A list is read ([`read`]: size limit, encoding, delimiter, columns by name, then
+//! [`columns`]: checked against what they hold), each row
 //! validated ([`validate`]: codes through `SchoolCode`, names, kinds, sources), the good
 //! ones planned ([`plan`]: templates, short names, waves), then taken in ([`take_in`]:
 //! idempotent by the content's SHA-256, recorded in the `UploadLedger`), registering
@@ -11,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod columns;
 pub mod plan;
 pub mod read;
 pub mod register;
@@ -23,6 +25,7 @@ use std::path::Path;
 
 use sha2::Digest;
 
+pub use columns::Warning;
 pub use plan::{Options, Plan, PlanJson, Planned, Shape, Slug};
 pub use read::{DEFAULT_MAX_BYTES, Reason, Refusal};
 pub use register::Registration;

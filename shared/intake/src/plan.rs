@@ -1,10 +1,11 @@
 //! Planning: short names for new sites, templates, and waves.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use a2a_core::{Instance, InstanceKind, SchoolCode};
 use serde::Serialize;
 
+use crate::columns::{Profile, Warning};
 use crate::read::{Field, Table};
 use crate::validate::{RowError, School, Template, check_dns};
 
@@ -38,7 +39,8 @@ impl Default for Options {
 pub enum Shape {
     /// A2A's own plan file (it has a `kind` column).
     Plan,
-    /// The school directory export (no `kind` column; `--kind` decides).
+    /// A department export, the school directory or the school map (no `kind` column;
+    /// `--kind` decides).
     Directory,
 }
 
@@ -85,6 +87,8 @@ pub struct Plan {
     pub errors: Vec<RowError>,
     /// The short names made, by code.
     pub slugs: Vec<Slug>,
+    /// What the columns hold, for [`Plan::warnings`].
+    pub profile: Profile,
 }
 
 /// One wave of the plan, as `plan --json` prints it.
@@ -109,9 +113,11 @@ pub struct ErrorJson {
     pub message: String,
 }
 
-/// `plan --json`: `{"accepted", "rejected", "waves", "errors"}`.
+/// `plan --json`: `{"warnings", "accepted", "rejected", "waves", "errors"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlanJson {
+    /// What the reader must know first (see [`Plan::warnings`]).
+    pub warnings: Vec<Warning>,
     /// Schools accepted.
     pub accepted: usize,
     /// Rows rejected.
@@ -144,9 +150,25 @@ impl Plan {
         out
     }
 
+    /// What the reader must know before anything else: each field on which more than
+    /// half of the rows fail, with the column read for it and the columns that could have
+    /// been, then each column set aside because its values do not fit its name.
+    pub fn warnings(&self) -> Vec<Warning> {
+        let mut lines: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+        for e in &self.errors {
+            lines.entry(&e.field).or_default().insert(e.line);
+        }
+        let failing = lines
+            .into_iter()
+            .map(|(f, l)| (f.to_owned(), l.len()))
+            .collect();
+        self.profile.warnings(self.rows, &failing)
+    }
+
     /// The plan as `plan --json` prints it.
     pub fn to_json(&self) -> PlanJson {
         PlanJson {
+            warnings: self.warnings(),
             accepted: self.schools.len(),
             rejected: self.rejected(),
             waves: self.waves(),
@@ -275,7 +297,7 @@ pub fn plan_schools(
     let mut by_code: Vec<&School> = schools.iter().collect();
     by_code.sort_by(|a, b| a.code.cmp(&b.code));
     let mut slugs = Vec::new();
-    let mut made: std::collections::BTreeMap<SchoolCode, String> = Default::default();
+    let mut made: BTreeMap<SchoolCode, String> = Default::default();
     let mut failed: BTreeSet<u64> = BTreeSet::new();
     let mut next_suffix = HashMap::new();
     for s in by_code {
@@ -360,6 +382,7 @@ pub fn plan_schools(
         schools: planned,
         errors,
         slugs,
+        profile: table.profile.clone(),
     }
 }
 

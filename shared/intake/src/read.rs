@@ -1,5 +1,6 @@
 //! Reading a school list: size limit, encoding, delimiter, header, records with their line
-//! numbers. Nothing here knows what a school is; it only turns bytes into named cells.
+//! numbers. Nothing here knows what a school is; it only turns bytes into named cells,
+//! whose columns [`crate::columns::settle`] then checks against their values.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -163,6 +164,7 @@ impl Field {
                 "nom",
                 "nomcentre",
             ],
+            // `tipus` is kept only when it holds kinds (see `columns::settle`).
             Field::Kind => &["kind", "tipus"],
             Field::Wave => &["wave", "onada"],
             Field::Priority => &["priority", "prioritat"],
@@ -280,6 +282,13 @@ impl Columns {
     pub fn has(&self, field: Field) -> bool {
         self.get(field).is_some()
     }
+
+    /// Reads `field` from column `col`, or from none.
+    pub(crate) fn set(&mut self, field: Field, col: Option<usize>) {
+        if let Some(slot) = Field::ALL.iter().position(|f| *f == field) {
+            self.index[slot] = col;
+        }
+    }
 }
 
 /// One data record of the file.
@@ -313,6 +322,8 @@ pub struct Table {
     pub columns: Columns,
     /// Every non-blank record after the header, in file order.
     pub records: Vec<Record>,
+    /// What the columns were found to hold (see [`crate::columns::settle`]).
+    pub profile: crate::columns::Profile,
 }
 
 /// Decodes the bytes: a BOM names the encoding; else valid UTF-8 is UTF-8; else the file
@@ -490,12 +501,15 @@ pub fn read_table(file: &str, bytes: &[u8], max_bytes: u64) -> Result<Table, Ref
     let Some(columns) = header else {
         return Err(refuse(Reason::Empty));
     };
-    Ok(Table {
+    let mut table = Table {
         encoding: encoding.name(),
         delimiter: delimiter as char,
         columns,
         records,
-    })
+        profile: Default::default(),
+    };
+    table.profile = crate::columns::settle(&mut table);
+    Ok(table)
 }
 
 #[cfg(test)]

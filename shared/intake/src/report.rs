@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::columns::Warning;
 use crate::plan::{Plan, Shape, Slug, WaveJson};
 use crate::register::Registration;
 use crate::validate::RowError;
@@ -61,6 +62,9 @@ pub struct UnderWay {
 /// The JSON summary written beside the error report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// What the reader must know first: a field on which most rows fail, a column set
+    /// aside ([`Plan::warnings`]).
+    pub warnings: Vec<Warning>,
     /// The list's name.
     pub file: String,
     /// The SHA-256 of its bytes.
@@ -101,6 +105,7 @@ impl Summary {
     pub fn new(plan: &Plan, sha256: &str, reg: &Registration, error_report: &str) -> Self {
         let codes = |v: &[a2a_core::SchoolCode]| v.iter().map(|c| c.to_string()).collect();
         Self {
+            warnings: plan.warnings(),
             file: plan.file.clone(),
             sha256: sha256.to_owned(),
             shape: plan.shape,

@@ -215,4 +215,42 @@ mod tests {
         );
         assert!(matches!(refused.await, Err(TakeError::Refused(_))));
     }
+
+    #[tokio::test]
+    async fn the_summary_says_first_when_most_rows_fail_on_one_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let blobs = FsBlob::new(dir.path()).unwrap();
+        let text = "id,tipus,nom,codi\n1,ESC,Escola A,08000013\n2,INS,Institut B,08000021\n";
+        let opts = Options::default();
+        let taken = take_in(
+            "m.csv",
+            "m.csv",
+            text.as_bytes(),
+            &opts,
+            &store,
+            &store,
+            &blobs,
+            Utc::now(),
+        );
+        let Intake::New { summary_key, .. } = taken.await.unwrap() else {
+            panic!("new")
+        };
+        let body = blobs
+            .get(&BlobKey::parse(&summary_key).unwrap())
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.trim_start().starts_with("{\n  \"warnings\": ["),
+            "the warnings come first: {body}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let w = &json["warnings"];
+        assert_eq!(w[0]["field"], "school_code");
+        assert_eq!(w[0]["column"], "id");
+        assert_eq!(w[0]["could_use"], serde_json::json!(["codi"]));
+        assert_eq!(w[1]["field"], "kind", "then the tipus set aside");
+        assert_eq!(json["rejected"], 2);
+    }
 }

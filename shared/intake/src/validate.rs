@@ -62,6 +62,8 @@ pub struct School {
     pub source_files: Option<Locator>,
     /// The site's short name, from the `dns` column or an Àgora web address.
     pub dns: Option<String>,
+    /// The Àgora address the short name was taken from, when the row gave no `dns`.
+    pub web: Option<String>,
 }
 
 /// Why one row, or one cell of it, was rejected.
@@ -135,13 +137,16 @@ pub fn check_dns(dns: &str) -> Result<(), String> {
     }
 }
 
-/// The short name in an Àgora address (`https://agora.xtec.cat/<dns>/moodle`), if the web
-/// address is one; any other web site gives `None`.
+/// The short name in an Àgora address (`https://agora.xtec.cat/<dns>/`, then nothing or
+/// one of its services, `moodle`, `intranet` or `nodes`, and anything under it), if the
+/// web address is one; any other web site gives `None`.
 pub fn agora_dns(web: &str) -> Option<String> {
     let web = web.trim().to_ascii_lowercase();
     let rest = web
         .strip_prefix("https://")
-        .or_else(|| web.strip_prefix("http://"))?;
+        .or_else(|| web.strip_prefix("http://"))
+        .unwrap_or(&web);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (host, path) = rest.split_once('/')?;
     if !(host == "agora.xtec.cat" || host.starts_with("agora.")) {
         return None;
@@ -149,11 +154,20 @@ pub fn agora_dns(web: &str) -> Option<String> {
     let mut segs = path.split('/').filter(|s| !s.is_empty());
     let dns = segs.next()?;
     match segs.next() {
-        None | Some("moodle") => {}
+        None | Some("moodle" | "intranet" | "nodes") => {}
         Some(_) => return None,
     }
     check_dns(dns).ok()?;
     Some(dns.to_owned())
+}
+
+/// A template's name, in English or Catalan.
+pub(crate) fn parse_template(cell: &str) -> Option<Template> {
+    match cell.trim().to_lowercase().as_str() {
+        "primary" | "primaria" | "primària" => Some(Template::Primary),
+        "secondary" | "secundaria" | "secundària" => Some(Template::Secondary),
+        _ => None,
+    }
 }
 
 /// Whether a flag cell (`EPRI` under the `EPRI` column) says yes.
@@ -168,7 +182,7 @@ fn teaches_primary(list: &str) -> bool {
 }
 
 /// A database URL of an engine A2A moves.
-fn check_db(url: &str) -> Result<Locator, String> {
+pub(crate) fn check_db(url: &str) -> Result<Locator, String> {
     let schemes = [
         "postgres://",
         "postgresql://",
@@ -192,7 +206,7 @@ fn check_db(url: &str) -> Result<Locator, String> {
 }
 
 /// An absolute folder or an `s3://bucket/prefix`, with no `..` segment.
-fn check_files(path: &str) -> Result<Locator, String> {
+pub(crate) fn check_files(path: &str) -> Result<Locator, String> {
     let bad = || {
         Err(
             "is not a moodledata location; use an absolute folder (/srv/moodledata/...) or \
@@ -226,15 +240,22 @@ pub fn validate(table: &Table, default_kind: InstanceKind) -> (Vec<School>, Vec<
             Err(mut e) => errors.append(&mut e),
         }
     }
-    // A code or a short name twice: neither row can be trusted, so both are reported.
+    // A code or a given short name twice: neither row can be trusted, so both are reported.
     let mut by_code: BTreeMap<&SchoolCode, Vec<u64>> = BTreeMap::new();
     let mut by_dns: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for s in &schools {
         by_code.entry(&s.code).or_default().push(s.line);
-        if let Some(d) = &s.dns {
+        if let (Some(d), None) = (&s.dns, &s.web) {
             by_dns.entry(d).or_default().push(s.line);
         }
     }
+    // A short name read from an Àgora address another school has already: the schools of
+    // a rural zone (ZER) share one site, which goes with the first school that names it.
+    let mut site_of: BTreeMap<&str, &School> = schools
+        .iter()
+        .filter(|s| s.web.is_none())
+        .filter_map(|s| s.dns.as_deref().map(|d| (d, s)))
+        .collect();
     let mut dropped: BTreeMap<u64, Vec<RowError>> = BTreeMap::new();
     for s in &schools {
         let lines = &by_code[&s.code];
@@ -251,20 +272,43 @@ pub fn validate(table: &Table, default_kind: InstanceKind) -> (Vec<School>, Vec<
                 ),
             });
         }
-        if let Some(d) = &s.dns {
-            let lines = &by_dns[d.as_str()];
-            if lines.len() > 1 {
-                dropped.entry(s.line).or_default().push(RowError {
+        let Some(d) = &s.dns else { continue };
+        if let Some(web) = &s.web {
+            match site_of.get(d.as_str()) {
+                None => {
+                    site_of.insert(d, s);
+                }
+                Some(first) => dropped.entry(s.line).or_default().push(RowError {
                     line: s.line,
                     school_code: s.code.to_string(),
-                    field: Field::Dns.as_str().into(),
-                    value: d.clone(),
+                    field: Field::Web.as_str().into(),
+                    value: clip(web, 200),
                     message: format!(
-                        "the short name {d:?} is on lines {}; each site needs its own",
-                        join(lines)
+                        "the Àgora site {d:?} ({}) is already school {}'s ({}, line {}): \
+                         the schools of a rural zone (ZER) share one site, kept with the \
+                         first school that names it; give this school a short name of its \
+                         own in a dns column if it needs a site, or leave the row out",
+                        clip(web, 80),
+                        first.code,
+                        clip(&first.name, 80),
+                        first.line
                     ),
-                });
+                }),
             }
+            continue;
+        }
+        let lines = &by_dns[d.as_str()];
+        if lines.len() > 1 {
+            dropped.entry(s.line).or_default().push(RowError {
+                line: s.line,
+                school_code: s.code.to_string(),
+                field: Field::Dns.as_str().into(),
+                value: d.clone(),
+                message: format!(
+                    "the short name {d:?} is on lines {}; each site needs its own",
+                    join(lines)
+                ),
+            });
         }
     }
     schools.retain(|s| !dropped.contains_key(&s.line));
@@ -392,11 +436,10 @@ fn validate_row(
     };
 
     let raw_template = rec.get(cols, Field::Template);
-    let template = match raw_template.to_ascii_lowercase().as_str() {
-        "" => None,
-        "primary" | "primaria" | "primària" => Some(Template::Primary),
-        "secondary" | "secundaria" | "secundària" => Some(Template::Secondary),
-        _ => {
+    let template = match parse_template(raw_template) {
+        _ if raw_template.is_empty() => None,
+        Some(t) => Some(t),
+        None => {
             err(
                 Field::Template.as_str(),
                 raw_template,
@@ -438,13 +481,17 @@ fn validate_row(
     };
 
     let raw_dns = rec.get(cols, Field::Dns);
-    let dns = match raw_dns {
-        "" => agora_dns(rec.get(cols, Field::Web)),
+    let raw_web = rec.get(cols, Field::Web);
+    let (dns, web) = match raw_dns {
+        "" => match agora_dns(raw_web) {
+            Some(d) => (Some(d), Some(raw_web.to_owned())),
+            None => (None, None),
+        },
         d => match check_dns(d) {
-            Ok(()) => Some(d.to_owned()),
+            Ok(()) => (Some(d.to_owned()), None),
             Err(m) => {
                 err(Field::Dns.as_str(), d, m);
-                None
+                (None, None)
             }
         },
     };
@@ -516,6 +563,7 @@ fn validate_row(
             source_db,
             source_files,
             dns,
+            web,
         }),
         _ => Err(errors),
     }
@@ -581,6 +629,66 @@ mod tests {
         assert_eq!(agora_dns("https://agora.xtec.cat/"), None);
         assert_eq!(agora_dns("ftp://agora.xtec.cat/x/moodle"), None);
         assert_eq!(agora_dns("https://agora.xtec.cat/Bad Name/moodle"), None);
+        for web in [
+            "https://agora.xtec.cat/zer-alt-bergueda/",
+            "agora.xtec.cat/zer-alt-bergueda",
+            "http://agora.xtec.cat/zer-alt-bergueda/intranet/index.php",
+            "https://agora.xtec.cat/zer-alt-bergueda/nodes/?p=2",
+            "https://agora.xtec.cat/zer-alt-bergueda#inici",
+        ] {
+            assert_eq!(agora_dns(web).as_deref(), Some("zer-alt-bergueda"), "{web}");
+        }
+        assert_eq!(agora_dns("https://agora.xtec.cat/x/blog/moodle"), None);
+    }
+
+    #[test]
+    fn a_shared_agora_site_stays_with_its_first_school() {
+        let (s, e) = run(
+            "id,tipus,nom,web\n\
+             25000013,ZER,Escola de Bagà,https://agora.xtec.cat/zer-alt-bergueda/\n\
+             25000021,ZER,Escola de Guardiola,https://agora.xtec.cat/zer-alt-bergueda/\n\
+             25000034,ESC,Escola Vall,https://agora.xtec.cat/esc-vall/\n\
+             25000042,ZER,Escola de Saldes,http://agora.xtec.cat/zer-alt-bergueda/moodle\n",
+            InstanceKind::Provision,
+        );
+        let kept: Vec<&str> = s.iter().map(|s| s.code.as_str()).collect();
+        assert_eq!(kept, ["25000013", "25000034"]);
+        assert_eq!(s[0].dns.as_deref(), Some("zer-alt-bergueda"));
+        let got: Vec<(u64, &str)> = e.iter().map(|e| (e.line, e.field.as_str())).collect();
+        assert_eq!(got, [(3, "web"), (5, "web")]);
+        let m = &e[0].message;
+        assert!(m.contains("\"zer-alt-bergueda\""), "{m}");
+        assert!(
+            m.contains("school 25000013's (Escola de Bagà, line 2)"),
+            "{m}"
+        );
+        assert_eq!(e[0].value, "https://agora.xtec.cat/zer-alt-bergueda/");
+
+        // A given short name owns its site even against an earlier address.
+        let (s, e) = run(
+            "id,nom,dns,web\n08000013,A,,https://agora.xtec.cat/esc-a/\n08000021,B,esc-a,\n",
+            InstanceKind::Provision,
+        );
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].code.as_str(), "08000021");
+        assert!(
+            e[0].message.contains("school 08000021's"),
+            "{}",
+            e[0].message
+        );
+    }
+
+    #[test]
+    fn a_tipus_column_never_makes_a_kind() {
+        let text = "id,tipus,nom,estudis\n08000013,ESC,Escola A,EINF2C EPRI\n\
+                    08000021,INS,Institut B,ESO BATX\n";
+        let (s, e) = run(text, InstanceKind::Provision);
+        assert!(e.is_empty(), "{e:?}");
+        assert!(s.iter().all(|s| s.kind == InstanceKind::Provision));
+        assert!(s[0].primary && !s[1].primary);
+        let (s, e) = run(text, InstanceKind::Migrate);
+        assert!(s.is_empty());
+        assert!(e.iter().all(|e| e.field != "kind"), "{e:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! * [`FsBlob`] — the [`a2a_core::BlobStore`] over a local folder, with atomic writes.
 //! * [`MemQueue`] — the [`a2a_core::WorkQueue`] in process memory, with visibility
 //!   timeouts and a dead-letter list like SQS.
+//! * [`FileSecrets`] — the [`a2a_core::SecretStore`] in a private folder (files 0600).
 //! * [`AslWorkflows`] — the [`a2a_core::Workflows`] port: the state machines on the local
 //!   ASL engine, each task handed to a callback (the CLI makes it the in-process step).
 //!
@@ -13,11 +14,13 @@
 
 mod fsblob;
 mod memqueue;
+mod secrets;
 mod sqlite;
 pub mod workflows;
 
 pub use fsblob::FsBlob;
 pub use memqueue::MemQueue;
+pub use secrets::FileSecrets;
 pub use sqlite::SqliteStore;
 pub use workflows::{AslWorkflows, TaskError};
 

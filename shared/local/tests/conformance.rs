@@ -153,3 +153,10 @@ mod sqlite_uploads {
 mod mem_queue {
     a2a_testkit::queue_conformance!(super::queue());
 }
+
+#[tokio::test]
+async fn file_secrets_conform() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = Arc::new(a2a_local::FileSecrets::new(dir.path().join("secrets")));
+    a2a_testkit::secrets::the_first_secret_stands(store, "08012345").await;
+}

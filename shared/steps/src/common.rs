@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use a2a_core::{BlobKey, Instance, Locator, Outcome, SchoolCode, Status, StepEvent};
-use a2a_dbmove::{Db, Engine};
+use a2a_dbmove::Db;
 use a2a_files::layout;
 use bytes::Bytes;
 use serde::Serialize;
@@ -132,14 +132,7 @@ pub(crate) async fn update(
 /// The target database of `code` on `shard`: `a2a_<code>` on its server, or
 /// `a2a_<code>.db` in its SQLite folder.
 pub fn target_db(shard: &Shard, code: &SchoolCode) -> Locator {
-    let name = format!("a2a_{code}");
-    match Engine::of(&shard.db) {
-        Ok(Engine::Sqlite) => Locator::new(format!(
-            "{}/{name}.db",
-            shard.db.expose().trim_end_matches('/')
-        )),
-        _ => a2a_dbmove::engine::scratch::with_database(&shard.db, &name),
-    }
+    a2a_dbmove::target::locator(&shard.db, code)
 }
 
 /// The route record of the site address `dns` ([`a2a_files::layout::route_key`]).
@@ -203,12 +196,9 @@ pub(crate) async fn allocate(ctx: &StepContext, code: &SchoolCode) -> Result<Loc
     }
     let (shard, _) =
         best.ok_or_else(|| StepError::Permanent("no target shard has room left".into()))?;
-    if let Ok(Engine::Sqlite) = Engine::of(&shard.db) {
-        let dir = shard.db.expose().trim_start_matches("sqlite://");
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| StepError::Transient(format!("shard {}: {e}", shard.name)))?;
-    }
+    a2a_dbmove::target::prepare(&shard.db)
+        .await
+        .map_err(|e| StepError::Transient(format!("shard {}: {e}", shard.name)))?;
     let db = target_db(shard, code);
     ctx.blob
         .put(&layout::allocation_key(&shard.name, code)?, Bytes::new())
@@ -264,26 +254,9 @@ pub(crate) async fn drop_db(
     code: &SchoolCode,
     db: &Locator,
 ) -> Result<(), StepError> {
-    match Engine::of(db)? {
-        Engine::Sqlite => {
-            let path = db.expose().trim_start_matches("sqlite://");
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                match tokio::fs::remove_file(format!("{path}{suffix}")).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StepError::Transient(format!("{db}: {e}"))),
-                }
-            }
-            Ok(())
-        }
-        _ => {
-            let shard = shard_of(ctx, code, db).ok_or_else(|| {
-                StepError::Input(format!("{db} is on no configured shard; not dropped"))
-            })?;
-            a2a_dbmove::engine::scratch::drop(&shard.db, &format!("a2a_{code}")).await?;
-            Ok(())
-        }
-    }
+    let shard = shard_of(ctx, code, db).map(|s| &s.db);
+    a2a_dbmove::target::drop(db, shard, code).await?;
+    Ok(())
 }
 
 /// Deletes every blob under `prefix`; returns how many there were.
@@ -445,6 +418,7 @@ mod tests {
             store: store.clone(),
             blob,
             site: site("mysql://a2a:old%40pw@10.0.0.1:3306/mysql"),
+            secrets: Arc::new(a2a_local::FileSecrets::new(tmp.path().join("secrets"))),
         };
 
         let db = allocate(&ctx, &code).await.unwrap();

@@ -16,12 +16,13 @@ pub mod error;
 mod migrate;
 mod prefixed;
 mod provision;
+pub mod secrets;
 mod table;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use a2a_core::{BlobStore, InstanceStore, Locator};
+use a2a_core::{BlobStore, InstanceStore, Locator, SecretStore};
 use serde::{Deserialize, Serialize};
 
 pub use common::{route_key, target_db};
@@ -205,6 +206,9 @@ pub struct StepContext {
     pub blob: Arc<dyn BlobStore>,
     /// Where sites go and come from.
     pub site: Arc<SiteConfig>,
+    /// Where each site's own secrets go (its admin password): the only place their plain
+    /// text is kept.
+    pub secrets: Arc<dyn SecretStore>,
 }
 
 #[cfg(test)]

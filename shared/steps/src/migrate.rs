@@ -422,7 +422,7 @@ pub async fn provision_target_database(
         } else {
             let shard = crate::common::shard_of(ctx, code, &db)
                 .ok_or_else(|| StepError::Input(format!("{db} is on no configured shard")))?;
-            a2a_dbmove::engine::scratch::create(&shard.db, &format!("a2a_{code}")).await?;
+            a2a_dbmove::target::create(&shard.db, code).await?;
             true
         };
         Ok(Done::new(json!({"created": created})))

@@ -119,7 +119,8 @@ pub async fn customise(ctx: &StepContext, code: &SchoolCode) -> Result<Value, St
         let dns = dns(&i)?;
         let db = Db::connect(&target(ctx, &i)?, false).await?;
         let p = &ctx.site.prefix;
-        let changed = a2a_dbmove::site::customise(&db, p, code, &i.name, &dns).await?;
+        let changed = a2a_dbmove::site::customise(&db, p, code, &i.name, &dns).await?
+            + own_secrets(ctx, code, &db).await?;
         let wwwroot = ctx.site.wwwroot(&dns);
         let replaced = a2a_dbmove::site::replace_text(&db, p, &tpl.wwwroot, &wwwroot).await?;
         update(ctx, code, Some(Status::Provisioned), |_| {}).await?;
@@ -129,6 +130,33 @@ pub async fn customise(ctx: &StepContext, code: &SchoolCode) -> Result<Value, St
         )
     })
     .await
+}
+
+/// Gives the site its own secrets instead of the template's: an admin password (its hash
+/// in the site, its plain text only in the secret store), and, where the template has them,
+/// its own `siteidentifier` and cron password. Returns the rows changed.
+async fn own_secrets(ctx: &StepContext, code: &SchoolCode, db: &Db) -> Result<u64, StepError> {
+    use crate::secrets::{moodle_hash, new_password, new_site_identifier, site_secret};
+    use a2a_core::SecretName;
+    use a2a_dbmove::site::{config_value, set_admin_password, set_config_value};
+    let p = &ctx.site.prefix;
+    let password = site_secret(ctx, code, &SecretName::admin_password(code), new_password).await?;
+    let mut changed = set_admin_password(db, p, &moodle_hash(&password)?).await?;
+    if config_value(db, p, "siteidentifier").await?.is_some() {
+        let name = SecretName::of(code, "site-identifier")?;
+        let id = site_secret(ctx, code, &name, || new_site_identifier(&ctx.site.host)).await?;
+        changed += u64::from(set_config_value(db, p, "siteidentifier", Some(id.expose())).await?);
+    }
+    if config_value(db, p, "cronremotepassword")
+        .await?
+        .is_some_and(|v| !v.is_empty())
+    {
+        let name = SecretName::of(code, "cron-password")?;
+        let cron = site_secret(ctx, code, &name, new_password).await?;
+        changed +=
+            u64::from(set_config_value(db, p, "cronremotepassword", Some(cron.expose())).await?);
+    }
+    Ok(changed)
 }
 
 fn text(s: &str) -> V {
@@ -212,6 +240,15 @@ pub async fn verify_site(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
             ],
         )
         .await?;
+        // The admin's password is the site's own: a PHP bcrypt hash, not the template's.
+        let hash = a2a_dbmove::site::admin_password_hash(&db, p).await?;
+        let template_hash =
+            a2a_dbmove::site::admin_password_hash(&Db::connect(&tpl.db, false).await?, p).await?;
+        if !hash.as_deref().is_some_and(|h| h.starts_with("$2y$")) || hash == template_hash {
+            return Err(StepError::Verify(format!(
+                "school {code}: the admin's password is not the site's own (Customise sets it)"
+            )));
+        }
         if course != 1 || admin != 1 {
             return Err(StepError::Verify(format!(
                 "school {code}: customisation missing (site course: {course}, admin: {admin})"

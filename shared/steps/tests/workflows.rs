@@ -194,6 +194,7 @@ async fn world_on(
         store,
         blob,
         site: Arc::new(site),
+        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
     };
     let flows = flows(ctx.clone());
     World {

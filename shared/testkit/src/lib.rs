@@ -10,6 +10,7 @@ pub mod lambda;
 #[cfg(feature = "aws")]
 pub mod moto;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 
 use a2a_core::{

@@ -1,0 +1,799 @@
+//! The three engines behind one handle. [`Db`] holds a [`Driver`], the one trait each
+//! engine implements in its own file (`postgres`, `mysql`, `sqlite`): connection,
+//! introspection, reads, writes, DDL, row conversion, the creation and removal of
+//! databases. What is the same for every engine (building the SQL of a keyset page, a
+//! `CREATE TABLE`, a search-and-replace) is written once here, from the driver's dialect.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use a2a_core::Locator;
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::DbError;
+use crate::schema::{
+    ColType, Column, Index, Row, Table, Value, normalize_decimal, normalize_timestamp,
+    parse_default,
+};
+
+mod mysql;
+mod postgres;
+mod sqlite;
+mod tls;
+
+/// The table in the target that records committed chunks while an import runs.
+pub const LEDGER_TABLE: &str = "a2a_import_ledger";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows sent down a channel at once.
+const BATCH_ROWS: usize = 512;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Which engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `postgres://…` or `postgresql://…`
+    Postgres,
+    /// `mysql://…` or `mariadb://…`
+    MySql,
+    /// `sqlite://PATH`
+    Sqlite,
+}
+
+impl Engine {
+    /// The engine of a URL, or an input error naming the schemes understood.
+    pub fn of(loc: &Locator) -> Result<Engine, DbError> {
+        let s = loc.expose();
+        let scheme = s.split("://").next().unwrap_or("");
+        match scheme {
+            "postgres" | "postgresql" => Ok(Engine::Postgres),
+            "mysql" | "mariadb" => Ok(Engine::MySql),
+            "sqlite" => Ok(Engine::Sqlite),
+            _ => Err(DbError::Input(format!(
+                "{loc}: not a database URL; use postgres://…, mysql://… or sqlite://PATH"
+            ))),
+        }
+    }
+
+    /// Quotes an identifier for this engine.
+    pub fn quote(self, ident: &str) -> String {
+        match self {
+            Engine::MySql => format!("`{}`", ident.replace('`', "``")),
+            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
+        }
+    }
+
+    /// A string literal for DDL defaults (DDL cannot bind parameters).
+    fn literal(self, s: &str) -> String {
+        let mut v = s.replace('\'', "''");
+        if self == Engine::MySql {
+            v = v.replace('\\', "\\\\");
+        }
+        format!("'{v}'")
+    }
+}
+
+/// What one engine does. SQL that differs between engines is written by the driver;
+/// values always travel bound (`mark_*` writes a placeholder).
+#[async_trait]
+pub(crate) trait Driver: Send + Sync {
+    /// The engine.
+    fn engine(&self) -> Engine;
+    /// The URL connected to.
+    fn locator(&self) -> &Locator;
+    /// The column type of a neutral column in `CREATE TABLE`.
+    fn ddl_type(&self, c: &Column) -> String;
+    /// Written after `NOT NULL` on an auto-increment column.
+    fn auto_increment_clause(&self) -> &'static str {
+        ""
+    }
+    /// A lone auto-increment key is written as the rowid alias (SQLite).
+    fn rowid_alias(&self) -> bool {
+        false
+    }
+    /// Written after a `CREATE TABLE`'s columns.
+    fn table_options(&self) -> &'static str {
+        ""
+    }
+    /// The placeholder of the `n`-th parameter (from 1), typed by column type.
+    fn mark_type(&self, n: usize, ty: ColType) -> String;
+    /// The placeholder of the `n`-th parameter (from 1), typed by value.
+    fn mark_value(&self, n: usize, v: &Value) -> String;
+    /// How a column is selected for export.
+    fn select_expr(&self, c: &Column) -> String {
+        self.engine().quote(&c.name)
+    }
+    /// How a key column is compared and ordered (text by bytes).
+    fn key_expr(&self, c: &Column) -> String {
+        self.engine().quote(&c.name)
+    }
+    /// The largest value of an integer column, as a 64-bit integer.
+    fn max_expr(&self, column: &str) -> String {
+        format!("MAX({})", self.engine().quote(column))
+    }
+    /// The SQL function for a text's length in characters.
+    fn length_fn(&self) -> &'static str {
+        "CHAR_LENGTH"
+    }
+    /// A query of (table, bytes on disk) pairs for the current database.
+    fn table_sizes_sql(&self) -> &'static str;
+    /// Starts a read-only consistent snapshot.
+    fn begin_snapshot_sql(&self) -> &'static str;
+
+    /// Runs SQL with no parameters and no result.
+    async fn exec(&self, sql: &str) -> Result<(), DbError>;
+    /// Names of the base tables of the current database.
+    async fn table_names(&self) -> Result<Vec<String>, DbError>;
+    /// The neutral schema of the tables starting with `prefix`.
+    async fn introspect(&self, prefix: &str) -> Result<Vec<Table>, DbError>;
+    /// A query with no parameter whose rows are (text, 64-bit integer) pairs.
+    async fn query_pairs(&self, sql: &str) -> Result<Vec<(String, i64)>, DbError>;
+    /// A query of at most one row of one text column.
+    async fn query_opt_text(&self, sql: &str, params: &[Value]) -> Result<Option<String>, DbError>;
+    /// A query of at most one row of one integer column.
+    async fn query_opt_i64(&self, sql: &str, params: &[Value]) -> Result<Option<i64>, DbError>;
+    /// One statement with bound parameters; the rows it changed.
+    async fn exec_params(&self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    /// Loads rows (and the ledger row) in one transaction.
+    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError>;
+    /// Runs a `SELECT` of `t`'s columns and sends its rows down `tx` in batches; returns
+    /// how many were sent and the values at `key` of the last.
+    async fn stream(
+        &self,
+        t: &Table,
+        sql: String,
+        params: Vec<Value>,
+        key: &[usize],
+        tx: &mpsc::Sender<Vec<Row>>,
+    ) -> Result<(u64, Option<Row>), DbError>;
+    /// Makes `next` the next id the auto-increment of `table.column` hands out.
+    async fn set_next_id(&self, table: &str, column: &str, next: i64) -> Result<(), DbError>;
+    /// Commits without waiting for the disk, where the engine can.
+    async fn relax_durability(&self) -> Result<(), DbError> {
+        Ok(())
+    }
+    /// Inside a snapshot: its id for other connections, where the engine can share it.
+    async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
+    /// Creates a secondary index unless it is there.
+    async fn create_index(&self, table: &str, index: &Index) -> Result<(), DbError> {
+        self.exec(&create_index_sql(self.engine(), table, index, true))
+            .await
+    }
+    /// A query counting the databases named by its one parameter (`{}`), on a server.
+    fn database_count_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether a database of that name exists on this server (never, without a query).
+    async fn database_exists(&self, name: &str) -> Result<bool, DbError> {
+        let Some(template) = self.database_count_sql() else {
+            return Ok(false);
+        };
+        let name = Value::Text(name.to_owned());
+        let sql = template.replace("{}", &self.mark_value(1, &name));
+        Ok(self.query_opt_i64(&sql, &[name]).await?.unwrap_or(0) > 0)
+    }
+    /// Creates a database on this server.
+    async fn create_database(&self, name: &str) -> Result<(), DbError> {
+        self.exec(&format!("CREATE DATABASE {}", self.engine().quote(name)))
+            .await
+    }
+    /// Drops a database of this server if it is there.
+    async fn drop_database(&self, name: &str) -> Result<(), DbError>;
+}
+
+/// A connection to one database.
+pub struct Db {
+    driver: Box<dyn Driver>,
+}
+
+fn backend(loc: &Locator, e: impl std::fmt::Display) -> DbError {
+    DbError::Backend(format!("{loc}: {e}"))
+}
+
+/// An error with its chain of causes, each once (some drivers show only the outermost).
+fn full(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+fn unreachable(loc: &Locator, e: &dyn std::fmt::Display) -> DbError {
+    DbError::Unreachable(format!("cannot reach the database {loc}: {e}"))
+}
+
+impl Db {
+    /// Connects. `create` lets a SQLite file be created (a target); a missing source file
+    /// is unreachable. An unreachable server is [`DbError::Unreachable`] naming its URL,
+    /// password hidden.
+    pub async fn connect(loc: &Locator, create: bool) -> Result<Db, DbError> {
+        let driver: Box<dyn Driver> = match Engine::of(loc)? {
+            Engine::Postgres => Box::new(postgres::connect(loc).await?),
+            Engine::MySql => Box::new(mysql::connect(loc).await?),
+            Engine::Sqlite => Box::new(sqlite::connect(loc, create).await?),
+        };
+        Ok(Db { driver })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.driver.engine()
+    }
+
+    /// The URL, password hidden when shown.
+    pub fn locator(&self) -> &Locator {
+        self.driver.locator()
+    }
+
+    fn q(&self, ident: &str) -> String {
+        self.engine().quote(ident)
+    }
+
+    /// Runs SQL with no parameters and no result (DDL, transaction control).
+    pub async fn exec(&self, sql: &str) -> Result<(), DbError> {
+        self.driver.exec(sql).await
+    }
+
+    /// Names of the base tables whose name starts with `prefix` (the ledger included).
+    pub async fn list_tables(&self, prefix: &str) -> Result<Vec<String>, DbError> {
+        let mut names = self.driver.table_names().await?;
+        names.retain(|n| n.starts_with(prefix));
+        names.sort();
+        Ok(names)
+    }
+
+    /// Reads the schema of every table starting with `prefix` (the ledger excluded). A
+    /// column whose type cannot be mapped is [`DbError::Unmappable`].
+    pub async fn introspect(&self, prefix: &str) -> Result<Vec<Table>, DbError> {
+        let mut tables = self.driver.introspect(prefix).await?;
+        tables.retain(|t| t.name != LEDGER_TABLE);
+        Ok(tables)
+    }
+
+    /// Creates a table from its neutral schema, with its primary key and without its
+    /// secondary indexes (those come after the load).
+    pub async fn create_table(&self, t: &Table) -> Result<(), DbError> {
+        self.exec(&create_table_sql(self.driver.as_ref(), t)).await
+    }
+
+    /// Creates the table's secondary indexes (idempotent: an index already there is kept).
+    pub async fn create_indexes(&self, t: &Table) -> Result<(), DbError> {
+        for i in &t.indexes {
+            self.driver.create_index(&t.name, i).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops a table if it is there.
+    pub async fn drop_table(&self, name: &str) -> Result<(), DbError> {
+        self.exec(&format!("DROP TABLE IF EXISTS {}", self.q(name)))
+            .await
+    }
+
+    /// Sets the table's sequence (or auto-increment) so that the next id handed out is
+    /// `max(next_id, max(id) + 1)`: ids of deleted rows never come back. Returns the value set.
+    pub async fn carry_sequence(&self, t: &Table) -> Result<Option<i64>, DbError> {
+        let Some(col) = t.auto_column() else {
+            return Ok(None);
+        };
+        let max_sql = format!(
+            "SELECT {} FROM {}",
+            self.driver.max_expr(&col.name),
+            self.q(&t.name)
+        );
+        let max = self.driver.query_opt_i64(&max_sql, &[]).await?;
+        let next = max
+            .map(|m| m.saturating_add(1))
+            .unwrap_or(1)
+            .max(t.next_id.unwrap_or(1));
+        self.driver.set_next_id(&t.name, &col.name, next).await?;
+        Ok(Some(next))
+    }
+
+    /// Creates the import ledger if it is not there.
+    pub async fn create_ledger(&self) -> Result<(), DbError> {
+        self.exec(&format!(
+            "CREATE TABLE IF NOT EXISTS {} ({} VARCHAR(255) NOT NULL, {} BIGINT NOT NULL, \
+             PRIMARY KEY ({}, {}))",
+            self.q(LEDGER_TABLE),
+            self.q("tbl"),
+            self.q("chunk"),
+            self.q("tbl"),
+            self.q("chunk")
+        ))
+        .await
+    }
+
+    /// The chunks the ledger records as committed.
+    pub async fn ledger(&self) -> Result<HashSet<(String, i64)>, DbError> {
+        let sql = format!(
+            "SELECT {}, {} FROM {}",
+            self.q("tbl"),
+            self.q("chunk"),
+            self.q(LEDGER_TABLE)
+        );
+        Ok(self.query_pairs(&sql).await?.into_iter().collect())
+    }
+
+    /// Runs a query with no parameter whose rows are (text, 64-bit integer) pairs.
+    pub(crate) async fn query_pairs(&self, sql: &str) -> Result<Vec<(String, i64)>, DbError> {
+        self.driver.query_pairs(sql).await
+    }
+
+    /// The (table, bytes on disk) pairs of the current database, as the engine reports them.
+    pub(crate) async fn table_sizes(&self) -> Result<Vec<(String, i64)>, DbError> {
+        self.driver.query_pairs(self.driver.table_sizes_sql()).await
+    }
+
+    /// Runs a query returning at most one row of one text column, with bound parameters
+    /// (`{}` where each placeholder goes): `None` when there is no row (or it is NULL).
+    pub(crate) async fn query_opt_text(
+        &self,
+        template: &str,
+        params: &[Value],
+    ) -> Result<Option<String>, DbError> {
+        let sql = self.fill(template, params);
+        self.driver.query_opt_text(&sql, params).await
+    }
+
+    /// Loads rows into `t` in one transaction; with `ledger`, also records
+    /// `(table, chunk)` in the ledger inside that transaction, so a chunk is either
+    /// loaded and recorded or neither. PostgreSQL loads through `COPY`; MySQL through
+    /// multi-row `INSERT`s; SQLite through one prepared `INSERT`.
+    pub async fn load(
+        &self,
+        t: &Table,
+        rows: Vec<Row>,
+        ledger: Option<i64>,
+    ) -> Result<(), DbError> {
+        self.driver.load(t, rows, ledger).await
+    }
+
+    /// For a target: PostgreSQL commits without waiting for the disk flush. Safe here:
+    /// a chunk and its ledger row commit together, so a crash loses both or neither, and
+    /// the rerun loads the chunk again.
+    pub async fn relax_durability(&self) -> Result<(), DbError> {
+        self.driver.relax_durability().await
+    }
+
+    /// Starts a read-only consistent snapshot on this connection, where the engine has one.
+    pub async fn begin_snapshot(&self) -> Result<(), DbError> {
+        self.exec(self.driver.begin_snapshot_sql()).await
+    }
+
+    /// On PostgreSQL, inside a snapshot: its id, for other connections to share it.
+    pub async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
+        self.driver.export_snapshot().await
+    }
+
+    /// Starts a read-only transaction on the snapshot `id` of another connection.
+    pub async fn join_snapshot(&self, id: &str) -> Result<(), DbError> {
+        // SET TRANSACTION SNAPSHOT binds no parameter; the id comes from PostgreSQL and
+        // is checked to be hex digits and dashes.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(DbError::Backend(format!("unexpected snapshot id {id:?}")));
+        }
+        self.exec(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+        ))
+        .await
+    }
+
+    /// Ends the snapshot.
+    pub async fn end_snapshot(&self) -> Result<(), DbError> {
+        self.exec("COMMIT").await
+    }
+
+    /// Streams the rows of `t` down `tx`, in batches. With a primary key and `keyed`,
+    /// in key order (text keys by bytes), page by page with keyset pagination
+    /// (`page_rows` rows a query), from just after the key `start_after` when given;
+    /// otherwise the whole table in one query, in no order.
+    pub async fn stream_rows(
+        &self,
+        t: &Table,
+        keyed: bool,
+        page_rows: usize,
+        start_after: Option<Row>,
+        tx: &mpsc::Sender<Vec<Row>>,
+    ) -> Result<u64, DbError> {
+        let key = if keyed { t.pk_positions() } else { vec![] };
+        if key.is_empty() {
+            return Ok(self.stream_page(t, &[], None, None, tx).await?.0);
+        }
+        let mut after: Option<Row> = start_after;
+        let mut total = 0;
+        loop {
+            let (n, last) = self
+                .stream_page(t, &key, after.as_ref(), Some(page_rows), tx)
+                .await?;
+            total += n;
+            if (n as usize) < page_rows {
+                return Ok(total);
+            }
+            after = last;
+        }
+    }
+
+    /// One query: rows after `after` (key values) in key order, at most `limit`.
+    /// Returns how many were sent and the key of the last.
+    async fn stream_page(
+        &self,
+        t: &Table,
+        key: &[usize],
+        after: Option<&Row>,
+        limit: Option<usize>,
+        tx: &mpsc::Sender<Vec<Row>>,
+    ) -> Result<(u64, Option<Row>), DbError> {
+        let (sql, params) = page_sql(self.driver.as_ref(), t, key, after, limit);
+        self.driver.stream(t, sql, params, key, tx).await
+    }
+
+    /// Runs one statement with bound parameters, written with `{}` where each placeholder
+    /// goes; returns the rows it changed.
+    pub(crate) async fn exec_params(
+        &self,
+        template: &str,
+        params: &[Value],
+    ) -> Result<u64, DbError> {
+        let sql = self.fill(template, params);
+        self.driver.exec_params(&sql, params).await
+    }
+
+    /// Runs a query returning one integer, with bound parameters: the SQL has `{}` where
+    /// each placeholder goes (written per engine here), and no value of its own. No row,
+    /// or NULL, is 0.
+    pub async fn query_i64(&self, template: &str, params: &[Value]) -> Result<i64, DbError> {
+        let sql = self.fill(template, params);
+        Ok(self.driver.query_opt_i64(&sql, params).await?.unwrap_or(0))
+    }
+
+    fn fill(&self, template: &str, params: &[Value]) -> String {
+        let mut out = String::with_capacity(template.len() + 8 * params.len());
+        let mut parts = template.split("{}");
+        if let Some(first) = parts.next() {
+            out.push_str(first);
+        }
+        for (i, part) in parts.enumerate() {
+            let v = params.get(i).unwrap_or(&Value::Null);
+            out.push_str(&self.driver.mark_value(i + 1, v));
+            out.push_str(part);
+        }
+        out
+    }
+
+    /// Whether a database of that name exists on this server (never, for SQLite).
+    pub(crate) async fn exists_database(&self, name: &str) -> Result<bool, DbError> {
+        self.driver.database_exists(name).await
+    }
+
+    /// Creates database `name` on this server.
+    pub(crate) async fn create_database(&self, name: &str) -> Result<(), DbError> {
+        self.driver.create_database(name).await
+    }
+
+    /// Drops database `name` of this server if it is there.
+    pub(crate) async fn drop_database(&self, name: &str) -> Result<(), DbError> {
+        self.driver.drop_database(name).await
+    }
+
+    /// SQLite: writes a consistent copy of the database to `path`.
+    pub(crate) async fn vacuum_into(&self, path: &str) -> Result<(), DbError> {
+        self.exec_params("VACUUM INTO {}", &[Value::Text(path.to_owned())])
+            .await
+            .map(|_| ())
+    }
+
+    /// Replaces `search` by `replace` in one column, in the rows whose value contains it
+    /// (`pattern`: a LIKE pattern escaped with `!`). With `max_len`, rows whose new value
+    /// would be longer are left alone. Returns (rows changed, rows left alone).
+    pub(crate) async fn replace_in_column(
+        &self,
+        table: &str,
+        column: &str,
+        max_len: Option<u32>,
+        search: &str,
+        replace: &str,
+        pattern: &str,
+    ) -> Result<(u64, u64), DbError> {
+        let (t, c) = (self.q(table), self.q(column));
+        let len_fn = self.driver.length_fn();
+        let s = || Value::Text(search.to_owned());
+        let r = || Value::Text(replace.to_owned());
+        let p = || Value::Text(pattern.to_owned());
+        let like = format!("{c} LIKE {{}} ESCAPE '!'");
+        match max_len {
+            None => {
+                let n = self
+                    .exec_params(
+                        &format!("UPDATE {t} SET {c} = REPLACE({c}, {{}}, {{}}) WHERE {like}"),
+                        &[s(), r(), p()],
+                    )
+                    .await?;
+                Ok((n, 0))
+            }
+            Some(len) => {
+                let fits = format!("{len_fn}(REPLACE({c}, {{}}, {{}}))");
+                let n = self
+                    .exec_params(
+                        &format!(
+                            "UPDATE {t} SET {c} = REPLACE({c}, {{}}, {{}}) WHERE {like} AND {fits} <= {{}}"
+                        ),
+                        &[s(), r(), p(), s(), r(), Value::Int(len.into())],
+                    )
+                    .await?;
+                let left = self
+                    .query_i64(
+                        &format!("SELECT COUNT(*) FROM {t} WHERE {like} AND {fits} > {{}}"),
+                        &[p(), s(), r(), Value::Int(len.into())],
+                    )
+                    .await?;
+                Ok((n, left.max(0) as u64))
+            }
+        }
+    }
+
+    /// `UPDATE table SET col = value, … WHERE key = value`, all values bound; returns
+    /// the rows changed.
+    pub(crate) async fn update_row(
+        &self,
+        table: &str,
+        sets: &[(&str, &str)],
+        key: (&str, &str),
+    ) -> Result<u64, DbError> {
+        let assign: Vec<String> = sets
+            .iter()
+            .map(|(c, _)| format!("{} = {{}}", self.q(c)))
+            .collect();
+        let mut params: Vec<Value> = sets
+            .iter()
+            .map(|(_, v)| Value::Text((*v).to_owned()))
+            .collect();
+        let key_value = match key.1.parse::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => Value::Text(key.1.to_owned()),
+        };
+        params.push(key_value);
+        self.exec_params(
+            &format!(
+                "UPDATE {} SET {} WHERE {} = {{}}",
+                self.q(table),
+                assign.join(", "),
+                self.q(key.0)
+            ),
+            &params,
+        )
+        .await
+    }
+}
+
+/// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (columns)`.
+fn create_index_sql(e: Engine, table: &str, i: &Index, if_not_exists: bool) -> String {
+    let cols: Vec<String> = i.columns.iter().map(|c| e.quote(c)).collect();
+    format!(
+        "CREATE {}INDEX {}{} ON {} ({})",
+        if i.unique { "UNIQUE " } else { "" },
+        if if_not_exists { "IF NOT EXISTS " } else { "" },
+        e.quote(&i.name),
+        e.quote(table),
+        cols.join(", ")
+    )
+}
+
+/// `CREATE TABLE` of a neutral table, with its primary key, in the driver's dialect.
+fn create_table_sql(d: &dyn Driver, t: &Table) -> String {
+    let e = d.engine();
+    let mut parts = Vec::new();
+    let single_auto_pk =
+        t.primary_key.len() == 1 && t.auto_column().is_some_and(|c| c.name == t.primary_key[0]);
+    let rowid = d.rowid_alias() && single_auto_pk;
+    for c in &t.columns {
+        let mut def = format!("{} ", e.quote(&c.name));
+        if c.auto_increment && rowid {
+            // A rowid alias; AUTOINCREMENT so deleted ids are never handed out again.
+            def.push_str("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL");
+            parts.push(def);
+            continue;
+        }
+        def.push_str(&d.ddl_type(c));
+        if !c.nullable {
+            def.push_str(" NOT NULL");
+        }
+        if c.auto_increment {
+            def.push_str(d.auto_increment_clause());
+        }
+        if let Some(v) = &c.default
+            && !c.auto_increment
+        {
+            def.push_str(" DEFAULT ");
+            def.push_str(&e.literal(v));
+        }
+        parts.push(def);
+    }
+    if !(t.primary_key.is_empty() || rowid) {
+        let cols: Vec<String> = t.primary_key.iter().map(|k| e.quote(k)).collect();
+        parts.push(format!("PRIMARY KEY ({})", cols.join(", ")));
+    }
+    format!(
+        "CREATE TABLE {} ({}){}",
+        e.quote(&t.name),
+        parts.join(", "),
+        d.table_options()
+    )
+}
+
+/// The `SELECT` of one keyset page of `t` (rows after `after` in key order, at most
+/// `limit`) and its parameters.
+fn page_sql(
+    d: &dyn Driver,
+    t: &Table,
+    key: &[usize],
+    after: Option<&Row>,
+    limit: Option<usize>,
+) -> (String, Vec<Value>) {
+    let select: Vec<String> = t.columns.iter().map(|c| d.select_expr(c)).collect();
+    let key_expr = |i: usize| d.key_expr(&t.columns[i]);
+    let mut n_params = 0;
+    let mut mark = |ty: ColType| {
+        n_params += 1;
+        d.mark_type(n_params, ty)
+    };
+    let mut params: Vec<Value> = Vec::new();
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        select.join(", "),
+        d.engine().quote(&t.name)
+    );
+    if let Some(after) = after {
+        let mut ors = Vec::new();
+        for i in 0..key.len() {
+            let mut ands = Vec::new();
+            for (j, &col) in key.iter().enumerate().take(i) {
+                ands.push(format!("{} = {}", key_expr(col), mark(t.columns[col].ty)));
+                params.push(after[j].clone());
+            }
+            ands.push(format!(
+                "{} > {}",
+                key_expr(key[i]),
+                mark(t.columns[key[i]].ty)
+            ));
+            params.push(after[i].clone());
+            ors.push(format!("({})", ands.join(" AND ")));
+        }
+        sql.push_str(&format!(" WHERE {}", ors.join(" OR ")));
+    }
+    if !key.is_empty() {
+        let order: Vec<String> = key.iter().map(|&i| key_expr(i)).collect();
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    if let Some(limit) = limit {
+        sql.push_str(&format!(" LIMIT {}", mark(ColType::Int { bytes: 8 })));
+        params.push(Value::Int(limit as i64));
+    }
+    (sql, params)
+}
+
+/// Rows gathered before they go down the channel.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<Row>,
+    bytes: usize,
+}
+
+fn closed() -> DbError {
+    DbError::Backend("the reader of the rows stopped".into())
+}
+
+impl Batch {
+    fn add(&mut self, row: Row) -> bool {
+        self.bytes += row.iter().map(Value::weight).sum::<usize>();
+        self.rows.push(row);
+        self.rows.len() >= BATCH_ROWS || self.bytes >= BATCH_BYTES
+    }
+
+    async fn push(&mut self, row: Row, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
+        if self.add(row) {
+            self.flush(tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
+        if !self.rows.is_empty() {
+            self.bytes = 0;
+            tx.send(std::mem::take(&mut self.rows))
+                .await
+                .map_err(|_| closed())?;
+        }
+        Ok(())
+    }
+
+    fn push_blocking(&mut self, row: Row, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
+        if self.add(row) {
+            self.flush_blocking(tx)?;
+        }
+        Ok(())
+    }
+
+    fn flush_blocking(&mut self, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
+        if !self.rows.is_empty() {
+            self.bytes = 0;
+            tx.blocking_send(std::mem::take(&mut self.rows))
+                .map_err(|_| closed())?;
+        }
+        Ok(())
+    }
+}
+
+fn push_column(tables: &mut BTreeMap<String, Table>, table: &str, col: Column) {
+    tables
+        .entry(table.to_owned())
+        .or_insert_with(|| Table {
+            name: table.to_owned(),
+            columns: vec![],
+            primary_key: vec![],
+            indexes: vec![],
+            next_id: None,
+        })
+        .columns
+        .push(col);
+}
+
+fn column_default(table: &str, column: &str, raw: Option<&str>) -> Result<Option<String>, DbError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => parse_default(raw).map_err(|()| DbError::Unmappable {
+            table: table.to_owned(),
+            column: column.to_owned(),
+            ty: format!("with default expression {raw}"),
+        }),
+    }
+}
+
+/// The integer type of `bytes` storage bytes, as MySQL and SQLite declare it.
+fn int_ddl(bytes: u8) -> &'static str {
+    match bytes {
+        1 => "TINYINT",
+        2 => "SMALLINT",
+        3 => "MEDIUMINT",
+        4 => "INT",
+        _ => "BIGINT",
+    }
+}
+
+/// A value read as text, typed by its column.
+fn typed_text(ty: ColType, s: String) -> Value {
+    match ty {
+        ColType::Number { .. } => Value::Decimal(normalize_decimal(&s)),
+        ColType::Date => Value::Date(s),
+        ColType::Timestamp => Value::Timestamp(normalize_timestamp(&s)),
+        _ => Value::Text(s),
+    }
+}
+
+/// The shapes (keywords in order) of the statements this process has sent to MySQL so far,
+/// sorted; recorded in debug builds only. For the test that lists them.
+#[doc(hidden)]
+pub fn mysql_statement_shapes() -> Vec<String> {
+    mysql::statements::seen()
+}
+
+/// The databases of a server, by engine: a folder of files for SQLite.
+pub(crate) mod files {
+    pub(crate) use super::sqlite::{create_folder, in_folder, remove};
+}
+
+/// The old name of [`crate::server`], kept while callers outside this crate move.
+#[doc(hidden)]
+pub mod scratch {
+    pub use crate::server::{create, drop, with_database};
+}

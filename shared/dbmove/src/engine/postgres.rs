@@ -1,0 +1,814 @@
+//! PostgreSQL: `tokio-postgres`, `COPY … FROM STDIN` for loads, rows streamed with
+//! back-pressure, sequences by `setval`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use a2a_core::Locator;
+use async_trait::async_trait;
+use futures::{SinkExt as _, StreamExt as _};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+use tokio_postgres::Socket;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::{ToSql, Type};
+
+use super::{
+    Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, full,
+    push_column, tls, typed_text,
+};
+use crate::DbError;
+use crate::schema::{ColType, Column, Index, Row, Table, Value};
+
+/// A connection to one PostgreSQL database.
+pub(super) struct Postgres {
+    loc: Locator,
+    client: tokio_postgres::Client,
+}
+
+/// Connects, with TLS as the URL asks (`sslmode`, `sslrootcert`).
+pub(super) async fn connect(loc: &Locator) -> Result<Postgres, DbError> {
+    let (url, tls) = tls::split(loc, Engine::Postgres)?;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| DbError::Input(format!("{loc}: not a PostgreSQL URL: {e}")))?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_owned(),
+    };
+    let refused = |e: &dyn std::fmt::Display| tls::refused(loc, &host, &tls, e);
+    let client = match tls::client_config(loc, &tls)? {
+        None => {
+            config.ssl_mode(SslMode::Disable);
+            start(&config, tokio_postgres::NoTls).await
+        }
+        Some(rustls) => {
+            config.ssl_mode(if tls.effective() == tls::Mode::Prefer {
+                SslMode::Prefer
+            } else {
+                SslMode::Require
+            });
+            start(&config, MakeRustls(Arc::new(rustls))).await
+        }
+    }
+    .map_err(|e| match e {
+        None => refused(&"timed out"),
+        Some(e) => refused(&full(&e)),
+    })?;
+    client
+        .batch_execute("SET DateStyle = ISO; SET client_encoding = 'UTF8'")
+        .await
+        .map_err(|e| backend(loc, full(&e)))?;
+    Ok(Postgres {
+        loc: loc.clone(),
+        client,
+    })
+}
+
+/// Connects within the timeout (`Err(None)` when it passed) and drives the connection
+/// in the background.
+async fn start<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<tokio_postgres::Client, Option<tokio_postgres::Error>>
+where
+    T: MakeTlsConnect<Socket> + Send,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, conn) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tls))
+        .await
+        .map_err(|_| None)?
+        .map_err(Some)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("postgres connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// tokio-postgres's TLS over rustls (`tokio-rustls`, already in the tree for the SDK).
+#[derive(Clone)]
+struct MakeRustls(Arc<rustls::ClientConfig>);
+
+/// One TLS handshake to a named server.
+struct RustlsConnect {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
+
+/// A TLS session to the server.
+struct RustlsStream(tokio_rustls::client::TlsStream<Socket>);
+
+impl MakeTlsConnect<Socket> for MakeRustls {
+    type Stream = RustlsStream;
+    type TlsConnect = RustlsConnect;
+    type Error = rustls::pki_types::InvalidDnsNameError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, Self::Error> {
+        Ok(RustlsConnect {
+            config: self.0.clone(),
+            name: ServerName::try_from(domain.to_owned())?,
+        })
+    }
+}
+
+impl TlsConnect<Socket> for RustlsConnect {
+    type Stream = RustlsStream;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<RustlsStream>> + Send>>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        Box::pin(async move {
+            tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await
+                .map(RustlsStream)
+        })
+    }
+}
+
+impl tokio_postgres::tls::TlsStream for RustlsStream {
+    fn channel_binding(&self) -> ChannelBinding {
+        // SCRAM without channel binding ("n"): the server accepts it, and the certificate
+        // is what the mode checks.
+        ChannelBinding::none()
+    }
+}
+
+impl AsyncRead for RustlsStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RustlsStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The neutral type of an `information_schema.columns` row, or `None` if it has none.
+fn column_type(
+    data_type: &str,
+    len: Option<i32>,
+    prec: Option<i32>,
+    scale: Option<i32>,
+) -> Option<ColType> {
+    Some(match data_type {
+        "smallint" => ColType::Int { bytes: 2 },
+        "integer" => ColType::Int { bytes: 4 },
+        "bigint" => ColType::Int { bytes: 8 },
+        "numeric" => match (prec, scale) {
+            (Some(p), Some(s)) => ColType::Number {
+                precision: p as u32,
+                scale: s as u32,
+            },
+            _ => return None,
+        },
+        "real" => ColType::Float { double: false },
+        "double precision" => ColType::Float { double: true },
+        "character varying" | "character" => match len {
+            Some(n) => ColType::Char { len: n as u32 },
+            None => ColType::Text,
+        },
+        "text" => ColType::Text,
+        "bytea" => ColType::Binary,
+        "boolean" => ColType::Bool,
+        "date" => ColType::Date,
+        "timestamp without time zone" => ColType::Timestamp,
+        _ => return None,
+    })
+}
+
+/// The column type of a neutral column in DDL (auto-increment integers are serials).
+fn ddl_type(c: &Column) -> String {
+    match c.ty {
+        ColType::Int { bytes } => match (bytes, c.auto_increment) {
+            (1 | 2, false) => "SMALLINT",
+            (1 | 2, true) => "SMALLSERIAL",
+            (3 | 4, false) => "INTEGER",
+            (3 | 4, true) => "SERIAL",
+            (_, false) => "BIGINT",
+            (_, true) => "BIGSERIAL",
+        }
+        .into(),
+        ColType::Number { precision, scale } => format!("NUMERIC({precision},{scale})"),
+        ColType::Float { double } => if double { "DOUBLE PRECISION" } else { "REAL" }.into(),
+        ColType::Char { len } => format!("VARCHAR({len})"),
+        ColType::Text => "TEXT".into(),
+        ColType::Binary => "BYTEA".into(),
+        ColType::Bool => "BOOLEAN".into(),
+        ColType::Date => "DATE".into(),
+        ColType::Timestamp => "TIMESTAMP".into(),
+    }
+}
+
+fn quote(ident: &str) -> String {
+    Engine::Postgres.quote(ident)
+}
+
+impl Postgres {
+    fn err(&self, e: tokio_postgres::Error) -> DbError {
+        backend(&self.loc, full(&e))
+    }
+}
+
+fn to_pg(v: &Value) -> Box<dyn ToSql + Sync + Send> {
+    match v.clone() {
+        Value::Null => Box::new(Option::<String>::None),
+        Value::Bool(b) => Box::new(b),
+        Value::Int(i) => Box::new(i),
+        Value::Float(f) => Box::new(f),
+        Value::Bytes(b) => Box::new(b),
+        Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => Box::new(s),
+    }
+}
+
+/// Bound parameters as the driver takes them.
+fn pg_params(params: &[Value]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params.iter().map(to_pg).collect()
+}
+
+fn refs(pg: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    pg.iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+#[async_trait]
+impl Driver for Postgres {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn locator(&self) -> &Locator {
+        &self.loc
+    }
+
+    fn ddl_type(&self, c: &Column) -> String {
+        ddl_type(c)
+    }
+
+    fn mark_type(&self, n: usize, ty: ColType) -> String {
+        let cast = match ty {
+            ColType::Int { .. } => "::int8",
+            ColType::Bool => "::bool",
+            ColType::Float { .. } => "::float8",
+            ColType::Number { .. } => "::text::numeric",
+            ColType::Char { .. } | ColType::Text => "::text",
+            ColType::Binary => "::bytea",
+            ColType::Date => "::text::date",
+            ColType::Timestamp => "::text::timestamp",
+        };
+        format!("${n}{cast}")
+    }
+
+    fn mark_value(&self, n: usize, v: &Value) -> String {
+        let cast = match v {
+            Value::Int(_) => "::int8",
+            Value::Bool(_) => "::bool",
+            Value::Float(_) => "::float8",
+            Value::Bytes(_) => "::bytea",
+            _ => "::text",
+        };
+        format!("${n}{cast}")
+    }
+
+    fn select_expr(&self, c: &Column) -> String {
+        match c.ty {
+            // Read as text and normalised, so every engine stages the same string.
+            ColType::Number { .. } | ColType::Date | ColType::Timestamp => {
+                format!("{}::text", quote(&c.name))
+            }
+            _ => quote(&c.name),
+        }
+    }
+
+    fn key_expr(&self, c: &Column) -> String {
+        match c.ty {
+            ColType::Char { .. } | ColType::Text => format!("{} COLLATE \"C\"", quote(&c.name)),
+            _ => quote(&c.name),
+        }
+    }
+
+    fn max_expr(&self, column: &str) -> String {
+        format!("MAX({})::int8", quote(column))
+    }
+
+    fn table_sizes_sql(&self) -> &'static str {
+        "SELECT c.relname::text, pg_total_relation_size(c.oid)::int8 FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+    }
+
+    fn database_count_sql(&self) -> Option<&'static str> {
+        Some("SELECT count(*) FROM pg_database WHERE datname = {}")
+    }
+
+    fn begin_snapshot_sql(&self) -> &'static str {
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    }
+
+    async fn exec(&self, sql: &str) -> Result<(), DbError> {
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, DbError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                &[],
+            )
+            .await
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn introspect(&self, prefix: &str) -> Result<Vec<Table>, DbError> {
+        let c = &self.client;
+        let rows = c
+            .query(
+                "SELECT c.table_name::text, c.column_name::text, c.data_type::text, \
+                        c.character_maximum_length::int4, c.numeric_precision::int4, \
+                        c.numeric_scale::int4, c.is_nullable::text, c.column_default::text, \
+                        c.is_identity::text \
+                 FROM information_schema.columns c \
+                 JOIN information_schema.tables t \
+                   ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+                 WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' \
+                   AND left(c.table_name::text, length($1)) = $1 \
+                 ORDER BY c.table_name, c.ordinal_position",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut tables: BTreeMap<String, Table> = BTreeMap::new();
+        for r in &rows {
+            let table: String = r.get(0);
+            let name: String = r.get(1);
+            let dt: String = r.get(2);
+            let default: Option<String> = r.get(7);
+            let identity = r.get::<_, Option<String>>(8).as_deref() == Some("YES");
+            let ty = column_type(&dt, r.get(3), r.get(4), r.get(5)).ok_or_else(|| {
+                DbError::Unmappable {
+                    table: table.clone(),
+                    column: name.clone(),
+                    ty: dt.clone(),
+                }
+            })?;
+            let auto = identity
+                || default
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("nextval("));
+            let default = if auto {
+                None
+            } else {
+                column_default(&table, &name, default.as_deref())?
+            };
+            push_column(
+                &mut tables,
+                &table,
+                Column {
+                    name,
+                    ty,
+                    nullable: r.get::<_, String>(6) == "YES",
+                    default,
+                    auto_increment: auto,
+                },
+            );
+        }
+        let pks = c
+            .query(
+                "SELECT tc.table_name::text, kcu.column_name::text \
+                 FROM information_schema.table_constraints tc \
+                 JOIN information_schema.key_column_usage kcu \
+                   ON kcu.constraint_name = tc.constraint_name \
+                  AND kcu.table_schema = tc.table_schema AND kcu.table_name = tc.table_name \
+                 WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = current_schema() \
+                   AND left(tc.table_name::text, length($1)) = $1 \
+                 ORDER BY tc.table_name, kcu.ordinal_position",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        for r in &pks {
+            if let Some(t) = tables.get_mut(&r.get::<_, String>(0)) {
+                t.primary_key.push(r.get(1));
+            }
+        }
+        let idx = c
+            .query(
+                "SELECT t.relname::text, i.relname::text, ix.indisunique, \
+                        array_agg(a.attname::text ORDER BY k.n) \
+                 FROM pg_index ix \
+                 JOIN pg_class t ON t.oid = ix.indrelid \
+                 JOIN pg_class i ON i.oid = ix.indexrelid \
+                 JOIN pg_namespace ns ON ns.oid = t.relnamespace \
+                 CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, n) \
+                 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+                 WHERE ns.nspname = current_schema() AND NOT ix.indisprimary \
+                   AND left(t.relname::text, length($1)) = $1 \
+                 GROUP BY t.relname, i.relname, ix.indisunique ORDER BY 1, 2",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        for r in &idx {
+            if let Some(t) = tables.get_mut(&r.get::<_, String>(0)) {
+                t.indexes.push(Index {
+                    name: r.get(1),
+                    unique: r.get(2),
+                    columns: r.get(3),
+                });
+            }
+        }
+        for t in tables.values_mut() {
+            let Some(col) = t.auto_column().map(|c| c.name.clone()) else {
+                continue;
+            };
+            let seq: Option<String> = c
+                .query_one(
+                    "SELECT pg_get_serial_sequence(format('%I', $1::text), $2::text)",
+                    &[&t.name, &col],
+                )
+                .await
+                .map_err(|e| self.err(e))?
+                .get(0);
+            let Some(seq) = seq else { continue };
+            // `seq` is the catalog's own name, quoted by PostgreSQL (format %I.%I).
+            let r = c
+                .query_one(&format!("SELECT last_value, is_called FROM {seq}"), &[])
+                .await
+                .map_err(|e| self.err(e))?;
+            let (last, called): (i64, bool) = (r.get(0), r.get(1));
+            t.next_id = Some(if called { last.saturating_add(1) } else { last });
+        }
+        Ok(tables.into_values().collect())
+    }
+
+    async fn query_pairs(&self, sql: &str) -> Result<Vec<(String, i64)>, DbError> {
+        Ok(self
+            .client
+            .query(sql, &[])
+            .await
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    async fn query_opt_text(&self, sql: &str, params: &[Value]) -> Result<Option<String>, DbError> {
+        self.query_opt(sql, params).await
+    }
+
+    async fn query_opt_i64(&self, sql: &str, params: &[Value]) -> Result<Option<i64>, DbError> {
+        self.query_opt(sql, params).await
+    }
+
+    async fn exec_params(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let pg = pg_params(params);
+        self.client
+            .execute(sql, &refs(&pg))
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError> {
+        let c = &self.client;
+        c.batch_execute("BEGIN").await.map_err(|e| self.err(e))?;
+        let r = self.copy_in(t, &rows, ledger).await;
+        let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let done = c.batch_execute(end).await.map_err(|e| self.err(e));
+        r.and(done)
+    }
+
+    async fn stream(
+        &self,
+        t: &Table,
+        sql: String,
+        params: Vec<Value>,
+        key: &[usize],
+        tx: &mpsc::Sender<Vec<Row>>,
+    ) -> Result<(u64, Option<Row>), DbError> {
+        let pg = pg_params(&params);
+        let stream = self
+            .client
+            .query_raw(&sql, pg.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)))
+            .await
+            .map_err(|e| self.err(e))?;
+        futures::pin_mut!(stream);
+        let mut batch = Batch::default();
+        let (mut sent, mut last) = (0u64, None);
+        while let Some(r) = stream.next().await {
+            let r = r.map_err(|e| self.err(e))?;
+            let row = pg_row(t, &r).map_err(|e| self.err(e))?;
+            sent += 1;
+            if !key.is_empty() {
+                last = Some(key.iter().map(|&i| row[i].clone()).collect());
+            }
+            batch.push(row, tx).await?;
+        }
+        batch.flush(tx).await?;
+        Ok((sent, last))
+    }
+
+    async fn set_next_id(&self, table: &str, column: &str, next: i64) -> Result<(), DbError> {
+        self.client
+            .execute(
+                "SELECT setval(pg_get_serial_sequence(format('%I', $1::text), $2::text), \
+                 $3::int8, false)",
+                &[&table, &column, &next],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn relax_durability(&self) -> Result<(), DbError> {
+        self.exec("SET synchronous_commit = off").await
+    }
+
+    async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
+        Ok(Some(
+            self.client
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .map_err(|e| self.err(e))?
+                .get(0),
+        ))
+    }
+
+    async fn drop_database(&self, name: &str) -> Result<(), DbError> {
+        // FORCE: a worker that died may still hold a connection to it.
+        self.exec(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote(name)
+        ))
+        .await
+    }
+}
+
+impl Postgres {
+    /// At most one row of one column, NULL as `None`.
+    async fn query_opt<T>(&self, sql: &str, params: &[Value]) -> Result<Option<T>, DbError>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let pg = pg_params(params);
+        Ok(self
+            .client
+            .query_opt(sql, &refs(&pg))
+            .await
+            .map_err(|e| self.err(e))?
+            .and_then(|r| r.get::<_, Option<T>>(0)))
+    }
+
+    /// `COPY`s the rows in, then records the chunk in the ledger (inside the caller's
+    /// transaction).
+    async fn copy_in(&self, t: &Table, rows: &[Row], ledger: Option<i64>) -> Result<(), DbError> {
+        let c = &self.client;
+        let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
+        let sql = format!("COPY {} ({}) FROM STDIN", quote(&t.name), cols.join(", "));
+        let sink = c
+            .copy_in::<_, bytes::Bytes>(&sql)
+            .await
+            .map_err(|e| self.err(e))?;
+        futures::pin_mut!(sink);
+        let mut buf = Vec::with_capacity(1 << 20);
+        for row in rows {
+            copy_line(row, &mut buf);
+            if buf.len() >= 1 << 20 {
+                let chunk = bytes::Bytes::from(std::mem::take(&mut buf));
+                sink.send(chunk).await.map_err(|e| self.err(e))?;
+            }
+        }
+        if !buf.is_empty() {
+            sink.send(bytes::Bytes::from(buf))
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        sink.as_mut().finish().await.map_err(|e| self.err(e))?;
+        if let Some(n) = ledger {
+            c.execute(
+                &format!(
+                    "INSERT INTO {} ({}, {}) VALUES ($1, $2)",
+                    quote(LEDGER_TABLE),
+                    quote("tbl"),
+                    quote("chunk")
+                ),
+                &[&t.name, &n],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one row in PostgreSQL's `COPY` text format.
+fn copy_line(row: &Row, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        let text = |out: &mut Vec<u8>, s: &str| {
+            for b in s.bytes() {
+                match b {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    _ => out.push(b),
+                }
+            }
+        };
+        match v {
+            Value::Null => out.extend_from_slice(b"\\N"),
+            Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(f) => {
+                if f.is_nan() {
+                    out.extend_from_slice(b"NaN");
+                } else if f.is_infinite() {
+                    out.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" });
+                } else {
+                    // Shortest text that reads back to the same bits.
+                    let _ = write!(out, "{f:?}");
+                }
+            }
+            Value::Bytes(b) => {
+                out.extend_from_slice(b"\\\\x");
+                out.extend_from_slice(hex::encode(b).as_bytes());
+            }
+            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => {
+                text(out, s)
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
+fn pg_row(t: &Table, r: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
+    let mut row = Vec::with_capacity(t.columns.len());
+    for (i, c) in t.columns.iter().enumerate() {
+        let ty = r.columns()[i].type_().clone();
+        let v = if ty == Type::INT2 {
+            r.try_get::<_, Option<i16>>(i)?
+                .map(|n| Value::Int(n.into()))
+        } else if ty == Type::INT4 {
+            r.try_get::<_, Option<i32>>(i)?
+                .map(|n| Value::Int(n.into()))
+        } else if ty == Type::INT8 {
+            r.try_get::<_, Option<i64>>(i)?.map(Value::Int)
+        } else if ty == Type::FLOAT4 {
+            r.try_get::<_, Option<f32>>(i)?
+                .map(|f| Value::Float(f.into()))
+        } else if ty == Type::FLOAT8 {
+            r.try_get::<_, Option<f64>>(i)?.map(Value::Float)
+        } else if ty == Type::BOOL {
+            r.try_get::<_, Option<bool>>(i)?.map(Value::Bool)
+        } else if ty == Type::BYTEA {
+            r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes)
+        } else {
+            r.try_get::<_, Option<String>>(i)?
+                .map(|s| typed_text(c.ty, s))
+        };
+        row.push(v.unwrap_or(Value::Null));
+    }
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(ty: ColType, auto: bool) -> Column {
+        Column {
+            name: "c".into(),
+            ty,
+            nullable: true,
+            default: None,
+            auto_increment: auto,
+        }
+    }
+
+    #[test]
+    fn catalog_types_map_to_neutral_ones() {
+        assert_eq!(
+            column_type("integer", None, Some(32), Some(0)),
+            Some(ColType::Int { bytes: 4 })
+        );
+        assert_eq!(
+            column_type("numeric", None, Some(12), Some(5)),
+            Some(ColType::Number {
+                precision: 12,
+                scale: 5
+            })
+        );
+        assert_eq!(column_type("numeric", None, None, None), None, "unbounded");
+        assert_eq!(
+            column_type("character varying", Some(100), None, None),
+            Some(ColType::Char { len: 100 })
+        );
+        assert_eq!(
+            column_type("character varying", None, None, None),
+            Some(ColType::Text)
+        );
+        assert_eq!(
+            column_type("timestamp without time zone", None, None, None),
+            Some(ColType::Timestamp)
+        );
+        for t in ["jsonb", "point", "timestamp with time zone", "uuid"] {
+            assert_eq!(column_type(t, None, None, None), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn ddl_types_round_trip_through_the_catalog() {
+        for (ty, ddl, catalog) in [
+            (ColType::Int { bytes: 2 }, "SMALLINT", "smallint"),
+            (ColType::Int { bytes: 4 }, "INTEGER", "integer"),
+            (ColType::Int { bytes: 8 }, "BIGINT", "bigint"),
+            (ColType::Float { double: false }, "REAL", "real"),
+            (
+                ColType::Float { double: true },
+                "DOUBLE PRECISION",
+                "double precision",
+            ),
+            (ColType::Text, "TEXT", "text"),
+            (ColType::Binary, "BYTEA", "bytea"),
+            (ColType::Bool, "BOOLEAN", "boolean"),
+            (ColType::Date, "DATE", "date"),
+            (
+                ColType::Timestamp,
+                "TIMESTAMP",
+                "timestamp without time zone",
+            ),
+        ] {
+            assert_eq!(ddl_type(&col(ty, false)), ddl);
+            assert_eq!(
+                column_type(catalog, None, None, None),
+                Some(ty),
+                "{catalog}"
+            );
+        }
+        assert_eq!(ddl_type(&col(ColType::Int { bytes: 1 }, false)), "SMALLINT");
+        assert_eq!(ddl_type(&col(ColType::Int { bytes: 3 }, true)), "SERIAL");
+        assert_eq!(ddl_type(&col(ColType::Int { bytes: 8 }, true)), "BIGSERIAL");
+    }
+
+    #[test]
+    fn copy_lines_escape_and_mark_null() {
+        let mut out = Vec::new();
+        copy_line(
+            &vec![
+                Value::Int(1),
+                Value::Null,
+                Value::Text("a\tb\\c\nd".into()),
+                Value::Bytes(vec![0, 255]),
+                Value::Bool(true),
+                Value::Float(f64::NAN),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1\t\\N\ta\\tb\\\\c\\nd\t\\\\x00ff\tt\tNaN\n"
+        );
+    }
+}

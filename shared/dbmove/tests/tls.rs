@@ -1,0 +1,172 @@
+//! Servers configured as in AWS (`.ci/tls-postgres.sh`): a PostgreSQL that takes only TLS
+//! and a SCRAM password, and a MariaDB user with a password. A copy reaches them; a
+//! certificate from another CA, or no TLS at all, is refused with the host named.
+
+use a2a_core::Locator;
+use a2a_dbmove::fixture::{FixtureOptions, generate};
+use a2a_dbmove::{CopyLimits, Db, DbError, NoProgress, copy, server, verify};
+use a2a_local::FsBlob;
+use a2a_testkit::{db_name, service_url};
+
+/// `url` with its query replaced by `query`.
+fn with_query(url: &str, query: &str) -> Locator {
+    let base = url.split_once('?').map_or(url, |(b, _)| b);
+    Locator::new(format!("{base}?{query}"))
+}
+
+/// A small site copied from SQLite into a fresh database on `admin`'s server, verified,
+/// and dropped.
+async fn copy_into(admin: &Locator, tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = Locator::new(format!("sqlite://{}/src.db", dir.path().display()));
+    let src = Db::connect(&src_url, true).await.unwrap();
+    generate(&src, &FixtureOptions::default()).await.unwrap();
+    let name = db_name(tag);
+    let dst_url = server::create(admin, &name).await.unwrap();
+    let dst = Db::connect(&dst_url, true).await.unwrap();
+    let store = FsBlob::new(dir.path().join("stage")).unwrap();
+    let limits = CopyLimits {
+        chunk_rows: 500,
+        chunk_bytes: 1 << 20,
+    };
+    let (ex, im) = copy(&src, &dst, &store, "mdl_", limits, 2, false, &NoProgress)
+        .await
+        .unwrap();
+    assert!(im.complete && im.rows == ex.rows && ex.rows > 0, "{tag}");
+    let report = verify(&src, &dst, "mdl_", &NoProgress).await.unwrap();
+    let bad: Vec<_> = report.differing().collect();
+    assert!(bad.is_empty(), "{tag}: {bad:#?}");
+    drop(dst);
+    server::drop(admin, &name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_with_a_password_is_reached_and_a_copy_verifies() {
+    let test = "a_tls_server_with_a_password_is_reached_and_a_copy_verifies";
+    let Some(url) = service_url("A2A_TEST_PG_TLS_URL", test) else {
+        return;
+    };
+    let admin = Locator::new(url.clone());
+    let db = Db::connect(&admin, false).await.unwrap();
+    let tls = db
+        .query_i64(
+            "SELECT count(*) FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls, 1, "the session is encrypted");
+    drop(db);
+    copy_into(&admin, "tls_pg").await;
+    // `require` without a CA: encrypted, certificate not checked (libpq's meaning).
+    Db::connect(&with_query(&url, "sslmode=require"), false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_user_with_a_password_is_reached_and_a_copy_verifies() {
+    let test = "a_mariadb_user_with_a_password_is_reached_and_a_copy_verifies";
+    let Some(url) = service_url("A2A_TEST_MYSQL_PASSWORD_URL", test) else {
+        return;
+    };
+    copy_into(&Locator::new(url), "pw_my").await;
+}
+
+#[tokio::test]
+async fn a_certificate_of_another_ca_is_refused_naming_the_host() {
+    let test = "a_certificate_of_another_ca_is_refused_naming_the_host";
+    let (Some(url), Some(other), Some(password)) = (
+        service_url("A2A_TEST_PG_TLS_URL", test),
+        service_url("A2A_TEST_PG_TLS_OTHER_CA", test),
+        service_url("A2A_TEST_PG_TLS_PASSWORD", test),
+    ) else {
+        return;
+    };
+    for (query, against) in [
+        (
+            format!("sslmode=verify-full&sslrootcert={other}"),
+            other.as_str(),
+        ),
+        (
+            format!("sslmode=verify-ca&sslrootcert={other}"),
+            other.as_str(),
+        ),
+        ("sslmode=verify-full".to_owned(), "public web roots"),
+    ] {
+        let e = Db::connect(&with_query(&url, &query), false)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{query}: connected"));
+        let m = e.to_string();
+        assert!(matches!(e, DbError::Unreachable(_)), "{query}: {m}");
+        assert!(
+            m.contains("TLS certificate of the database server 127.0.0.1 does not verify"),
+            "{query}: {m}"
+        );
+        assert!(
+            m.contains(against) && m.contains("sslrootcert=PATH"),
+            "{query}: {m}"
+        );
+        assert!(!m.contains(&password), "{query}: the password leaked: {m}");
+    }
+}
+
+#[tokio::test]
+async fn no_tls_is_refused_by_a_server_that_takes_only_tls() {
+    let test = "no_tls_is_refused_by_a_server_that_takes_only_tls";
+    let (Some(url), Some(password)) = (
+        service_url("A2A_TEST_PG_TLS_URL", test),
+        service_url("A2A_TEST_PG_TLS_PASSWORD", test),
+    ) else {
+        return;
+    };
+    let e = Db::connect(&with_query(&url, "sslmode=disable"), false)
+        .await
+        .err()
+        .expect("connected without TLS");
+    let m = e.to_string();
+    assert!(matches!(e, DbError::Unreachable(_)), "{m}");
+    assert!(
+        m.contains("127.0.0.1 accepts only TLS connections") && m.contains("sslmode=require"),
+        "{m}"
+    );
+    assert!(!m.contains(&password), "the password leaked: {m}");
+}
+
+#[tokio::test]
+async fn a_mariadb_without_tls_is_refused_when_tls_is_required() {
+    let test = "a_mariadb_without_tls_is_refused_when_tls_is_required";
+    let Some(url) = service_url("A2A_TEST_MYSQL_URL", test) else {
+        return;
+    };
+    let db = Db::connect(&Locator::new(url.clone()), false)
+        .await
+        .unwrap();
+    let has_tls = db
+        .query_i64(
+            "SELECT COUNT(*) FROM (SELECT @@have_ssl AS s) x WHERE s = 'YES'",
+            &[],
+        )
+        .await
+        .unwrap();
+    drop(db);
+    let required = with_query(&url, "ssl-mode=REQUIRED");
+    if has_tls == 1 {
+        Db::connect(&required, false).await.unwrap();
+        return;
+    }
+    // This server has no TLS: PREFERRED (the default) speaks plain text, REQUIRED refuses.
+    Db::connect(&with_query(&url, "ssl-mode=PREFERRED"), false)
+        .await
+        .unwrap();
+    let m = Db::connect(&required, false)
+        .await
+        .err()
+        .expect("REQUIRED connected without TLS")
+        .to_string();
+    assert!(
+        m.contains("server 127.0.0.1 does not speak TLS") && m.contains("ssl-mode=PREFERRED"),
+        "{m}"
+    );
+}
