@@ -75,64 +75,35 @@ fn default_prefix() -> String {
 }
 
 impl SiteSpec {
-    /// Checks what can be checked without connecting; the error names the key.
+    /// Checks what can be checked without connecting, as the step Lambdas check
+    /// `A2A_SITE` (`a2a_steps::SiteConfig::check`); the error names the key.
     fn check(&self, path: &Path) -> Result<(), CliError> {
-        let bad = |key: String, why: String| {
+        let shard = |s: &ShardSpec| a2a_steps::Shard {
+            name: s.name.clone(),
+            db: a2a_core::Locator::new(s.db.clone()),
+            capacity: s.capacity,
+        };
+        // Each template's files are named after it once installed (its folder is checked
+        // when it is).
+        let template = |(name, t): (&String, &TemplateSpec)| {
+            let db = a2a_core::Locator::new(t.db.clone());
+            let (files, wwwroot) = (name.clone(), t.wwwroot.clone());
+            let t = a2a_steps::Template { db, files, wwwroot };
+            (name.clone(), t)
+        };
+        let site = a2a_steps::SiteConfig {
+            host: self.host.clone(),
+            old_wwwroot: self.old_wwwroot.clone(),
+            prefix: self.prefix.clone(),
+            shards: self.shards.iter().map(shard).collect(),
+            templates: self.templates.iter().map(template).collect(),
+        };
+        site.check().map_err(|e| {
             CliError::input(
-                format!("{}: site.{key}: {why}", path.display()),
+                format!("{}: {e}", path.display()),
                 format!("fix [site] in {}", path.display()),
             )
-        };
-        if self.host.is_empty() || self.host.contains(['/', ' ']) {
-            return Err(bad(
-                "host".into(),
-                format!("{:?} is not a host name", self.host),
-            ));
-        }
-        if !self.old_wwwroot.contains("{dns}") {
-            return Err(bad(
-                "old_wwwroot".into(),
-                "must hold {dns}, which stands for each site's short name".into(),
-            ));
-        }
-        if self.shards.is_empty() {
-            return Err(bad(
-                "shards".into(),
-                "no shard: sites could go nowhere".into(),
-            ));
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for (n, shard) in self.shards.iter().enumerate() {
-            let key = |k: &str| format!("shards[{n}].{k}");
-            if !names.insert(&shard.name) {
-                return Err(bad(key("name"), format!("{:?} is named twice", shard.name)));
-            }
-            if shard.capacity == 0 {
-                return Err(bad(
-                    key("capacity"),
-                    "0: the shard could hold no site".into(),
-                ));
-            }
-            if let Err(e) = a2a_dbmove::Engine::of(&a2a_core::Locator::new(shard.db.clone())) {
-                return Err(bad(key("db"), e.to_string()));
-            }
-        }
-        for (name, t) in &self.templates {
-            let ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !ok {
-                return Err(bad(
-                    format!("templates.{name}"),
-                    "a template name is lower-case letters, digits and '-'".into(),
-                ));
-            }
-            if let Err(e) = a2a_dbmove::Engine::of(&a2a_core::Locator::new(t.db.clone())) {
-                return Err(bad(format!("templates.{name}.db"), e.to_string()));
-            }
-        }
-        Ok(())
+        })
     }
 }
 

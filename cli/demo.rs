@@ -14,7 +14,8 @@ use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, InstanceKind, InstanceStore, ListFilter, Locator,
     SchoolCode, Status, execution_name,
 };
-use a2a_steps::{LocalWorkflows, Shard, SiteConfig, StepContext, Template};
+use a2a_local::AslWorkflows;
+use a2a_steps::{Shard, SiteConfig, StepContext, Template};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -210,8 +211,7 @@ impl Local {
             site: Arc::new(site),
             secrets: self.secrets.clone(),
         };
-        let flows = LocalWorkflows::load(ctx, statemachines)
-            .map_err(|e| CliError::from_port("state machines", e))?;
+        let flows = workflows(ctx, statemachines)?;
         let mut todo = Vec::new();
         for code in codes {
             let i = store_port
@@ -366,6 +366,20 @@ pub(crate) fn bar(len: u64) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// Both state machines of `dir` on the local ASL engine, each task the in-process step of
+/// that name (`a2a_steps::call`) over `ctx`.
+pub(crate) fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
+    AslWorkflows::load(dir, &a2a_steps::names(), move |name, input| {
+        let ctx = ctx.clone();
+        async move {
+            a2a_steps::call(&ctx, name, input)
+                .await
+                .map_err(|e| a2a_local::TaskError::new(e.name(), e.to_string()))
+        }
+    })
+    .map_err(|e| CliError::from_port("state machines", e))
 }
 
 /// The demo database `name`: on the server, created if missing; or a SQLite file under

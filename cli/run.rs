@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use a2a_core::{InstanceKind, SchoolCode, WorkQueue, Workflows};
+use a2a_local::AslWorkflows;
 use a2a_schedule::{ClockMode, Policy, Progress, RunReport, Runner};
-use a2a_steps::{LocalWorkflows, StepContext};
+use a2a_steps::StepContext;
 
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, ValueEnum};
 
 use crate::backends::{Backends, Local, QueueSpec};
-use crate::demo::bar;
+use crate::demo::{bar, workflows};
 use crate::{CliError, Config, Outcome};
 
 /// The clock on the command line.
@@ -80,7 +81,7 @@ impl LocalArgs {
         &self,
         config: &Config,
         what: &str,
-    ) -> Result<(Local, Arc<LocalWorkflows>), CliError> {
+    ) -> Result<(Local, Arc<AslWorkflows>), CliError> {
         let local = Local::open(config, self.db.as_deref(), what).await?;
         let ctx = StepContext {
             store: local.store.clone(),
@@ -88,8 +89,7 @@ impl LocalArgs {
             site: Arc::new(local.site().await?),
             secrets: local.secrets.clone(),
         };
-        let flows = LocalWorkflows::load(ctx, &self.statemachines)
-            .map_err(|e| CliError::from_port("state machines", e))?;
+        let flows = workflows(ctx, &self.statemachines)?;
         Ok((local, Arc::new(flows)))
     }
 }

@@ -1,13 +1,20 @@
 //! `template.yaml` against the rest of the workspace, for what neither cfn-lint nor
 //! asl-validator checks: every `${…}` of a state machine's ASL file is defined in its
 //! `DefinitionSubstitutions` (and each definition names a function of the template), every
-//! `DefinitionUri` file exists, and every `Binary` is a bin target of the workspace.
+//! `DefinitionUri` file exists, and every `Binary` is a bin target that SAM's
+//! `cargo lambda build --bin` finds from the root.
+//!
+//! The step table (`a2a_steps::STEPS`) is the source of the step functions: each one's
+//! block is the one rendered from its row (binary, name, memory, timeout, environment,
+//! policies), each state machine substitutes and may invoke exactly its workflow's steps,
+//! and every Task of a step waits its row's timeout. A failure names what disagrees and,
+//! for a block, prints the one to paste.
 //!
 //! The template is read as text, by indentation: it is written in block style, and this
 //! keeps a YAML parser (and its CloudFormation tags) out of the build.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -85,6 +92,112 @@ fn placeholders(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The workflow of a state machine's `DefinitionUri` (`statemachines/<workflow>.asl.json`).
+fn workflow_of(uri: &str) -> a2a_core::InstanceKind {
+    a2a_core::InstanceKind::ALL
+        .into_iter()
+        .find(|k| uri == format!("statemachines/{}.asl.json", k.workflow()))
+        .unwrap_or_else(|| panic!("{uri}: not the file of a workflow"))
+}
+
+/// The keys whose values differ between two maps: `key: expected ≠ found`.
+fn differences(
+    expected: &BTreeMap<String, String>,
+    found: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let keys: BTreeSet<&String> = expected.keys().chain(found.keys()).collect();
+    keys.into_iter()
+        .filter(|k| expected.get(*k) != found.get(*k))
+        .map(|k| format!("{k}: {:?} ≠ {:?}", expected.get(k), found.get(k)))
+        .collect()
+}
+
+/// The block of a step's function, as the table makes it (without the logical name line).
+fn function_block(step: &a2a_steps::Step) -> String {
+    let bin = step.bin_name();
+    format!(
+        r#"    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: {bin}
+    Properties:
+      FunctionName: !Sub "a2a-{bin}-${{Stage}}"
+      Description: The {name} step of {workflow}, {side} side (a2a_steps::STEPS).
+      MemorySize: {memory}
+      Timeout: {timeout}
+      Environment:
+        Variables:
+          A2A_BUCKET: !Ref DataBucket
+          A2A_SITE: !Ref SiteConfig
+          A2A_DB_SECRET: !If [DbSecretOn, !Ref DatabaseSecretArn, !Ref AWS::NoValue]
+      Policies:
+        - !If
+          - DbSecretOn
+          - Statement:
+              - Effect: Allow
+                Action:
+                  - secretsmanager:GetSecretValue
+                Resource: !Ref DatabaseSecretArn
+          - !Ref AWS::NoValue
+        - DynamoDBCrudPolicy:
+            TableName: !Ref StateTable
+        - S3CrudPolicy:
+            BucketName: !Ref DataBucket
+"#,
+        name = step.name,
+        workflow = step.workflow.workflow(),
+        side = step.side.as_str(),
+        memory = step.memory_mb,
+        timeout = step.timeout.as_secs(),
+    )
+}
+
+/// Every step's function is the block its row makes, line for line; no other function
+/// runs a step binary.
+#[test]
+fn every_step_function_is_the_step_tables() {
+    let resources = resources(&template());
+    let mut problems = Vec::new();
+    for step in a2a_steps::STEPS {
+        let want = function_block(step);
+        let name = step.resource();
+        let Some(block) = resources.get(&name) else {
+            problems.push(format!(
+                "step {}: no {name} in template.yaml; add under Resources:\n  {name}:\n{want}",
+                step.name
+            ));
+            continue;
+        };
+        let want: Vec<&str> = want.lines().collect();
+        let lines: Vec<&str> = block.iter().map(String::as_str).collect();
+        if lines != want {
+            let first = (0..want.len().max(lines.len()))
+                .find(|&n| want.get(n) != lines.get(n))
+                .unwrap_or(0);
+            problems.push(format!(
+                "{name} (step {}): line {} is {:?}, the step table makes {:?}",
+                step.name,
+                first + 1,
+                lines.get(first).map(|l| l.trim()),
+                want.get(first).map(|l| l.trim())
+            ));
+        }
+    }
+    for (name, block) in &resources {
+        if let Some(bin) = value(block, "Binary").filter(|b| b.starts_with("step-"))
+            && !a2a_steps::STEPS
+                .iter()
+                .any(|s| s.bin_name() == bin && s.resource() == *name)
+        {
+            problems.push(format!(
+                "{name}: Binary {bin} is no step of a2a_steps::STEPS"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_placeholder_is_substituted_and_every_definition_exists() {
     let resources = resources(&template());
@@ -128,19 +241,33 @@ fn every_placeholder_is_substituted_and_every_definition_exists() {
                 "{function}"
             );
         }
-        // The step names of a2a-steps are the substitutions, one to one.
-        let steps: BTreeSet<String> = if uri.contains("provision") {
-            a2a_steps::PROVISION_STEPS
-        } else {
-            a2a_steps::MIGRATE_STEPS
-        }
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        // The substitutions are the steps of this workflow in the table, one to one.
+        let workflow = workflow_of(uri);
+        let expected: BTreeMap<String, String> = a2a_steps::steps_of(workflow)
+            .map(|s| (s.name.to_owned(), format!("!GetAtt {}.Arn", s.resource())))
+            .collect();
         assert_eq!(
-            subs.keys().cloned().collect::<BTreeSet<_>>(),
-            steps,
-            "{name}"
+            differences(&expected, &subs),
+            Vec::<String>::new(),
+            "{name}: DefinitionSubstitutions against the step table (expected, found)"
+        );
+        // It may invoke exactly those functions.
+        let invoked: BTreeSet<String> = block
+            .iter()
+            .filter_map(|l| l.trim().strip_prefix("FunctionName: !Ref "))
+            .map(str::to_owned)
+            .collect();
+        let expected: BTreeSet<String> = a2a_steps::steps_of(workflow)
+            .map(|s| s.resource())
+            .collect();
+        assert_eq!(
+            (
+                expected.difference(&invoked).collect::<Vec<_>>(),
+                invoked.difference(&expected).collect::<Vec<_>>()
+            ),
+            (Vec::new(), Vec::new()),
+            "{name}: LambdaInvokePolicy functions (missing, not steps of {})",
+            workflow.workflow()
         );
     }
     assert_eq!(
@@ -152,61 +279,54 @@ fn every_placeholder_is_substituted_and_every_definition_exists() {
     );
 }
 
-/// The bin targets of one package: its `[[bin]]` entries, `src/main.rs` (named after the
-/// package) and `src/bin/*.rs`, unless an entry already names that file.
-fn bins_of(dir: &Path) -> BTreeSet<String> {
-    let manifest: toml::Table =
-        toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap();
-    let mut names = BTreeSet::new();
-    let mut paths = BTreeSet::new();
-    for bin in manifest
-        .get("bin")
-        .and_then(|b| b.as_array())
-        .into_iter()
-        .flatten()
-    {
-        names.insert(bin["name"].as_str().unwrap().to_owned());
-        if let Some(p) = bin.get("path").and_then(|p| p.as_str()) {
-            paths.insert(p.to_owned());
-        }
-    }
-    if dir.join("src/main.rs").is_file() && !paths.contains("src/main.rs") {
-        let package = manifest["package"]["name"].as_str().unwrap();
-        names.insert(package.to_owned());
-    }
-    if let Ok(entries) = std::fs::read_dir(dir.join("src/bin")) {
-        for e in entries.flatten() {
-            let file = e.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = file.strip_suffix(".rs")
-                && !paths.contains(&format!("src/bin/{file}"))
-            {
-                names.insert(stem.to_owned());
-            }
-        }
-    }
-    names
-}
-
-#[test]
-fn every_binary_is_a_bin_target_of_the_workspace() {
-    let manifest: toml::Table =
-        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
-    let bins: BTreeSet<String> = manifest["workspace"]["members"]
+/// The bin targets that `cargo build --bin NAME` finds from the root, as `cargo metadata`
+/// lists them: those of the workspace's default members. SAM's Rust builder runs
+/// `cargo lambda build --bin NAME` there, and a bin of another member is not found.
+fn default_member_bins() -> BTreeSet<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let defaults: BTreeSet<&str> = meta["workspace_default_members"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|m| bins_of(&root().join(m.as_str().unwrap())))
+        .filter_map(|m| m.as_str())
         .collect();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| defaults.contains(p["id"].as_str().unwrap()))
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_binary_is_a_bin_target_of_a_default_member() {
+    let bins = default_member_bins();
     let resources = resources(&template());
     let functions: Vec<_> = resources
         .iter()
         .filter(|(_, b)| value(b, "Type") == Some("AWS::Serverless::Function"))
         .collect();
-    // One per step of both workflows, plus intake, dispatcher and scheduler.
-    assert_eq!(
-        functions.len(),
-        a2a_steps::PROVISION_STEPS.len() + a2a_steps::MIGRATE_STEPS.len() + 3
-    );
+    // One per step of the table, plus intake, dispatcher and scheduler.
+    assert_eq!(functions.len(), a2a_steps::STEPS.len() + 3);
     let mut seen = BTreeSet::new();
     for (name, block) in functions {
         assert_eq!(
@@ -217,7 +337,8 @@ fn every_binary_is_a_bin_target_of_the_workspace() {
         let binary = value(block, "Binary").unwrap_or_else(|| panic!("{name}: no Binary"));
         assert!(
             bins.contains(binary),
-            "{name}: Binary {binary} is not a bin target of the workspace"
+            "{name}: Binary {binary} is not a bin target of a default member of the workspace \
+             (`default-members` in Cargo.toml), so `cargo lambda build --bin {binary}` fails"
         );
         assert!(
             seen.insert(binary.to_owned()),
@@ -255,8 +376,8 @@ const LAMBDA_MAX_SECONDS: u64 = 900;
 
 /// A Task that waits longer than its function can run only hides a killed Lambda behind
 /// a later timeout: every Task's `TimeoutSeconds` is at most its function's `Timeout`
-/// (the `Globals` one when the function sets none), and no function runs past Lambda's
-/// 900 s.
+/// (the `Globals` one when the function sets none), no function runs past Lambda's 900 s,
+/// and a step's Tasks wait exactly its row's timeout.
 #[test]
 fn every_task_times_out_within_its_functions_timeout() {
     let text = template();
@@ -299,6 +420,9 @@ fn every_task_times_out_within_its_functions_timeout() {
                 .and_then(|f| f.strip_suffix(".Arn"))
                 .unwrap();
             let limit = timeout(function);
+            let step = a2a_steps::step(sub).unwrap_or_else(|| {
+                panic!("{uri}{path}: ${{{sub}}} is no step of a2a_steps::STEPS")
+            });
             assert!(
                 limit <= LAMBDA_MAX_SECONDS,
                 "{function}: Timeout {limit} s is past Lambda's {LAMBDA_MAX_SECONDS} s"
@@ -309,6 +433,13 @@ fn every_task_times_out_within_its_functions_timeout() {
             assert!(
                 seconds <= limit,
                 "{name}: {uri}{path} waits {seconds} s, but {function} runs at most {limit} s"
+            );
+            assert_eq!(
+                seconds,
+                step.timeout.as_secs(),
+                "{uri}{path}: TimeoutSeconds {seconds}, the step table's {} timeout is {:?}",
+                step.name,
+                step.timeout
             );
             checked += 1;
         }

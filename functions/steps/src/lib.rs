@@ -1,6 +1,6 @@
-//! The step Lambdas of both workflows. Each binary under `src/bin/` is one step of
-//! `a2a_steps::PROVISION_STEPS` or `MIGRATE_STEPS`, and only calls [`run`] with its name;
-//! everything else is here, written once.
+//! The step Lambdas of both workflows. Each binary under `src/bin/` is one row of the step
+//! table (`a2a_steps::STEPS`), named by `a2a_steps::bin_name`, and only calls [`run`] with
+//! its name; everything else is here, written once.
 //!
 //! [`run`] builds the step context from the environment once per cold start
 //! ([`Steps::from_env`]: the DynamoDB state table, the S3 data bucket and the site
@@ -10,7 +10,9 @@
 //! `errorType` is the step error's name (`A2A.Transient`, `A2A.Permanent.Input`, …): the
 //! name that the state machines' Retry and Catch match.
 //!
-//! Environment: `A2A_TABLE` (the state table), `A2A_BUCKET` (the data bucket) and
+//! Environment ([`StepEnv`], checked whole before the first event, every problem named by
+//! its variable; `A2A_SITE` checked as the CLI checks `[site]`, by [`SiteConfig::check`]):
+//! `A2A_TABLE` (the state table), `A2A_BUCKET` (the data bucket) and
 //! `A2A_SITE` (the [`SiteConfig`] as JSON), all required; optionally `A2A_PREFIX` (a key
 //! prefix inside the bucket) and `A2A_DB_SECRET` (the ARN or name of a Secrets Manager
 //! secret `{"username", "password"}` whose user and password log in to every shard and
@@ -26,19 +28,6 @@ use a2a_steps::{SiteConfig, StepContext, StepError};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::Instrument;
-
-/// The binary of step `step`: `step-` and the name in kebab case
-/// (`ProvisionTargetDatabase` → `step-provision-target-database`).
-pub fn bin_name(step: &str) -> String {
-    let mut out = String::from("step");
-    for c in step.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('-');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
 
 /// A step that failed, as the Lambda runtime reports it: `errorType` is the error's name.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +66,81 @@ pub async fn handle(step: &str, input: Value, ctx: &StepContext) -> Result<Value
         })
 }
 
-/// The site configuration of `A2A_SITE`, parsed.
+/// The site configuration of `A2A_SITE`, parsed and checked as the CLI checks its `[site]`
+/// ([`SiteConfig::check`]); the error names the variable and the key.
 pub fn site_from_json(json: &str) -> Result<SiteConfig, String> {
-    serde_json::from_str(json).map_err(|e| format!("A2A_SITE: not a site configuration: {e}"))
+    let site: SiteConfig = serde_json::from_str(json)
+        .map_err(|e| format!("A2A_SITE: not a site configuration: {e}"))?;
+    site.check().map_err(|e| format!("A2A_SITE: {e}"))?;
+    Ok(site)
+}
+
+/// The environment of a step Lambda, checked whole: every problem is reported at once,
+/// each naming its variable.
+#[derive(Debug)]
+pub struct StepEnv {
+    /// `A2A_TABLE`: the DynamoDB state table.
+    pub table: String,
+    /// `A2A_BUCKET`: the S3 data bucket.
+    pub bucket: String,
+    /// `A2A_PREFIX`: a key prefix inside the bucket (optional; empty: the bucket's root).
+    pub prefix: String,
+    /// `A2A_SITE`: the site configuration, checked.
+    pub site: SiteConfig,
+    /// `A2A_DB_SECRET`: the database secret's ARN or name (optional).
+    pub db_secret: Option<String>,
+    /// `A2A_SECRET_PREFIX`: the prefix of the sites' own secrets, named
+    /// `<prefix>a2a/<code>/…` (the template's stack name; optional).
+    pub secret_prefix: String,
+}
+
+impl StepEnv {
+    /// The process environment, checked.
+    pub fn from_env() -> Result<StepEnv, String> {
+        StepEnv::from_vars(a2a_fn_bootstrap::var)
+    }
+
+    /// The environment that `var` gives (a variable set but blank counts as unset).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<StepEnv, String> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str| {
+            let v = var(name).filter(|v| !v.trim().is_empty());
+            if v.is_none() {
+                problems.push(format!("{name} is not set"));
+            }
+            v.unwrap_or_default()
+        };
+        let table = required("A2A_TABLE");
+        let bucket = required("A2A_BUCKET");
+        let site = required("A2A_SITE");
+        let prefix = var("A2A_PREFIX").unwrap_or_default().trim().to_owned();
+        let inner = prefix.trim_matches('/');
+        if !inner.is_empty() && inner.split('/').any(|s| matches!(s, "" | "." | "..")) {
+            problems.push(format!(
+                "A2A_PREFIX: {prefix:?} is not a key prefix (folders joined by '/', no '.' or '..')"
+            ));
+        }
+        let site = if site.is_empty() {
+            None
+        } else {
+            site_from_json(&site).map_err(|e| problems.push(e)).ok()
+        };
+        let db_secret = var("A2A_DB_SECRET")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let secret_prefix = var("A2A_SECRET_PREFIX").unwrap_or_default();
+        match site {
+            Some(site) if problems.is_empty() => Ok(StepEnv {
+                table,
+                bucket,
+                prefix,
+                site,
+                db_secret,
+                secret_prefix,
+            }),
+            _ => Err(problems.join("; ")),
+        }
+    }
 }
 
 /// The step context of the environment: DynamoDB table `A2A_TABLE`, S3 bucket `A2A_BUCKET`
@@ -170,21 +231,23 @@ impl RecheckLimit {
 }
 
 impl Steps {
-    /// The context of the environment (the variables of [`context_from_env`]). With
+    /// The context of the environment ([`StepEnv::from_env`]). With
     /// `A2A_DB_SECRET` set, the secret is read here; one that cannot be read fails the
     /// start, naming the variable.
     pub async fn from_env() -> Result<Steps, String> {
-        let table = a2a_fn_bootstrap::required("A2A_TABLE")?;
-        let bucket = a2a_fn_bootstrap::required("A2A_BUCKET")?;
-        let prefix = a2a_fn_bootstrap::var("A2A_PREFIX").unwrap_or_default();
-        let site = site_from_json(&a2a_fn_bootstrap::required("A2A_SITE")?)?;
+        let StepEnv {
+            table,
+            bucket,
+            prefix,
+            site,
+            db_secret,
+            secret_prefix,
+        } = StepEnv::from_env()?;
         let conf = a2a_aws::config::lambda_sdk_config().await?;
-        // The sites' own secrets are named `<prefix>a2a/<code>/…` (the template's stack name).
-        let secret_prefix = a2a_fn_bootstrap::var("A2A_SECRET_PREFIX").unwrap_or_default();
-        let (site_in_use, secret) = match a2a_fn_bootstrap::var("A2A_DB_SECRET") {
+        let (site_in_use, secret) = match db_secret {
             None => (site, None),
             Some(id) => {
-                let secret = DbSecret::from_conf(&conf, id.trim());
+                let secret = DbSecret::from_conf(&conf, &id);
                 let creds = secret
                     .fetch()
                     .await
@@ -313,7 +376,16 @@ impl SecretReload {
 /// [`Steps::call`] for every event, each in a span with the school code and the request id.
 pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
     a2a_fn_bootstrap::init_logging();
-    let steps = Arc::new(a2a_fn_bootstrap::init(Steps::from_env()).await?);
+    let steps = Arc::new(
+        a2a_fn_bootstrap::init(async {
+            // A binary whose name is not in the step table fails its start, not each event.
+            if a2a_steps::step(step).is_none() {
+                return Err(format!("no step of a2a_steps::STEPS is named {step:?}"));
+            }
+            Steps::from_env().await
+        })
+        .await?,
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let steps = steps.clone();
         async move {
@@ -346,41 +418,51 @@ pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use a2a_steps::{MIGRATE_STEPS, PROVISION_STEPS};
+    use a2a_steps::STEPS;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
+    /// The `[[bin]]`s of Cargo.toml, the files of `src/bin/` and the step table agree:
+    /// one binary per row, named `step-<kebab name>`, calling `run` with the row's name.
     #[test]
-    fn every_step_has_a_binary() {
+    fn every_step_has_a_binary_and_every_binary_a_step() {
         let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml")).unwrap();
-        let bins: Vec<(&str, &str)> = manifest["bin"]
+        let bins: BTreeMap<&str, &str> = manifest["bin"]
             .as_array()
             .unwrap()
             .iter()
             .map(|b| (b["name"].as_str().unwrap(), b["path"].as_str().unwrap()))
             .collect();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for step in PROVISION_STEPS.iter().chain(MIGRATE_STEPS) {
-            let name = bin_name(step);
-            let (_, path) = bins
-                .iter()
-                .find(|(n, _)| *n == name)
-                .unwrap_or_else(|| panic!("no [[bin]] {name} for step {step}"));
-            let main = std::fs::read_to_string(dir.join(path)).unwrap();
-            assert!(
-                main.contains(&format!("a2a_fn_steps::run(\"{step}\")")),
-                "{path} does not run step {step}"
-            );
+        let mut problems = Vec::new();
+        for step in STEPS {
+            let name = step.bin_name();
+            let Some(path) = bins.get(name.as_str()) else {
+                problems.push(format!(
+                    "step {}: no [[bin]] in functions/steps/Cargo.toml; add\n[[bin]]\nname = \"{name}\"\npath = \"src/bin/{name}.rs\"\ntest = false",
+                    step.name
+                ));
+                continue;
+            };
+            let call = format!("a2a_fn_steps::run(\"{}\")", step.name);
+            match std::fs::read_to_string(dir.join(path)) {
+                Ok(main) if main.contains(&call) => {}
+                Ok(_) => problems.push(format!("{path}: does not call {call}")),
+                Err(e) => problems.push(format!("{path} (step {}): {e}", step.name)),
+            }
         }
-        assert_eq!(bins.len(), PROVISION_STEPS.len() + MIGRATE_STEPS.len());
-    }
-
-    #[test]
-    fn binary_names_are_kebab_case() {
-        assert_eq!(
-            bin_name("ProvisionTargetDatabase"),
-            "step-provision-target-database"
-        );
-        assert_eq!(bin_name("Verify"), "step-verify");
+        for name in bins.keys() {
+            if !STEPS.iter().any(|s| s.bin_name() == *name) {
+                problems.push(format!("[[bin]] {name}: no step of a2a_steps::STEPS"));
+            }
+        }
+        for e in std::fs::read_dir(dir.join("src/bin")).unwrap().flatten() {
+            let file = format!("src/bin/{}", e.file_name().to_string_lossy());
+            if !bins.values().any(|p| *p == file) {
+                problems.push(format!("{file}: no [[bin]] names it"));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 
     async fn context(dir: &std::path::Path) -> StepContext {
@@ -388,13 +470,7 @@ mod tests {
             store: Arc::new(a2a_local::SqliteStore::open_in_memory().await.unwrap()),
             blob: Arc::new(a2a_local::FsBlob::new(dir.join("blobs")).unwrap()),
             secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
-            site: Arc::new(
-                site_from_json(
-                    r#"{"host": "eix.example.cat", "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
-                        "prefix": "mdl_", "shards": [], "templates": {}}"#,
-                )
-                .unwrap(),
-            ),
+            site: Arc::new(site_from_json(SITE).unwrap()),
         }
     }
 
@@ -448,9 +524,61 @@ mod tests {
         assert_eq!(SECRET_RECHECK_INTERVAL, s(30));
     }
 
+    const SITE: &str = r#"{"host": "eix.example.cat", "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
+        "prefix": "mdl_", "shards": [{"name": "a", "db": "sqlite:///a2a-nowhere/a", "capacity": 1}],
+        "templates": {}}"#;
+
     #[test]
     fn a_bad_site_configuration_is_named() {
         let err = site_from_json("{}").unwrap_err();
         assert!(err.starts_with("A2A_SITE"), "{err}");
+        // Checked as the CLI checks [site]: the key is named.
+        let err = site_from_json(&SITE.replace("\"capacity\": 1", "\"capacity\": 0")).unwrap_err();
+        assert_eq!(
+            err,
+            "A2A_SITE: site.shards[0].capacity: 0: the shard could hold no site"
+        );
+    }
+
+    #[test]
+    fn the_whole_environment_is_checked_at_once() {
+        let vars = |pairs: &[(&str, &str)]| {
+            let map: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            move |name: &str| map.get(name).cloned()
+        };
+        let env = StepEnv::from_vars(vars(&[
+            ("A2A_TABLE", "t"),
+            ("A2A_BUCKET", "b"),
+            ("A2A_SITE", SITE),
+            ("A2A_PREFIX", "runs/2026/"),
+            ("A2A_DB_SECRET", " arn:secret "),
+        ]))
+        .unwrap();
+        assert_eq!((env.table.as_str(), env.bucket.as_str()), ("t", "b"));
+        assert_eq!(
+            (env.prefix.as_str(), env.db_secret.as_deref()),
+            ("runs/2026/", Some("arn:secret"))
+        );
+        assert_eq!(env.site.shards[0].name, "a");
+
+        let err = StepEnv::from_vars(vars(&[
+            ("A2A_BUCKET", " "),
+            ("A2A_PREFIX", "runs/../x"),
+            ("A2A_SITE", r#"{"host": "x"}"#),
+        ]))
+        .unwrap_err();
+        for name in [
+            "A2A_TABLE is not set",
+            "A2A_BUCKET is not set",
+            "A2A_PREFIX",
+            "A2A_SITE: not a site configuration",
+        ] {
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        let err = StepEnv::from_vars(vars(&[("A2A_TABLE", "t"), ("A2A_BUCKET", "b")])).unwrap_err();
+        assert_eq!(err, "A2A_SITE is not set");
     }
 }

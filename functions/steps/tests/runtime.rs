@@ -2,7 +2,7 @@
 //! Runtime API of `a2a_testkit::lambda`, with moto's DynamoDB and S3 behind it and SQLite
 //! databases and local folders as the sites.
 //!
-//! The binaries are enumerated from `a2a_steps::PROVISION_STEPS` and `MIGRATE_STEPS`, so a
+//! The binaries are enumerated from the step table (`a2a_steps::STEPS`), so a
 //! new step is covered without touching this file: each one is started once, and gets
 //!
 //! * its success path: both real state machines run on the local ASL engine with every
@@ -30,8 +30,7 @@ use a2a_core::{
 };
 use a2a_dbmove::fixture::site_db;
 use a2a_files::fixture::install_template;
-use a2a_fn_steps::bin_name;
-use a2a_steps::{MIGRATE_STEPS, PROVISION_STEPS, Shard, SiteConfig, StepContext, Template};
+use a2a_steps::{Shard, SiteConfig, StepContext, Template, bin_name};
 use a2a_testkit::lambda::{ErrorReport, FakeRuntime, LambdaProcess, Outcome, binary_path};
 use a2a_testkit::moto::Moto;
 use a2a_testkit::service_url;
@@ -332,16 +331,12 @@ impl TaskResolver for Resolver {
         let TaskTarget::Lambda { function } = target else {
             return None;
         };
-        PROVISION_STEPS
-            .iter()
-            .chain(MIGRATE_STEPS)
-            .find(|s| **s == function.as_str())
-            .map(|s| {
-                Arc::new(StepTask {
-                    step: (*s).to_owned(),
-                    binaries: self.0.clone(),
-                }) as Arc<dyn TaskHandler>
-            })
+        a2a_steps::step(function).map(|s| {
+            Arc::new(StepTask {
+                step: s.name.to_owned(),
+                binaries: self.0.clone(),
+            }) as Arc<dyn TaskHandler>
+        })
     }
 }
 
@@ -353,8 +348,11 @@ async fn workflow(
 ) -> a2a_asl::Outcome {
     let path = root().join(format!("statemachines/{}.asl.json", kind.workflow()));
     let text = std::fs::read_to_string(&path).unwrap();
-    let sm =
-        StateMachine::load(&text, &a2a_steps::substitutions()).unwrap_or_else(|e| panic!("{e}"));
+    let sm = StateMachine::load(
+        &text,
+        &a2a_local::workflows::substitutions(&a2a_steps::names()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     Execution::run(
         &sm,
         json!({"school_code": code.as_str()}),
@@ -461,10 +459,8 @@ async fn every_step_binary_answers_through_the_runtime_api() {
     );
     // Every step's binary served its workflow at least once.
     let served = binaries.served.lock().unwrap().clone();
-    let idle: Vec<&str> = PROVISION_STEPS
-        .iter()
-        .chain(MIGRATE_STEPS)
-        .copied()
+    let idle: Vec<&str> = a2a_steps::names()
+        .into_iter()
         .filter(|s| !served.contains_key(*s))
         .collect();
     assert!(
@@ -475,7 +471,7 @@ async fn every_step_binary_answers_through_the_runtime_api() {
     // The error paths of every step, through the same processes.
     let mut binaries_seen = BTreeSet::new();
     let mut unnamed = Vec::new();
-    for step in PROVISION_STEPS.iter().chain(MIGRATE_STEPS).copied() {
+    for step in a2a_steps::names() {
         assert!(
             binaries_seen.insert(bin_name(step)),
             "{step}: two steps, one binary"
@@ -536,7 +532,8 @@ async fn an_unreachable_table_is_a_transient_error_that_every_retry_names() {
     let rt = FakeRuntime::start("a2a-step-preflight").await.unwrap();
     let bin = binary_path("step-preflight");
     let site = r#"{"host": "eix.example.cat", "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
-                   "prefix": "mdl_", "shards": [], "templates": {}}"#;
+                   "prefix": "mdl_", "templates": {},
+                   "shards": [{"name": "a", "db": "sqlite:///a2a-nowhere/a", "capacity": 1}]}"#;
     // Port 9 (discard) refuses the connection at once; the SDK gives up after its attempts.
     let mut f = LambdaProcess::spawn(
         &bin,
@@ -562,10 +559,10 @@ async fn an_unreachable_table_is_a_transient_error_that_every_retry_names() {
     assert_eq!(e.error_type, "A2A.Transient", "{e:?}");
     let h = handling("Preflight", "A2A.Transient");
     assert!(h.tasks >= 1 && h.retried == h.tasks, "{h:?}");
-    for step in PROVISION_STEPS.iter().chain(MIGRATE_STEPS) {
+    for step in a2a_steps::names() {
         let h = handling(step, "A2A.Transient");
         assert!(h.tasks >= 1, "{step}: no Task in statemachines/");
-        if !matches!(*step, "Rollback" | "Deprovision") {
+        if !matches!(step, "Rollback" | "Deprovision") {
             assert_eq!(
                 h.retried, h.tasks,
                 "{step}: A2A.Transient is not retried: {h:?}"

@@ -1,8 +1,21 @@
-//! Where each moodledata file goes: the key layout, and what is left out.
+//! The key layout of the data store, in one place, and where each moodledata file goes.
 //!
 //! `filedir/ab/cd/abcd…` (named by the SHA-1 of its content) becomes
 //! `instances/<code>/filedir/ab/cd/abcd…`, the layout that Moodle's `tool_objectfs` reads;
 //! everything else kept becomes `instances/<code>/moodledata/<relative path>`.
+//!
+//! Every other key the steps use is made here too:
+//!
+//! | key | what |
+//! |---|---|
+//! | `instances/<code>/…` | a site's files and its manifest ([`site_root`]) |
+//! | `templates/<name>/…` | an EIX template's files ([`named_template_root`]) |
+//! | `stage/<code>/…` | a migration's stage: staged chunks, plans ([`stage_root`], [`plan_key`]) |
+//! | `stage/<code>/imported.json` | the mark of a complete import ([`imported_key`]) |
+//! | `routes/<dns>.json` | the route of a site address ([`route_key`]) |
+//! | `shards/<shard>/<code>` | a site's allocation on a shard ([`shard_root`], [`allocation_key`]) |
+//! | `frozen/<code>.json` | the source's maintenance setting before a freeze ([`frozen_key`]) |
+//! | `abandoned/<code>/<attempt>.json` | the target a rollback gave up ([`abandoned_key`]) |
 
 use a2a_core::{BlobKey, SchoolCode};
 
@@ -25,6 +38,54 @@ pub const MANIFEST: &str = "manifest.json";
 /// Where a site's blobs live: `instances/<code>/`.
 pub fn site_root(code: &SchoolCode) -> String {
     format!("instances/{}/", code.as_str())
+}
+
+/// Where an EIX template's files live: `templates/<name>/`.
+pub fn named_template_root(name: &str) -> String {
+    format!("templates/{name}/")
+}
+
+/// A school's migration stage: `stage/<code>/`.
+pub fn stage_root(code: &SchoolCode) -> String {
+    format!("stage/{}/", code.as_str())
+}
+
+/// The mark of a complete import: `stage/<code>/imported.json`.
+pub fn imported_key(code: &SchoolCode) -> BlobKey {
+    key_under(&stage_root(code), "imported.json")
+        .expect("a school code and a fixed name make a key")
+}
+
+/// The `what` plan (`export`, `import`) of a school's stage: `stage/<code>/plan/<what>.json`.
+pub fn plan_key(code: &SchoolCode, what: &str) -> Result<BlobKey, a2a_core::KeyError> {
+    key_under(&stage_root(code), &format!("plan/{what}.json"))
+}
+
+/// The route of the site address `dns`: `routes/<dns>.json`.
+pub fn route_key(dns: &str) -> Result<BlobKey, a2a_core::KeyError> {
+    BlobKey::parse(&format!("routes/{dns}.json"))
+}
+
+/// The allocations on the shard `shard`: `shards/<shard>/`, one key per site.
+pub fn shard_root(shard: &str) -> String {
+    format!("shards/{shard}/")
+}
+
+/// The allocation of a school's site on the shard `shard`: `shards/<shard>/<code>`.
+pub fn allocation_key(shard: &str, code: &SchoolCode) -> Result<BlobKey, a2a_core::KeyError> {
+    key_under(&shard_root(shard), code.as_str())
+}
+
+/// The source's maintenance setting before the freeze: `frozen/<code>.json`.
+pub fn frozen_key(code: &SchoolCode) -> BlobKey {
+    BlobKey::parse(&format!("frozen/{}.json", code.as_str())).expect("a school code makes a key")
+}
+
+/// The record of the target that the rollback of attempt `attempt` gave up:
+/// `abandoned/<code>/<attempt>.json`.
+pub fn abandoned_key(code: &SchoolCode, attempt: u32) -> BlobKey {
+    BlobKey::parse(&format!("abandoned/{}/{attempt}.json", code.as_str()))
+        .expect("a school code and a number make a key")
 }
 
 /// The key of a site's manifest.
@@ -104,6 +165,38 @@ mod tests {
     use super::*;
 
     const H: &str = "da39a3ee5e6b4b0d3255bfef95601890afd80709";
+
+    #[test]
+    fn every_key_of_the_steps_is_laid_out_here() {
+        let code = SchoolCode::parse("08012345").unwrap();
+        assert_eq!(site_root(&code), "instances/08012345/");
+        assert_eq!(named_template_root("primary"), "templates/primary/");
+        assert_eq!(stage_root(&code), "stage/08012345/");
+        assert_eq!(imported_key(&code).as_str(), "stage/08012345/imported.json");
+        assert_eq!(
+            plan_key(&code, "export").unwrap().as_str(),
+            "stage/08012345/plan/export.json"
+        );
+        assert_eq!(route_key("ins-x").unwrap().as_str(), "routes/ins-x.json");
+        assert_eq!(
+            allocation_key("shard-1", &code).unwrap().as_str(),
+            "shards/shard-1/08012345"
+        );
+        assert!(
+            allocation_key("sh", &code)
+                .unwrap()
+                .as_str()
+                .starts_with(&shard_root("sh"))
+        );
+        assert_eq!(frozen_key(&code).as_str(), "frozen/08012345.json");
+        assert_eq!(
+            abandoned_key(&code, 3).as_str(),
+            "abandoned/08012345/3.json"
+        );
+        // A name that would climb out of its folder is no key.
+        assert!(route_key("../x").is_err());
+        assert!(allocation_key("..", &code).is_err());
+    }
 
     #[test]
     fn filedir_goes_to_the_objectfs_layout() {

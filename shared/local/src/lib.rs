@@ -7,6 +7,8 @@
 //! * [`MemQueue`] — the [`a2a_core::WorkQueue`] in process memory, with visibility
 //!   timeouts and a dead-letter list like SQS.
 //! * [`FileSecrets`] — the [`a2a_core::SecretStore`] in a private folder (files 0600).
+//! * [`AslWorkflows`] — the [`a2a_core::Workflows`] port: the state machines on the local
+//!   ASL engine, each task handed to a callback (the CLI makes it the in-process step).
 //!
 //! Blocking work (SQLite, file I/O) runs on `tokio::task::spawn_blocking`.
 
@@ -14,11 +16,13 @@ mod fsblob;
 mod memqueue;
 mod secrets;
 mod sqlite;
+pub mod workflows;
 
 pub use fsblob::FsBlob;
 pub use memqueue::MemQueue;
 pub use secrets::FileSecrets;
 pub use sqlite::SqliteStore;
+pub use workflows::{AslWorkflows, TaskError};
 
 use a2a_core::PortError;
 

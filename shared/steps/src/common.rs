@@ -5,6 +5,7 @@ use std::future::Future;
 
 use a2a_core::{BlobKey, Instance, Locator, Outcome, SchoolCode, Status, StepEvent};
 use a2a_dbmove::Db;
+use a2a_files::layout;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -134,13 +135,9 @@ pub fn target_db(shard: &Shard, code: &SchoolCode) -> Locator {
     a2a_dbmove::target::locator(&shard.db, code)
 }
 
-/// The route record of the site address `dns`.
+/// The route record of the site address `dns` ([`a2a_files::layout::route_key`]).
 pub fn route_key(dns: &str) -> Result<BlobKey, StepError> {
-    BlobKey::parse(&format!("routes/{dns}.json")).map_err(|e| StepError::Input(e.to_string()))
-}
-
-pub(crate) fn key(s: &str) -> Result<BlobKey, StepError> {
-    BlobKey::parse(s).map_err(|e| StepError::Input(e.to_string()))
+    Ok(layout::route_key(dns)?)
 }
 
 pub(crate) async fn put_json(
@@ -192,7 +189,7 @@ pub(crate) async fn allocate(ctx: &StepContext, code: &SchoolCode) -> Result<Loc
     }
     let mut best: Option<(&Shard, i64)> = None;
     for s in &ctx.site.shards {
-        let room = i64::from(s.capacity) - count(ctx, &format!("shards/{}/", s.name)).await? as i64;
+        let room = i64::from(s.capacity) - count(ctx, &layout::shard_root(&s.name)).await? as i64;
         if room > 0 && best.is_none_or(|(_, r)| room > r) {
             best = Some((s, room));
         }
@@ -204,10 +201,7 @@ pub(crate) async fn allocate(ctx: &StepContext, code: &SchoolCode) -> Result<Loc
         .map_err(|e| StepError::Transient(format!("shard {}: {e}", shard.name)))?;
     let db = target_db(shard, code);
     ctx.blob
-        .put(
-            &key(&format!("shards/{}/{code}", shard.name))?,
-            Bytes::new(),
-        )
+        .put(&layout::allocation_key(&shard.name, code)?, Bytes::new())
         .await?;
     let chosen = db.without_password();
     let i = update(ctx, code, None, |i| {
@@ -296,7 +290,7 @@ pub(crate) async fn release_target(
         .map(|e| e.to_string());
     if let Some(shard) = shard_of(ctx, &i.code, db) {
         ctx.blob
-            .delete(&key(&format!("shards/{}/{}", shard.name, i.code))?)
+            .delete(&layout::allocation_key(&shard.name, &i.code)?)
             .await?;
     }
     update(ctx, &i.code, None, |i| i.target.db = None).await?;

@@ -97,6 +97,13 @@ impl From<FilesError> for StepError {
     }
 }
 
+/// A key that a configured name (a shard, a site address) cannot make.
+impl From<a2a_core::KeyError> for StepError {
+    fn from(e: a2a_core::KeyError) -> Self {
+        StepError::Input(e.to_string())
+    }
+}
+
 impl From<TransitionError> for StepError {
     fn from(e: TransitionError) -> Self {
         StepError::Input(e.to_string())

@@ -3,34 +3,33 @@
 //! database and files data planes. Each step takes the minimal input
 //! `{"school_code": "08012345"}`, looks everything else up in the state store, records a
 //! start and an end [`StepEvent`], moves the instance's status with a versioned save, and
-//! can be run again with the same result.
+//! can be run again with the same result. The step table ([`STEPS`]) lists them, with
+//! their workflow, side, budget, memory and timeout, and [`call`] dispatches through it.
 //!
-//! [`LocalWorkflows`] runs `statemachines/*.asl.json` on the local ASL engine with each
-//! `${Name}` resolved to the in-process step of that name.
+//! The local `Workflows` adapter that runs them in-process is `a2a_local::AslWorkflows`,
+//! with [`call`] as its task callback.
 
 #![warn(missing_docs)]
 
 mod common;
 pub mod error;
-mod local;
 mod migrate;
 mod prefixed;
 mod provision;
 pub mod secrets;
+mod table;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use a2a_core::{BlobStore, InstanceStore, Locator, SchoolCode, SecretStore};
+use a2a_core::{BlobStore, InstanceStore, Locator, SecretStore};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use common::{route_key, target_db};
 pub use error::StepError;
-pub use local::{LocalWorkflows, substitutions};
 pub use migrate::PartInput;
 pub use prefixed::Prefixed;
+pub use table::{STEPS, Side, Step, StepFuture, bin_name, call, names, step, steps_of};
 
 /// One target shard: a database server (or, for SQLite, a folder) that holds sites.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,7 +69,108 @@ pub struct SiteConfig {
     pub templates: BTreeMap<String, Template>,
 }
 
+/// What is wrong with a site configuration, by its key (`shards[1].capacity`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("site.{key}: {why}")]
+pub struct SiteError {
+    /// The key at fault, under `site.`: `host`, `shards[0].db`, `templates.primary.files`.
+    pub key: String,
+    /// Why, and what would do.
+    pub why: String,
+}
+
+/// A name of a-z, 0-9 and '-' (at most 63), as templates are named.
+fn lower_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 impl SiteConfig {
+    /// Checks what can be checked without connecting: the host, the old address's
+    /// `{dns}`, the table prefix, at least one shard, each with a unique name that can
+    /// name its allocations, room for a site and a database URL of a known engine, and
+    /// each template's name, files and database URL. The CLI's `[site]` and the step
+    /// Lambdas' `A2A_SITE` are checked by this one function.
+    pub fn check(&self) -> Result<(), SiteError> {
+        let bad = |key: String, why: String| Err(SiteError { key, why });
+        if self.host.is_empty() || self.host.contains(['/', ' ']) {
+            return bad("host".into(), format!("{:?} is not a host name", self.host));
+        }
+        if !self.old_wwwroot.contains("{dns}") {
+            return bad(
+                "old_wwwroot".into(),
+                "must hold {dns}, which stands for each site's short name".into(),
+            );
+        }
+        let prefix_ok = !self.prefix.is_empty()
+            && self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !prefix_ok {
+            return bad(
+                "prefix".into(),
+                format!(
+                    "{:?} is not a table prefix (letters, digits, '_')",
+                    self.prefix
+                ),
+            );
+        }
+        if self.shards.is_empty() {
+            return bad("shards".into(), "no shard: sites could go nowhere".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (n, shard) in self.shards.iter().enumerate() {
+            let key = |k: &str| format!("shards[{n}].{k}");
+            let name_ok = !shard.name.is_empty()
+                && shard
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return bad(
+                    key("name"),
+                    format!(
+                        "{:?}: a shard name is letters, digits, '-' and '_'",
+                        shard.name
+                    ),
+                );
+            }
+            if !names.insert(&shard.name) {
+                return bad(key("name"), format!("{:?} is named twice", shard.name));
+            }
+            if shard.capacity == 0 {
+                return bad(key("capacity"), "0: the shard could hold no site".into());
+            }
+            if let Err(e) = a2a_dbmove::Engine::of(&shard.db) {
+                return bad(key("db"), e.to_string());
+            }
+        }
+        for (name, t) in &self.templates {
+            if !lower_name(name) {
+                return bad(
+                    format!("templates.{name}"),
+                    "a template name is lower-case letters, digits and '-'".into(),
+                );
+            }
+            if !lower_name(&t.files) {
+                return bad(
+                    format!("templates.{name}.files"),
+                    format!(
+                        "{:?}: the files' name is lower-case letters, digits and '-'",
+                        t.files
+                    ),
+                );
+            }
+            if let Err(e) = a2a_dbmove::Engine::of(&t.db) {
+                return bad(format!("templates.{name}.db"), e.to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// The new address of the site `dns`.
     pub fn wwwroot(&self, dns: &str) -> String {
         format!("https://{}/{dns}/moodle", self.host)
@@ -111,136 +211,69 @@ pub struct StepContext {
     pub secrets: Arc<dyn SecretStore>,
 }
 
-/// The steps of `provision-instance`, by the name their `${…}` substitution uses.
-pub const PROVISION_STEPS: &[&str] = &[
-    "AllocateTarget",
-    "CloneTemplate",
-    "CopyTemplateFiles",
-    "Customise",
-    "VerifySite",
-    "RegisterRoute",
-    "Deprovision",
-];
-
-/// The steps of `migrate-instance`, by the name their `${…}` substitution uses.
-pub const MIGRATE_STEPS: &[&str] = &[
-    "Preflight",
-    "Freeze",
-    "PlanExport",
-    "ExportDatabase",
-    "SealExport",
-    "SyncFiles",
-    "ProvisionTargetDatabase",
-    "PlanImport",
-    "ImportDatabase",
-    "FinishImport",
-    "Verify",
-    "RewriteConfig",
-    "SwitchRoute",
-    "Unfreeze",
-    "Rollback",
-];
-
-/// Runs the step `name` on `input` and returns its result. The input is
-/// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
-/// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
-/// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
-/// `Verify`; optional `seconds` for `SyncFiles`; `error` for the rollbacks.
-pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
-    let code = school_code(&input)?;
-    match name {
-        "AllocateTarget" => provision::allocate_target(ctx, &code).await,
-        "CloneTemplate" => provision::clone_template(ctx, &code).await,
-        "CopyTemplateFiles" => provision::copy_template_files(ctx, &code).await,
-        "Customise" => provision::customise(ctx, &code).await,
-        "VerifySite" => provision::verify_site(ctx, &code).await,
-        "RegisterRoute" => provision::register_route(ctx, &code).await,
-        "Deprovision" => provision::deprovision(ctx, &code, &failure(&input)).await,
-        "Preflight" => migrate::preflight(ctx, &code).await,
-        "Freeze" => migrate::freeze(ctx, &code).await,
-        "PlanExport" => migrate::plan_export(ctx, &code, number(&input, "parts")?).await,
-        "ExportDatabase" => migrate::export_database(ctx, &code, part_input(&input)?).await,
-        "SealExport" => migrate::seal_export(ctx, &code).await,
-        "SyncFiles" => {
-            let seconds = number(&input, "seconds")?.map(|s| Duration::from_secs(s as u64));
-            migrate::sync_files(ctx, &code, seconds).await
-        }
-        "ProvisionTargetDatabase" => migrate::provision_target_database(ctx, &code).await,
-        "PlanImport" => migrate::plan_import(ctx, &code, number(&input, "parts")?).await,
-        "ImportDatabase" => migrate::import_database(ctx, &code, part_input(&input)?).await,
-        "FinishImport" => migrate::finish_import(ctx, &code).await,
-        "Verify" => {
-            let part = input.get("part").and_then(Value::as_str).unwrap_or("");
-            migrate::verify(ctx, &code, part).await
-        }
-        "RewriteConfig" => migrate::rewrite_config(ctx, &code).await,
-        "SwitchRoute" => migrate::switch_route(ctx, &code).await,
-        "Unfreeze" => migrate::unfreeze(ctx, &code).await,
-        "Rollback" => migrate::rollback(ctx, &code, &failure(&input)).await,
-        other => Err(StepError::Input(format!("no step is named {other:?}"))),
-    }
-}
-
-/// An optional whole number of a step's input.
-fn number(input: &Value, field: &str) -> Result<Option<usize>, StepError> {
-    match input.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                StepError::Input(format!("the input's {field:?} is {v}, not a whole number"))
-            }),
-    }
-}
-
-/// The part a Map iteration works on, and its optional limits.
-fn part_input(input: &Value) -> Result<PartInput, StepError> {
-    Ok(PartInput {
-        part: number(input, "part")?.ok_or_else(|| {
-            StepError::Input("the input has no \"part\" number (the Map's item)".into())
-        })?,
-        max_chunks: number(input, "max_chunks")?.map(|n| n as u64),
-        chunk_rows: number(input, "chunk_rows")?,
-    })
-}
-
-/// The school code of a step's input, checked.
-fn school_code(input: &Value) -> Result<SchoolCode, StepError> {
-    let raw = input
-        .get("school_code")
-        .and_then(Value::as_str)
-        .ok_or_else(|| StepError::Input("the input has no \"school_code\" string".into()))?;
-    SchoolCode::parse(raw).map_err(|e| StepError::Input(e.to_string()))
-}
-
-/// The failure a rollback was caught with (`{"Error", "Cause"}` under `error`), as text.
-fn failure(input: &Value) -> String {
-    let e = input.get("error");
-    let name = e
-        .and_then(|e| e.get("Error"))
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    let cause = e
-        .and_then(|e| e.get("Cause"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    // A Lambda-style cause is JSON with the message inside.
-    let message = serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|v| {
-            v.get("errorMessage")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| cause.to_owned());
-    format!("{name}: {message}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn good_site() -> SiteConfig {
+        serde_json::from_value(serde_json::json!({
+            "host": "eix.example.cat",
+            "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
+            "prefix": "mdl_",
+            "shards": [{"name": "a", "db": "sqlite:///srv/a", "capacity": 5}],
+            "templates": {"primary": {"db": "mysql://10.0.0.1:3306/tpl", "files": "primary",
+                                      "wwwroot": "https://t/p"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_site_is_checked_key_by_key() {
+        good_site().check().unwrap();
+        type Spoil = fn(&mut SiteConfig);
+        let cases: Vec<(Spoil, &str)> = vec![
+            (|s| s.host = "a b".into(), "host"),
+            (|s| s.host.clear(), "host"),
+            (|s| s.old_wwwroot = "https://x/moodle".into(), "old_wwwroot"),
+            (|s| s.prefix = "mdl;".into(), "prefix"),
+            (|s| s.shards.clear(), "shards"),
+            (|s| s.shards[0].capacity = 0, "shards[0].capacity"),
+            (
+                |s| s.shards[0].db = Locator::new("oracle://x/y"),
+                "shards[0].db",
+            ),
+            (|s| s.shards[0].name = "../a".into(), "shards[0].name"),
+            (
+                |s| {
+                    let again = s.shards[0].clone();
+                    s.shards.push(again)
+                },
+                "shards[1].name",
+            ),
+            (
+                |s| {
+                    let t = s.templates.remove("primary").unwrap();
+                    s.templates.insert("Primary".into(), t);
+                },
+                "templates.Primary",
+            ),
+            (
+                |s| s.templates.get_mut("primary").unwrap().files = "../x".into(),
+                "templates.primary.files",
+            ),
+            (
+                |s| s.templates.get_mut("primary").unwrap().db = Locator::new("x"),
+                "templates.primary.db",
+            ),
+        ];
+        for (spoil, key) in cases {
+            let mut site = good_site();
+            spoil(&mut site);
+            let e = site.check().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().starts_with(&format!("site.{key}: ")), "{e}");
+        }
+    }
 
     #[test]
     fn credentials_reach_every_shard_and_template_but_not_a_password_of_its_own() {
@@ -274,7 +307,7 @@ mod tests {
             "mysql://a2a:p%40ss%2Fw%3Ard@10.0.0.1:3306/tpl_primary"
         );
         // A site's database keeps the shard's login.
-        let code = SchoolCode::parse("08012345").unwrap();
+        let code = a2a_core::SchoolCode::parse("08012345").unwrap();
         assert_eq!(
             target_db(&site.shards[0], &code).expose(),
             "mysql://a2a:p%40ss%2Fw%3Ard@10.0.0.1:3306/a2a_08012345"

@@ -7,11 +7,12 @@ use std::time::Duration;
 use a2a_core::{BlobStore, Instance, InstanceKind, Locator, SchoolCode, Status};
 use a2a_dbmove::site::{MAINTENANCE_SETTING, config_value, set_config_value};
 use a2a_dbmove::{Budget, CopyLimits, Db};
+use a2a_files::layout;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, delete_prefix, delete_route, dns, exists, get_json, key, load, mark_failed,
+    Done, allocate, delete_prefix, delete_route, dns, exists, get_json, load, mark_failed,
     put_json, release_target, run, target, update, write_route,
 };
 use crate::provision::start;
@@ -46,12 +47,7 @@ fn source_files(i: &Instance) -> Result<PathBuf, StepError> {
 
 /// The school's own database stage, `stage/<code>/dbmove/…` in the data store.
 fn stage(ctx: &StepContext, code: &SchoolCode) -> Arc<dyn BlobStore> {
-    Arc::new(Prefixed::new(ctx.blob.clone(), format!("stage/{code}/")))
-}
-
-/// Marks an import as complete, so that a rerun does not load it again.
-fn imported_key(code: &SchoolCode) -> Result<a2a_core::BlobKey, StepError> {
-    key(&format!("stage/{code}/imported.json"))
+    Arc::new(Prefixed::new(ctx.blob.clone(), layout::stage_root(code)))
 }
 
 /// Loads the instance, refuses an `active` one, checks the source database and files can
@@ -101,10 +97,6 @@ struct Frozen {
     maintenance_enabled: Option<String>,
 }
 
-fn frozen_key(code: &SchoolCode) -> Result<a2a_core::BlobKey, StepError> {
-    key(&format!("frozen/{code}.json"))
-}
-
 /// Puts the source site in Moodle's maintenance mode, both halves: `maintenance_enabled`
 /// = `1` in its config table (the value before is remembered first, once, so that a rerun
 /// never takes its own `1` for it) and `climaintenance.html` in its moodledata.
@@ -113,7 +105,7 @@ pub async fn freeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepE
         let i = load(ctx, code).await?;
         let files = source_files(&i)?;
         let src = Db::connect(&source_db(&i)?, false).await?;
-        let k = frozen_key(code)?;
+        let k = layout::frozen_key(code);
         let before = match get_json::<Frozen>(ctx, &k).await? {
             Some(f) => f,
             None => {
@@ -140,7 +132,7 @@ pub async fn freeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepE
 /// Puts the source's maintenance setting back to its value before the freeze, when one is
 /// remembered. The memory is kept: [`thaw`] forgets it once the page is gone too.
 async fn restore_setting(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
-    let Some(before) = get_json::<Frozen>(ctx, &frozen_key(&i.code)?).await? else {
+    let Some(before) = get_json::<Frozen>(ctx, &layout::frozen_key(&i.code)).await? else {
         return Ok(false);
     };
     let src = Db::connect(&source_db(i)?, false).await?;
@@ -159,7 +151,7 @@ async fn restore_setting(ctx: &StepContext, i: &Instance) -> Result<bool, StepEr
 async fn thaw(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
     let setting = restore_setting(ctx, i).await?;
     let page = remove_page(i)?;
-    ctx.blob.delete(&frozen_key(&i.code)?).await?;
+    ctx.blob.delete(&layout::frozen_key(&i.code)).await?;
     Ok(setting || page)
 }
 
@@ -172,7 +164,7 @@ fn remove_page(i: &Instance) -> Result<bool, StepError> {
 /// The database work of one part fits a Lambda run (900 s): no new chunk starts after
 /// this long, which leaves time for the chunk (at most 8 MiB raw) or the keyless table
 /// (see [`KEYLESS_MAX`]) under way, and for the step's own bookkeeping.
-const PART_TIME: Duration = Duration::from_secs(480);
+pub(crate) const PART_TIME: Duration = Duration::from_secs(480);
 /// A table without a primary key cannot be cut into chunk ranges across runs, so it must
 /// be exported within one run: a bigger one is refused when the export is planned.
 const KEYLESS_MAX: u64 = 512 << 20;
@@ -180,10 +172,10 @@ const KEYLESS_MAX: u64 = 512 << 20;
 /// `MaxConcurrency` in `migrate-instance.asl.json` matches it).
 const PARTS: usize = 4;
 /// A check of one part (a verify) gives up after this long, naming the table it was in.
-const CHECK_TIME: Duration = Duration::from_secs(840);
+pub(crate) const CHECK_TIME: Duration = Duration::from_secs(840);
 /// A file sync stops after this long and reports itself incomplete; the workflow runs
 /// it again, and the rerun copies only what is missing.
-const SYNC_TIME: Duration = Duration::from_secs(780);
+pub(crate) const SYNC_TIME: Duration = Duration::from_secs(780);
 
 /// The parts of a database, by table, as planned once per export or import.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,10 +184,6 @@ struct Plan {
     export_id: String,
     /// The tables of each part.
     parts: Vec<Vec<String>>,
-}
-
-fn plan_key(code: &SchoolCode, what: &str) -> Result<a2a_core::BlobKey, StepError> {
-    key(&format!("stage/{code}/plan/{what}.json"))
 }
 
 /// The numbers of a plan's parts: what the workflow's Map goes over.
@@ -210,7 +198,7 @@ async fn part_tables(
     what: &str,
     part: usize,
 ) -> Result<(Plan, Vec<String>), StepError> {
-    let plan: Plan = get_json(ctx, &plan_key(code, what)?)
+    let plan: Plan = get_json(ctx, &layout::plan_key(code, what)?)
         .await?
         .ok_or_else(|| {
             StepError::Input(format!(
@@ -264,7 +252,7 @@ pub async fn plan_export(
     run(ctx, "plan-export", code, || async {
         let i = load(ctx, code).await?;
         let stage = stage(ctx, code);
-        let k = plan_key(code, "export")?;
+        let k = layout::plan_key(code, "export")?;
         let old = get_json::<Plan>(ctx, &k).await?;
         if let Ok(index) = a2a_dbmove::mover::read_index(stage.as_ref()).await
             && let Some(plan) = old.as_ref().filter(|p| p.export_id == index.export_id)
@@ -454,12 +442,12 @@ pub async fn plan_import(
     run(ctx, "plan-import", code, || async {
         let i = load(ctx, code).await?;
         let stage = stage(ctx, code);
-        let k = plan_key(code, "import")?;
+        let k = layout::plan_key(code, "import")?;
         let index = a2a_dbmove::mover::read_index(stage.as_ref()).await?;
         let old = get_json::<Plan>(ctx, &k)
             .await?
             .filter(|p| p.export_id == index.export_id);
-        if get_json::<Value>(ctx, &imported_key(code)?)
+        if get_json::<Value>(ctx, &layout::imported_key(code))
             .await?
             .is_some()
             && let Some(plan) = &old
@@ -502,7 +490,7 @@ pub async fn import_database(
     run(ctx, "import-database", code, || async {
         let part = input.part;
         let i = load(ctx, code).await?;
-        if get_json::<Value>(ctx, &imported_key(code)?)
+        if get_json::<Value>(ctx, &layout::imported_key(code))
             .await?
             .is_some()
         {
@@ -540,7 +528,7 @@ pub async fn finish_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value
     run(ctx, "finish-import", code, || async {
         let i = load(ctx, code).await?;
         let stage = stage(ctx, code);
-        let mark = imported_key(code)?;
+        let mark = layout::imported_key(code);
         let dst = Db::connect(&target(ctx, &i)?, false).await?;
         let kept = get_json::<Value>(ctx, &mark).await?.is_some();
         let mut rows = 0;
@@ -557,7 +545,7 @@ pub async fn finish_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value
         }
         dst.drop_table(a2a_dbmove::LEDGER_TABLE).await?;
         update(ctx, code, Some(Status::Migrated), |_| {}).await?;
-        let plan = get_json::<Plan>(ctx, &plan_key(code, "import")?).await?;
+        let plan = get_json::<Plan>(ctx, &layout::plan_key(code, "import")?).await?;
         let mut checks: Vec<String> = match &plan {
             Some(p) => (0..p.parts.len())
                 .map(|n| format!("database:{n}"))
@@ -715,7 +703,7 @@ pub async fn rewrite_config(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
         };
         // The export was taken frozen: the target's maintenance setting goes back to the
         // source's own from before the freeze.
-        let before = match get_json::<Frozen>(ctx, &frozen_key(code)?).await? {
+        let before = match get_json::<Frozen>(ctx, &layout::frozen_key(code)).await? {
             Some(f) => f.maintenance_enabled,
             None if !a2a_files::maintenance::is_enabled(&source_files(&i)?) => {
                 // Unfrozen already (a rerun): the source's setting is its own again.
@@ -793,7 +781,7 @@ pub async fn rollback(
             match restore_setting(ctx, &i).await {
                 Ok(_) => {
                     remove_page(&i)?;
-                    ctx.blob.delete(&frozen_key(code)?).await?;
+                    ctx.blob.delete(&layout::frozen_key(code)).await?;
                 }
                 Err(e) => {
                     remove_page(&i)?;
@@ -805,7 +793,7 @@ pub async fn rollback(
         }
         delete_route(ctx, &i).await?;
         // The stage goes too: the source is live again, so a retry exports afresh.
-        delete_prefix(ctx, &format!("stage/{code}/")).await?;
+        delete_prefix(ctx, &layout::stage_root(code)).await?;
         if let Some(db) = &i.target.db {
             let left = release_target(ctx, &i).await?;
             let record = json!({
@@ -817,12 +805,7 @@ pub async fn rollback(
                 "maintenance_setting_error": setting_left,
                 "error": error,
             });
-            put_json(
-                ctx,
-                &key(&format!("abandoned/{code}/{}.json", i.attempt))?,
-                &record,
-            )
-            .await?;
+            put_json(ctx, &layout::abandoned_key(code, i.attempt), &record).await?;
         }
         let error = match &setting_left {
             Some(left) => format!("{error} ({left})"),

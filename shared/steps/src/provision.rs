@@ -2,6 +2,7 @@
 
 use a2a_core::{BlobMeta, Instance, InstanceKind, SchoolCode, Status};
 use a2a_dbmove::{Db, DbError, Value as V};
+use a2a_files::layout;
 use serde_json::{Value, json};
 
 use crate::common::{
@@ -255,7 +256,7 @@ pub async fn verify_site(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
         }
         let root = a2a_files::template_root(&tpl.files).map_err(StepError::Input)?;
         let from = files_of(ctx, &root).await?;
-        let to = files_of(ctx, &format!("instances/{code}/")).await?;
+        let to = files_of(ctx, &layout::site_root(code)).await?;
         if from != to {
             return Err(StepError::Verify(format!(
                 "school {code}: {} files, the template {}",
@@ -298,7 +299,7 @@ pub async fn deprovision(
             return Ok(Done::new(json!({"deprovisioned": false})));
         }
         delete_route(ctx, &i).await?;
-        let removed = delete_prefix(ctx, &format!("instances/{code}/")).await?;
+        let removed = delete_prefix(ctx, &layout::site_root(code)).await?;
         let left = release_target(ctx, &i).await?;
         let error = match &left {
             Some(e) => format!("{error} (the target database could not be dropped: {e})"),

@@ -1,5 +1,6 @@
 //! Both workflows: the real state machines with every step mocked (the mock configuration
-//! file), then end to end on SQLite and folders through `LocalWorkflows`.
+//! file), then end to end on SQLite and folders through `a2a_local::AslWorkflows` with
+//! `a2a_steps::call` as its task callback, as the CLI runs them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,9 @@ use a2a_core::{
 };
 use a2a_dbmove::fixture::site_db;
 use a2a_files::fixture::install_template;
-use a2a_local::{FsBlob, SqliteStore};
-use a2a_steps::{LocalWorkflows, Shard, SiteConfig, StepContext, Template, substitutions};
+use a2a_local::workflows::substitutions;
+use a2a_local::{AslWorkflows, FsBlob, SqliteStore, TaskError};
+use a2a_steps::{Shard, SiteConfig, StepContext, Template};
 use chrono::Utc;
 use serde_json::json;
 
@@ -24,7 +26,7 @@ fn root() -> PathBuf {
 fn machine(kind: InstanceKind) -> StateMachine {
     let path = root().join(format!("statemachines/{}.asl.json", kind.workflow()));
     let text = std::fs::read_to_string(&path).unwrap();
-    StateMachine::load(&text, &substitutions()).unwrap_or_else(|e| panic!("{e}"))
+    StateMachine::load(&text, &substitutions(&a2a_steps::names())).unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn mocked(kind: InstanceKind, case: &str) -> a2a_asl::Outcome {
@@ -110,12 +112,29 @@ fn collect_tasks<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Val
     }
 }
 
+/// Both workflows on the local engine, each task the in-process step over `ctx`.
+fn flows(ctx: StepContext) -> AslWorkflows {
+    AslWorkflows::load(
+        &root().join("statemachines"),
+        &a2a_steps::names(),
+        move |name, input| {
+            let ctx = ctx.clone();
+            async move {
+                a2a_steps::call(&ctx, name, input)
+                    .await
+                    .map_err(|e| TaskError::new(e.name(), e.to_string()))
+            }
+        },
+    )
+    .unwrap()
+}
+
 /// A home with a template (database and files), one SQLite shard, and the ports.
 struct World {
     _dir: tempfile::TempDir,
     dir: PathBuf,
     ctx: StepContext,
-    flows: LocalWorkflows,
+    flows: AslWorkflows,
     pg: Option<Locator>,
     source: Option<Locator>,
 }
@@ -177,7 +196,7 @@ async fn world_on(
         site: Arc::new(site),
         secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
     };
-    let flows = LocalWorkflows::load(ctx.clone(), &root().join("statemachines")).unwrap();
+    let flows = flows(ctx.clone());
     World {
         _dir: tmp,
         dir,
@@ -342,7 +361,7 @@ async fn a_failed_provision_is_undone_and_a_retry_succeeds() {
         site: Arc::new(site),
         ..w.ctx.clone()
     };
-    let flows = LocalWorkflows::load(ctx, &root().join("statemachines")).unwrap();
+    let flows = flows(ctx);
     let info = flows
         .run(
             InstanceKind::Provision,
@@ -807,7 +826,7 @@ async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_su
         site: Arc::new(site),
         ..w.ctx.clone()
     };
-    let flows = LocalWorkflows::load(ctx.clone(), &root().join("statemachines")).unwrap();
+    let flows = flows(ctx.clone());
     let mut i = status(&w, &code).await;
     i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
     w.ctx.store.save(&i).await.unwrap();

@@ -1,49 +1,53 @@
 //! The `Workflows` port on one machine: the real `statemachines/*.asl.json` on the local ASL
-//! engine, each `${Name}` resolved to the in-process step of that name.
+//! engine, each task `${Name}` handed to a callback with its name and input. The callers
+//! make it the in-process step of that name (`a2a_steps::call`); this adapter knows no step.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use a2a_asl::TaskError;
 use a2a_asl::{
-    Clock, Execution, ExecutionOptions, FnHandler, Handlers, StateMachine, TaskContext, TaskError,
+    Clock, Execution, ExecutionOptions, FnHandler, Handlers, StateMachine, TaskContext,
     VirtualClock,
 };
 use a2a_core::{ExecutionInfo, ExecutionStatus, InstanceKind, PortError, StartOutcome, Workflows};
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{MIGRATE_STEPS, PROVISION_STEPS, StepContext};
-
-/// The Lambda ARN a step's `${Name}` becomes locally; only the function name matters to
+/// The Lambda ARN a task's `${Name}` becomes locally; only the function name matters to
 /// the resolver.
 fn arn(name: &str) -> String {
     format!("arn:aws:lambda:eu-west-1:000000000000:function:{name}")
 }
 
-/// The `${Name}` substitutions of both state machines: every step's name to its ARN.
-pub fn substitutions() -> HashMap<String, String> {
-    MIGRATE_STEPS
-        .iter()
-        .chain(PROVISION_STEPS)
-        .map(|n| ((*n).to_owned(), arn(n)))
-        .collect()
+/// The `${Name}` substitutions of the state machines: each task's name to its local ARN.
+/// With the step table's names (`a2a_steps::names()`), those of both workflows.
+pub fn substitutions(tasks: &[&str]) -> HashMap<String, String> {
+    tasks.iter().map(|n| ((*n).to_owned(), arn(n))).collect()
 }
 
-/// Runs executions of both workflows in this process.
+/// Runs executions of both workflows in this process, on the local ASL engine.
 #[derive(Clone)]
-pub struct LocalWorkflows {
+pub struct AslWorkflows {
     machines: Arc<HashMap<InstanceKind, StateMachine>>,
     resolver: Arc<Handlers>,
     clock: Arc<dyn Clock>,
     runs: Arc<Mutex<HashMap<String, ExecutionInfo>>>,
 }
 
-impl LocalWorkflows {
-    /// Loads `<dir>/migrate-instance.asl.json` and `<dir>/provision-instance.asl.json`.
-    /// Time is virtual: retry back-off and waits cost no wall time, the work itself does.
-    pub fn load(ctx: StepContext, dir: &Path) -> Result<Self, PortError> {
-        let subs = substitutions();
+impl AslWorkflows {
+    /// Loads `<dir>/migrate-instance.asl.json` and `<dir>/provision-instance.asl.json`,
+    /// with each of `tasks` substituted for its `${Name}` (a placeholder that is none of
+    /// them fails the load) and run by `task(name, input)`. Time is virtual: retry back-off
+    /// and waits cost no wall time, the work itself does.
+    pub fn load<F, Fut>(dir: &Path, tasks: &[&'static str], task: F) -> Result<Self, PortError>
+    where
+        F: Fn(&'static str, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
+        let subs = substitutions(tasks);
         let mut machines = HashMap::new();
         for kind in InstanceKind::ALL {
             let path = dir.join(format!("{}.asl.json", kind.workflow()));
@@ -53,20 +57,13 @@ impl LocalWorkflows {
                 .map_err(|e| PortError::Invalid(format!("{}: {e}", path.display())))?;
             machines.insert(kind, sm);
         }
+        let task = Arc::new(task);
         let mut handlers = Handlers::new();
-        for name in MIGRATE_STEPS.iter().chain(PROVISION_STEPS) {
-            let ctx = ctx.clone();
-            let name: &'static str = name;
+        for &name in tasks {
+            let task = task.clone();
             handlers = handlers.lambda(
                 name,
-                FnHandler(move |input: Value, _t: TaskContext| {
-                    let ctx = ctx.clone();
-                    async move {
-                        crate::call(&ctx, name, input)
-                            .await
-                            .map_err(|e| TaskError::new(e.name(), e.to_string()))
-                    }
-                }),
+                FnHandler(move |input: Value, _t: TaskContext| task(name, input)),
             );
         }
         Ok(Self {
@@ -115,7 +112,7 @@ impl LocalWorkflows {
 }
 
 #[async_trait]
-impl Workflows for LocalWorkflows {
+impl Workflows for AslWorkflows {
     async fn start(
         &self,
         kind: InstanceKind,
@@ -178,5 +175,71 @@ impl Workflows for LocalWorkflows {
             r.cause = Some(cause.to_owned());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A folder with both workflows: provision runs `${Echo}`, migrate runs `${Fail}`.
+    fn machines() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, task) in [
+            (InstanceKind::Provision, "Echo"),
+            (InstanceKind::Migrate, "Fail"),
+        ] {
+            let asl = json!({"StartAt": "T", "States": {"T": {
+                "Type": "Task", "Resource": format!("${{{task}}}"), "End": true}}});
+            std::fs::write(
+                dir.path().join(format!("{}.asl.json", kind.workflow())),
+                asl.to_string(),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    fn flows(dir: &Path, tasks: &[&'static str]) -> Result<AslWorkflows, PortError> {
+        AslWorkflows::load(dir, tasks, |name, input: Value| async move {
+            match name {
+                "Echo" => Ok(json!({"task": name, "input": input})),
+                _ => Err(TaskError::new("A2A.Permanent", format!("{name} failed"))),
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn each_task_goes_to_the_callback_by_name() {
+        let dir = machines();
+        let flows = flows(dir.path(), &["Echo", "Fail"]).unwrap();
+        let ok = flows
+            .run(
+                InstanceKind::Provision,
+                "p-1",
+                json!({"school_code": "08000011"}),
+            )
+            .await;
+        assert_eq!(ok.status, ExecutionStatus::Succeeded);
+        assert_eq!(
+            ok.output,
+            Some(json!({"task": "Echo", "input": {"school_code": "08000011"}}))
+        );
+        let failed = flows.run(InstanceKind::Migrate, "m-1", json!({})).await;
+        assert_eq!(failed.status, ExecutionStatus::Failed);
+        assert_eq!(failed.error.as_deref(), Some("A2A.Permanent"));
+        // As from Lambda: the cause is the JSON of the error, message inside.
+        let cause: Value = serde_json::from_str(failed.cause.as_deref().unwrap()).unwrap();
+        assert_eq!(cause["errorMessage"], "Fail failed");
+    }
+
+    #[test]
+    fn a_placeholder_that_is_no_task_fails_the_load() {
+        let dir = machines();
+        let e = flows(dir.path(), &["Echo"])
+            .err()
+            .expect("Fail is not a task");
+        assert!(e.to_string().contains("migrate-instance.asl.json"), "{e}");
     }
 }

@@ -1,0 +1,510 @@
+//! The step table: every step of both workflows, once. The binaries of `functions/steps`,
+//! the `${Name}` substitutions of `statemachines/*.asl.json`, `template.yaml` (each step
+//! function, its memory and timeout, the state machines' substitutions, invoke policies
+//! and Task timeouts) and the local resolver are generated from it or checked against it
+//! (`tests/template.rs`, `a2a-fn-steps`' tests). A new step is its function, one row here
+//! and its place in the ASL; the checks then say what else to add.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use a2a_core::{InstanceKind, SchoolCode};
+use serde_json::Value;
+
+use crate::migrate::{self, CHECK_TIME, PART_TIME, SYNC_TIME};
+use crate::{StepContext, StepError, provision};
+
+/// Where a step is meant to run (the design's two sides, issue 19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Next to the sources, on premises: it reads or writes a source database or folder.
+    Source,
+    /// In AWS: the target database, the data store's objects, routes and state only.
+    Target,
+    /// One step today with a source half and a target half (Preflight, Verify, Rollback),
+    /// to be split into two.
+    Both,
+}
+
+impl Side {
+    /// The lower-case word (`source`, `target`, `both`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+            Side::Both => "both",
+        }
+    }
+}
+
+/// The future of one step's run.
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, StepError>> + Send + 'a>>;
+
+/// What a row runs: the step on the context, the checked school code and the whole input.
+type Run = for<'a> fn(&'a StepContext, &'a SchoolCode, &'a Value) -> StepFuture<'a>;
+
+/// One step of a workflow.
+pub struct Step {
+    /// Its name: the `${Name}` of the state machine, the template's `<Name>Function`.
+    pub name: &'static str,
+    /// The workflow it belongs to.
+    pub workflow: InstanceKind,
+    /// Where it is meant to run. Today every step still runs as a Lambda.
+    pub side: Side,
+    /// How long its own work goes on before it stops and reports where it is, to be run
+    /// again; `None`: short work that needs no such limit.
+    pub budget: Option<Duration>,
+    /// Its Lambda's memory, in MB.
+    pub memory_mb: u32,
+    /// Its Lambda's timeout, and its Tasks' `TimeoutSeconds`.
+    pub timeout: Duration,
+    run: Run,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("name", &self.name)
+            .field("workflow", &self.workflow)
+            .field("side", &self.side)
+            .field("budget", &self.budget)
+            .field("memory_mb", &self.memory_mb)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Step {
+    /// Runs the step on `input`, whose school code is `code`.
+    pub fn run<'a>(
+        &self,
+        ctx: &'a StepContext,
+        code: &'a SchoolCode,
+        input: &'a Value,
+    ) -> StepFuture<'a> {
+        (self.run)(ctx, code, input)
+    }
+
+    /// Its Lambda's binary: `step-<kebab name>` ([`bin_name`]).
+    pub fn bin_name(&self) -> String {
+        bin_name(self.name)
+    }
+
+    /// Its function's logical name in `template.yaml`: `<Name>Function`.
+    pub fn resource(&self) -> String {
+        format!("{}Function", self.name)
+    }
+}
+
+const SHORT: Duration = Duration::from_secs(120);
+const PLAN: Duration = Duration::from_secs(300);
+/// Lambda's longest run.
+const LONG: Duration = Duration::from_secs(900);
+/// Steps that only touch the state table and a few small objects.
+const SMALL_MB: u32 = 256;
+/// Steps that move a database or a site's files: one full vCPU (and more network).
+const BIG_MB: u32 = 1769;
+
+/// Every step of both workflows.
+pub static STEPS: &[Step] = &[
+    // provision-instance
+    Step {
+        name: "AllocateTarget",
+        workflow: InstanceKind::Provision,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(provision::allocate_target(ctx, code)),
+    },
+    Step {
+        name: "CloneTemplate",
+        workflow: InstanceKind::Provision,
+        side: Side::Target,
+        budget: None,
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, _| Box::pin(provision::clone_template(ctx, code)),
+    },
+    Step {
+        name: "CopyTemplateFiles",
+        workflow: InstanceKind::Provision,
+        side: Side::Target,
+        budget: None,
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, _| Box::pin(provision::copy_template_files(ctx, code)),
+    },
+    Step {
+        name: "Customise",
+        workflow: InstanceKind::Provision,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(provision::customise(ctx, code)),
+    },
+    Step {
+        name: "VerifySite",
+        workflow: InstanceKind::Provision,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(provision::verify_site(ctx, code)),
+    },
+    Step {
+        name: "RegisterRoute",
+        workflow: InstanceKind::Provision,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(provision::register_route(ctx, code)),
+    },
+    Step {
+        name: "Deprovision",
+        workflow: InstanceKind::Provision,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, input| {
+            Box::pin(async move { provision::deprovision(ctx, code, &failure(input)).await })
+        },
+    },
+    // migrate-instance
+    Step {
+        name: "Preflight",
+        workflow: InstanceKind::Migrate,
+        // The source's checks, then the run started and the target allocated.
+        side: Side::Both,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::preflight(ctx, code)),
+    },
+    Step {
+        name: "Freeze",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::freeze(ctx, code)),
+    },
+    Step {
+        name: "PlanExport",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: PLAN,
+        run: |ctx, code, input| {
+            Box::pin(async move { migrate::plan_export(ctx, code, number(input, "parts")?).await })
+        },
+    },
+    Step {
+        name: "ExportDatabase",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: Some(PART_TIME),
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, input| {
+            Box::pin(async move { migrate::export_database(ctx, code, part_input(input)?).await })
+        },
+    },
+    Step {
+        name: "SealExport",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: PLAN,
+        run: |ctx, code, _| Box::pin(migrate::seal_export(ctx, code)),
+    },
+    Step {
+        name: "SyncFiles",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: Some(SYNC_TIME),
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, input| {
+            Box::pin(async move {
+                let seconds = number(input, "seconds")?.map(|s| Duration::from_secs(s as u64));
+                migrate::sync_files(ctx, code, seconds).await
+            })
+        },
+    },
+    Step {
+        name: "ProvisionTargetDatabase",
+        workflow: InstanceKind::Migrate,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::provision_target_database(ctx, code)),
+    },
+    Step {
+        name: "PlanImport",
+        workflow: InstanceKind::Migrate,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: PLAN,
+        run: |ctx, code, input| {
+            Box::pin(async move { migrate::plan_import(ctx, code, number(input, "parts")?).await })
+        },
+    },
+    Step {
+        name: "ImportDatabase",
+        workflow: InstanceKind::Migrate,
+        side: Side::Target,
+        budget: Some(PART_TIME),
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, input| {
+            Box::pin(async move { migrate::import_database(ctx, code, part_input(input)?).await })
+        },
+    },
+    Step {
+        name: "FinishImport",
+        workflow: InstanceKind::Migrate,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::finish_import(ctx, code)),
+    },
+    Step {
+        name: "Verify",
+        workflow: InstanceKind::Migrate,
+        // The source's checksums and manifest against the target's.
+        side: Side::Both,
+        budget: Some(CHECK_TIME),
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, input| {
+            Box::pin(async move {
+                let part = input.get("part").and_then(Value::as_str).unwrap_or("");
+                migrate::verify(ctx, code, part).await
+            })
+        },
+    },
+    Step {
+        name: "RewriteConfig",
+        workflow: InstanceKind::Migrate,
+        side: Side::Target,
+        budget: None,
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, _| Box::pin(migrate::rewrite_config(ctx, code)),
+    },
+    Step {
+        name: "SwitchRoute",
+        workflow: InstanceKind::Migrate,
+        side: Side::Target,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::switch_route(ctx, code)),
+    },
+    Step {
+        name: "Unfreeze",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::unfreeze(ctx, code)),
+    },
+    Step {
+        name: "Rollback",
+        workflow: InstanceKind::Migrate,
+        // The source unfrozen; the route, target and stage removed.
+        side: Side::Both,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, input| {
+            Box::pin(async move { migrate::rollback(ctx, code, &failure(input)).await })
+        },
+    },
+];
+
+/// The binary of the step named `step`: `step-` and the name in kebab case
+/// (`ProvisionTargetDatabase` → `step-provision-target-database`).
+pub fn bin_name(step: &str) -> String {
+    let mut out = String::from("step");
+    for c in step.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The step named `name`, if there is one.
+pub fn step(name: &str) -> Option<&'static Step> {
+    STEPS.iter().find(|s| s.name == name)
+}
+
+/// The steps of one workflow, in the table's order.
+pub fn steps_of(workflow: InstanceKind) -> impl Iterator<Item = &'static Step> {
+    STEPS.iter().filter(move |s| s.workflow == workflow)
+}
+
+/// The names of every step: the `${Name}`s of both state machines.
+pub fn names() -> Vec<&'static str> {
+    STEPS.iter().map(|s| s.name).collect()
+}
+
+/// Runs the step `name` on `input` and returns its result. The input is
+/// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
+/// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
+/// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
+/// `Verify`; optional `seconds` for `SyncFiles`; `error` for the rollbacks.
+pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
+    let step = step(name).ok_or_else(|| StepError::Input(format!("no step is named {name:?}")))?;
+    let code = school_code(&input)?;
+    step.run(ctx, &code, &input).await
+}
+
+/// An optional whole number of a step's input.
+fn number(input: &Value, field: &str) -> Result<Option<usize>, StepError> {
+    match input.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                StepError::Input(format!("the input's {field:?} is {v}, not a whole number"))
+            }),
+    }
+}
+
+/// The part a Map iteration works on, and its optional limits.
+fn part_input(input: &Value) -> Result<migrate::PartInput, StepError> {
+    Ok(migrate::PartInput {
+        part: number(input, "part")?.ok_or_else(|| {
+            StepError::Input("the input has no \"part\" number (the Map's item)".into())
+        })?,
+        max_chunks: number(input, "max_chunks")?.map(|n| n as u64),
+        chunk_rows: number(input, "chunk_rows")?,
+    })
+}
+
+/// The school code of a step's input, checked.
+fn school_code(input: &Value) -> Result<SchoolCode, StepError> {
+    let raw = input
+        .get("school_code")
+        .and_then(Value::as_str)
+        .ok_or_else(|| StepError::Input("the input has no \"school_code\" string".into()))?;
+    SchoolCode::parse(raw).map_err(|e| StepError::Input(e.to_string()))
+}
+
+/// The failure a rollback was caught with (`{"Error", "Cause"}` under `error`), as text.
+fn failure(input: &Value) -> String {
+    let e = input.get("error");
+    let name = e
+        .and_then(|e| e.get("Error"))
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let cause = e
+        .and_then(|e| e.get("Cause"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    // A Lambda-style cause is JSON with the message inside.
+    let message = serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| cause.to_owned());
+    format!("{name}: {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn names_are_unique_and_kebab_case_binaries_follow_them() {
+        let names: BTreeSet<&str> = STEPS.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names.len(),
+            STEPS.len(),
+            "a step name is in the table twice"
+        );
+        let pt = step("ProvisionTargetDatabase").unwrap();
+        assert_eq!(pt.bin_name(), "step-provision-target-database");
+        assert_eq!(pt.resource(), "ProvisionTargetDatabaseFunction");
+        assert_eq!(step("Verify").unwrap().bin_name(), "step-verify");
+        assert!(step("verify").is_none());
+        assert_eq!(steps_of(InstanceKind::Provision).count(), 7);
+        assert_eq!(steps_of(InstanceKind::Migrate).count(), 15);
+    }
+
+    /// A step stops itself with room to spare: its budget, plus a minute for the chunk or
+    /// check under way and its bookkeeping, fits its timeout, which fits Lambda's 900 s.
+    #[test]
+    fn budgets_fit_timeouts_and_timeouts_fit_lambda() {
+        for s in STEPS {
+            assert!(s.timeout <= LONG, "{}: timeout {:?}", s.name, s.timeout);
+            assert!((128..=10_240).contains(&s.memory_mb), "{}", s.name);
+            if let Some(b) = s.budget {
+                assert!(
+                    b + Duration::from_secs(60) <= s.timeout,
+                    "{}: budget {b:?} leaves under a minute of its timeout {:?}",
+                    s.name,
+                    s.timeout
+                );
+            }
+        }
+    }
+
+    /// The sides of the design: the source side is the source's checks, the freeze, the
+    /// export, the file sync, the unfreeze and the source halves of verify and rollback.
+    #[test]
+    fn sides_are_the_designs() {
+        let of = |side| -> BTreeSet<&str> {
+            STEPS
+                .iter()
+                .filter(|s| s.side == side)
+                .map(|s| s.name)
+                .collect()
+        };
+        assert_eq!(
+            of(Side::Source),
+            BTreeSet::from([
+                "Freeze",
+                "PlanExport",
+                "ExportDatabase",
+                "SealExport",
+                "SyncFiles",
+                "Unfreeze"
+            ])
+        );
+        assert_eq!(
+            of(Side::Both),
+            BTreeSet::from(["Preflight", "Verify", "Rollback"])
+        );
+        assert!(steps_of(InstanceKind::Provision).all(|s| s.side == Side::Target));
+    }
+
+    #[test]
+    fn a_rollback_reads_the_lambda_message_of_its_cause() {
+        let input = serde_json::json!({"error": {"Error": "A2A.Permanent",
+            "Cause": "{\"errorType\":\"A2A.Permanent\",\"errorMessage\":\"no table\"}"}});
+        assert_eq!(failure(&input), "A2A.Permanent: no table");
+        assert_eq!(failure(&serde_json::json!({})), "unknown: ");
+    }
+}
