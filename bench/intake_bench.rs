@@ -37,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &store,
         &store,
         &blobs,
+        &a2a_local::FileSecrets::new(home.join("secrets")),
         chrono::Utc::now(),
     )
     .await?;

@@ -170,6 +170,7 @@ impl Local {
             self.store.as_ref(),
             self.store.as_ref(),
             self.blob.as_ref(),
+            self.secrets.as_ref(),
             chrono::Utc::now(),
         )
         .await
@@ -292,6 +293,22 @@ impl Local {
     }
 }
 
+/// The secret that holds the `--db` server's password for the demo's school list, stored
+/// now; `None` when the server has no password (or there is no server).
+async fn source_login(local: &Local) -> Result<Option<a2a_core::SecretName>, CliError> {
+    let Some((_, password)) = local.server.as_ref().and_then(|s| s.credentials()) else {
+        return Ok(None);
+    };
+    let name = a2a_core::SecretName::parse("a2a-demo/source-db-password")
+        .map_err(|e| failed("naming the sources' secret", e))?;
+    local
+        .secrets
+        .put(&name, &a2a_core::Secret::new(password))
+        .await
+        .map_err(|e| CliError::from_port("secrets (home)", e))?;
+    Ok(Some(name))
+}
+
 /// Runs the demo.
 pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> {
     let clock = Instant::now();
@@ -305,6 +322,9 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> 
         args.migrations
     );
     let site = local.site().await?;
+    // The list names the sources' password by a secret, as an operator's list may
+    // (`secret:NAME`), so that no file of the home holds it in plain text.
+    let source_login = source_login(&local).await?;
     let mut csv = String::from("school_code,name,kind,dns,template,source_db,source_files\n");
     for i in 0..args.migrations {
         let code = format!("08{:06}", 100_000 + i);
@@ -315,9 +335,13 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> 
         if !files.exists() {
             moodledata(&files, 1 + u64::from(i)).map_err(|e| failed("generating moodledata", e))?;
         }
+        let listed = match &source_login {
+            Some(name) => db.with_secret_ref(name.as_str()),
+            None => db,
+        };
         csv.push_str(&format!(
             "{code},Escola {i:03},migrate,{dns},,{},{}\n",
-            db.expose(),
+            listed.expose(),
             files.display()
         ));
     }

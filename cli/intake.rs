@@ -153,6 +153,10 @@ pub async fn upload(
         .await?
         .ok_or_else(|| CliError::Failed("the state store did not open".into()))?;
     let (blobs, shown) = ports.blobs(config).await?;
+    // Source passwords go where the state goes: Secrets Manager beside DynamoDB.
+    let aws = matches!(config.state, crate::backends::StateSpec::DynamoDb { .. });
+    let prefix = std::env::var("A2A_SECRET_PREFIX").unwrap_or_default();
+    let (secrets, secrets_label) = ports.secrets(config, aws.then_some(&prefix)).await;
     let taken = a2a_intake::take_planned(
         &args.name(),
         plan,
@@ -160,12 +164,14 @@ pub async fn upload(
         &*store,
         &*ledger,
         &*blobs,
+        &*secrets,
         Utc::now(),
     )
     .await
     .map_err(|e| match e {
         TakeError::Refused(r) => refused(r),
         TakeError::State(e) => CliError::from_port(&config.state.label(), e),
+        TakeError::Secrets(e) => CliError::from_port(secrets_label, e),
         TakeError::Blobs { key, error } => {
             CliError::from_port(&format!("blobs ({}): writing {key}", config.blobs), error)
         }

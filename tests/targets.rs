@@ -1,10 +1,9 @@
 //! Targets as they are in AWS: `a2a demo --db URL` against a PostgreSQL that takes only TLS
 //! and a SCRAM password (`.ci/tls-postgres.sh`), and against a MariaDB user with a
-//! password. Every school ends `active`, and the password is not in the output. It is
-//! still in two files of the home, both the migrated schools' *source* URLs as the demo's
-//! school list names them (issue 17, item 5: source credentials are not yet moved out of
-//! the list and the instance record); the test that greps the whole home is ignored
-//! until that lands.
+//! password. Every school ends `active`, and the password is in no output and in no file
+//! of the home but the secret store's: the targets' is filled in from the shard at each
+//! connection, and the sources', which the demo's list names by a secret (`secret:NAME`),
+//! from the secret store.
 
 mod common;
 
@@ -40,29 +39,7 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     found
 }
 
-/// Files that still hold the source URL with its password (issue 17, item 5): the school
-/// list the demo writes, and the state (the instance record's `source.db`).
-const SOURCE_URL_KEPT_IN: &[&str] = &["/state.db", "/demo/schools.csv"];
-
-/// Whether every occurrence of `password` in `bytes` is in the URL of a demo source
-/// database (`…:PASSWORD@host:port/a2a_demo_src_…`), never of a target or a template.
-fn only_in_source_urls(bytes: &[u8], password: &[u8]) -> bool {
-    (0..bytes.len().saturating_sub(password.len()))
-        .filter(|&i| bytes[i..].starts_with(password))
-        .all(|i| {
-            let rest = &bytes[i + password.len()..];
-            let url_end = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b',' || b == b'\n')
-                .unwrap_or(rest.len());
-            rest.starts_with(b"@")
-                && rest[..url_end]
-                    .windows(b"/a2a_demo_src_".len())
-                    .any(|w| w == b"/a2a_demo_src_")
-        })
-}
-
-fn demo_reaches_every_school_and_keeps_no_password(var: &str, test: &str, whole_home: bool) {
+fn demo_reaches_every_school_and_keeps_no_password(var: &str, test: &str) {
     let Some(url) = a2a_testkit::service_url(var, test) else {
         return;
     };
@@ -91,13 +68,10 @@ fn demo_reaches_every_school_and_keeps_no_password(var: &str, test: &str, whole_
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["instances"], 5, "{v}");
     assert_eq!(v["by_status"]["active"], 5, "{v}");
+    let secrets = home.path().join("secrets");
     let leaks: Vec<String> = files_containing(home.path(), password.as_bytes())
         .into_iter()
-        .filter(|f| {
-            whole_home
-                || !SOURCE_URL_KEPT_IN.iter().any(|k| f.ends_with(k))
-                || !only_in_source_urls(&std::fs::read(f).unwrap(), password.as_bytes())
-        })
+        .filter(|f| !Path::new(f).starts_with(&secrets))
         .collect();
     assert!(
         leaks.is_empty(),
@@ -110,7 +84,6 @@ fn a_demo_on_a_tls_postgres_with_a_password_ends_active_and_leaks_no_password() 
     demo_reaches_every_school_and_keeps_no_password(
         "A2A_TEST_PG_TLS_URL",
         "a_demo_on_a_tls_postgres_with_a_password_ends_active_and_leaks_no_password",
-        false,
     );
 }
 
@@ -119,16 +92,5 @@ fn a_demo_on_a_mariadb_user_with_a_password_ends_active_and_leaks_no_password() 
     demo_reaches_every_school_and_keeps_no_password(
         "A2A_TEST_MYSQL_PASSWORD_URL",
         "a_demo_on_a_mariadb_user_with_a_password_ends_active_and_leaks_no_password",
-        false,
-    );
-}
-
-#[test]
-#[ignore = "issue 17 item 5: the school list and the instance record keep the source URL's password"]
-fn no_file_of_the_home_holds_the_password() {
-    demo_reaches_every_school_and_keeps_no_password(
-        "A2A_TEST_PG_TLS_URL",
-        "no_file_of_the_home_holds_the_password",
-        true,
     );
 }

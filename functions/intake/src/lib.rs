@@ -13,7 +13,9 @@
 use std::sync::Arc;
 
 use a2a_aws::S3Blob;
-use a2a_core::{BlobKey, BlobStore, InstanceKind, InstanceStore, PortError, UploadLedger};
+use a2a_core::{
+    BlobKey, BlobStore, InstanceKind, InstanceStore, PortError, SecretStore, UploadLedger,
+};
 use a2a_fn_bootstrap::{Env, EnvError};
 use a2a_intake::{Intake, Options, TakeError};
 use aws_lambda_events::event::s3::S3Event;
@@ -134,13 +136,17 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
 }
 
-/// The intake's environment: `A2A_TABLE` (the state table, required), and the planning
+/// The intake's environment: `A2A_TABLE` (the state table, required), `A2A_SECRET_PREFIX`
+/// (the prefix of the secrets that source database passwords are moved into; default
+/// none), and the planning
 /// options: `A2A_INTAKE_KIND` (`migrate` or `provision`, the default) for lists that do not
 /// say, `A2A_WAVE_SIZE` (default 50), `A2A_MAX_MB` (default 50).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The state table.
     pub table: String,
+    /// The prefix of the secrets' names in Secrets Manager.
+    pub secret_prefix: String,
     /// How lists are planned.
     pub options: Options,
 }
@@ -154,6 +160,7 @@ impl Config {
     /// The configuration of `env`, every wrong variable named.
     pub fn read(mut env: Env) -> Result<Config, EnvError> {
         let table = env.required("A2A_TABLE");
+        let secret_prefix = env.optional("A2A_SECRET_PREFIX").unwrap_or_default();
         let mut options = Options::default();
         let kind = env.parsed("A2A_INTAKE_KIND", |k| match k {
             "migrate" => Ok(InstanceKind::Migrate),
@@ -169,7 +176,11 @@ impl Config {
         if let Some(mb) = env.whole("A2A_MAX_MB", 1u64) {
             options.max_bytes = mb.saturating_mul(1_000_000);
         }
-        env.finish(Config { table, options })
+        env.finish(Config {
+            table,
+            secret_prefix,
+            options,
+        })
     }
 }
 
@@ -178,6 +189,7 @@ pub struct Handler {
     s3: S3Blob,
     store: Arc<dyn InstanceStore>,
     ledger: Arc<dyn UploadLedger>,
+    secrets: Arc<dyn SecretStore>,
     opts: Options,
 }
 
@@ -188,25 +200,34 @@ impl Handler {
         s3: S3Blob,
         store: Arc<dyn InstanceStore>,
         ledger: Arc<dyn UploadLedger>,
+        secrets: Arc<dyn SecretStore>,
         opts: Options,
     ) -> Self {
         Self {
             s3,
             store,
             ledger,
+            secrets,
             opts,
         }
     }
 
-    /// The handler of the environment ([`Config::from_env`]), with the two clients it
-    /// uses, DynamoDB and S3, and nothing else.
+    /// The handler of the environment ([`Config::from_env`]), with the three clients it
+    /// uses, DynamoDB, S3 and Secrets Manager (for source passwords), and nothing else.
     pub async fn from_env() -> Result<Handler, String> {
         let config = Config::from_env()?;
         let conf = a2a_aws::config::lambda_sdk_config().await?;
         let store = Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, config.table));
         // No bucket yet: each record names its own (see `S3Blob::in_bucket`).
         let s3 = S3Blob::from_conf(&conf, "", "");
-        Ok(Handler::new(s3, store.clone(), store, config.options))
+        let secrets = Arc::new(a2a_aws::SmSecrets::from_conf(&conf, config.secret_prefix));
+        Ok(Handler::new(
+            s3,
+            store.clone(),
+            store,
+            secrets,
+            config.options,
+        ))
     }
 
     /// Handles every record of the event. Records are independent: one that fails does
@@ -289,6 +310,7 @@ impl Handler {
             &*self.store,
             &*self.ledger,
             &blobs,
+            &*self.secrets,
             chrono::Utc::now(),
         )
         .await;
@@ -317,6 +339,10 @@ impl Handler {
             }
             Err(TakeError::State(error)) => Err(RecordError {
                 message: format!("state store: {error}"),
+                ..fail(&error)
+            }),
+            Err(TakeError::Secrets(error)) => Err(RecordError {
+                message: format!("secret store: {error}"),
                 ..fail(&error)
             }),
             Err(TakeError::Blobs { key: report, error }) => Err(RecordError {

@@ -16,6 +16,7 @@ use a2a_fn_intake::{Handler, RecordOutcome};
 use a2a_intake::Options;
 use a2a_testkit::moto::Moto;
 use a2a_testkit::service_url;
+use a2a_testkit::unique_name;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 
 const LIST: &str = "Codi centre;Denominació completa;EPRI;Web\n\
@@ -134,6 +135,7 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
         S3Blob::from_conf(&moto.conf, "", ""),
         store.clone(),
         store.clone(),
+        Arc::new(a2a_aws::SmSecrets::from_conf(&moto.conf, unique_name("t"))),
         Options::default(),
     );
     // All four records in one event.

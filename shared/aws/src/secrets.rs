@@ -235,6 +235,33 @@ impl SecretStore for SmSecrets {
             Err(e) => Err(classify(&e, Call::new(SERVICE, "CreateSecret", &resource))),
         }
     }
+
+    async fn put(&self, name: &SecretName, value: &Secret) -> Result<(), PortError> {
+        let id = self.id(name);
+        let resource = format!("secret {id:?}");
+        let replaced = self
+            .client
+            .put_secret_value()
+            .secret_id(&id)
+            .secret_string(value.expose())
+            .send()
+            .await;
+        match replaced {
+            Ok(_) => Ok(()),
+            // The first time: made by put_new; if a racing writer made it first, this
+            // writer's value still replaces it, as the last put should.
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                if self.put_new(name, value).await? != *value {
+                    Box::pin(self.put(name, value)).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(classify(
+                &e,
+                Call::new(SERVICE, "PutSecretValue", &resource),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

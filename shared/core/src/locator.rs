@@ -89,6 +89,40 @@ impl Locator {
         ))
     }
 
+    /// The user and the password of a `scheme://user:password@host…` URL, percent-decoded;
+    /// `None` when it has no password.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        let s = &self.0;
+        let UserInfo {
+            colon: Some(colon),
+            at,
+        } = self.userinfo()?
+        else {
+            return None;
+        };
+        let start = s.find("://")? + 3;
+        Some((decode(&s[start..colon]), decode(&s[colon + 1..at])))
+    }
+
+    /// The name of the secret that holds this URL's password, when its password is
+    /// `secret:NAME` (percent-encoded like any password: `/` as `%2F`).
+    pub fn secret_ref(&self) -> Option<String> {
+        let (_, password) = self.credentials()?;
+        password.strip_prefix(SECRET_REF).map(str::to_owned)
+    }
+
+    /// This URL with its password replaced by a reference to the secret `name` that holds
+    /// it (`user:secret:NAME@`), which may be stored and shown: [`Locator::secret_ref`]
+    /// reads it back. A URL without a password is returned as it is.
+    pub fn with_secret_ref(&self, name: &str) -> Locator {
+        match self.credentials() {
+            Some((user, _)) => self
+                .without_password()
+                .with_credentials(&user, &format!("{SECRET_REF}{name}")),
+            None => self.clone(),
+        }
+    }
+
     /// Where the user info of a `scheme://user[:password]@host…` URL splits, if it has one.
     /// The last '@' of the authority ends it: a password may itself hold '@'.
     fn userinfo(&self) -> Option<UserInfo> {
@@ -109,6 +143,30 @@ impl Locator {
 struct UserInfo {
     colon: Option<usize>,
     at: usize,
+}
+
+/// What a password that names a secret instead begins with.
+const SECRET_REF: &str = "secret:";
+
+/// Percent-decodes user info; a `%` not followed by two hex digits stays as it is.
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Percent-encodes every byte that is not unreserved (RFC 3986: letters, digits, `-._~`).
@@ -139,6 +197,32 @@ impl fmt::Debug for Locator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_moves_out_and_a_secret_reference_comes_back() {
+        let l = Locator::new("mysql://moodle:p%40ss:w@db.internal:3306/m08012345");
+        assert_eq!(l.credentials(), Some(("moodle".into(), "p@ss:w".into())));
+        assert_eq!(l.secret_ref(), None);
+        let r = l.with_secret_ref("a2a/08012345/source-db-password");
+        assert_eq!(
+            r.expose(),
+            "mysql://moodle:secret%3Aa2a%2F08012345%2Fsource-db-password@db.internal:3306/m08012345"
+        );
+        assert_eq!(
+            r.secret_ref().as_deref(),
+            Some("a2a/08012345/source-db-password")
+        );
+        // Filled in again at use: the same login as the list gave.
+        let back = r.without_password().with_credentials("moodle", "p@ss:w");
+        assert_eq!(back.credentials(), l.credentials());
+        // No password, nothing to move; a broken escape stays as it is.
+        let plain = Locator::new("postgres://moodle@db/m");
+        assert_eq!(plain.with_secret_ref("x"), plain);
+        assert_eq!(
+            Locator::new("postgres://u:100%@db/m").credentials(),
+            Some(("u".into(), "100%".into()))
+        );
+    }
 
     #[test]
     fn hides_passwords_everywhere_it_is_shown() {

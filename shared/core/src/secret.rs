@@ -27,6 +27,23 @@ impl SecretName {
         Ok(Self(format!("a2a/{code}/{what}")))
     }
 
+    /// A secret named by an operator (a school list's `secret:NAME`): 1 to 256 of
+    /// `A-Z a-z 0-9 / _ + = . @ -` (what Secrets Manager allows), in `/`-separated parts
+    /// none of which is empty, `.` or `..`, so that it names no file outside the store.
+    pub fn parse(name: &str) -> Result<Self, PortError> {
+        let chars = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b));
+        let parts = name.split('/').all(|p| !matches!(p, "" | "." | ".."));
+        if !(1..=256).contains(&name.len()) || !chars || !parts {
+            return Err(PortError::Invalid(format!(
+                "{name:?} is not a secret's name: use 1 to 256 of A-Z a-z 0-9 / _ + = . @ -, \
+                 in parts separated by / (none empty, . or ..)"
+            )));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
     /// The admin password of the site of `code`.
     pub fn admin_password(code: &SchoolCode) -> Self {
         Self(format!("a2a/{code}/admin-password"))
@@ -83,6 +100,10 @@ pub trait SecretStore: Send + Sync {
     /// that stands: the stored one when there was one. A step that makes a secret calls
     /// this before it uses the value, so a rerun uses the same secret and none is lost.
     async fn put_new(&self, name: &SecretName, value: &Secret) -> Result<Secret, PortError>;
+
+    /// Stores `value` under `name`, replacing a secret of that name: for a secret that its
+    /// owner changes (a source database's password given again in a new school list).
+    async fn put(&self, name: &SecretName, value: &Secret) -> Result<(), PortError>;
 }
 
 #[cfg(test)]
@@ -102,6 +123,24 @@ mod tests {
         );
         for bad in ["", "../x", "A", "a/b", "a b"] {
             assert!(SecretName::of(&code, bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_operator_s_name_cannot_leave_the_store() {
+        for good in [
+            "agora/source-db",
+            "a2a/08012345/admin-password",
+            "x",
+            "a.b@c+d=e_f",
+        ] {
+            assert_eq!(SecretName::parse(good).unwrap().as_str(), good);
+        }
+        let long = "a".repeat(257);
+        for bad in [
+            "", "/abs", "a//b", "a/../b", "..", "a/.", "sp ace", "q?", &long,
+        ] {
+            assert!(SecretName::parse(bad).is_err(), "{bad:?}");
         }
     }
 

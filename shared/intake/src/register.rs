@@ -174,7 +174,8 @@ mod tests {
         let blobs = FsBlob::new(dir.path()).unwrap();
         let plan = plan_bytes(name, text.as_bytes(), &Options::default()).unwrap();
         let sha = sha256_hex(text.as_bytes());
-        take_planned(name, plan, &sha, store, store, &blobs, t(minute))
+        let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
+        take_planned(name, plan, &sha, store, store, &blobs, &secrets, t(minute))
             .await
             .unwrap()
     }

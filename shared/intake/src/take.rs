@@ -1,7 +1,10 @@
 //! One upload taken in, start to end, as both the CLI and the Lambda run it: plan, check
 //! the ledger, write the error report, register, write the summary, record the upload.
 
-use a2a_core::{BlobKey, BlobStore, InstanceStore, PortError, UploadLedger, UploadRecord};
+use a2a_core::{
+    BlobKey, BlobStore, InstanceStore, PortError, Secret, SecretName, SecretStore, UploadLedger,
+    UploadRecord,
+};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
@@ -44,6 +47,10 @@ pub enum TakeError {
     /// The state store failed.
     #[error("state store: {0}")]
     State(PortError),
+    /// A source database's password could not be put in the secret store; nothing was
+    /// registered.
+    #[error("secret store: {0}")]
+    Secrets(PortError),
     /// A report could not be written.
     #[error("writing {key}: {error}")]
     Blobs {
@@ -52,6 +59,36 @@ pub enum TakeError {
         /// What went wrong.
         error: PortError,
     },
+}
+
+/// Moves the password of every source database URL into the secret store, as the secret
+/// `a2a/<code>/source-db-password`, and leaves a reference to it in the URL
+/// (`user:secret:NAME@`): the state records no password, and the step that connects to the
+/// source fills it in from the store. A password given again in a new list replaces the
+/// stored one. A URL that already names a secret is kept as it is.
+async fn keep_source_passwords(
+    plan: &mut Plan,
+    secrets: &dyn SecretStore,
+) -> Result<(), TakeError> {
+    for p in &mut plan.schools {
+        let Some(db) = &p.school.source_db else {
+            continue;
+        };
+        let Some((_, password)) = db.credentials() else {
+            continue;
+        };
+        if db.secret_ref().is_some() {
+            continue;
+        }
+        let name =
+            SecretName::of(&p.school.code, "source-db-password").map_err(TakeError::Secrets)?;
+        secrets
+            .put(&name, &Secret::new(password))
+            .await
+            .map_err(TakeError::Secrets)?;
+        p.school.source_db = Some(db.with_secret_ref(name.as_str()));
+    }
+    Ok(())
 }
 
 async fn put(blobs: &dyn BlobStore, key: &str, body: String) -> Result<(), TakeError> {
@@ -78,6 +115,7 @@ pub async fn take_in(
     store: &dyn InstanceStore,
     ledger: &dyn UploadLedger,
     blobs: &dyn BlobStore,
+    secrets: &dyn SecretStore,
     now: DateTime<Utc>,
 ) -> Result<Intake, TakeError> {
     let plan = crate::plan_bytes(file, bytes, opts)?;
@@ -88,12 +126,14 @@ pub async fn take_in(
         store,
         ledger,
         blobs,
+        secrets,
         now,
     )
     .await
 }
 
 /// [`take_in`] for a list already planned; `sha` is the SHA-256 of its bytes.
+#[allow(clippy::too_many_arguments)]
 pub async fn take_planned(
     name: &str,
     plan: Plan,
@@ -101,6 +141,7 @@ pub async fn take_planned(
     store: &dyn InstanceStore,
     ledger: &dyn UploadLedger,
     blobs: &dyn BlobStore,
+    secrets: &dyn SecretStore,
     now: DateTime<Utc>,
 ) -> Result<Intake, TakeError> {
     if let Some(record) = register::already(ledger, sha)
@@ -111,6 +152,7 @@ pub async fn take_planned(
     }
     let existing = register::existing(store).await.map_err(TakeError::State)?;
     let mut plan = plan;
+    keep_source_passwords(&mut plan, secrets).await?;
     plan.avoid_taken(&existing);
     let (errors_key, summary_key) = crate::report_keys(name, sha);
     put(blobs, &errors_key, errors_csv(&plan.errors)).await?;
@@ -152,6 +194,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open_in_memory().await.unwrap();
         let blobs = FsBlob::new(dir.path()).unwrap();
+        let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
         let text = b"school_code,name\n08000013,A\n=1+1,B\n";
         let opts = Options::default();
         let run = || {
@@ -163,6 +206,7 @@ mod tests {
                 &store,
                 &store,
                 &blobs,
+                &secrets,
                 Utc::now(),
             )
         };
@@ -211,6 +255,7 @@ mod tests {
             &store,
             &store,
             &blobs,
+            &secrets,
             Utc::now(),
         );
         assert!(matches!(refused.await, Err(TakeError::Refused(_))));
@@ -221,6 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open_in_memory().await.unwrap();
         let blobs = FsBlob::new(dir.path()).unwrap();
+        let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
         let text = "id,tipus,nom,codi\n1,ESC,Escola A,08000013\n2,INS,Institut B,08000021\n";
         let opts = Options::default();
         let taken = take_in(
@@ -231,6 +277,7 @@ mod tests {
             &store,
             &store,
             &blobs,
+            &secrets,
             Utc::now(),
         );
         let Intake::New { summary_key, .. } = taken.await.unwrap() else {

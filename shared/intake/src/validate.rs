@@ -195,7 +195,12 @@ pub(crate) fn check_db(url: &str) -> Result<Locator, String> {
         .any(|s| url.len() > s.len() && url.starts_with(s))
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
-        Ok(Locator::new(url))
+        let l = Locator::new(url);
+        // A password may name a secret instead (`secret:NAME`): the name must be one.
+        if let Some(name) = l.secret_ref() {
+            a2a_core::SecretName::parse(&name).map_err(|e| format!("names a secret: {e}"))?;
+        }
+        Ok(l)
     } else {
         Err(
             "is not a database URL; use postgres://, mysql://, mariadb:// or sqlite:// \

@@ -52,22 +52,8 @@ impl SecretStore for FileSecrets {
         let path = self.path(name);
         let value = value.clone();
         blocking("write a secret", move || {
-            let dir = path.parent().expect("a secret's file has a folder");
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| io(dir, e))?;
-            // Written whole in a 0600 temporary file, then linked in only if no secret of
-            // that name exists: a crash leaves no half secret, a race keeps the first.
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(dir, e))?;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| io(tmp.path(), e))?;
-            tmp.write_all(value.expose().as_bytes())
-                .and_then(|()| tmp.as_file().sync_all())
-                .map_err(|e| io(tmp.path(), e))?;
-            match tmp.persist_noclobber(&path) {
+            // Linked in only if no secret of that name exists: a race keeps the first.
+            match written(&path, &value)?.persist_noclobber(&path) {
                 Ok(_) => Ok(value),
                 Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(&path)?
                     .ok_or_else(|| {
@@ -78,6 +64,37 @@ impl SecretStore for FileSecrets {
         })
         .await
     }
+
+    async fn put(&self, name: &SecretName, value: &Secret) -> Result<(), PortError> {
+        let path = self.path(name);
+        let value = value.clone();
+        blocking("write a secret", move || {
+            written(&path, &value)?
+                .persist(&path)
+                .map(drop)
+                .map_err(|e| io(&path, e.error))
+        })
+        .await
+    }
+}
+
+/// `value` written whole to a 0600 temporary file beside `path` (its folder made 0700), for
+/// the caller to move into place: a crash leaves no half secret.
+fn written(path: &Path, value: &Secret) -> Result<tempfile::NamedTempFile, PortError> {
+    let dir = path.parent().expect("a secret's file has a folder");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(dir, e))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io(tmp.path(), e))?;
+    tmp.write_all(value.expose().as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| io(tmp.path(), e))?;
+    Ok(tmp)
 }
 
 #[cfg(test)]

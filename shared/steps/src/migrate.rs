@@ -21,17 +21,33 @@ use crate::{Prefixed, StepContext, StepError};
 /// The maintenance page's message while a site moves.
 const FROZEN: &str = "This site is moving to a new home. It will be back shortly.";
 
-fn source_db(i: &Instance) -> Result<Locator, StepError> {
+/// The school's source database, as recorded. A password that intake moved to the secret
+/// store (or that the list named there, `secret:NAME`) is filled in from it now, so that
+/// neither the state nor a log ever holds it.
+async fn source_db(ctx: &StepContext, i: &Instance) -> Result<Locator, StepError> {
     if i.kind != InstanceKind::Migrate {
         return Err(StepError::Input(format!(
             "school {} is a {} instance, not a migration",
             i.code, i.kind
         )));
     }
-    i.source
-        .db
-        .clone()
-        .ok_or_else(|| StepError::Input(format!("school {}: no source database recorded", i.code)))
+    let db = i.source.db.clone().ok_or_else(|| {
+        StepError::Input(format!("school {}: no source database recorded", i.code))
+    })?;
+    let (Some(name), Some((user, _))) = (db.secret_ref(), db.credentials()) else {
+        return Ok(db);
+    };
+    let secret_name = a2a_core::SecretName::parse(&name)?;
+    let password = ctx.secrets.get(&secret_name).await?.ok_or_else(|| {
+        StepError::Input(format!(
+            "school {}: the secret {name} that holds its source database's password is not \
+             in the secret store; store it there, or take its list in again",
+            i.code
+        ))
+    })?;
+    Ok(db
+        .without_password()
+        .with_credentials(&user, password.expose()))
 }
 
 /// The source moodledata folder (a path, or a `file://` URL).
@@ -55,7 +71,7 @@ fn stage(ctx: &StepContext, code: &SchoolCode) -> Arc<dyn BlobStore> {
 pub async fn preflight(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "preflight", code, || async {
         let i = load(ctx, code).await?;
-        let src = source_db(&i)?;
+        let src = source_db(ctx, &i).await?;
         let files = source_files(&i)?;
         dns(&i)?;
         if i.status == Status::Active {
@@ -104,7 +120,7 @@ pub async fn freeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepE
     run(ctx, "freeze", code, || async {
         let i = load(ctx, code).await?;
         let files = source_files(&i)?;
-        let src = Db::connect(&source_db(&i)?, false).await?;
+        let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
         let k = layout::frozen_key(code);
         let before = match get_json::<Frozen>(ctx, &k).await? {
             Some(f) => f,
@@ -135,7 +151,7 @@ async fn restore_setting(ctx: &StepContext, i: &Instance) -> Result<bool, StepEr
     let Some(before) = get_json::<Frozen>(ctx, &layout::frozen_key(&i.code)).await? else {
         return Ok(false);
     };
-    let src = Db::connect(&source_db(i)?, false).await?;
+    let src = Db::connect(&source_db(ctx, i).await?, false).await?;
     Ok(set_config_value(
         &src,
         &ctx.site.prefix,
@@ -261,7 +277,7 @@ pub async fn plan_export(
                 json!({"parts": part_numbers(plan), "tables": index.tables.len(), "kept": true}),
             ));
         }
-        let src = Db::connect(&source_db(&i)?, false).await?;
+        let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
         let (index, tables) =
             a2a_dbmove::begin_export(&src, stage.as_ref(), &ctx.site.prefix).await?;
         let sizes = a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?;
@@ -334,7 +350,7 @@ pub async fn export_database(
             ));
         }
         let (_, tables) = part_tables(ctx, code, "export", part).await?;
-        let src = Db::connect(&source_db(&i)?, false).await?;
+        let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
         let r = a2a_dbmove::export_part(
             &src,
             stage.as_ref(),
@@ -623,7 +639,7 @@ pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<
                     Some(n) => Some(part_tables(ctx, code, "import", n).await?.1),
                     None => None,
                 };
-                let a = Db::connect(&source_db(&i)?, false).await?;
+                let a = Db::connect(&source_db(ctx, &i).await?, false).await?;
                 let b = Db::connect(&target(ctx, &i)?, false).await?;
                 let (ta, tb) = (
                     a.list_tables(&ctx.site.prefix).await?,
@@ -707,7 +723,7 @@ pub async fn rewrite_config(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
             Some(f) => f.maintenance_enabled,
             None if !a2a_files::maintenance::is_enabled(&source_files(&i)?) => {
                 // Unfrozen already (a rerun): the source's setting is its own again.
-                let src = Db::connect(&source_db(&i)?, false).await?;
+                let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
                 config_value(&src, &ctx.site.prefix, MAINTENANCE_SETTING).await?
             }
             None => {

@@ -24,6 +24,13 @@ pub async fn the_first_secret_stands(store: Arc<dyn SecretStore>, code: &str) {
     assert_eq!(store.get(&name).await.unwrap(), Some(first.clone()));
     assert_eq!(store.get(&other).await.unwrap(), None);
     store.put_new(&other, &second).await.unwrap();
-    assert_eq!(store.get(&other).await.unwrap(), Some(second));
-    assert_eq!(store.get(&name).await.unwrap(), Some(first));
+    assert_eq!(store.get(&other).await.unwrap(), Some(second.clone()));
+    assert_eq!(store.get(&name).await.unwrap(), Some(first.clone()));
+
+    // `put` replaces, and makes a secret that is not there yet.
+    store.put(&name, &second).await.unwrap();
+    assert_eq!(store.get(&name).await.unwrap(), Some(second.clone()));
+    let named = SecretName::parse(&format!("operator/{}/source-db", code.as_str())).unwrap();
+    store.put(&named, &first).await.unwrap();
+    assert_eq!(store.get(&named).await.unwrap(), Some(first));
 }
