@@ -223,7 +223,7 @@ impl Local {
             if i.status != Status::Active {
                 if let (Some(admin), Status::Registered) = (&self.server, i.status) {
                     // A target left on the server by a demo of another home: never run here.
-                    a2a_dbmove::engine::scratch::drop(admin, &format!("a2a_{code}"))
+                    a2a_dbmove::server::drop(admin, &a2a_dbmove::target::name(code))
                         .await
                         .map_err(|e| failed("dropping an old target", e))?;
                 }
@@ -417,11 +417,11 @@ async fn database(server: Option<&Locator>, demo: &Path, name: &str) -> Result<L
             dir.display()
         )));
     };
-    let loc = a2a_dbmove::engine::scratch::with_database(admin, name);
+    let loc = a2a_dbmove::server::with_database(admin, name);
     if a2a_dbmove::Db::connect(&loc, false).await.is_ok() {
         return Ok(loc);
     }
-    a2a_dbmove::engine::scratch::create(admin, name)
+    a2a_dbmove::server::create(admin, name)
         .await
         .map_err(|e| failed("creating a database", e))
 }

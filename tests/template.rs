@@ -112,6 +112,28 @@ fn differences(
         .collect()
 }
 
+/// What a step may do with the secrets under `SecretPrefix`: `Customise` makes each EIX
+/// site's own; a step with a source half reads the source database's password; the rest
+/// may touch none.
+fn site_secrets_policy(step: &a2a_steps::Step) -> String {
+    let actions: &[&str] = match (step.name, step.side) {
+        ("Customise", _) => &["GetSecretValue", "CreateSecret"],
+        (_, a2a_steps::Side::Target) => return String::new(),
+        _ => &["GetSecretValue"],
+    };
+    let actions: String = actions
+        .iter()
+        .map(|a| format!("                - secretsmanager:{a}\n"))
+        .collect();
+    format!(
+        r#"        - Statement:
+            - Effect: Allow
+              Action:
+{actions}              Resource: !Sub "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:${{SecretPrefix}}*"
+"#
+    )
+}
+
 /// The block of a step's function, as the table makes it (without the logical name line).
 fn function_block(step: &a2a_steps::Step) -> String {
     let bin = step.bin_name();
@@ -144,7 +166,8 @@ fn function_block(step: &a2a_steps::Step) -> String {
             TableName: !Ref StateTable
         - S3CrudPolicy:
             BucketName: !Ref DataBucket
-"#,
+{secrets}"#,
+        secrets = site_secrets_policy(step),
         name = step.name,
         workflow = step.workflow.workflow(),
         side = step.side.as_str(),

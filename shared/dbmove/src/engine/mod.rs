@@ -791,9 +791,3 @@ pub fn mysql_statement_shapes() -> Vec<String> {
 pub(crate) mod files {
     pub(crate) use super::sqlite::{create_folder, in_folder, remove};
 }
-
-/// The old name of [`crate::server`], kept while callers outside this crate move.
-#[doc(hidden)]
-pub mod scratch {
-    pub use crate::server::{create, drop, with_database};
-}
