@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use a2a_aws::aws_sdk_secretsmanager;
 use a2a_core::Locator;
-use a2a_dbmove::engine::scratch;
+use a2a_dbmove::server;
 use a2a_dbmove::{Db, DbError, Value};
 use a2a_steps::{StepContext, StepError};
 use a2a_testkit::{service_url, unique_name};
@@ -345,7 +345,7 @@ async fn logins(
         return Err(format!("{s1} did not log in as {user}"));
     }
     let name = format!("a2a_sec_{}", unique_name("d").replace(['-', 'd'], ""));
-    let site_db = scratch::create(&s1, &name)
+    let site_db = server::create(&s1, &name)
         .await
         .map_err(|e| format!("CREATE DATABASE {name} as {user}: {e}"))?;
     let made = async {
@@ -354,7 +354,7 @@ async fn logins(
             .await
     }
     .await;
-    scratch::drop(&s1, &name)
+    server::drop(&s1, &name)
         .await
         .map_err(|e| format!("DROP DATABASE {name}: {e}"))?;
     made.map_err(|e| format!("using {site_db} as {user}: {e}"))?;

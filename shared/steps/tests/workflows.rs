@@ -209,9 +209,9 @@ async fn world_on(
 
 /// An empty database `name` on the server of `admin`, dropped first if a run left it.
 async fn fresh_pg(admin: &Locator, name: &str) -> Locator {
-    use a2a_dbmove::engine::scratch;
-    scratch::drop(admin, name).await.unwrap();
-    scratch::create(admin, name).await.unwrap()
+    use a2a_dbmove::server;
+    server::drop(admin, name).await.unwrap();
+    server::create(admin, name).await.unwrap()
 }
 
 async fn register(w: &World, code: &str, kind: InstanceKind, dns: &str) -> SchoolCode {
@@ -244,7 +244,7 @@ async fn register(w: &World, code: &str, kind: InstanceKind, dns: &str) -> Schoo
     assert!(w.ctx.store.register(&i).await.unwrap());
     if let Some(admin) = &w.pg {
         // A target left by an earlier run of this test.
-        a2a_dbmove::engine::scratch::drop(admin, &format!("a2a_{code}"))
+        a2a_dbmove::server::drop(admin, &a2a_dbmove::target::name(&code))
             .await
             .unwrap();
     }
