@@ -2,6 +2,8 @@
 //! embedded backends (the default) or AWS. The binary in `main.rs` only parses and calls
 //! [`run`]; everything here is a library so the end-to-end tests can reach it too.
 
+#![warn(missing_docs)]
+
 mod asl;
 mod backends;
 pub(crate) mod config;
@@ -53,6 +55,7 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,18 +73,21 @@ pub enum Command {
     /// through staged chunks, export, import (resumable), verify, clone a template,
     /// search-and-replace, customise.
     Db {
+        /// The subcommand.
         #[command(subcommand)]
         command: db::DbCommand,
     },
     /// Generated test data: `fixture site` makes a Moodle-like site database (and
     /// moodledata, with --files).
     Fixture {
+        /// The subcommand.
         #[command(subcommand)]
         command: db::FixtureCommand,
     },
     /// Moodledata: sync a site's files to a folder or S3, verify, copy a template,
     /// maintenance page.
     Files {
+        /// The subcommand.
         #[command(subcommand)]
         command: files::FilesCommand,
     },
@@ -97,6 +103,7 @@ pub enum Command {
     Upload(intake::IntakeArgs),
     /// Amazon States Language: check definitions, or run one on this machine.
     Asl {
+        /// The subcommand.
         #[command(subcommand)]
         command: asl::AslCommand,
     },
@@ -135,6 +142,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// A site's own secrets (its admin password), kept only in the secret store.
     Secret {
+        /// The subcommand.
         #[command(subcommand)]
         command: secret::SecretCommand,
     },

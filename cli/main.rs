@@ -1,5 +1,7 @@
 //! `a2a`: the A2A command-line tool. Thin: parse, run, turn the outcome into an exit code.
 
+#![warn(missing_docs)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

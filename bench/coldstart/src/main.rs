@@ -16,6 +16,8 @@
 //! the built binaries (`intake`, `dispatcher`, `scheduler`, `step-*`, and `coldstart-hello`
 //! unless `--peer` says where it is).
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

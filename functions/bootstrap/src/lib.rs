@@ -4,6 +4,8 @@
 //! start to Lambda. And [`Failure`], a handler's error with an `errorType` of the names the
 //! state machines' Retry and Catch use.
 
+#![warn(missing_docs)]
+
 use a2a_core::PortError;
 
 /// JSON log lines on stdout, `info` unless `RUST_LOG` says otherwise. Lambda stamps each

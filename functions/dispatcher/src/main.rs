@@ -3,6 +3,8 @@
 //! [`a2a_fn_dispatcher::Config`]), then [`a2a_fn_dispatcher::Handler::on_event`] per batch.
 //! The event source mapping must have `ReportBatchItemFailures` on.
 
+#![warn(missing_docs)]
+
 use a2a_fn_bootstrap::{init, init_logging};
 use a2a_fn_dispatcher::Handler;
 use aws_lambda_events::event::sqs::SqsEvent;

@@ -3,6 +3,8 @@
 //! (the environment is [`a2a_fn_intake::Config`]), then
 //! [`a2a_fn_intake::Handler::handle`] per event.
 
+#![warn(missing_docs)]
+
 use a2a_fn_bootstrap::{init, init_logging};
 use a2a_fn_intake::Handler;
 use aws_lambda_events::event::s3::S3Event;

@@ -2,6 +2,8 @@
 //! [`a2a_fn_scheduler::Handler::from_env`] (the environment is
 //! [`a2a_fn_scheduler::Config`]), then [`a2a_fn_scheduler::Handler::on_event`] per event.
 
+#![warn(missing_docs)]
+
 use a2a_fn_bootstrap::{init, init_logging};
 use a2a_fn_scheduler::Handler;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;

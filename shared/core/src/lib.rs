@@ -5,6 +5,8 @@
 //! `a2a-aws`; the step code and the entry points depend on the ports here, never on an
 //! adapter's concrete type.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 mod code;
 mod event;

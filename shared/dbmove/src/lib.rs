@@ -6,6 +6,8 @@
 //! `COPY` stream). The one exception is MySQL's `AUTO_INCREMENT = n`, which DDL cannot bind:
 //! `n` is an `i64` we computed, never text from outside.
 
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod fixture;
 pub mod mover;

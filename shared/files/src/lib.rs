@@ -6,6 +6,8 @@
 //!
 //! [`BlobStore`]: a2a_core::BlobStore
 
+#![warn(missing_docs)]
+
 pub mod fixture;
 pub mod layout;
 pub mod maintenance;

@@ -59,6 +59,8 @@ pub async fn walk_blocking(root: &Path) -> Result<Walked, FilesError> {
         })?
 }
 
+/// Lists the moodledata under `root`, blocking: the files to copy with their sizes and
+/// times, and the problems met ([`walk_blocking`] runs it off the async threads).
 pub fn walk(root: &Path) -> Result<Walked, FilesError> {
     let src_err = |why: String| FilesError::Source {
         path: root.to_owned(),

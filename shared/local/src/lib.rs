@@ -12,6 +12,8 @@
 //!
 //! Blocking work (SQLite, file I/O) runs on `tokio::task::spawn_blocking`.
 
+#![warn(missing_docs)]
+
 mod fsblob;
 mod memqueue;
 mod secrets;

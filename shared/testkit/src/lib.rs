@@ -5,6 +5,8 @@
 //! `*_conformance!` macros turn them into one `#[tokio::test]` each, so a failure names the
 //! rule that broke.
 
+#![warn(missing_docs)]
+
 pub mod blob;
 pub mod lambda;
 #[cfg(feature = "aws")]

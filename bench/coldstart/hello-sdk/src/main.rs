@@ -4,6 +4,8 @@
 //! clients the intake builds. Between it and the bare function lies the SDK's share of a
 //! cold start; between it and the intake, A2A's.
 
+#![warn(missing_docs)]
+
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

@@ -2,6 +2,8 @@
 //! its event), built with the same profile as A2A's functions. No logging, no AWS client:
 //! what A2A's functions cost on top of this is what the benchmark shows.
 
+#![warn(missing_docs)]
+
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
