@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use a2a_core::{InstanceKind, ListFilter, Locator};
-use common::{a2a, text};
+use common::{a2a, files_containing, text};
 
 /// Whether PHP runs here; under `CI=true` its absence fails the test instead.
 fn php() -> bool {
@@ -38,23 +38,6 @@ fn password_verify(password: &str, hash: &str) -> bool {
         .output()
         .expect("php runs");
     o.status.success()
-}
-
-/// Every file under `dir`, read whole.
-fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,14 +95,12 @@ async fn each_eix_site_has_its_own_admin_password_and_only_the_secret_store_know
     // The plain text is nowhere but in the secret store: not in what the demo printed,
     // not in the state (instances and their histories), not in the blobs or the sites.
     let secrets = home.path().join("secrets");
-    for (path, bytes) in files(home.path()) {
-        if path.starts_with(&secrets) {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&bytes);
-        for (password, _) in &seen {
-            assert!(!text.contains(password.as_str()), "{}", path.display());
-        }
+    for (password, _) in &seen {
+        let leaks: Vec<String> = files_containing(home.path(), password.as_bytes())
+            .into_iter()
+            .filter(|f| !std::path::Path::new(f).starts_with(&secrets))
+            .collect();
+        assert!(leaks.is_empty(), "an admin password is in {leaks:?}");
     }
     let printed = text(&demo);
     assert!(seen.iter().all(|(p, _)| !printed.contains(p.as_str())));

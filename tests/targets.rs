@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{a2a, text};
+use common::{a2a, files_containing, text};
 
 /// The password of a `scheme://user:password@host/…` URL.
 fn password_of(url: &str) -> String {
@@ -18,25 +18,6 @@ fn password_of(url: &str) -> String {
     let password = userinfo.split_once(':').map_or("", |x| x.1);
     assert!(password.len() >= 8, "the test URL needs a real password");
     password.to_owned()
-}
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
 }
 
 fn demo_reaches_every_school_and_keeps_no_password(var: &str, test: &str) {

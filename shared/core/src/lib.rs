@@ -23,7 +23,7 @@ pub use event::{Outcome, StepEvent};
 pub use instance::{
     Endpoint, Instance, InstanceKind, Status, TransitionError, Wave, execution_name,
 };
-pub use locator::Locator;
+pub use locator::{Locator, percent_decode};
 pub use ports::{
     BlobKey, BlobMeta, BlobStore, ExecutionInfo, ExecutionStatus, InstanceStore, KeyError,
     ListFilter, Message, Page, PortError, StartOutcome, WorkQueue, Workflows, list_all,

@@ -101,7 +101,10 @@ impl Locator {
             return None;
         };
         let start = s.find("://")? + 3;
-        Some((decode(&s[start..colon]), decode(&s[colon + 1..at])))
+        Some((
+            percent_decode(&s[start..colon]),
+            percent_decode(&s[colon + 1..at]),
+        ))
     }
 
     /// The name of the secret that holds this URL's password, when its password is
@@ -148,8 +151,9 @@ struct UserInfo {
 /// What a password that names a secret instead begins with.
 const SECRET_REF: &str = "secret:";
 
-/// Percent-decodes user info; a `%` not followed by two hex digits stays as it is.
-fn decode(s: &str) -> String {
+/// `%XX` escapes decoded (user info and paths in a URL may carry them); a `%` not followed
+/// by two hex digits stays as it is.
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -108,7 +108,7 @@ pub(crate) fn split(loc: &Locator, engine: Engine) -> Result<(String, Tls), DbEr
             let i = n
                 .values
                 .iter()
-                .position(|x| x.eq_ignore_ascii_case(&decode(v)))
+                .position(|x| x.eq_ignore_ascii_case(&a2a_core::percent_decode(v)))
                 .ok_or_else(|| {
                     DbError::Input(format!(
                         "{loc}: {}={v:?} is not one of {}",
@@ -118,7 +118,7 @@ pub(crate) fn split(loc: &Locator, engine: Engine) -> Result<(String, Tls), DbEr
                 })?;
             tls.mode = modes[i];
         } else if k == n.ca {
-            let path = decode(v);
+            let path = a2a_core::percent_decode(v);
             if path.is_empty() {
                 return Err(DbError::Input(format!(
                     "{loc}: {} names no file; give the CA bundle's path",
@@ -136,27 +136,6 @@ pub(crate) fn split(loc: &Locator, engine: Engine) -> Result<(String, Tls), DbEr
         format!("{base}?{}", kept.join("&"))
     };
     Ok((url, tls))
-}
-
-/// `%XX` escapes decoded (a path in a URL may carry them); anything else kept as is.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The certificates of a PEM bundle; a file that cannot be read or holds none is an
