@@ -58,6 +58,11 @@ pub fn moodle_hash(password: &Secret) -> Result<String, StepError> {
         .map_err(|e| StepError::Permanent(format!("bcrypt: {e}")))
 }
 
+/// Whether `hash` (as Moodle stores it) is the hash of `password`.
+pub fn verifies(password: &str, hash: &str) -> bool {
+    bcrypt::verify(password, hash).unwrap_or(false)
+}
+
 /// The secret `name` of the school, made by `make` and stored the first time, the stored
 /// one afterwards: a rerun of a step uses what the first run stored, so the secret store
 /// and the site never disagree.
@@ -106,8 +111,9 @@ mod tests {
         let h = moodle_hash(&p).unwrap();
         assert!(h.starts_with("$2y$10$"), "{h}");
         assert_eq!(h.len(), 60);
-        assert!(bcrypt::verify(p.expose(), &h).unwrap());
-        assert!(!bcrypt::verify("Zx8-wrong-horse-battery", &h).unwrap());
+        assert!(verifies(p.expose(), &h));
+        assert!(!verifies("Zx8-wrong-horse-battery", &h));
+        assert!(!verifies(p.expose(), "not a hash"));
     }
 
     #[test]

@@ -933,3 +933,86 @@ async fn local_workflows_start_once_by_name_and_describe() {
     assert_eq!(status(&w, &code).await.status, Status::Active);
     assert!(flows.describe("nope").await.is_err());
 }
+
+/// A template that carries its own `siteidentifier`, cron password and admin password: each
+/// new site gets its own of all three, kept in the secret store, and a rerun of Customise
+/// keeps them.
+#[tokio::test]
+async fn a_site_gets_its_own_identifier_cron_password_and_admin_password() {
+    use a2a_core::SecretName;
+    use a2a_dbmove::site::{
+        admin_password_hash, config_value, set_admin_password, set_config_value,
+    };
+    let w = world(10).await;
+    let tpl = a2a_dbmove::Db::connect(&w.ctx.site.templates["primary"].db, false)
+        .await
+        .unwrap();
+    set_config_value(
+        &tpl,
+        "mdl_",
+        "siteidentifier",
+        Some("templatesiteidplantilla.xtec.cat"),
+    )
+    .await
+    .unwrap();
+    set_config_value(&tpl, "mdl_", "cronremotepassword", Some("template-cron"))
+        .await
+        .unwrap();
+    let template_hash = "$2y$10$templatetemplatetemplatetemplatetemplatetemplatetempla";
+    set_admin_password(&tpl, "mdl_", template_hash)
+        .await
+        .unwrap();
+    drop(tpl);
+
+    let mut seen = Vec::new();
+    for (c, dns) in [("08000021", "escola-x"), ("17000022", "escola-y")] {
+        let code = register(&w, c, InstanceKind::Provision, dns).await;
+        let info = run(&w, &code, InstanceKind::Provision).await;
+        assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+        let db = status(&w, &code).await.target.db.unwrap();
+        let db = a2a_dbmove::Db::connect(&db, false).await.unwrap();
+        let secret = |what: &str| {
+            let name = SecretName::of(&code, what).unwrap();
+            let secrets = w.ctx.secrets.clone();
+            async move { secrets.get(&name).await.unwrap().unwrap() }
+        };
+        let id = config_value(&db, "mdl_", "siteidentifier")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id, secret("site-identifier").await.expose());
+        assert!(id.ends_with("eix.example.cat") && id != "templatesiteidplantilla.xtec.cat");
+        let cron = config_value(&db, "mdl_", "cronremotepassword")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cron, secret("cron-password").await.expose());
+        let hash = admin_password_hash(&db, "mdl_").await.unwrap().unwrap();
+        assert_ne!(hash, template_hash);
+        assert!(bcrypt_verifies(
+            secret("admin-password").await.expose(),
+            &hash
+        ));
+
+        // A rerun of Customise keeps the site's secrets.
+        let again = a2a_steps::call(&w.ctx, "Customise", json!({"school_code": c})).await;
+        assert!(again.is_ok(), "{again:?}");
+        assert_eq!(
+            config_value(&db, "mdl_", "siteidentifier")
+                .await
+                .unwrap()
+                .unwrap(),
+            id
+        );
+        seen.push((id, cron));
+    }
+    assert_ne!(
+        seen[0], seen[1],
+        "two sites share an identifier or a cron password"
+    );
+}
+
+/// Whether `hash` is a bcrypt hash of `password` (PHP's `$2y$` reads as `$2b$`).
+fn bcrypt_verifies(password: &str, hash: &str) -> bool {
+    a2a_steps::secrets::verifies(password, hash)
+}
