@@ -7,7 +7,7 @@ use a2a_core::{BlobKey, BlobStore, PortError, SchoolCode};
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use crate::layout::{MANIFEST, key_under, site_root};
+use crate::layout::{MANIFEST, key_under, named_template_root, site_root};
 use crate::manifest::{Entry, Manifest};
 use crate::{FilesError, Progress, list_all};
 
@@ -40,7 +40,7 @@ pub fn template_root(template: &str) -> Result<String, String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
-        Ok(format!("templates/{template}/"))
+        Ok(named_template_root(template))
     } else {
         Err(format!(
             "{template:?} is neither a school code (8 digits) nor a template name \
