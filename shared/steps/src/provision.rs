@@ -210,7 +210,8 @@ pub async fn verify_site(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
         let dns = dns(&i)?;
         let p = &ctx.site.prefix;
         let db = Db::connect(&target(ctx, &i)?, false).await?;
-        let want = Db::connect(&tpl.db, false).await?.list_tables(p).await?;
+        let tpl_db = Db::connect(&tpl.db, false).await?;
+        let want = tpl_db.list_tables(p).await?;
         let have = db.list_tables(p).await?;
         if want != have {
             return Err(StepError::Verify(format!(
@@ -242,8 +243,7 @@ pub async fn verify_site(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
         .await?;
         // The admin's password is the site's own: a PHP bcrypt hash, not the template's.
         let hash = a2a_dbmove::site::admin_password_hash(&db, p).await?;
-        let template_hash =
-            a2a_dbmove::site::admin_password_hash(&Db::connect(&tpl.db, false).await?, p).await?;
+        let template_hash = a2a_dbmove::site::admin_password_hash(&tpl_db, p).await?;
         if !hash.as_deref().is_some_and(|h| h.starts_with("$2y$")) || hash == template_hash {
             return Err(StepError::Verify(format!(
                 "school {code}: the admin's password is not the site's own (Customise sets it)"
