@@ -261,6 +261,86 @@ mod tests {
         assert!(matches!(refused.await, Err(TakeError::Refused(_))));
     }
 
+    /// A source URL's password goes to the secret store and the state keeps a reference;
+    /// a new list's password replaces it; a list's own `secret:NAME` is kept as named; and
+    /// neither the state nor the reports hold the password.
+    #[tokio::test]
+    async fn source_passwords_move_to_the_secret_store() {
+        use a2a_core::{SecretName, SecretStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let blobs = FsBlob::new(dir.path().join("blobs")).unwrap();
+        let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
+        let list = |pw: &str| {
+            format!(
+                "school_code,name,kind,source_db,source_files,dns\n\
+                 08000013,A,migrate,mysql://moodle:{pw}@db.internal/m08000013,/srv/md/a,a\n\
+                 17000014,B,migrate,mysql://moodle:secret:agora%2Fsrc@db.internal/m17000014,/srv/md/b,b\n"
+            )
+        };
+        let take = |text: String| {
+            let (store, blobs, secrets) = (&store, &blobs, &secrets);
+            async move {
+                take_in(
+                    "l.csv",
+                    "l.csv",
+                    text.as_bytes(),
+                    &Options::default(),
+                    store,
+                    store,
+                    blobs,
+                    secrets,
+                    Utc::now(),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        take(list("Xq9-one%40pw")).await;
+        let code = a2a_core::SchoolCode::parse("08000013").unwrap();
+        let name = SecretName::of(&code, "source-db-password").unwrap();
+        let stored = |c: &str| {
+            let store = &store;
+            let c = a2a_core::SchoolCode::parse(c).unwrap();
+            async move { store.get(&c).await.unwrap().unwrap().source.db.unwrap() }
+        };
+        let db = stored("08000013").await;
+        assert_eq!(db.secret_ref().as_deref(), Some(name.as_str()));
+        assert_eq!(
+            secrets.get(&name).await.unwrap().unwrap().expose(),
+            "Xq9-one@pw"
+        );
+        // A list's own secret stays as named, and nothing is stored for it.
+        let own = stored("17000014").await;
+        assert_eq!(own.secret_ref().as_deref(), Some("agora/src"));
+        let other = a2a_core::SchoolCode::parse("17000014").unwrap();
+        let none = SecretName::of(&other, "source-db-password").unwrap();
+        assert_eq!(secrets.get(&none).await.unwrap(), None);
+        // The password given again, changed, replaces the stored one.
+        take(list("Kd7-two")).await;
+        assert_eq!(
+            secrets.get(&name).await.unwrap().unwrap().expose(),
+            "Kd7-two"
+        );
+        assert_eq!(stored("08000013").await, db);
+        // The state records the URL as exposed here: no password in it; nor in a report.
+        for pw in ["Xq9-one", "Kd7-two"] {
+            assert!(!db.expose().contains(pw), "{}", db.expose());
+            for e in std::fs::read_dir(dir.path().join("blobs/reports")).unwrap() {
+                let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+                assert!(!text.contains(pw), "{text}");
+            }
+        }
+        // A secret's name that could leave the store rejects the row.
+        let bad = "school_code,name,kind,source_db,source_files,dns\n\
+                   25000015,C,migrate,mysql://u:secret:..%2Fx@db/m,/srv/md/c,c\n";
+        let Intake::New { plan, .. } = take(bad.into()).await else {
+            panic!("new")
+        };
+        assert_eq!(plan.rejected(), 1);
+        assert_eq!(plan.errors[0].field, "source_db");
+    }
+
     #[tokio::test]
     async fn the_summary_says_first_when_most_rows_fail_on_one_field() {
         let dir = tempfile::tempdir().unwrap();
