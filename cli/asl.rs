@@ -12,6 +12,7 @@ use a2a_asl::{
 use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
 
+use crate::template::{self, Template};
 use crate::{CliError, Outcome};
 
 /// What to do with a definition.
@@ -19,14 +20,23 @@ use crate::{CliError, Outcome};
 pub enum AslCommand {
     /// Check definitions as Step Functions would before accepting them.
     ///
-    /// Exits 0 when every file is valid, 2 otherwise; each problem names the state and field.
+    /// A file that a state machine of `template.yaml` names (beside the file's folder, or
+    /// `--template`) has its placeholders bound from that machine's
+    /// `DefinitionSubstitutions`, with stand-in ARNs of the resources they name. Elsewhere a
+    /// placeholder that is a whole Task `Resource` is checked as a stand-in ARN and said to be
+    /// unbound. Exits 0 when every file is valid, 2 otherwise; each problem names the state
+    /// and field.
     Validate {
         /// The definitions (`statemachines/*.asl.json`).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Fills a `${NAME}` placeholder (repeatable); an unfilled placeholder is an error.
+        /// Fills a `${NAME}` placeholder (repeatable), before the template's.
         #[arg(long = "substitution", value_name = "NAME=VALUE")]
         substitutions: Vec<String>,
+        /// The SAM template whose state machines name the files (default: `template.yaml`
+        /// beside each file's folder, if there is one).
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
     },
     /// Run one execution and print `{"status": ..., "output" | "error", "cause"}` as JSON.
     ///
@@ -81,7 +91,12 @@ pub async fn run(cmd: AslCommand) -> Result<Outcome, CliError> {
         AslCommand::Validate {
             files,
             substitutions,
-        } => validate(&files, &parse_substitutions(&substitutions)?),
+            template,
+        } => validate(
+            &files,
+            &parse_substitutions(&substitutions)?,
+            template.as_deref(),
+        ),
         AslCommand::Run {
             file,
             input,
@@ -147,12 +162,18 @@ pub async fn run(cmd: AslCommand) -> Result<Outcome, CliError> {
     }
 }
 
-fn validate(files: &[PathBuf], subs: &HashMap<String, String>) -> Result<Outcome, CliError> {
+fn validate(
+    files: &[PathBuf],
+    given: &HashMap<String, String>,
+    template: Option<&Path>,
+) -> Result<Outcome, CliError> {
+    let named = template.map(Template::read).transpose()?;
     let mut bad = 0;
     for f in files {
-        match load(f, subs) {
+        let (subs, bound) = bindings(f, given, named.as_ref())?;
+        match load(f, &subs) {
             Ok(sm) => out(&format!(
-                "{}: ok ({} states)",
+                "{}: ok ({} states{bound})",
                 f.display(),
                 sm.state_count()
             ))?,
@@ -172,6 +193,55 @@ fn validate(files: &[PathBuf], subs: &HashMap<String, String>) -> Result<Outcome
             "each line above names the file, the state and the field to fix",
         ))
     }
+}
+
+/// The substitutions to check `file` with: those given, then its state machine's in the
+/// template, else stand-ins for unbound whole-`Resource` placeholders (each said on stderr).
+/// Also a few words for the `ok` line on where they came from.
+fn bindings(
+    file: &Path,
+    given: &HashMap<String, String>,
+    named: Option<&Template>,
+) -> Result<(HashMap<String, String>, String), CliError> {
+    let near = match named {
+        Some(_) => None,
+        None => Template::near(file)
+            .map(|p| Template::read(&p))
+            .transpose()?,
+    };
+    let mut subs = given.clone();
+    if let Some(b) = named.or(near.as_ref()).and_then(|t| t.state_machine(file)) {
+        let n = b.substitutions.len();
+        for (k, v) in b.substitutions {
+            subs.entry(k).or_insert(v);
+        }
+        return Ok((
+            subs,
+            format!("; {n} placeholders bound from {}", b.resource),
+        ));
+    }
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut unbound = 0;
+    for name in template::resource_placeholders(&text) {
+        if !subs.contains_key(&name) {
+            eprintln!(
+                "{}: ${{{name}}} is unbound (no template names this file); checked as a stand-in \
+                 ARN; pass --substitution {name}=ARN or --template FILE",
+                file.display()
+            );
+            subs.insert(
+                name.clone(),
+                format!("arn:aws:lambda:eu-west-1:123456789012:function:{name}"),
+            );
+            unbound += 1;
+        }
+    }
+    let said = if unbound > 0 {
+        format!("; {unbound} unbound")
+    } else {
+        String::new()
+    };
+    Ok((subs, said))
 }
 
 /// Prints a line on stdout; a closed pipe (`| head`) is not an error worth a panic.

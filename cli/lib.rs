@@ -16,6 +16,7 @@ pub(crate) mod run;
 mod schedule;
 mod secret;
 mod status;
+mod template;
 
 use std::path::PathBuf;
 

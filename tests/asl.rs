@@ -110,6 +110,47 @@ fn validate_reports_every_file_and_exits_2_when_any_is_bad() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn validate_binds_the_projects_own_state_machines_from_template_yaml() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, machine) in [
+        ("migrate-instance.asl.json", "MigrateStateMachine"),
+        ("provision-instance.asl.json", "ProvisionStateMachine"),
+    ] {
+        let path = root.join("statemachines").join(file);
+        let out = a2a(&["validate", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
+        assert!(
+            stdout.contains(&format!("placeholders bound from {machine}")),
+            "{file}: {stdout}"
+        );
+    }
+
+    // Outside a template, a whole-Resource placeholder is checked as a stand-in and said.
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("lone.asl.json");
+    std::fs::write(
+        &lone,
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${Freeze}", "End": true}}}"#,
+    )
+    .unwrap();
+    let out = a2a(&["validate", lone.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("${Freeze} is unbound"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 unbound"));
+    // A template that does not parse is named.
+    let bad = dir.path().join("template.yaml");
+    std::fs::write(&bad, "Resources: [").unwrap();
+    let out = a2a(&["validate", lone.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not YAML"), "{}", stderr(&out));
+}
+
 fn run_case(case: &str, extra: &[&str]) -> Output {
     let def = fixtures().join("migrate-demo.asl.json");
     let mock = fixtures().join("migrate-demo.mock.json");
