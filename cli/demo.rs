@@ -235,9 +235,11 @@ impl Local {
         let mut set = tokio::task::JoinSet::new();
         for (code, kind, attempt) in todo {
             let (flows, sem, bar) = (flows.clone(), sem.clone(), bar.clone());
+            let store = store_port.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let name = execution_name(&code, kind, attempt);
+                a2a_schedule::record_start(&*store, &code, chrono::Utc::now()).await;
                 let info = flows
                     .run(
                         kind,

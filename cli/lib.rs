@@ -11,6 +11,7 @@ mod db;
 mod demo;
 mod error;
 mod files;
+mod history;
 mod intake;
 pub(crate) mod run;
 mod schedule;
@@ -66,6 +67,15 @@ pub struct Cli {
 pub enum Command {
     /// Counts of instances by status and by wave, and the failed ones with their last error.
     Status {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One school's life: each step with its start, duration, rows, bytes and outcome,
+    /// across attempts, and the workflow execution behind each attempt.
+    History {
+        /// The school's code (8 digits).
+        code: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -192,6 +202,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let ports = Backends::new();
     match cli.command {
         Command::Status { json } => status::run(&config, &ports, json).await,
+        Command::History { code, json } => history::run(&config, &ports, &code, json).await,
         Command::Files { command } => files::run(&ports, command).await,
         Command::Db { command } => db::run(&ports, command).await,
         Command::Fixture { command } => db::run_fixture(command).await,

@@ -3,13 +3,31 @@
 use std::sync::Arc;
 
 use a2a_core::{
-    Instance, InstanceStore, ListFilter, PortError, SchoolCode, StartOutcome, Status, Window,
-    Workflows, execution_name, list_all,
+    Instance, InstanceStore, ListFilter, Outcome, PortError, SchoolCode, StartOutcome, Status,
+    StepEvent, Window, Workflows, execution_name, list_all,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::{IN_FLIGHT, StartMessage};
+
+/// The history event of a started execution: the k-th one of an instance begins its
+/// attempt k (`a2a history` groups the steps by it).
+pub const START_STEP: &str = "dispatcher.start";
+
+/// Records that an execution of `code` started at `now` ([`START_STEP`]), for every path
+/// that starts one. A failure is only logged: the execution runs either way, and only the
+/// history's attempt line is lost.
+pub async fn record_start(store: &dyn InstanceStore, code: &SchoolCode, now: DateTime<Utc>) {
+    let event = StepEvent {
+        ended_at: Some(now),
+        outcome: Outcome::Succeeded,
+        ..StepEvent::started(START_STEP, now)
+    };
+    if let Err(e) = store.record(code, &event).await {
+        tracing::warn!(school_code = %code, error = %e, "could not record the start");
+    }
+}
 
 /// How often a lost versioned save is re-read and tried again before the message is
 /// handed back to the queue.
@@ -190,6 +208,10 @@ impl Dispatcher {
                         error,
                         "dispatch failed; the message comes back"
                     );
+                }
+                Dispatched::Started { school_code, .. } => {
+                    tracing::info!(message_id = d.id, outcome = ?outcome, "dispatched");
+                    record_start(&*self.store, school_code, now).await;
                 }
                 other => tracing::info!(message_id = d.id, outcome = ?other, "dispatched"),
             }

@@ -330,7 +330,8 @@ struct Tally {
 }
 
 /// The executions recorded in one instance's history, as (start, end): each run of step
-/// events between two scheduler events is one execution.
+/// events between two scheduler events is one execution, and a dispatcher's start
+/// ([`crate::START_STEP`]) begins one.
 pub fn executions(history: &[StepEvent]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let mut out = Vec::new();
     let mut run: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
@@ -338,6 +339,9 @@ pub fn executions(history: &[StepEvent]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> 
         if e.step.starts_with("scheduler.") {
             out.extend(run.take());
             continue;
+        }
+        if e.step == crate::START_STEP {
+            out.extend(run.take());
         }
         let end = e.ended_at.unwrap_or(e.started_at);
         run = Some(run.map_or((e.started_at, end), |(a, b)| {

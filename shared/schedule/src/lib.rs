@@ -13,7 +13,9 @@ mod drive;
 mod message;
 mod tick;
 
-pub use dispatch::{Delivery, DispatchReport, Dispatched, Dispatcher, in_flight};
+pub use dispatch::{
+    Delivery, DispatchReport, Dispatched, Dispatcher, START_STEP, in_flight, record_start,
+};
 pub use drive::{ClockMode, NightReport, Progress, RunReport, Runner, executions, peak};
 pub use message::{BadMessage, StartMessage};
 pub use tick::{

@@ -221,6 +221,15 @@ async fn every_message_delivered_twice_starts_exactly_one_execution_each() {
             wf.get(&name).unwrap().input["school_code"],
             code(i).to_string()
         );
+        // One start recorded in the history, however many deliveries: it opens attempt 1.
+        let starts = store
+            .history(&code(i))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.step == a2a_schedule::START_STEP)
+            .count();
+        assert_eq!(starts, 1, "{}", code(i));
     }
 }
 
