@@ -80,6 +80,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move failed or rolled-back schools back to `queued`, through the legal move, and
+    /// send their start messages; says what changed for each. Exit 1 if a named school
+    /// could not be retried.
+    Retry(schedule::RetryArgs),
     /// Databases: copy a Moodle database between PostgreSQL, MySQL/MariaDB and SQLite
     /// through staged chunks, export, import (resumable), verify, clone a template,
     /// search-and-replace, customise.
@@ -203,6 +207,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Status { json } => status::run(&config, &ports, json).await,
         Command::History { code, json } => history::run(&config, &ports, &code, json).await,
+        Command::Retry(args) => schedule::retry(&config, &ports, &args).await,
         Command::Files { command } => files::run(&ports, command).await,
         Command::Db { command } => db::run(&ports, command).await,
         Command::Fixture { command } => db::run_fixture(command).await,

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use a2a_core::{InstanceKind, InstanceStore, PortError, SchoolCode, Status, Workflows};
+use a2a_core::{
+    InstanceKind, InstanceStore, ListFilter, PortError, SchoolCode, Status, Workflows, list_all,
+};
 use a2a_schedule::{Delivery, Dispatched, Dispatcher, IN_FLIGHT, Policy, StartMessage};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
@@ -374,4 +376,94 @@ async fn finish_here(
         );
     }
     Ok(if ok { Outcome::Ok } else { Outcome::Failed })
+}
+
+/// Which schools `a2a retry` moves back to `queued`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The schools' codes (8 digits each).
+    #[arg(value_name = "CODE")]
+    pub codes: Vec<String>,
+    /// Every failed or rolled-back school (of `--wave`, if given).
+    #[arg(long, conflicts_with = "codes")]
+    pub failed: bool,
+    /// Only schools of this wave.
+    #[arg(long, value_name = "N")]
+    pub wave: Option<u32>,
+}
+
+/// `a2a retry`: each named (or each failed) school back to `queued` through the legal move,
+/// its start message sent, and a line saying what changed. Exit 1 if a named school could
+/// not be retried.
+pub async fn retry(
+    config: &Config,
+    ports: &Backends,
+    args: &RetryArgs,
+) -> Result<Outcome, CliError> {
+    if args.codes.is_empty() && !args.failed {
+        return Err(CliError::input(
+            "a2a retry: no school named",
+            "name the schools' codes, or pass --failed for every failed or rolled-back one",
+        ));
+    }
+    let mut codes = Vec::new();
+    for c in &args.codes {
+        codes.push(SchoolCode::parse(c).map_err(|e| {
+            CliError::input(
+                format!("school code {c:?}: {e}"),
+                "give the school's 8-digit code, such as 08012345",
+            )
+        })?);
+    }
+    let label = config.state.label();
+    let port = |e| CliError::from_port(&label, e);
+    let store = ports.state(config).await?;
+    if args.failed {
+        codes = list_all(&*store, ListFilter::default())
+            .await
+            .map_err(port)?
+            .into_iter()
+            .filter(|i| matches!(i.status, Status::Failed | Status::RolledBack))
+            .filter(|i| args.wave.is_none_or(|w| i.wave.0 == w))
+            .map(|i| i.code)
+            .collect();
+    }
+    let queue = ports.queue(&config.queue).await;
+    let now = chrono::Utc::now();
+    let (mut done, mut refused) = (0, 0);
+    for code in &codes {
+        if let (Some(w), false) = (args.wave, args.failed) {
+            let wave = store.get(code).await.map_err(port)?.map(|i| i.wave.0);
+            if wave.is_some_and(|x| x != w) {
+                println!(
+                    "{code}: not retried: it is in wave {}, not {w}",
+                    wave.unwrap_or(0)
+                );
+                refused += 1;
+                continue;
+            }
+        }
+        match a2a_schedule::retry_now(&*store, &*queue, code, now)
+            .await
+            .map_err(port)?
+        {
+            Ok(i) => {
+                done += 1;
+                println!("{code}: queued for attempt {}", i.attempt + 1);
+            }
+            Err(why) => {
+                refused += 1;
+                println!("{code}: not retried: {why}");
+            }
+        }
+    }
+    println!("{done} retried, {refused} not");
+    if done > 0 && matches!(config.queue, QueueSpec::Memory) {
+        println!("the next `a2a run` starts them: it sends every queued school's message again");
+    }
+    Ok(if refused == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
 }

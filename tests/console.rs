@@ -1,4 +1,4 @@
-//! The operator's console on a state filled by a real run: `a2a history`.
+//! The operator's console on a state filled by a real run: `a2a history`, `a2a retry`.
 
 mod common;
 
@@ -77,4 +77,63 @@ fn history_shows_each_attempt_with_its_execution_and_every_step() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn retry_moves_a_failed_school_back_to_queued_and_refuses_an_active_one() {
+    let home = tempfile::tempdir().unwrap();
+    let o = a2a(home.path(), &["demo", "--migrations", "1", "--eix", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let db = home.path().join("state.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A school whose first attempt failed, beside the demo's active ones.
+    let (active, failed) = rt.block_on(async {
+        let store = a2a_local::SqliteStore::open(&db).await.unwrap();
+        let all = list_all(&store, ListFilter::default()).await.unwrap();
+        let mut f = all[0].clone();
+        f.code = a2a_core::SchoolCode::parse("08777777").unwrap();
+        f.status = a2a_core::Status::Failed;
+        f.attempt = 1;
+        f.version = 0;
+        f.last_error = Some("A2A.Transient: the source did not answer".into());
+        assert!(a2a_core::InstanceStore::register(&store, &f).await.unwrap());
+        (all[0].code.to_string(), f.code.to_string())
+    });
+
+    let o = a2a(home.path(), &["retry", &failed, &active]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("{failed}: queued for attempt 2")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{active}: not retried: school {active} is active")),
+        "{out}"
+    );
+    assert!(out.contains("1 retried, 1 not"), "{out}");
+    rt.block_on(async {
+        let store = a2a_local::SqliteStore::open(&db).await.unwrap();
+        let code = a2a_core::SchoolCode::parse(&failed).unwrap();
+        let i = a2a_core::InstanceStore::get(&store, &code)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((i.status, i.attempt), (a2a_core::Status::Queued, 1));
+        let h = a2a_core::InstanceStore::history(&store, &code)
+            .await
+            .unwrap();
+        assert!(
+            h.iter()
+                .any(|e| e.step == a2a_schedule::OPERATOR_RETRY_STEP),
+            "{h:?}"
+        );
+    });
+    // Nothing failed is left: --failed retries none, and says so.
+    let o = a2a(home.path(), &["retry", "--failed"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 retried, 0 not"));
+    // No school named: a usage error.
+    let o = a2a(home.path(), &["retry"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

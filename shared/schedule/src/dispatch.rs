@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use a2a_core::{
-    Instance, InstanceStore, ListFilter, Outcome, PortError, SchoolCode, StartOutcome, Status,
-    StepEvent, Window, Workflows, execution_name, list_all,
+    Instance, InstanceStore, ListFilter, PortError, SchoolCode, StartOutcome, Status, Window,
+    Workflows, execution_name, list_all,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,12 +19,10 @@ pub const START_STEP: &str = "dispatcher.start";
 /// that starts one. A failure is only logged: the execution runs either way, and only the
 /// history's attempt line is lost.
 pub async fn record_start(store: &dyn InstanceStore, code: &SchoolCode, now: DateTime<Utc>) {
-    let event = StepEvent {
-        ended_at: Some(now),
-        outcome: Outcome::Succeeded,
-        ..StepEvent::started(START_STEP, now)
-    };
-    if let Err(e) = store.record(code, &event).await {
+    if let Err(e) = store
+        .record(code, &crate::tick::event(START_STEP, now, None))
+        .await
+    {
         tracing::warn!(school_code = %code, error = %e, "could not record the start");
     }
 }

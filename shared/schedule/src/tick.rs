@@ -14,6 +14,8 @@ use crate::{IN_FLIGHT, StartMessage};
 pub const ENQUEUE_STEP: &str = "scheduler.enqueue";
 /// The history step of a retry's enqueue (not counted against the quota).
 pub const RETRY_STEP: &str = "scheduler.retry";
+/// The history step of an operator's retry (`a2a retry`), not counted against the quota.
+pub const OPERATOR_RETRY_STEP: &str = "operator.retry";
 /// The history step of a reconciliation.
 pub const RECONCILE_STEP: &str = "scheduler.reconcile";
 
@@ -206,7 +208,41 @@ fn status(s: Status) -> ListFilter {
     }
 }
 
-fn event(step: &str, now: DateTime<Utc>, error: Option<String>) -> StepEvent {
+/// An operator's retry of one school (`a2a retry`): a `failed` or `rolled_back` instance
+/// moved back to `queued`, the move recorded as [`OPERATOR_RETRY_STEP`], and its start
+/// message sent, whatever its attempts and back-off (the scheduler's limits are for
+/// automatic retries). Returns the instance as saved, or why nothing changed.
+pub async fn retry_now(
+    store: &dyn InstanceStore,
+    queue: &dyn WorkQueue,
+    code: &SchoolCode,
+    now: DateTime<Utc>,
+) -> Result<Result<Instance, String>, PortError> {
+    let Some(inst) = store.get(code).await? else {
+        return Ok(Err(format!("school {code} is not in the state")));
+    };
+    if !matches!(inst.status, Status::Failed | Status::RolledBack) {
+        return Ok(Err(format!(
+            "school {code} is {}: only a failed or rolled-back school is retried",
+            inst.status
+        )));
+    }
+    let mut report = TickReport::default();
+    if enqueue(store, queue, inst, OPERATOR_RETRY_STEP, now, &mut report).await? {
+        Ok(store
+            .get(code)
+            .await?
+            .ok_or_else(|| format!("school {code} vanished from the state")))
+    } else if report.lost_races > 0 {
+        Ok(Err(format!(
+            "school {code} changed meanwhile (a tick or a step moved it); look again"
+        )))
+    } else {
+        Ok(Err(report.problems.join("; ")))
+    }
+}
+
+pub(crate) fn event(step: &str, now: DateTime<Utc>, error: Option<String>) -> StepEvent {
     StepEvent {
         step: step.to_owned(),
         started_at: now,
