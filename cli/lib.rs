@@ -65,8 +65,15 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Counts of instances by status and by wave, and the failed ones with their last error.
+    /// Counts of instances by status, by wave and by kind, the failed ones with their last
+    /// error, and what runs now.
     Status {
+        /// Only this wave.
+        #[arg(long, value_name = "N")]
+        wave: Option<u32>,
+        /// Only this kind.
+        #[arg(long, value_enum)]
+        kind: Option<schedule::KindArg>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -205,7 +212,13 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     // The one set of ports of this process: AWS is loaded only if a command opens it.
     let ports = Backends::new();
     match cli.command {
-        Command::Status { json } => status::run(&config, &ports, json).await,
+        Command::Status { wave, kind, json } => {
+            let only = status::Only {
+                wave,
+                kind: kind.map(Into::into),
+            };
+            status::run(&config, &ports, only, json).await
+        }
         Command::History { code, json } => history::run(&config, &ports, &code, json).await,
         Command::Retry(args) => schedule::retry(&config, &ports, &args).await,
         Command::Files { command } => files::run(&ports, command).await,

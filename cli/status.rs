@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use a2a_core::{Instance, ListFilter, Status, list_all};
+use a2a_core::{Instance, InstanceKind, ListFilter, Status, list_all};
 use serde::Serialize;
 
 use crate::backends::Backends;
@@ -17,8 +17,38 @@ pub struct Report {
     pub by_status: BTreeMap<&'static str, usize>,
     /// Instances per wave.
     pub by_wave: BTreeMap<u32, usize>,
+    /// Per kind (`migrate`, `provision`), every status with its count.
+    pub by_kind: BTreeMap<&'static str, BTreeMap<&'static str, usize>>,
+    /// Per wave, every status with its count: what is left of each wave.
+    pub by_wave_status: BTreeMap<u32, BTreeMap<&'static str, usize>>,
     /// The failed instances, by wave then code.
     pub failed: Vec<Failed>,
+    /// What runs now: the instances with an execution under way, by wave then code.
+    pub running: Vec<Running>,
+}
+
+/// One instance with an execution under way.
+#[derive(Debug, Serialize)]
+pub struct Running {
+    /// The school code.
+    pub school_code: String,
+    /// `migrate` or `provision`.
+    pub kind: &'static str,
+    /// Its wave.
+    pub wave: u32,
+    /// `running`, `migrated`, `provisioned` or `verified`.
+    pub status: &'static str,
+    /// The attempt under way.
+    pub attempt: u32,
+    /// Its execution's id, once the dispatcher has recorded it.
+    pub execution: Option<String>,
+    /// When the instance last changed.
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every status with a zero count, so that a table or a JSON reader sees each one.
+fn zeroes() -> BTreeMap<&'static str, usize> {
+    Status::ALL.iter().map(|s| (s.as_str(), 0)).collect()
 }
 
 /// One failed instance.
@@ -39,18 +69,35 @@ pub struct Failed {
 impl Report {
     /// Counts `instances`.
     pub fn of(instances: &[Instance]) -> Self {
-        let mut by_status: BTreeMap<&'static str, usize> =
-            Status::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut by_status = zeroes();
         let mut by_wave = BTreeMap::new();
+        let mut by_kind: BTreeMap<&'static str, BTreeMap<&'static str, usize>> = BTreeMap::new();
+        let mut by_wave_status: BTreeMap<u32, BTreeMap<&'static str, usize>> = BTreeMap::new();
         let mut failed: Vec<&Instance> = Vec::new();
+        let mut running: Vec<&Instance> = Vec::new();
         for i in instances {
-            *by_status.entry(i.status.as_str()).or_default() += 1;
+            let status = i.status.as_str();
+            *by_status.entry(status).or_default() += 1;
             *by_wave.entry(i.wave.0).or_default() += 1;
+            *by_kind
+                .entry(i.kind.as_str())
+                .or_insert_with(zeroes)
+                .entry(status)
+                .or_default() += 1;
+            *by_wave_status
+                .entry(i.wave.0)
+                .or_insert_with(zeroes)
+                .entry(status)
+                .or_default() += 1;
             if i.status == Status::Failed {
                 failed.push(i);
             }
+            if a2a_schedule::IN_FLIGHT.contains(&i.status) {
+                running.push(i);
+            }
         }
         failed.sort_by_key(|i| (i.wave, i.code.clone()));
+        running.sort_by_key(|i| (i.wave, i.code.clone()));
         Self {
             instances: instances.len(),
             by_status,
@@ -63,6 +110,20 @@ impl Report {
                     wave: i.wave.0,
                     attempt: i.attempt,
                     last_error: i.last_error.clone(),
+                })
+                .collect(),
+            by_kind,
+            by_wave_status,
+            running: running
+                .into_iter()
+                .map(|i| Running {
+                    school_code: i.code.to_string(),
+                    kind: i.kind.as_str(),
+                    wave: i.wave.0,
+                    status: i.status.as_str(),
+                    attempt: i.attempt,
+                    execution: i.execution.clone(),
+                    since: i.updated_at,
                 })
                 .collect(),
         }
@@ -87,6 +148,32 @@ impl Report {
                 println!("  wave {w:<7} {n:>6}");
             }
         }
+        for (kind, counts) in &self.by_kind {
+            let line: Vec<String> = counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            println!("{kind}: {}", line.join(", "));
+        }
+        if self.running.is_empty() {
+            println!("running now: none");
+        } else {
+            println!("running now ({}):", self.running.len());
+            for r in &self.running {
+                println!(
+                    "  {} wave {} attempt {} {} since {} {}",
+                    r.school_code,
+                    r.wave,
+                    r.attempt,
+                    r.status,
+                    r.since.format("%Y-%m-%d %H:%M:%S"),
+                    r.execution
+                        .as_deref()
+                        .unwrap_or("(execution not recorded yet)")
+                );
+            }
+        }
         if self.failed.is_empty() {
             println!("failed: none");
         } else {
@@ -105,14 +192,31 @@ impl Report {
     }
 }
 
+/// Which instances `a2a status` counts.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Only {
+    /// Only this wave.
+    pub wave: Option<u32>,
+    /// Only this kind.
+    pub kind: Option<InstanceKind>,
+}
+
 /// Prints the report. Reading only: an empty home stays empty.
-pub async fn run(config: &Config, ports: &Backends, json: bool) -> Result<Outcome, CliError> {
-    let instances = match ports.existing_state(config).await? {
+pub async fn run(
+    config: &Config,
+    ports: &Backends,
+    only: Only,
+    json: bool,
+) -> Result<Outcome, CliError> {
+    let mut instances = match ports.existing_state(config).await? {
         Some(store) => list_all(&*store, ListFilter::default())
             .await
             .map_err(|e| CliError::from_port(&config.state.label(), e))?,
         None => Vec::new(),
     };
+    instances.retain(|i| {
+        only.wave.is_none_or(|w| i.wave.0 == w) && only.kind.is_none_or(|k| i.kind == k)
+    });
     let report = Report::of(&instances);
     if json {
         let text = serde_json::to_string(&report)

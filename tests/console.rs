@@ -1,4 +1,5 @@
-//! The operator's console on a state filled by a real run: `a2a history`, `a2a retry`.
+//! The operator's console on a state filled by a real run: `a2a status`, `a2a history`,
+//! `a2a retry`.
 
 mod common;
 
@@ -66,6 +67,38 @@ fn history_shows_each_attempt_with_its_execution_and_every_step() {
             "{out}"
         );
     }
+
+    // Status per kind and wave, filtered.
+    let status = |args: &[&str]| -> Value {
+        let mut all = vec!["status", "--json"];
+        all.extend_from_slice(args);
+        let o = a2a(home.path(), &all);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = status(&[]);
+    assert_eq!(v["by_kind"]["migrate"]["active"], 1, "{v}");
+    assert_eq!(v["by_kind"]["provision"]["active"], 1, "{v}");
+    assert_eq!(v["running"].as_array().unwrap().len(), 0, "{v}");
+    let wave = instances[0].wave.0;
+    assert_eq!(
+        v["by_wave_status"][wave.to_string()]["active"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        true
+    );
+    let v = status(&["--kind", "provision"]);
+    assert_eq!(v["instances"], 1, "{v}");
+    assert!(v["by_kind"].get("migrate").is_none(), "{v}");
+    let v = status(&["--wave", "999"]);
+    assert_eq!(v["instances"], 0, "{v}");
+    let o = a2a(home.path(), &["status"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("running now: none"),
+        "{}",
+        text(&o)
+    );
 
     // A malformed code and an unknown one: exit 2, each named.
     let o = a2a(home.path(), &["history", "0801"]);
