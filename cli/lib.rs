@@ -13,6 +13,7 @@ mod error;
 mod files;
 mod history;
 mod intake;
+mod report;
 pub(crate) mod run;
 mod schedule;
 mod secret;
@@ -91,6 +92,10 @@ pub enum Command {
     /// send their start messages; says what changed for each. Exit 1 if a named school
     /// could not be retried.
     Retry(schedule::RetryArgs),
+    /// One self-contained HTML report (progress per wave, schools per night, step
+    /// durations, failures, data moved, the cost on AWS, every school) and a CSV of every
+    /// school.
+    Report(report::ReportArgs),
     /// Databases: copy a Moodle database between PostgreSQL, MySQL/MariaDB and SQLite
     /// through staged chunks, export, import (resumable), verify, clone a template,
     /// search-and-replace, customise.
@@ -221,6 +226,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::History { code, json } => history::run(&config, &ports, &code, json).await,
         Command::Retry(args) => schedule::retry(&config, &ports, &args).await,
+        Command::Report(args) => report::run(&config, &ports, &args).await,
         Command::Files { command } => files::run(&ports, command).await,
         Command::Db { command } => db::run(&ports, command).await,
         Command::Fixture { command } => db::run_fixture(command).await,

@@ -1,5 +1,5 @@
 //! The operator's console on a state filled by a real run: `a2a status`, `a2a history`,
-//! `a2a retry`.
+//! `a2a report`, `a2a retry`.
 
 mod common;
 
@@ -94,6 +94,44 @@ fn history_shows_each_attempt_with_its_execution_and_every_step() {
         "{}",
         text(&o)
     );
+
+    // The report: one HTML file that fetches nothing, and a CSV row per school.
+    let html = home.path().join("report.html");
+    let csv = home.path().join("schools.csv");
+    let o = a2a(
+        home.path(),
+        &[
+            "report",
+            "--html",
+            html.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("per instance"), "{}", text(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for i in &instances {
+        assert!(page.contains(&i.code.to_string()), "{}", i.code);
+    }
+    assert!(page.contains("<svg") && page.contains("Cost on AWS"));
+    assert!(
+        !page.contains(" src=") && !page.contains("<link"),
+        "nothing fetched"
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().count(), instances.len() + 1, "{rows}");
+    let o = a2a(
+        home.path(),
+        &[
+            "report",
+            "--html",
+            html.to_str().unwrap(),
+            "--region",
+            "mars-1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
     // A malformed code and an unknown one: exit 2, each named.
     let o = a2a(home.path(), &["history", "0801"]);
