@@ -116,6 +116,56 @@ async fn status_counts_what_the_dynamodb_store_holds() {
         dir.path(),
         &["--state", &state, "status", "--json"],
     )));
+
+    // The console's other commands read and move the deployed table the same way: a retry
+    // sends its start message to the deployed queue.
+    let sqs = a2a_aws::aws_sdk_sqs::Client::new(&conf);
+    let url = a2a_aws::SqsQueue::create_plain(&sqs, &unique_name("a2a-cli"))
+        .await
+        .unwrap();
+    let queue = format!("sqs:{url}");
+    let o = a2a(
+        dir.path(),
+        &["--state", &state, "--queue", &queue, "retry", "08000003"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("08000003: queued for attempt 2"));
+    let got = sqs
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = got.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let msg: Value = serde_json::from_str(bodies[0]).unwrap();
+    assert_eq!(
+        (msg["school_code"].as_str(), msg["attempt"].as_u64()),
+        (Some("08000003"), Some(2))
+    );
+    let h = json_of(&a2a(
+        dir.path(),
+        &["--state", &state, "history", "08000003", "--json"],
+    ));
+    assert_eq!(h["status"], "queued", "{h}");
+    assert!(
+        h.to_string().contains(a2a_schedule::OPERATOR_RETRY_STEP),
+        "{h}"
+    );
+    let html = dir.path().join("r.html");
+    let o = a2a(
+        dir.path(),
+        &[
+            "--state",
+            &state,
+            "report",
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("08000003"));
 }
 
 #[test]
