@@ -2,7 +2,6 @@
 //! between PostgreSQL, MySQL/MariaDB and SQLite through staged chunks, export and import
 //! as separate steps, verify, and generate a Moodle-like fixture.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,7 +9,7 @@ use a2a_core::{BlobStore, Locator};
 use a2a_dbmove::fixture::FixtureOptions;
 use a2a_dbmove::{CopyLimits, Db, DbError, ImportOptions, Progress, VerifyReport};
 use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::Backends;
 use crate::{CliError, Outcome};
@@ -583,14 +582,7 @@ struct Bar(ProgressBar);
 
 impl Bar {
     fn new() -> Self {
-        let bar = ProgressBar::with_draw_target(
-            None,
-            if std::io::stderr().is_terminal() {
-                ProgressDrawTarget::stderr()
-            } else {
-                ProgressDrawTarget::hidden()
-            },
-        );
+        let bar = ProgressBar::with_draw_target(None, crate::progress_target());
         if let Ok(style) =
             ProgressStyle::with_template("{spinner} {msg:40} {human_pos} rows  {rate}")
         {

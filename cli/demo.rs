@@ -5,7 +5,6 @@
 //! prints a summary table.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +16,7 @@ use a2a_core::{
 use a2a_local::AslWorkflows;
 use a2a_steps::{Shard, SiteConfig, StepContext, Template};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::Local;
 use crate::{CliError, Config, Outcome};
@@ -380,14 +379,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> 
 }
 
 pub(crate) fn bar(len: u64) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(len),
-        if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
+    let bar = ProgressBar::with_draw_target(Some(len), crate::progress_target());
     if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} instances  {elapsed}") {
         bar.set_style(style);
     }

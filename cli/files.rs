@@ -2,13 +2,12 @@
 //! to a folder or S3, verify the copy, copy a template to a new site, and switch Moodle's
 //! maintenance page.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use a2a_core::SchoolCode;
 use a2a_files::{FilesError, Progress};
 use clap::{Subcommand, ValueEnum};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::backends::Backends;
 use crate::{CliError, Outcome};
@@ -359,11 +358,7 @@ struct Bars {
 
 impl Bars {
     fn new(verb: &str) -> Self {
-        let target = if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target = crate::progress_target();
         let multi = MultiProgress::with_draw_target(target);
         let files = multi.add(ProgressBar::new(0));
         let bytes = multi.add(ProgressBar::new(0));

@@ -57,6 +57,9 @@ pub struct Cli {
     /// More log lines on stderr (-v info, -vv debug). RUST_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// No progress bars (they are shown on stderr only when it is a terminal).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -211,8 +214,23 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// Set once by `--quiet`: no progress bars anywhere.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Where every progress bar draws: stderr when it is a terminal and `--quiet` was not
+/// given, else nowhere, so bars never mix with `--json` on stdout or with a log file.
+pub(crate) fn progress_target() -> indicatif::ProgressDrawTarget {
+    use std::io::IsTerminal as _;
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) || !std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::hidden()
+    } else {
+        indicatif::ProgressDrawTarget::stderr()
+    }
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     let config = Config::resolve(&cli)?;
     // The one set of ports of this process: AWS is loaded only if a command opens it.
     let ports = Backends::new();

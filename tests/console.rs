@@ -203,3 +203,41 @@ fn retry_moves_a_failed_school_back_to_queued_and_refuses_an_active_one() {
     let o = a2a(home.path(), &["retry"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// Runs `a2a ARGS` under a pseudo-terminal (util-linux `script`), as an operator's shell
+/// would; `None` where `script` is missing.
+fn on_a_terminal(home: &std::path::Path, args: &[&str]) -> Option<String> {
+    let mut line = format!("{} --home {}", env!("CARGO_BIN_EXE_a2a"), home.display());
+    for a in args {
+        line.push(' ');
+        line.push_str(a);
+    }
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("A2A_HOME")
+        .output()
+        .ok()?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_quiet_hides_it() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let demo = ["demo", "--migrations", "1", "--eix", "1"];
+    let Some(shown) = on_a_terminal(a.path(), &demo) else {
+        eprintln!(
+            "######## SKIP progress_shows_on_a_terminal_and_quiet_hides_it: no `script` ########"
+        );
+        return;
+    };
+    assert!(shown.contains("/2 instances"), "{shown}");
+    let mut quiet = vec!["--quiet"];
+    quiet.extend(demo);
+    let hidden = on_a_terminal(b.path(), &quiet).unwrap();
+    assert!(!hidden.contains("/2 instances"), "{hidden}");
+    assert!(hidden.contains("2 of 2 instances active"), "{hidden}");
+    // Off a terminal (as every other test runs it) the bar is hidden too.
+    let o = a2a(b.path(), &demo);
+    assert!(!text(&o).contains("/2 instances"), "{}", text(&o));
+}
