@@ -864,6 +864,18 @@ impl TypeNames {
     }
 }
 
+/// A nullable column `c` of type `ty`, for the engines' tests of their type mapping.
+#[cfg(test)]
+fn test_column(ty: ColType, auto_increment: bool) -> Column {
+    Column {
+        name: "c".into(),
+        ty,
+        nullable: true,
+        default: None,
+        auto_increment,
+    }
+}
+
 /// The integer types of MySQL, which SQLite reads back too; an auto-increment is a clause
 /// of its own there.
 fn int_ddl(bytes: u8, _auto_increment: bool) -> &'static str {

@@ -659,13 +659,7 @@ mod tests {
     use super::*;
 
     fn col(ty: ColType) -> Column {
-        Column {
-            name: "c".into(),
-            ty,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-        }
+        crate::engine::test_column(ty, false)
     }
 
     #[test]

@@ -694,15 +694,7 @@ fn pg_row(t: &Table, r: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Err
 mod tests {
     use super::*;
 
-    fn col(ty: ColType, auto: bool) -> Column {
-        Column {
-            name: "c".into(),
-            ty,
-            nullable: true,
-            default: None,
-            auto_increment: auto,
-        }
-    }
+    use crate::engine::test_column as col;
 
     #[test]
     fn catalog_types_map_to_neutral_ones() {
