@@ -6,6 +6,7 @@
 mod common;
 use common::{a2a, text};
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use a2a_core::Locator;
@@ -17,6 +18,63 @@ use serde_json::Value;
 fn ok_json(o: &Output) -> Value {
     assert_eq!(o.status.code(), Some(0), "{}", text(o));
     serde_json::from_slice(&o.stdout).expect("stdout is one JSON object")
+}
+
+/// A temporary folder, and the `a2a` home inside it.
+fn home() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    (dir, home)
+}
+
+/// `a2a db ARGS --json`, which must succeed: its report.
+fn db_json(home: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["db"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    ok_json(&a2a(home, &all))
+}
+
+/// `a2a db export --from FROM --stage STAGE --chunk-rows ROWS EXTRA --json`, which must
+/// succeed: its report.
+fn export(home: &Path, from: &str, stage: &str, rows: &str, extra: &[&str]) -> Value {
+    let mut all = vec![
+        "export",
+        "--from",
+        from,
+        "--stage",
+        stage,
+        "--chunk-rows",
+        rows,
+    ];
+    all.extend_from_slice(extra);
+    db_json(home, &all)
+}
+
+/// `a2a ARGS`, which must end with exit code `code`; `what` names the case in a failure.
+fn exits(home: &Path, args: &[&str], code: i32, what: &str) -> Output {
+    let out = a2a(home, args);
+    assert_eq!(out.status.code(), Some(code), "{what}: {}", text(&out));
+    out
+}
+
+/// `a2a db verify --from FROM --to TO`, which must end with exit code `code` (0: equal,
+/// 1: different).
+fn verify(home: &Path, from: &str, to: &str, code: i32, what: &str) -> Output {
+    exits(
+        home,
+        &["db", "verify", "--from", from, "--to", to],
+        code,
+        what,
+    )
+}
+
+/// `a2a fixture site --db DB EXTRA`, which must succeed.
+fn fixture_site(home: &Path, db: &str, extra: &[&str]) {
+    let mut all = vec!["fixture", "site", "--db", db];
+    all.extend_from_slice(extra);
+    let made = a2a(home, &all);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
 }
 
 /// A fresh scratch database, dropped again at the end of the test.
@@ -62,22 +120,19 @@ impl Scratch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() {
     let test = "every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import";
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     let engines = engines(test, dir.path());
     for (stag, sadmin) in &engines {
         let src = Scratch::new(sadmin, &format!("s_{stag}")).await;
-        let made = a2a(&home, &["fixture", "site", "--db", src.url(), "--extras"]);
-        assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+        fixture_site(&home, src.url(), &["--extras"]);
 
         for (dtag, dadmin) in &engines {
             let pair = format!("{stag} → {dtag}");
             // Copy, verified in the same run and again on its own.
             let dst = Scratch::new(dadmin, &format!("d_{stag}_{dtag}")).await;
-            let copy = ok_json(&a2a(
+            let copy = db_json(
                 &home,
                 &[
-                    "db",
                     "copy",
                     "--from",
                     src.url(),
@@ -86,23 +141,19 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
                     "--verify",
                     "--chunk-rows",
                     "50",
-                    "--json",
                 ],
-            ));
+            );
             assert_eq!(copy["verify"]["equal"], true, "{pair}: {copy:#}");
             assert!(copy["export"]["chunks"].as_u64().unwrap() > 18, "{pair}");
-            let verify = a2a(
-                &home,
-                &["db", "verify", "--from", src.url(), "--to", dst.url()],
-            );
-            assert_eq!(verify.status.code(), Some(0), "{pair}: {}", text(&verify));
+            verify(&home, src.url(), dst.url(), 0, &pair);
 
             // Copying again onto it is refused, and changes nothing.
-            let again = a2a(
+            let again = exits(
                 &home,
                 &["db", "copy", "--from", src.url(), "--to", dst.url()],
+                2,
+                &pair,
             );
-            assert_eq!(again.status.code(), Some(2), "{pair}: {}", text(&again));
             assert!(text(&again).contains("already holds"), "{pair}");
 
             // One changed row: verify names its table and key.
@@ -119,11 +170,7 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
                 .await
                 .unwrap();
             drop(target);
-            let differs = a2a(
-                &home,
-                &["db", "verify", "--from", src.url(), "--to", dst.url()],
-            );
-            assert_eq!(differs.status.code(), Some(1), "{pair}: {}", text(&differs));
+            let differs = verify(&home, src.url(), dst.url(), 1, &pair);
             let out = String::from_utf8_lossy(&differs.stdout);
             assert!(
                 out.contains("differs mdl_user: row id=6 differs in column firstname"),
@@ -136,24 +183,10 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
             let dst = Scratch::new(dadmin, &format!("k_{stag}_{dtag}")).await;
             let stage = dir.path().join(format!("stage-{stag}-{dtag}"));
             let stage = stage.to_str().unwrap();
-            let ex = ok_json(&a2a(
+            let ex = export(&home, src.url(), stage, "50", &[]);
+            let first = db_json(
                 &home,
                 &[
-                    "db",
-                    "export",
-                    "--from",
-                    src.url(),
-                    "--stage",
-                    stage,
-                    "--chunk-rows",
-                    "50",
-                    "--json",
-                ],
-            ));
-            let first = ok_json(&a2a(
-                &home,
-                &[
-                    "db",
                     "import",
                     "--stage",
                     stage,
@@ -161,44 +194,22 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
                     dst.url(),
                     "--max-chunks",
                     "3",
-                    "--json",
                 ],
-            ));
+            );
             assert_eq!(first["chunks"], 3, "{pair}");
             assert_eq!(first["complete"], false, "{pair}");
             // Another export cannot be resumed into it: refused, nothing changed.
             let other = dir.path().join(format!("other-{stag}-{dtag}"));
             let other = other.to_str().unwrap();
-            ok_json(&a2a(
-                &home,
-                &[
-                    "db",
-                    "export",
-                    "--from",
-                    src.url(),
-                    "--stage",
-                    other,
-                    "--json",
-                ],
-            ));
-            let wrong = a2a(
+            db_json(&home, &["export", "--from", src.url(), "--stage", other]);
+            let wrong = exits(
                 &home,
                 &["db", "import", "--stage", other, "--to", dst.url()],
+                2,
+                &pair,
             );
-            assert_eq!(wrong.status.code(), Some(2), "{pair}: {}", text(&wrong));
             assert!(text(&wrong).contains("another export"), "{pair}");
-            let second = ok_json(&a2a(
-                &home,
-                &[
-                    "db",
-                    "import",
-                    "--stage",
-                    stage,
-                    "--to",
-                    dst.url(),
-                    "--json",
-                ],
-            ));
+            let second = db_json(&home, &["import", "--stage", stage, "--to", dst.url()]);
             assert_eq!(second["resumed"], true, "{pair}");
             assert_eq!(second["chunks_skipped"], 3, "{pair}");
             assert_eq!(second["complete"], true, "{pair}");
@@ -207,18 +218,7 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
                 ex["rows"].as_u64().unwrap(),
                 "{pair}: every row loaded exactly once"
             );
-            let verify = ok_json(&a2a(
-                &home,
-                &[
-                    "db",
-                    "verify",
-                    "--from",
-                    src.url(),
-                    "--to",
-                    dst.url(),
-                    "--json",
-                ],
-            ));
+            let verify = db_json(&home, &["verify", "--from", src.url(), "--to", dst.url()]);
             assert_eq!(verify["equal"], true, "{pair}: {verify:#}");
             dst.drop().await;
         }
@@ -229,8 +229,7 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmappable_type_is_named_and_nothing_is_written() {
     let test = "an_unmappable_type_is_named_and_nothing_is_written";
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     for (tag, admin) in engines(test, dir.path()) {
         let src = Scratch::new(&admin, &format!("u_{tag}")).await;
         let db = Db::connect(&src.url, true).await.unwrap();
@@ -250,7 +249,7 @@ async fn an_unmappable_type_is_named_and_nothing_is_written() {
         let target = dir.path().join(format!("target-{tag}.db"));
         let to = format!("sqlite://{}", target.display());
         let stage = dir.path().join(format!("stage-u-{tag}"));
-        let out = a2a(
+        let out = exits(
             &home,
             &[
                 "db",
@@ -262,8 +261,9 @@ async fn an_unmappable_type_is_named_and_nothing_is_written() {
                 "--stage",
                 stage.to_str().unwrap(),
             ],
+            2,
+            &tag,
         );
-        assert_eq!(out.status.code(), Some(2), "{tag}: {}", text(&out));
         assert!(
             text(&out).contains("mdl_weird.shape"),
             "{tag}: {}",
@@ -277,8 +277,7 @@ async fn an_unmappable_type_is_named_and_nothing_is_written() {
 
 #[test]
 fn an_unreachable_database_is_exit_3_naming_the_host_and_never_the_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     // An empty file is an empty SQLite database: the reachable side of each pair.
     std::fs::write(dir.path().join("x.db"), b"").unwrap();
     let good = format!("sqlite://{}", dir.path().join("x.db").display());
@@ -314,35 +313,22 @@ async fn count(url: &Locator, sql: &str, params: &[a2a_dbmove::Value]) -> i64 {
 async fn a_template_clones_then_takes_the_new_address_and_the_school() {
     use a2a_dbmove::Value::Text;
     let test = "a_template_clones_then_takes_the_new_address_and_the_school";
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     let old = "https://agora.xtec.cat/centres/ins-exemple";
     let new = "https://escola-nova.xtec.cat";
     for (tag, admin) in engines(test, dir.path()) {
         let tpl = Scratch::new(&admin, &format!("t_{tag}")).await;
-        let made = a2a(&home, &["fixture", "site", "--db", tpl.url()]);
-        assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+        fixture_site(&home, tpl.url(), &[]);
         let site = Scratch::unborn(&admin, &format!("c_{tag}"));
-        let clone = a2a(
-            &home,
-            &["db", "clone", "--template", tpl.url(), "--to", site.url()],
-        );
-        assert_eq!(clone.status.code(), Some(0), "{tag}: {}", text(&clone));
-        let again = a2a(
-            &home,
-            &["db", "clone", "--template", tpl.url(), "--to", site.url()],
-        );
-        assert_eq!(again.status.code(), Some(2), "{tag}: {}", text(&again));
-        let same = a2a(
-            &home,
-            &["db", "verify", "--from", tpl.url(), "--to", site.url()],
-        );
-        assert_eq!(same.status.code(), Some(0), "{tag}: {}", text(&same));
+        let clone = ["db", "clone", "--template", tpl.url(), "--to", site.url()];
+        exits(&home, &clone, 0, &tag);
+        // Again: refused, the target exists.
+        exits(&home, &clone, 2, &tag);
+        verify(&home, tpl.url(), site.url(), 0, &tag);
 
-        let replaced = ok_json(&a2a(
+        let replaced = db_json(
             &home,
             &[
-                "db",
                 "replace",
                 "--db",
                 site.url(),
@@ -350,9 +336,8 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
                 old,
                 "--replace",
                 new,
-                "--json",
             ],
-        ));
+        );
         assert!(replaced["rows"].as_u64().unwrap() > 0, "{tag}: {replaced}");
         let like = |s: &str| Text(format!("%{s}%"));
         let posts = "SELECT COUNT(*) FROM mdl_forum_posts WHERE message LIKE {}";
@@ -364,7 +349,7 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
         let logs = "SELECT COUNT(*) FROM mdl_logstore_standard_log WHERE other LIKE {}";
         assert!(count(&site.url, logs, &[like(old)]).await > 0, "{tag}");
 
-        let custom = a2a(
+        exits(
             &home,
             &[
                 "db",
@@ -378,8 +363,9 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
                 "--dns",
                 "esc-santjordi",
             ],
+            0,
+            &tag,
         );
-        assert_eq!(custom.status.code(), Some(0), "{tag}: {}", text(&custom));
         let course =
             "SELECT COUNT(*) FROM mdl_course WHERE id = 1 AND fullname = {} AND shortname = {}";
         let named = [
@@ -396,11 +382,7 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
         ];
         assert_eq!(count(&site.url, user, &admin_row).await, 1, "{tag}");
 
-        let differs = a2a(
-            &home,
-            &["db", "verify", "--from", tpl.url(), "--to", site.url()],
-        );
-        assert_eq!(differs.status.code(), Some(1), "{tag}: {}", text(&differs));
+        verify(&home, tpl.url(), site.url(), 1, &tag);
         site.drop().await;
         tpl.drop().await;
     }
@@ -408,24 +390,11 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
 
 #[tokio::test]
 async fn a_fixture_site_writes_a_moodledata_that_matches_its_files_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     let db = Locator::new(format!("sqlite://{}", dir.path().join("site.db").display()));
     let data = dir.path().join("moodledata");
-    let out = a2a(
-        &home,
-        &[
-            "fixture",
-            "site",
-            "--db",
-            db.expose(),
-            "--files",
-            data.to_str().unwrap(),
-            "--seed",
-            "7",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let args = ["--files", data.to_str().unwrap(), "--seed", "7"];
+    fixture_site(&home, db.expose(), &args);
     let mut files = 0;
     for a in std::fs::read_dir(data.join("filedir")).unwrap() {
         for b in std::fs::read_dir(a.unwrap().path()).unwrap() {
@@ -461,24 +430,12 @@ async fn an_import_killed_inside_a_chunk_resumes_without_duplicates() {
         return;
     };
     let admin = Locator::new(pg);
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     let src = Scratch::new(&admin, "ks").await;
-    let made = a2a(&home, &["fixture", "site", "--db", src.url()]);
-    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+    fixture_site(&home, src.url(), &[]);
     let stage = dir.path().join("stage");
     let stage = stage.to_str().unwrap();
-    let export = [
-        "db",
-        "export",
-        "--from",
-        src.url(),
-        "--stage",
-        stage,
-        "--chunk-rows",
-        "100",
-    ];
-    assert_eq!(a2a(&home, &export).status.code(), Some(0));
+    export(&home, src.url(), stage, "100", &[]);
     let dst = Scratch::new(&admin, "kd").await;
     let import = |extra: &[&'static str]| {
         let mut args = vec![
@@ -549,18 +506,7 @@ async fn an_import_killed_inside_a_chunk_resumes_without_duplicates() {
     assert_eq!(report["resumed"], true);
     assert_eq!(report["complete"], true);
     assert!(report["chunks_skipped"].as_u64().unwrap() > 2, "{report}");
-    let verify = ok_json(&a2a(
-        &home,
-        &[
-            "db",
-            "verify",
-            "--from",
-            src.url(),
-            "--to",
-            dst.url(),
-            "--json",
-        ],
-    ));
+    let verify = db_json(&home, &["verify", "--from", src.url(), "--to", dst.url()]);
     assert_eq!(verify["equal"], true, "{verify:#}");
     dst.drop().await;
     src.drop().await;
@@ -568,25 +514,19 @@ async fn an_import_killed_inside_a_chunk_resumes_without_duplicates() {
 
 #[test]
 fn agoras_m2_prefix_is_taken_everywhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     let url = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
     let (src, dst) = (url("usu1.db"), url("usu1-copy.db"));
-    let made = a2a(&home, &["fixture", "site", "--db", &src, "--prefix", "m2"]);
-    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
-    let copy = ok_json(&a2a(
+    fixture_site(&home, &src, &["--prefix", "m2"]);
+    let copy = db_json(
         &home,
-        &[
-            "db", "copy", "--from", &src, "--to", &dst, "--prefix", "m2", "--json",
-        ],
-    ));
+        &["copy", "--from", &src, "--to", &dst, "--prefix", "m2"],
+    );
     assert_eq!(copy["export"]["tables"], 15);
-    let verify = ok_json(&a2a(
+    let verify = db_json(
         &home,
-        &[
-            "db", "verify", "--from", &src, "--to", &dst, "--prefix", "m2", "--json",
-        ],
-    ));
+        &["verify", "--from", &src, "--to", &dst, "--prefix", "m2"],
+    );
     assert_eq!(verify["equal"], true);
     assert!(
         verify["tables"]
@@ -596,41 +536,23 @@ fn agoras_m2_prefix_is_taken_everywhere() {
             .any(|t| t["table"] == "m2config")
     );
     // With the default prefix there is nothing to move.
-    let none = ok_json(&a2a(
-        &home,
-        &["db", "verify", "--from", &src, "--to", &dst, "--json"],
-    ));
+    let none = db_json(&home, &["verify", "--from", &src, "--to", &dst]);
     assert_eq!(none["tables"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budgeted_export_goes_on_run_after_run_and_imports_whole() {
     let test = "a_budgeted_export_goes_on_run_after_run_and_imports_whole";
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     for (tag, admin) in engines(test, dir.path()) {
         let src = Scratch::new(&admin, &format!("b_{tag}")).await;
         let dst = format!(
             "sqlite://{}",
             dir.path().join(format!("dst-{tag}.db")).display()
         );
-        let made = a2a(&home, &["fixture", "site", "--db", src.url(), "--extras"]);
-        assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+        fixture_site(&home, src.url(), &["--extras"]);
         let whole = dir.path().join(format!("whole-{tag}"));
-        let one = ok_json(&a2a(
-            &home,
-            &[
-                "db",
-                "export",
-                "--from",
-                src.url(),
-                "--stage",
-                whole.to_str().unwrap(),
-                "--chunk-rows",
-                "100",
-                "--json",
-            ],
-        ));
+        let one = export(&home, src.url(), whole.to_str().unwrap(), "100", &[]);
         let stage = dir.path().join(format!("budgeted-{tag}"));
         let stage = stage.to_str().unwrap();
         let early_db = format!("sqlite://{}", dir.path().join("early.db").display());
@@ -638,31 +560,17 @@ async fn a_budgeted_export_goes_on_run_after_run_and_imports_whole() {
         let last = loop {
             runs += 1;
             assert!(runs < 200, "{tag}: the budgeted export never ends");
-            let r = ok_json(&a2a(
-                &home,
-                &[
-                    "db",
-                    "export",
-                    "--from",
-                    src.url(),
-                    "--stage",
-                    stage,
-                    "--chunk-rows",
-                    "100",
-                    "--max-chunks",
-                    "4",
-                    "--json",
-                ],
-            ));
+            let r = export(&home, src.url(), stage, "100", &["--max-chunks", "4"]);
             if r["complete"] == true {
                 break r;
             }
             // Until complete, the stage holds no importable export.
-            let early = a2a(
+            exits(
                 &home,
                 &["db", "import", "--stage", stage, "--to", &early_db],
+                2,
+                &tag,
             );
-            assert_eq!(early.status.code(), Some(2), "{tag}: {}", text(&early));
         };
         assert!(runs > 3, "{tag}: a budget of 4 chunks takes several runs");
         assert_eq!(last["rows"], one["rows"], "{tag}");
@@ -670,15 +578,9 @@ async fn a_budgeted_export_goes_on_run_after_run_and_imports_whole() {
             last["chunks"], one["chunks"],
             "{tag}: the same chunks, cut at the same keys"
         );
-        let im = ok_json(&a2a(
-            &home,
-            &["db", "import", "--stage", stage, "--to", &dst, "--json"],
-        ));
+        let im = db_json(&home, &["import", "--stage", stage, "--to", &dst]);
         assert_eq!(im["rows"], one["rows"], "{tag}");
-        let verify = ok_json(&a2a(
-            &home,
-            &["db", "verify", "--from", src.url(), "--to", &dst, "--json"],
-        ));
+        let verify = db_json(&home, &["verify", "--from", src.url(), "--to", &dst]);
         assert_eq!(verify["equal"], true, "{tag}: {verify:#}");
         src.drop().await;
     }
@@ -701,41 +603,20 @@ async fn a_stage_in_s3_exports_imports_and_verifies() {
         .unwrap();
     let stage = format!("s3://{bucket}/instances/08012345/db");
 
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let (dir, home) = home();
     let url = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
     let (src, dst, dst2) = (url("src.db"), url("dst.db"), url("dst2.db"));
-    let made = a2a(&home, &["fixture", "site", "--db", &src, "--extras"]);
-    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
-    ok_json(&a2a(
-        &home,
-        &[
-            "db",
-            "export",
-            "--from",
-            &src,
-            "--stage",
-            &stage,
-            "--chunk-rows",
-            "200",
-            "--json",
-        ],
-    ));
-    ok_json(&a2a(
-        &home,
-        &["db", "import", "--stage", &stage, "--to", &dst, "--json"],
-    ));
-    let verify = ok_json(&a2a(
-        &home,
-        &["db", "verify", "--from", &src, "--to", &dst, "--json"],
-    ));
+    fixture_site(&home, &src, &["--extras"]);
+    export(&home, &src, &stage, "200", &[]);
+    db_json(&home, &["import", "--stage", &stage, "--to", &dst]);
+    let verify = db_json(&home, &["verify", "--from", &src, "--to", &dst]);
     assert_eq!(verify["equal"], true, "{verify:#}");
     // And `copy` through the same bucket.
-    let copy = ok_json(&a2a(
+    let copy = db_json(
         &home,
         &[
-            "db", "copy", "--from", &src, "--to", &dst2, "--stage", &stage, "--verify", "--json",
+            "copy", "--from", &src, "--to", &dst2, "--stage", &stage, "--verify",
         ],
-    ));
+    );
     assert_eq!(copy["verify"]["equal"], true);
 }

@@ -189,6 +189,29 @@ pub async fn init<T, E: std::fmt::Display>(
     }
 }
 
+/// The whole of a function's `main`: JSON logs, its start (`start`: the configuration and
+/// the clients, reported to Lambda if it fails, see [`init`]), then `on_event` of the
+/// handler for each event, until Lambda ends the process.
+pub async fn serve<H, E, R, Er, Fut>(
+    start: impl Future<Output = Result<H, impl std::fmt::Display>>,
+    on_event: impl Fn(&'static H, E) -> Fut,
+) -> Result<(), lambda_runtime::Error>
+where
+    H: Sync + 'static,
+    E: serde::de::DeserializeOwned,
+    R: serde::Serialize,
+    Er: Into<lambda_runtime::Diagnostic> + std::fmt::Debug,
+    Fut: Future<Output = Result<R, Er>>,
+{
+    init_logging();
+    // The handler lives as long as the process: every event borrows it for good.
+    let handler: &'static H = Box::leak(Box::new(init(start).await?));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<E>| on_event(handler, event.payload),
+    ))
+    .await
+}
+
 /// Posts `message` to `/init/error`. Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) there
 /// is nobody to tell, and that is not an error.
 async fn report_init_error(message: &str) -> Result<(), lambda_runtime::Error> {

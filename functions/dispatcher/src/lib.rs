@@ -173,13 +173,14 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        for name in [
-            "A2A_TABLE is not set",
-            "A2A_PROVISION_STATE_MACHINE is not set",
-            "A2A_MAX_RUNNING=\"-1\": expected a whole number",
-            "A2A_WINDOWS=",
-        ] {
-            assert!(e.contains(name), "{name} not in {e}");
-        }
+        a2a_testkit::assert_contains_all(
+            &e,
+            &[
+                "A2A_TABLE is not set",
+                "A2A_PROVISION_STATE_MACHINE is not set",
+                "A2A_MAX_RUNNING=\"-1\": expected a whole number",
+                "A2A_WINDOWS=",
+            ],
+        );
     }
 }

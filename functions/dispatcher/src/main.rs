@@ -5,17 +5,10 @@
 
 #![warn(missing_docs)]
 
-use a2a_fn_bootstrap::{init, init_logging};
 use a2a_fn_dispatcher::Handler;
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_logging();
-    let handler = &init(Handler::from_env()).await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        handler.on_event(event.payload)
-    }))
-    .await
+    a2a_fn_bootstrap::serve(Handler::from_env(), |h, event: SqsEvent| h.on_event(event)).await
 }

@@ -16,7 +16,7 @@ use a2a_core::{InstanceKind, InstanceStore, Status, WorkQueue};
 use a2a_fn_dispatcher::Handler;
 use a2a_schedule::{Dispatched, Dispatcher, StartMessage};
 use a2a_testkit::moto::Moto;
-use a2a_testkit::{code, register_queued, service_url};
+use a2a_testkit::{code, register_queued};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
 
@@ -44,11 +44,10 @@ fn start(n: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sqs_event_starts_executions_once_each_under_the_cap() {
-    let test = "an_sqs_event_starts_executions_once_each_under_the_cap";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = Moto::for_test("an_sqs_event_starts_executions_once_each_under_the_cap").await
+    else {
         return;
-    }
-    let moto = Moto::new().await;
+    };
     let store = Arc::new(moto.state_table().await.unwrap());
     for n in 1..=3 {
         register_queued(store.as_ref(), code(n), InstanceKind::Provision)
@@ -153,16 +152,15 @@ fn real_definition(name: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_state_machines_are_started_once_per_message() {
     let test = "the_real_state_machines_are_started_once_per_message";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = Moto::for_test(test).await else {
         return;
-    }
+    };
     let (Some(migrate_asl), Some(provision_asl)) = (
         real_definition("migrate-instance"),
         real_definition("provision-instance"),
     ) else {
         panic!("{test}: statemachines/*.asl.json are missing");
     };
-    let moto = Moto::new().await;
     let store = Arc::new(moto.state_table().await.unwrap());
     for (n, kind) in [(11, InstanceKind::Migrate), (12, InstanceKind::Provision)] {
         register_queued(store.as_ref(), code(n), kind)

@@ -11,9 +11,9 @@ use std::path::Path;
 use a2a_aws::SqsQueue;
 use a2a_core::{InstanceKind, InstanceStore, Status, WorkQueue};
 use a2a_schedule::StartMessage;
-use a2a_testkit::lambda::{FakeRuntime, LambdaProcess};
+use a2a_testkit::lambda::{FakeRuntime, LambdaProcess, expect_failed_cold_start};
 use a2a_testkit::moto::Moto;
-use a2a_testkit::{code, register_queued, service_url};
+use a2a_testkit::{code, register_queued};
 use serde_json::{Value, json};
 
 /// An SQS batch as the event source mapping delivers it.
@@ -40,13 +40,11 @@ fn sqs_event(queue_arn: &str, messages: &[(&str, String)]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_binary_answers_through_the_runtime_api() {
-    let test = "the_dispatcher_binary_answers_through_the_runtime_api";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = Moto::for_test("the_dispatcher_binary_answers_through_the_runtime_api").await
+    else {
         return;
-    }
-    let moto = Moto::new().await;
+    };
     let store = moto.state_table().await.unwrap();
-    let table = store.table().to_owned();
     register_queued(&store, code(41), InstanceKind::Provision)
         .await
         .unwrap();
@@ -60,7 +58,7 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
         "a2a-dispatcher",
         &rt,
         &[
-            ("A2A_TABLE", table.clone()),
+            ("A2A_TABLE", store.table().to_owned()),
             ("A2A_MIGRATE_STATE_MACHINE", migrate),
             ("A2A_PROVISION_STATE_MACHINE", provision.clone()),
             ("A2A_DEAD_LETTER_QUEUE_URL", dead.clone()),
@@ -126,11 +124,9 @@ async fn the_dispatcher_binary_answers_through_the_runtime_api() {
 /// no AWS: the configuration is read before any client is built.
 #[tokio::test]
 async fn a_bad_window_stops_the_cold_start_and_is_reported_to_lambda() {
-    let rt = FakeRuntime::start("a2a-dispatcher").await.unwrap();
-    let mut lambda = LambdaProcess::spawn(
+    expect_failed_cold_start(
         Path::new(env!("CARGO_BIN_EXE_dispatcher")),
         "a2a-dispatcher",
-        &rt,
         &[
             ("A2A_TABLE", "a2a-state".into()),
             (
@@ -143,9 +139,8 @@ async fn a_bad_window_stops_the_cold_start_and_is_reported_to_lambda() {
             ),
             ("A2A_WINDOWS", "Mon-Fri 25:00-06:00 Europe/Madrid".into()),
         ],
+        a2a_fn_bootstrap::error_type::INIT,
+        "A2A_WINDOWS",
     )
-    .unwrap();
-    lambda
-        .expect_failed_start(&rt, a2a_fn_bootstrap::error_type::INIT, "A2A_WINDOWS")
-        .await;
+    .await;
 }

@@ -15,7 +15,6 @@ use a2a_core::{BlobKey, BlobStore, InstanceStore, SchoolCode, UploadLedger};
 use a2a_fn_intake::{Handler, RecordOutcome};
 use a2a_intake::Options;
 use a2a_testkit::moto::Moto;
-use a2a_testkit::service_url;
 use a2a_testkit::unique_name;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 
@@ -69,11 +68,9 @@ async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, want: usize) -> Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_to_s3_becomes_instances_and_reports() {
-    let test = "an_upload_to_s3_becomes_instances_and_reports";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = Moto::for_test("an_upload_to_s3_becomes_instances_and_reports").await else {
         return;
-    }
-    let moto = Moto::new().await;
+    };
     let (s3, sqs) = (moto.s3.clone(), moto.sqs.clone());
     let bucket = moto.bucket("a2a-intake").await.unwrap();
     let store = Arc::new(moto.state_table().await.unwrap());

@@ -8,9 +8,8 @@ use std::path::Path;
 
 use a2a_aws::aws_sdk_s3::primitives::ByteStream;
 use a2a_core::{InstanceStore, SchoolCode};
-use a2a_testkit::lambda::{FakeRuntime, LambdaProcess};
+use a2a_testkit::lambda::{FakeRuntime, LambdaProcess, expect_failed_cold_start};
 use a2a_testkit::moto::Moto;
-use a2a_testkit::service_url;
 use serde_json::{Value, json};
 
 const LIST: &str = "Codi centre;Denominació completa;EPRI;Web\n\
@@ -43,13 +42,11 @@ fn s3_event(bucket: &str, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_intake_binary_answers_through_the_runtime_api() {
-    let test = "the_intake_binary_answers_through_the_runtime_api";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = Moto::for_test("the_intake_binary_answers_through_the_runtime_api").await
+    else {
         return;
-    }
-    let moto = Moto::new().await;
+    };
     let store = moto.state_table().await.unwrap();
-    let table = store.table().to_owned();
     let bucket = moto.bucket("a2a-data").await.unwrap();
     moto.s3
         .put_object()
@@ -65,7 +62,10 @@ async fn the_intake_binary_answers_through_the_runtime_api() {
         Path::new(env!("CARGO_BIN_EXE_intake")),
         "a2a-intake",
         &rt,
-        &[("A2A_TABLE", table.clone()), ("RUST_LOG", "info".into())],
+        &[
+            ("A2A_TABLE", store.table().to_owned()),
+            ("RUST_LOG", "info".into()),
+        ],
     )
     .unwrap();
 
@@ -138,21 +138,14 @@ async fn the_intake_binary_answers_through_the_runtime_api() {
 
 #[tokio::test]
 async fn a_missing_table_stops_the_cold_start_with_the_variable_named() {
-    let rt = FakeRuntime::start("a2a-intake").await.unwrap();
-    let mut lambda = LambdaProcess::spawn(
+    let lambda = expect_failed_cold_start(
         Path::new(env!("CARGO_BIN_EXE_intake")),
         "a2a-intake",
-        &rt,
         &[("A2A_TABLE", String::new())],
+        a2a_fn_bootstrap::error_type::INIT,
+        "A2A_TABLE is not set",
     )
-    .unwrap();
-    lambda
-        .expect_failed_start(
-            &rt,
-            a2a_fn_bootstrap::error_type::INIT,
-            "A2A_TABLE is not set",
-        )
-        .await;
+    .await;
     assert!(
         lambda.output().contains("A2A_TABLE is not set"),
         "the log says it too: {}",

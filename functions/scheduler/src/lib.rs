@@ -213,16 +213,17 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        for name in [
-            "A2A_QUEUE_URL is not set",
-            "A2A_MIGRATE_STATE_MACHINE is not set",
-            "A2A_PROVISION_STATE_MACHINE is not set",
-            "A2A_WINDOWS is not set",
-            "A2A_MAX_ATTEMPTS=\"many\": expected a whole number",
-            "A2A_MAX_DURATION_MINUTES=\"-3\"",
-        ] {
-            assert!(e.contains(name), "{name} not in {e}");
-        }
+        a2a_testkit::assert_contains_all(
+            &e,
+            &[
+                "A2A_QUEUE_URL is not set",
+                "A2A_MIGRATE_STATE_MACHINE is not set",
+                "A2A_PROVISION_STATE_MACHINE is not set",
+                "A2A_WINDOWS is not set",
+                "A2A_MAX_ATTEMPTS=\"many\": expected a whole number",
+                "A2A_MAX_DURATION_MINUTES=\"-3\"",
+            ],
+        );
         assert!(!e.contains("A2A_TABLE"), "{e}");
         let e = Config::read(Env::from_pairs(&[("A2A_WINDOWS", ";")]))
             .unwrap_err()

@@ -4,17 +4,13 @@
 
 #![warn(missing_docs)]
 
-use a2a_fn_bootstrap::{init, init_logging};
 use a2a_fn_scheduler::Handler;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_logging();
-    let handler = &init(Handler::from_env()).await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
-        handler.on_event(event.payload)
-    }))
+    a2a_fn_bootstrap::serve(Handler::from_env(), |h, event: EventBridgeEvent| {
+        h.on_event(event)
+    })
     .await
 }

@@ -15,8 +15,8 @@ use a2a_core::{
 };
 use a2a_fn_scheduler::Handler;
 use a2a_schedule::{ENQUEUE_STEP, Policy, StartMessage};
+use a2a_testkit::code;
 use a2a_testkit::moto::Moto;
-use a2a_testkit::{code, service_url};
 use chrono::{DateTime, Utc};
 
 fn utc(s: &str) -> DateTime<Utc> {
@@ -47,11 +47,11 @@ async fn finished(wf: &SfnWorkflows, kind: InstanceKind, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tick_reads_and_writes_the_state_table_and_reconciles_executions() {
-    let test = "a_tick_reads_and_writes_the_state_table_and_reconciles_executions";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) =
+        Moto::for_test("a_tick_reads_and_writes_the_state_table_and_reconciles_executions").await
+    else {
         return;
-    }
-    let moto = Moto::new().await;
+    };
     let store = Arc::new(moto.state_table().await.unwrap());
     let queue = Arc::new(moto.fanout_queue().await.unwrap());
     let ok = machine(&moto, r#"{"Type": "Pass", "End": true}"#).await;

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use a2a_core::{Instance, InstanceKind, InstanceStore, Status, Wave, WorkQueue};
 use a2a_schedule::StartMessage;
-use a2a_testkit::lambda::{FakeRuntime, LambdaProcess};
+use a2a_testkit::code;
+use a2a_testkit::lambda::{FakeRuntime, LambdaProcess, expect_failed_cold_start};
 use a2a_testkit::moto::Moto;
-use a2a_testkit::{code, service_url};
 use chrono::Utc;
 use serde_json::json;
 
@@ -21,11 +21,10 @@ const ALWAYS: &str = "daily 00:00-12:00 UTC;daily 12:00-00:00 UTC";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_binary_answers_through_the_runtime_api() {
-    let test = "the_scheduler_binary_answers_through_the_runtime_api";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = Moto::for_test("the_scheduler_binary_answers_through_the_runtime_api").await
+    else {
         return;
-    }
-    let moto = Moto::new().await;
+    };
     let store = moto.state_table().await.unwrap();
     let table = store.table().to_owned();
     let i = Instance::new(
@@ -121,22 +120,15 @@ async fn the_scheduler_binary_answers_through_the_runtime_api() {
 /// Needs no AWS: the configuration is read before any client is built.
 #[tokio::test]
 async fn a_missing_queue_stops_the_cold_start_and_is_reported_to_lambda() {
-    let rt = FakeRuntime::start("a2a-scheduler").await.unwrap();
-    let mut lambda = LambdaProcess::spawn(
+    expect_failed_cold_start(
         Path::new(env!("CARGO_BIN_EXE_scheduler")),
         "a2a-scheduler",
-        &rt,
         &[
             ("A2A_TABLE", "a2a-state".into()),
             ("A2A_QUEUE_URL", String::new()),
         ],
+        a2a_fn_bootstrap::error_type::INIT,
+        "A2A_QUEUE_URL is not set",
     )
-    .unwrap();
-    lambda
-        .expect_failed_start(
-            &rt,
-            a2a_fn_bootstrap::error_type::INIT,
-            "A2A_QUEUE_URL is not set",
-        )
-        .await;
+    .await;
 }

@@ -235,16 +235,10 @@ impl Steps {
     /// `A2A_DB_SECRET` set, the secret is read here; one that cannot be read fails the
     /// start, naming the variable.
     pub async fn from_env() -> Result<Steps, String> {
-        let StepEnv {
-            table,
-            bucket,
-            prefix,
-            site,
-            db_secret,
-            secret_prefix,
-        } = StepEnv::from_env()?;
+        let env = StepEnv::from_env()?;
+        let site = env.site;
         let conf = a2a_aws::config::lambda_sdk_config().await?;
-        let (site_in_use, secret) = match db_secret {
+        let (site_in_use, secret) = match env.db_secret {
             None => (site, None),
             Some(id) => {
                 let secret = DbSecret::from_conf(&conf, &id);
@@ -268,10 +262,10 @@ impl Steps {
             }
         };
         let ctx = StepContext {
-            store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, table)),
-            blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, bucket, prefix)),
+            store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, env.table)),
+            blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, env.bucket, env.prefix)),
             site: Arc::new(site_in_use),
-            secrets: Arc::new(a2a_aws::SmSecrets::from_conf(&conf, secret_prefix)),
+            secrets: Arc::new(a2a_aws::SmSecrets::from_conf(&conf, env.secret_prefix)),
         };
         Ok(Steps {
             current: RwLock::new(Arc::new(ctx)),
@@ -570,14 +564,15 @@ mod tests {
             ("A2A_SITE", r#"{"host": "x"}"#),
         ]))
         .unwrap_err();
-        for name in [
-            "A2A_TABLE is not set",
-            "A2A_BUCKET is not set",
-            "A2A_PREFIX",
-            "A2A_SITE: not a site configuration",
-        ] {
-            assert!(err.contains(name), "{name}: {err}");
-        }
+        a2a_testkit::assert_contains_all(
+            &err,
+            &[
+                "A2A_TABLE is not set",
+                "A2A_BUCKET is not set",
+                "A2A_PREFIX",
+                "A2A_SITE: not a site configuration",
+            ],
+        );
         let err = StepEnv::from_vars(vars(&[("A2A_TABLE", "t"), ("A2A_BUCKET", "b")])).unwrap_err();
         assert_eq!(err, "A2A_SITE is not set");
     }

@@ -25,19 +25,14 @@ use a2a_asl::{
     TaskTarget, VirtualClock,
 };
 use a2a_aws::{DynamoDbStore, S3Blob};
-use a2a_core::{
-    BlobStore, Instance, InstanceKind, InstanceStore, Locator, SchoolCode, Status, Wave,
+use a2a_core::{BlobStore, Instance, InstanceKind, InstanceStore, Locator, SchoolCode, Status};
+use a2a_steps::{StepContext, bin_name, fixture};
+use a2a_testkit::lambda::{
+    ErrorReport, FakeRuntime, LambdaProcess, Outcome, binary_path, expect_failed_cold_start,
 };
-use a2a_dbmove::fixture::site_db;
-use a2a_files::fixture::install_template;
-use a2a_steps::{Shard, SiteConfig, StepContext, Template, bin_name};
-use a2a_testkit::lambda::{ErrorReport, FakeRuntime, LambdaProcess, Outcome, binary_path};
 use a2a_testkit::moto::Moto;
 use a2a_testkit::service_url;
-use chrono::Utc;
 use serde_json::{Value, json};
-
-const TEMPLATE_WWWROOT: &str = "https://plantilla.xtec.cat/eix/moodle";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -136,43 +131,20 @@ struct World {
     ctx: StepContext,
 }
 
-async fn world() -> World {
-    let moto = Moto::new().await;
+async fn world(moto: Moto) -> World {
     let store = moto.state_table().await.unwrap();
     let bucket = moto.bucket("a2a-data").await.unwrap();
     let blob = Arc::new(S3Blob::from_conf(&moto.conf, &bucket, ""));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
 
-    // The EIX template: a database, and files under `templates/primary/` of the bucket
-    // (synced as a scratch school, then moved there).
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    // The EIX template: a database, and files under `templates/primary/` of the bucket.
     let tpl_db = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
-    site_db(&tpl_db, TEMPLATE_WWWROOT, 7).await.unwrap();
-    let tpl_files = dir.join("templates/primary-moodledata");
-    a2a_files::fixture::small(&tpl_files, 99).unwrap();
-    install_template(blob.clone(), &tpl_files, "primary")
+    let template = fixture::primary_template(blob.clone(), &dir, tpl_db)
         .await
         .unwrap();
-
-    let site = SiteConfig {
-        host: "eix.example.cat".into(),
-        old_wwwroot: "https://agora.xtec.cat/{dns}/moodle".into(),
-        prefix: "mdl_".into(),
-        shards: vec![Shard {
-            name: "shard-1".into(),
-            db: Locator::new(format!("sqlite://{}/shard-1", dir.display())),
-            capacity: 10,
-        }],
-        templates: BTreeMap::from([(
-            "primary".to_owned(),
-            Template {
-                db: tpl_db,
-                files: "primary".into(),
-                wwwroot: TEMPLATE_WWWROOT.into(),
-            },
-        )]),
-    };
+    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
+    let site = fixture::eix_site(shard, 10, template);
     let ctx = StepContext {
         store: Arc::new(store.clone()),
         blob: blob.clone(),
@@ -194,28 +166,9 @@ async fn world() -> World {
 impl World {
     async fn register(&self, code: &str, kind: InstanceKind, dns: &str) -> SchoolCode {
         let code = SchoolCode::parse(code).unwrap();
-        let mut i = Instance::new(
-            code.clone(),
-            kind,
-            format!("Escola {dns}"),
-            Wave(1),
-            Utc::now(),
-        );
-        i.target.dns = Some(dns.into());
-        if kind == InstanceKind::Provision {
-            i.source.db = Some(Locator::new("template:primary"));
-            i.source.files = Some(Locator::new("template:primary"));
-        } else {
-            std::fs::create_dir_all(self.dir.join("sources")).unwrap();
-            let db = Locator::new(format!("sqlite://{}/sources/{code}.db", self.dir.display()));
-            site_db(&db, &format!("https://agora.xtec.cat/{dns}/moodle"), 3)
-                .await
-                .unwrap();
-            let files = self.dir.join(format!("sources/{code}-moodledata"));
-            a2a_files::fixture::small(&files, 5).unwrap();
-            i.source.db = Some(db);
-            i.source.files = Some(Locator::new(files.display().to_string()));
-        }
+        let i = fixture::school(&code, kind, dns, &self.dir, None)
+            .await
+            .unwrap();
         assert!(self.store.register(&i).await.unwrap());
         code
     }
@@ -370,16 +323,16 @@ async fn workflow(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_binary_answers_through_the_runtime_api() {
-    let test = "every_step_binary_answers_through_the_runtime_api";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = Moto::for_test("every_step_binary_answers_through_the_runtime_api").await
+    else {
         return;
-    }
+    };
     // The path found beside the test is the one cargo names.
     assert_eq!(
         binary_path("step-preflight"),
         Path::new(env!("CARGO_BIN_EXE_step-preflight"))
     );
-    let w = Arc::new(world().await);
+    let w = Arc::new(world(moto).await);
     // P is provisioned and M migrated. Q and N fail at their route (another school holds
     // the address), so the state machines roll them back through their Catch.
     let p = w
@@ -573,20 +526,14 @@ async fn an_unreachable_table_is_a_transient_error_that_every_retry_names() {
 
 #[tokio::test]
 async fn a_bad_site_configuration_stops_the_cold_start_with_the_variable_named() {
-    let rt = FakeRuntime::start("a2a-step-freeze").await.unwrap();
-    let mut f = LambdaProcess::spawn(
+    expect_failed_cold_start(
         &binary_path("step-freeze"),
         "a2a-step-freeze",
-        &rt,
         &[
             ("A2A_TABLE", "a2a-state".into()),
             ("A2A_BUCKET", "a2a-data".into()),
             ("A2A_SITE", "{\"host\": 1}".into()),
         ],
-    )
-    .unwrap();
-    f.expect_failed_start(
-        &rt,
         a2a_fn_bootstrap::error_type::INIT,
         "A2A_SITE: not a site configuration",
     )

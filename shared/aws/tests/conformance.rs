@@ -12,13 +12,15 @@ compile_error!(
      (or `cargo test --workspace`, where the CLI turns them on)"
 );
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use a2a_aws::aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use a2a_aws::{DynamoDbStore, S3Blob, SqsQueue, aws_sdk_dynamodb, aws_sdk_s3, aws_sdk_sqs};
 use a2a_core::{BlobKey, BlobStore, InstanceStore, PortError, WorkQueue};
-use a2a_testkit::{service_url, unique_name};
+use a2a_testkit::unique_name;
 use aws_config::SdkConfig;
 use bytes::Bytes;
 
@@ -41,8 +43,7 @@ fn test_credentials() -> SharedCredentialsProvider {
 
 /// The SDK configuration for `AWS_ENDPOINT_URL`, or `None` (skip, already said).
 async fn conf(test: &str) -> Option<SdkConfig> {
-    service_url("AWS_ENDPOINT_URL", test)?;
-    Some(with_test_credentials(a2a_aws::config::sdk_config().await))
+    Some(with_test_credentials(common::conf(test).await?))
 }
 
 async fn store(test: &str) -> Option<DynamoDbStore> {

@@ -6,17 +6,19 @@ compile_error!(
      --all-features` (or `cargo test --workspace`)"
 );
 
+mod common;
+
 use a2a_aws::{DbSecret, aws_sdk_secretsmanager};
 use a2a_core::PortError;
-use a2a_testkit::{service_url, unique_name};
+use a2a_testkit::unique_name;
 
 #[tokio::test]
 async fn credentials_come_from_a_secret_and_a_bad_or_missing_one_is_named() {
-    let test = "credentials_come_from_a_secret_and_a_bad_or_missing_one_is_named";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(conf) =
+        common::conf("credentials_come_from_a_secret_and_a_bad_or_missing_one_is_named").await
+    else {
         return;
-    }
-    let conf = a2a_aws::config::sdk_config().await;
+    };
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let password = format!("p@ss:w/rd%{}", unique_name("x"));
 
@@ -100,11 +102,9 @@ async fn credentials_come_from_a_secret_and_a_bad_or_missing_one_is_named() {
 
 #[tokio::test]
 async fn secrets_manager_is_a_secret_store() {
-    let test = "secrets_manager_is_a_secret_store";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(conf) = common::conf("secrets_manager_is_a_secret_store").await else {
         return;
-    }
-    let conf = a2a_aws::config::sdk_config().await;
+    };
     // A prefix of its own, so a rerun on the same emulator starts with no secrets.
     let store = a2a_aws::SmSecrets::from_conf(&conf, format!("{}/", unique_name("t")));
     a2a_testkit::secrets::the_first_secret_stands(std::sync::Arc::new(store), "17000123").await;

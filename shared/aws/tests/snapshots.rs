@@ -6,17 +6,19 @@ compile_error!(
      (or `cargo test --workspace`, where the CLI turns them on)"
 );
 
+mod common;
+
 use a2a_aws::{RdsSnapshots, aws_sdk_rds};
 use a2a_core::{SnapshotState, Snapshots};
-use a2a_testkit::{service_url, unique_name};
+use a2a_testkit::unique_name;
 
 #[tokio::test]
 async fn a_snapshot_is_made_once_per_id_and_a_missing_cluster_is_named() {
-    let test = "a_snapshot_is_made_once_per_id_and_a_missing_cluster_is_named";
-    if service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(conf) =
+        common::conf("a_snapshot_is_made_once_per_id_and_a_missing_cluster_is_named").await
+    else {
         return;
-    }
-    let conf = a2a_aws::config::sdk_config().await;
+    };
     let client = aws_sdk_rds::Client::new(&conf);
     let cluster = unique_name("a2a-target");
     client

@@ -223,14 +223,7 @@ async fn export_in_snapshot(
         report.chunks += m.chunks.len() as u64;
         report.bytes += m.chunks.iter().map(|c| c.bytes).sum::<u64>();
     }
-    let index = ExportIndex {
-        format: FORMAT.into(),
-        source: src.locator().to_string(),
-        export_id: export_id.to_owned(),
-        prefix: prefix.into(),
-        tables: tables.iter().map(|t| t.name.clone()).collect(),
-        rows: report.rows,
-    };
+    let index = export_index(src, prefix, tables, export_id.to_owned(), report.rows);
     let body = serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
     store.put(&index_key()?, Bytes::from(body)).await?;
     Ok(report)
@@ -568,6 +561,25 @@ pub async fn begin_import(
 
 /// The ledger must be this export's: a target holding another export's interrupted
 /// import is refused.
+/// The ledger of the import under way in `dst`, checked to be of `index`'s export; with
+/// none under way, an input error (ending with `then`, what to do).
+async fn ledger_under_way(
+    dst: &Db,
+    index: &ExportIndex,
+    then: &str,
+) -> Result<HashSet<(String, i64)>, DbError> {
+    let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
+    if !all.contains(LEDGER_TABLE) {
+        return Err(DbError::Input(format!(
+            "{} has no import under way (no {LEDGER_TABLE} table){then}",
+            dst.locator()
+        )));
+    }
+    let done = dst.ledger().await?;
+    check_ledger_export(dst, index, &done)?;
+    Ok(done)
+}
+
 fn check_ledger_export(
     dst: &Db,
     index: &ExportIndex,
@@ -623,15 +635,7 @@ pub async fn import_part(
     for name in names {
         manifests.push(read_manifest(store, name).await?);
     }
-    let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
-    if !all.contains(LEDGER_TABLE) {
-        return Err(DbError::Input(format!(
-            "{} has no import under way (no {LEDGER_TABLE} table); begin one first",
-            dst.locator()
-        )));
-    }
-    let done = dst.ledger().await?;
-    check_ledger_export(dst, &index, &done)?;
+    let done = ledger_under_way(dst, &index, "; begin one first").await?;
     // SQLite takes one writer at a time: more connections would only wait on its lock.
     let jobs = if dst.engine() == Engine::Sqlite {
         1
@@ -696,15 +700,7 @@ pub async fn import_part(
 /// is there); an input error names the first that is not.
 pub async fn check_import(dst: &Db, store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
     let index = read_index(store).await?;
-    let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
-    if !all.contains(LEDGER_TABLE) {
-        return Err(DbError::Input(format!(
-            "{} has no import under way (no {LEDGER_TABLE} table)",
-            dst.locator()
-        )));
-    }
-    let done = dst.ledger().await?;
-    check_ledger_export(dst, &index, &done)?;
+    let done = ledger_under_way(dst, &index, "").await?;
     if let Some(t) = index
         .tables
         .iter()
@@ -722,6 +718,24 @@ pub async fn finish_import(dst: &Db, store: &dyn BlobStore) -> Result<ExportInde
     let index = check_import(dst, store).await?;
     dst.drop_table(LEDGER_TABLE).await?;
     Ok(index)
+}
+
+/// The index of the export of `tables` from `src` with `prefix`: `export_id`, `rows` in all.
+fn export_index(
+    src: &Db,
+    prefix: &str,
+    tables: &[Table],
+    export_id: String,
+    rows: u64,
+) -> ExportIndex {
+    ExportIndex {
+        format: FORMAT.into(),
+        source: src.locator().to_string(),
+        export_id,
+        prefix: prefix.into(),
+        tables: tables.iter().map(|t| t.name.clone()).collect(),
+        rows,
+    }
 }
 
 fn new_export_id() -> String {
@@ -764,14 +778,7 @@ pub async fn copy(
     progress: &dyn Progress,
 ) -> Result<(ExportReport, ImportReport), DbError> {
     let tables = src.introspect(prefix).await?;
-    let mut index = ExportIndex {
-        format: FORMAT.into(),
-        source: src.locator().to_string(),
-        export_id: new_export_id(),
-        prefix: prefix.into(),
-        tables: tables.iter().map(|t| t.name.clone()).collect(),
-        rows: 0,
-    };
+    let mut index = export_index(src, prefix, &tables, new_export_id(), 0);
     // The target: fresh, or emptied when asked; nothing changes before this check.
     let mut ours = dst.list_tables(prefix).await?;
     let ledger = dst.list_tables("").await?.iter().any(|n| n == LEDGER_TABLE);
@@ -919,14 +926,7 @@ pub async fn begin_export(
             .map_err(|e| DbError::Corrupt(format!("export.partial.json: {e}")))?,
         Err(a2a_core::PortError::NotFound(_)) => {
             store.delete(&index_key()?).await?;
-            let index = ExportIndex {
-                format: FORMAT.into(),
-                source: src.locator().to_string(),
-                export_id: new_export_id(),
-                prefix: prefix.into(),
-                tables: tables.iter().map(|t| t.name.clone()).collect(),
-                rows: 0,
-            };
+            let index = export_index(src, prefix, &tables, new_export_id(), 0);
             let body =
                 serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
             store.put(&partial_key()?, Bytes::from(body)).await?;

@@ -13,6 +13,7 @@
 
 mod common;
 pub mod error;
+pub mod fixture;
 mod migrate;
 mod prefixed;
 mod provision;

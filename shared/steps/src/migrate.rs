@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use a2a_core::{BlobStore, Instance, InstanceKind, Locator, SchoolCode, Status};
+use a2a_core::{BlobKey, BlobStore, Instance, InstanceKind, Locator, SchoolCode, Status};
 use a2a_dbmove::site::{MAINTENANCE_SETTING, config_value, set_config_value};
 use a2a_dbmove::{Budget, CopyLimits, Db};
 use a2a_files::layout;
@@ -202,6 +202,29 @@ struct Plan {
     parts: Vec<Vec<String>>,
 }
 
+impl Plan {
+    /// `kept`, a plan of export `export_id` stored at `key` before; or else a new one of
+    /// `parts` groups, balanced by the table weights that `weights` reads, stored there.
+    async fn keep_or_make(
+        ctx: &StepContext,
+        key: &BlobKey,
+        kept: Option<Plan>,
+        export_id: &str,
+        parts: Option<usize>,
+        weights: impl AsyncFnOnce() -> Result<Vec<(String, u64)>, StepError>,
+    ) -> Result<Plan, StepError> {
+        if let Some(plan) = kept.filter(|p| p.export_id == export_id) {
+            return Ok(plan);
+        }
+        let plan = Plan {
+            export_id: export_id.to_owned(),
+            parts: a2a_dbmove::plan::balance(&weights().await?, parts.unwrap_or(PARTS)),
+        };
+        put_json(ctx, key, &plan).await?;
+        Ok(plan)
+    }
+}
+
 /// The numbers of a plan's parts: what the workflow's Map goes over.
 fn part_numbers(plan: &Plan) -> Vec<usize> {
     (0..plan.parts.len()).collect()
@@ -283,19 +306,8 @@ pub async fn plan_export(
         let sizes = a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?;
         let size = |name: &str| sizes.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or(0);
         refuse_big_keyless(code, &tables, size, KEYLESS_MAX)?;
-        let plan = match old.filter(|p| p.export_id == index.export_id) {
-            Some(plan) => plan,
-            None => {
-                let weights: Vec<(String, u64)> =
-                    index.tables.iter().map(|t| (t.clone(), size(t))).collect();
-                let plan = Plan {
-                    export_id: index.export_id.clone(),
-                    parts: a2a_dbmove::plan::balance(&weights, parts.unwrap_or(PARTS)),
-                };
-                put_json(ctx, &k, &plan).await?;
-                plan
-            }
-        };
+        let weights = async || Ok(index.tables.iter().map(|t| (t.clone(), size(t))).collect());
+        let plan = Plan::keep_or_make(ctx, &k, old, &index.export_id, parts, weights).await?;
         Ok(Done::new(json!({
             "parts": part_numbers(&plan),
             "tables": index.tables.len(),
@@ -474,18 +486,8 @@ pub async fn plan_import(
         }
         let dst = Db::connect(&target(ctx, &i)?, true).await?;
         let begun = a2a_dbmove::begin_import(&dst, stage.as_ref(), false).await?;
-        let plan = match old {
-            Some(plan) => plan,
-            None => {
-                let sizes = a2a_dbmove::plan::staged_sizes(stage.as_ref()).await?;
-                let plan = Plan {
-                    export_id: index.export_id.clone(),
-                    parts: a2a_dbmove::plan::balance(&sizes, parts.unwrap_or(PARTS)),
-                };
-                put_json(ctx, &k, &plan).await?;
-                plan
-            }
-        };
+        let weights = async || Ok(a2a_dbmove::plan::staged_sizes(stage.as_ref()).await?);
+        let plan = Plan::keep_or_make(ctx, &k, old, &index.export_id, parts, weights).await?;
         Ok(Done::new(json!({
             "parts": part_numbers(&plan),
             "tables": index.tables.len(),

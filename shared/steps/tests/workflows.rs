@@ -2,21 +2,17 @@
 //! file), then end to end on SQLite and folders through `a2a_local::AslWorkflows` with
 //! `a2a_steps::call` as its task callback, as the CLI runs them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use a2a_asl::{Execution, ExecutionOptions, MockConfig, StateMachine, VirtualClock};
 use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, Instance, InstanceKind, InstanceStore, Locator, Outcome,
-    SchoolCode, Status, Wave, execution_name,
+    SchoolCode, Status, StepEvent, execution_name,
 };
-use a2a_dbmove::fixture::site_db;
-use a2a_files::fixture::install_template;
 use a2a_local::workflows::substitutions;
 use a2a_local::{AslWorkflows, FsBlob, SqliteStore, TaskError};
-use a2a_steps::{Shard, SiteConfig, StepContext, Template};
-use chrono::Utc;
+use a2a_steps::{Shard, StepContext, fixture};
 use serde_json::json;
 
 fn root() -> PathBuf {
@@ -139,8 +135,6 @@ struct World {
     source: Option<Locator>,
 }
 
-const TEMPLATE_WWWROOT: &str = "https://plantilla.xtec.cat/eix/moodle";
-
 async fn world(capacity: u32) -> World {
     world_on(capacity, None, None, "").await
 }
@@ -159,37 +153,17 @@ async fn world_on(
     let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
     let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
     // The template: a fixture database, and fixture files under `templates/primary/`.
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
     let tpl_db = match pg {
         Some(admin) => fresh_pg(admin, &format!("a2a_test_tpl_{tag}")).await,
         None => Locator::new(format!("sqlite://{}/templates/primary.db", dir.display())),
     };
-    site_db(&tpl_db, TEMPLATE_WWWROOT, 7).await.unwrap();
-    let tpl_files = dir.join("templates/primary-moodledata");
-    a2a_files::fixture::small(&tpl_files, 99).unwrap();
-    install_template(blob.clone(), &tpl_files, "primary")
+    let template = fixture::primary_template(blob.clone(), &dir, tpl_db)
         .await
         .unwrap();
-    let site = SiteConfig {
-        host: "eix.example.cat".into(),
-        old_wwwroot: "https://agora.xtec.cat/{dns}/moodle".into(),
-        prefix: "mdl_".into(),
-        shards: vec![Shard {
-            name: "shard-1".into(),
-            db: pg
-                .cloned()
-                .unwrap_or_else(|| Locator::new(format!("sqlite://{}/shard-1", dir.display()))),
-            capacity,
-        }],
-        templates: BTreeMap::from([(
-            "primary".to_owned(),
-            Template {
-                db: tpl_db,
-                files: "primary".into(),
-                wwwroot: TEMPLATE_WWWROOT.into(),
-            },
-        )]),
-    };
+    let shard = pg
+        .cloned()
+        .unwrap_or_else(|| Locator::new(format!("sqlite://{}/shard-1", dir.display())));
+    let site = fixture::eix_site(shard, capacity, template);
     let ctx = StepContext {
         store,
         blob,
@@ -216,31 +190,15 @@ async fn fresh_pg(admin: &Locator, name: &str) -> Locator {
 
 async fn register(w: &World, code: &str, kind: InstanceKind, dns: &str) -> SchoolCode {
     let code = SchoolCode::parse(code).unwrap();
-    let mut i = Instance::new(
-        code.clone(),
-        kind,
-        format!("Escola {dns}"),
-        Wave(1),
-        Utc::now(),
-    );
-    i.target.dns = Some(dns.into());
-    if kind == InstanceKind::Provision {
-        i.source.db = Some(Locator::new("template:primary"));
-        i.source.files = Some(Locator::new("template:primary"));
-    } else {
-        let db = match &w.source {
-            Some(admin) => fresh_pg(admin, &format!("a2a_test_src_{code}")).await,
-            None => Locator::new(format!("sqlite://{}/sources/{code}.db", w.dir.display())),
-        };
-        std::fs::create_dir_all(w.dir.join("sources")).unwrap();
-        site_db(&db, &format!("https://agora.xtec.cat/{dns}/moodle"), 3)
-            .await
-            .unwrap();
-        let files = w.dir.join(format!("sources/{code}-moodledata"));
-        a2a_files::fixture::small(&files, 5).unwrap();
-        i.source.db = Some(db);
-        i.source.files = Some(Locator::new(files.display().to_string()));
-    }
+    let source_db = match (&w.source, kind) {
+        (Some(admin), InstanceKind::Migrate) => {
+            Some(fresh_pg(admin, &format!("a2a_test_src_{code}")).await)
+        }
+        _ => None,
+    };
+    let i = fixture::school(&code, kind, dns, &w.dir, source_db)
+        .await
+        .unwrap();
     assert!(w.ctx.store.register(&i).await.unwrap());
     if let Some(admin) = &w.pg {
         // A target left by an earlier run of this test.
@@ -251,19 +209,74 @@ async fn register(w: &World, code: &str, kind: InstanceKind, dns: &str) -> Schoo
     code
 }
 
+/// The workflow of `kind` for `code`, run to its end as attempt `attempt` on `flows`.
+async fn run_on(
+    flows: &AslWorkflows,
+    code: &SchoolCode,
+    kind: InstanceKind,
+    attempt: u32,
+) -> a2a_core::ExecutionInfo {
+    let name = execution_name(code, kind, attempt);
+    flows
+        .run(kind, &name, json!({"school_code": code.as_str()}))
+        .await
+}
+
+/// The next attempt of the workflow of `kind` for `code`, run to its end.
 async fn run(w: &World, code: &SchoolCode, kind: InstanceKind) -> a2a_core::ExecutionInfo {
     let attempt = w.ctx.store.get(code).await.unwrap().unwrap().attempt + 1;
-    w.flows
-        .run(
-            kind,
-            &execution_name(code, kind, attempt),
-            json!({"school_code": code.as_str()}),
-        )
-        .await
+    run_on(&w.flows, code, kind, attempt).await
 }
 
 async fn status(w: &World, code: &SchoolCode) -> Instance {
     w.ctx.store.get(code).await.unwrap().unwrap()
+}
+
+/// Checks that the run `info` failed with error `error` and left `code` failed with a last
+/// error that says `because`; returns the instance.
+async fn assert_failed(
+    w: &World,
+    code: &SchoolCode,
+    info: &a2a_core::ExecutionInfo,
+    error: &str,
+    because: &str,
+) -> Instance {
+    assert_eq!(info.status, ExecutionStatus::Failed, "{:?}", info.cause);
+    assert_eq!(info.error.as_deref(), Some(error), "{:?}", info.cause);
+    let i = status(w, code).await;
+    assert_eq!(i.status, Status::Failed);
+    let why = i.last_error.as_deref().unwrap_or_default();
+    assert!(why.contains(because), "{why:?}");
+    i
+}
+
+/// Runs the second attempt of `kind` for `code` on `flows`, after a fix: it succeeds and
+/// leaves the site active, with no error.
+async fn assert_retry_succeeds(
+    w: &World,
+    flows: &AslWorkflows,
+    code: &SchoolCode,
+    kind: InstanceKind,
+) {
+    let info = run_on(flows, code, kind, 2).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(w, code).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error),
+        (Status::Active, 2, None)
+    );
+}
+
+/// Checks that each of `steps` has a success event in `history`; `what` names the run.
+fn assert_succeeded(history: &[StepEvent], steps: &[&str], what: &str) {
+    for step in steps {
+        assert!(
+            history
+                .iter()
+                .any(|e| e.step == *step && e.outcome == Outcome::Succeeded),
+            "{what}: {step} has no success event"
+        );
+    }
 }
 
 #[tokio::test]
@@ -284,21 +297,15 @@ async fn provision_instance_makes_three_eix_sites_on_sqlite() {
         assert_eq!(i.status, Status::Active);
         assert_eq!(i.attempt, 1);
         let history = w.ctx.store.history(code).await.unwrap();
-        for step in [
+        let steps = [
             "allocate-target",
             "clone-template",
             "copy-template-files",
             "customise",
             "verify-site",
             "register-route",
-        ] {
-            assert!(
-                history
-                    .iter()
-                    .any(|e| e.step == step && e.outcome == Outcome::Succeeded),
-                "{code}: {step} has no success event"
-            );
-        }
+        ];
+        assert_succeeded(&history, &steps, code.as_str());
         let route = w
             .ctx
             .blob
@@ -335,24 +342,9 @@ async fn a_failed_provision_is_undone_and_a_retry_succeeds() {
         ExecutionStatus::Succeeded
     );
     let info = run(&w, &b, InstanceKind::Provision).await;
-    assert_eq!(info.status, ExecutionStatus::Failed);
-    assert_eq!(info.error.as_deref(), Some("A2A.Permanent"));
-    let i = status(&w, &b).await;
-    assert_eq!(i.status, Status::Failed);
-    assert!(
-        i.last_error
-            .as_deref()
-            .unwrap()
-            .contains("no target shard has room"),
-        "{:?}",
-        i.last_error
-    );
+    assert_failed(&w, &b, &info, "A2A.Permanent", "no target shard has room").await;
     let history = w.ctx.store.history(&b).await.unwrap();
-    assert!(
-        history
-            .iter()
-            .any(|e| e.step == "deprovision" && e.outcome == Outcome::Succeeded)
-    );
+    assert_succeeded(&history, &["deprovision"], b.as_str());
 
     // The fix (a shard with room), then a retry: it succeeds.
     let mut site = (*w.ctx.site).clone();
@@ -362,19 +354,7 @@ async fn a_failed_provision_is_undone_and_a_retry_succeeds() {
         ..w.ctx.clone()
     };
     let flows = flows(ctx);
-    let info = flows
-        .run(
-            InstanceKind::Provision,
-            &execution_name(&b, InstanceKind::Provision, 2),
-            json!({"school_code": "08000029"}),
-        )
-        .await;
-    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
-    let i = status(&w, &b).await;
-    assert_eq!(
-        (i.status, i.attempt, i.last_error),
-        (Status::Active, 2, None)
-    );
+    assert_retry_succeeds(&w, &flows, &b, InstanceKind::Provision).await;
 }
 
 #[tokio::test]
@@ -382,14 +362,8 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     let w = world(10).await;
     let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
     let src = status(&w, &code).await.source;
-    let src_path = src
-        .db
-        .as_ref()
-        .unwrap()
-        .expose()
-        .trim_start_matches("sqlite://")
-        .to_owned();
-    let before = snapshot(&w, &src_path);
+    let src_db = src.db.clone().unwrap();
+    let before = snapshot(&w, &src_db);
     // Another school holds the address: the run fails at SwitchRoute, after the import.
     let route = a2a_steps::route_key("ins-exemple").unwrap();
     w.ctx
@@ -401,22 +375,14 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         .await
         .unwrap();
     let info = run(&w, &code, InstanceKind::Migrate).await;
-    assert_eq!(info.status, ExecutionStatus::Failed);
-    assert_eq!(info.error.as_deref(), Some("A2A.Permanent.Input"));
-    let i = status(&w, &code).await;
-    assert_eq!(i.status, Status::Failed);
-    assert!(
-        i.last_error
-            .as_deref()
-            .unwrap()
-            .contains("routed to school 08000011")
-    );
+    let why = "routed to school 08000011";
+    let i = assert_failed(&w, &code, &info, "A2A.Permanent.Input", why).await;
     let files = PathBuf::from(src.files.as_ref().unwrap().expose());
     assert!(
         !a2a_files::maintenance::is_enabled(&files),
         "the source is unfrozen"
     );
-    assert_unchanged(&src_path, &before).await;
+    assert_unchanged(&src_db, &before).await;
     assert_eq!(i.target.db, None, "the target is released");
     let stage = w.ctx.blob.list("stage/08012345/", None).await.unwrap();
     assert!(
@@ -446,7 +412,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     assert_eq!((i.status, i.attempt), (Status::Active, 2));
     assert!(!a2a_files::maintenance::is_enabled(&files));
     let history = w.ctx.store.history(&code).await.unwrap();
-    for step in [
+    let steps = [
         "preflight",
         "freeze",
         "plan-export",
@@ -462,14 +428,8 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         "switch-route",
         "unfreeze",
         "rollback",
-    ] {
-        assert!(
-            history
-                .iter()
-                .any(|e| e.step == step && e.outcome == Outcome::Succeeded),
-            "{step}"
-        );
-    }
+    ];
+    assert_succeeded(&history, &steps, code.as_str());
     let failed: Vec<_> = history
         .iter()
         .filter(|e| e.outcome == Outcome::Failed)
@@ -492,7 +452,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     // the target likewise, though its export was taken frozen.
     assert_eq!(maintenance(&target).await, None);
     assert_eq!(maintenance(src.db.as_ref().unwrap()).await, None);
-    assert_unchanged(&src_path, &before).await;
+    assert_unchanged(&src_db, &before).await;
 }
 
 /// The source's `maintenance_enabled` setting.
@@ -504,7 +464,8 @@ async fn maintenance(db: &Locator) -> Option<String> {
 }
 
 /// A copy of a SQLite source, to compare its content with later.
-fn snapshot(w: &World, path: &str) -> Locator {
+fn snapshot(w: &World, source: &Locator) -> Locator {
+    let path = source.expose().trim_start_matches("sqlite://");
     let copy = w.dir.join(format!(
         "snapshot-{}",
         Path::new(path).file_name().unwrap().to_string_lossy()
@@ -516,10 +477,8 @@ fn snapshot(w: &World, path: &str) -> Locator {
 /// The source holds the same rows as its snapshot, table by table. (Its file is not
 /// byte for byte the same: the freeze writes the maintenance setting, the rollback puts
 /// it back.)
-async fn assert_unchanged(path: &str, snapshot: &Locator) {
-    let a = a2a_dbmove::Db::connect(&Locator::new(format!("sqlite://{path}")), false)
-        .await
-        .unwrap();
+async fn assert_unchanged(source: &Locator, snapshot: &Locator) {
+    let a = a2a_dbmove::Db::connect(source, false).await.unwrap();
     let b = a2a_dbmove::Db::connect(snapshot, false).await.unwrap();
     let r = a2a_dbmove::verify(&a, &b, "mdl_", &a2a_dbmove::NoProgress)
         .await
@@ -831,75 +790,31 @@ async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_su
     i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
     w.ctx.store.save(&i).await.unwrap();
     let src = i.source.clone();
-    let src_path = src
-        .db
-        .as_ref()
-        .unwrap()
-        .expose()
-        .trim_start_matches("sqlite://")
-        .to_owned();
-    let before = snapshot(&w, &src_path);
+    let src_db = src.db.clone().unwrap();
+    let before = snapshot(&w, &src_db);
     let files = PathBuf::from(src.files.as_ref().unwrap().expose());
 
-    let name = execution_name(&code, InstanceKind::Migrate, 1);
-    let info = flows
-        .run(
-            InstanceKind::Migrate,
-            &name,
-            json!({"school_code": code.as_str()}),
-        )
-        .await;
-    assert_eq!(info.status, ExecutionStatus::Failed);
-    assert_eq!(
-        info.error.as_deref(),
-        Some("A2A.Transient"),
-        "{:?}",
-        info.cause
-    );
-    let i = status(&w, &code).await;
-    assert_eq!(i.status, Status::Failed);
-    assert!(
-        i.last_error
-            .as_deref()
-            .unwrap()
-            .starts_with("A2A.Transient"),
-        "{:?}",
-        i.last_error
-    );
+    let info = run_on(&flows, &code, InstanceKind::Migrate, 1).await;
+    let i = assert_failed(&w, &code, &info, "A2A.Transient", "A2A.Transient").await;
+    let why = i.last_error.unwrap_or_default();
+    assert!(why.starts_with("A2A.Transient"), "{why:?}");
     assert!(
         !a2a_files::maintenance::is_enabled(&files),
         "the source is unfrozen"
     );
-    assert_unchanged(&src_path, &before).await;
+    assert_unchanged(&src_db, &before).await;
     let history = w.ctx.store.history(&code).await.unwrap();
     let tries = history
         .iter()
         .filter(|e| e.step == "plan-import" && e.outcome == Outcome::Failed)
         .count();
     assert_eq!(tries, 6, "the import was tried once and retried five times");
-    assert!(
-        history
-            .iter()
-            .any(|e| e.step == "rollback" && e.outcome == Outcome::Succeeded)
-    );
+    assert_succeeded(&history, &["rollback"], code.as_str());
 
     // The fix: the shard's folder is a folder again. The retry succeeds.
     std::fs::remove_file(&blocked).unwrap();
     std::fs::create_dir(&blocked).unwrap();
-    let name = execution_name(&code, InstanceKind::Migrate, 2);
-    let info = flows
-        .run(
-            InstanceKind::Migrate,
-            &name,
-            json!({"school_code": code.as_str()}),
-        )
-        .await;
-    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
-    let i = status(&w, &code).await;
-    assert_eq!(
-        (i.status, i.attempt, i.last_error),
-        (Status::Active, 2, None)
-    );
+    assert_retry_succeeds(&w, &flows, &code, InstanceKind::Migrate).await;
 }
 
 #[tokio::test]

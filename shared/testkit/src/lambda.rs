@@ -412,6 +412,25 @@ pub fn binary_path(name: &str) -> PathBuf {
     dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// Starts `binary` as function `name`, with `env`, against a runtime of its own, for a
+/// start that must fail as [`LambdaProcess::expect_failed_start`] checks; returns the ended
+/// process, whose output the caller may read.
+pub async fn expect_failed_cold_start(
+    binary: &Path,
+    name: &str,
+    env: &[(&str, String)],
+    error_type: &str,
+    needle: &str,
+) -> LambdaProcess {
+    let rt = FakeRuntime::start(name)
+        .await
+        .expect("the fake runtime listens");
+    let mut process =
+        LambdaProcess::spawn(binary, name, &rt, env).unwrap_or_else(|e| panic!("{e}"));
+    process.expect_failed_start(&rt, error_type, needle).await;
+    process
+}
+
 /// The file opened for appending: stdout and stderr share it without overwriting.
 fn append(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().append(true).open(path)

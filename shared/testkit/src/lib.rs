@@ -41,6 +41,16 @@ pub fn service_url(var: &str, test: &str) -> Option<String> {
     }
 }
 
+/// Checks that `message` holds each of `parts`; a failure lists every part it lacks.
+pub fn assert_contains_all(message: &str, parts: &[&str]) {
+    let missing: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|p| !message.contains(p))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?} not in {message}");
+}
+
 /// A valid school code made from a number, for tests: `code(7)` is `08000007`.
 pub fn code(n: u32) -> SchoolCode {
     SchoolCode::parse(&format!("08{n:06}")).expect("08 + six digits is a valid code")

@@ -9,7 +9,7 @@ use a2a_aws::{DynamoDbStore, aws_sdk_dynamodb};
 use a2a_core::PortError;
 use aws_config::SdkConfig;
 
-use crate::unique_name;
+use crate::{service_url, unique_name};
 
 /// The SDK clients of one test, from [`a2a_aws::config::sdk_config`], which honours
 /// `AWS_ENDPOINT_URL`.
@@ -48,6 +48,13 @@ impl Moto {
             sfn: a2a_aws::aws_sdk_sfn::Client::new(&conf),
             conf,
         }
+    }
+
+    /// The clients for `test` when `AWS_ENDPOINT_URL` names an emulator; otherwise `None`,
+    /// after [`service_url`]'s loud SKIP line (or its failure under `CI=true`).
+    pub async fn for_test(test: &str) -> Option<Self> {
+        service_url("AWS_ENDPOINT_URL", test)?;
+        Some(Self::new().await)
     }
 
     /// A new state table (`a2a-state-…`, with its index), and the store over it; the

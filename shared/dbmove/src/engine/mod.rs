@@ -137,16 +137,9 @@ pub(crate) trait Driver: Send + Sync {
     async fn exec_params(&self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
     /// Loads rows (and the ledger row) in one transaction.
     async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError>;
-    /// Runs a `SELECT` of `t`'s columns and sends its rows down `tx` in batches; returns
-    /// how many were sent and the values at `key` of the last.
-    async fn stream(
-        &self,
-        t: &Table,
-        sql: String,
-        params: Vec<Value>,
-        key: &[usize],
-        tx: &mpsc::Sender<Vec<Row>>,
-    ) -> Result<(u64, Option<Row>), DbError>;
+    /// Runs a `SELECT` of `t`'s columns and gives its rows to `sink`, which sends them
+    /// on in batches; returns what it sent.
+    async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, sink: RowSink) -> Sent;
     /// Makes `next` the next id the auto-increment of `table.column` hands out.
     async fn set_next_id(&self, table: &str, column: &str, next: i64) -> Result<(), DbError>;
     /// Commits without waiting for the disk, where the engine can.
@@ -435,7 +428,8 @@ impl Db {
         tx: &mpsc::Sender<Vec<Row>>,
     ) -> Result<(u64, Option<Row>), DbError> {
         let (sql, params) = page_sql(self.driver.as_ref(), t, key, after, limit);
-        self.driver.stream(t, sql, params, key, tx).await
+        let sink = RowSink::new(tx.clone(), key.to_vec());
+        self.driver.stream(t, sql, params, sink).await
     }
 
     /// Runs one statement with bound parameters, written with `{}` where each placeholder
@@ -682,55 +676,93 @@ fn page_sql(
     (sql, params)
 }
 
-/// Rows gathered before they go down the channel.
-#[derive(Default)]
-struct Batch {
+/// What a read sent: how many rows, and the key values of the last (where the next page
+/// starts).
+pub(crate) type Sent = Result<(u64, Option<Row>), DbError>;
+
+/// Where a read puts its rows: gathered into batches before they go down the channel,
+/// counted, and the key values of the last one kept. The same for every engine; the
+/// `_blocking` calls serve a driver that reads on a blocking thread.
+pub(crate) struct RowSink {
+    tx: mpsc::Sender<Vec<Row>>,
+    key: Vec<usize>,
     rows: Vec<Row>,
     bytes: usize,
+    sent: u64,
+    last: Option<Row>,
 }
 
 fn closed() -> DbError {
     DbError::Backend("the reader of the rows stopped".into())
 }
 
-impl Batch {
+impl RowSink {
+    fn new(tx: mpsc::Sender<Vec<Row>>, key: Vec<usize>) -> Self {
+        RowSink {
+            tx,
+            key,
+            rows: Vec::new(),
+            bytes: 0,
+            sent: 0,
+            last: None,
+        }
+    }
+
+    /// Takes a row; whether the batch is full.
     fn add(&mut self, row: Row) -> bool {
+        self.sent += 1;
+        if !self.key.is_empty() {
+            self.last = Some(self.key.iter().map(|&i| row[i].clone()).collect());
+        }
         self.bytes += row.iter().map(Value::weight).sum::<usize>();
         self.rows.push(row);
         self.rows.len() >= BATCH_ROWS || self.bytes >= BATCH_BYTES
     }
 
-    async fn push(&mut self, row: Row, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
+    /// The batch so far, and the counters ready for the next.
+    fn take(&mut self) -> Option<Vec<Row>> {
+        self.bytes = 0;
+        (!self.rows.is_empty()).then(|| std::mem::take(&mut self.rows))
+    }
+
+    async fn push(&mut self, row: Row) -> Result<(), DbError> {
         if self.add(row) {
-            self.flush(tx).await?;
+            self.flush().await?;
         }
         Ok(())
     }
 
-    async fn flush(&mut self, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
-        if !self.rows.is_empty() {
-            self.bytes = 0;
-            tx.send(std::mem::take(&mut self.rows))
-                .await
-                .map_err(|_| closed())?;
+    async fn flush(&mut self) -> Result<(), DbError> {
+        if let Some(rows) = self.take() {
+            self.tx.send(rows).await.map_err(|_| closed())?;
         }
         Ok(())
     }
 
-    fn push_blocking(&mut self, row: Row, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
+    /// Sends what is left; what was sent.
+    async fn finish(mut self) -> Sent {
+        self.flush().await?;
+        Ok((self.sent, self.last))
+    }
+
+    fn push_blocking(&mut self, row: Row) -> Result<(), DbError> {
         if self.add(row) {
-            self.flush_blocking(tx)?;
+            self.flush_blocking()?;
         }
         Ok(())
     }
 
-    fn flush_blocking(&mut self, tx: &mpsc::Sender<Vec<Row>>) -> Result<(), DbError> {
-        if !self.rows.is_empty() {
-            self.bytes = 0;
-            tx.blocking_send(std::mem::take(&mut self.rows))
-                .map_err(|_| closed())?;
+    fn flush_blocking(&mut self) -> Result<(), DbError> {
+        if let Some(rows) = self.take() {
+            self.tx.blocking_send(rows).map_err(|_| closed())?;
         }
         Ok(())
+    }
+
+    /// [`RowSink::finish`], on a blocking thread.
+    fn finish_blocking(mut self) -> Sent {
+        self.flush_blocking()?;
+        Ok((self.sent, self.last))
     }
 }
 
@@ -748,6 +780,44 @@ fn push_column(tables: &mut BTreeMap<String, Table>, table: &str, col: Column) {
         .push(col);
 }
 
+/// A column as an engine's catalog describes it, before it is checked.
+struct Described<'a> {
+    table: &'a str,
+    name: String,
+    /// The neutral type the engine made of `declared`, if it has one.
+    ty: Option<ColType>,
+    /// The type as the catalog gives it, to name an unmappable one.
+    declared: &'a str,
+    nullable: bool,
+    auto_increment: bool,
+    /// The default expression as the catalog gives it.
+    default: Option<&'a str>,
+}
+
+impl Described<'_> {
+    /// The neutral column: an unmappable type or default is an error naming the column.
+    /// An auto-increment column's default (its sequence) is not kept.
+    fn column(self) -> Result<Column, DbError> {
+        let ty = self.ty.ok_or_else(|| DbError::Unmappable {
+            table: self.table.to_owned(),
+            column: self.name.clone(),
+            ty: self.declared.to_owned(),
+        })?;
+        let default = if self.auto_increment {
+            None
+        } else {
+            column_default(self.table, &self.name, self.default)?
+        };
+        Ok(Column {
+            name: self.name,
+            ty,
+            nullable: self.nullable,
+            default,
+            auto_increment: self.auto_increment,
+        })
+    }
+}
+
 fn column_default(table: &str, column: &str, raw: Option<&str>) -> Result<Option<String>, DbError> {
     match raw {
         None => Ok(None),
@@ -760,7 +830,55 @@ fn column_default(table: &str, column: &str, raw: Option<&str>) -> Result<Option
 }
 
 /// The integer type of `bytes` storage bytes, as MySQL and SQLite declare it.
-fn int_ddl(bytes: u8) -> &'static str {
+/// An engine's names of the neutral column types in `CREATE TABLE`, where engines differ
+/// (`VARCHAR(n)` and `DATE` are everyone's). Each engine file holds its own.
+pub(crate) struct TypeNames {
+    /// An integer of so many bytes, auto-increment or not.
+    int: fn(u8, bool) -> &'static str,
+    /// A fixed-point number, written with its precision and scale.
+    number: &'static str,
+    float: &'static str,
+    double: &'static str,
+    text: &'static str,
+    binary: &'static str,
+    boolean: &'static str,
+    timestamp: &'static str,
+}
+
+impl TypeNames {
+    /// The column type of `c` in DDL.
+    fn ddl(&self, c: &Column) -> String {
+        match c.ty {
+            ColType::Int { bytes } => (self.int)(bytes, c.auto_increment).into(),
+            ColType::Number { precision, scale } => {
+                format!("{}({precision},{scale})", self.number)
+            }
+            ColType::Float { double } => if double { self.double } else { self.float }.into(),
+            ColType::Char { len } => format!("VARCHAR({len})"),
+            ColType::Text => self.text.into(),
+            ColType::Binary => self.binary.into(),
+            ColType::Bool => self.boolean.into(),
+            ColType::Date => "DATE".into(),
+            ColType::Timestamp => self.timestamp.into(),
+        }
+    }
+}
+
+/// A nullable column `c` of type `ty`, for the engines' tests of their type mapping.
+#[cfg(test)]
+fn test_column(ty: ColType, auto_increment: bool) -> Column {
+    Column {
+        name: "c".into(),
+        ty,
+        nullable: true,
+        default: None,
+        auto_increment,
+    }
+}
+
+/// The integer types of MySQL, which SQLite reads back too; an auto-increment is a clause
+/// of its own there.
+fn int_ddl(bytes: u8, _auto_increment: bool) -> &'static str {
     match bytes {
         1 => "TINYINT",
         2 => "SMALLINT",

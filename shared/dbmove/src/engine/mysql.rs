@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use a2a_core::Locator;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable as _;
-use tokio::sync::mpsc;
 
 use super::{
-    Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, int_ddl,
-    push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend,
+    int_ddl, push_column, tls, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timestamp};
@@ -150,19 +149,21 @@ fn column_type(
     })
 }
 
+/// The column types in DDL.
+const TYPES: TypeNames = TypeNames {
+    int: int_ddl,
+    number: "DECIMAL",
+    float: "FLOAT",
+    double: "DOUBLE",
+    text: "LONGTEXT",
+    binary: "LONGBLOB",
+    boolean: "TINYINT(1)",
+    timestamp: "DATETIME(6)",
+};
+
 /// The column type of a neutral column in DDL.
 fn ddl_type(c: &Column) -> String {
-    match c.ty {
-        ColType::Int { bytes } => int_ddl(bytes).into(),
-        ColType::Number { precision, scale } => format!("DECIMAL({precision},{scale})"),
-        ColType::Float { double } => if double { "DOUBLE" } else { "FLOAT" }.into(),
-        ColType::Char { len } => format!("VARCHAR({len})"),
-        ColType::Text => "LONGTEXT".into(),
-        ColType::Binary => "LONGBLOB".into(),
-        ColType::Bool => "TINYINT(1)".into(),
-        ColType::Date => "DATE".into(),
-        ColType::Timestamp => "DATETIME(6)".into(),
-    }
+    TYPES.ddl(c)
 }
 
 fn to_my(v: &Value) -> mysql_async::Value {
@@ -305,29 +306,16 @@ impl Driver for MySql {
             .map_err(|e| self.err(e))?;
         let mut tables: BTreeMap<String, Table> = BTreeMap::new();
         for (table, name, dt, ct, len, prec, scale, nullable, default, extra) in rows {
-            let ty =
-                column_type(&dt, &ct, len, prec, scale).ok_or_else(|| DbError::Unmappable {
-                    table: table.clone(),
-                    column: name.clone(),
-                    ty: ct.clone(),
-                })?;
-            let auto = extra.contains("auto_increment");
-            let default = if auto {
-                None
-            } else {
-                column_default(&table, &name, default.as_deref())?
+            let column = Described {
+                table: &table,
+                name,
+                ty: column_type(&dt, &ct, len, prec, scale),
+                declared: &ct,
+                nullable: nullable == "YES",
+                auto_increment: extra.contains("auto_increment"),
+                default: default.as_deref(),
             };
-            push_column(
-                &mut tables,
-                &table,
-                Column {
-                    name,
-                    ty,
-                    nullable: nullable == "YES",
-                    default,
-                    auto_increment: auto,
-                },
-            );
+            push_column(&mut tables, &table, column.column()?);
         }
         let stats: Vec<(String, String, u64, String)> = c
             .exec(STATISTICS_SQL, (prefix, prefix))
@@ -410,31 +398,17 @@ impl Driver for MySql {
         r.and(done)
     }
 
-    async fn stream(
-        &self,
-        t: &Table,
-        sql: String,
-        params: Vec<Value>,
-        key: &[usize],
-        tx: &mpsc::Sender<Vec<Row>>,
-    ) -> Result<(u64, Option<Row>), DbError> {
+    async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, mut sink: RowSink) -> Sent {
         let mut c = self.session(&[&sql]).await?;
         let mut result = c
             .exec_iter(sql, my_params(&params))
             .await
             .map_err(|e| self.err(e))?;
-        let mut batch = Batch::default();
-        let (mut sent, mut last) = (0u64, None);
         while let Some(r) = result.next().await.map_err(|e| self.err(e))? {
-            let row = my_row(t, r.unwrap()).map_err(|e| self.err(e))?;
-            sent += 1;
-            if !key.is_empty() {
-                last = Some(key.iter().map(|&i| row[i].clone()).collect());
-            }
-            batch.push(row, tx).await?;
+            sink.push(my_row(t, r.unwrap()).map_err(|e| self.err(e))?)
+                .await?;
         }
-        batch.flush(tx).await?;
-        Ok((sent, last))
+        sink.finish().await
     }
 
     async fn set_next_id(&self, table: &str, _column: &str, next: i64) -> Result<(), DbError> {
@@ -685,13 +659,7 @@ mod tests {
     use super::*;
 
     fn col(ty: ColType) -> Column {
-        Column {
-            name: "c".into(),
-            ty,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-        }
+        crate::engine::test_column(ty, false)
     }
 
     #[test]

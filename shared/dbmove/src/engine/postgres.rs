@@ -12,15 +12,14 @@ use async_trait::async_trait;
 use futures::{SinkExt as _, StreamExt as _};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
 use tokio_postgres::Socket;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{
-    Batch, CONNECT_TIMEOUT, Driver, Engine, LEDGER_TABLE, backend, column_default, full,
-    push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend,
+    full, push_column, tls, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value};
@@ -205,27 +204,33 @@ fn column_type(
     })
 }
 
-/// The column type of a neutral column in DDL (auto-increment integers are serials).
-fn ddl_type(c: &Column) -> String {
-    match c.ty {
-        ColType::Int { bytes } => match (bytes, c.auto_increment) {
-            (1 | 2, false) => "SMALLINT",
-            (1 | 2, true) => "SMALLSERIAL",
-            (3 | 4, false) => "INTEGER",
-            (3 | 4, true) => "SERIAL",
-            (_, false) => "BIGINT",
-            (_, true) => "BIGSERIAL",
-        }
-        .into(),
-        ColType::Number { precision, scale } => format!("NUMERIC({precision},{scale})"),
-        ColType::Float { double } => if double { "DOUBLE PRECISION" } else { "REAL" }.into(),
-        ColType::Char { len } => format!("VARCHAR({len})"),
-        ColType::Text => "TEXT".into(),
-        ColType::Binary => "BYTEA".into(),
-        ColType::Bool => "BOOLEAN".into(),
-        ColType::Date => "DATE".into(),
-        ColType::Timestamp => "TIMESTAMP".into(),
+/// An integer of so many bytes; an auto-increment one is a serial.
+fn int_ddl(bytes: u8, auto_increment: bool) -> &'static str {
+    match (bytes, auto_increment) {
+        (1 | 2, false) => "SMALLINT",
+        (1 | 2, true) => "SMALLSERIAL",
+        (3 | 4, false) => "INTEGER",
+        (3 | 4, true) => "SERIAL",
+        (_, false) => "BIGINT",
+        (_, true) => "BIGSERIAL",
     }
+}
+
+/// The column types in DDL.
+const TYPES: TypeNames = TypeNames {
+    int: int_ddl,
+    number: "NUMERIC",
+    float: "REAL",
+    double: "DOUBLE PRECISION",
+    text: "TEXT",
+    binary: "BYTEA",
+    boolean: "BOOLEAN",
+    timestamp: "TIMESTAMP",
+};
+
+/// The column type of a neutral column in DDL.
+fn ddl_type(c: &Column) -> String {
+    TYPES.ddl(c)
 }
 
 fn quote(ident: &str) -> String {
@@ -381,33 +386,20 @@ impl Driver for Postgres {
             let dt: String = r.get(2);
             let default: Option<String> = r.get(7);
             let identity = r.get::<_, Option<String>>(8).as_deref() == Some("YES");
-            let ty = column_type(&dt, r.get(3), r.get(4), r.get(5)).ok_or_else(|| {
-                DbError::Unmappable {
-                    table: table.clone(),
-                    column: name.clone(),
-                    ty: dt.clone(),
-                }
-            })?;
             let auto = identity
                 || default
                     .as_deref()
                     .is_some_and(|d| d.starts_with("nextval("));
-            let default = if auto {
-                None
-            } else {
-                column_default(&table, &name, default.as_deref())?
+            let column = Described {
+                table: &table,
+                name,
+                ty: column_type(&dt, r.get(3), r.get(4), r.get(5)),
+                declared: &dt,
+                nullable: r.get::<_, String>(6) == "YES",
+                auto_increment: auto,
+                default: default.as_deref(),
             };
-            push_column(
-                &mut tables,
-                &table,
-                Column {
-                    name,
-                    ty,
-                    nullable: r.get::<_, String>(6) == "YES",
-                    default,
-                    auto_increment: auto,
-                },
-            );
+            push_column(&mut tables, &table, column.column()?);
         }
         let pks = c
             .query(
@@ -514,14 +506,7 @@ impl Driver for Postgres {
         r.and(done)
     }
 
-    async fn stream(
-        &self,
-        t: &Table,
-        sql: String,
-        params: Vec<Value>,
-        key: &[usize],
-        tx: &mpsc::Sender<Vec<Row>>,
-    ) -> Result<(u64, Option<Row>), DbError> {
+    async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, mut sink: RowSink) -> Sent {
         let pg = pg_params(&params);
         let stream = self
             .client
@@ -529,19 +514,11 @@ impl Driver for Postgres {
             .await
             .map_err(|e| self.err(e))?;
         futures::pin_mut!(stream);
-        let mut batch = Batch::default();
-        let (mut sent, mut last) = (0u64, None);
         while let Some(r) = stream.next().await {
             let r = r.map_err(|e| self.err(e))?;
-            let row = pg_row(t, &r).map_err(|e| self.err(e))?;
-            sent += 1;
-            if !key.is_empty() {
-                last = Some(key.iter().map(|&i| row[i].clone()).collect());
-            }
-            batch.push(row, tx).await?;
+            sink.push(pg_row(t, &r).map_err(|e| self.err(e))?).await?;
         }
-        batch.flush(tx).await?;
-        Ok((sent, last))
+        sink.finish().await
     }
 
     async fn set_next_id(&self, table: &str, column: &str, next: i64) -> Result<(), DbError> {
@@ -717,15 +694,7 @@ fn pg_row(t: &Table, r: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Err
 mod tests {
     use super::*;
 
-    fn col(ty: ColType, auto: bool) -> Column {
-        Column {
-            name: "c".into(),
-            ty,
-            nullable: true,
-            default: None,
-            auto_increment: auto,
-        }
-    }
+    use crate::engine::test_column as col;
 
     #[test]
     fn catalog_types_map_to_neutral_ones() {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use a2a_core::Locator;
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 use super::{
-    Batch, Driver, Engine, LEDGER_TABLE, backend, column_default, int_ddl, typed_text, unreachable,
+    Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend, int_ddl,
+    typed_text, unreachable,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_decimal};
@@ -135,20 +135,22 @@ fn column_type(decl: &str) -> Option<ColType> {
     })
 }
 
-/// The column type of a neutral column in DDL (declared so that introspection reads the
-/// same neutral type back).
+/// The column types in DDL, declared so that introspection reads the same neutral type
+/// back.
+const TYPES: TypeNames = TypeNames {
+    int: int_ddl,
+    number: "DECIMAL",
+    float: "FLOAT",
+    double: "DOUBLE",
+    text: "TEXT",
+    binary: "BLOB",
+    boolean: "BOOLEAN",
+    timestamp: "DATETIME",
+};
+
+/// The column type of a neutral column in DDL.
 fn ddl_type(c: &Column) -> String {
-    match c.ty {
-        ColType::Int { bytes } => int_ddl(bytes).into(),
-        ColType::Number { precision, scale } => format!("DECIMAL({precision},{scale})"),
-        ColType::Float { double } => if double { "DOUBLE" } else { "FLOAT" }.into(),
-        ColType::Char { len } => format!("VARCHAR({len})"),
-        ColType::Text => "TEXT".into(),
-        ColType::Binary => "BLOB".into(),
-        ColType::Bool => "BOOLEAN".into(),
-        ColType::Date => "DATE".into(),
-        ColType::Timestamp => "DATETIME".into(),
-    }
+    TYPES.ddl(c)
 }
 
 fn to_lite(v: &Value) -> rusqlite::types::Value {
@@ -325,15 +327,8 @@ impl Driver for Sqlite {
         .await
     }
 
-    async fn stream(
-        &self,
-        t: &Table,
-        sql: String,
-        params: Vec<Value>,
-        key: &[usize],
-        tx: &mpsc::Sender<Vec<Row>>,
-    ) -> Result<(u64, Option<Row>), DbError> {
-        let (c, t, tx, key) = (self.conn.clone(), t.clone(), tx.clone(), key.to_vec());
+    async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, mut sink: RowSink) -> Sent {
+        let (c, t) = (self.conn.clone(), t.clone());
         tokio::task::spawn_blocking(move || {
             let c = c.lock().map_err(|e| DbError::Backend(e.to_string()))?;
             let lerr = |e: rusqlite::Error| DbError::Backend(e.to_string());
@@ -341,18 +336,10 @@ impl Driver for Sqlite {
             let mut rows = st
                 .query(rusqlite::params_from_iter(params.iter().map(to_lite)))
                 .map_err(lerr)?;
-            let mut batch = Batch::default();
-            let (mut sent, mut last) = (0u64, None);
             while let Some(r) = rows.next().map_err(lerr)? {
-                let row = lite_row(&t, r)?;
-                sent += 1;
-                if !key.is_empty() {
-                    last = Some(key.iter().map(|&i| row[i].clone()).collect());
-                }
-                batch.push_blocking(row, &tx)?;
+                sink.push_blocking(lite_row(&t, r)?)?;
             }
-            batch.flush_blocking(&tx)?;
-            Ok((sent, last))
+            sink.finish_blocking()
         })
         .await
         .map_err(|e| DbError::Backend(e.to_string()))?
@@ -436,29 +423,23 @@ fn introspect(c: &rusqlite::Connection, prefix: &str) -> Result<Vec<Table>, DbEr
             next_id: None,
         };
         for (cname, decl, notnull, dflt, _) in cols {
-            let ty = column_type(&decl).ok_or_else(|| DbError::Unmappable {
-                table: name.clone(),
-                column: cname.clone(),
-                ty: if decl.is_empty() {
-                    "(none declared)".into()
-                } else {
-                    decl.clone()
-                },
-            })?;
             let rowid = table.primary_key.len() == 1
                 && table.primary_key[0] == cname
                 && decl.eq_ignore_ascii_case("INTEGER");
-            table.columns.push(Column {
-                default: if rowid {
-                    None
-                } else {
-                    column_default(&name, &cname, dflt.as_deref())?
-                },
+            let column = Described {
+                table: &name,
+                ty: column_type(&decl),
                 name: cname,
-                ty,
+                declared: if decl.is_empty() {
+                    "(none declared)"
+                } else {
+                    &decl
+                },
                 nullable: !notnull && !rowid,
                 auto_increment: rowid,
-            });
+                default: dflt.as_deref(),
+            };
+            table.columns.push(column.column()?);
         }
         if table.auto_column().is_some()
             && create_sql.to_ascii_uppercase().contains("AUTOINCREMENT")
@@ -561,13 +542,7 @@ mod tests {
     use super::*;
 
     fn col(ty: ColType) -> Column {
-        Column {
-            name: "c".into(),
-            ty,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-        }
+        crate::engine::test_column(ty, false)
     }
 
     #[test]
