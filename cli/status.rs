@@ -156,39 +156,41 @@ impl Report {
                 .collect();
             println!("{kind}: {}", line.join(", "));
         }
-        if self.running.is_empty() {
-            println!("running now: none");
-        } else {
-            println!("running now ({}):", self.running.len());
-            for r in &self.running {
-                println!(
-                    "  {} wave {} attempt {} {} since {} {}",
-                    r.school_code,
-                    r.wave,
-                    r.attempt,
-                    r.status,
-                    r.since.format("%Y-%m-%d %H:%M:%S"),
-                    r.execution
-                        .as_deref()
-                        .unwrap_or("(execution not recorded yet)")
-                );
-            }
-        }
-        if self.failed.is_empty() {
-            println!("failed: none");
-        } else {
-            println!("failed ({}):", self.failed.len());
-            for f in &self.failed {
-                println!(
-                    "  {} wave {} attempt {} {}: {}",
-                    f.school_code,
-                    f.wave,
-                    f.attempt,
-                    f.name,
-                    f.last_error.as_deref().unwrap_or("(no error recorded)")
-                );
-            }
-        }
+        print_list("running now", &self.running, |r| {
+            format!(
+                "{} wave {} attempt {} {} since {} {}",
+                r.school_code,
+                r.wave,
+                r.attempt,
+                r.status,
+                r.since.format("%Y-%m-%d %H:%M:%S"),
+                r.execution
+                    .as_deref()
+                    .unwrap_or("(execution not recorded yet)")
+            )
+        });
+        print_list("failed", &self.failed, |f| {
+            format!(
+                "{} wave {} attempt {} {}: {}",
+                f.school_code,
+                f.wave,
+                f.attempt,
+                f.name,
+                f.last_error.as_deref().unwrap_or("(no error recorded)")
+            )
+        });
+    }
+}
+
+/// `title: none`, or `title (N):` and one indented line per item.
+fn print_list<T>(title: &str, items: &[T], line: impl Fn(&T) -> String) {
+    if items.is_empty() {
+        println!("{title}: none");
+        return;
+    }
+    println!("{title} ({}):", items.len());
+    for i in items {
+        println!("  {}", line(i));
     }
 }
 
