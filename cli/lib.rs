@@ -78,6 +78,10 @@ pub enum Command {
         /// Only this kind.
         #[arg(long, value_enum)]
         kind: Option<schedule::KindArg>,
+        /// Also estimate what the recorded work costs on AWS, at this region's list prices
+        /// (as `a2a report` does).
+        #[arg(long, value_name = "REGION", num_args = 0..=1, default_missing_value = "eu-west-1")]
+        cost: Option<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -235,10 +239,16 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     // The one set of ports of this process: AWS is loaded only if a command opens it.
     let ports = Backends::new();
     match cli.command {
-        Command::Status { wave, kind, json } => {
+        Command::Status {
+            wave,
+            kind,
+            cost,
+            json,
+        } => {
             let only = status::Only {
                 wave,
                 kind: kind.map(Into::into),
+                cost,
             };
             status::run(&config, &ports, only, json).await
         }

@@ -25,6 +25,9 @@ pub struct Report {
     pub failed: Vec<Failed>,
     /// What runs now: the instances with an execution under way, by wave then code.
     pub running: Vec<Running>,
+    /// With `--cost`: what the recorded work costs, or would cost, on AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::report::Cost>,
 }
 
 /// One instance with an execution under way.
@@ -114,6 +117,7 @@ impl Report {
                 .collect(),
             by_kind,
             by_wave_status,
+            cost: None,
             running: running
                 .into_iter()
                 .map(|i| Running {
@@ -195,12 +199,14 @@ fn print_list<T>(title: &str, items: &[T], line: impl Fn(&T) -> String) {
 }
 
 /// Which instances `a2a status` counts.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Only {
     /// Only this wave.
     pub wave: Option<u32>,
     /// Only this kind.
     pub kind: Option<InstanceKind>,
+    /// Also the cost estimate, at this region's prices.
+    pub cost: Option<String>,
 }
 
 /// Prints the report. Reading only: an empty home stays empty.
@@ -210,22 +216,48 @@ pub async fn run(
     only: Only,
     json: bool,
 ) -> Result<Outcome, CliError> {
-    let mut instances = match ports.existing_state(config).await? {
-        Some(store) => list_all(&*store, ListFilter::default())
-            .await
-            .map_err(|e| CliError::from_port(&config.state.label(), e))?,
-        None => Vec::new(),
-    };
-    instances.retain(|i| {
+    let keep = |i: &Instance| {
         only.wave.is_none_or(|w| i.wave.0 == w) && only.kind.is_none_or(|k| i.kind == k)
-    });
-    let report = Report::of(&instances);
+    };
+    let report = match &only.cost {
+        // The histories too, read once for both.
+        Some(region) => {
+            let prices = crate::report::prices(region)?;
+            let mut all = crate::report::histories(config, ports).await?;
+            all.retain(|(i, _)| keep(i));
+            let instances: Vec<Instance> = all.iter().map(|(i, _)| i.clone()).collect();
+            let mut r = Report::of(&instances);
+            r.cost = Some(crate::report::Cost::estimate(&all, &prices));
+            r
+        }
+        None => {
+            let mut instances = match ports.existing_state(config).await? {
+                Some(store) => list_all(&*store, ListFilter::default())
+                    .await
+                    .map_err(|e| CliError::from_port(&config.state.label(), e))?,
+                None => Vec::new(),
+            };
+            instances.retain(keep);
+            Report::of(&instances)
+        }
+    };
     if json {
         let text = serde_json::to_string(&report)
             .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
         println!("{text}");
     } else {
         report.print_text(config);
+        if let (Some(c), Some(region)) = (&report.cost, &only.cost) {
+            println!(
+                "cost on AWS ({region}, list prices of {}): ${:.4} in all, ${:.5} per instance; \
+                 one EC2 worker for the same {:.1} h: ${:.4}",
+                crate::report::PRICES_AS_OF,
+                c.total,
+                c.per_instance,
+                c.span_hours,
+                c.ec2_peer
+            );
+        }
     }
     Ok(Outcome::Ok)
 }

@@ -86,6 +86,19 @@ fn history_shows_each_attempt_with_its_execution_and_every_step() {
     let v = status(&["--kind", "provision"]);
     assert_eq!(v["instances"], 1, "{v}");
     assert!(v["by_kind"].get("migrate").is_none(), "{v}");
+    assert!(v.get("cost").is_none(), "only with --cost: {v}");
+    let v = status(&["--cost"]);
+    let cost = &v["cost"];
+    assert!(cost["total"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(cost["gb_seconds"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(cost["executions"], 2, "one per school: {v}");
+    let per = cost["per_instance"].as_f64().unwrap();
+    assert!(
+        (per * 2.0 - cost["total"].as_f64().unwrap()).abs() < 1e-9,
+        "{v}"
+    );
+    let o = a2a(home.path(), &["status", "--cost", "us-east-1"]);
+    assert!(text(&o).contains("cost on AWS (us-east-1"), "{}", text(&o));
     let v = status(&["--wave", "999"]);
     assert_eq!(v["instances"], 0, "{v}");
     let o = a2a(home.path(), &["status"]);
