@@ -465,7 +465,21 @@ pub enum FixtureCommand {
         /// key, a table without a key.
         #[arg(long)]
         extras: bool,
+        /// `small`: the core tables, each growing with the scale. `moodle`: about 500
+        /// tables as on a real site, most under 10 rows, a few big ones growing with the
+        /// scale (scale 1000 is about 1 GB).
+        #[arg(long, value_enum, default_value = "small")]
+        shape: ShapeArg,
     },
+}
+
+/// The fixture's shape on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ShapeArg {
+    /// The core tables alone.
+    Small,
+    /// About 500 tables with a real site's long tail.
+    Moodle,
 }
 
 /// Runs one `fixture` command.
@@ -477,6 +491,7 @@ pub async fn run_fixture(command: FixtureCommand) -> Result<Outcome, CliError> {
         scale,
         seed,
         extras,
+        shape,
     } = command;
     let loc = Locator::new(db);
     let db = connect(&loc, true).await?;
@@ -485,6 +500,10 @@ pub async fn run_fixture(command: FixtureCommand) -> Result<Outcome, CliError> {
         scale,
         seed,
         extras,
+        shape: match shape {
+            ShapeArg::Small => a2a_dbmove::fixture::Shape::Small,
+            ShapeArg::Moodle => a2a_dbmove::fixture::Shape::Moodle,
+        },
         ..FixtureOptions::default()
     };
     let report = a2a_dbmove::fixture::generate(&db, &options)

@@ -24,6 +24,22 @@ pub struct FixtureOptions {
     pub extras: bool,
     /// The old site's address, as absolute URLs in the content use it.
     pub wwwroot: String,
+    /// The small fixture alone, or shaped like a whole Moodle site.
+    pub shape: Shape,
+}
+
+/// How many tables the fixture has, and how its bytes spread over them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// The core tables alone (15, or 18 with the extras); every table grows with the scale.
+    #[default]
+    Small,
+    /// About 500 tables, as a Moodle 4.5 site has: the core ones, three more big ones
+    /// (`question_attempt_steps`, `question_attempt_step_data`, `grade_grades_history`) and
+    /// a long tail of plugin tables with Moodle's column types, nullable columns, unique
+    /// and compound indexes and sequences, most under 10 rows and none growing with the
+    /// scale, so that a few tables hold almost all the bytes.
+    Moodle,
 }
 
 impl Default for FixtureOptions {
@@ -34,6 +50,7 @@ impl Default for FixtureOptions {
             seed: 1,
             extras: false,
             wwwroot: "https://agora.xtec.cat/centres/ins-exemple".into(),
+            shape: Shape::Small,
         }
     }
 }
@@ -508,11 +525,231 @@ pub fn tables(prefix: &str, extras: bool) -> Vec<Table> {
     out
 }
 
+/// The tables of `o`: the core ones, and with [`Shape::Moodle`] the big question and
+/// grade-history tables and the long tail.
+pub fn tables_of(o: &FixtureOptions) -> Vec<Table> {
+    let mut out = tables(&o.prefix, o.extras);
+    if o.shape == Shape::Moodle {
+        out.extend(moodle_big(&o.prefix));
+        out.extend(tail_names().iter().map(|name| tail_table(&o.prefix, name)));
+    }
+    out
+}
+
+/// Moodle's other big tables: the question engine's steps and their data, and the grade
+/// history.
+fn moodle_big(prefix: &str) -> Vec<Table> {
+    let n = |s: &str, ty| col(s, ty, false, Some("0"));
+    let e = |s: &str, len| col(s, ch(len), false, Some(""));
+    vec![
+        table(
+            prefix,
+            "question_attempt_steps",
+            vec![
+                id(),
+                n("questionattemptid", INT8),
+                n("sequencenumber", INT8),
+                e("state", 13),
+                col("fraction", num(12, 7), true, None),
+                n("timecreated", INT8),
+                col("userid", INT8, true, None),
+            ],
+            &[(&["questionattemptid", "sequencenumber"], false)],
+        ),
+        table(
+            prefix,
+            "question_attempt_step_data",
+            vec![
+                id(),
+                n("attemptstepid", INT8),
+                e("name", 32),
+                col("value", ColType::Text, true, None),
+            ],
+            &[(&["attemptstepid", "name"], false)],
+        ),
+        table(
+            prefix,
+            "grade_grades_history",
+            vec![
+                id(),
+                n("action", INT8),
+                n("oldid", INT8),
+                e("source", 255),
+                col("timemodified", INT8, true, None),
+                col("loggeduser", INT8, true, None),
+                n("itemid", INT8),
+                n("userid", INT8),
+                col("rawgrade", num(10, 5), true, None),
+                col("finalgrade", num(10, 5), true, None),
+                col("feedback", ColType::Text, true, None),
+                n("feedbackformat", INT8),
+                col("information", ColType::Text, true, None),
+            ],
+            &[(&["itemid", "userid"], false), (&["timemodified"], false)],
+        ),
+    ]
+}
+
+/// Component prefixes of Moodle's plugin tables (activities, blocks, admin tools, core
+/// subsystems), and the second parts of their table names.
+const PLUGINS: &[&str] = &[
+    "assign",
+    "assignfeedback",
+    "book",
+    "chat",
+    "choice",
+    "data",
+    "feedback",
+    "folder",
+    "glossary",
+    "h5pactivity",
+    "imscp",
+    "lesson",
+    "lti",
+    "page",
+    "quiz",
+    "scorm",
+    "survey",
+    "url",
+    "wiki",
+    "workshop",
+    "bigbluebuttonbn",
+    "badge",
+    "competency",
+    "analytics",
+    "message",
+    "cohort",
+    "enrol",
+    "tool_dataprivacy",
+    "tool_monitor",
+    "tool_policy",
+    "tool_usertours",
+    "block_recentlyaccesseditems",
+    "block_xp",
+    "qtype_ddmarker",
+    "qtype_multichoice",
+    "local_agora",
+    "theme_xtec2020",
+    "report_coursesize",
+    "mnet",
+    "oauth2",
+    "portfolio",
+    "repository",
+    "search_simpledb",
+    "tag",
+    "task",
+    "ltiservice",
+    "contentbank",
+    "customfield",
+];
+const PARTS: &[&str] = &[
+    "",
+    "_attempts",
+    "_grades",
+    "_submissions",
+    "_items",
+    "_options",
+    "_answers",
+    "_log",
+    "_fields",
+    "_records",
+    "_entries",
+    "_categories",
+    "_comments",
+    "_overrides",
+    "_settings",
+];
+
+/// The long tail's table names (without the prefix): about 480, none a core table's.
+fn tail_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let core: Vec<String> = tables("", true)
+            .into_iter()
+            .chain(moodle_big(""))
+            .map(|t| t.name)
+            .collect();
+        let mut out = Vec::new();
+        for (pi, p) in PLUGINS.iter().enumerate() {
+            // Plugins have from a few tables to all of them, as real ones do.
+            let n = 6 + (fnv(p) as usize + pi) % (PARTS.len() - 5);
+            for part in &PARTS[..n] {
+                let name = format!("{p}{part}");
+                if !core.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    })
+}
+
+/// One table of the long tail: an id, then Moodle's usual columns, picked by its name.
+fn tail_table(prefix: &str, name: &str) -> Table {
+    let pool: [(&str, ColType, bool, Option<&str>); 16] = [
+        ("courseid", INT8, false, Some("0")),
+        ("userid", INT8, false, Some("0")),
+        ("instanceid", INT8, false, Some("0")),
+        ("contextid", INT8, false, Some("0")),
+        ("name", ch(255), false, Some("")),
+        ("component", ch(100), false, Some("")),
+        ("intro", ColType::Text, true, None),
+        ("introformat", INT2, false, Some("0")),
+        ("content", ColType::Text, true, None),
+        ("sortorder", INT8, false, Some("0")),
+        ("visible", INT1, false, Some("1")),
+        ("grade", num(10, 5), true, None),
+        ("rawdata", ColType::Binary, true, None),
+        ("status", ch(20), false, Some("")),
+        ("timecreated", INT8, false, Some("0")),
+        ("timemodified", INT8, false, Some("0")),
+    ];
+    let h = fnv(name);
+    let mut columns = vec![id()];
+    for (k, (c, ty, nullable, default)) in pool.iter().enumerate() {
+        // Each column by one bit of the name's hash: tables differ, and about half the
+        // pool is in each.
+        if (h >> k) & 1 == 1 || *c == "timemodified" {
+            columns.push(col(c, *ty, *nullable, *default));
+        }
+    }
+    let has = |c: &str| columns.iter().any(|x| x.name == c);
+    let mut idx: Vec<(&[&str], bool)> = Vec::new();
+    // instanceid holds the row number: unique, alone or first in a compound key.
+    if has("instanceid") && has("userid") {
+        idx.push((&["instanceid", "userid"], true));
+    } else if has("instanceid") {
+        idx.push((&["instanceid"], true));
+    }
+    if has("courseid") && has("userid") {
+        idx.push((&["courseid", "userid"], false));
+    }
+    if has("contextid") && has("component") {
+        idx.push((&["contextid", "component"], false));
+    }
+    idx.push((&["timemodified"], false));
+    table(prefix, name, columns, &idx)
+}
+
+/// Rows of a long-tail table, whatever the scale: most under 10, some hundreds, a few
+/// thousands, as on a real site.
+fn tail_rows(name: &str) -> u64 {
+    let h = fnv(name);
+    match h % 20 {
+        0..=13 => h % 10,
+        14..=18 => 10 + (h >> 8) % 300,
+        _ => 500 + (h >> 8) % 3000,
+    }
+}
+
 /// Rows per table at scale 1 (about 1 MB in all); the log is the biggest, as on a
 /// real site.
 fn base_rows(name: &str) -> u64 {
     match name {
         n if n.ends_with("logstore_standard_log") => 1200,
+        n if n.ends_with("question_attempt_step_data") => 900,
+        n if n.ends_with("question_attempt_steps") => 600,
+        n if n.ends_with("grade_grades_history") => 300,
         n if n.ends_with("forum_posts") || n.ends_with("files") => 360,
         n if n.ends_with("config") || n.ends_with("config_plugins") => 150,
         n if n.ends_with("course") || n.ends_with("course_categories") => 24,
@@ -568,7 +805,14 @@ impl<'a> RowIter<'a> {
             options,
             rng: Rng(options.seed ^ fnv(&table.name)),
             next: 0,
-            count: base_rows(&table.name) * options.scale.max(1),
+            count: match table.name.strip_prefix(options.prefix.as_str()) {
+                Some(n)
+                    if options.shape == Shape::Moodle && tail_names().iter().any(|t| t == n) =>
+                {
+                    tail_rows(n)
+                }
+                _ => base_rows(&table.name) * options.scale.max(1),
+            },
             files,
         }
     }
@@ -839,7 +1083,7 @@ fn row(t: &Table, i: u64, rng: &mut Rng, o: &FixtureOptions) -> Row {
 /// the last id, as they do after rows are deleted. Refuses a database that already holds
 /// tables of the prefix.
 pub async fn generate(db: &Db, o: &FixtureOptions) -> Result<FixtureReport, DbError> {
-    let tables = tables(&o.prefix, o.extras);
+    let tables = tables_of(o);
     let existing = db.list_tables(&o.prefix).await?;
     if let Some(first) = existing.first() {
         return Err(DbError::NotEmpty(format!(
@@ -885,4 +1129,77 @@ pub async fn site_db(loc: &Locator, wwwroot: &str, seed: u64) -> Result<FixtureR
         ..FixtureOptions::default()
     };
     generate(&db, &o).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moodle(scale: u64) -> FixtureOptions {
+        FixtureOptions {
+            scale,
+            shape: Shape::Moodle,
+            ..FixtureOptions::default()
+        }
+    }
+
+    #[test]
+    fn the_moodle_shape_has_about_500_tables_with_a_long_tail() {
+        let o = moodle(100);
+        let tables = tables_of(&o);
+        assert!((450..=560).contains(&tables.len()), "{}", tables.len());
+        let mut names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), tables.len(), "every name once");
+        assert!(
+            names.iter().all(|n| n.len() <= 48),
+            "short enough for every engine"
+        );
+
+        let rows: Vec<(String, u64)> = tables
+            .iter()
+            .map(|t| (t.name.clone(), RowIter::new(t, &o).total()))
+            .collect();
+        let small = rows.iter().filter(|(_, n)| *n < 10).count();
+        assert!(
+            small * 10 >= tables.len() * 6,
+            "{small} of {} under 10 rows",
+            tables.len()
+        );
+        // A few tables hold almost everything, and only they grow with the scale.
+        let mut counts: Vec<u64> = rows.iter().map(|(_, n)| *n).collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        let total: u64 = counts.iter().sum();
+        let top: u64 = counts.iter().take(10).sum();
+        assert!(
+            top * 100 >= total * 90,
+            "the 10 biggest hold {top} of {total} rows"
+        );
+        let at_1: u64 = tables_of(&moodle(1))
+            .iter()
+            .map(|t| RowIter::new(t, &moodle(1)).total())
+            .sum();
+        assert!(
+            at_1 < total / 20,
+            "the tail does not scale: {at_1} at 1, {total} at 100"
+        );
+
+        // Moodle's types are there: text, bytes, decimals, nullable columns, unique and
+        // compound indexes, and every table keyed by an id sequence.
+        let cols = || tables.iter().flat_map(|t| &t.columns);
+        assert!(cols().any(|c| c.ty == ColType::Text && c.nullable));
+        assert!(cols().any(|c| c.ty == ColType::Binary));
+        assert!(cols().any(|c| matches!(c.ty, ColType::Number { .. })));
+        let idx = || tables.iter().flat_map(|t| &t.indexes);
+        assert!(idx().any(|i| i.unique && i.columns.len() > 1));
+        assert!(idx().any(|i| !i.unique && i.columns.len() > 1));
+        assert!(tables.iter().all(|t| t.primary_key == ["id"]));
+    }
+
+    #[test]
+    fn the_small_shape_is_unchanged() {
+        let o = FixtureOptions::default();
+        assert_eq!(tables_of(&o).len(), tables(&o.prefix, false).len());
+    }
 }
