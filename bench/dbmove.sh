@@ -8,11 +8,13 @@
 #
 # A2A runs as bench/dbmove_bench.rs: the library calls of `a2a db copy`, in a release build
 # of a2a-dbmove alone (the CLI's release build also compiles the AWS SDK).
-# Env: SCALE, CLONES (100), PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres),
+# Env: SCALE, SHAPE (small; moodle: about 500 tables with a real site's long tail, see
+# `a2a fixture site --shape`), CLONES (100), PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres),
 # MY_ADMIN (mysql://root@127.0.0.1:3306/test), MY_HOST, MY_PORT, MY_USER for the peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-1000}
+shape=${SHAPE:-small}
 clones=${CLONES:-100}
 pg_admin=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 my_admin=${MY_ADMIN:-mysql://root@127.0.0.1:3306/test}
@@ -38,8 +40,8 @@ trap 'cleanup; rm -rf "$work"' EXIT
 
 # --- PostgreSQL ---
 src=$(pg_url a2a_bench_src)
-s=$(now); "$bench" fixture "$src" "$scale"
-echo "info: pg fixture scale $scale generated in $(printf '%.1f' "$(since "$s")") s," \
+s=$(now); "$bench" fixture "$src" "$scale" "$shape"
+echo "info: pg fixture scale $scale ($shape) generated in $(printf '%.1f' "$(since "$s")") s," \
     "$(psql -Atc "SELECT pg_size_pretty(pg_database_size('a2a_bench_src'))" "$pg_admin")"
 psql -qc "VACUUM ANALYZE" "$src"
 dst=$(pg_url a2a_bench_dst)
@@ -61,8 +63,8 @@ rm -rf "$work/stage-pg" "$work/pgdump"
 
 # --- MariaDB ---
 src=$(my_url a2a_bench_src)
-s=$(now); "$bench" fixture "$src" "$scale"
-echo "info: mariadb fixture scale $scale generated in $(printf '%.1f' "$(since "$s")") s"
+s=$(now); "$bench" fixture "$src" "$scale" "$shape"
+echo "info: mariadb fixture scale $scale ($shape) generated in $(printf '%.1f' "$(since "$s")") s"
 dst=$(my_url a2a_bench_dst)
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-my")
 read -r a2a_my rss_my <<<"$out"

@@ -5,7 +5,7 @@
 //! ```text
 //! dbmove_bench create ADMIN_URL NAME          prints the new database's URL
 //! dbmove_bench drop ADMIN_URL NAME
-//! dbmove_bench fixture URL SCALE
+//! dbmove_bench fixture URL SCALE [SHAPE]    SHAPE: small (default) or moodle
 //! dbmove_bench copy FROM TO JOBS STAGE_DIR    `a2a db copy`'s call; prints "seconds peak_rss_mb"
 //! dbmove_bench verify FROM TO                 exit 1 if they differ
 //! dbmove_bench clones ADMIN_URL TEMPLATE N    prints "seconds"; drops the clones again
@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use a2a_core::{Locator, SchoolCode};
-use a2a_dbmove::fixture::{FixtureOptions, generate};
+use a2a_dbmove::fixture::{FixtureOptions, Shape, generate};
 use a2a_dbmove::server;
 use a2a_dbmove::{CopyLimits, Db, NoProgress, copy, site, verify};
 
@@ -56,8 +56,14 @@ async fn main() {
             let db = Db::connect(&Locator::new(arg(1)), true)
                 .await
                 .unwrap_or_else(|e| fail(e));
+            let shape = match args.get(3).map(String::as_str) {
+                None | Some("small") => Shape::Small,
+                Some("moodle") => Shape::Moodle,
+                Some(other) => fail(format!("shape {other:?}: small or moodle")),
+            };
             let options = FixtureOptions {
                 scale: arg(2).parse().unwrap_or_else(|e| fail(e)),
+                shape,
                 ..FixtureOptions::default()
             };
             let r = generate(&db, &options).await.unwrap_or_else(|e| fail(e));

@@ -8,11 +8,25 @@ use std::sync::Arc;
 use a2a_core::{BlobStore, Locator};
 use a2a_dbmove::fixture::FixtureOptions;
 use a2a_dbmove::{CopyLimits, Db, DbError, ImportOptions, Progress, VerifyReport};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::Backends;
 use crate::{CliError, Outcome};
+
+/// The two databases a copy or a comparison is between, and their tables' prefix.
+#[derive(Debug, Args)]
+pub struct Pair {
+    /// The source database.
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// The target database.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Moodle's table prefix.
+    #[arg(long, default_value = a2a_dbmove::DEFAULT_PREFIX)]
+    prefix: String,
+}
 
 /// What to do with a site's database.
 #[derive(Debug, Subcommand)]
@@ -24,15 +38,8 @@ pub enum DbCommand {
     /// column type stops it before anything is written (exit 2). An unreachable database
     /// is exit 3.
     Copy {
-        /// The source database.
-        #[arg(long, value_name = "URL")]
-        from: String,
-        /// The target database.
-        #[arg(long, value_name = "URL")]
-        to: String,
-        /// Moodle's table prefix.
-        #[arg(long, default_value = a2a_dbmove::DEFAULT_PREFIX)]
-        prefix: String,
+        #[command(flatten)]
+        pair: Pair,
         /// Where the chunks are staged: a folder or s3://BUCKET/PREFIX. Default: a
         /// temporary folder, removed after a successful copy.
         #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
@@ -105,15 +112,8 @@ pub enum DbCommand {
     /// order, read from both sides. Exit 0 when equal; 1 listing the tables that differ,
     /// each with its first differing key.
     Verify {
-        /// The source database.
-        #[arg(long, value_name = "URL")]
-        from: String,
-        /// The target database.
-        #[arg(long, value_name = "URL")]
-        to: String,
-        /// Moodle's table prefix.
-        #[arg(long, default_value = a2a_dbmove::DEFAULT_PREFIX)]
-        prefix: String,
+        #[command(flatten)]
+        pair: Pair,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -169,13 +169,20 @@ pub enum DbCommand {
     },
 }
 
+/// What a report adds when a budgeted run stopped before the end.
+fn stopped_early(complete: bool) -> &'static str {
+    if complete {
+        ""
+    } else {
+        "; stopped early: rerun to continue"
+    }
+}
+
 /// Runs one `db` command.
 pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliError> {
     match command {
         DbCommand::Copy {
-            from,
-            to,
-            prefix,
+            pair: Pair { from, to, prefix },
             stage,
             replace,
             verify,
@@ -244,23 +251,25 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
                 let _ = std::fs::remove_dir_all(dir);
             }
             let equal = checked.as_ref().is_none_or(|v| v.equal);
-            if json {
-                crate::print_json_pretty(&serde_json::json!({
+            crate::print_report(
+                json,
+                &serde_json::json!({
                     "from": from.to_string(),
                     "to": to.to_string(),
                     "export": ex,
                     "import": im,
                     "verify": checked,
-                }))?;
-            } else {
-                println!(
-                    "copied {} tables, {} rows from {from} to {to} ({} chunks, {} bytes staged)",
-                    ex.tables, im.rows, ex.chunks, ex.bytes
-                );
-                if let Some(v) = &checked {
-                    print_verify(v);
-                }
-            }
+                }),
+                || {
+                    println!(
+                        "copied {} tables, {} rows from {from} to {to} ({} chunks, {} bytes staged)",
+                        ex.tables, im.rows, ex.chunks, ex.bytes
+                    );
+                    if let Some(v) = &checked {
+                        print_verify(v);
+                    }
+                },
+            )?;
             Ok(if equal { Outcome::Ok } else { Outcome::Failed })
         }
         DbCommand::Export {
@@ -287,22 +296,16 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
             }
             .map_err(db_error)?;
             bar.done();
-            if json {
-                crate::print_json_pretty(&ex)?;
-            } else {
+            crate::print_report(json, &ex, || {
                 println!(
                     "exported {} tables, {} rows from {from} to {stage} ({} chunks, {} bytes){}",
                     ex.tables,
                     ex.rows,
                     ex.chunks,
                     ex.bytes,
-                    if ex.complete {
-                        ""
-                    } else {
-                        "; stopped early: rerun to continue"
-                    }
+                    stopped_early(ex.complete)
                 );
-            }
+            })?;
             Ok(Outcome::Ok)
         }
         DbCommand::Import {
@@ -330,27 +333,19 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
                 .await
                 .map_err(db_error)?;
             bar.done();
-            if json {
-                crate::print_json_pretty(&im)?;
-            } else {
+            crate::print_report(json, &im, || {
                 println!(
                     "imported {} rows in {} chunks into {to} ({} chunks already there){}",
                     im.rows,
                     im.chunks,
                     im.chunks_skipped,
-                    if im.complete {
-                        ""
-                    } else {
-                        "; stopped early: rerun to continue"
-                    }
+                    stopped_early(im.complete)
                 );
-            }
+            })?;
             Ok(Outcome::Ok)
         }
         DbCommand::Verify {
-            from,
-            to,
-            prefix,
+            pair: Pair { from, to, prefix },
             json,
         } => {
             let (from, to) = (Locator::new(from), Locator::new(to));
@@ -361,11 +356,9 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
                 .await
                 .map_err(db_error)?;
             bar.done();
-            if json {
-                crate::print_json_pretty(&report)?;
-            } else {
+            crate::print_report(json, &report, || {
                 print_verify(&report);
-            }
+            })?;
             Ok(if report.equal {
                 Outcome::Ok
             } else {
@@ -392,9 +385,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
             let report = a2a_dbmove::site::replace_text(&db, &prefix, &search, &replace)
                 .await
                 .map_err(db_error)?;
-            if json {
-                crate::print_json_pretty(&report)?;
-            } else {
+            crate::print_report(json, &report, || {
                 println!(
                     "replaced in {} rows over {} columns of {loc}",
                     report.rows, report.columns
@@ -402,7 +393,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliErr
                 for t in &report.too_long {
                     println!("left alone (the new text would not fit): {t}");
                 }
-            }
+            })?;
             Ok(if report.too_long.is_empty() {
                 Outcome::Ok
             } else {

@@ -6,11 +6,25 @@ use std::path::{Path, PathBuf};
 
 use a2a_core::SchoolCode;
 use a2a_files::{FilesError, Progress};
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::backends::Backends;
 use crate::{CliError, Outcome};
+
+/// A site's moodledata folder, its copy, and its school.
+#[derive(Debug, Args)]
+pub struct SiteFiles {
+    /// The site's moodledata folder.
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The copy: a folder, or `s3://BUCKET/PREFIX`.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    to: String,
+    /// The site's school code (8 digits).
+    #[arg(long, value_name = "CODE")]
+    school: String,
+}
 
 /// What to do with moodledata.
 #[derive(Debug, Subcommand)]
@@ -22,15 +36,8 @@ pub enum FilesCommand {
     /// written beside it. Exit 1 if a file could not be taken (damaged, a symlink out of
     /// the tree).
     Sync {
-        /// The site's moodledata folder.
-        #[arg(long, value_name = "DIR")]
-        from: PathBuf,
-        /// Where to: a folder, or `s3://BUCKET/PREFIX`.
-        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
-        to: String,
-        /// The site's school code (8 digits).
-        #[arg(long, value_name = "CODE")]
-        school: String,
+        #[command(flatten)]
+        site: SiteFiles,
         /// Files in flight at once.
         #[arg(long, default_value_t = a2a_files::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
         jobs: u16,
@@ -47,15 +54,8 @@ pub enum FilesCommand {
     /// By manifest and listing, and with --rehash by downloading and hashing every file.
     /// Keys missing, extra or different are listed.
     Verify {
-        /// The site's moodledata folder.
-        #[arg(long, value_name = "DIR")]
-        from: PathBuf,
-        /// The copy: a folder, or `s3://BUCKET/PREFIX`.
-        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
-        to: String,
-        /// The site's school code (8 digits).
-        #[arg(long, value_name = "CODE")]
-        school: String,
+        #[command(flatten)]
+        site: SiteFiles,
         /// Also download every file of the copy and check its hash.
         #[arg(long)]
         rehash: bool,
@@ -118,9 +118,7 @@ pub enum Switch {
 pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, CliError> {
     match command {
         FilesCommand::Sync {
-            from,
-            to,
-            school,
+            site: SiteFiles { from, to, school },
             jobs,
             list_target,
             json,
@@ -136,9 +134,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
             let report = a2a_files::sync(&from, store, &code, &options, &bars)
                 .await
                 .map_err(|e| files_error(e, &label))?;
-            if json {
-                crate::print_json_pretty(&report)?;
-            } else {
+            crate::print_report(json, &report, || {
                 println!(
                     "school {}: {} files, {} bytes in {label}; copied {} files ({} bytes), {} already there, {} left out (caches, sessions, temp)",
                     report.school,
@@ -153,7 +149,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                     println!("problem {}: {}", p.path, p.what);
                 }
                 println!("manifest {}", report.manifest);
-            }
+            })?;
             if report.problems.is_empty() {
                 Ok(Outcome::Ok)
             } else {
@@ -167,9 +163,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
             }
         }
         FilesCommand::Verify {
-            from,
-            to,
-            school,
+            site: SiteFiles { from, to, school },
             rehash,
             jobs,
             json,
@@ -184,9 +178,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
             let report = a2a_files::verify(&from, store, &code, &options, &bars)
                 .await
                 .map_err(|e| files_error(e, &label))?;
-            if json {
-                crate::print_json_pretty(&report)?;
-            } else {
+            crate::print_report(json, &report, || {
                 for k in &report.missing {
                     println!("missing {k}");
                 }
@@ -216,7 +208,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                         )
                     }
                 );
-            }
+            })?;
             Ok(if report.equal {
                 Outcome::Ok
             } else {
@@ -242,9 +234,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
             let report = a2a_files::copy_site(store, &from, &code, usize::from(jobs), &bars)
                 .await
                 .map_err(|e| files_error(e, &label))?;
-            if json {
-                crate::print_json_pretty(&report)?;
-            } else {
+            crate::print_report(json, &report, || {
                 println!(
                     "school {}: {} files ({} bytes) from {} in {label}; copied {}, {} already there",
                     report.school,
@@ -254,7 +244,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                     report.copied_files,
                     report.skipped_files
                 );
-            }
+            })?;
             Ok(Outcome::Ok)
         }
         FilesCommand::Maintenance {

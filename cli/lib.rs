@@ -191,11 +191,20 @@ pub(crate) fn parse_kind(s: &str) -> Result<a2a_core::InstanceKind, String> {
     }
 }
 
-/// Prints `value` as indented JSON on stdout (the `--json` of `db` and `files`).
-pub(crate) fn print_json_pretty(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
+/// Prints a command's report on stdout: `value` as indented JSON under `--json` (of `db`
+/// and `files`), otherwise as `text` prints it.
+pub(crate) fn print_report<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce(),
+) -> Result<(), CliError> {
+    if !json {
+        text();
+        return Ok(());
+    }
+    let out = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;
-    println!("{text}");
+    println!("{out}");
     Ok(())
 }
 

@@ -262,7 +262,7 @@ async fn an_unmappable_type_is_named_and_nothing_is_written() {
                 stage.to_str().unwrap(),
             ],
             2,
-            &tag,
+            tag,
         );
         assert!(
             text(&out).contains("mdl_weird.shape"),
@@ -321,10 +321,10 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
         fixture_site(&home, tpl.url(), &[]);
         let site = Scratch::unborn(&admin, &format!("c_{tag}"));
         let clone = ["db", "clone", "--template", tpl.url(), "--to", site.url()];
-        exits(&home, &clone, 0, &tag);
+        exits(&home, &clone, 0, tag);
         // Again: refused, the target exists.
-        exits(&home, &clone, 2, &tag);
-        verify(&home, tpl.url(), site.url(), 0, &tag);
+        exits(&home, &clone, 2, tag);
+        verify(&home, tpl.url(), site.url(), 0, tag);
 
         let replaced = db_json(
             &home,
@@ -364,7 +364,7 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
                 "esc-santjordi",
             ],
             0,
-            &tag,
+            tag,
         );
         let course =
             "SELECT COUNT(*) FROM mdl_course WHERE id = 1 AND fullname = {} AND shortname = {}";
@@ -382,7 +382,7 @@ async fn a_template_clones_then_takes_the_new_address_and_the_school() {
         ];
         assert_eq!(count(&site.url, user, &admin_row).await, 1, "{tag}");
 
-        verify(&home, tpl.url(), site.url(), 1, &tag);
+        verify(&home, tpl.url(), site.url(), 1, tag);
         site.drop().await;
         tpl.drop().await;
     }
@@ -569,7 +569,7 @@ async fn a_budgeted_export_goes_on_run_after_run_and_imports_whole() {
                 &home,
                 &["db", "import", "--stage", stage, "--to", &early_db],
                 2,
-                &tag,
+                tag,
             );
         };
         assert!(runs > 3, "{tag}: a budget of 4 chunks takes several runs");

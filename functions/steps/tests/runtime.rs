@@ -335,18 +335,16 @@ async fn every_step_binary_answers_through_the_runtime_api() {
     let w = Arc::new(world(moto).await);
     // P is provisioned and M migrated. Q and N fail at their route (another school holds
     // the address), so the state machines roll them back through their Catch.
-    let p = w
-        .register("08000061", InstanceKind::Provision, "ceip-nou")
-        .await;
-    let q = w
-        .register("08000062", InstanceKind::Provision, "ceip-altre")
-        .await;
-    let m = w
-        .register("08000063", InstanceKind::Migrate, "ins-exemple")
-        .await;
-    let n = w
-        .register("08000064", InstanceKind::Migrate, "ins-segon")
-        .await;
+    let mut codes = Vec::new();
+    for (code, kind, dns) in [
+        ("08000061", InstanceKind::Provision, "ceip-nou"),
+        ("08000062", InstanceKind::Provision, "ceip-altre"),
+        ("08000063", InstanceKind::Migrate, "ins-exemple"),
+        ("08000064", InstanceKind::Migrate, "ins-segon"),
+    ] {
+        codes.push(w.register(code, kind, dns).await);
+    }
+    let [p, q, m, n] = <[SchoolCode; 4]>::try_from(codes).unwrap();
     for dns in ["ceip-altre", "ins-segon"] {
         w.blob
             .put(
