@@ -22,51 +22,56 @@ pub struct Report {
     /// Per wave, every status with its count: what is left of each wave.
     pub by_wave_status: BTreeMap<u32, BTreeMap<&'static str, usize>>,
     /// The failed instances, by wave then code.
-    pub failed: Vec<Failed>,
+    pub failed: Vec<Line>,
     /// What runs now: the instances with an execution under way, by wave then code.
-    pub running: Vec<Running>,
+    pub running: Vec<Line>,
     /// With `--cost`: what the recorded work costs, or would cost, on AWS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::report::Cost>,
 }
 
-/// One instance with an execution under way.
+/// One instance in a list of the report (the failed ones, or those running now).
 #[derive(Debug, Serialize)]
-pub struct Running {
+pub struct Line {
     /// The school code.
     pub school_code: String,
+    /// The school's name.
+    pub name: String,
     /// `migrate` or `provision`.
     pub kind: &'static str,
     /// Its wave.
     pub wave: u32,
-    /// `running`, `migrated`, `provisioned` or `verified`.
+    /// Its status.
     pub status: &'static str,
-    /// The attempt under way.
+    /// Runs started so far.
     pub attempt: u32,
-    /// Its execution's id, once the dispatcher has recorded it.
+    /// The execution now or last working on it, once recorded.
     pub execution: Option<String>,
     /// When the instance last changed.
     pub since: chrono::DateTime<chrono::Utc>,
+    /// The last error recorded.
+    pub last_error: Option<String>,
+}
+
+impl Line {
+    fn of(i: &Instance) -> Self {
+        Self {
+            school_code: i.code.to_string(),
+            name: i.name.clone(),
+            kind: i.kind.as_str(),
+            wave: i.wave.0,
+            status: i.status.as_str(),
+            attempt: i.attempt,
+            execution: i.execution.clone(),
+            since: i.updated_at,
+            last_error: i.last_error.clone(),
+        }
+    }
 }
 
 /// Every status with a zero count, so that a table or a JSON reader sees each one.
 fn zeroes() -> BTreeMap<&'static str, usize> {
     Status::ALL.iter().map(|s| (s.as_str(), 0)).collect()
-}
-
-/// One failed instance.
-#[derive(Debug, Serialize)]
-pub struct Failed {
-    /// The school code.
-    pub school_code: String,
-    /// The school's name.
-    pub name: String,
-    /// Its wave.
-    pub wave: u32,
-    /// Runs started so far.
-    pub attempt: u32,
-    /// The last error recorded.
-    pub last_error: Option<String>,
 }
 
 impl Report {
@@ -105,31 +110,11 @@ impl Report {
             instances: instances.len(),
             by_status,
             by_wave,
-            failed: failed
-                .into_iter()
-                .map(|i| Failed {
-                    school_code: i.code.to_string(),
-                    name: i.name.clone(),
-                    wave: i.wave.0,
-                    attempt: i.attempt,
-                    last_error: i.last_error.clone(),
-                })
-                .collect(),
+            failed: failed.into_iter().map(Line::of).collect(),
             by_kind,
             by_wave_status,
             cost: None,
-            running: running
-                .into_iter()
-                .map(|i| Running {
-                    school_code: i.code.to_string(),
-                    kind: i.kind.as_str(),
-                    wave: i.wave.0,
-                    status: i.status.as_str(),
-                    attempt: i.attempt,
-                    execution: i.execution.clone(),
-                    since: i.updated_at,
-                })
-                .collect(),
+            running: running.into_iter().map(Line::of).collect(),
         }
     }
 

@@ -7,11 +7,24 @@ use a2a_core::{ListFilter, list_all};
 use common::{a2a, text};
 use serde_json::Value;
 
-#[test]
-fn history_shows_each_attempt_with_its_execution_and_every_step() {
+/// A home where a small demo (one migration, one EIX site) ran to its end.
+fn demo_home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let o = a2a(home.path(), &["demo", "--migrations", "1", "--eix", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    home
+}
+
+/// Runs `a2a ARGS` in `home`, expects exit `code`, and returns everything it printed.
+fn exits(home: &std::path::Path, args: &[&str], code: i32) -> String {
+    let o = a2a(home, args);
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    text(&o)
+}
+
+#[test]
+fn history_shows_each_attempt_with_its_execution_and_every_step() {
+    let home = demo_home();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let instances = rt.block_on(async {
@@ -134,35 +147,26 @@ fn history_shows_each_attempt_with_its_execution_and_every_step() {
     );
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(rows.lines().count(), instances.len() + 1, "{rows}");
-    let o = a2a(
+    let html = html.to_str().unwrap();
+    let said = exits(
         home.path(),
-        &[
-            "report",
-            "--html",
-            html.to_str().unwrap(),
-            "--region",
-            "mars-1",
-        ],
+        &["report", "--html", html, "--region", "mars-1"],
+        2,
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(said.contains("no prices for region"), "{said}");
 
     // A malformed code and an unknown one: exit 2, each named.
-    let o = a2a(home.path(), &["history", "0801"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let o = a2a(home.path(), &["history", "08999999"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    exits(home.path(), &["history", "0801"], 2);
+    let said = exits(home.path(), &["history", "08999999"], 2);
     assert!(
-        text(&o).contains("school 08999999 is not in the state"),
-        "{}",
-        text(&o)
+        said.contains("school 08999999 is not in the state"),
+        "{said}"
     );
 }
 
 #[test]
 fn retry_moves_a_failed_school_back_to_queued_and_refuses_an_active_one() {
-    let home = tempfile::tempdir().unwrap();
-    let o = a2a(home.path(), &["demo", "--migrations", "1", "--eix", "1"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let home = demo_home();
     let db = home.path().join("state.db");
     let rt = tokio::runtime::Runtime::new().unwrap();
     // A school whose first attempt failed, beside the demo's active ones.
@@ -213,8 +217,7 @@ fn retry_moves_a_failed_school_back_to_queued_and_refuses_an_active_one() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("0 retried, 0 not"));
     // No school named: a usage error.
-    let o = a2a(home.path(), &["retry"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    exits(home.path(), &["retry"], 2);
 }
 
 /// Runs `a2a ARGS` under a pseudo-terminal (util-linux `script`), as an operator's shell
