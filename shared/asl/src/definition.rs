@@ -680,21 +680,7 @@ impl Ck {
             );
             return None;
         };
-        let t = match o.get("Type") {
-            Some(Value::String(t)) => t.as_str(),
-            Some(other) => {
-                self.err(
-                    Some(q),
-                    "Type",
-                    format!("must be a string, not {}", describe(other)),
-                );
-                return None;
-            }
-            None => {
-                self.err(Some(q), "Type", "is missing");
-                return None;
-            }
-        };
+        let t = self.string_field(q, o, "Type", "")?;
         let Some(fields) = allowed(t) else {
             self.err(Some(q), "Type", format!("\"{t}\" is not a state type (Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map)"));
             return None;
@@ -791,41 +777,62 @@ impl Ck {
         out
     }
 
-    fn retry(&mut self, q: &str, v: Option<&Value>) -> Vec<Retrier> {
+    /// The entries of a `Retry` or `Catch` list (`field`), each with its place
+    /// (`Retry[0]`) and its `ErrorEquals`, after the checks both lists share: an array of
+    /// objects (`what`s) with known `fields`, and `States.ALL` only in the last.
+    fn handlers<'v>(
+        &mut self,
+        q: &str,
+        v: Option<&'v Value>,
+        field: &str,
+        what: &str,
+        fields: &[&str],
+    ) -> Vec<(String, &'v Map<String, Value>, Vec<String>)> {
         let Some(v) = v else { return Vec::new() };
         let Some(list) = v.as_array() else {
-            self.err(Some(q), "Retry", "must be an array of retriers");
+            self.err(Some(q), field, format!("must be an array of {what}s"));
             return Vec::new();
         };
         let mut out = Vec::new();
         for (i, r) in list.iter().enumerate() {
-            let at = format!("Retry[{i}]");
+            let at = format!("{field}[{i}]");
             let Some(o) = r.as_object() else {
-                self.err(Some(q), &at, "a retrier is an object");
+                self.err(Some(q), &at, format!("a {what} is an object"));
                 continue;
             };
-            for k in o.keys() {
-                if !matches!(
-                    k.as_str(),
-                    "ErrorEquals"
-                        | "IntervalSeconds"
-                        | "MaxAttempts"
-                        | "BackoffRate"
-                        | "MaxDelaySeconds"
-                        | "JitterStrategy"
-                        | "Comment"
-                ) {
-                    self.err(Some(q), &format!("{at}.{k}"), "is not a field of a retrier");
-                }
+            for k in o.keys().filter(|k| !fields.contains(&k.as_str())) {
+                let msg = if UNSUPPORTED.contains(&k.as_str()) {
+                    "is not supported by the local engine".to_owned()
+                } else {
+                    format!("is not a field of a {what}")
+                };
+                self.err(Some(q), &format!("{at}.{k}"), msg);
             }
             let error_equals = self.error_equals(q, &at, o);
             if error_equals.iter().any(|e| e == names::ALL) && i + 1 != list.len() {
                 self.err(
                     Some(q),
                     &format!("{at}.ErrorEquals"),
-                    "the retrier with States.ALL must come last",
+                    format!("the {what} with States.ALL must come last"),
                 );
             }
+            out.push((at, o, error_equals));
+        }
+        out
+    }
+
+    fn retry(&mut self, q: &str, v: Option<&Value>) -> Vec<Retrier> {
+        let fields = [
+            "ErrorEquals",
+            "IntervalSeconds",
+            "MaxAttempts",
+            "BackoffRate",
+            "MaxDelaySeconds",
+            "JitterStrategy",
+            "Comment",
+        ];
+        let mut out = Vec::new();
+        for (at, o, error_equals) in self.handlers(q, v, "Retry", "retrier", &fields) {
             let interval_seconds = match o.get("IntervalSeconds") {
                 None => 1,
                 Some(v) => self
@@ -889,39 +896,9 @@ impl Ck {
     }
 
     fn catch(&mut self, q: &str, v: Option<&Value>) -> Vec<Catcher> {
-        let Some(v) = v else { return Vec::new() };
-        let Some(list) = v.as_array() else {
-            self.err(Some(q), "Catch", "must be an array of catchers");
-            return Vec::new();
-        };
+        let fields = ["ErrorEquals", "Next", "ResultPath", "Comment"];
         let mut out = Vec::new();
-        for (i, c) in list.iter().enumerate() {
-            let at = format!("Catch[{i}]");
-            let Some(o) = c.as_object() else {
-                self.err(Some(q), &at, "a catcher is an object");
-                continue;
-            };
-            for k in o.keys() {
-                if !matches!(
-                    k.as_str(),
-                    "ErrorEquals" | "Next" | "ResultPath" | "Comment"
-                ) {
-                    let msg = if UNSUPPORTED.contains(&k.as_str()) {
-                        "is not supported by the local engine"
-                    } else {
-                        "is not a field of a catcher"
-                    };
-                    self.err(Some(q), &format!("{at}.{k}"), msg);
-                }
-            }
-            let error_equals = self.error_equals(q, &at, o);
-            if error_equals.iter().any(|e| e == names::ALL) && i + 1 != list.len() {
-                self.err(
-                    Some(q),
-                    &format!("{at}.ErrorEquals"),
-                    "the catcher with States.ALL must come last",
-                );
-            }
+        for (at, o, error_equals) in self.handlers(q, v, "Catch", "catcher", &fields) {
             let next = match o.get("Next") {
                 Some(Value::String(s)) => s.clone(),
                 _ => {
@@ -960,26 +937,35 @@ impl Ck {
         }
     }
 
-    fn task(&mut self, q: &str, o: &Map<String, Value>) -> Option<Kind> {
-        let resource = match o.get("Resource") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::String(_)) => {
-                self.err(Some(q), "Resource", "is empty");
-                return None;
-            }
+    /// A field that must be a string: it, or an error saying it is missing or of another
+    /// type (`what` says more of the string, e.g. " (an ARN)").
+    fn string_field<'o>(
+        &mut self,
+        q: &str,
+        o: &'o Map<String, Value>,
+        field: &str,
+        what: &str,
+    ) -> Option<&'o str> {
+        match o.get(field) {
+            Some(Value::String(s)) => Some(s),
             Some(other) => {
-                self.err(
-                    Some(q),
-                    "Resource",
-                    format!("must be a string (an ARN), not {}", describe(other)),
-                );
-                return None;
+                let msg = format!("must be a string{what}, not {}", describe(other));
+                self.err(Some(q), field, msg);
+                None
             }
             None => {
-                self.err(Some(q), "Resource", "is missing");
-                return None;
+                self.err(Some(q), field, "is missing");
+                None
             }
-        };
+        }
+    }
+
+    fn task(&mut self, q: &str, o: &Map<String, Value>) -> Option<Kind> {
+        let resource = self.string_field(q, o, "Resource", " (an ARN)")?.to_owned();
+        if resource.is_empty() {
+            self.err(Some(q), "Resource", "is empty");
+            return None;
+        }
         if resource.starts_with(LAMBDA_INVOKE) && resource != LAMBDA_INVOKE {
             self.err(Some(q), "Resource", format!("\"{resource}\": only the request-response form {LAMBDA_INVOKE} is supported by the local engine"));
         }
