@@ -128,7 +128,9 @@ mping() { mariadb-admin --no-defaults --socket="$msock" -u root ping --silent >/
 if ! mping; then
   mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   echo "$mport" >"$mdir/port"
-  start-stop-daemon --start --background --exec /usr/sbin/mariadbd -- --no-defaults \
+  # Matched by its own pid file: the shared server runs the same binary.
+  start-stop-daemon --start --background --pidfile "$mdir/mariadbd.pid" \
+    --exec /usr/sbin/mariadbd -- --no-defaults \
     --user=mysql --datadir="$mdata" --socket="$msock" --port="$mport" \
     --bind-address=127.0.0.1 --pid-file="$mdir/mariadbd.pid" --log-error="$mdir/error.log" \
     --skip-name-resolve --ssl-ca="$mdir/ca.pem" --ssl-cert="$mdir/server.crt" \

@@ -165,8 +165,8 @@ impl Local {
         let refused = |r: a2a_intake::Refusal| {
             CliError::input(r.to_string(), "nothing was registered; fix the file")
         };
-        let plan = a2a_intake::plan_bytes(&file.display().to_string(), bytes, &opts)
-            .map_err(refused)?;
+        let plan =
+            a2a_intake::plan_bytes(&file.display().to_string(), bytes, &opts).map_err(refused)?;
         // As `a2a upload`: the passwords go to the secret store, and the list taken in and
         // kept under uploads/ names them instead.
         let taken = a2a_intake::take_list(

@@ -184,9 +184,8 @@ pub async fn upload(
         .redacted
         .as_ref()
         .map_or_else(|| bytes.clone(), |r| r.bytes.clone());
-    let blob_error = |error| {
-        CliError::from_port(&format!("blobs ({}): writing {kept}", config.blobs), error)
-    };
+    let blob_error =
+        |error| CliError::from_port(&format!("blobs ({}): writing {kept}", config.blobs), error);
     let key = a2a_core::BlobKey::parse(&kept)
         .map_err(|e| blob_error(a2a_core::PortError::Invalid(e.to_string())))?;
     blobs.put(&key, body.into()).await.map_err(blob_error)?;

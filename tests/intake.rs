@@ -998,7 +998,9 @@ async fn an_uploaded_list_is_kept_with_its_passwords_moved_to_the_secret_store()
     );
     let kept = std::fs::read_to_string(home.join("blobs/uploads/migracions.csv")).unwrap();
     assert!(
-        kept.contains("postgres://moodle:secret:a2a%2F08000013%2Fsource-db-password@db.internal/m1"),
+        kept.contains(
+            "postgres://moodle:secret%3Aa2a%2F08000013%2Fsource-db-password@db.internal/m1"
+        ),
         "{kept}"
     );
     assert!(kept.contains("postgres://moodle@db.internal/m2"), "{kept}");
@@ -1023,7 +1025,11 @@ async fn an_uploaded_list_is_kept_with_its_passwords_moved_to_the_secret_store()
         Some("a2a/08000013/source-db-password")
     );
     let again = a2a(&home, &["upload", list.to_str().unwrap()]);
-    assert!(text(&again.stdout).contains("already taken in"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("already taken in"),
+        "{}",
+        text(&again.stdout)
+    );
 }
 
 /// The same against DynamoDB, S3 and Secrets Manager (moto): the password is in Secrets
@@ -1072,7 +1078,7 @@ async fn an_upload_to_aws_keeps_the_list_without_its_passwords() {
     let kept = String::from_utf8(kept.to_vec()).unwrap();
     assert!(!kept.contains("Up7-aws-pw"), "{kept}");
     assert!(
-        kept.contains("mysql://moodle:secret:a2a%2F17000014%2Fsource-db-password@"),
+        kept.contains("mysql://moodle:secret%3Aa2a%2F17000014%2Fsource-db-password@"),
         "{kept}"
     );
     let secrets = a2a_aws::SmSecrets::from_conf(&conf, prefix);

@@ -78,7 +78,9 @@ async fn the_bundle_from_the_data_bucket_verifies_the_server_and_a_wrong_one_is_
         Err(e @ DbError::Unreachable(_)) => {
             let m = e.to_string();
             assert!(
-                m.contains("127.0.0.1") && m.contains("wrong-ca.pem") && m.contains("does not verify"),
+                m.contains("127.0.0.1")
+                    && m.contains("wrong-ca.pem")
+                    && m.contains("does not verify"),
                 "{m}"
             );
             let password = Locator::new(url.clone())

@@ -185,7 +185,11 @@ pub async fn load_ca_bundle(
         .await
         .map_err(|e| format!("A2A_DB_CA_KEY: cannot read the CA bundle {shown}: {e}"))?;
     let n = a2a_dbmove::set_ca_bundle(shown, &pem).map_err(|e| format!("A2A_DB_CA_KEY: {e}"))?;
-    tracing::info!(bundle = shown, certificates = n, "database CA bundle loaded");
+    tracing::info!(
+        bundle = shown,
+        certificates = n,
+        "database CA bundle loaded"
+    );
     Ok(n)
 }
 

@@ -1,6 +1,6 @@
 //! A school list with its source database passwords taken out: each password goes to the
 //! secret store first, and the list is rewritten to name the secret instead
-//! (`user:secret:a2a%2F<code>%2Fsource-db-password@…`), which intake reads back as it reads
+//! (`user:secret%3Aa2a%2F<code>%2Fsource-db-password@…`), which intake reads back as it reads
 //! a list that named a secret itself. The rewritten list is what is kept (`uploads/`) and
 //! what is taken in, so no copy of the list holds a password.
 //!
@@ -58,11 +58,7 @@ pub async fn redact(
         return Ok(None);
     };
     let cell = |r: &read::Record| r.cells.get(col).map_or("", |c| c.trim()).to_owned();
-    if !table
-        .records
-        .iter()
-        .any(|r| has_plain_password(&cell(r)))
-    {
+    if !table.records.iter().any(|r| has_plain_password(&cell(r))) {
         return Ok(None);
     }
     let accepted: HashMap<u64, &a2a_core::SchoolCode> = plan
@@ -195,7 +191,10 @@ mod tests {
         let before = plan(&bytes);
         let r = redact(&before, &bytes, &secrets).await.unwrap().unwrap();
         assert_eq!((r.moved, r.dropped), (2, 1));
-        assert_eq!(stored(&secrets, "08000013").await.as_deref(), Some("Xq9@one"));
+        assert_eq!(
+            stored(&secrets, "08000013").await.as_deref(),
+            Some("Xq9@one")
+        );
         assert_eq!(stored(&secrets, "17000014").await.as_deref(), Some("p\"w"));
         assert_eq!(stored(&secrets, "25000015").await, None, "its own secret");
         let (text, enc) = read::decode(&r.bytes);
@@ -205,7 +204,7 @@ mod tests {
         }
         assert!(text.contains("Escola Bertí"), "{text}");
         assert!(
-            text.contains("mysql://moodle:secret:a2a%2F08000013%2Fsource-db-password@db/m1"),
+            text.contains("mysql://moodle:secret%3Aa2a%2F08000013%2Fsource-db-password@db/m1"),
             "{text}"
         );
         assert!(text.contains("mysql://moodle@db/m4"), "{text}");
@@ -217,8 +216,8 @@ mod tests {
         assert_eq!(after.schools.len(), before.schools.len());
         let lines = |p: &Plan| p.errors.iter().map(|e| e.line).collect::<Vec<_>>();
         assert_eq!(lines(&after), lines(&before));
-        let name = SecretName::of(&SchoolCode::parse("08000013").unwrap(), SOURCE_PASSWORD)
-            .unwrap();
+        let name =
+            SecretName::of(&SchoolCode::parse("08000013").unwrap(), SOURCE_PASSWORD).unwrap();
         let want = before.schools[0]
             .school
             .source_db

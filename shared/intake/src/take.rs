@@ -80,9 +80,8 @@ async fn keep_source_passwords(
         if db.secret_ref().is_some() {
             continue;
         }
-        let name =
-            SecretName::of(&p.school.code, crate::redact::SOURCE_PASSWORD)
-                .map_err(TakeError::Secrets)?;
+        let name = SecretName::of(&p.school.code, crate::redact::SOURCE_PASSWORD)
+            .map_err(TakeError::Secrets)?;
         secrets
             .put(&name, &Secret::new(password))
             .await
