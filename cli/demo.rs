@@ -161,9 +161,16 @@ impl Local {
             wave_size: 1000,
             max_bytes: 50_000_000,
         };
-        let taken = a2a_intake::take_in(
+        let refused = |r: a2a_intake::Refusal| {
+            CliError::input(r.to_string(), "nothing was registered; fix the file")
+        };
+        let plan =
+            a2a_intake::plan_bytes(&file.display().to_string(), bytes, &opts).map_err(refused)?;
+        // As `a2a upload`: the passwords go to the secret store, and the list taken in and
+        // kept under uploads/ names them instead.
+        let taken = a2a_intake::take_list(
             name,
-            &file.display().to_string(),
+            plan,
             bytes,
             &opts,
             self.store.as_ref(),
@@ -174,12 +181,17 @@ impl Local {
         )
         .await
         .map_err(|e| match e {
-            a2a_intake::TakeError::Refused(r) => {
-                CliError::input(r.to_string(), "nothing was registered; fix the file")
-            }
+            a2a_intake::TakeError::Refused(r) => refused(r),
             e => failed("taking the school list in", e),
         })?;
-        let plan = match taken {
+        let kept = taken.redacted.map_or_else(|| bytes.to_vec(), |r| r.bytes);
+        let key = BlobKey::parse(&a2a_intake::upload_key(name))
+            .map_err(|e| failed("keeping the school list", e))?;
+        self.blob
+            .put(&key, kept.into())
+            .await
+            .map_err(|e| failed("keeping the school list", e))?;
+        let plan = match taken.intake {
             a2a_intake::Intake::Already { plan, .. } | a2a_intake::Intake::New { plan, .. } => plan,
         };
         eprintln!(

@@ -157,10 +157,13 @@ pub async fn upload(
     let aws = matches!(config.state, crate::backends::StateSpec::DynamoDb { .. });
     let prefix = std::env::var("A2A_SECRET_PREFIX").unwrap_or_default();
     let (secrets, secrets_label) = ports.secrets(config, aws.then_some(&prefix)).await;
-    let taken = a2a_intake::take_planned(
+    // The list's source passwords go to the secret store first; what is taken in, and
+    // kept under uploads/, is the list rewritten to name them.
+    let taken = a2a_intake::take_list(
         &args.name(),
         plan,
-        &a2a_intake::sha256_hex(&bytes),
+        &bytes,
+        &opts,
         &*store,
         &*ledger,
         &*blobs,
@@ -176,6 +179,29 @@ pub async fn upload(
             CliError::from_port(&format!("blobs ({}): writing {key}", config.blobs), error)
         }
     })?;
+    let kept = a2a_intake::upload_key(&args.name());
+    let body = taken
+        .redacted
+        .as_ref()
+        .map_or_else(|| bytes.clone(), |r| r.bytes.clone());
+    let blob_error =
+        |error| CliError::from_port(&format!("blobs ({}): writing {kept}", config.blobs), error);
+    let key = a2a_core::BlobKey::parse(&kept)
+        .map_err(|e| blob_error(a2a_core::PortError::Invalid(e.to_string())))?;
+    blobs.put(&key, body.into()).await.map_err(blob_error)?;
+    if let Some(r) = &taken.redacted
+        && !args.json
+    {
+        println!(
+            "{}: {} source database password{} moved to the secret store, {} dropped from \
+             rejected rows; the list is kept as {shown}{kept}, naming them",
+            args.name(),
+            r.moved,
+            if r.moved == 1 { "" } else { "s" },
+            r.dropped
+        );
+    }
+    let taken = taken.intake;
     match taken {
         Intake::Already { plan, record } => {
             if args.json {

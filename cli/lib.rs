@@ -245,6 +245,7 @@ pub(crate) fn progress_target() -> indicatif::ProgressDrawTarget {
 pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     let config = Config::resolve(&cli)?;
+    load_ca_bundle()?;
     // The one set of ports of this process: AWS is loaded only if a command opens it.
     let ports = Backends::new();
     match cli.command {
@@ -276,6 +277,22 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Run(args) => run::run_file(&config, &ports, &args).await,
         Command::Secret { command } => secret::run(&config, &ports, command).await,
     }
+}
+
+/// The databases' CA bundle of `A2A_DB_CA_BUNDLE` (a PEM file), if set: what a URL names
+/// with `sslrootcert=bundle` or `ssl-ca=bundle`, as the step Lambdas name the bundle they
+/// load from the data bucket, so one site configuration serves both.
+fn load_ca_bundle() -> Result<(), CliError> {
+    let Some(path) = std::env::var_os("A2A_DB_CA_BUNDLE").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let shown = std::path::Path::new(&path).display().to_string();
+    let fix = "set A2A_DB_CA_BUNDLE to a PEM file of CA certificates, or unset it";
+    let pem = std::fs::read(&path)
+        .map_err(|e| CliError::input(format!("A2A_DB_CA_BUNDLE: {shown}: {e}"), fix))?;
+    a2a_dbmove::set_ca_bundle(&shown, &pem)
+        .map_err(|e| CliError::input(format!("A2A_DB_CA_BUNDLE: {e}"), fix))?;
+    Ok(())
 }
 
 /// `a2a run` with its ports wrapped (see [`Seams`]): for the end-to-end tests' fault

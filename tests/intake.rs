@@ -969,3 +969,132 @@ fn when_most_rows_fail_on_one_field_plan_and_upload_say_so_first() {
     .unwrap();
     assert_eq!(summary["warnings"][0]["column"], "id", "{summary}");
 }
+
+/// A list whose source URL holds a password, as `a2a upload` takes it in on one machine:
+/// the password goes to the home's secret store, the list is kept under `uploads/` naming
+/// the secret instead, and no other file of the home holds the password; the same file
+/// again is already taken in.
+#[tokio::test]
+async fn an_uploaded_list_is_kept_with_its_passwords_moved_to_the_secret_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let list = dir.path().join("migracions.csv");
+    let pw = "Up7-local%23pw";
+    std::fs::write(
+        &list,
+        format!(
+            "school_code,name,kind,source_db,source_files,dns\n\
+             08000013,A,migrate,postgres://moodle:{pw}@db.internal/m1,/srv/md/a,a\n\
+             0800002X,Bad,migrate,postgres://moodle:{pw}@db.internal/m2,/srv/md/b,b\n"
+        ),
+    )
+    .unwrap();
+    let out = a2a(&home, &["upload", list.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("1 source database password moved to the secret store, 1 dropped"),
+        "{said}"
+    );
+    let kept = std::fs::read_to_string(home.join("blobs/uploads/migracions.csv")).unwrap();
+    assert!(
+        kept.contains(
+            "postgres://moodle:secret%3Aa2a%2F08000013%2Fsource-db-password@db.internal/m1"
+        ),
+        "{kept}"
+    );
+    assert!(kept.contains("postgres://moodle@db.internal/m2"), "{kept}");
+    let secrets = home.join("secrets");
+    for needle in ["Up7-local", "Up7-local#pw"] {
+        let leaks: Vec<String> = common::files_containing(&home, needle.as_bytes())
+            .into_iter()
+            .filter(|f| !Path::new(f).starts_with(&secrets))
+            .collect();
+        assert!(leaks.is_empty(), "{needle} in {leaks:#?}");
+        assert!(!said.contains(needle), "{said}");
+    }
+    let shown = a2a(
+        &home,
+        &["secret", "show", "08000013", "--what", "source-db-password"],
+    );
+    assert_eq!(text(&shown.stdout).trim(), "Up7-local#pw");
+    let s = sqlite(&home).await;
+    let a = s.get(&code("08000013")).await.unwrap().unwrap();
+    assert_eq!(
+        a.source.db.unwrap().secret_ref().as_deref(),
+        Some("a2a/08000013/source-db-password")
+    );
+    let again = a2a(&home, &["upload", list.to_str().unwrap()]);
+    assert!(
+        text(&again.stdout).contains("already taken in"),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+/// The same against DynamoDB, S3 and Secrets Manager (moto): the password is in Secrets
+/// Manager under `A2A_SECRET_PREFIX`, and the list kept under `uploads/` names it.
+#[tokio::test]
+async fn an_upload_to_aws_keeps_the_list_without_its_passwords() {
+    let test = "an_upload_to_aws_keeps_the_list_without_its_passwords";
+    if a2a_testkit::service_url("AWS_ENDPOINT_URL", test).is_none() {
+        return;
+    }
+    let conf = a2a_aws::config::sdk_config().await;
+    let table = a2a_testkit::unique_name("a2a-redact-cli");
+    let bucket = a2a_testkit::unique_name("a2a-redact-cli");
+    let prefix = format!("{}/", a2a_testkit::unique_name("sites"));
+    let dynamo = a2a_aws::aws_sdk_dynamodb::Client::new(&conf);
+    a2a_aws::DynamoDbStore::create_table(&dynamo, &table)
+        .await
+        .unwrap();
+    let s3 = a2a_aws::aws_sdk_s3::Client::from_conf(
+        a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    a2a_aws::S3Blob::create_bucket(&s3, &bucket).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("llista.csv");
+    std::fs::write(
+        &list,
+        "school_code,name,kind,source_db,source_files,dns\n\
+         17000014,B,migrate,mysql://moodle:Up7-aws-pw@db.internal/m17,/srv/md/b,b\n",
+    )
+    .unwrap();
+    let (state, blobs) = (format!("dynamodb:{table}"), format!("s3://{bucket}/"));
+    let out = common::command(dir.path())
+        .env("A2A_SECRET_PREFIX", &prefix)
+        .args(["--state", &state, "--blobs", &blobs, "upload"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let b = a2a_aws::S3Blob::from_conf(&conf, &bucket, "");
+    let kept = b
+        .get(&BlobKey::parse("uploads/llista.csv").unwrap())
+        .await
+        .unwrap();
+    let kept = String::from_utf8(kept.to_vec()).unwrap();
+    assert!(!kept.contains("Up7-aws-pw"), "{kept}");
+    assert!(
+        kept.contains("mysql://moodle:secret%3Aa2a%2F17000014%2Fsource-db-password@"),
+        "{kept}"
+    );
+    let secrets = a2a_aws::SmSecrets::from_conf(&conf, prefix);
+    let name = a2a_core::SecretName::of(&code("17000014"), "source-db-password").unwrap();
+    use a2a_core::SecretStore;
+    assert_eq!(
+        secrets.get(&name).await.unwrap().unwrap().expose(),
+        "Up7-aws-pw"
+    );
+    let store = a2a_aws::DynamoDbStore::new(dynamo, &table);
+    let i = store.get(&code("17000014")).await.unwrap().unwrap();
+    assert_eq!(
+        i.source.db.unwrap().secret_ref().as_deref(),
+        Some(name.as_str())
+    );
+    // What is recorded as taken in is the kept list: its notification would change nothing.
+    let sha = a2a_intake::sha256_hex(kept.as_bytes());
+    assert!(store.upload(&sha).await.unwrap().is_some());
+}

@@ -9,6 +9,7 @@ mod common;
 
 use std::path::Path;
 
+use a2a_dbmove::server;
 use common::{a2a, files_containing, text};
 
 /// The password of a `scheme://user:password@host/…` URL.
@@ -74,4 +75,137 @@ fn a_demo_on_a_mariadb_user_with_a_password_ends_active_and_leaks_no_password() 
         "A2A_TEST_MYSQL_PASSWORD_URL",
         "a_demo_on_a_mariadb_user_with_a_password_ends_active_and_leaks_no_password",
     );
+}
+
+/// `a2a run` with a `[site]` whose shard and template are databases on a server that takes
+/// only a password (and, for PostgreSQL, only TLS), with a migration whose source URL carries
+/// the password too: both schools end `active`, and the password is in no output, no log
+/// line (`-vv`), no history event and no state record; the only files of the home that hold
+/// it are the secret store's and the operator's own `a2a.toml`.
+async fn run_with_a_site_that_needs_passwords(var: &str, test: &str) {
+    let Some(url) = a2a_testkit::service_url(var, test) else {
+        return;
+    };
+    let password = password_of(&url);
+    let admin = a2a_core::Locator::new(url.clone());
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    // Codes no other test uses, so their targets `a2a_<code>` are this test's alone.
+    let (migrate, provision) = ("25017171", "43017172");
+    for code in [migrate, provision] {
+        server::drop(&admin, &format!("a2a_{code}")).await.unwrap();
+    }
+    let tpl_name = a2a_testkit::db_name("t17_tpl");
+    let src_name = a2a_testkit::db_name("t17_src");
+    let tpl = server::create(&admin, &tpl_name).await.unwrap();
+    let src = server::create(&admin, &src_name).await.unwrap();
+    let mut outputs = Vec::new();
+    for (db, files) in [(&tpl, "tpl-moodledata"), (&src, "src-moodledata")] {
+        let o = a2a(
+            work.path(),
+            &[
+                "fixture",
+                "site",
+                "--db",
+                db.expose(),
+                "--files",
+                &format!("{w}/{files}"),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        outputs.push(("fixture", o));
+    }
+    // TOML basic strings: the URLs hold no '"' or '\'.
+    let toml = format!(
+        "[site]\nhost = \"campus.example.cat\"\n\
+         old_wwwroot = \"https://agora.xtec.cat/{{dns}}/moodle\"\n\
+         [[site.shards]]\nname = \"a\"\ndb = \"{url}\"\ncapacity = 10\n\
+         [site.templates.primary]\ndb = \"{}\"\nfiles = \"{w}/tpl-moodledata\"\n\
+         wwwroot = \"https://plantilla.example.cat/moodle\"\n",
+        tpl.expose()
+    );
+    std::fs::write(home.path().join("a2a.toml"), &toml).unwrap();
+    let list = work.path().join("list.csv");
+    std::fs::write(
+        &list,
+        format!(
+            "school_code,name,kind,dns,template,source_db,source_files\n\
+             {migrate},Institut Exemple,migrate,ins-exemple-t17,,{},{w}/src-moodledata\n\
+             {provision},Escola Nova,provision,escola-nova-t17,primary,,\n",
+            src.expose()
+        ),
+    )
+    .unwrap();
+    let run = a2a(
+        home.path(),
+        &["-vv", "run", list.to_str().unwrap(), "--clock", "virtual"],
+    );
+    let status = a2a(home.path(), &["status", "--json"]);
+    outputs.push(("run", run));
+    outputs.push(("status", status));
+    for (what, o) in &outputs {
+        for (stream, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            assert!(
+                !String::from_utf8_lossy(bytes).contains(&password),
+                "{test}: the password is in the {what}'s {stream}"
+            );
+        }
+    }
+    let (run, status) = (&outputs[2].1, &outputs[3].1);
+    assert_eq!(run.status.code(), Some(0), "{}", text(run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("2 of 2 schools active"),
+        "{}",
+        text(run)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["by_status"]["active"], 2, "{v}");
+    // The run did log (-vv): the grep above read real log lines.
+    assert!(
+        String::from_utf8_lossy(&run.stderr).lines().count() > 10,
+        "{}",
+        text(run)
+    );
+    let secrets = home.path().join("secrets");
+    let config = home.path().join("a2a.toml");
+    let leaks: Vec<String> = files_containing(home.path(), password.as_bytes())
+        .into_iter()
+        .filter(|f| !Path::new(f).starts_with(&secrets) && Path::new(f) != config)
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "{test}: the password is in files of the home: {leaks:#?}"
+    );
+    // The source password went to the secret store, and the state names it.
+    let shown = a2a(
+        home.path(),
+        &["secret", "show", migrate, "--what", "source-db-password"],
+    );
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), password);
+    for code in [migrate, provision] {
+        server::drop(&admin, &format!("a2a_{code}")).await.unwrap();
+    }
+    for name in [&tpl_name, &src_name] {
+        server::drop(&admin, name).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_a_site_on_a_tls_postgres_with_passwords_ends_active_and_leaks_none() {
+    run_with_a_site_that_needs_passwords(
+        "A2A_TEST_PG_TLS_URL",
+        "a_run_with_a_site_on_a_tls_postgres_with_passwords_ends_active_and_leaks_none",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_a_site_on_a_mariadb_user_with_passwords_ends_active_and_leaks_none() {
+    run_with_a_site_that_needs_passwords(
+        "A2A_TEST_MYSQL_PASSWORD_URL",
+        "a_run_with_a_site_on_a_mariadb_user_with_passwords_ends_active_and_leaks_none",
+    )
+    .await;
 }

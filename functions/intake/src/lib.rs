@@ -54,8 +54,10 @@ pub enum RecordOutcome {
         bucket: String,
         /// The key, decoded.
         key: String,
-        /// The content's SHA-256.
+        /// The content's SHA-256 (of the list as kept: without passwords).
         sha256: String,
+        /// Whether the object held passwords and was replaced by a copy without them.
+        redacted: bool,
     },
     /// Taken in now.
     TakenIn {
@@ -71,6 +73,8 @@ pub enum RecordOutcome {
         report: String,
         /// The summary's key.
         summary: String,
+        /// Whether the object held passwords and was replaced by a copy without them.
+        redacted: bool,
     },
 }
 
@@ -239,7 +243,14 @@ impl Handler {
             let bucket = record.s3.bucket.name.clone().unwrap_or_default();
             let raw_key = record.s3.object.key.clone().unwrap_or_default();
             let name = record.event_name.clone().unwrap_or_default();
-            match self.one(&bucket, &raw_key, &name).await {
+            // The version this notification is about, in a versioned bucket.
+            let version = record
+                .s3
+                .object
+                .version_id
+                .clone()
+                .filter(|v| !v.is_empty() && v != "null");
+            match self.one(&bucket, &raw_key, &name, version.as_deref()).await {
                 Ok(outcome) => {
                     tracing::info!(bucket, key = raw_key, outcome = ?outcome, "record handled");
                     done.push(outcome);
@@ -268,6 +279,7 @@ impl Handler {
         bucket: &str,
         raw_key: &str,
         event_name: &str,
+        version: Option<&str>,
     ) -> Result<RecordOutcome, RecordError> {
         let ignored = |key: &str, why: &str| {
             tracing::info!(bucket, key, "ignored: {why}");
@@ -297,14 +309,48 @@ impl Handler {
         };
         let fail = |error: &PortError| RecordError::new(bucket, &key, error);
         let blobs = self.s3.in_bucket(bucket);
-        let bytes = match self.read(&blobs, &blob_key, bucket).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(refusal)) => return self.refuse(&blobs, bucket, &key, refusal, None).await,
-            Err(error) => return Err(fail(&error)),
+        let bytes = match version {
+            // This very version: the object may have been replaced since.
+            Some(v) => match blobs.get_version(&blob_key, v).await {
+                Ok(b) if b.len() as u64 > self.opts.max_bytes => {
+                    let refusal = a2a_intake::Refusal {
+                        file: format!("s3://{bucket}/{key}"),
+                        reason: a2a_intake::Reason::TooLarge {
+                            size: b.len() as u64,
+                            limit: self.opts.max_bytes,
+                        },
+                    };
+                    return self.refuse(&blobs, bucket, &key, refusal, None).await;
+                }
+                Ok(b) => b.to_vec(),
+                Err(PortError::NotFound(_)) => {
+                    return ignored(
+                        &key,
+                        &format!("version {v} is gone (replaced by a copy without passwords)"),
+                    );
+                }
+                Err(error) => return Err(fail(&error)),
+            },
+            None => match self.read(&blobs, &blob_key, bucket).await {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(refusal)) => return self.refuse(&blobs, bucket, &key, refusal, None).await,
+                Err(error) => return Err(fail(&error)),
+            },
         };
-        let taken = a2a_intake::take_in(
+        let shown = format!("s3://{bucket}/{key}");
+        let refused = |r| {
+            let sha = a2a_intake::sha256_hex(&bytes);
+            self.refuse(&blobs, bucket, &key, r, Some(sha))
+        };
+        let plan = match a2a_intake::plan_bytes(&shown, &bytes, &self.opts) {
+            Ok(p) => p,
+            Err(r) => return refused(r).await,
+        };
+        // The passwords go to Secrets Manager first; the list taken in is the one that
+        // names them, and it replaces the object (below).
+        let taken = a2a_intake::take_list(
             &key,
-            &format!("s3://{bucket}/{key}"),
+            plan,
             &bytes,
             &self.opts,
             &*self.store,
@@ -314,42 +360,67 @@ impl Handler {
             chrono::Utc::now(),
         )
         .await;
-        match taken {
-            Ok(Intake::Already { record, .. }) => Ok(RecordOutcome::Already {
+        let taken = match taken {
+            Ok(t) => t,
+            Err(TakeError::Refused(r)) => return refused(r).await,
+            Err(TakeError::State(error)) => {
+                return Err(RecordError {
+                    message: format!("state store: {error}"),
+                    ..fail(&error)
+                });
+            }
+            Err(TakeError::Secrets(error)) => {
+                return Err(RecordError {
+                    message: format!("secret store: {error}"),
+                    ..fail(&error)
+                });
+            }
+            Err(TakeError::Blobs { key: report, error }) => {
+                return Err(RecordError {
+                    message: format!("writing {report}: {error}"),
+                    ..fail(&error)
+                });
+            }
+        };
+        let redacted = taken.redacted.is_some();
+        if let Some(r) = &taken.redacted {
+            replace(&blobs, &blob_key, version, &r.bytes)
+                .await
+                .map_err(|e| RecordError {
+                    message: format!("replacing the list by a copy without passwords: {e}"),
+                    ..fail(&e)
+                })?;
+            tracing::info!(
+                bucket,
+                key,
+                moved = r.moved,
+                dropped = r.dropped,
+                "the list's source passwords moved to the secret store; the object replaced by \
+                 a copy that names them, and the version that held them deleted"
+            );
+        }
+        Ok(match taken.intake {
+            Intake::Already { record, .. } => RecordOutcome::Already {
                 bucket: bucket.to_owned(),
                 key,
                 sha256: record.sha256,
-            }),
-            Ok(Intake::New {
+                redacted,
+            },
+            Intake::New {
                 plan,
                 errors_key,
                 summary_key,
                 ..
-            }) => Ok(RecordOutcome::TakenIn {
+            } => RecordOutcome::TakenIn {
                 bucket: bucket.to_owned(),
                 accepted: plan.schools.len(),
                 rejected: plan.rejected(),
                 key,
                 report: errors_key,
                 summary: summary_key,
-            }),
-            Err(TakeError::Refused(r)) => {
-                let sha = a2a_intake::sha256_hex(&bytes);
-                self.refuse(&blobs, bucket, &key, r, Some(sha)).await
-            }
-            Err(TakeError::State(error)) => Err(RecordError {
-                message: format!("state store: {error}"),
-                ..fail(&error)
-            }),
-            Err(TakeError::Secrets(error)) => Err(RecordError {
-                message: format!("secret store: {error}"),
-                ..fail(&error)
-            }),
-            Err(TakeError::Blobs { key: report, error }) => Err(RecordError {
-                message: format!("writing {report}: {error}"),
-                ..fail(&error)
-            }),
-        }
+                redacted,
+            },
+        })
     }
 
     /// Reads the object: refused without reading when its size is past the limit, and
@@ -414,6 +485,29 @@ impl Handler {
         })
     }
 }
+
+/// Puts the list without passwords at `key` and deletes the version that held them
+/// (`version`, or else the current one, read before the put): in a versioned bucket, an
+/// overwrite alone would keep the old version. A newer upload of the same key, made
+/// meanwhile, stays the current object; only this notification's version goes.
+async fn replace(
+    blobs: &S3Blob,
+    key: &BlobKey,
+    version: Option<&str>,
+    redacted: &[u8],
+) -> Result<(), PortError> {
+    let current = blobs.current_version(key).await?;
+    if version.is_none() || current.as_deref() == version {
+        blobs.put(key, redacted.to_vec().into()).await?;
+    }
+    if let Some(old) = version.map(str::to_owned).or(current) {
+        blobs.delete_version(key, &old).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod redact_tests;
 
 #[cfg(test)]
 mod tests {

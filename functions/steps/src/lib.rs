@@ -16,7 +16,9 @@
 //! `A2A_SITE` (the [`SiteConfig`] as JSON), all required; optionally `A2A_PREFIX` (a key
 //! prefix inside the bucket) and `A2A_DB_SECRET` (the ARN or name of a Secrets Manager
 //! secret `{"username", "password"}` whose user and password log in to every shard and
-//! template database of `A2A_SITE` that has no password of its own).
+//! template database of `A2A_SITE` that has no password of its own) and `A2A_DB_CA_KEY`
+//! (the key, in the data store, of the CA bundle that a database URL names with
+//! `sslrootcert=bundle` or `ssl-ca=bundle`; read once at the cold start, [`load_ca_bundle`]).
 
 #![warn(missing_docs)]
 
@@ -24,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use a2a_aws::{DbCredentials, DbSecret};
+use a2a_core::{BlobKey, BlobStore};
 use a2a_steps::{SiteConfig, StepContext, StepError};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -92,6 +95,8 @@ pub struct StepEnv {
     /// `A2A_SECRET_PREFIX`: the prefix of the sites' own secrets, named
     /// `<prefix>a2a/<code>/…` (the template's stack name; optional).
     pub secret_prefix: String,
+    /// `A2A_DB_CA_KEY`: the key of the databases' CA bundle in the data store (optional).
+    pub db_ca_key: Option<BlobKey>,
 }
 
 impl StepEnv {
@@ -129,6 +134,14 @@ impl StepEnv {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
         let secret_prefix = var("A2A_SECRET_PREFIX").unwrap_or_default();
+        let db_ca_key = var("A2A_DB_CA_KEY")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .and_then(|k| {
+                BlobKey::parse(&k)
+                    .map_err(|e| problems.push(format!("A2A_DB_CA_KEY: {k:?}: {e}")))
+                    .ok()
+            });
         match site {
             Some(site) if problems.is_empty() => Ok(StepEnv {
                 table,
@@ -137,6 +150,7 @@ impl StepEnv {
                 site,
                 db_secret,
                 secret_prefix,
+                db_ca_key,
             }),
             _ => Err(problems.join("; ")),
         }
@@ -153,6 +167,30 @@ impl StepEnv {
 /// uses and which reads the secret again when a step fails as transient.
 pub async fn context_from_env() -> Result<StepContext, String> {
     Ok(StepContext::clone(&Steps::from_env().await?.context()))
+}
+
+/// Reads the databases' CA bundle (PEM) at `key` of the data store and makes it the one a
+/// database URL names with `sslrootcert=bundle` or `ssl-ca=bundle`, for the rest of the
+/// process ([`a2a_dbmove::set_ca_bundle`]). `shown` names it in messages (its S3 URL).
+/// Returns how many certificates it holds. An unreadable key, or an object that holds no
+/// certificate, is an error naming `A2A_DB_CA_KEY` and the object: the function fails its
+/// start rather than every connection later.
+pub async fn load_ca_bundle(
+    blob: &dyn BlobStore,
+    key: &BlobKey,
+    shown: &str,
+) -> Result<usize, String> {
+    let pem = blob
+        .get(key)
+        .await
+        .map_err(|e| format!("A2A_DB_CA_KEY: cannot read the CA bundle {shown}: {e}"))?;
+    let n = a2a_dbmove::set_ca_bundle(shown, &pem).map_err(|e| format!("A2A_DB_CA_KEY: {e}"))?;
+    tracing::info!(
+        bundle = shown,
+        certificates = n,
+        "database CA bundle loaded"
+    );
+    Ok(n)
 }
 
 /// How long a warm function waits before reading the database secret again after a read
@@ -261,9 +299,17 @@ impl Steps {
                 (in_use, Some(reload))
             }
         };
+        let blob = a2a_aws::S3Blob::from_conf(&conf, &env.bucket, &env.prefix);
+        if let Some(key) = &env.db_ca_key {
+            let shown = match env.prefix.trim_matches('/') {
+                "" => format!("s3://{}/{key}", env.bucket),
+                p => format!("s3://{}/{p}/{key}", env.bucket),
+            };
+            load_ca_bundle(&blob, key, &shown).await?;
+        }
         let ctx = StepContext {
             store: Arc::new(a2a_aws::DynamoDbStore::from_conf(&conf, env.table)),
-            blob: Arc::new(a2a_aws::S3Blob::from_conf(&conf, env.bucket, env.prefix)),
+            blob: Arc::new(blob),
             site: Arc::new(site_in_use),
             secrets: Arc::new(a2a_aws::SmSecrets::from_conf(&conf, env.secret_prefix)),
         };
@@ -408,6 +454,9 @@ pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
     }))
     .await
 }
+
+#[cfg(test)]
+mod ca_tests;
 
 #[cfg(test)]
 mod tests {

@@ -106,6 +106,75 @@ impl S3Blob {
         &self.bucket
     }
 
+    /// The version id of the current version of `key`: `None` when there is no object, or
+    /// the bucket keeps no versions. For the intake, which replaces an uploaded list.
+    pub async fn current_version(&self, key: &BlobKey) -> Result<Option<String>, PortError> {
+        let full = self.full_key(key);
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(o.version_id().filter(|v| *v != "null").map(str::to_owned)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(classify(
+                &e,
+                Call::new(SERVICE, "HeadObject", &self.resource(&full)),
+            )),
+        }
+    }
+
+    /// One version of `key`, checked against its stored SHA-256 as [`BlobStore::get`] is;
+    /// `NotFound` when that version is gone.
+    pub async fn get_version(&self, key: &BlobKey, version: &str) -> Result<Bytes, PortError> {
+        let full = self.full_key(key);
+        let resource = format!("{} version {version:?}", self.resource(&full));
+        let call = Call::new(SERVICE, "GetObject", &resource);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .version_id(version)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| classify(&e, call))?;
+        let expected = stored_sha(out.checksum_sha256(), out.checksum_type(), out.metadata());
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| body_error(call, &e))?
+            .into_bytes();
+        if let Some(want) = expected {
+            let got = hex::encode(Sha256::digest(&bytes));
+            if got != want {
+                return Err(mismatch(call, &want, &got));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Deletes one version of `key` for good (a plain delete in a versioned bucket only
+    /// hides the object behind a marker, and keeps every version).
+    pub async fn delete_version(&self, key: &BlobKey, version: &str) -> Result<(), PortError> {
+        let full = self.full_key(key);
+        let resource = format!("{} version {version:?}", self.resource(&full));
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| classify(&e, Call::new(SERVICE, "DeleteObject", &resource)))?;
+        Ok(())
+    }
+
     /// Creates `bucket` in the client's region. Idempotent: a bucket this account already
     /// owns is fine. For tests and setup; production buckets come from the SAM template.
     pub async fn create_bucket(client: &Client, bucket: &str) -> Result<(), PortError> {

@@ -1,6 +1,7 @@
-//! Servers configured as in AWS (`.ci/tls-postgres.sh`): a PostgreSQL that takes only TLS
-//! and a SCRAM password, and a MariaDB user with a password. A copy reaches them; a
-//! certificate from another CA, or no TLS at all, is refused with the host named.
+//! Servers configured as in AWS (`.ci/tls-servers.sh`): a PostgreSQL that takes only TLS
+//! and a SCRAM password, a MariaDB user with a password, and a MariaDB that takes only TLS.
+//! A copy reaches them; a certificate from another CA, or no TLS at all, is refused with
+//! the host named.
 
 use a2a_core::Locator;
 use a2a_dbmove::fixture::{FixtureOptions, generate};
@@ -169,4 +170,62 @@ async fn a_mariadb_without_tls_is_refused_when_tls_is_required() {
         m.contains("server 127.0.0.1 does not speak TLS") && m.contains("ssl-mode=PREFERRED"),
         "{m}"
     );
+}
+
+/// The MariaDB of `.ci/tls-servers.sh` that takes only TLS: `VERIFY_IDENTITY` with its CA
+/// checks the chain and the name (127.0.0.1 is in the certificate) and a copy verifies; the
+/// CA of another is refused, naming the host and the bundle; and a session without TLS is
+/// refused by the server, which the message says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_that_takes_only_tls_is_verified_by_name_and_another_ca_is_refused() {
+    let test = "a_mariadb_that_takes_only_tls_is_verified_by_name_and_another_ca_is_refused";
+    let (Some(url), Some(other), Some(password)) = (
+        service_url("A2A_TEST_MYSQL_TLS_URL", test),
+        service_url("A2A_TEST_PG_TLS_OTHER_CA", test),
+        service_url("A2A_TEST_PG_TLS_PASSWORD", test),
+    ) else {
+        return;
+    };
+    assert!(url.contains("ssl-mode=VERIFY_IDENTITY"), "{url}");
+    let admin = Locator::new(url.clone());
+    let db = Db::connect(&admin, false).await.unwrap();
+    let cipher = db
+        .query_i64(
+            "SELECT COUNT(*) FROM information_schema.SESSION_STATUS \
+             WHERE VARIABLE_NAME = 'Ssl_cipher' AND VARIABLE_VALUE <> ''",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cipher, 1, "the session is encrypted");
+    drop(db);
+    copy_into(&admin, "tls_my").await;
+    for mode in ["VERIFY_IDENTITY", "VERIFY_CA"] {
+        let e = Db::connect(
+            &with_query(&url, &format!("ssl-mode={mode}&ssl-ca={other}")),
+            false,
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{mode} with another CA: connected"));
+        let m = e.to_string();
+        assert!(matches!(e, DbError::Unreachable(_)), "{mode}: {m}");
+        assert!(
+            m.contains("TLS certificate of the database server 127.0.0.1 does not verify")
+                && m.contains(other.as_str())
+                && m.contains("ssl-ca=PATH"),
+            "{mode}: {m}"
+        );
+        assert!(!m.contains(&password), "{mode}: the password leaked: {m}");
+    }
+    let e = Db::connect(&with_query(&url, "ssl-mode=DISABLED"), false)
+        .await
+        .err()
+        .expect("connected without TLS");
+    let m = e.to_string();
+    assert!(
+        m.contains("127.0.0.1 accepts only TLS connections") && m.contains("ssl-mode=REQUIRED"),
+        "{m}"
+    );
+    assert!(!m.contains(&password), "the password leaked: {m}");
 }

@@ -15,6 +15,7 @@
 pub mod columns;
 pub mod plan;
 pub mod read;
+pub mod redact;
 pub mod register;
 pub mod report;
 pub mod take;
@@ -28,9 +29,10 @@ use sha2::Digest;
 pub use columns::Warning;
 pub use plan::{Options, Plan, PlanJson, Planned, Shape, Slug};
 pub use read::{DEFAULT_MAX_BYTES, Reason, Refusal};
+pub use redact::{Redacted, redact};
 pub use register::Registration;
 pub use report::{Summary, defuse, errors_csv, refusal_csv};
-pub use take::{Intake, TakeError, take_in, take_planned};
+pub use take::{Intake, TakeError, Taken, take_in, take_list, take_planned};
 pub use validate::{RowError, School, Template};
 
 /// Plans a list held in memory. `file` names it in messages.
@@ -88,10 +90,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// The blob keys of an upload's reports, under `reports/`: the list's base name made safe
-/// for a key, and the first 12 hex digits of its SHA-256, so that two versions of a list
-/// keep their own reports. Returns `(errors CSV, summary JSON)`.
-pub fn report_keys(name: &str, sha256: &str) -> (String, String) {
+/// Where a list taken in is kept in the data store: `uploads/<its base name made safe for
+/// a key>` (as [`report_keys`] makes it), the key the intake Lambda is notified of.
+pub fn upload_key(name: &str) -> String {
+    format!("uploads/{}", safe_base(name))
+}
+
+/// A list's base name made safe for a key: `[A-Za-z0-9._-]`, at most 100 characters, never
+/// only dots.
+fn safe_base(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let mut safe: String = base
         .chars()
@@ -108,6 +115,14 @@ pub fn report_keys(name: &str, sha256: &str) -> (String, String) {
     if safe.chars().all(|c| c == '.') {
         safe = format!("list{safe}").replace('.', "_");
     }
+    safe
+}
+
+/// The blob keys of an upload's reports, under `reports/`: the list's base name made safe
+/// for a key, and the first 12 hex digits of its SHA-256, so that two versions of a list
+/// keep their own reports. Returns `(errors CSV, summary JSON)`.
+pub fn report_keys(name: &str, sha256: &str) -> (String, String) {
+    let safe = safe_base(name);
     let short = &sha256[..sha256.len().min(12)];
     (
         format!("reports/{safe}.{short}.errors.csv"),
@@ -127,7 +142,10 @@ mod tests {
             assert!(a2a_core::BlobKey::parse(&e).is_ok(), "{e}");
             assert!(a2a_core::BlobKey::parse(&s).is_ok(), "{s}");
             assert!(e.starts_with("reports/") && e.ends_with(".errors.csv"));
+            let u = upload_key(name);
+            assert!(a2a_core::BlobKey::parse(&u).is_ok(), "{u}");
         }
+        assert_eq!(upload_key("/tmp/eix 2026.csv"), "uploads/eix_2026.csv");
         assert_eq!(
             report_keys("uploads/eix 2026.csv", &sha).0,
             format!("reports/eix_2026.csv.{}.errors.csv", &sha[..12])

@@ -80,8 +80,8 @@ async fn keep_source_passwords(
         if db.secret_ref().is_some() {
             continue;
         }
-        let name =
-            SecretName::of(&p.school.code, "source-db-password").map_err(TakeError::Secrets)?;
+        let name = SecretName::of(&p.school.code, crate::redact::SOURCE_PASSWORD)
+            .map_err(TakeError::Secrets)?;
         secrets
             .put(&name, &Secret::new(password))
             .await
@@ -130,6 +130,45 @@ pub async fn take_in(
         now,
     )
     .await
+}
+
+/// A list taken in by [`take_list`].
+#[derive(Clone, Debug)]
+pub struct Taken {
+    /// How the intake went.
+    pub intake: Intake,
+    /// The list rewritten without its passwords ([`crate::redact()`]), which is what was
+    /// taken in and what must be kept in place of the original; `None` when the list held
+    /// no password and was taken in as it is.
+    pub redacted: Option<crate::Redacted>,
+}
+
+/// [`take_planned`] after the list's passwords are moved to the secret store: the list
+/// taken in (and recorded in the ledger by its SHA-256) is the rewritten one, so the same
+/// rewritten list arriving later (an upload's notification) is already taken in. `plan`
+/// is the plan of `bytes`. What `a2a upload`, `a2a run` and the intake Lambda call.
+#[allow(clippy::too_many_arguments)]
+pub async fn take_list(
+    name: &str,
+    plan: Plan,
+    bytes: &[u8],
+    opts: &Options,
+    store: &dyn InstanceStore,
+    ledger: &dyn UploadLedger,
+    blobs: &dyn BlobStore,
+    secrets: &dyn SecretStore,
+    now: DateTime<Utc>,
+) -> Result<Taken, TakeError> {
+    let redacted = crate::redact(&plan, bytes, secrets).await?;
+    let (plan, sha) = match &redacted {
+        None => (plan, crate::sha256_hex(bytes)),
+        Some(r) => (
+            crate::plan_bytes(&plan.file, &r.bytes, opts)?,
+            crate::sha256_hex(&r.bytes),
+        ),
+    };
+    let intake = take_planned(name, plan, &sha, store, ledger, blobs, secrets, now).await?;
+    Ok(Taken { intake, redacted })
 }
 
 /// [`take_in`] for a list already planned; `sha` is the SHA-256 of its bytes.

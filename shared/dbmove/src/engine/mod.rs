@@ -21,6 +21,7 @@ mod mysql;
 mod postgres;
 mod sqlite;
 mod tls;
+pub use tls::{BUNDLE, set_ca_bundle};
 
 /// The table in the target that records committed chunks while an import runs.
 pub const LEDGER_TABLE: &str = "a2a_import_ledger";

@@ -63,9 +63,7 @@ fn ssl_opts(loc: &Locator, tls: &tls::Tls) -> Result<Option<mysql_async::SslOpts
     let mut ssl = mysql_async::SslOpts::default();
     if let Some(ca) = &tls.ca {
         // Read (and checked) here, so that a bad bundle is named as such.
-        tls::read_ca(loc, ca)?;
-        let pem = std::fs::read(ca)
-            .map_err(|e| DbError::Input(format!("{loc}: the CA bundle {}: {e}", ca.display())))?;
+        let (_, pem) = ca.read(loc)?;
         ssl = ssl
             .with_root_certs(vec![pem.into()])
             .with_disable_built_in_roots(true);

@@ -3,9 +3,14 @@
 //! engine's own clients do: PostgreSQL `sslmode=disable|prefer|require|verify-ca|verify-full`
 //! and `sslrootcert=PATH`; MySQL/MariaDB `ssl-mode=DISABLED|PREFERRED|REQUIRED|VERIFY_CA|
 //! VERIFY_IDENTITY` and `ssl-ca=PATH`. Parsing is here; each driver applies the result.
+//!
+//! The CA may also be the process's own bundle, [`set_ca_bundle`]: a URL names it with
+//! `sslrootcert=bundle` (`ssl-ca=bundle`), so that a configuration shared by functions that
+//! run on different machines names no file path. The step Lambdas load it at their cold
+//! start from the data bucket; the CLI from `A2A_DB_CA_BUNDLE`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use a2a_core::Locator;
 use rustls::client::WebPkiServerVerifier;
@@ -39,7 +44,98 @@ pub(crate) struct Tls {
     pub mode: Mode,
     /// The CA bundle (PEM) to check the server's certificate against; without it, the
     /// public web roots.
-    pub ca: Option<PathBuf>,
+    pub ca: Option<Ca>,
+}
+
+/// Where a URL's CA bundle is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ca {
+    /// A PEM file.
+    File(PathBuf),
+    /// The process's bundle ([`set_ca_bundle`]), named by [`BUNDLE`].
+    Bundle,
+}
+
+/// The value of `sslrootcert`/`ssl-ca` that names the process's bundle.
+pub const BUNDLE: &str = "bundle";
+
+/// The process's CA bundle: where it came from (for messages), its PEM and its
+/// certificates.
+struct Loaded {
+    from: String,
+    pem: Vec<u8>,
+    certs: Vec<CertificateDer<'static>>,
+}
+
+static LOADED: RwLock<Option<Arc<Loaded>>> = RwLock::new(None);
+
+/// Makes `pem` the CA bundle of every URL that says `sslrootcert=bundle` or
+/// `ssl-ca=bundle`, from then on; `from` says where it came from, in messages (an S3 key, a
+/// file). Returns how many certificates it holds; a bundle with none, or one that does not
+/// parse, is an input error naming `from`. A later call replaces it.
+pub fn set_ca_bundle(from: &str, pem: &[u8]) -> Result<usize, DbError> {
+    let bad = |why: String| DbError::Input(format!("the CA bundle {from}: {why}"));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    let n = certs.len();
+    *LOADED.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Loaded {
+        from: from.to_owned(),
+        pem: pem.to_vec(),
+        certs,
+    }));
+    Ok(n)
+}
+
+/// The process's bundle, or an input error saying how to give one.
+fn loaded(loc: &Locator) -> Result<Arc<Loaded>, DbError> {
+    LOADED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or_else(|| {
+            DbError::Input(format!(
+                "{loc}: names the CA bundle ({BUNDLE}), and none was loaded: in AWS, set the \
+                 template's DatabaseCaBundleKey to the bundle's key in the data bucket; here, \
+                 set A2A_DB_CA_BUNDLE to its file"
+            ))
+        })
+}
+
+impl Ca {
+    /// The bundle's certificates and its PEM text (mysql_async takes the PEM).
+    pub(crate) fn read(
+        &self,
+        loc: &Locator,
+    ) -> Result<(Vec<CertificateDer<'static>>, Vec<u8>), DbError> {
+        match self {
+            Ca::File(path) => {
+                let certs = read_ca(loc, path)?;
+                let pem = std::fs::read(path).map_err(|e| {
+                    DbError::Input(format!("{loc}: the CA bundle {}: {e}", path.display()))
+                })?;
+                Ok((certs, pem))
+            }
+            Ca::Bundle => {
+                let b = loaded(loc)?;
+                Ok((b.certs.clone(), b.pem.clone()))
+            }
+        }
+    }
+
+    /// How messages name it.
+    fn shown(&self) -> String {
+        match self {
+            Ca::File(p) => p.display().to_string(),
+            Ca::Bundle => match &*LOADED.read().unwrap_or_else(PoisonError::into_inner) {
+                Some(b) => format!("{} ({BUNDLE})", b.from),
+                None => format!("({BUNDLE}, not loaded)"),
+            },
+        }
+    }
 }
 
 impl Tls {
@@ -125,7 +221,11 @@ pub(crate) fn split(loc: &Locator, engine: Engine) -> Result<(String, Tls), DbEr
                     n.ca
                 )));
             }
-            tls.ca = Some(PathBuf::from(path));
+            tls.ca = Some(if path == BUNDLE {
+                Ca::Bundle
+            } else {
+                Ca::File(PathBuf::from(path))
+            });
         } else {
             kept.push(pair);
         }
@@ -171,10 +271,10 @@ pub(crate) fn client_config(
     }
     let mut roots = RootCertStore::empty();
     match &tls.ca {
-        Some(path) => {
-            for cert in read_ca(loc, path)? {
+        Some(ca) => {
+            for cert in ca.read(loc)?.0 {
                 roots.add(cert).map_err(|e| {
-                    DbError::Input(format!("{loc}: the CA bundle {}: {e}", path.display()))
+                    DbError::Input(format!("{loc}: the CA bundle {}: {e}", ca.shown()))
                 })?;
             }
         }
@@ -260,7 +360,7 @@ pub(crate) fn refused(loc: &Locator, host: &str, tls: &Tls, e: &dyn std::fmt::Di
     let lower = msg.to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("unknownissuer") {
         let against = match &tls.ca {
-            Some(p) => format!("the CA bundle {}", p.display()),
+            Some(ca) => format!("the CA bundle {}", ca.shown()),
             None => "the public web roots (no CA bundle given)".into(),
         };
         let param = names(loc_engine(loc)).ca;
@@ -277,7 +377,8 @@ pub(crate) fn refused(loc: &Locator, host: &str, tls: &Tls, e: &dyn std::fmt::Di
             n.mode, n.values[1]
         ));
     }
-    if lower.contains("no encryption") {
+    // PostgreSQL's pg_hba refusal; MariaDB's `require_secure_transport`.
+    if lower.contains("no encryption") || lower.contains("insecure transport") {
         let (mode, values) = {
             let n = names(loc_engine(loc));
             (n.mode, format!("{} or {}", n.values[2], n.values[4]))
@@ -313,7 +414,10 @@ mod tests {
                 .unwrap();
         assert_eq!(url, "postgres://a2a:pw@db:5432/x?connect_timeout=5");
         assert_eq!(tls.mode, Mode::VerifyFull);
-        assert_eq!(tls.ca, Some(PathBuf::from("/etc/rds/global-bundle.pem")));
+        assert_eq!(
+            tls.ca,
+            Some(Ca::File(PathBuf::from("/etc/rds/global-bundle.pem")))
+        );
         for (v, m) in [
             ("disable", Mode::Disable),
             ("prefer", Mode::Prefer),
@@ -334,7 +438,9 @@ mod tests {
             my("mysql://u:pw@db/x?ssl-mode=VERIFY_IDENTITY&ssl-ca=%2Fca%20dir%2Fca.pem").unwrap();
         assert_eq!(url, "mysql://u:pw@db/x");
         assert_eq!(tls.mode, Mode::VerifyFull);
-        assert_eq!(tls.ca, Some(PathBuf::from("/ca dir/ca.pem")));
+        assert_eq!(tls.ca, Some(Ca::File(PathBuf::from("/ca dir/ca.pem"))));
+        let (_, tls) = my("mysql://db/x?ssl-mode=VERIFY_IDENTITY&ssl-ca=bundle").unwrap();
+        assert_eq!(tls.ca, Some(Ca::Bundle));
         for (v, m) in [
             ("DISABLED", Mode::Disable),
             ("preferred", Mode::Prefer),
@@ -418,7 +524,7 @@ mod tests {
         let loc = Locator::new("postgres://u:secret@db.example:5432/x");
         let tls = Tls {
             mode: Mode::VerifyFull,
-            ca: Some(PathBuf::from("ca.pem")),
+            ca: Some(Ca::File(PathBuf::from("ca.pem"))),
         };
         let e = refused(
             &loc,

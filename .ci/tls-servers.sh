@@ -2,11 +2,13 @@
 # Database servers configured as they are in AWS, for the tests that need a password and
 # TLS: a second PostgreSQL cluster (initdb under target/ci-tools/pg-tls, a free port,
 # scram-sha-256 and hostssl only, a CA and a server certificate made by openssl, a role
-# with a password) and a MariaDB user with a password. Idempotent: a rerun reuses the
-# cluster, its port, its certificates and its password, and starts it if it is stopped.
+# with a password), a MariaDB user with a password on the shared server, and a second
+# MariaDB server that takes only TLS (mariadb-install-db under target/ci-tools/mariadb-tls,
+# its own datadir, port and socket, the same CA). Idempotent: a rerun reuses the servers,
+# their ports, certificates and password, and starts a stopped one.
 # Writes target/ci-tools/services.env (`export` lines) for the tests to source.
-# Needs root (it runs initdb and the server as the `postgres` OS user) and the MariaDB of
-# .ci/run answering on 127.0.0.1:3306 as root without a password.
+# Needs root (it runs the servers as the `postgres` and `mysql` OS users) and the MariaDB
+# of .ci/run answering on 127.0.0.1:3306 as root without a password.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -104,22 +106,59 @@ if [ "$have_ssl" = "YES" ]; then
          GRANT ALL PRIVILEGES ON *.* TO 'a2a_ssl'@'%';"
   mysql_ssl_url="mysql://a2a_ssl:$password@127.0.0.1:3306/test?ssl-mode=REQUIRED"
 else
-  echo "tls-postgres: MariaDB has have_ssl=$have_ssl: no REQUIRE SSL user made" >&2
+  echo "tls-servers: the shared MariaDB has have_ssl=$have_ssl: no REQUIRE SSL user made" >&2
 fi
+
+# --- A second MariaDB that takes only TLS, with the server certificate of the same CA (the
+# shared one runs with have_ssl=DISABLED, and a shared server does not get restarted).
+mdir="$tools/mariadb-tls"
+mdata="$mdir/data"
+msock="$mdir/mariadbd.sock"
+install -d -o mysql -m 755 "$mdir"
+install -o mysql -m 600 "$dir/server.key" "$mdir/server.key"
+install -o mysql -m 644 "$dir/server.crt" "$mdir/server.crt"
+install -o mysql -m 644 "$dir/ca.pem" "$mdir/ca.pem"
+if [ ! -d "$mdata/mysql" ]; then
+  rm -rf "$mdata"
+  install -d -o mysql -m 700 "$mdata"
+  mariadb-install-db --no-defaults --user=mysql --datadir="$mdata" \
+    --auth-root-authentication-method=socket --skip-test-db >"$mdir/install.log" 2>&1
+fi
+mping() { mariadb-admin --no-defaults --socket="$msock" -u root ping --silent >/dev/null 2>&1; }
+if ! mping; then
+  mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  echo "$mport" >"$mdir/port"
+  # Matched by its own pid file: the shared server runs the same binary.
+  start-stop-daemon --start --background --pidfile "$mdir/mariadbd.pid" \
+    --exec /usr/sbin/mariadbd -- --no-defaults \
+    --user=mysql --datadir="$mdata" --socket="$msock" --port="$mport" \
+    --bind-address=127.0.0.1 --pid-file="$mdir/mariadbd.pid" --log-error="$mdir/error.log" \
+    --skip-name-resolve --ssl-ca="$mdir/ca.pem" --ssl-cert="$mdir/server.crt" \
+    --ssl-key="$mdir/server.key" --require-secure-transport=ON
+  for _ in $(seq 1 120); do mping && break; sleep 0.5; done
+  mping || { echo "tls-servers: the TLS MariaDB did not start; see $mdir/error.log" >&2; exit 1; }
+fi
+mport="$(cat "$mdir/port")"
+mtls() { mariadb --no-defaults --socket="$msock" -u root --batch --skip-column-names "$@"; }
+mtls -e "CREATE USER IF NOT EXISTS 'a2a_tls'@'%' IDENTIFIED BY '$password';
+         ALTER USER 'a2a_tls'@'%' IDENTIFIED BY '$password';
+         GRANT ALL PRIVILEGES ON *.* TO 'a2a_tls'@'%';
+         CREATE DATABASE IF NOT EXISTS test;"
 
 # --- What the tests read.
 env_file="$tools/services.env"
 {
-  echo "# Written by .ci/tls-postgres.sh."
+  echo "# Written by .ci/tls-servers.sh."
   echo "export A2A_TEST_PG_TLS_URL='postgres://a2a_tls:$password@127.0.0.1:$port/test?sslmode=verify-full&sslrootcert=$dir/ca.pem'"
   echo "export A2A_TEST_PG_TLS_CA='$dir/ca.pem'"
   echo "export A2A_TEST_PG_TLS_OTHER_CA='$dir/other-ca.pem'"
   echo "export A2A_TEST_PG_TLS_PASSWORD='$password'"
   echo "export A2A_TEST_MYSQL_PASSWORD_URL='mysql://a2a_pw:$password@127.0.0.1:3306/test'"
+  echo "export A2A_TEST_MYSQL_TLS_URL='mysql://a2a_tls:$password@127.0.0.1:$mport/test?ssl-mode=VERIFY_IDENTITY&ssl-ca=$dir/ca.pem'"
   if [ -n "$mysql_ssl_url" ]; then
     echo "export A2A_TEST_MYSQL_SSL_URL='$mysql_ssl_url'"
   fi
 } >"$env_file.tmp"
 chmod 600 "$env_file.tmp"
 mv "$env_file.tmp" "$env_file"
-echo "tls-postgres: PostgreSQL (TLS, scram-sha-256) on 127.0.0.1:$port; $env_file written"
+echo "tls-servers: PostgreSQL (TLS, scram-sha-256) on 127.0.0.1:$port, MariaDB (TLS only) on 127.0.0.1:$mport; $env_file written"
