@@ -295,7 +295,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_activity_task_goes_through_the_loopback_and_its_heartbeats_count() {
+    async fn an_activity_task_goes_through_the_loopback_to_its_worker() {
         let dir = tempfile::tempdir().unwrap();
         for kind in InstanceKind::ALL {
             let asl = json!({"StartAt": "T", "States": {"T": {
