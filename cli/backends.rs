@@ -299,6 +299,11 @@ impl Backends {
         ))
     }
 
+    /// Step Functions' activities, as the on-premises worker takes their tasks.
+    pub async fn activities(&self) -> Arc<dyn a2a_core::Activities> {
+        Arc::new(a2a_aws::SfnActivities::from_conf(self.sdk().await))
+    }
+
     /// Snapshots of the RDS cluster `cluster`, taken before each wave.
     pub async fn snapshots(&self, cluster: String) -> Arc<dyn Snapshots> {
         Arc::new(a2a_aws::RdsSnapshots::from_conf(self.sdk().await, cluster))

@@ -13,7 +13,10 @@ use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, InstanceKind, InstanceStore, ListFilter, Locator,
     SchoolCode, Status, execution_name,
 };
-use a2a_local::AslWorkflows;
+use a2a_local::workflows::activity_arn;
+use a2a_local::{AslWorkflows, MemActivities};
+use a2a_steps::Side;
+use a2a_steps::worker::{WorkerOptions, runner, serve};
 use a2a_steps::{Shard, SiteConfig, StepContext, Template};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -398,19 +401,60 @@ pub(crate) fn bar(len: u64) -> ProgressBar {
     bar
 }
 
-/// Both state machines of `dir` on the local ASL engine, each task the in-process step of
-/// that name (`a2a_steps::call`) over `ctx`.
+/// Both state machines of `dir` on the local ASL engine, each target step the in-process
+/// step of that name (`a2a_steps::call`) over `ctx`, and each source step an activity task
+/// served in this process by the worker loop of `a2a worker`, through a loopback. Needs a
+/// Tokio runtime: the worker loop runs on it until the process ends.
 pub(crate) fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
-    AslWorkflows::load(dir, &a2a_steps::names(), move |name, input| {
-        let ctx = ctx.clone();
-        async move {
-            a2a_steps::call(&ctx, name, input)
-                .await
-                .map_err(|e| a2a_local::TaskError::new(e.name(), e.to_string()))
-        }
-    })
-    .map_err(|e| CliError::from_port("state machines", e))
+    let side = |side| -> Vec<&'static str> {
+        a2a_steps::STEPS
+            .iter()
+            .filter(|s| s.side == side)
+            .map(|s| s.name)
+            .collect()
+    };
+    let (lambdas, activities) = (side(Side::Target), side(Side::Source));
+    // Step Functions holds a poll for a minute; so does the loopback.
+    let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(60)));
+    let step_ctx = ctx.clone();
+    let flows = AslWorkflows::load_with_activities(
+        dir,
+        &lambdas,
+        &activities,
+        Some(loopback.clone()),
+        move |name, input| {
+            let ctx = step_ctx.clone();
+            async move {
+                a2a_steps::call(&ctx, name, input)
+                    .await
+                    .map_err(|e| a2a_local::TaskError::new(e.name(), e.to_string()))
+            }
+        },
+    )
+    .map_err(|e| CliError::from_port("state machines", e))?;
+    let served = activities
+        .iter()
+        .filter_map(|n| Some((activity_arn(n), a2a_steps::step(n)?)))
+        .collect();
+    let options = WorkerOptions {
+        // Each activity's poller holds a slot while it waits: room for every Map
+        // iteration of every execution a local run lets through, as before the loopback.
+        max_tasks: LOOPBACK_TASKS,
+        name: "a2a-local".into(),
+        ..WorkerOptions::default()
+    };
+    tokio::spawn(serve(
+        loopback,
+        served,
+        runner(ctx),
+        options,
+        std::future::pending(),
+    ));
+    Ok(flows)
 }
+
+/// The loopback worker's slots: more than a local run ever asks for at once.
+const LOOPBACK_TASKS: usize = 1024;
 
 /// The demo database `name`: on the server, created if missing; or a SQLite file under
 /// the demo folder.

@@ -19,6 +19,7 @@ mod schedule;
 mod secret;
 mod status;
 mod template;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -180,6 +181,13 @@ pub enum Command {
         #[command(subcommand)]
         command: secret::SecretCommand,
     },
+    /// The on-premises worker: serves the deployed source-side activities (the source's
+    /// checks, freeze, export, file sync, source half of verify, unfreeze and restore)
+    /// next to the sources, up to --max-tasks at once, until SIGTERM or Ctrl-C. State and
+    /// blobs are those of a2a.toml's [backends] (the stack's table and bucket).
+    ///
+    /// Exit 0: stopped; 2: a bad activity ARN or site configuration.
+    Worker(worker::WorkerArgs),
 }
 
 /// The `--kind` of a command line: `migrate` or `provision`.
@@ -276,6 +284,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Demo(args) => demo::run(&config, &args).await,
         Command::Run(args) => run::run_file(&config, &ports, &args).await,
         Command::Secret { command } => secret::run(&config, &ports, command).await,
+        Command::Worker(args) => worker::run(&config, &ports, &args).await,
     }
 }
 

@@ -4,11 +4,15 @@
 //! `DefinitionUri` file exists, and every `Binary` is a bin target that SAM's
 //! `cargo lambda build --bin` finds from the root.
 //!
-//! The step table (`a2a_steps::STEPS`) is the source of the step functions: each one's
-//! block is the one rendered from its row (binary, name, memory, timeout, environment,
-//! policies), each state machine substitutes and may invoke exactly its workflow's steps,
-//! and every Task of a step waits its row's timeout. A failure names what disagrees and,
-//! for a block, prints the one to paste.
+//! The step table (`a2a_steps::STEPS`) is the source of the step functions and the
+//! activities: a target-side step's function block is the one rendered from its row
+//! (binary, name, memory, timeout, environment, policies), a source-side step is an
+//! activity (never a Lambda), each state machine substitutes exactly its workflow's steps
+//! (a function's ARN or an activity's) and may invoke exactly its target steps, every Task
+//! of a step waits its row's timeout, and a source step's Task heartbeats and retries a
+//! worker that died. No step Lambda is given a source's credentials; the worker's policy
+//! reaches exactly the activities. A failure names what disagrees and, for a block,
+//! prints the one to paste.
 //!
 //! The template is read as text, by indentation: it is written in block style, and this
 //! keeps a YAML parser (and its CloudFormation tags) out of the build.
@@ -112,14 +116,13 @@ fn differences(
         .collect()
 }
 
-/// What a step may do with the secrets under `SecretPrefix`: `Customise` makes each EIX
-/// site's own; a step with a source half reads the source database's password; the rest
-/// may touch none.
+/// What a step function may do with the secrets under `SecretPrefix`: `Customise` makes
+/// each EIX site's own; the rest may touch none (a source's password is read by the
+/// worker only).
 fn site_secrets_policy(step: &a2a_steps::Step) -> String {
-    let actions: &[&str] = match (step.name, step.side) {
-        ("Customise", _) => &["GetSecretValue", "CreateSecret"],
-        (_, a2a_steps::Side::Target) => return String::new(),
-        _ => &["GetSecretValue"],
+    let actions: &[&str] = match step.name {
+        "Customise" => &["GetSecretValue", "CreateSecret"],
+        _ => return String::new(),
     };
     let actions: String = actions
         .iter()
@@ -176,14 +179,40 @@ fn function_block(step: &a2a_steps::Step) -> String {
     )
 }
 
-/// Every step's function is the block its row makes, line for line; no other function
-/// runs a step binary.
+/// The block of a source step's activity, as the table makes it. The worker finds the step
+/// by the name's last part.
+fn activity_block(step: &a2a_steps::Step) -> String {
+    format!(
+        r#"    Type: AWS::StepFunctions::Activity
+    Properties:
+      Name: !Sub "a2a-${{Stage}}-{name}"
+"#,
+        name = step.name
+    )
+}
+
+/// Every target step's function, and every source step's activity, is the block its row
+/// makes, line for line; no other function runs a step binary, and no source step has a
+/// function.
 #[test]
 fn every_step_function_is_the_step_tables() {
     let resources = resources(&template());
     let mut problems = Vec::new();
     for step in a2a_steps::STEPS {
-        let want = function_block(step);
+        let want = match step.side {
+            a2a_steps::Side::Target => function_block(step),
+            a2a_steps::Side::Source => {
+                let function = format!("{}Function", step.name);
+                if resources.contains_key(&function) {
+                    problems.push(format!(
+                        "{function}: step {} is source-side, run by `a2a worker`; remove \
+                         the function",
+                        step.name
+                    ));
+                }
+                activity_block(step)
+            }
+        };
         let name = step.resource();
         let Some(block) = resources.get(&name) else {
             problems.push(format!(
@@ -209,12 +238,12 @@ fn every_step_function_is_the_step_tables() {
     }
     for (name, block) in &resources {
         if let Some(bin) = value(block, "Binary").filter(|b| b.starts_with("step-"))
-            && !a2a_steps::STEPS
-                .iter()
-                .any(|s| s.bin_name() == bin && s.resource() == *name)
+            && !a2a_steps::STEPS.iter().any(|s| {
+                s.bin_name() == bin && s.resource() == *name && s.side == a2a_steps::Side::Target
+            })
         {
             problems.push(format!(
-                "{name}: Binary {bin} is no step of a2a_steps::STEPS"
+                "{name}: Binary {bin} is no target step of a2a_steps::STEPS"
             ));
         }
     }
@@ -250,24 +279,28 @@ fn every_placeholder_is_substituted_and_every_definition_exists() {
                 used.contains(k),
                 "{name}: substitution {k} is not used in {uri}"
             );
-            // Each one is a function of this template, by its ARN.
-            let function = v
-                .strip_prefix("!GetAtt ")
-                .and_then(|f| f.strip_suffix(".Arn"))
-                .unwrap_or_else(|| panic!("{name}: {k} is not `!GetAtt <Function>.Arn`: {v}"));
+            // Each one is a function of this template by its ARN, or an activity (whose Ref
+            // is its ARN).
+            let (resource, kind) = match v.strip_prefix("!Ref ") {
+                Some(a) => (a, "AWS::StepFunctions::Activity"),
+                None => (
+                    v.strip_prefix("!GetAtt ")
+                        .and_then(|f| f.strip_suffix(".Arn"))
+                        .unwrap_or_else(|| {
+                            panic!("{name}: {k} is neither `!GetAtt <Function>.Arn` nor `!Ref <Activity>`: {v}")
+                        }),
+                    "AWS::Serverless::Function",
+                ),
+            };
             let target = resources
-                .get(function)
-                .unwrap_or_else(|| panic!("{name}: {k} names {function}, not in the template"));
-            assert_eq!(
-                value(target, "Type"),
-                Some("AWS::Serverless::Function"),
-                "{function}"
-            );
+                .get(resource)
+                .unwrap_or_else(|| panic!("{name}: {k} names {resource}, not in the template"));
+            assert_eq!(value(target, "Type"), Some(kind), "{resource}");
         }
         // The substitutions are the steps of this workflow in the table, one to one.
         let workflow = workflow_of(uri);
         let expected: BTreeMap<String, String> = a2a_steps::steps_of(workflow)
-            .map(|s| (s.name.to_owned(), format!("!GetAtt {}.Arn", s.resource())))
+            .map(|s| (s.name.to_owned(), substitution(s)))
             .collect();
         assert_eq!(
             differences(&expected, &subs),
@@ -281,6 +314,7 @@ fn every_placeholder_is_substituted_and_every_definition_exists() {
             .map(str::to_owned)
             .collect();
         let expected: BTreeSet<String> = a2a_steps::steps_of(workflow)
+            .filter(|s| s.side == a2a_steps::Side::Target)
             .map(|s| s.resource())
             .collect();
         assert_eq!(
@@ -289,7 +323,7 @@ fn every_placeholder_is_substituted_and_every_definition_exists() {
                 invoked.difference(&expected).collect::<Vec<_>>()
             ),
             (Vec::new(), Vec::new()),
-            "{name}: LambdaInvokePolicy functions (missing, not steps of {})",
+            "{name}: LambdaInvokePolicy functions (missing, not target steps of {})",
             workflow.workflow()
         );
     }
@@ -300,6 +334,14 @@ fn every_placeholder_is_substituted_and_every_definition_exists() {
             "statemachines/provision-instance.asl.json".to_owned(),
         ])
     );
+}
+
+/// A step's `${Name}` in `DefinitionSubstitutions`: its function's ARN, or its activity's.
+fn substitution(step: &a2a_steps::Step) -> String {
+    match step.side {
+        a2a_steps::Side::Target => format!("!GetAtt {}.Arn", step.resource()),
+        a2a_steps::Side::Source => format!("!Ref {}", step.resource()),
+    }
 }
 
 /// The bin targets that `cargo build --bin NAME` finds from the root, as `cargo metadata`
@@ -348,8 +390,12 @@ fn every_binary_is_a_bin_target_of_a_default_member() {
         .iter()
         .filter(|(_, b)| value(b, "Type") == Some("AWS::Serverless::Function"))
         .collect();
-    // One per step of the table, plus intake, dispatcher and scheduler.
-    assert_eq!(functions.len(), a2a_steps::STEPS.len() + 3);
+    // One per target step of the table, plus intake, dispatcher and scheduler.
+    let targets = a2a_steps::STEPS
+        .iter()
+        .filter(|s| s.side == a2a_steps::Side::Target)
+        .count();
+    assert_eq!(functions.len(), targets + 3);
     let mut seen = BTreeSet::new();
     for (name, block) in functions {
         assert_eq!(
@@ -438,14 +484,19 @@ fn every_task_times_out_within_its_functions_timeout() {
                 .strip_prefix("${")
                 .and_then(|r| r.strip_suffix('}'))
                 .unwrap_or_else(|| panic!("{uri}{path}: Resource {resource}"));
+            let step = a2a_steps::step(sub).unwrap_or_else(|| {
+                panic!("{uri}{path}: ${{{sub}}} is no step of a2a_steps::STEPS")
+            });
+            if step.side == a2a_steps::Side::Source {
+                activity_task(uri, &path, task, step);
+                checked += 1;
+                continue;
+            }
             let function = subs[sub]
                 .strip_prefix("!GetAtt ")
                 .and_then(|f| f.strip_suffix(".Arn"))
                 .unwrap();
             let limit = timeout(function);
-            let step = a2a_steps::step(sub).unwrap_or_else(|| {
-                panic!("{uri}{path}: ${{{sub}}} is no step of a2a_steps::STEPS")
-            });
             assert!(
                 limit <= LAMBDA_MAX_SECONDS,
                 "{function}: Timeout {limit} s is past Lambda's {LAMBDA_MAX_SECONDS} s"
@@ -468,6 +519,103 @@ fn every_task_times_out_within_its_functions_timeout() {
         }
     }
     assert!(checked >= 20, "{checked} Tasks");
+}
+
+/// A source step's Task: its row's timeout, the table's `HeartbeatSeconds`, and a Retry of
+/// a worker that died (`States.Timeout`, `States.HeartbeatTimeout`) and of transient errors.
+fn activity_task(uri: &str, path: &str, task: &serde_json::Value, step: &a2a_steps::Step) {
+    assert_eq!(
+        task["TimeoutSeconds"].as_u64(),
+        Some(step.timeout.as_secs()),
+        "{uri}{path}: TimeoutSeconds, the step table's {} timeout is {:?}",
+        step.name,
+        step.timeout
+    );
+    assert_eq!(
+        task["HeartbeatSeconds"].as_u64(),
+        Some(a2a_steps::HEARTBEAT.as_secs()),
+        "{uri}{path}: an activity task's HeartbeatSeconds is a2a_steps::HEARTBEAT"
+    );
+    let retried: BTreeSet<&str> = task["Retry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["ErrorEquals"].as_array().into_iter().flatten())
+        .filter_map(|e| e.as_str())
+        .collect();
+    for e in ["A2A.Transient", "States.Timeout", "States.HeartbeatTimeout"] {
+        assert!(retried.contains(e), "{uri}{path}: {e} is not retried");
+    }
+}
+
+/// No step Lambda runs a source step, reads a secret under `SecretPrefix` (where the
+/// sources' passwords are) but `Customise` (each new site's own), or is handed a source
+/// path; the worker's policy reaches exactly the activities, and the outputs name them.
+#[test]
+fn no_lambda_gets_a_source_and_the_worker_gets_exactly_the_activities() {
+    let text = template();
+    let resources = resources(&text);
+    let mut problems = Vec::new();
+    for (name, block) in &resources {
+        let Some(bin) = value(block, "Binary").filter(|b| b.starts_with("step-")) else {
+            continue;
+        };
+        let Some(step) = a2a_steps::STEPS.iter().find(|s| s.bin_name() == bin) else {
+            continue;
+        };
+        if step.side == a2a_steps::Side::Source {
+            problems.push(format!("{name}: a Lambda of the source step {}", step.name));
+        }
+        let body = block.join("\n");
+        if step.name != "Customise" && body.contains("${SecretPrefix}") {
+            problems.push(format!(
+                "{name}: may read the secrets under SecretPrefix (the sources' passwords)"
+            ));
+        }
+        // A source folder or database would come as a variable or a parameter of that name.
+        let sourced = block.iter().any(|l| {
+            let l = l.replace("Resource", "");
+            l.contains("SOURCE") || l.contains("Source") || l.contains("source_")
+        });
+        if sourced {
+            problems.push(format!("{name}: is handed something of a source"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let activities: BTreeSet<String> = a2a_steps::STEPS
+        .iter()
+        .filter(|s| s.side == a2a_steps::Side::Source)
+        .map(|s| s.resource())
+        .collect();
+    let policy = resources
+        .get("WorkerPolicy")
+        .expect("a WorkerPolicy resource");
+    assert_eq!(value(policy, "Type"), Some("AWS::IAM::ManagedPolicy"));
+    let start = policy
+        .iter()
+        .position(|l| l.trim() == "- states:GetActivityTask")
+        .expect("WorkerPolicy allows states:GetActivityTask");
+    let granted: BTreeSet<String> = policy[start..]
+        .iter()
+        .skip_while(|l| l.trim() != "Resource:")
+        .skip(1)
+        .take_while(|l| l.trim().starts_with("- !Ref "))
+        .map(|l| l.trim().trim_start_matches("- !Ref ").to_owned())
+        .collect();
+    assert_eq!(granted, activities, "WorkerPolicy's activities");
+    let outputs: BTreeSet<String> = text
+        .lines()
+        .skip_while(|l| l.trim_end() != "Outputs:")
+        .skip_while(|l| l.trim() != "WorkerActivityArns:")
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("- - !Ref ")
+                .or(l.trim().strip_prefix("- !Ref "))
+        })
+        .filter(|r| r.ends_with("Activity"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(outputs, activities, "the WorkerActivityArns output");
 }
 
 /// The scheduler's tick reads tonight's quota and then enqueues up to it: two ticks at once

@@ -418,9 +418,17 @@ pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
     a2a_fn_bootstrap::init_logging();
     let steps = Arc::new(
         a2a_fn_bootstrap::init(async {
-            // A binary whose name is not in the step table fails its start, not each event.
-            if a2a_steps::step(step).is_none() {
-                return Err(format!("no step of a2a_steps::STEPS is named {step:?}"));
+            // A binary whose name is not in the step table fails its start, not each event;
+            // so does a source-side step's: no Lambda opens a source.
+            match a2a_steps::step(step) {
+                None => return Err(format!("no step of a2a_steps::STEPS is named {step:?}")),
+                Some(s) if s.side == a2a_steps::Side::Source => {
+                    return Err(format!(
+                        "step {step} is a source-side step: `a2a worker` runs it, next to \
+                         the sources, never a Lambda"
+                    ));
+                }
+                Some(_) => {}
             }
             Steps::from_env().await
         })
@@ -466,7 +474,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// The `[[bin]]`s of Cargo.toml, the files of `src/bin/` and the step table agree:
-    /// one binary per row, named `step-<kebab name>`, calling `run` with the row's name.
+    /// one binary per target-side row, named `step-<kebab name>`, calling `run` with the
+    /// row's name; none for a source-side row.
     #[test]
     fn every_step_has_a_binary_and_every_binary_a_step() {
         let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml")).unwrap();
@@ -480,6 +489,15 @@ mod tests {
         let mut problems = Vec::new();
         for step in STEPS {
             let name = step.bin_name();
+            if step.side == a2a_steps::Side::Source {
+                if bins.contains_key(name.as_str()) {
+                    problems.push(format!(
+                        "[[bin]] {name}: step {} is source-side, run by `a2a worker`, not a Lambda",
+                        step.name
+                    ));
+                }
+                continue;
+            }
             let Some(path) = bins.get(name.as_str()) else {
                 problems.push(format!(
                     "step {}: no [[bin]] in functions/steps/Cargo.toml; add\n[[bin]]\nname = \"{name}\"\npath = \"src/bin/{name}.rs\"\ntest = false",
@@ -495,7 +513,10 @@ mod tests {
             }
         }
         for name in bins.keys() {
-            if !STEPS.iter().any(|s| s.bin_name() == *name) {
+            if !STEPS
+                .iter()
+                .any(|s| s.bin_name() == *name && s.side == a2a_steps::Side::Target)
+            {
                 problems.push(format!("[[bin]] {name}: no step of a2a_steps::STEPS"));
             }
         }

@@ -1,5 +1,5 @@
 //! AWS adapters of the A2A ports: `DynamoDbStore` (`InstanceStore`), `S3Blob`
-//! (`BlobStore`), `SqsQueue` (`WorkQueue`), `SfnWorkflows` (`Workflows`) and `RdsSnapshots`
+//! (`BlobStore`), `SqsQueue` (`WorkQueue`), `SfnWorkflows` (`Workflows`), `SfnActivities` (`Activities`), `RdsSnapshots`
 //! (`Snapshots`), `SmSecrets` (`SecretStore`); and `DbSecret`, the target databases' user
 //! and password from a Secrets Manager secret.
 //!
@@ -50,6 +50,6 @@ pub use s3::S3Blob;
 #[cfg(feature = "secretsmanager")]
 pub use secrets::{DbCredentials, DbSecret, SmSecrets};
 #[cfg(feature = "sfn")]
-pub use sfn::SfnWorkflows;
+pub use sfn::{SfnActivities, SfnWorkflows};
 #[cfg(feature = "sqs")]
 pub use sqs::SqsQueue;

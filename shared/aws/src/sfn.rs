@@ -1,6 +1,10 @@
-//! `Workflows` on AWS Step Functions: one state machine per instance kind.
+//! `Workflows` on AWS Step Functions: one state machine per instance kind; and
+//! `Activities`, the worker's side of the source steps' activity tasks.
 
-use a2a_core::{ExecutionInfo, ExecutionStatus, InstanceKind, PortError, StartOutcome, Workflows};
+use a2a_core::{
+    Activities, ActivityTask, ExecutionInfo, ExecutionStatus, InstanceKind, PortError,
+    StartOutcome, Workflows,
+};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::Client;
@@ -187,6 +191,159 @@ impl Workflows for SfnWorkflows {
     }
 }
 
+/// The [`Activities`] port on Step Functions: `GetActivityTask`, `SendTaskHeartbeat`,
+/// `SendTaskSuccess`, `SendTaskFailure`. A task no longer wanted (timed out, or its
+/// execution ended) is `NotFound`.
+#[derive(Debug, Clone)]
+pub struct SfnActivities {
+    client: Client,
+}
+
+/// Step Functions holds a poll for up to 60 s: an attempt may take that long and more.
+const POLL_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(70);
+
+/// Step Functions refuses longer error names and causes.
+const MAX_ERROR: usize = 256;
+const MAX_CAUSE: usize = 32_768;
+
+impl SfnActivities {
+    /// Over `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// Over a client made from `conf`.
+    pub fn from_conf(conf: &SdkConfig) -> Self {
+        Self::new(Client::new(conf))
+    }
+}
+
+/// The first `max` bytes of `s`, cut at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The token as logs may show it: its start only (it grants answering the task).
+fn short(token: &str) -> String {
+    format!("{}…", cut(token, 12))
+}
+
+#[async_trait]
+impl Activities for SfnActivities {
+    async fn poll(&self, activity: &str, worker: &str) -> Result<Option<ActivityTask>, PortError> {
+        let resource = format!("activity {activity}");
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(crate::config::CONNECT_TIMEOUT)
+            .operation_attempt_timeout(POLL_ATTEMPT_TIMEOUT)
+            .build();
+        let out = self
+            .client
+            .get_activity_task()
+            .activity_arn(activity)
+            .worker_name(worker)
+            .customize()
+            .config_override(aws_sdk_sfn::config::Builder::default().timeout_config(timeouts))
+            .send()
+            .await
+            .map_err(|e| classify(&e, Call::new(SERVICE, "GetActivityTask", &resource)))?;
+        let Some(token) = out.task_token().filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let input = match out.input() {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                PortError::Corrupt(format!("{resource}: a task's input is not JSON: {e}"))
+            })?,
+            None => serde_json::Value::Null,
+        };
+        Ok(Some(ActivityTask {
+            token: token.to_owned(),
+            input,
+        }))
+    }
+
+    async fn heartbeat(&self, token: &str) -> Result<(), PortError> {
+        let resource = format!("task {}", short(token));
+        match self
+            .client
+            .send_task_heartbeat()
+            .task_token(token)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                }) =>
+            {
+                Err(PortError::NotFound(format!("{resource}: no longer wanted")))
+            }
+            Err(e) => Err(classify(
+                &e,
+                Call::new(SERVICE, "SendTaskHeartbeat", &resource),
+            )),
+        }
+    }
+
+    async fn succeed(&self, token: &str, output: &serde_json::Value) -> Result<(), PortError> {
+        let resource = format!("task {}", short(token));
+        match self
+            .client
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                }) =>
+            {
+                Err(PortError::NotFound(format!("{resource}: no longer wanted")))
+            }
+            Err(e) => Err(classify(
+                &e,
+                Call::new(SERVICE, "SendTaskSuccess", &resource),
+            )),
+        }
+    }
+
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        let resource = format!("task {}", short(token));
+        match self
+            .client
+            .send_task_failure()
+            .task_token(token)
+            .error(cut(error, MAX_ERROR))
+            .cause(cut(cause, MAX_CAUSE))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                }) =>
+            {
+                Err(PortError::NotFound(format!("{resource}: no longer wanted")))
+            }
+            Err(e) => Err(classify(
+                &e,
+                Call::new(SERVICE, "SendTaskFailure", &resource),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +361,20 @@ mod tests {
             )
         );
         assert_eq!(execution_arn("arn:aws:lambda:x", "n"), None);
+    }
+
+    #[test]
+    fn an_answer_is_cut_to_what_step_functions_takes_and_a_token_shows_its_start_only() {
+        assert_eq!(cut("abc", 5), "abc");
+        // A character is never split.
+        assert_eq!(cut("aé", 2), "a");
+        let long = "x".repeat(MAX_CAUSE + 10);
+        assert_eq!(cut(&long, MAX_CAUSE).len(), MAX_CAUSE);
+        let token = "AAAAAAAAAAAAsecret-part-of-the-token";
+        let shown = short(token);
+        assert!(
+            shown.starts_with("AAAAAAAAAAAA") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 }

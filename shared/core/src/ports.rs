@@ -396,6 +396,35 @@ pub trait Workflows: Send + Sync {
     async fn stop(&self, id: &str, error: &str, cause: &str) -> Result<(), PortError>;
 }
 
+/// One task of an activity, as a worker receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityTask {
+    /// The token that heartbeats and the answer name it by. Opaque; never logged whole.
+    pub token: String,
+    /// The Task state's effective input.
+    pub input: serde_json::Value,
+}
+
+/// Step Functions activities, from the worker's side: the source steps run on premises,
+/// where the sources are, and are handed out this way (Step Functions in AWS, an
+/// in-process queue on one machine).
+#[async_trait]
+pub trait Activities: Send + Sync {
+    /// Waits for a task of the activity `activity` (its ARN), at most a while (a minute in
+    /// AWS); `None` when none came. `worker` names the poller in the history.
+    async fn poll(&self, activity: &str, worker: &str) -> Result<Option<ActivityTask>, PortError>;
+
+    /// Reports that the task is still being worked on. `NotFound`: the task is no longer
+    /// wanted (it timed out, or its execution ended), and its work can stop.
+    async fn heartbeat(&self, token: &str) -> Result<(), PortError>;
+
+    /// Ends the task with `output`. `NotFound`: the task is no longer wanted.
+    async fn succeed(&self, token: &str, output: &serde_json::Value) -> Result<(), PortError>;
+
+    /// Ends the task with the error `error` (the name Retry and Catch match) and `cause`.
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), PortError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,12 @@ pub fn plan_key(code: &SchoolCode, what: &str) -> Result<BlobKey, a2a_core::KeyE
     key_under(&stage_root(code), &format!("plan/{what}.json"))
 }
 
+/// What the source side of a verify found, for its target side to compare:
+/// `stage/<code>/source/<part>.json` (`files`, `database`, `database-<n>`).
+pub fn source_check_key(code: &SchoolCode, part: &str) -> Result<BlobKey, a2a_core::KeyError> {
+    key_under(&stage_root(code), &format!("source/{part}.json"))
+}
+
 /// The route of the site address `dns`: `routes/<dns>.json`.
 pub fn route_key(dns: &str) -> Result<BlobKey, a2a_core::KeyError> {
     BlobKey::parse(&format!("routes/{dns}.json"))

@@ -8,18 +8,24 @@
 //!   timeouts and a dead-letter list like SQS.
 //! * [`FileSecrets`] — the [`a2a_core::SecretStore`] in a private folder (files 0600).
 //! * [`AslWorkflows`] — the [`a2a_core::Workflows`] port: the state machines on the local
-//!   ASL engine, each task handed to a callback (the CLI makes it the in-process step).
+//!   ASL engine, each Lambda task handed to a callback (the CLI makes it the in-process
+//!   step), each activity task to [`MemActivities`].
+//! * [`MemActivities`] — the [`a2a_core::Activities`] port in process memory: the loopback
+//!   through which the local engine's activity tasks reach the same worker loop as Step
+//!   Functions' do (`a2a_steps::worker`).
 //!
 //! Blocking work (SQLite, file I/O) runs on `tokio::task::spawn_blocking`.
 
 #![warn(missing_docs)]
 
+mod activities;
 mod fsblob;
 mod memqueue;
 mod secrets;
 mod sqlite;
 pub mod workflows;
 
+pub use activities::MemActivities;
 pub use fsblob::FsBlob;
 pub use memqueue::MemQueue;
 pub use secrets::FileSecrets;

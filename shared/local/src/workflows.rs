@@ -1,12 +1,15 @@
 //! The `Workflows` port on one machine: the real `statemachines/*.asl.json` on the local ASL
-//! engine, each task `${Name}` handed to a callback with its name and input. The callers
-//! make it the in-process step of that name (`a2a_steps::call`); this adapter knows no step.
+//! engine. Each Lambda task `${Name}` is handed to a callback with its name and input (the
+//! callers make it the in-process step of that name, `a2a_steps::call`); each activity
+//! task `${Name}` is scheduled on a [`MemActivities`], which the callers serve with the
+//! worker loop of the on-premises worker (`a2a_steps::worker`). This adapter knows no step.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::MemActivities;
 pub use a2a_asl::TaskError;
 use a2a_asl::{
     Clock, Execution, ExecutionOptions, FnHandler, Handlers, StateMachine, TaskContext,
@@ -22,10 +25,29 @@ fn arn(name: &str) -> String {
     format!("arn:aws:lambda:eu-west-1:000000000000:function:{name}")
 }
 
-/// The `${Name}` substitutions of the state machines: each task's name to its local ARN.
-/// With the step table's names (`a2a_steps::names()`), those of both workflows.
+/// The activity ARN a task's `${Name}` becomes locally. The worker finds the step by the
+/// activity's name, as it does in AWS (`<stack>-<Name>` there).
+pub fn activity_arn(name: &str) -> String {
+    format!("arn:aws:states:eu-west-1:000000000000:activity:{name}")
+}
+
+/// The `${Name}` substitutions of the state machines: each Lambda task's name to its local
+/// function ARN. With the step table's names (`a2a_steps::names()`), those of both
+/// workflows.
 pub fn substitutions(tasks: &[&str]) -> HashMap<String, String> {
     tasks.iter().map(|n| ((*n).to_owned(), arn(n))).collect()
+}
+
+/// [`substitutions`] of the Lambda tasks `lambdas`, and each of `activities` to its local
+/// activity ARN ([`activity_arn`]).
+pub fn all_substitutions(lambdas: &[&str], activities: &[&str]) -> HashMap<String, String> {
+    let mut subs = substitutions(lambdas);
+    subs.extend(
+        activities
+            .iter()
+            .map(|n| ((*n).to_owned(), activity_arn(n))),
+    );
+    subs
 }
 
 /// Runs executions of both workflows in this process, on the local ASL engine.
@@ -47,7 +69,24 @@ impl AslWorkflows {
         F: Fn(&'static str, Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
-        let subs = substitutions(tasks);
+        Self::load_with_activities(dir, tasks, &[], None, task)
+    }
+
+    /// [`load`](Self::load), with each of `activities` substituted by its local activity
+    /// ARN and scheduled on `loopback` (whose worker's heartbeats reach the Task state's
+    /// `HeartbeatSeconds`). Without a loopback an activity task finds no handler.
+    pub fn load_with_activities<F, Fut>(
+        dir: &Path,
+        tasks: &[&'static str],
+        activities: &[&'static str],
+        loopback: Option<Arc<MemActivities>>,
+        task: F,
+    ) -> Result<Self, PortError>
+    where
+        F: Fn(&'static str, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
+        let subs = all_substitutions(tasks, activities);
         let mut machines = HashMap::new();
         for kind in InstanceKind::ALL {
             let path = dir.join(format!("{}.asl.json", kind.workflow()));
@@ -65,6 +104,18 @@ impl AslWorkflows {
                 name,
                 FnHandler(move |input: Value, _t: TaskContext| task(name, input)),
             );
+        }
+        if let Some(loopback) = loopback {
+            for &name in activities {
+                let arn = activity_arn(name);
+                let (loopback, at) = (loopback.clone(), arn.clone());
+                handlers = handlers.resource(
+                    &arn,
+                    FnHandler(move |input: Value, t: TaskContext| {
+                        loopback.schedule(&at, input, move || t.heartbeat())
+                    }),
+                );
+            }
         }
         Ok(Self {
             machines: Arc::new(machines),
@@ -241,5 +292,58 @@ mod tests {
             .err()
             .expect("Fail is not a task");
         assert!(e.to_string().contains("migrate-instance.asl.json"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_activity_task_goes_through_the_loopback_to_its_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in InstanceKind::ALL {
+            let asl = json!({"StartAt": "T", "States": {"T": {
+                "Type": "Task", "Resource": "${Act}", "TimeoutSeconds": 60,
+                "HeartbeatSeconds": 10, "End": true}}});
+            std::fs::write(
+                dir.path().join(format!("{}.asl.json", kind.workflow())),
+                asl.to_string(),
+            )
+            .unwrap();
+        }
+        let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(5)));
+        let flows = AslWorkflows::load_with_activities(
+            dir.path(),
+            &[],
+            &["Act"],
+            Some(loopback.clone()),
+            |_, _| async { Err(TaskError::new("X", "no Lambda here")) },
+        )
+        .unwrap();
+        let worker = {
+            let loopback = loopback.clone();
+            tokio::spawn(async move {
+                use a2a_core::Activities as _;
+                let t = loopback
+                    .poll(&activity_arn("Act"), "test")
+                    .await
+                    .unwrap()
+                    .expect("the execution's task");
+                loopback.heartbeat(&t.token).await.unwrap();
+                loopback
+                    .succeed(&t.token, &json!({"served": t.input}))
+                    .await
+                    .unwrap();
+            })
+        };
+        let out = flows
+            .run(
+                InstanceKind::Migrate,
+                "m-1",
+                json!({"school_code": "08000011"}),
+            )
+            .await;
+        worker.await.unwrap();
+        assert_eq!(out.status, ExecutionStatus::Succeeded, "{:?}", out.cause);
+        assert_eq!(
+            out.output,
+            Some(json!({"served": {"school_code": "08000011"}}))
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod checks;
 mod common;
 pub mod error;
 pub mod fixture;
@@ -19,6 +20,7 @@ mod prefixed;
 mod provision;
 pub mod secrets;
 mod table;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,7 +32,7 @@ pub use common::{route_key, target_db};
 pub use error::StepError;
 pub use migrate::PartInput;
 pub use prefixed::Prefixed;
-pub use table::{STEPS, Side, Step, StepFuture, bin_name, call, names, step, steps_of};
+pub use table::{HEARTBEAT, STEPS, Side, Step, StepFuture, bin_name, call, names, step, steps_of};
 
 /// One target shard: a database server (or, for SQLite, a folder) that holds sites.
 #[derive(Debug, Clone, Serialize, Deserialize)]

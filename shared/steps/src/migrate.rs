@@ -66,19 +66,33 @@ fn stage(ctx: &StepContext, code: &SchoolCode) -> Arc<dyn BlobStore> {
     Arc::new(Prefixed::new(ctx.blob.clone(), layout::stage_root(code)))
 }
 
-/// Loads the instance, refuses an `active` one, checks the source database and files can
-/// be reached, starts the run (`running`) and allocates the target.
-pub async fn preflight(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
-    run(ctx, "preflight", code, || async {
+/// A migration instance that has not arrived yet: `active` ones are not moved again.
+fn movable(i: &Instance) -> Result<(), StepError> {
+    if i.kind != InstanceKind::Migrate {
+        return Err(StepError::Input(format!(
+            "school {} is a {} instance, not a migration",
+            i.code, i.kind
+        )));
+    }
+    if i.status == Status::Active {
+        return Err(StepError::Input(format!(
+            "school {} is already active; it is not moved again",
+            i.code
+        )));
+    }
+    Ok(())
+}
+
+/// The source side of the preflight: loads the instance, refuses an `active` one, and
+/// checks that the source database (with tables of the prefix) and the source moodledata
+/// folder can be reached. Changes nothing.
+pub async fn check_source(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+    run(ctx, "check-source", code, || async {
         let i = load(ctx, code).await?;
+        movable(&i)?;
         let src = source_db(ctx, &i).await?;
         let files = source_files(&i)?;
         dns(&i)?;
-        if i.status == Status::Active {
-            return Err(StepError::Input(format!(
-                "school {code} is already active; it is not moved again"
-            )));
-        }
         if !files.is_dir() {
             return Err(StepError::Input(format!(
                 "school {code}: the source moodledata {} is not a folder",
@@ -95,12 +109,21 @@ pub async fn preflight(ctx: &StepContext, code: &SchoolCode) -> Result<Value, St
                 ctx.site.prefix
             )));
         }
+        Ok(Done::new(json!({"tables": tables.len()})).rows(tables.len() as u64))
+    })
+    .await
+}
+
+/// The target side of the preflight, after [`check_source`]: refuses an `active`
+/// instance, starts the run (`running`) and allocates the target. Opens no source.
+pub async fn preflight(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+    run(ctx, "preflight", code, || async {
+        let i = load(ctx, code).await?;
+        movable(&i)?;
+        dns(&i)?;
         start(ctx, code).await?;
         let db = allocate(ctx, code).await?;
-        Ok(
-            Done::new(json!({"tables": tables.len(), "target": db.redacted()}))
-                .rows(tables.len() as u64),
-        )
+        Ok(Done::new(json!({"target": db.redacted()})))
     })
     .await
 }
@@ -610,94 +633,224 @@ async fn within<T>(
     })
 }
 
-/// Checks one part of the copy against the source: `database` (row counts and
-/// checksums, table by table) or `files` (the manifest, every key and size). Run as a Map
-/// over both parts, before the configuration is rewritten (the rewrite changes content on
-/// purpose, so checksums after it could not match the source).
-pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<Value, StepError> {
-    // Every database part records as `verify-database`; its result names the part.
-    let step = if part.starts_with("database") {
-        "verify-database".to_owned()
-    } else {
-        format!("verify-{part}")
-    };
-    run(ctx, &step, code, || async {
-        let i = load(ctx, code).await?;
-        let db_part = match part.strip_prefix("database") {
-            Some("") => Some(None),
-            Some(n) => match n.strip_prefix(':').and_then(|n| n.parse::<usize>().ok()) {
-                Some(n) => Some(Some(n)),
-                None => {
-                    return Err(StepError::Input(format!(
-                        "verify part {part:?}: use \"database\", \"database:<n>\" or \"files\""
-                    )));
-                }
-            },
-            None => None,
+/// A verify part: `database` (every table), `database:<n>` (the tables of import part
+/// `n`) or `files`; the name of its record in the stage (`database`, `database-<n>`,
+/// `files`) and its step name in the history.
+enum Part {
+    Database(Option<usize>),
+    Files,
+}
+
+impl Part {
+    fn parse(part: &str) -> Result<Part, StepError> {
+        let bad = || {
+            StepError::Input(format!(
+                "verify part {part:?}: use \"database\", \"database:<n>\" or \"files\""
+            ))
         };
         match part {
-            _ if db_part.is_some() => {
-                let only = match db_part.flatten() {
-                    Some(n) => Some(part_tables(ctx, code, "import", n).await?.1),
-                    None => None,
+            "files" => Ok(Part::Files),
+            "database" => Ok(Part::Database(None)),
+            p => p
+                .strip_prefix("database:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(|n| Part::Database(Some(n)))
+                .ok_or_else(bad),
+        }
+    }
+
+    fn record(&self) -> String {
+        match self {
+            Part::Database(None) => "database".into(),
+            Part::Database(Some(n)) => format!("database-{n}"),
+            Part::Files => "files".into(),
+        }
+    }
+
+    fn step(&self, side: &str) -> String {
+        match self {
+            Part::Database(_) => format!("verify{side}-database"),
+            Part::Files => format!("verify{side}-files"),
+        }
+    }
+}
+
+/// The tables a database part checks: the import plan's part, or every one.
+async fn only_tables(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    part: &Part,
+) -> Result<Option<Vec<String>>, StepError> {
+    match part {
+        Part::Database(Some(n)) => Ok(Some(part_tables(ctx, code, "import", *n).await?.1)),
+        _ => Ok(None),
+    }
+}
+
+/// The source side of one verify part: sums the source's tables of a `database` part
+/// (row counts and checksums, read from the source database itself), or lists the source
+/// moodledata for `files` (every key and size), and writes what it found to the stage
+/// (`stage/<code>/source/<part>.json`) for [`verify`] to compare. Run before each
+/// [`verify`] of the same part, while the source is still frozen.
+pub async fn verify_source(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    part: &str,
+) -> Result<Value, StepError> {
+    let which = Part::parse(part)?;
+    run(ctx, &which.step("-source"), code, || async {
+        let i = load(ctx, code).await?;
+        let key = layout::source_check_key(code, &which.record())?;
+        match &which {
+            Part::Database(_) => {
+                let only = only_tables(ctx, code, &which).await?;
+                let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
+                let tables = src.introspect(&ctx.site.prefix).await?;
+                let current = Current::default();
+                let sums = async {
+                    let mut sums = Vec::new();
+                    for t in &tables {
+                        if only.as_ref().is_some_and(|o| !o.contains(&t.name)) {
+                            continue;
+                        }
+                        a2a_dbmove::Progress::table(&current, "verify", &t.name);
+                        sums.push(crate::checks::table_sum(&src, t).await?);
+                    }
+                    Ok::<_, a2a_dbmove::DbError>(sums)
                 };
-                let a = Db::connect(&source_db(ctx, &i).await?, false).await?;
+                let sums = within(CHECK_TIME, code, &current, sums).await??;
+                let rows = sums.iter().map(|s| s.rows).sum();
+                let found = crate::checks::SourceTables {
+                    all: tables.iter().map(|t| t.name.clone()).collect(),
+                    sums,
+                };
+                put_json(ctx, &key, &found).await?;
+                Ok(Done::new(json!({"part": part, "tables": found.sums.len()})).rows(rows))
+            }
+            Part::Files => {
+                let files = source_files(&i)?;
+                let walked = a2a_files::walk::walk_blocking(&files).await?;
+                let mut list = crate::checks::FileList::new();
+                for f in walked.files {
+                    match f.place {
+                        layout::Place::Filedir { rel_key, .. }
+                        | layout::Place::Other { rel_key } => {
+                            list.insert(rel_key, f.size);
+                        }
+                        layout::Place::Misplaced | layout::Place::Skipped => {}
+                    }
+                }
+                put_json(ctx, &key, &list).await?;
+                Ok(Done::new(json!({"part": part, "files": list.len()})).rows(list.len() as u64))
+            }
+        }
+    })
+    .await
+}
+
+/// The target side of one verify part, after [`verify_source`]: compares the source's
+/// sums (from the stage) with the target database's, table by table, or the source's
+/// file list with the copy's keys and sizes (and the copy's manifest is there). Opens no
+/// source. Run as a Map over the parts, before the configuration is rewritten (the
+/// rewrite changes content on purpose, so checksums after it could not match).
+pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<Value, StepError> {
+    let which = Part::parse(part)?;
+    run(ctx, &which.step(""), code, || async {
+        let i = load(ctx, code).await?;
+        let key = layout::source_check_key(code, &which.record())?;
+        let missing = || {
+            StepError::Input(format!(
+                "school {code}: the source side of verify part {part:?} wrote nothing to \
+                 the stage ({key}); run VerifySource first"
+            ))
+        };
+        match &which {
+            Part::Database(_) => {
+                let source: crate::checks::SourceTables =
+                    get_json(ctx, &key).await?.ok_or_else(missing)?;
                 let b = Db::connect(&target(ctx, &i)?, false).await?;
-                let (ta, tb) = (
-                    a.list_tables(&ctx.site.prefix).await?,
-                    b.list_tables(&ctx.site.prefix).await?,
-                );
-                if let Some(t) = ta
+                let tables = b.introspect(&ctx.site.prefix).await?;
+                if let Some(t) = source
+                    .all
                     .iter()
-                    .chain(&tb)
-                    .find(|t| !(ta.contains(t) && tb.contains(t)))
+                    .find(|t| !tables.iter().any(|x| &x.name == *t))
                 {
                     return Err(StepError::Verify(format!(
-                        "school {code}: table {t} is {}",
-                        if ta.contains(t) {
-                            "missing in the target"
-                        } else {
-                            "in the target only"
-                        }
+                        "school {code}: table {t} is missing in the target"
+                    )));
+                }
+                if let Some(t) = tables.iter().find(|t| !source.all.contains(&t.name)) {
+                    return Err(StepError::Verify(format!(
+                        "school {code}: table {} is in the target only",
+                        t.name
                     )));
                 }
                 let current = Current::default();
-                let check =
-                    a2a_dbmove::verify_tables(&a, &b, &ctx.site.prefix, only.as_deref(), &current);
-                let r = within(CHECK_TIME, code, &current, check).await??;
-                if let Some(t) = r.differing().next() {
+                let check = async {
+                    let mut rows = 0;
+                    for s in &source.sums {
+                        a2a_dbmove::Progress::table(&current, "verify", &s.table);
+                        let Some(t) = tables.iter().find(|t| t.name == s.table) else {
+                            return Err(StepError::Verify(format!(
+                                "school {code}: table {} is missing in the target",
+                                s.table
+                            )));
+                        };
+                        let t = crate::checks::aligned(t, s).map_err(|why| {
+                            StepError::Verify(format!("school {code}: table {}: {why}", s.table))
+                        })?;
+                        let mine = crate::checks::table_sum(&b, &t).await?;
+                        if mine.rows != s.rows {
+                            return Err(StepError::Verify(format!(
+                                "school {code}: table {} differs (source {} rows, target {})",
+                                s.table, s.rows, mine.rows
+                            )));
+                        }
+                        if mine.checksum != s.checksum {
+                            return Err(StepError::Verify(format!(
+                                "school {code}: table {} differs (checksums differ; \
+                                 `a2a db verify` names the first differing row)",
+                                s.table
+                            )));
+                        }
+                        rows += mine.rows;
+                    }
+                    Ok(rows)
+                };
+                let rows = within(CHECK_TIME, code, &current, check).await??;
+                Ok(Done::new(json!({"part": part, "tables": source.sums.len()})).rows(rows))
+            }
+            Part::Files => {
+                let source: crate::checks::FileList =
+                    get_json(ctx, &key).await?.ok_or_else(missing)?;
+                if ctx.blob.head(&layout::manifest_key(code)).await?.is_none() {
                     return Err(StepError::Verify(format!(
-                        "school {code}: table {} differs ({})",
-                        t.table,
-                        t.difference.as_deref().unwrap_or("checksums differ")
+                        "school {code}: files differ: the copy has no manifest ({})",
+                        layout::manifest_key(code)
                     )));
                 }
-                let rows = r.tables.iter().filter_map(|t| t.target_rows).sum();
-                Ok(Done::new(json!({"part": part, "tables": r.tables.len()})).rows(rows))
-            }
-            "files" => {
-                let files = source_files(&i)?;
-                let r = a2a_files::verify(
-                    &files,
-                    ctx.blob.clone(),
-                    code,
-                    &a2a_files::VerifyOptions::default(),
-                    &a2a_files::NoProgress,
-                )
-                .await?;
-                if !r.equal {
-                    return Err(StepError::Verify(format!(
-                        "school {code}: files differ: {} missing, {} extra, {} different",
-                        r.missing.len(),
-                        r.extra.len(),
-                        r.different.len()
-                    )));
+                let root = layout::site_root(code);
+                let mut copy = crate::checks::FileList::new();
+                for place in ["filedir/", "moodledata/"] {
+                    let prefix = format!("{root}{place}");
+                    let mut cursor = None;
+                    loop {
+                        let page = ctx.blob.list(&prefix, cursor).await?;
+                        for m in page.items {
+                            if let Some(rel) = m.key.as_str().strip_prefix(&root) {
+                                copy.insert(rel.to_owned(), m.size);
+                            }
+                        }
+                        cursor = page.next;
+                        if cursor.is_none() {
+                            break;
+                        }
+                    }
                 }
-                Ok(Done::new(json!({"part": part, "files": r.compared})).rows(r.compared))
+                let n = crate::checks::compare_files(&source, &copy)
+                    .map_err(|e| StepError::Verify(format!("school {code}: {e}")))?;
+                Ok(Done::new(json!({"part": part, "files": n})).rows(n))
             }
-            other => Err(StepError::Input(format!(
-                "verify part {other:?}: use \"database\", \"database:<n>\" or \"files\""
-            ))),
         }
     })
     .await
@@ -721,28 +874,30 @@ pub async fn rewrite_config(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
         };
         // The export was taken frozen: the target's maintenance setting goes back to the
         // source's own from before the freeze.
+        // The memory is forgotten only by Unfreeze, after this step has set the target's
+        // setting: a rerun then finds it set already. This side never reads the source.
         let before = match get_json::<Frozen>(ctx, &layout::frozen_key(code)).await? {
-            Some(f) => f.maintenance_enabled,
-            None if !a2a_files::maintenance::is_enabled(&source_files(&i)?) => {
-                // Unfrozen already (a rerun): the source's setting is its own again.
-                let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
-                config_value(&src, &ctx.site.prefix, MAINTENANCE_SETTING).await?
+            Some(f) => {
+                set_config_value(
+                    &db,
+                    &ctx.site.prefix,
+                    MAINTENANCE_SETTING,
+                    f.maintenance_enabled.as_deref(),
+                )
+                .await?;
+                f.maintenance_enabled
+            }
+            None if matches!(i.status, Status::Verified | Status::Active) => {
+                config_value(&db, &ctx.site.prefix, MAINTENANCE_SETTING).await?
             }
             None => {
                 return Err(StepError::Input(format!(
-                    "school {code}: the source is frozen, but its maintenance setting from \
-                     before the freeze is not recorded (frozen/{code}.json); unfreeze it and \
-                     run the migration again"
+                    "school {code}: the source's maintenance setting from before the freeze \
+                     is not recorded ({}); unfreeze the source and run the migration again",
+                    layout::frozen_key(code)
                 )));
             }
         };
-        set_config_value(
-            &db,
-            &ctx.site.prefix,
-            MAINTENANCE_SETTING,
-            before.as_deref(),
-        )
-        .await?;
         update(ctx, code, Some(Status::Verified), |_| {}).await?;
         Ok(Done::new(json!({
             "wwwroot": new,
@@ -775,15 +930,52 @@ pub async fn unfreeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, Ste
     .await
 }
 
-/// The catch of `migrate-instance`: unfreezes the source (which was only ever read),
-/// removes the route if it points here, abandons the target (its database dropped when it
-/// can be reached, its import mark and allocation removed, an
-/// `abandoned/<code>/<attempt>.json` record kept), deletes the stage, records the error and marks the
-/// instance `failed`. An `active` site is left alone.
+/// The source side of the catch of `migrate-instance`: unfreezes the source (which was
+/// only ever read), the setting back to its value before the freeze and the page removed.
+/// It always ends: a source database that cannot be reached keeps its setting (and its
+/// memory, which the next freeze takes as the value before), and the answer says so for
+/// [`rollback`] to record. An `active` site, or a school not registered, is left alone.
+pub async fn restore_source(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+    run(ctx, "restore-source", code, || async {
+        let Some(i) = ctx.store.get(code).await? else {
+            return Ok(Done::new(json!({"restored": false})));
+        };
+        if i.status == Status::Active || i.kind != InstanceKind::Migrate || i.source.files.is_none()
+        {
+            return Ok(Done::new(json!({"restored": false})));
+        }
+        let setting_left = match restore_setting(ctx, &i).await {
+            Ok(_) => {
+                remove_page(&i)?;
+                ctx.blob.delete(&layout::frozen_key(code)).await?;
+                None
+            }
+            Err(e) => {
+                remove_page(&i)?;
+                Some(format!(
+                    "the source's {MAINTENANCE_SETTING} setting was not put back: {e}"
+                ))
+            }
+        };
+        Ok(Done::new(json!({
+            "restored": setting_left.is_none(),
+            "maintenance_setting_error": setting_left,
+        })))
+    })
+    .await
+}
+
+/// The target side of the catch of `migrate-instance`, after [`restore_source`]: removes
+/// the route if it points here, abandons the target (its database dropped when it can be
+/// reached, its import mark and allocation removed, an `abandoned/<code>/<attempt>.json`
+/// record kept), deletes the stage, records the error (and `source_left`, what the
+/// restore of the source could not do) and marks the instance `failed`. Opens no source.
+/// An `active` site is left alone.
 pub async fn rollback(
     ctx: &StepContext,
     code: &SchoolCode,
     error: &str,
+    source_left: Option<String>,
 ) -> Result<Value, StepError> {
     run(ctx, "rollback", code, || async {
         let Some(i) = ctx.store.get(code).await? else {
@@ -792,23 +984,7 @@ pub async fn rollback(
         if i.status == Status::Active || i.kind != InstanceKind::Migrate {
             return Ok(Done::new(json!({"rolled_back": false})));
         }
-        // A rollback always ends: a source database that cannot be reached keeps its
-        // setting (and its memory, which the next freeze takes as the value before).
-        let mut setting_left = None;
-        if i.source.files.is_some() {
-            match restore_setting(ctx, &i).await {
-                Ok(_) => {
-                    remove_page(&i)?;
-                    ctx.blob.delete(&layout::frozen_key(code)).await?;
-                }
-                Err(e) => {
-                    remove_page(&i)?;
-                    setting_left = Some(format!(
-                        "the source's {MAINTENANCE_SETTING} setting was not put back: {e}"
-                    ));
-                }
-            }
-        }
+        let setting_left = source_left.clone();
         delete_route(ctx, &i).await?;
         // The stage goes too: the source is live again, so a retry exports afresh.
         delete_prefix(ctx, &layout::stage_root(code)).await?;

@@ -15,28 +15,31 @@ use serde_json::Value;
 use crate::migrate::{self, CHECK_TIME, PART_TIME, SYNC_TIME};
 use crate::{StepContext, StepError, provision};
 
-/// Where a step is meant to run (the design's two sides, issue 19).
+/// Where a step runs: the design's two sides, with the data store (the S3 stage) between
+/// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// Next to the sources, on premises: it reads or writes a source database or folder.
+    /// Next to the sources, on premises: the only steps that open a source database or a
+    /// source folder. An activity task, served by `a2a worker` ([`crate::worker`]).
     Source,
-    /// In AWS: the target database, the data store's objects, routes and state only.
+    /// In AWS, as a Lambda: the target database, the data store's objects, routes and
+    /// state only; never a source.
     Target,
-    /// One step today with a source half and a target half (Preflight, Verify, Rollback),
-    /// to be split into two.
-    Both,
 }
 
 impl Side {
-    /// The lower-case word (`source`, `target`, `both`).
+    /// The lower-case word (`source`, `target`).
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Source => "source",
             Side::Target => "target",
-            Side::Both => "both",
         }
     }
 }
+
+/// The `HeartbeatSeconds` of every source step's Task: a worker heartbeats well inside it
+/// (every 20 s by default), and a worker that dies is noticed this long after.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// The future of one step's run.
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, StepError>> + Send + 'a>>;
@@ -50,14 +53,14 @@ pub struct Step {
     pub name: &'static str,
     /// The workflow it belongs to.
     pub workflow: InstanceKind,
-    /// Where it is meant to run. Today every step still runs as a Lambda.
+    /// Where it runs: a source step is an activity task, a target step a Lambda.
     pub side: Side,
     /// How long its own work goes on before it stops and reports where it is, to be run
     /// again; `None`: short work that needs no such limit.
     pub budget: Option<Duration>,
-    /// Its Lambda's memory, in MB.
+    /// Its Lambda's memory, in MB (a source step's is unused: it runs in the worker).
     pub memory_mb: u32,
-    /// Its Lambda's timeout, and its Tasks' `TimeoutSeconds`.
+    /// Its Tasks' `TimeoutSeconds`, and a target step's Lambda timeout.
     pub timeout: Duration,
     run: Run,
 }
@@ -91,9 +94,13 @@ impl Step {
         bin_name(self.name)
     }
 
-    /// Its function's logical name in `template.yaml`: `<Name>Function`.
+    /// Its logical name in `template.yaml`: `<Name>Function` for a target step's Lambda,
+    /// `<Name>Activity` for a source step's activity.
     pub fn resource(&self) -> String {
-        format!("{}Function", self.name)
+        match self.side {
+            Side::Source => format!("{}Activity", self.name),
+            Side::Target => format!("{}Function", self.name),
+        }
     }
 }
 
@@ -176,10 +183,18 @@ pub static STEPS: &[Step] = &[
     },
     // migrate-instance
     Step {
+        name: "CheckSource",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::check_source(ctx, code)),
+    },
+    Step {
         name: "Preflight",
         workflow: InstanceKind::Migrate,
-        // The source's checks, then the run started and the target allocated.
-        side: Side::Both,
+        side: Side::Target,
         budget: None,
         memory_mb: SMALL_MB,
         timeout: SHORT,
@@ -280,10 +295,23 @@ pub static STEPS: &[Step] = &[
         run: |ctx, code, _| Box::pin(migrate::finish_import(ctx, code)),
     },
     Step {
+        name: "VerifySource",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: Some(CHECK_TIME),
+        memory_mb: BIG_MB,
+        timeout: LONG,
+        run: |ctx, code, input| {
+            Box::pin(async move {
+                let part = input.get("part").and_then(Value::as_str).unwrap_or("");
+                migrate::verify_source(ctx, code, part).await
+            })
+        },
+    },
+    Step {
         name: "Verify",
         workflow: InstanceKind::Migrate,
-        // The source's checksums and manifest against the target's.
-        side: Side::Both,
+        side: Side::Target,
         budget: Some(CHECK_TIME),
         memory_mb: BIG_MB,
         timeout: LONG,
@@ -322,15 +350,25 @@ pub static STEPS: &[Step] = &[
         run: |ctx, code, _| Box::pin(migrate::unfreeze(ctx, code)),
     },
     Step {
+        name: "RestoreSource",
+        workflow: InstanceKind::Migrate,
+        side: Side::Source,
+        budget: None,
+        memory_mb: SMALL_MB,
+        timeout: SHORT,
+        run: |ctx, code, _| Box::pin(migrate::restore_source(ctx, code)),
+    },
+    Step {
         name: "Rollback",
         workflow: InstanceKind::Migrate,
-        // The source unfrozen; the route, target and stage removed.
-        side: Side::Both,
+        side: Side::Target,
         budget: None,
         memory_mb: SMALL_MB,
         timeout: SHORT,
         run: |ctx, code, input| {
-            Box::pin(async move { migrate::rollback(ctx, code, &failure(input)).await })
+            Box::pin(async move {
+                migrate::rollback(ctx, code, &failure(input), restore_left(input)).await
+            })
         },
     },
 ];
@@ -367,7 +405,8 @@ pub fn names() -> Vec<&'static str> {
 /// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
 /// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
 /// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
-/// `Verify`; optional `seconds` for `SyncFiles`; `error` for the rollbacks.
+/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles`; `error` for the
+/// rollbacks, and `restore` (what `RestoreSource` answered) for `Rollback`.
 pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
     let step = step(name).ok_or_else(|| StepError::Input(format!("no step is named {name:?}")))?;
     let code = school_code(&input)?;
@@ -406,6 +445,21 @@ fn school_code(input: &Value) -> Result<SchoolCode, StepError> {
         .and_then(Value::as_str)
         .ok_or_else(|| StepError::Input("the input has no \"school_code\" string".into()))?;
     SchoolCode::parse(raw).map_err(|e| StepError::Input(e.to_string()))
+}
+
+/// What `RestoreSource` left undone, from the rollback's `restore` input: its own
+/// report (`maintenance_setting_error`), or the error it failed with (caught as
+/// `{"Error", "Cause"}`).
+fn restore_left(input: &Value) -> Option<String> {
+    let r = input.get("restore")?;
+    if let Some(m) = r.get("maintenance_setting_error").and_then(Value::as_str) {
+        return Some(m.to_owned());
+    }
+    let error = r.get("Error").and_then(Value::as_str)?;
+    let cause = r.get("Cause").and_then(Value::as_str).unwrap_or("");
+    Some(format!(
+        "the source was not restored ({error}: {cause}); unfreeze it by hand"
+    ))
 }
 
 /// The failure a rollback was caught with (`{"Error", "Cause"}` under `error`), as text.
@@ -450,7 +504,8 @@ mod tests {
         assert_eq!(step("Verify").unwrap().bin_name(), "step-verify");
         assert!(step("verify").is_none());
         assert_eq!(steps_of(InstanceKind::Provision).count(), 7);
-        assert_eq!(steps_of(InstanceKind::Migrate).count(), 15);
+        assert_eq!(steps_of(InstanceKind::Migrate).count(), 18);
+        assert_eq!(step("Freeze").unwrap().resource(), "FreezeActivity");
     }
 
     /// A step stops itself with room to spare: its budget, plus a minute for the chunk or
@@ -472,7 +527,8 @@ mod tests {
     }
 
     /// The sides of the design: the source side is the source's checks, the freeze, the
-    /// export, the file sync, the unfreeze and the source halves of verify and rollback.
+    /// export, the file sync, the source half of verify, the unfreeze and the source half
+    /// of the rollback.
     #[test]
     fn sides_are_the_designs() {
         let of = |side| -> BTreeSet<&str> {
@@ -490,12 +546,11 @@ mod tests {
                 "ExportDatabase",
                 "SealExport",
                 "SyncFiles",
-                "Unfreeze"
+                "Unfreeze",
+                "CheckSource",
+                "VerifySource",
+                "RestoreSource",
             ])
-        );
-        assert_eq!(
-            of(Side::Both),
-            BTreeSet::from(["Preflight", "Verify", "Rollback"])
         );
         assert!(steps_of(InstanceKind::Provision).all(|s| s.side == Side::Target));
     }
@@ -506,5 +561,21 @@ mod tests {
             "Cause": "{\"errorType\":\"A2A.Permanent\",\"errorMessage\":\"no table\"}"}});
         assert_eq!(failure(&input), "A2A.Permanent: no table");
         assert_eq!(failure(&serde_json::json!({})), "unknown: ");
+    }
+
+    #[test]
+    fn a_rollback_reads_what_the_restore_left() {
+        let reported = serde_json::json!({"restore": {"maintenance_setting_error": "no db"}});
+        assert_eq!(restore_left(&reported).as_deref(), Some("no db"));
+        let caught = serde_json::json!({"restore": {"Error": "States.HeartbeatTimeout",
+            "Cause": "no worker"}});
+        let left = restore_left(&caught).unwrap();
+        assert!(
+            left.contains("States.HeartbeatTimeout") && left.contains("by hand"),
+            "{left}"
+        );
+        let done = serde_json::json!({"restore": {"restored": true}});
+        assert_eq!(restore_left(&done), None);
+        assert_eq!(restore_left(&serde_json::json!({})), None);
     }
 }

@@ -10,9 +10,10 @@ use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, Instance, InstanceKind, InstanceStore, Locator, Outcome,
     SchoolCode, Status, StepEvent, execution_name,
 };
-use a2a_local::workflows::substitutions;
-use a2a_local::{AslWorkflows, FsBlob, SqliteStore, TaskError};
-use a2a_steps::{Shard, StepContext, fixture};
+use a2a_local::workflows::{activity_arn, all_substitutions};
+use a2a_local::{AslWorkflows, FsBlob, MemActivities, SqliteStore, TaskError};
+use a2a_steps::worker::{WorkerOptions, runner, serve};
+use a2a_steps::{Shard, Side, StepContext, fixture};
 use serde_json::json;
 
 fn root() -> PathBuf {
@@ -22,7 +23,15 @@ fn root() -> PathBuf {
 fn machine(kind: InstanceKind) -> StateMachine {
     let path = root().join(format!("statemachines/{}.asl.json", kind.workflow()));
     let text = std::fs::read_to_string(&path).unwrap();
-    StateMachine::load(&text, &substitutions(&a2a_steps::names())).unwrap_or_else(|e| panic!("{e}"))
+    let names = |side| -> Vec<&'static str> {
+        a2a_steps::STEPS
+            .iter()
+            .filter(|s| s.side == side)
+            .map(|s| s.name)
+            .collect()
+    };
+    let subs = all_substitutions(&names(Side::Target), &names(Side::Source));
+    StateMachine::load(&text, &subs).unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn mocked(kind: InstanceKind, case: &str) -> a2a_asl::Outcome {
@@ -108,13 +117,27 @@ fn collect_tasks<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Val
     }
 }
 
-/// Both workflows on the local engine, each task the in-process step over `ctx`.
+/// Both workflows on the local engine as the CLI runs them: each target step the
+/// in-process step over `ctx`, each source step an activity task served by the worker
+/// loop through the in-process loopback.
 fn flows(ctx: StepContext) -> AslWorkflows {
-    AslWorkflows::load(
+    let side = |side| -> Vec<&'static str> {
+        a2a_steps::STEPS
+            .iter()
+            .filter(|s| s.side == side)
+            .map(|s| s.name)
+            .collect()
+    };
+    let (lambdas, activities) = (side(Side::Target), side(Side::Source));
+    let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(60)));
+    let step_ctx = ctx.clone();
+    let flows = AslWorkflows::load_with_activities(
         &root().join("statemachines"),
-        &a2a_steps::names(),
+        &lambdas,
+        &activities,
+        Some(loopback.clone()),
         move |name, input| {
-            let ctx = ctx.clone();
+            let ctx = step_ctx.clone();
             async move {
                 a2a_steps::call(&ctx, name, input)
                     .await
@@ -122,7 +145,23 @@ fn flows(ctx: StepContext) -> AslWorkflows {
             }
         },
     )
-    .unwrap()
+    .unwrap();
+    let served = activities
+        .iter()
+        .map(|n| (activity_arn(n), a2a_steps::step(n).unwrap()))
+        .collect();
+    let options = WorkerOptions {
+        max_tasks: 256,
+        ..WorkerOptions::default()
+    };
+    tokio::spawn(serve(
+        loopback,
+        served,
+        runner(ctx),
+        options,
+        std::future::pending(),
+    ));
+    flows
 }
 
 /// A home with a template (database and files), one SQLite shard, and the ports.
@@ -413,6 +452,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     assert!(!a2a_files::maintenance::is_enabled(&files));
     let history = w.ctx.store.history(&code).await.unwrap();
     let steps = [
+        "check-source",
         "preflight",
         "freeze",
         "plan-export",
@@ -422,11 +462,14 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         "plan-import",
         "import-database",
         "finish-import",
+        "verify-source-database",
+        "verify-source-files",
         "verify-database",
         "verify-files",
         "rewrite-config",
         "switch-route",
         "unfreeze",
+        "restore-source",
         "rollback",
     ];
     assert_succeeded(&history, &steps, code.as_str());
@@ -567,7 +610,12 @@ async fn parts_stop_at_their_budget_resume_and_the_maintenance_setting_comes_bac
     assert_eq!(status(&w, &code).await.status, Status::Migrated);
     let again = call("FinishImport", c(json!({}))).await.unwrap();
     assert_eq!(again["kept"], true);
+    // Each check is its source half (on premises), then its target half.
     for check in done["checks"].as_array().unwrap() {
+        let early = call("Verify", c(json!({"part": check}))).await.unwrap_err();
+        assert!(early.to_string().contains("VerifySource"), "{early}");
+        let r = call("VerifySource", c(json!({"part": check}))).await;
+        assert!(r.is_ok(), "{check}: {r:?}");
         let r = call("Verify", c(json!({"part": check}))).await;
         assert!(r.is_ok(), "{check}: {r:?}");
     }
@@ -615,10 +663,18 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
         assert!(a2a_files::maintenance::is_enabled(&files));
     }
     let failed = json!({"school_code": code.as_str(), "error": {"Error": "X", "Cause": "y"}});
-    for _ in 0..2 {
-        a2a_steps::call(&w.ctx, "Rollback", failed.clone())
+    // The catch as the state machine runs it: the source's restore (on premises), then the
+    // rollback, handed what the restore answered.
+    let rollback = || async {
+        let restore = a2a_steps::call(&w.ctx, "RestoreSource", input.clone())
             .await
             .unwrap();
+        let mut failed = failed.clone();
+        failed["restore"] = restore;
+        a2a_steps::call(&w.ctx, "Rollback", failed).await.unwrap()
+    };
+    for _ in 0..2 {
+        rollback().await;
         assert_eq!(maintenance(&src).await, None);
         assert!(!a2a_files::maintenance::is_enabled(&files));
     }
@@ -633,9 +689,7 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
         .await
         .unwrap();
     std::fs::rename(&path, format!("{path}.away")).unwrap();
-    let r = a2a_steps::call(&w.ctx, "Rollback", failed.clone())
-        .await
-        .unwrap();
+    let r = rollback().await;
     assert!(
         r["maintenance_setting_error"]
             .as_str()
@@ -662,9 +716,7 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
         serde_json::Value::Null,
         "the value from before the first freeze: {r}"
     );
-    a2a_steps::call(&w.ctx, "Rollback", failed.clone())
-        .await
-        .unwrap();
+    rollback().await;
     assert_eq!(maintenance(&src).await, None);
 }
 

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activities;
 pub mod blob;
 pub mod lambda;
 #[cfg(feature = "aws")]

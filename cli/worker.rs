@@ -1,0 +1,134 @@
+//! `a2a worker`: the source steps, served next to the sources. It long-polls the
+//! deployed activities (Step Functions) and runs their steps with the worker loop of
+//! `a2a_steps::worker`, the same loop the local engine serves its loopback with.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use a2a_steps::worker::{WorkerOptions, runner, serve, step_of_activity};
+use a2a_steps::{SiteConfig, StepContext};
+use clap::Args;
+
+use crate::backends::Backends;
+use crate::{CliError, Config, Outcome};
+
+/// The arguments of `a2a worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The activities to serve, by ARN (repeat, or separate with commas: the stack's
+    /// `WorkerActivityArns` output as it is). Each one's name ends in its step's name.
+    #[arg(
+        long = "activity",
+        value_name = "ARN",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub activities: Vec<String>,
+    /// The most steps at once (a poll waiting for a task takes a slot too).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_tasks: usize,
+    /// Seconds that running steps may go on after SIGTERM or Ctrl-C, before they are
+    /// failed as transient (the state machine runs them again).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub grace: u64,
+    /// The site configuration, as the stack's `SiteConfig` parameter (JSON), or `@FILE`.
+    #[arg(long, env = "A2A_SITE", value_name = "JSON")]
+    pub site: String,
+    /// The prefix in Secrets Manager of the sources' passwords (the stack's
+    /// `SecretPrefix`); without it, the home's secret folder.
+    #[arg(long, value_name = "PREFIX")]
+    pub secret_prefix: Option<String>,
+}
+
+/// Set by the signal handler; read by the worker's shutdown future.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Resolves once SIGTERM or SIGINT has come.
+async fn stopped() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
+    while !STOP.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The site configuration of `--site`: JSON, or `@FILE` holding it; checked.
+fn site(arg: &str) -> Result<SiteConfig, CliError> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            CliError::input(format!("--site @{path}: {e}"), "name a readable JSON file")
+        })?,
+        None => arg.to_owned(),
+    };
+    let site: SiteConfig = serde_json::from_str(&text).map_err(|e| {
+        CliError::input(
+            format!("--site: not a site configuration: {e}"),
+            "give the stack's SiteConfig JSON",
+        )
+    })?;
+    site.check()
+        .map_err(|e| CliError::input(format!("--site: {e}"), "fix the site configuration"))?;
+    Ok(site)
+}
+
+/// Runs the worker until SIGTERM or SIGINT, then stops as the worker loop does.
+pub async fn run(
+    config: &Config,
+    ports: &Backends,
+    args: &WorkerArgs,
+) -> Result<Outcome, CliError> {
+    let mut served = Vec::new();
+    for arn in &args.activities {
+        let step = step_of_activity(arn)
+            .map_err(|e| CliError::input(e, "give the stack's WorkerActivityArns"))?;
+        served.push((arn.clone(), step));
+    }
+    if args.max_tasks == 0 {
+        return Err(CliError::input(
+            "--max-tasks 0: the worker could run nothing",
+            "give at least 1",
+        ));
+    }
+    let site = site(&args.site)?;
+    let (secrets, _) = ports.secrets(config, args.secret_prefix.as_deref()).await;
+    let ctx = StepContext {
+        store: ports.state(config).await?,
+        blob: ports.blobs(config).await?.0,
+        site: Arc::new(site),
+        secrets,
+    };
+    let name = format!(
+        "a2a-worker-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    );
+    tracing::info!(worker = %name, activities = served.len(), "worker started");
+    let report = serve(
+        ports.activities().await,
+        served,
+        runner(ctx),
+        WorkerOptions {
+            max_tasks: args.max_tasks,
+            grace: Duration::from_secs(args.grace),
+            name,
+            ..WorkerOptions::default()
+        },
+        stopped(),
+    )
+    .await;
+    let [ok, failed, interrupted, dropped] = report.counts();
+    println!(
+        "worker stopped: {ok} succeeded, {failed} failed, {interrupted} interrupted, {dropped} dropped"
+    );
+    Ok(Outcome::Ok)
+}
