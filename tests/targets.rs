@@ -1,9 +1,11 @@
-//! Targets as they are in AWS: `a2a demo --db URL` against a PostgreSQL that takes only TLS
-//! and a SCRAM password (`.ci/tls-postgres.sh`), and against a MariaDB user with a
-//! password. Every school ends `active`, and the password is in no output and in no file
-//! of the home but the secret store's: the targets' is filled in from the shard at each
-//! connection, and the sources', which the demo's list names by a secret (`secret:NAME`),
-//! from the secret store.
+//! Targets as they are in AWS, against a PostgreSQL that takes only TLS and a SCRAM
+//! password (`.ci/tls-servers.sh`) and a MariaDB user with a password: `a2a demo --db URL`,
+//! and `a2a run` with a `[site]` whose shard, template and source need passwords. Every
+//! school ends `active`, and the password is in no output, no log line and no file of the
+//! home but the secret store's (and the operator's `a2a.toml`): the targets' is filled in
+//! from the shard at each connection, and the sources', moved to the secret store at
+//! intake (or named by the list as `secret:NAME`), from the secret store. Also: a URL that
+//! names the CA bundle (`sslrootcert=bundle`) with `A2A_DB_CA_BUNDLE`.
 
 mod common;
 
@@ -163,7 +165,7 @@ async fn run_with_a_site_that_needs_passwords(var: &str, test: &str) {
     assert_eq!(v["by_status"]["active"], 2, "{v}");
     // The run did log (-vv): the grep above read real log lines.
     assert!(
-        String::from_utf8_lossy(&run.stderr).lines().count() > 10,
+        String::from_utf8_lossy(&run.stderr).contains("dispatched"),
         "{}",
         text(run)
     );
@@ -208,4 +210,55 @@ async fn a_run_with_a_site_on_a_mariadb_user_with_passwords_ends_active_and_leak
         "a_run_with_a_site_on_a_mariadb_user_with_passwords_ends_active_and_leaks_none",
     )
     .await;
+}
+
+/// A URL that names the CA bundle with `sslrootcert=bundle` instead of a path, as the
+/// Lambdas' `SiteConfig` does, works on this machine with `A2A_DB_CA_BUNDLE`: the right
+/// bundle verifies the TLS PostgreSQL; another CA's is refused (exit 3) naming the host and
+/// the bundle; and without one, the URL is refused (exit 2) saying how to give it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_naming_the_bundle_uses_a2a_db_ca_bundle() {
+    let test = "a_url_naming_the_bundle_uses_a2a_db_ca_bundle";
+    let (Some(url), Some(ca), Some(other)) = (
+        a2a_testkit::service_url("A2A_TEST_PG_TLS_URL", test),
+        a2a_testkit::service_url("A2A_TEST_PG_TLS_CA", test),
+        a2a_testkit::service_url("A2A_TEST_PG_TLS_OTHER_CA", test),
+    ) else {
+        return;
+    };
+    let password = password_of(&url);
+    let admin = a2a_core::Locator::new(url.clone());
+    let name = a2a_testkit::db_name("t17_bundle");
+    let db = server::create(&admin, &name).await.unwrap();
+    let bundled = db
+        .expose()
+        .replace(&format!("sslrootcert={ca}"), "sslrootcert=bundle");
+    assert!(bundled.ends_with("sslrootcert=bundle"), "{bundled}");
+    let home = tempfile::tempdir().unwrap();
+    let verify = |bundle: Option<&str>| {
+        let mut c = common::command(home.path());
+        c.env_remove("A2A_DB_CA_BUNDLE");
+        if let Some(b) = bundle {
+            c.env("A2A_DB_CA_BUNDLE", b);
+        }
+        c.args(["db", "verify", "--from", &bundled, "--to", &bundled])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(Some(&ca));
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let wrong = verify(Some(&other));
+    assert_eq!(wrong.status.code(), Some(3), "{}", text(&wrong));
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("127.0.0.1 does not verify") && said.contains("other-ca.pem"),
+        "{said}"
+    );
+    let none = verify(None);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    assert!(text(&none).contains("A2A_DB_CA_BUNDLE"), "{}", text(&none));
+    for o in [&ok, &wrong, &none] {
+        assert!(!text(o).contains(&password), "{}", text(o));
+    }
+    server::drop(&admin, &name).await.unwrap();
 }

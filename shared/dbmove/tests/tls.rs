@@ -218,14 +218,13 @@ async fn a_mariadb_that_takes_only_tls_is_verified_by_name_and_another_ca_is_ref
         );
         assert!(!m.contains(&password), "{mode}: the password leaked: {m}");
     }
+    // Without TLS, MariaDB refuses the login itself (it answers "access denied", not why).
     let e = Db::connect(&with_query(&url, "ssl-mode=DISABLED"), false)
         .await
         .err()
         .expect("connected without TLS");
     let m = e.to_string();
-    assert!(
-        m.contains("127.0.0.1 accepts only TLS connections") && m.contains("ssl-mode=REQUIRED"),
-        "{m}"
-    );
+    assert!(matches!(e, DbError::Unreachable(_)), "{m}");
+    assert!(m.contains("127.0.0.1"), "{m}");
     assert!(!m.contains(&password), "the password leaked: {m}");
 }
