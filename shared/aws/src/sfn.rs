@@ -11,6 +11,10 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::types::ExecutionStatus as SfnStatus;
 use chrono::{DateTime, Utc};
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use crate::error::{Call, classify};
 
 const SERVICE: &str = "Step Functions";
@@ -235,6 +239,31 @@ fn short(token: &str) -> String {
     format!("{}…", cut(token, 12))
 }
 
+/// How a call on a task token ended: a token Step Functions no longer knows (timed out,
+/// answered already, or not a token) is `NotFound`, so the worker lets the task go.
+fn answered<O, E>(
+    r: Result<O, SdkError<E, HttpResponse>>,
+    token: &str,
+    op: &'static str,
+) -> Result<(), PortError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    const GONE: [&str; 3] = ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"];
+    let resource = format!("task {}", short(token));
+    match r {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.code())
+                .is_some_and(|c| GONE.contains(&c)) =>
+        {
+            Err(PortError::NotFound(format!("{resource}: no longer wanted")))
+        }
+        Err(e) => Err(classify(&e, Call::new(SERVICE, op, &resource))),
+    }
+}
+
 #[async_trait]
 impl Activities for SfnActivities {
     async fn poll(&self, activity: &str, worker: &str) -> Result<Option<ActivityTask>, PortError> {
@@ -269,78 +298,36 @@ impl Activities for SfnActivities {
     }
 
     async fn heartbeat(&self, token: &str) -> Result<(), PortError> {
-        let resource = format!("task {}", short(token));
-        match self
+        let r = self
             .client
             .send_task_heartbeat()
             .task_token(token)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
-                }) =>
-            {
-                Err(PortError::NotFound(format!("{resource}: no longer wanted")))
-            }
-            Err(e) => Err(classify(
-                &e,
-                Call::new(SERVICE, "SendTaskHeartbeat", &resource),
-            )),
-        }
+            .await;
+        answered(r, token, "SendTaskHeartbeat")
     }
 
     async fn succeed(&self, token: &str, output: &serde_json::Value) -> Result<(), PortError> {
-        let resource = format!("task {}", short(token));
-        match self
+        let r = self
             .client
             .send_task_success()
             .task_token(token)
             .output(output.to_string())
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
-                }) =>
-            {
-                Err(PortError::NotFound(format!("{resource}: no longer wanted")))
-            }
-            Err(e) => Err(classify(
-                &e,
-                Call::new(SERVICE, "SendTaskSuccess", &resource),
-            )),
-        }
+            .await;
+        answered(r, token, "SendTaskSuccess")
     }
 
     async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), PortError> {
-        let resource = format!("task {}", short(token));
-        match self
+        let r = self
             .client
             .send_task_failure()
             .task_token(token)
             .error(cut(error, MAX_ERROR))
             .cause(cut(cause, MAX_CAUSE))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
-                }) =>
-            {
-                Err(PortError::NotFound(format!("{resource}: no longer wanted")))
-            }
-            Err(e) => Err(classify(
-                &e,
-                Call::new(SERVICE, "SendTaskFailure", &resource),
-            )),
-        }
+            .await;
+        answered(r, token, "SendTaskFailure")
     }
 }
 
