@@ -144,19 +144,7 @@ impl S3Blob {
             .await
             .map_err(|e| classify(&e, call))?;
         let expected = stored_sha(out.checksum_sha256(), out.checksum_type(), out.metadata());
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| body_error(call, &e))?
-            .into_bytes();
-        if let Some(want) = expected {
-            let got = hex::encode(Sha256::digest(&bytes));
-            if got != want {
-                return Err(mismatch(call, &want, &got));
-            }
-        }
-        Ok(bytes)
+        checked(out.body, expected, call).await
     }
 
     /// Deletes one version of `key` for good (a plain delete in a versioned bucket only
@@ -624,6 +612,26 @@ fn body_error(call: Call<'_>, e: &aws_sdk_s3::primitives::ByteStreamError) -> Po
     }
 }
 
+/// A whole body, checked against the SHA-256 stored with it, if any.
+async fn checked(
+    body: ByteStream,
+    expected: Option<String>,
+    call: Call<'_>,
+) -> Result<Bytes, PortError> {
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| body_error(call, &e))?
+        .into_bytes();
+    if let Some(want) = expected {
+        let got = hex::encode(Sha256::digest(&bytes));
+        if got != want {
+            return Err(mismatch(call, &want, &got));
+        }
+    }
+    Ok(bytes)
+}
+
 fn mismatch(call: Call<'_>, expected: &str, got: &str) -> PortError {
     PortError::Corrupt(format!(
         "{call}: content SHA-256 is {got}, but the stored checksum is {expected}"
@@ -691,19 +699,7 @@ impl BlobStore for S3Blob {
     async fn get(&self, key: &BlobKey) -> Result<Bytes, PortError> {
         let (body, expected, full) = self.fetch(key).await?;
         let resource = self.resource(&full);
-        let call = Call::new(SERVICE, "GetObject", &resource);
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|e| body_error(call, &e))?
-            .into_bytes();
-        if let Some(want) = expected {
-            let got = hex::encode(Sha256::digest(&bytes));
-            if got != want {
-                return Err(mismatch(call, &want, &got));
-            }
-        }
-        Ok(bytes)
+        checked(body, expected, Call::new(SERVICE, "GetObject", &resource)).await
     }
 
     async fn get_to_file(&self, key: &BlobKey, path: &Path) -> Result<BlobMeta, PortError> {
