@@ -7,11 +7,7 @@
 use std::time::{Duration, Instant};
 
 use a2a_aws::aws_sdk_s3::primitives::ByteStream;
-use a2a_aws::aws_sdk_s3::types::{
-    BucketVersioningStatus, Event, NotificationConfiguration, QueueConfiguration,
-    VersioningConfiguration,
-};
-use a2a_aws::aws_sdk_sqs::types::QueueAttributeName;
+use a2a_aws::aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use a2a_aws::{SmSecrets, aws_sdk_sqs};
 use a2a_core::{SchoolCode, SecretName};
 use a2a_testkit::moto::Moto;
@@ -97,33 +93,7 @@ async fn a_list_with_a_password_is_replaced_by_one_naming_its_secret_and_the_old
         .await
         .unwrap();
     let store = Arc::new(moto.state_table().await.unwrap());
-    let queue_url = moto.queue("a2a-redact").await.unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(
-                    QueueConfiguration::builder()
-                        .queue_arn(queue_arn)
-                        .events(Event::S3ObjectCreated)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let queue_url = moto.notified_queue(&bucket, "a2a-redact").await.unwrap();
 
     let key = "uploads/migracions 2026.csv";
     let list = format!(

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use a2a_aws::aws_sdk_s3::primitives::ByteStream;
-use a2a_aws::aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use a2a_aws::aws_sdk_sqs::types::QueueAttributeName;
 use a2a_aws::{S3Blob, aws_sdk_sqs};
 use a2a_core::{BlobKey, BlobStore, InstanceStore, SchoolCode, UploadLedger};
 use a2a_fn_intake::{Handler, RecordOutcome};
@@ -74,33 +72,7 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
     let (s3, sqs) = (moto.s3.clone(), moto.sqs.clone());
     let bucket = moto.bucket("a2a-intake").await.unwrap();
     let store = Arc::new(moto.state_table().await.unwrap());
-    let queue_url = moto.queue("a2a-uploads").await.unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(
-                    QueueConfiguration::builder()
-                        .queue_arn(queue_arn)
-                        .events(Event::S3ObjectCreated)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let queue_url = moto.notified_queue(&bucket, "a2a-uploads").await.unwrap();
 
     let list_key = "uploads/llista escola ò 2026.csv";
     for (key, body) in [

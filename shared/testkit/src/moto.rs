@@ -86,6 +86,45 @@ impl Moto {
         a2a_aws::SqsQueue::create_plain(&self.sqs, &unique_name(prefix)).await
     }
 
+    /// A new queue named from `prefix` that gets the S3 event of every object created in
+    /// `bucket`, as the template wires the intake's uploads; its URL.
+    #[cfg(all(feature = "aws-s3", feature = "aws-sqs"))]
+    pub async fn notified_queue(&self, bucket: &str, prefix: &str) -> Result<String, PortError> {
+        use a2a_aws::aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+        use a2a_aws::aws_sdk_sqs::types::QueueAttributeName;
+        let emulator = |e: &dyn std::fmt::Display| PortError::Unavailable(e.to_string());
+        let url = self.queue(prefix).await?;
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| emulator(&e))?;
+        let arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .ok_or_else(|| emulator(&"the queue has no ARN"))?;
+        let to_queue = QueueConfiguration::builder()
+            .queue_arn(arn)
+            .events(Event::S3ObjectCreated)
+            .build()
+            .map_err(|e| emulator(&e))?;
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(to_queue)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| emulator(&e))?;
+        Ok(url)
+    }
+
     /// A new state machine of `definition`, named from `prefix`, with the test role; its
     /// ARN.
     #[cfg(feature = "aws-sfn")]
