@@ -4,11 +4,9 @@
 //! is deleted, and the notification of the replacement (and a retry of the first one)
 //! changes nothing. Needs `AWS_ENDPOINT_URL` (a moto server); without it, a SKIP line.
 
-use std::time::{Duration, Instant};
-
+use a2a_aws::SmSecrets;
 use a2a_aws::aws_sdk_s3::primitives::ByteStream;
 use a2a_aws::aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use a2a_aws::{SmSecrets, aws_sdk_sqs};
 use a2a_core::{SchoolCode, SecretName};
 use a2a_testkit::moto::Moto;
 use a2a_testkit::{service_url, unique_name};
@@ -20,50 +18,19 @@ const PASSWORD: &str = "Rd7-moto%40pw";
 const PLAIN: &str = "Rd7-moto@pw";
 
 /// The S3 records of keys under `uploads/` (the template's filter; the reports notify too)
-/// that reach the queue within 20 s, until `want` came. moto leaves out two fields that AWS
-/// always sends and `aws_lambda_events` requires: they are added.
-async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, want: usize) -> Vec<S3EventRecord> {
-    let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while records.len() < want && Instant::now() < deadline {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in out.messages() {
-            let mut json: serde_json::Value =
-                serde_json::from_str(m.body().unwrap_or_default()).unwrap();
-            if let Some(list) = json.get_mut("Records").and_then(|r| r.as_array_mut()) {
-                for r in list {
-                    for field in ["userIdentity", "requestParameters"] {
-                        r.as_object_mut()
-                            .unwrap()
-                            .entry(field)
-                            .or_insert(serde_json::json!({}));
-                    }
-                }
-                let event: S3Event = serde_json::from_value(json).unwrap();
-                records.extend(event.records.into_iter().filter(|r| {
-                    r.s3.object
-                        .key
-                        .as_deref()
-                        .and_then(|k| decode_key(k).ok())
-                        .is_some_and(|k| k.starts_with(UPLOADS))
-                }));
-            }
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+/// that reach the queue, until `want` came.
+async fn notifications(moto: &Moto, url: &str, want: usize) -> Vec<S3EventRecord> {
+    let upload = |r: &serde_json::Value| {
+        r["s3"]["object"]["key"]
+            .as_str()
+            .and_then(|k| decode_key(k).ok())
+            .is_some_and(|k| k.starts_with(UPLOADS))
+    };
+    let records = moto.s3_records(url, want, upload).await.unwrap();
     records
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect()
 }
 
 fn event(records: Vec<S3EventRecord>) -> S3Event {
@@ -80,7 +47,7 @@ async fn a_list_with_a_password_is_replaced_by_one_naming_its_secret_and_the_old
         return;
     }
     let moto = Moto::new().await;
-    let (s3, sqs) = (moto.s3.clone(), moto.sqs.clone());
+    let s3 = moto.s3.clone();
     let bucket = moto.bucket("a2a-redact").await.unwrap();
     s3.put_bucket_versioning()
         .bucket(&bucket)
@@ -108,7 +75,7 @@ async fn a_list_with_a_password_is_replaced_by_one_naming_its_secret_and_the_old
         .send()
         .await
         .unwrap();
-    let first = notifications(&sqs, &queue_url, 1).await;
+    let first = notifications(&moto, &queue_url, 1).await;
     assert_eq!(first.len(), 1, "the upload's notification");
 
     let prefix = unique_name("t");
@@ -182,7 +149,7 @@ async fn a_list_with_a_password_is_replaced_by_one_naming_its_secret_and_the_old
 
     // The replacement's own notification is a list already taken in: nothing changes.
     let before = store.get(&code).await.unwrap();
-    let second = notifications(&sqs, &queue_url, 1).await;
+    let second = notifications(&moto, &queue_url, 1).await;
     assert_eq!(second.len(), 1, "the replacement's notification");
     let out = handler.handle(event(second)).await.unwrap();
     assert!(

@@ -5,10 +5,9 @@
 //! Needs `AWS_ENDPOINT_URL` (a moto server); without it the test prints a SKIP line.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use a2a_aws::S3Blob;
 use a2a_aws::aws_sdk_s3::primitives::ByteStream;
-use a2a_aws::{S3Blob, aws_sdk_sqs};
 use a2a_core::{BlobKey, BlobStore, InstanceStore, SchoolCode, UploadLedger};
 use a2a_fn_intake::{Handler, RecordOutcome};
 use a2a_intake::Options;
@@ -22,54 +21,12 @@ const LIST: &str = "Codi centre;Denominació completa;EPRI;Web\n\
                     0800003X;Escola Trencada;EPRI;\n\
                     17000034;Escola del Mar;EPRI;\n";
 
-/// Every S3 event record that reaches the queue within the timeout, until `want` came.
-async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, want: usize) -> Vec<S3EventRecord> {
-    let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while records.len() < want && Instant::now() < deadline {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in out.messages() {
-            let body = m.body().unwrap_or_default();
-            // S3 first sends an `s3:TestEvent`, which has no records.
-            let mut json: serde_json::Value = serde_json::from_str(body).unwrap();
-            if let Some(list) = json.get_mut("Records").and_then(|r| r.as_array_mut()) {
-                // moto leaves out two fields that AWS always sends and aws_lambda_events
-                // requires; the key is left as moto encoded it.
-                for r in list {
-                    for field in ["userIdentity", "requestParameters"] {
-                        r.as_object_mut()
-                            .unwrap()
-                            .entry(field)
-                            .or_insert(serde_json::json!({}));
-                    }
-                }
-                let event: S3Event = serde_json::from_value(json).unwrap();
-                records.extend(event.records);
-            }
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-    records
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_to_s3_becomes_instances_and_reports() {
     let Some(moto) = Moto::for_test("an_upload_to_s3_becomes_instances_and_reports").await else {
         return;
     };
-    let (s3, sqs) = (moto.s3.clone(), moto.sqs.clone());
+    let s3 = moto.s3.clone();
     let bucket = moto.bucket("a2a-intake").await.unwrap();
     let store = Arc::new(moto.state_table().await.unwrap());
     let queue_url = moto.notified_queue(&bucket, "a2a-uploads").await.unwrap();
@@ -89,7 +46,13 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
             .await
             .unwrap();
     }
-    let records = notifications(&sqs, &queue_url, 4).await;
+    let records: Vec<S3EventRecord> = moto
+        .s3_records(&queue_url, 4, |_| true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect();
     assert_eq!(records.len(), 4, "one notification per object");
     let raw: Vec<String> = records
         .iter()

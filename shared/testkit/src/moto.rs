@@ -125,6 +125,57 @@ impl Moto {
         Ok(url)
     }
 
+    /// The S3 event records (JSON) that `keep` accepts, read from the queue at `url` (and
+    /// deleted from it) until `want` came or 20 s passed. moto leaves out two fields that AWS
+    /// always sends and `aws_lambda_events` requires: they are added. An `s3:TestEvent` has
+    /// no records.
+    #[cfg(feature = "aws-sqs")]
+    pub async fn s3_records(
+        &self,
+        url: &str,
+        want: usize,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<Vec<serde_json::Value>, PortError> {
+        let emulator = |e: &dyn std::fmt::Display| PortError::Unavailable(e.to_string());
+        let mut records = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while records.len() < want && std::time::Instant::now() < deadline {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .map_err(|e| emulator(&e))?;
+            for m in out.messages() {
+                let json: serde_json::Value =
+                    serde_json::from_str(m.body().unwrap_or_default()).map_err(|e| emulator(&e))?;
+                for mut r in json["Records"].as_array().cloned().unwrap_or_default() {
+                    if let Some(o) = r.as_object_mut() {
+                        for field in ["userIdentity", "requestParameters"] {
+                            o.entry(field).or_insert(serde_json::json!({}));
+                        }
+                    }
+                    if keep(&r) {
+                        records.push(r);
+                    }
+                }
+                if let Some(receipt) = m.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(receipt)
+                        .send()
+                        .await
+                        .map_err(|e| emulator(&e))?;
+                }
+            }
+        }
+        Ok(records)
+    }
+
     /// A new state machine of `definition`, named from `prefix`, with the test role; its
     /// ARN.
     #[cfg(feature = "aws-sfn")]
