@@ -4,8 +4,6 @@
 //! `AWS_ENDPOINT_URL`, `A2A_TEST_PG_TLS_URL`, `A2A_TEST_PG_TLS_CA` and
 //! `A2A_TEST_PG_TLS_OTHER_CA`; without them, a SKIP line.
 
-use std::collections::BTreeMap;
-
 use a2a_aws::S3Blob;
 use a2a_core::Locator;
 use a2a_dbmove::{Db, DbError};
@@ -13,6 +11,7 @@ use a2a_testkit::moto::Moto;
 use a2a_testkit::service_url;
 
 use super::*;
+use crate::tests::vars;
 
 /// The URL with its `sslrootcert=PATH` replaced by `sslrootcert=bundle`.
 fn naming_the_bundle(url: &str) -> String {
@@ -106,13 +105,6 @@ async fn the_bundle_from_the_data_bucket_verifies_the_server_and_a_wrong_one_is_
 
 #[test]
 fn the_bundles_key_is_read_with_the_environment() {
-    let vars = |pairs: &[(&str, &str)]| {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name: &str| map.get(name).cloned()
-    };
     let site = r#"{"host": "eix.example.cat", "old_wwwroot": "https://agora.example.cat/{dns}/moodle",
         "prefix": "mdl_", "shards": [{"name": "a", "db": "sqlite:///a2a-nowhere/a", "capacity": 1}],
         "templates": {}}"#;

@@ -468,6 +468,15 @@ mod ca_tests;
 
 #[cfg(test)]
 mod tests {
+    /// An environment of `pairs` only, for `StepEnv::from_vars`.
+    pub(crate) fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
     use super::*;
     use a2a_steps::STEPS;
     use serde_json::json;
@@ -606,13 +615,6 @@ mod tests {
 
     #[test]
     fn the_whole_environment_is_checked_at_once() {
-        let vars = |pairs: &[(&str, &str)]| {
-            let map: BTreeMap<String, String> = pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
-            move |name: &str| map.get(name).cloned()
-        };
         let env = StepEnv::from_vars(vars(&[
             ("A2A_TABLE", "t"),
             ("A2A_BUCKET", "b"),

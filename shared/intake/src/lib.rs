@@ -145,7 +145,7 @@ mod tests {
             let u = upload_key(name);
             assert!(a2a_core::BlobKey::parse(&u).is_ok(), "{u}");
         }
-        assert_eq!(upload_key("/tmp/eix 2026.csv"), "uploads/eix_2026.csv");
+        assert_eq!(upload_key("lists/eix 2026.csv"), "uploads/eix_2026.csv");
         assert_eq!(
             report_keys("uploads/eix 2026.csv", &sha).0,
             format!("reports/eix_2026.csv.{}.errors.csv", &sha[..12])
