@@ -744,22 +744,13 @@ fn a_refused_upload_registers_nothing() {
 #[tokio::test]
 async fn an_upload_into_dynamodb_and_s3_is_taken_in_once() {
     let test = "an_upload_into_dynamodb_and_s3_is_taken_in_once";
-    if a2a_testkit::service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = a2a_testkit::moto::Moto::for_test(test).await else {
         return;
-    }
-    let conf = a2a_aws::config::sdk_config().await;
-    let table = a2a_testkit::unique_name("a2a-intake-cli");
-    let bucket = a2a_testkit::unique_name("a2a-intake-cli");
-    let dynamo = a2a_aws::aws_sdk_dynamodb::Client::new(&conf);
-    a2a_aws::DynamoDbStore::create_table(&dynamo, &table)
-        .await
-        .unwrap();
-    let s3 = a2a_aws::aws_sdk_s3::Client::from_conf(
-        a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
-    a2a_aws::S3Blob::create_bucket(&s3, &bucket).await.unwrap();
+    };
+    let conf = moto.conf.clone();
+    let store = moto.state_table().await.unwrap();
+    let table = store.table().to_owned();
+    let bucket = moto.bucket("a2a-intake-cli").await.unwrap();
 
     let home = tempfile::tempdir().unwrap();
     let f = fixture("duplicate-code.csv");
@@ -779,7 +770,6 @@ async fn an_upload_into_dynamodb_and_s3_is_taken_in_once() {
     assert_eq!(second.status.code(), Some(1), "rows are still rejected");
     assert!(text(&second.stdout).contains("already taken in"));
 
-    let store = a2a_aws::DynamoDbStore::new(dynamo, &table);
     let all = list_all(&store, ListFilter::default()).await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].code, code("08000021"));
@@ -1037,23 +1027,14 @@ async fn an_uploaded_list_is_kept_with_its_passwords_moved_to_the_secret_store()
 #[tokio::test]
 async fn an_upload_to_aws_keeps_the_list_without_its_passwords() {
     let test = "an_upload_to_aws_keeps_the_list_without_its_passwords";
-    if a2a_testkit::service_url("AWS_ENDPOINT_URL", test).is_none() {
+    let Some(moto) = a2a_testkit::moto::Moto::for_test(test).await else {
         return;
-    }
-    let conf = a2a_aws::config::sdk_config().await;
-    let table = a2a_testkit::unique_name("a2a-redact-cli");
-    let bucket = a2a_testkit::unique_name("a2a-redact-cli");
+    };
+    let conf = moto.conf.clone();
+    let store = moto.state_table().await.unwrap();
+    let table = store.table().to_owned();
+    let bucket = moto.bucket("a2a-redact-cli").await.unwrap();
     let prefix = format!("{}/", a2a_testkit::unique_name("sites"));
-    let dynamo = a2a_aws::aws_sdk_dynamodb::Client::new(&conf);
-    a2a_aws::DynamoDbStore::create_table(&dynamo, &table)
-        .await
-        .unwrap();
-    let s3 = a2a_aws::aws_sdk_s3::Client::from_conf(
-        a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
-    a2a_aws::S3Blob::create_bucket(&s3, &bucket).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("llista.csv");
     std::fs::write(
@@ -1088,7 +1069,6 @@ async fn an_upload_to_aws_keeps_the_list_without_its_passwords() {
         secrets.get(&name).await.unwrap().unwrap().expose(),
         "Up7-aws-pw"
     );
-    let store = a2a_aws::DynamoDbStore::new(dynamo, &table);
     let i = store.get(&code("17000014")).await.unwrap().unwrap();
     assert_eq!(
         i.source.db.unwrap().secret_ref().as_deref(),
