@@ -352,6 +352,28 @@ pub(crate) async fn delete_route(ctx: &StepContext, i: &Instance) -> Result<(), 
 }
 
 /// The site's short name in its address, which intake records.
+/// Replaces `old` by `new` in every text column of the site at `db` and returns the rows
+/// changed; a row whose char column the new text would overflow fails the step (the
+/// replacement is never silently partial). A rerun replaces nothing more and fails the
+/// same, so the workflow's Catch rolls the site back.
+pub(crate) async fn rewrite(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    db: &Db,
+    old: &str,
+    new: &str,
+) -> Result<u64, StepError> {
+    let r = a2a_dbmove::site::replace_text(db, &ctx.site.prefix, old, new).await?;
+    if r.too_long.is_empty() {
+        return Ok(r.rows);
+    }
+    Err(StepError::Verify(format!(
+        "school {code}: the new address {new} does not fit in {} (rows left with the old \
+         address {old}); widen those columns on the target, or shorten the address",
+        r.too_long.join(", ")
+    )))
+}
+
 pub(crate) fn dns(i: &Instance) -> Result<String, StepError> {
     i.target.dns.clone().ok_or_else(|| {
         StepError::Input(format!("school {}: no site address (dns) recorded", i.code))

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Done, allocate, delete_prefix, delete_route, dns, exists, get_json, load, mark_failed,
-    put_json, release_target, run, target, update, write_route,
+    put_json, release_target, rewrite, run, target, update, write_route,
 };
 use crate::provision::start;
 use crate::{Prefixed, StepContext, StepError};
@@ -868,9 +868,7 @@ pub async fn rewrite_config(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
         let rows = if old == new {
             0
         } else {
-            a2a_dbmove::site::replace_text(&db, &ctx.site.prefix, &old, &new)
-                .await?
-                .rows
+            rewrite(ctx, code, &db, &old, &new).await?
         };
         // The export was taken frozen: the target's maintenance setting goes back to the
         // source's own from before the freeze.

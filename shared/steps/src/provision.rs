@@ -6,8 +6,8 @@ use a2a_files::layout;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, delete_prefix, delete_route, dns, load, mark_failed, release_target, run,
-    target, update, write_route,
+    Done, allocate, delete_prefix, delete_route, dns, load, mark_failed, release_target, rewrite,
+    run, target, update, write_route,
 };
 use crate::{StepContext, StepError, Template};
 
@@ -122,11 +122,11 @@ pub async fn customise(ctx: &StepContext, code: &SchoolCode) -> Result<Value, St
         let changed = a2a_dbmove::site::customise(&db, p, code, &i.name, &dns).await?
             + own_secrets(ctx, code, &db).await?;
         let wwwroot = ctx.site.wwwroot(&dns);
-        let replaced = a2a_dbmove::site::replace_text(&db, p, &tpl.wwwroot, &wwwroot).await?;
+        let replaced = rewrite(ctx, code, &db, &tpl.wwwroot, &wwwroot).await?;
         update(ctx, code, Some(Status::Provisioned), |_| {}).await?;
         Ok(
-            Done::new(json!({"customised": changed, "replaced": replaced.rows}))
-                .rows(changed + replaced.rows),
+            Done::new(json!({"customised": changed, "replaced": replaced}))
+                .rows(changed + replaced),
         )
     })
     .await

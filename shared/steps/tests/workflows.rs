@@ -499,6 +499,42 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
 }
 
 /// The source's `maintenance_enabled` setting.
+#[tokio::test]
+async fn a_new_address_that_does_not_fit_fails_the_rewrite_and_rolls_back() {
+    let w = world(10).await;
+    let code = register(&w, "08012346", InstanceKind::Migrate, "ins-ple").await;
+    let src = status(&w, &code).await.source;
+    let src_db = src.db.clone().unwrap();
+    // A course whose full name ends with the old address at its column's limit (254): the
+    // new address, one character longer, cannot replace it there.
+    let old = fixture::OLD_WWWROOT.replace("{dns}", "ins-ple");
+    let name = format!("{}{old}", "x".repeat(254 - old.chars().count()));
+    let db = a2a_dbmove::Db::connect(&src_db, false).await.unwrap();
+    db.exec(&format!(
+        "UPDATE \"mdl_course\" SET \"fullname\" = '{name}' WHERE \"id\" = 1"
+    ))
+    .await
+    .unwrap();
+    drop(db);
+    let before = snapshot(&w, &src_db);
+    let info = run(&w, &code, InstanceKind::Migrate).await;
+    let i = assert_failed(
+        &w,
+        &code,
+        &info,
+        "A2A.Permanent.Verify",
+        "mdl_course.fullname: 1",
+    )
+    .await;
+    assert!(
+        i.last_error.unwrap().contains("does not fit"),
+        "the error says why"
+    );
+    // Rolled back: the source as it was, the target released.
+    assert_unchanged(&src_db, &before).await;
+    assert_eq!(status(&w, &code).await.target.db, None);
+}
+
 async fn maintenance(db: &Locator) -> Option<String> {
     let db = a2a_dbmove::Db::connect(db, false).await.unwrap();
     a2a_dbmove::site::config_value(&db, "mdl_", a2a_dbmove::site::MAINTENANCE_SETTING)
