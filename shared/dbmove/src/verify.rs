@@ -121,25 +121,54 @@ fn unmatched(name: &str, why: String) -> TableCheck {
 
 /// The target's table with its columns in the source's order and the source's key.
 fn aligned(a: &Table, b: &Table) -> Result<Table, String> {
-    let mut cols = Vec::with_capacity(a.columns.len());
-    for c in &a.columns {
-        match b.columns.iter().find(|x| x.name == c.name) {
-            Some(x) => cols.push(x.clone()),
-            None => return Err(format!("column {} is missing in the target", c.name)),
+    let columns: Vec<String> = a.columns.iter().map(|c| c.name.clone()).collect();
+    aligned_to(b, &columns, &a.primary_key)
+}
+
+/// `t` with its columns in the order of `columns` and the key `key` (another side's, for
+/// checksums taken in the same order); a column on one side only is a difference, named.
+pub fn aligned_to(t: &Table, columns: &[String], key: &[String]) -> Result<Table, String> {
+    let mut cols = Vec::with_capacity(columns.len());
+    for name in columns {
+        match t.columns.iter().find(|c| &c.name == name) {
+            Some(c) => cols.push(c.clone()),
+            None => return Err(format!("column {name} is missing in the target")),
         }
     }
-    if let Some(extra) = b
-        .columns
-        .iter()
-        .find(|x| !a.columns.iter().any(|c| c.name == x.name))
-    {
+    if let Some(extra) = t.columns.iter().find(|c| !columns.contains(&c.name)) {
         return Err(format!("column {} is missing in the source", extra.name));
     }
     Ok(Table {
         columns: cols,
-        primary_key: a.primary_key.clone(),
-        ..b.clone()
+        primary_key: key.to_vec(),
+        ..t.clone()
     })
+}
+
+/// The row count and checksum of `t` in `db` alone, as [`verify`] computes each side's
+/// (SHA-256 of the canonical rows in key order, or an order-free sum without a key): for
+/// a check whose two sides run in different places.
+pub async fn table_sum(db: &Db, t: &Table) -> Result<(u64, String), DbError> {
+    const PAGE: usize = 50_000;
+    let keyed = !t.pk_positions().is_empty();
+    let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
+    let read = async move {
+        let r = db.stream_rows(t, true, PAGE, None, &tx).await;
+        drop(tx);
+        r
+    };
+    let sum = async {
+        let mut side = Side::default();
+        while let Some(batch) = rx.recv().await {
+            for row in &batch {
+                side.add(&encode(row), keyed);
+            }
+        }
+        side
+    };
+    let (read, side) = tokio::join!(read, sum);
+    read?;
+    Ok((side.rows, side.checksum(keyed)))
 }
 
 /// One side's running totals.

@@ -7,10 +7,8 @@
 use std::collections::BTreeMap;
 
 use a2a_dbmove::schema::Table;
-use a2a_dbmove::{Db, DbError, Row};
+use a2a_dbmove::{Db, DbError};
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
-use tokio::sync::mpsc;
 
 use crate::StepError;
 
@@ -40,48 +38,7 @@ pub struct SourceTables {
 
 /// The sum of `t` in `db`, its rows read in the order of `t`'s key.
 pub async fn table_sum(db: &Db, t: &Table) -> Result<TableSum, DbError> {
-    const PAGE: usize = 50_000;
-    let keyed = !t.pk_positions().is_empty();
-    let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
-    let read = async move {
-        let r = db.stream_rows(t, true, PAGE, None, &tx).await;
-        drop(tx);
-        r
-    };
-    let sum = async {
-        let mut rows = 0u64;
-        let mut hash = sha2::Sha256::new();
-        let mut lanes = [0u64; 4];
-        let mut enc = Vec::with_capacity(64);
-        while let Some(batch) = rx.recv().await {
-            for row in batch {
-                rows += 1;
-                enc.clear();
-                for v in &row {
-                    v.canonical(&mut enc);
-                }
-                if keyed {
-                    hash.update((enc.len() as u64).to_be_bytes());
-                    hash.update(&enc);
-                } else {
-                    let h = sha2::Sha256::digest(&enc);
-                    for (i, lane) in lanes.iter_mut().enumerate() {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(&h[i * 8..i * 8 + 8]);
-                        *lane = lane.wrapping_add(u64::from_be_bytes(b));
-                    }
-                }
-            }
-        }
-        let checksum = if keyed {
-            hex::encode(hash.finalize())
-        } else {
-            lanes.iter().map(|l| format!("{l:016x}")).collect()
-        };
-        (rows, checksum)
-    };
-    let (read, (rows, checksum)) = tokio::join!(read, sum);
-    read?;
+    let (rows, checksum) = a2a_dbmove::verify::table_sum(db, t).await?;
     Ok(TableSum {
         table: t.name.clone(),
         columns: t.columns.iter().map(|c| c.name.clone()).collect(),
@@ -94,21 +51,7 @@ pub async fn table_sum(db: &Db, t: &Table) -> Result<TableSum, DbError> {
 /// The target's table `t` as the source summed it: its columns in the source's order and
 /// the source's key; a column on one side only is a difference, named.
 pub fn aligned(t: &Table, source: &TableSum) -> Result<Table, String> {
-    let mut columns = Vec::with_capacity(source.columns.len());
-    for name in &source.columns {
-        match t.columns.iter().find(|c| &c.name == name) {
-            Some(c) => columns.push(c.clone()),
-            None => return Err(format!("column {name} is missing in the target")),
-        }
-    }
-    if let Some(extra) = t.columns.iter().find(|c| !source.columns.contains(&c.name)) {
-        return Err(format!("column {} is missing in the source", extra.name));
-    }
-    Ok(Table {
-        columns,
-        primary_key: source.key.clone(),
-        ..t.clone()
-    })
+    a2a_dbmove::verify::aligned_to(t, &source.columns, &source.key)
 }
 
 /// The files of a moodledata folder, as the source side lists them: key under the site
