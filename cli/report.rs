@@ -116,9 +116,10 @@ pub struct Cost {
     pub executions: u64,
     /// Step Functions state transitions (estimated: two per step run, ten per execution).
     pub transitions: u64,
-    /// Lambda invocations of the steps and the dispatcher.
+    /// Lambda invocations of the target-side steps and the dispatcher.
     pub invocations: u64,
-    /// Lambda GB-seconds, each step run at its function's configured memory.
+    /// Lambda GB-seconds, each target-side step run at its function's configured memory
+    /// (source-side steps run on the on-premises worker).
     pub gb_seconds: f64,
     /// SQS requests (send, receive, delete per execution).
     pub sqs_requests: u64,
@@ -145,18 +146,23 @@ pub struct Cost {
 /// 8 MiB: a staged chunk and an S3 part.
 const CHUNK: u64 = 8 << 20;
 
-/// The table row of a history step (`export-database` → ExportDatabase, `verify-files` →
-/// Verify): the longest step name whose kebab form starts the event's.
-fn memory_mb(step: &str) -> u32 {
-    a2a_steps::STEPS
+/// The Lambda memory a history step is billed at (`import-database` → ImportDatabase,
+/// `verify-files` → Verify: the longest step name whose kebab form starts the event's);
+/// `None` for a source-side step, which runs on the on-premises worker, not as a Lambda.
+fn lambda_mb(step: &str) -> Option<u32> {
+    let row = a2a_steps::STEPS
         .iter()
         .filter(|s| {
             let kebab = s.bin_name();
             let kebab = kebab.trim_start_matches("step-");
             step == kebab || step.starts_with(&format!("{kebab}-"))
         })
-        .max_by_key(|s| s.name.len())
-        .map_or(256, |s| s.memory_mb)
+        .max_by_key(|s| s.name.len());
+    match row {
+        Some(s) if s.side == a2a_steps::Side::Source => None,
+        Some(s) => Some(s.memory_mb),
+        None => Some(256),
+    }
 }
 
 fn is_step(e: &StepEvent) -> bool {
@@ -189,8 +195,11 @@ impl Cost {
                 first = Some(first.map_or(e.started_at, |f| f.min(e.started_at)));
                 last = Some(last.map_or(end, |l| l.max(end)));
                 // Lambda bills each run rounded up to the millisecond.
-                let ms = (end - e.started_at).num_milliseconds().max(1) as f64;
-                c.gb_seconds += ms / 1000.0 * f64::from(memory_mb(&e.step)) / 1024.0;
+                if let Some(mb) = lambda_mb(&e.step) {
+                    let ms = (end - e.started_at).num_milliseconds().max(1) as f64;
+                    c.gb_seconds += ms / 1000.0 * f64::from(mb) / 1024.0;
+                    c.invocations += 1;
+                }
                 let bytes = e.bytes.unwrap_or(0);
                 let objects = match e.step.as_str() {
                     "export-database" => bytes.div_ceil(CHUNK) + 1,
@@ -204,7 +213,7 @@ impl Cost {
                 c.s3_gets += objects;
             }
             let runs = ends.len() as u64;
-            c.invocations += runs + starts;
+            c.invocations += starts;
             c.transitions += 2 * runs + 10 * starts;
             c.sqs_requests += 3 * starts;
             c.write_units += 3 * runs;
@@ -494,7 +503,7 @@ impl Facts<'_> {
              <tr><th>total</th><th class=\"num\">${:.4}</th></tr>\
              <tr><td>per instance</td><td class=\"num\">${:.5}</td></tr>\
              <tr><td>one m7g.large worker for the same {:.1} h</td><td class=\"num\">${:.4}</td></tr>\
-             </table><p>Estimated from the recorded step runs: each run at its function's memory, \
+             </table><p>Estimated from the recorded step runs: each target-side run at its function's memory (source-side steps run on the on-premises worker), \
              two state transitions per step run and ten per execution, three SQS requests per \
              execution, three DynamoDB writes and two reads per step run, one S3 request per \
              staged 8 MiB chunk or file each way. Free tiers are not subtracted.</p>",
@@ -661,11 +670,14 @@ mod tests {
     }
 
     #[test]
-    fn steps_are_billed_at_their_functions_memory() {
-        assert_eq!(memory_mb("export-database"), 1769);
-        assert_eq!(memory_mb("verify-files"), 1769);
-        assert_eq!(memory_mb("switch-route"), 256);
-        assert_eq!(memory_mb("scheduler.enqueue"), 256);
+    fn target_steps_are_billed_at_their_functions_memory() {
+        assert_eq!(lambda_mb("import-database"), Some(1769));
+        assert_eq!(lambda_mb("verify-files"), Some(1769));
+        assert_eq!(lambda_mb("switch-route"), Some(256));
+        assert_eq!(lambda_mb("scheduler.enqueue"), Some(256));
+        // Source-side steps run on the on-premises worker: no Lambda to bill.
+        assert_eq!(lambda_mb("export-database"), None);
+        assert_eq!(lambda_mb("verify-source-files"), None);
     }
 
     #[test]
@@ -679,15 +691,17 @@ mod tests {
                 outcome: StepOutcome::Succeeded,
                 ..StepEvent::started(a2a_schedule::START_STEP, t0)
             },
-            // One second at 1769 MB, one 20 MiB export: three chunks.
+            // A 20 MiB export on the worker (three chunks, no Lambda), one second of
+            // import at 1769 MB and one of the switch at 256 MB.
             ended("export-database", t0, 1000, 100, 20 << 20),
+            ended("import-database", t0, 1000, 100, 0),
             ended("switch-route", t0 + Duration::hours(2), 1000, 0, 0),
         ];
         let p = prices("eu-west-1").unwrap();
         let c = Cost::estimate(&[(inst.clone(), events)], &p);
         assert_eq!(c.executions, 1);
-        assert_eq!(c.invocations, 3);
-        assert_eq!(c.transitions, 2 * 2 + 10);
+        assert_eq!(c.invocations, 2 + 1, "two step Lambdas and the dispatcher");
+        assert_eq!(c.transitions, 2 * 3 + 10);
         assert_eq!(c.s3_puts, 4);
         let gbs = 1769.0 / 1024.0 + 256.0 / 1024.0;
         assert!((c.gb_seconds - gbs).abs() < 1e-9, "{}", c.gb_seconds);
