@@ -113,265 +113,114 @@ const SMALL_MB: u32 = 256;
 /// Steps that move a database or a site's files: one full vCPU (and more network).
 const BIG_MB: u32 = 1769;
 
+impl Step {
+    /// A target step: a Lambda of `memory_mb` MB and `timeout`, no budget.
+    const fn lambda(
+        name: &'static str,
+        workflow: InstanceKind,
+        memory_mb: u32,
+        timeout: Duration,
+        run: Run,
+    ) -> Step {
+        Step {
+            name,
+            workflow,
+            side: Side::Target,
+            budget: None,
+            memory_mb,
+            timeout,
+            run,
+        }
+    }
+
+    /// A source step: an activity task of `timeout` (its memory is the worker's).
+    const fn activity(name: &'static str, timeout: Duration, run: Run) -> Step {
+        Step {
+            side: Side::Source,
+            ..Step::lambda(name, InstanceKind::Migrate, SMALL_MB, timeout, run)
+        }
+    }
+
+    /// The same step with a time `budget` and the memory of steps that move data.
+    const fn budgeted(self, budget: Duration) -> Step {
+        Step {
+            budget: Some(budget),
+            memory_mb: BIG_MB,
+            ..self
+        }
+    }
+}
+
+/// A row's run of a step that takes only the context and the school code.
+macro_rules! plain {
+    ($step:path) => {
+        |ctx, code, _| Box::pin($step(ctx, code))
+    };
+}
+
+use InstanceKind::{Migrate, Provision};
+
 /// Every step of both workflows.
+#[rustfmt::skip] // a table: one row a step reads better than rustfmt's one field a line
 pub static STEPS: &[Step] = &[
     // provision-instance
-    Step {
-        name: "AllocateTarget",
-        workflow: InstanceKind::Provision,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(provision::allocate_target(ctx, code)),
-    },
-    Step {
-        name: "CloneTemplate",
-        workflow: InstanceKind::Provision,
-        side: Side::Target,
-        budget: None,
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, _| Box::pin(provision::clone_template(ctx, code)),
-    },
-    Step {
-        name: "CopyTemplateFiles",
-        workflow: InstanceKind::Provision,
-        side: Side::Target,
-        budget: None,
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, _| Box::pin(provision::copy_template_files(ctx, code)),
-    },
-    Step {
-        name: "Customise",
-        workflow: InstanceKind::Provision,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(provision::customise(ctx, code)),
-    },
-    Step {
-        name: "VerifySite",
-        workflow: InstanceKind::Provision,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(provision::verify_site(ctx, code)),
-    },
-    Step {
-        name: "RegisterRoute",
-        workflow: InstanceKind::Provision,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(provision::register_route(ctx, code)),
-    },
-    Step {
-        name: "Deprovision",
-        workflow: InstanceKind::Provision,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, input| {
-            Box::pin(async move { provision::deprovision(ctx, code, &failure(input)).await })
-        },
-    },
+    Step::lambda("AllocateTarget", Provision, SMALL_MB, SHORT, plain!(provision::allocate_target)),
+    Step::lambda("CloneTemplate", Provision, BIG_MB, LONG, plain!(provision::clone_template)),
+    Step::lambda("CopyTemplateFiles", Provision, BIG_MB, LONG,
+        plain!(provision::copy_template_files)),
+    Step::lambda("Customise", Provision, SMALL_MB, SHORT, plain!(provision::customise)),
+    Step::lambda("VerifySite", Provision, SMALL_MB, SHORT, plain!(provision::verify_site)),
+    Step::lambda("RegisterRoute", Provision, SMALL_MB, SHORT, plain!(provision::register_route)),
+    Step::lambda("Deprovision", Provision, SMALL_MB, SHORT, |ctx, code, input| {
+        Box::pin(async move { provision::deprovision(ctx, code, &failure(input)).await })
+    }),
     // migrate-instance
-    Step {
-        name: "CheckSource",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::check_source(ctx, code)),
-    },
-    Step {
-        name: "Preflight",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::preflight(ctx, code)),
-    },
-    Step {
-        name: "Freeze",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::freeze(ctx, code)),
-    },
-    Step {
-        name: "PlanExport",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: PLAN,
-        run: |ctx, code, input| {
-            Box::pin(async move { migrate::plan_export(ctx, code, number(input, "parts")?).await })
-        },
-    },
-    Step {
-        name: "ExportDatabase",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: Some(PART_TIME),
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, input| {
-            Box::pin(async move { migrate::export_database(ctx, code, part_input(input)?).await })
-        },
-    },
-    Step {
-        name: "SealExport",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: PLAN,
-        run: |ctx, code, _| Box::pin(migrate::seal_export(ctx, code)),
-    },
-    Step {
-        name: "SyncFiles",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: Some(SYNC_TIME),
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, input| {
-            Box::pin(async move {
-                let seconds = number(input, "seconds")?.map(|s| Duration::from_secs(s as u64));
-                migrate::sync_files(ctx, code, seconds).await
-            })
-        },
-    },
-    Step {
-        name: "ProvisionTargetDatabase",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::provision_target_database(ctx, code)),
-    },
-    Step {
-        name: "PlanImport",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: PLAN,
-        run: |ctx, code, input| {
-            Box::pin(async move { migrate::plan_import(ctx, code, number(input, "parts")?).await })
-        },
-    },
-    Step {
-        name: "ImportDatabase",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: Some(PART_TIME),
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, input| {
-            Box::pin(async move { migrate::import_database(ctx, code, part_input(input)?).await })
-        },
-    },
-    Step {
-        name: "FinishImport",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::finish_import(ctx, code)),
-    },
-    Step {
-        name: "VerifySource",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: Some(CHECK_TIME),
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, input| {
-            Box::pin(async move {
-                let part = input.get("part").and_then(Value::as_str).unwrap_or("");
-                migrate::verify_source(ctx, code, part).await
-            })
-        },
-    },
-    Step {
-        name: "Verify",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: Some(CHECK_TIME),
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, input| {
-            Box::pin(async move {
-                let part = input.get("part").and_then(Value::as_str).unwrap_or("");
-                migrate::verify(ctx, code, part).await
-            })
-        },
-    },
-    Step {
-        name: "RewriteConfig",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: None,
-        memory_mb: BIG_MB,
-        timeout: LONG,
-        run: |ctx, code, _| Box::pin(migrate::rewrite_config(ctx, code)),
-    },
-    Step {
-        name: "SwitchRoute",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::switch_route(ctx, code)),
-    },
-    Step {
-        name: "Unfreeze",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::unfreeze(ctx, code)),
-    },
-    Step {
-        name: "RestoreSource",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::restore_source(ctx, code)),
-    },
-    Step {
-        name: "Rollback",
-        workflow: InstanceKind::Migrate,
-        side: Side::Target,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, input| {
-            Box::pin(async move {
-                migrate::rollback(ctx, code, &failure(input), restore_left(input)).await
-            })
-        },
-    },
+    Step::activity("CheckSource", SHORT, plain!(migrate::check_source)),
+    Step::lambda("Preflight", Migrate, SMALL_MB, SHORT, plain!(migrate::preflight)),
+    Step::activity("Freeze", SHORT, plain!(migrate::freeze)),
+    Step::activity("PlanExport", PLAN, |ctx, code, input| {
+        Box::pin(async move { migrate::plan_export(ctx, code, number(input, "parts")?).await })
+    }),
+    Step::activity("ExportDatabase", LONG, |ctx, code, input| {
+        Box::pin(async move { migrate::export_database(ctx, code, part_input(input)?).await })
+    }).budgeted(PART_TIME),
+    Step::activity("SealExport", PLAN, plain!(migrate::seal_export)),
+    Step::activity("SyncFiles", LONG, |ctx, code, input| {
+        Box::pin(async move {
+            let seconds = number(input, "seconds")?.map(|s| Duration::from_secs(s as u64));
+            migrate::sync_files(ctx, code, seconds).await
+        })
+    }).budgeted(SYNC_TIME),
+    Step::lambda("ProvisionTargetDatabase", Migrate, SMALL_MB, SHORT,
+        plain!(migrate::provision_target_database)),
+    Step::lambda("PlanImport", Migrate, SMALL_MB, PLAN, |ctx, code, input| {
+        Box::pin(async move { migrate::plan_import(ctx, code, number(input, "parts")?).await })
+    }),
+    Step::lambda("ImportDatabase", Migrate, SMALL_MB, LONG, |ctx, code, input| {
+        Box::pin(async move { migrate::import_database(ctx, code, part_input(input)?).await })
+    }).budgeted(PART_TIME),
+    Step::lambda("FinishImport", Migrate, SMALL_MB, SHORT, plain!(migrate::finish_import)),
+    Step::activity("VerifySource", LONG, |ctx, code, input| {
+        Box::pin(async move { migrate::verify_source(ctx, code, part(input)).await })
+    }).budgeted(CHECK_TIME),
+    Step::lambda("Verify", Migrate, SMALL_MB, LONG, |ctx, code, input| {
+        Box::pin(async move { migrate::verify(ctx, code, part(input)).await })
+    }).budgeted(CHECK_TIME),
+    Step::lambda("RewriteConfig", Migrate, BIG_MB, LONG, plain!(migrate::rewrite_config)),
+    Step::lambda("SwitchRoute", Migrate, SMALL_MB, SHORT, plain!(migrate::switch_route)),
+    Step::activity("Unfreeze", SHORT, plain!(migrate::unfreeze)),
+    Step::activity("RestoreSource", SHORT, plain!(migrate::restore_source)),
+    Step::lambda("Rollback", Migrate, SMALL_MB, SHORT, |ctx, code, input| {
+        Box::pin(async move {
+            migrate::rollback(ctx, code, &failure(input), restore_left(input)).await
+        })
+    }),
 ];
+
+/// The `part` of a verify's input (`database`, `database:<n>`, `files`), or empty.
+fn part(input: &Value) -> &str {
+    input.get("part").and_then(Value::as_str).unwrap_or("")
+}
 
 /// The binary of the step named `step`: `step-` and the name in kebab case
 /// (`ProvisionTargetDatabase` → `step-provision-target-database`).

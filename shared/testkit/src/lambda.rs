@@ -15,19 +15,18 @@
 //! a function, and kills it when dropped.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
+
+use crate::http::{Reply, Server, Watched};
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 
@@ -92,65 +91,41 @@ struct State {
 }
 
 struct Shared {
-    state: Mutex<State>,
+    state: Watched<State>,
     /// An event was queued.
     queued: Notify,
-    /// A `/next`, an outcome or an init error arrived.
-    changed: Notify,
     function_arn: String,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic elsewhere while holding the lock leaves usable data: take it anyway.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// The fake runtime API server, listening on `127.0.0.1` at a free port until dropped.
 pub struct FakeRuntime {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeRuntime {
-    fn drop(&mut self) {
-        // Aborting the accept loop drops its connections too (they live in its JoinSet).
-        self.server.abort();
-    }
 }
 
 impl FakeRuntime {
     /// Starts a server for the function `function_name` (its ARN is sent with each event).
     /// Must be called inside a Tokio runtime.
     pub async fn start(function_name: &str) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Watched::new(State::default()),
             queued: Notify::new(),
-            changed: Notify::new(),
             function_arn: format!("arn:aws:lambda:eu-west-1:123456789012:function:{function_name}"),
         });
-        let server = tokio::spawn(serve(listener, shared.clone()));
-        Ok(Self {
-            addr,
-            shared,
-            server,
-        })
+        let server = Server::start(shared.clone(), route).await?;
+        Ok(Self { server, shared })
     }
 
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
     pub fn address(&self) -> String {
-        self.addr.to_string()
+        self.server.addr.to_string()
     }
 
     /// Queues an event (any bytes: a test may send what is not JSON) and returns its
     /// request id.
     pub fn invoke(&self, payload: impl Into<Bytes>) -> String {
         let id = {
-            let mut s = self.shared.lock();
+            let mut s = self.shared.state.lock();
             s.counter += 1;
             let id = format!("req-{:04}-{:x}", s.counter, std::process::id());
             s.queue.push_back(Event {
@@ -170,7 +145,7 @@ impl FakeRuntime {
 
     /// The outcome of request `id`, if it has come.
     pub fn outcome(&self, id: &str) -> Option<Outcome> {
-        self.shared.lock().outcomes.get(id).cloned()
+        self.shared.state.lock().outcomes.get(id).cloned()
     }
 
     /// Waits up to `timeout` for the outcome of request `id`.
@@ -180,7 +155,7 @@ impl FakeRuntime {
 
     /// When the first `/next` came: the end of the cold start.
     pub fn first_next(&self) -> Option<Instant> {
-        self.shared.lock().first_next
+        self.shared.state.lock().first_next
     }
 
     /// Waits up to `timeout` for the first `/next`.
@@ -190,7 +165,7 @@ impl FakeRuntime {
 
     /// How many `/next` requests came.
     pub fn nexts(&self) -> usize {
-        self.shared.lock().nexts
+        self.shared.state.lock().nexts
     }
 
     /// Waits up to `timeout` until `n` `/next` requests came: after its answer, a function
@@ -203,13 +178,13 @@ impl FakeRuntime {
 
     /// The init error the function reported, if any.
     pub fn init_error(&self) -> Option<ErrorReport> {
-        self.shared.lock().init_error.clone()
+        self.shared.state.lock().init_error.clone()
     }
 
     /// Requests the server did not recognise (method and path): a test asserts there are
     /// none.
     pub fn unknown_requests(&self) -> Vec<String> {
-        self.shared.lock().unknown.clone()
+        self.shared.state.lock().unknown.clone()
     }
 
     /// The environment Lambda gives a function of `name`, with this server as its
@@ -239,40 +214,7 @@ impl FakeRuntime {
         timeout: Duration,
         mut check: impl FnMut(&State) -> Option<T>,
     ) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Registered before the check, so a change in between is not missed.
-            let changed = self.shared.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if let Some(v) = check(&self.shared.lock()) {
-                return Some(v);
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return check(&self.shared.lock());
-            }
-        }
-    }
-}
-
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of descriptors, say: wait instead of spinning.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let shared = shared.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| route(req, shared.clone()));
-            // A client that hangs up mid-request is not the server's problem.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
+        self.shared.state.wait(timeout, |s| check(s)).await
     }
 }
 
@@ -282,10 +224,7 @@ fn reply(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(
-    req: Request<Incoming>,
-    shared: Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
@@ -315,11 +254,11 @@ async fn route(
             } else {
                 Outcome::Error(error_report(&body, header))
             };
-            let mut s = shared.lock();
+            let mut s = shared.state.lock();
             if let std::collections::hash_map::Entry::Vacant(slot) = s.outcomes.entry(id) {
                 slot.insert(outcome);
                 drop(s);
-                shared.changed.notify_waiters();
+                shared.state.changed();
                 reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
             } else {
                 // The real API refuses a second answer to one request.
@@ -333,13 +272,13 @@ async fn route(
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            shared.lock().init_error = Some(error_report(&body, header));
-            shared.changed.notify_waiters();
+            shared.state.lock().init_error = Some(error_report(&body, header));
+            shared.state.changed();
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
         }
         _ => {
-            shared.lock().unknown.push(format!("{method} {path}"));
-            shared.changed.notify_waiters();
+            shared.state.lock().unknown.push(format!("{method} {path}"));
+            shared.state.changed();
             reply(StatusCode::NOT_FOUND, "unknown path")
         }
     };
@@ -361,16 +300,16 @@ fn error_report(body: &[u8], header: Option<String>) -> ErrorReport {
 /// Long-polls until an event is queued, as the real API does.
 async fn next(shared: &Shared) -> Response<Full<Bytes>> {
     {
-        let mut s = shared.lock();
+        let mut s = shared.state.lock();
         s.first_next.get_or_insert_with(Instant::now);
         s.nexts += 1;
     }
-    shared.changed.notify_waiters();
+    shared.state.changed();
     let event = loop {
         let queued = shared.queued.notified();
         tokio::pin!(queued);
         queued.as_mut().enable();
-        if let Some(e) = shared.lock().queue.pop_front() {
+        if let Some(e) = shared.state.lock().queue.pop_front() {
             break e;
         }
         queued.await;

@@ -9,6 +9,7 @@
 
 pub mod activities;
 pub mod blob;
+mod http;
 pub mod lambda;
 #[cfg(feature = "aws")]
 pub mod moto;
