@@ -920,20 +920,32 @@ impl Ck {
         out
     }
 
-    fn secs_or_path(&mut self, q: &str, o: &Map<String, Value>, field: &str) -> Option<Secs> {
+    /// `field` or `<field>Path` of `o`, which exclude each other: `Ok` the literal,
+    /// `Err` the path's value and its field name; `None` when neither (or both, an error).
+    #[allow(clippy::type_complexity)]
+    fn field_or_path<'o>(
+        &mut self,
+        q: &str,
+        o: &'o Map<String, Value>,
+        field: &str,
+    ) -> Option<Result<&'o Value, (&'o Value, String)>> {
         let path_field = format!("{field}Path");
         match (o.get(field), o.get(&path_field)) {
             (Some(_), Some(_)) => {
-                self.err(
-                    Some(q),
-                    field,
-                    format!("{field} and {path_field} exclude each other"),
-                );
+                let message = format!("{field} and {path_field} exclude each other");
+                self.err(Some(q), field, message);
                 None
             }
-            (Some(v), None) => self.seconds(Some(q), field, v, 1).map(Secs::Fixed),
-            (None, Some(v)) => self.path(q, &path_field, v).map(Secs::Path),
+            (Some(v), None) => Some(Ok(v)),
+            (None, Some(v)) => Some(Err((v, path_field))),
             (None, None) => None,
+        }
+    }
+
+    fn secs_or_path(&mut self, q: &str, o: &Map<String, Value>, field: &str) -> Option<Secs> {
+        match self.field_or_path(q, o, field)? {
+            Ok(v) => self.seconds(Some(q), field, v, 1).map(Secs::Fixed),
+            Err((v, path_field)) => self.path(q, &path_field, v).map(Secs::Path),
         }
     }
 
@@ -1211,26 +1223,18 @@ impl Ck {
     }
 
     fn source(&mut self, q: &str, o: &Map<String, Value>, field: &str) -> Option<Source> {
-        let path_field = format!("{field}Path");
-        match (o.get(field), o.get(&path_field)) {
-            (Some(_), Some(_)) => {
-                self.err(
-                    Some(q),
-                    field,
-                    format!("{field} and {path_field} exclude each other"),
-                );
-                None
-            }
-            (Some(v), None) => self.string(q, field, v).map(Source::Lit),
-            (None, Some(Value::String(s))) if s.starts_with("States.") => match Expr::parse(s) {
-                Ok(e) => Some(Source::Call(e)),
-                Err(e) => {
-                    self.err(Some(q), &path_field, e);
-                    None
+        match self.field_or_path(q, o, field)? {
+            Ok(v) => self.string(q, field, v).map(Source::Lit),
+            Err((Value::String(s), path_field)) if s.starts_with("States.") => {
+                match Expr::parse(s) {
+                    Ok(e) => Some(Source::Call(e)),
+                    Err(e) => {
+                        self.err(Some(q), &path_field, e);
+                        None
+                    }
                 }
-            },
-            (None, Some(v)) => self.path(q, &path_field, v).map(Source::Path),
-            (None, None) => None,
+            }
+            Err((v, path_field)) => self.path(q, &path_field, v).map(Source::Path),
         }
     }
 
@@ -1439,6 +1443,37 @@ mod tests {
             "M/ItemProcessor/I",
             "Next",
         );
+    }
+
+    #[test]
+    fn a_field_and_its_path_exclude_each_other_and_either_loads_alone() {
+        let state = |mut a: Value, extra: Value| {
+            a.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            json!({"StartAt": "A", "States": {"A": a}})
+        };
+        let task = |extra| state(json!({"Type": "Task", "Resource": "r", "End": true}), extra);
+        let fail = |extra| state(json!({"Type": "Fail"}), extra);
+        let both = json!({"TimeoutSeconds": 5, "TimeoutSecondsPath": "$.t"});
+        one(task(both), "A", "TimeoutSeconds");
+        one(
+            fail(json!({"Error": "E", "ErrorPath": "$.e"})),
+            "A",
+            "Error",
+        );
+        one(
+            fail(json!({"CausePath": "States.Nope(1)"})),
+            "A",
+            "CausePath",
+        );
+        for ok in [
+            task(json!({"TimeoutSeconds": 5})),
+            task(json!({"HeartbeatSecondsPath": "$.h"})),
+            fail(json!({"Error": "E", "CausePath": "States.Format('x{}', $.c)"})),
+        ] {
+            assert_eq!(problems(ok.clone()), Vec::<String>::new(), "{ok}");
+        }
     }
 
     #[test]
