@@ -259,75 +259,23 @@ struct Ck {
 }
 
 /// The fields each state type accepts, besides `Type` and `Comment`.
+#[rustfmt::skip] // one line a state type reads as the table it is
 fn allowed(t: &str) -> Option<&'static [&'static str]> {
     Some(match t {
-        "Pass" => &[
-            "Next",
-            "End",
-            "InputPath",
-            "OutputPath",
-            "Parameters",
-            "ResultPath",
-            "Result",
-        ],
-        "Task" => &[
-            "Next",
-            "End",
-            "InputPath",
-            "OutputPath",
-            "Parameters",
-            "ResultSelector",
-            "ResultPath",
-            "Resource",
-            "TimeoutSeconds",
-            "TimeoutSecondsPath",
-            "HeartbeatSeconds",
-            "HeartbeatSecondsPath",
-            "Retry",
-            "Catch",
-        ],
+        "Pass" => &["Next", "End", "InputPath", "OutputPath", "Parameters", "ResultPath", "Result"],
+        "Task" => &["Next", "End", "InputPath", "OutputPath", "Parameters", "ResultSelector",
+            "ResultPath", "Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds",
+            "HeartbeatSecondsPath", "Retry", "Catch"],
         "Choice" => &["InputPath", "OutputPath", "Choices", "Default"],
-        "Wait" => &[
-            "Next",
-            "End",
-            "InputPath",
-            "OutputPath",
-            "Seconds",
-            "Timestamp",
-            "SecondsPath",
-            "TimestampPath",
-        ],
+        "Wait" => &["Next", "End", "InputPath", "OutputPath", "Seconds", "Timestamp",
+            "SecondsPath", "TimestampPath"],
         "Succeed" => &["InputPath", "OutputPath"],
         "Fail" => &["Error", "Cause", "ErrorPath", "CausePath"],
-        "Parallel" => &[
-            "Next",
-            "End",
-            "InputPath",
-            "OutputPath",
-            "Parameters",
-            "ResultSelector",
-            "ResultPath",
-            "Branches",
-            "Retry",
-            "Catch",
-        ],
-        "Map" => &[
-            "Next",
-            "End",
-            "InputPath",
-            "OutputPath",
-            "Parameters",
-            "ItemSelector",
-            "ResultSelector",
-            "ResultPath",
-            "ItemsPath",
-            "Iterator",
-            "ItemProcessor",
-            "MaxConcurrency",
-            "MaxConcurrencyPath",
-            "Retry",
-            "Catch",
-        ],
+        "Parallel" => &["Next", "End", "InputPath", "OutputPath", "Parameters", "ResultSelector",
+            "ResultPath", "Branches", "Retry", "Catch"],
+        "Map" => &["Next", "End", "InputPath", "OutputPath", "Parameters", "ItemSelector",
+            "ResultSelector", "ResultPath", "ItemsPath", "Iterator", "ItemProcessor",
+            "MaxConcurrency", "MaxConcurrencyPath", "Retry", "Catch"],
         _ => return None,
     })
 }
@@ -1011,14 +959,29 @@ impl Ck {
         })
     }
 
-    fn choice(&mut self, q: &str, o: &Map<String, Value>) -> Option<Kind> {
-        let Some(Value::Array(list)) = o.get("Choices") else {
-            self.err(Some(q), "Choices", "must be a non-empty array of rules");
-            return None;
-        };
-        if list.is_empty() {
-            self.err(Some(q), "Choices", "must be a non-empty array of rules");
+    /// The array `field` of `o`, or an error that it must be a non-empty array of `what`.
+    fn non_empty<'o>(
+        &mut self,
+        q: &str,
+        o: &'o Map<String, Value>,
+        field: &str,
+        what: &str,
+    ) -> Option<&'o Vec<Value>> {
+        match o.get(field) {
+            Some(Value::Array(list)) if !list.is_empty() => Some(list),
+            _ => {
+                self.err(
+                    Some(q),
+                    field,
+                    format!("must be a non-empty array of {what}"),
+                );
+                None
+            }
         }
+    }
+
+    fn choice(&mut self, q: &str, o: &Map<String, Value>) -> Option<Kind> {
+        let list = self.non_empty(q, o, "Choices", "rules")?;
         let mut choices = Vec::new();
         for (i, r) in list.iter().enumerate() {
             let at = format!("Choices[{i}]");
@@ -1245,14 +1208,7 @@ impl Ck {
     }
 
     fn parallel(&mut self, q: &str, o: &Map<String, Value>) -> Option<Kind> {
-        let Some(Value::Array(list)) = o.get("Branches") else {
-            self.err(Some(q), "Branches", "must be a non-empty array of branches");
-            return None;
-        };
-        if list.is_empty() {
-            self.err(Some(q), "Branches", "must be a non-empty array of branches");
-            return None;
-        }
+        let list = self.non_empty(q, o, "Branches", "branches")?;
         let mut branches = Vec::new();
         for (i, b) in list.iter().enumerate() {
             let at = format!("{q}/Branches[{i}]");
