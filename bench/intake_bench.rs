@@ -34,10 +34,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &shown,
         &bytes,
         &opts,
-        &store,
-        &store,
-        &blobs,
-        &a2a_local::FileSecrets::new(home.join("secrets")),
+        a2a_intake::Ports {
+            store: &store,
+            ledger: &store,
+            blobs: &blobs,
+            secrets: &a2a_local::FileSecrets::new(home.join("secrets")),
+        },
         chrono::Utc::now(),
     )
     .await?;

@@ -176,10 +176,12 @@ impl Local {
             plan,
             bytes,
             &opts,
-            self.store.as_ref(),
-            self.store.as_ref(),
-            self.blob.as_ref(),
-            self.secrets.as_ref(),
+            a2a_intake::Ports {
+                store: self.store.as_ref(),
+                ledger: self.store.as_ref(),
+                blobs: self.blob.as_ref(),
+                secrets: self.secrets.as_ref(),
+            },
             chrono::Utc::now(),
         )
         .await

@@ -164,10 +164,12 @@ pub async fn upload(
         plan,
         &bytes,
         &opts,
-        &*store,
-        &*ledger,
-        &*blobs,
-        &*secrets,
+        a2a_intake::Ports {
+            store: &*store,
+            ledger: &*ledger,
+            blobs: &*blobs,
+            secrets: &*secrets,
+        },
         Utc::now(),
     )
     .await

@@ -1,6 +1,6 @@
 //! The intake Lambda's handler: for each S3 `ObjectCreated` record of a school list under
 //! `uploads/`, read the object as a stream (up to the size limit), take it in with the
-//! very code `a2a upload` runs (`a2a_intake::take_in`), and write the reports beside it,
+//! very code `a2a upload` runs (`a2a_intake::take_list`), and write the reports beside it,
 //! under `reports/` of the same bucket.
 //!
 //! The object is read, and the reports written, through the `BlobStore` port
@@ -353,10 +353,12 @@ impl Handler {
             plan,
             &bytes,
             &self.opts,
-            &*self.store,
-            &*self.ledger,
-            &blobs,
-            &*self.secrets,
+            a2a_intake::Ports {
+                store: &*self.store,
+                ledger: &*self.ledger,
+                blobs: &blobs,
+                secrets: &*self.secrets,
+            },
             chrono::Utc::now(),
         )
         .await;

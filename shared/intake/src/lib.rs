@@ -32,7 +32,7 @@ pub use read::{DEFAULT_MAX_BYTES, Reason, Refusal};
 pub use redact::{Redacted, redact};
 pub use register::Registration;
 pub use report::{Summary, defuse, errors_csv, refusal_csv};
-pub use take::{Intake, TakeError, Taken, take_in, take_list, take_planned};
+pub use take::{Intake, Ports, TakeError, Taken, take_in, take_list};
 pub use validate::{RowError, School, Template};
 
 /// Plans a list held in memory. `file` names it in messages.

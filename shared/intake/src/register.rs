@@ -161,7 +161,8 @@ pub async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Intake, Options, plan_bytes, sha256_hex, take_planned};
+    use crate::take::take_planned;
+    use crate::{Intake, Options, plan_bytes, sha256_hex};
     use a2a_local::{FsBlob, SqliteStore};
     use chrono::TimeZone;
 
@@ -175,7 +176,8 @@ mod tests {
         let plan = plan_bytes(name, text.as_bytes(), &Options::default()).unwrap();
         let sha = sha256_hex(text.as_bytes());
         let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
-        take_planned(name, plan, &sha, store, store, &blobs, &secrets, t(minute))
+        let ports = crate::take::tests::ports(store, &blobs, &secrets);
+        take_planned(name, plan, &sha, ports, t(minute))
             .await
             .unwrap()
     }

@@ -2,8 +2,7 @@
 //! the ledger, write the error report, register, write the summary, record the upload.
 
 use a2a_core::{
-    BlobKey, BlobStore, InstanceStore, PortError, Secret, SecretName, SecretStore, UploadLedger,
-    UploadRecord,
+    BlobKey, BlobStore, InstanceStore, PortError, SecretStore, UploadLedger, UploadRecord,
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -61,34 +60,18 @@ pub enum TakeError {
     },
 }
 
-/// Moves the password of every source database URL into the secret store, as the secret
-/// `a2a/<code>/source-db-password`, and leaves a reference to it in the URL
-/// (`user:secret:NAME@`): the state records no password, and the step that connects to the
-/// source fills it in from the store. A password given again in a new list replaces the
-/// stored one. A URL that already names a secret is kept as it is.
-async fn keep_source_passwords(
-    plan: &mut Plan,
-    secrets: &dyn SecretStore,
-) -> Result<(), TakeError> {
-    for p in &mut plan.schools {
-        let Some(db) = &p.school.source_db else {
-            continue;
-        };
-        let Some((_, password)) = db.credentials() else {
-            continue;
-        };
-        if db.secret_ref().is_some() {
-            continue;
-        }
-        let name = SecretName::of(&p.school.code, crate::redact::SOURCE_PASSWORD)
-            .map_err(TakeError::Secrets)?;
-        secrets
-            .put(&name, &Secret::new(password))
-            .await
-            .map_err(TakeError::Secrets)?;
-        p.school.source_db = Some(db.with_secret_ref(name.as_str()));
-    }
-    Ok(())
+/// The ports an intake reads and writes: the state, its upload ledger, the data store
+/// (the reports) and the secret store (the sources' passwords).
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    /// The instances.
+    pub store: &'a dyn InstanceStore,
+    /// The uploads taken in, by SHA-256.
+    pub ledger: &'a dyn UploadLedger,
+    /// Where the reports go.
+    pub blobs: &'a dyn BlobStore,
+    /// Where the sources' passwords go.
+    pub secrets: &'a dyn SecretStore,
 }
 
 async fn put(blobs: &dyn BlobStore, key: &str, body: String) -> Result<(), TakeError> {
@@ -102,34 +85,17 @@ async fn put(blobs: &dyn BlobStore, key: &str, body: String) -> Result<(), TakeE
 }
 
 /// Takes in the list `bytes`, named `name` (the ledger's name of the list: the file name,
-/// or the S3 key) and shown as `file` in messages.
-///
-/// The upload is recorded last, after the registrations and both reports: a run cut short
-/// records nothing, and the next run does it all again (every step is idempotent).
-#[allow(clippy::too_many_arguments)]
+/// or the S3 key) and shown as `file` in messages: [`take_list`] of its plan.
 pub async fn take_in(
     name: &str,
     file: &str,
     bytes: &[u8],
     opts: &Options,
-    store: &dyn InstanceStore,
-    ledger: &dyn UploadLedger,
-    blobs: &dyn BlobStore,
-    secrets: &dyn SecretStore,
+    ports: Ports<'_>,
     now: DateTime<Utc>,
 ) -> Result<Intake, TakeError> {
     let plan = crate::plan_bytes(file, bytes, opts)?;
-    take_planned(
-        name,
-        plan,
-        &crate::sha256_hex(bytes),
-        store,
-        ledger,
-        blobs,
-        secrets,
-        now,
-    )
-    .await
+    Ok(take_list(name, plan, bytes, opts, ports, now).await?.intake)
 }
 
 /// A list taken in by [`take_list`].
@@ -147,19 +113,15 @@ pub struct Taken {
 /// taken in (and recorded in the ledger by its SHA-256) is the rewritten one, so the same
 /// rewritten list arriving later (an upload's notification) is already taken in. `plan`
 /// is the plan of `bytes`. What `a2a upload`, `a2a run` and the intake Lambda call.
-#[allow(clippy::too_many_arguments)]
 pub async fn take_list(
     name: &str,
     plan: Plan,
     bytes: &[u8],
     opts: &Options,
-    store: &dyn InstanceStore,
-    ledger: &dyn UploadLedger,
-    blobs: &dyn BlobStore,
-    secrets: &dyn SecretStore,
+    ports: Ports<'_>,
     now: DateTime<Utc>,
 ) -> Result<Taken, TakeError> {
-    let redacted = crate::redact(&plan, bytes, secrets).await?;
+    let redacted = crate::redact(&plan, bytes, ports.secrets).await?;
     let (plan, sha) = match &redacted {
         None => (plan, crate::sha256_hex(bytes)),
         Some(r) => (
@@ -167,22 +129,28 @@ pub async fn take_list(
             crate::sha256_hex(&r.bytes),
         ),
     };
-    let intake = take_planned(name, plan, &sha, store, ledger, blobs, secrets, now).await?;
+    let intake = take_planned(name, plan, &sha, ports, now).await?;
     Ok(Taken { intake, redacted })
 }
 
-/// [`take_in`] for a list already planned; `sha` is the SHA-256 of its bytes.
-#[allow(clippy::too_many_arguments)]
-pub async fn take_planned(
+/// A list already planned, and with no password left in it ([`crate::redact()`]), taken
+/// in: `sha` is the SHA-256 of its bytes.
+///
+/// The upload is recorded last, after the registrations and both reports: a run cut short
+/// records nothing, and the next run does it all again (every step is idempotent).
+pub(crate) async fn take_planned(
     name: &str,
     plan: Plan,
     sha: &str,
-    store: &dyn InstanceStore,
-    ledger: &dyn UploadLedger,
-    blobs: &dyn BlobStore,
-    secrets: &dyn SecretStore,
+    ports: Ports<'_>,
     now: DateTime<Utc>,
 ) -> Result<Intake, TakeError> {
+    let Ports {
+        store,
+        ledger,
+        blobs,
+        ..
+    } = ports;
     if let Some(record) = register::already(ledger, sha)
         .await
         .map_err(TakeError::State)?
@@ -191,7 +159,6 @@ pub async fn take_planned(
     }
     let existing = register::existing(store).await.map_err(TakeError::State)?;
     let mut plan = plan;
-    keep_source_passwords(&mut plan, secrets).await?;
     plan.avoid_taken(&existing);
     let (errors_key, summary_key) = crate::report_keys(name, sha);
     put(blobs, &errors_key, errors_csv(&plan.errors)).await?;
@@ -224,80 +191,87 @@ pub async fn take_planned(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use a2a_local::{FsBlob, SqliteStore};
+    use a2a_local::{FileSecrets, FsBlob, SqliteStore};
+
+    /// The ports of a test: `store` is its own ledger.
+    pub(crate) fn ports<'a>(
+        store: &'a SqliteStore,
+        blobs: &'a FsBlob,
+        secrets: &'a FileSecrets,
+    ) -> Ports<'a> {
+        Ports {
+            store,
+            ledger: store,
+            blobs,
+            secrets,
+        }
+    }
+
+    /// A state in memory, a data store and a secret store in a folder of its own.
+    struct Home {
+        dir: tempfile::TempDir,
+        store: SqliteStore,
+        blobs: FsBlob,
+        secrets: FileSecrets,
+    }
+
+    impl Home {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            Self {
+                store: SqliteStore::open_in_memory().await.unwrap(),
+                blobs: FsBlob::new(dir.path().join("blobs")).unwrap(),
+                secrets: FileSecrets::new(dir.path().join("secrets")),
+                dir,
+            }
+        }
+
+        /// `text` taken in as the list `name`, with the default options.
+        async fn take(&self, name: &str, text: &[u8]) -> Result<Intake, TakeError> {
+            let ports = ports(&self.store, &self.blobs, &self.secrets);
+            take_in(name, name, text, &Options::default(), ports, Utc::now()).await
+        }
+
+        async fn blob(&self, key: &str) -> Option<Bytes> {
+            let key = BlobKey::parse(key).unwrap();
+            match self.blobs.head(&key).await.unwrap() {
+                Some(_) => Some(self.blobs.get(&key).await.unwrap()),
+                None => None,
+            }
+        }
+    }
 
     #[tokio::test]
     async fn an_upload_writes_both_reports_then_records_and_a_repeat_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in_memory().await.unwrap();
-        let blobs = FsBlob::new(dir.path()).unwrap();
-        let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
+        let home = Home::new().await;
         let text = b"school_code,name\n08000013,A\n=1+1,B\n";
-        let opts = Options::default();
-        let run = || {
-            take_in(
-                "l.csv",
-                "l.csv",
-                text,
-                &opts,
-                &store,
-                &store,
-                &blobs,
-                &secrets,
-                Utc::now(),
-            )
-        };
         let Intake::New {
             errors_key,
             summary_key,
             summary,
             ..
-        } = run().await.unwrap()
+        } = home.take("l.csv", text).await.unwrap()
         else {
             panic!("new")
         };
         assert_eq!((summary.accepted, summary.rejected), (1, 1));
-        let csv = blobs
-            .get(&BlobKey::parse(&errors_key).unwrap())
-            .await
-            .unwrap();
+        let csv = home.blob(&errors_key).await.unwrap();
         assert!(String::from_utf8_lossy(&csv).contains("3,'=1+1,school_code"));
-        assert!(
-            blobs
-                .head(&BlobKey::parse(&summary_key).unwrap())
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(home.blob(&summary_key).await.is_some());
 
-        blobs
-            .delete(&BlobKey::parse(&errors_key).unwrap())
-            .await
-            .unwrap();
-        assert!(matches!(run().await.unwrap(), Intake::Already { .. }));
+        let errors = BlobKey::parse(&errors_key).unwrap();
+        home.blobs.delete(&errors).await.unwrap();
+        let again = home.take("l.csv", text).await.unwrap();
+        assert!(matches!(again, Intake::Already { .. }));
         assert!(
-            blobs
-                .head(&BlobKey::parse(&errors_key).unwrap())
-                .await
-                .unwrap()
-                .is_none(),
+            home.blob(&errors_key).await.is_none(),
             "a repeat writes nothing"
         );
 
-        let refused = take_in(
-            "e.csv",
-            "e.csv",
-            b"",
-            &opts,
-            &store,
-            &store,
-            &blobs,
-            &secrets,
-            Utc::now(),
-        );
-        assert!(matches!(refused.await, Err(TakeError::Refused(_))));
+        let refused = home.take("e.csv", b"").await;
+        assert!(matches!(refused, Err(TakeError::Refused(_))));
     }
 
     /// A source URL's password goes to the secret store and the state keeps a reference;
@@ -305,11 +279,8 @@ mod tests {
     /// neither the state nor the reports hold the password.
     #[tokio::test]
     async fn source_passwords_move_to_the_secret_store() {
-        use a2a_core::{SecretName, SecretStore};
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in_memory().await.unwrap();
-        let blobs = FsBlob::new(dir.path().join("blobs")).unwrap();
-        let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
+        use a2a_core::SecretName;
+        let home = Home::new().await;
         let list = |pw: &str| {
             format!(
                 "school_code,name,kind,source_db,source_files,dns\n\
@@ -318,54 +289,44 @@ mod tests {
             )
         };
         let take = |text: String| {
-            let (store, blobs, secrets) = (&store, &blobs, &secrets);
-            async move {
-                take_in(
-                    "l.csv",
-                    "l.csv",
-                    text.as_bytes(),
-                    &Options::default(),
-                    store,
-                    store,
-                    blobs,
-                    secrets,
-                    Utc::now(),
-                )
-                .await
-                .unwrap()
-            }
+            let home = &home;
+            async move { home.take("l.csv", text.as_bytes()).await.unwrap() }
         };
         take(list("Xq9-one%40pw")).await;
         let code = a2a_core::SchoolCode::parse("08000013").unwrap();
         let name = SecretName::of(&code, "source-db-password").unwrap();
         let stored = |c: &str| {
-            let store = &store;
+            let store = &home.store;
             let c = a2a_core::SchoolCode::parse(c).unwrap();
             async move { store.get(&c).await.unwrap().unwrap().source.db.unwrap() }
         };
+        let secret = |name| {
+            let secrets = &home.secrets;
+            async move {
+                secrets
+                    .get(&name)
+                    .await
+                    .unwrap()
+                    .map(|s| s.expose().to_owned())
+            }
+        };
         let db = stored("08000013").await;
         assert_eq!(db.secret_ref().as_deref(), Some(name.as_str()));
-        assert_eq!(
-            secrets.get(&name).await.unwrap().unwrap().expose(),
-            "Xq9-one@pw"
-        );
+        assert_eq!(secret(name.clone()).await.as_deref(), Some("Xq9-one@pw"));
         // A list's own secret stays as named, and nothing is stored for it.
         let own = stored("17000014").await;
         assert_eq!(own.secret_ref().as_deref(), Some("agora/src"));
         let other = a2a_core::SchoolCode::parse("17000014").unwrap();
         let none = SecretName::of(&other, "source-db-password").unwrap();
-        assert_eq!(secrets.get(&none).await.unwrap(), None);
+        assert_eq!(secret(none).await, None);
         // The password given again, changed, replaces the stored one.
         take(list("Kd7-two")).await;
-        assert_eq!(
-            secrets.get(&name).await.unwrap().unwrap().expose(),
-            "Kd7-two"
-        );
+        assert_eq!(secret(name.clone()).await.as_deref(), Some("Kd7-two"));
         assert_eq!(stored("08000013").await, db);
         // The state records the URL as exposed here: no password in it; nor in a report.
         for pw in ["Xq9-one", "Kd7-two"] {
             assert!(!db.expose().contains(pw), "{}", db.expose());
-            for e in std::fs::read_dir(dir.path().join("blobs/reports")).unwrap() {
+            for e in std::fs::read_dir(home.dir.path().join("blobs/reports")).unwrap() {
                 let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
                 assert!(!text.contains(pw), "{text}");
             }
@@ -382,30 +343,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_summary_says_first_when_most_rows_fail_on_one_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in_memory().await.unwrap();
-        let blobs = FsBlob::new(dir.path()).unwrap();
-        let secrets = a2a_local::FileSecrets::new(dir.path().join("secrets"));
+        let home = Home::new().await;
         let text = "id,tipus,nom,codi\n1,ESC,Escola A,08000013\n2,INS,Institut B,08000021\n";
-        let opts = Options::default();
-        let taken = take_in(
-            "m.csv",
-            "m.csv",
-            text.as_bytes(),
-            &opts,
-            &store,
-            &store,
-            &blobs,
-            &secrets,
-            Utc::now(),
-        );
-        let Intake::New { summary_key, .. } = taken.await.unwrap() else {
+        let Intake::New { summary_key, .. } = home.take("m.csv", text.as_bytes()).await.unwrap()
+        else {
             panic!("new")
         };
-        let body = blobs
-            .get(&BlobKey::parse(&summary_key).unwrap())
-            .await
-            .unwrap();
+        let body = home.blob(&summary_key).await.unwrap();
         let body = String::from_utf8_lossy(&body);
         assert!(
             body.trim_start().starts_with("{\n  \"warnings\": ["),
