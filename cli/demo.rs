@@ -15,9 +15,9 @@ use a2a_core::{
 };
 use a2a_local::workflows::activity_arn;
 use a2a_local::{AslWorkflows, MemActivities};
-use a2a_steps::Side;
 use a2a_steps::worker::{WorkerOptions, runner, serve};
 use a2a_steps::{Shard, SiteConfig, StepContext, Template};
+use a2a_steps::{Side, names_on};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -407,15 +407,8 @@ pub(crate) fn bar(len: u64) -> ProgressBar {
 /// step of that name (`a2a_steps::call`) over `ctx`, and each source step an activity task
 /// served in this process by the worker loop of `a2a worker`, through a loopback. Needs a
 /// Tokio runtime: the worker loop runs on it until the process ends.
-pub(crate) fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
-    let side = |side| -> Vec<&'static str> {
-        a2a_steps::STEPS
-            .iter()
-            .filter(|s| s.side == side)
-            .map(|s| s.name)
-            .collect()
-    };
-    let (lambdas, activities) = (side(Side::Target), side(Side::Source));
+pub fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
+    let (lambdas, activities) = (names_on(Side::Target), names_on(Side::Source));
     // Step Functions holds a poll for a minute; so does the loopback.
     let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(60)));
     let step_ctx = ctx.clone();

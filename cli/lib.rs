@@ -29,6 +29,7 @@ use crate::backends::Backends;
 
 pub use backends::{BlobSpec, QueueSpec, StateSpec};
 pub use config::Config;
+pub use demo::workflows as local_workflows;
 pub use error::{CliError, Outcome};
 pub use run::{RunSummary, Seams, Wrap};
 

@@ -426,10 +426,7 @@ async fn every_step_binary_answers_through_the_runtime_api() {
     // The error paths of every step, through the same processes.
     let mut binaries_seen = BTreeSet::new();
     let mut unnamed = Vec::new();
-    let lambdas = a2a_steps::STEPS
-        .iter()
-        .filter(|s| s.side == a2a_steps::Side::Target)
-        .map(|s| s.name);
+    let lambdas = a2a_steps::names_on(a2a_steps::Side::Target);
     for step in lambdas {
         assert!(
             binaries_seen.insert(bin_name(step)),

@@ -32,7 +32,9 @@ pub use common::{route_key, target_db};
 pub use error::StepError;
 pub use migrate::PartInput;
 pub use prefixed::Prefixed;
-pub use table::{HEARTBEAT, STEPS, Side, Step, StepFuture, bin_name, call, names, step, steps_of};
+pub use table::{
+    HEARTBEAT, STEPS, Side, Step, StepFuture, bin_name, call, names, names_on, step, steps_of,
+};
 
 /// One target shard: a database server (or, for SQLite, a folder) that holds sites.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -245,6 +245,15 @@ pub fn steps_of(workflow: InstanceKind) -> impl Iterator<Item = &'static Step> {
     STEPS.iter().filter(move |s| s.workflow == workflow)
 }
 
+/// The names of the steps on `side`, in the table's order.
+pub fn names_on(side: Side) -> Vec<&'static str> {
+    STEPS
+        .iter()
+        .filter(|s| s.side == side)
+        .map(|s| s.name)
+        .collect()
+}
+
 /// The names of every step: the `${Name}`s of both state machines.
 pub fn names() -> Vec<&'static str> {
     STEPS.iter().map(|s| s.name).collect()
@@ -380,13 +389,7 @@ mod tests {
     /// of the rollback.
     #[test]
     fn sides_are_the_designs() {
-        let of = |side| -> BTreeSet<&str> {
-            STEPS
-                .iter()
-                .filter(|s| s.side == side)
-                .map(|s| s.name)
-                .collect()
-        };
+        let of = |side| -> BTreeSet<&str> { names_on(side).into_iter().collect() };
         assert_eq!(
             of(Side::Source),
             BTreeSet::from([

@@ -10,27 +10,19 @@ use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, Instance, InstanceKind, InstanceStore, Locator, Outcome,
     SchoolCode, Status, StepEvent, execution_name,
 };
-use a2a_local::workflows::{activity_arn, all_substitutions};
-use a2a_local::{AslWorkflows, FsBlob, MemActivities, SqliteStore, TaskError};
-use a2a_steps::worker::{WorkerOptions, runner, serve};
-use a2a_steps::{Shard, Side, StepContext, fixture};
+use a2a_local::workflows::all_substitutions;
+use a2a_local::{AslWorkflows, FsBlob, SqliteStore};
+use a2a_steps::{Shard, Side, StepContext, fixture, names_on};
 use serde_json::json;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn machine(kind: InstanceKind) -> StateMachine {
     let path = root().join(format!("statemachines/{}.asl.json", kind.workflow()));
     let text = std::fs::read_to_string(&path).unwrap();
-    let names = |side| -> Vec<&'static str> {
-        a2a_steps::STEPS
-            .iter()
-            .filter(|s| s.side == side)
-            .map(|s| s.name)
-            .collect()
-    };
-    let subs = all_substitutions(&names(Side::Target), &names(Side::Source));
+    let subs = all_substitutions(&names_on(Side::Target), &names_on(Side::Source));
     StateMachine::load(&text, &subs).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -121,47 +113,7 @@ fn collect_tasks<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Val
 /// in-process step over `ctx`, each source step an activity task served by the worker
 /// loop through the in-process loopback.
 fn flows(ctx: StepContext) -> AslWorkflows {
-    let side = |side| -> Vec<&'static str> {
-        a2a_steps::STEPS
-            .iter()
-            .filter(|s| s.side == side)
-            .map(|s| s.name)
-            .collect()
-    };
-    let (lambdas, activities) = (side(Side::Target), side(Side::Source));
-    let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(60)));
-    let step_ctx = ctx.clone();
-    let flows = AslWorkflows::load_with_activities(
-        &root().join("statemachines"),
-        &lambdas,
-        &activities,
-        Some(loopback.clone()),
-        move |name, input| {
-            let ctx = step_ctx.clone();
-            async move {
-                a2a_steps::call(&ctx, name, input)
-                    .await
-                    .map_err(|e| TaskError::new(e.name(), e.to_string()))
-            }
-        },
-    )
-    .unwrap();
-    let served = activities
-        .iter()
-        .map(|n| (activity_arn(n), a2a_steps::step(n).unwrap()))
-        .collect();
-    let options = WorkerOptions {
-        max_tasks: 256,
-        ..WorkerOptions::default()
-    };
-    tokio::spawn(serve(
-        loopback,
-        served,
-        runner(ctx),
-        options,
-        std::future::pending(),
-    ));
-    flows
+    a2a_cli::local_workflows(ctx, &root().join("statemachines")).unwrap()
 }
 
 /// A home with a template (database and files), one SQLite shard, and the ports.
@@ -409,7 +361,10 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         .blob
         .put(
             &route,
-            bytes::Bytes::from_static(br#"{"school_code":"08000011","wwwroot":"x","shard":null}"#),
+            br#"{"school_code":"08000011","wwwroot":"x","shard":null}"#
+                .as_slice()
+                .to_vec()
+                .into(),
         )
         .await
         .unwrap();
