@@ -54,6 +54,18 @@ pub struct StateMachines {
     pub provision: String,
 }
 
+/// A function's configuration, read whole from its environment: every wrong variable is
+/// named before any client is built.
+pub trait FromEnv: Sized {
+    /// The configuration of `env`, every wrong variable named.
+    fn read(env: Env) -> Result<Self, EnvError>;
+
+    /// The configuration of the process environment.
+    fn from_env() -> Result<Self, EnvError> {
+        Self::read(Env::new())
+    }
+}
+
 /// The problems of an environment, each naming its variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvError(pub Vec<String>);

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use a2a_core::{Window, WorkQueue};
-use a2a_fn_bootstrap::{Env, EnvError, Failure, StateMachines};
+use a2a_fn_bootstrap::{Env, EnvError, Failure, FromEnv, StateMachines};
 use a2a_schedule::{Delivery, DispatchReport, Dispatcher};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
@@ -44,14 +44,8 @@ pub struct Config {
     pub dead_letter_queue_url: Option<String>,
 }
 
-impl Config {
-    /// The configuration of the process environment.
-    pub fn from_env() -> Result<Config, EnvError> {
-        Self::read(Env::new())
-    }
-
-    /// The configuration of `env`, every wrong variable named.
-    pub fn read(mut env: Env) -> Result<Config, EnvError> {
+impl FromEnv for Config {
+    fn read(mut env: Env) -> Result<Config, EnvError> {
         let config = Config {
             table: env.required("A2A_TABLE"),
             state_machines: env.state_machines(),

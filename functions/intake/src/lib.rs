@@ -16,7 +16,7 @@ use a2a_aws::S3Blob;
 use a2a_core::{
     BlobKey, BlobStore, InstanceKind, InstanceStore, PortError, SecretStore, UploadLedger,
 };
-use a2a_fn_bootstrap::{Env, EnvError};
+use a2a_fn_bootstrap::{Env, EnvError, FromEnv};
 use a2a_intake::{Intake, Options, TakeError};
 use aws_lambda_events::event::s3::S3Event;
 use serde::Serialize;
@@ -155,14 +155,8 @@ pub struct Config {
     pub options: Options,
 }
 
-impl Config {
-    /// The configuration of the process environment.
-    pub fn from_env() -> Result<Config, EnvError> {
-        Self::read(Env::new())
-    }
-
-    /// The configuration of `env`, every wrong variable named.
-    pub fn read(mut env: Env) -> Result<Config, EnvError> {
+impl FromEnv for Config {
+    fn read(mut env: Env) -> Result<Config, EnvError> {
         let table = env.required("A2A_TABLE");
         let secret_prefix = env.optional("A2A_SECRET_PREFIX").unwrap_or_default();
         let mut options = Options::default();
@@ -198,19 +192,17 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// A handler over these stores, planning with `opts`. `s3` is an S3 store on any
-    /// bucket: each record is read from, and reported to, the bucket it names.
-    pub fn new(
-        s3: S3Blob,
-        store: Arc<dyn InstanceStore>,
-        ledger: Arc<dyn UploadLedger>,
-        secrets: Arc<dyn SecretStore>,
-        opts: Options,
-    ) -> Self {
+    /// A handler over `store` (the state, and its upload ledger) and `secrets`, planning
+    /// with `opts`. `s3` is an S3 store on any bucket: each record is read from, and
+    /// reported to, the bucket it names.
+    pub fn new<S>(s3: S3Blob, store: Arc<S>, secrets: Arc<dyn SecretStore>, opts: Options) -> Self
+    where
+        S: InstanceStore + UploadLedger + 'static,
+    {
         Self {
             s3,
-            store,
-            ledger,
+            store: store.clone(),
+            ledger: store,
             secrets,
             opts,
         }
@@ -225,13 +217,7 @@ impl Handler {
         // No bucket yet: each record names its own (see `S3Blob::in_bucket`).
         let s3 = S3Blob::from_conf(&conf, "", "");
         let secrets = Arc::new(a2a_aws::SmSecrets::from_conf(&conf, config.secret_prefix));
-        Ok(Handler::new(
-            s3,
-            store.clone(),
-            store,
-            secrets,
-            config.options,
-        ))
+        Ok(Handler::new(s3, store, secrets, config.options))
     }
 
     /// Handles every record of the event. Records are independent: one that fails does

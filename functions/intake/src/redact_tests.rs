@@ -83,7 +83,6 @@ async fn a_list_with_a_password_is_replaced_by_one_naming_its_secret_and_the_old
     let handler = Handler::new(
         S3Blob::from_conf(&moto.conf, "", ""),
         store.clone(),
-        store.clone(),
         secrets.clone(),
         Options::default(),
     );

@@ -66,7 +66,6 @@ async fn an_upload_to_s3_becomes_instances_and_reports() {
     let handler = Handler::new(
         S3Blob::from_conf(&moto.conf, "", ""),
         store.clone(),
-        store.clone(),
         Arc::new(a2a_aws::SmSecrets::from_conf(&moto.conf, unique_name("t"))),
         Options::default(),
     );

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use a2a_core::{InstanceStore, PortError, Snapshots, WorkQueue, Workflows};
-use a2a_fn_bootstrap::{Env, EnvError, Failure, StateMachines};
+use a2a_fn_bootstrap::{Env, EnvError, Failure, FromEnv, StateMachines};
 use a2a_schedule::{Policy, TickReport};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -37,14 +37,8 @@ pub struct Config {
     pub policy: Policy,
 }
 
-impl Config {
-    /// The configuration of the process environment.
-    pub fn from_env() -> Result<Config, EnvError> {
-        Self::read(Env::new())
-    }
-
-    /// The configuration of `env`, every wrong variable named.
-    pub fn read(mut env: Env) -> Result<Config, EnvError> {
+impl FromEnv for Config {
+    fn read(mut env: Env) -> Result<Config, EnvError> {
         let table = env.required("A2A_TABLE");
         let queue_url = env.required("A2A_QUEUE_URL");
         let state_machines = env.state_machines();
