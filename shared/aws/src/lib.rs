@@ -14,42 +14,38 @@
 pub mod config;
 pub mod error;
 
+// Each service behind its feature: its adapter, and its SDK crate, so that callers build
+// clients with the very versions the adapters take.
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
+#[cfg(feature = "dynamodb")]
+pub use {
+    aws_sdk_dynamodb,
+    dynamodb::{DynamoDbStore, STATUS_WAVE_INDEX},
+};
 #[cfg(feature = "rds")]
 mod rds;
+#[cfg(feature = "rds")]
+pub use {aws_sdk_rds, rds::RdsSnapshots};
 #[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "s3")]
+pub use {aws_sdk_s3, s3::S3Blob};
 #[cfg(feature = "secretsmanager")]
 mod secrets;
+#[cfg(feature = "secretsmanager")]
+pub use {
+    aws_sdk_secretsmanager,
+    secrets::{DbCredentials, DbSecret, SmSecrets},
+};
 #[cfg(feature = "sfn")]
 mod sfn;
+#[cfg(feature = "sfn")]
+pub use {
+    aws_sdk_sfn,
+    sfn::{SfnActivities, SfnWorkflows},
+};
 #[cfg(feature = "sqs")]
 mod sqs;
-
-// The SDK crates, so that callers build clients with the very versions the adapters take.
-#[cfg(feature = "dynamodb")]
-pub use aws_sdk_dynamodb;
-#[cfg(feature = "rds")]
-pub use aws_sdk_rds;
-#[cfg(feature = "s3")]
-pub use aws_sdk_s3;
-#[cfg(feature = "secretsmanager")]
-pub use aws_sdk_secretsmanager;
-#[cfg(feature = "sfn")]
-pub use aws_sdk_sfn;
 #[cfg(feature = "sqs")]
-pub use aws_sdk_sqs;
-
-#[cfg(feature = "dynamodb")]
-pub use dynamodb::{DynamoDbStore, STATUS_WAVE_INDEX};
-#[cfg(feature = "rds")]
-pub use rds::RdsSnapshots;
-#[cfg(feature = "s3")]
-pub use s3::S3Blob;
-#[cfg(feature = "secretsmanager")]
-pub use secrets::{DbCredentials, DbSecret, SmSecrets};
-#[cfg(feature = "sfn")]
-pub use sfn::{SfnActivities, SfnWorkflows};
-#[cfg(feature = "sqs")]
-pub use sqs::SqsQueue;
+pub use {aws_sdk_sqs, sqs::SqsQueue};

@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError};
+use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
@@ -679,12 +679,7 @@ impl BlobStore for S3Blob {
         self.put_digested(key, path, &digest).await
     }
 
-    async fn put_file_sha1(
-        &self,
-        key: &BlobKey,
-        path: &Path,
-        sha1: &str,
-    ) -> Result<BlobMeta, PortError> {
+    async fn put_file_sha1(&self, key: &BlobKey, path: &Path, sha1: &str) -> PortResult<BlobMeta> {
         let want = a2a_core::ports::parse_sha1(sha1)?;
         let digest = digest_file(path, self.part_size, PartSum::Sha1).await?;
         let got = digest.sha1.unwrap_or_default();

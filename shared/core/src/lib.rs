@@ -26,8 +26,8 @@ pub use instance::{
 pub use locator::{Locator, percent_decode};
 pub use ports::{
     Activities, ActivityTask, BlobKey, BlobMeta, BlobStore, ExecutionInfo, ExecutionStatus,
-    InstanceStore, KeyError, ListFilter, Message, Page, PortError, StartOutcome, WorkQueue,
-    Workflows, list_all,
+    InstanceStore, KeyError, ListFilter, Message, Page, PortError, PortResult, StartOutcome,
+    WorkQueue, Workflows, list_all,
 };
 pub use secret::{Secret, SecretName, SecretStore};
 pub use snapshot::{SnapshotState, Snapshots};

@@ -40,6 +40,9 @@ pub enum PortError {
     Backend(String),
 }
 
+/// What a port's call gives: its value, or the [`PortError`] a caller branches on.
+pub type PortResult<T> = Result<T, PortError>;
+
 /// One page of a listing. `next` is an opaque cursor for the following page; `None`
 /// means the listing is complete. A page may hold fewer items than asked, even none,
 /// while `next` is still set.
@@ -241,12 +244,7 @@ pub trait BlobStore: Send + Sync {
     /// not match is `Corrupt`, and nothing is written. Adapters check while the bytes stream
     /// and, where the backend can (S3), send the checksum so that the server checks it too.
     ///
-    async fn put_file_sha1(
-        &self,
-        key: &BlobKey,
-        path: &Path,
-        sha1: &str,
-    ) -> Result<BlobMeta, PortError>;
+    async fn put_file_sha1(&self, key: &BlobKey, path: &Path, sha1: &str) -> PortResult<BlobMeta>;
 
     /// The whole blob; `NotFound` if there is none.
     async fn get(&self, key: &BlobKey) -> Result<Bytes, PortError>;

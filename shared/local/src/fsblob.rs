@@ -25,7 +25,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError};
+use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -655,12 +655,7 @@ impl BlobStore for FsBlob {
         self.put_file_checked(key, path, None).await
     }
 
-    async fn put_file_sha1(
-        &self,
-        key: &BlobKey,
-        path: &Path,
-        sha1: &str,
-    ) -> Result<BlobMeta, PortError> {
+    async fn put_file_sha1(&self, key: &BlobKey, path: &Path, sha1: &str) -> PortResult<BlobMeta> {
         let want = a2a_core::ports::parse_sha1(sha1)?;
         self.put_file_checked(key, path, Some((want, sha1.to_owned())))
             .await

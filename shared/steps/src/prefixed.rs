@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError};
+use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -51,12 +51,7 @@ impl BlobStore for Prefixed {
         self.strip(m)
     }
 
-    async fn put_file_sha1(
-        &self,
-        key: &BlobKey,
-        path: &Path,
-        sha1: &str,
-    ) -> Result<BlobMeta, PortError> {
+    async fn put_file_sha1(&self, key: &BlobKey, path: &Path, sha1: &str) -> PortResult<BlobMeta> {
         let m = self
             .inner
             .put_file_sha1(&self.key(key)?, path, sha1)
