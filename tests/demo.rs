@@ -157,38 +157,25 @@ fn run_takes_its_shards_and_templates_from_a2a_toml() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path().display().to_string();
     for (db, files) in [("tpl.db", "tpl-moodledata"), ("src.db", "src-moodledata")] {
-        let o = a2a(
+        common::fixture_site(
             home.path(),
-            &[
-                "fixture",
-                "site",
-                "--db",
-                &format!("sqlite://{w}/{db}"),
-                "--files",
-                &format!("{w}/{files}"),
-            ],
+            &format!("sqlite://{w}/{db}"),
+            &format!("{w}/{files}"),
         );
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     }
     std::fs::create_dir(work.path().join("shard-a")).unwrap();
-    let toml = format!(
-        "[site]\nhost = \"campus.example.cat\"\n\
-         old_wwwroot = \"https://agora.xtec.cat/{{dns}}/moodle\"\n\
-         [[site.shards]]\nname = \"a\"\ndb = \"sqlite://{w}/shard-a\"\ncapacity = 10\n\
-         [site.templates.primary]\ndb = \"sqlite://{w}/tpl.db\"\nfiles = \"{w}/tpl-moodledata\"\n\
-         wwwroot = \"https://plantilla.example.cat/moodle\"\n"
+    let toml = common::site_toml(
+        &format!("sqlite://{w}/shard-a"),
+        &format!("sqlite://{w}/tpl.db"),
+        &w,
     );
     std::fs::write(home.path().join("a2a.toml"), &toml).unwrap();
-    let list = work.path().join("list.csv");
-    std::fs::write(
-        &list,
-        format!(
-            "school_code,name,kind,dns,template,source_db,source_files\n\
-             08012345,Institut Exemple,migrate,ins-exemple,,sqlite://{w}/src.db,{w}/src-moodledata\n\
-             17000011,Escola Nova,provision,escola-nova,primary,,\n"
-        ),
-    )
-    .unwrap();
+    let source = format!("sqlite://{w}/src.db");
+    let list = common::pair_list(
+        work.path(),
+        ("08012345", "ins-exemple", &source),
+        ("17000011", "escola-nova"),
+    );
     let o = a2a(
         home.path(),
         &["run", list.to_str().unwrap(), "--clock", "virtual"],

@@ -118,27 +118,13 @@ async fn run_with_a_site_that_needs_passwords(var: &str, test: &str) {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         outputs.push(("fixture", o));
     }
-    // TOML basic strings: the URLs hold no '"' or '\'.
-    let toml = format!(
-        "[site]\nhost = \"campus.example.cat\"\n\
-         old_wwwroot = \"https://agora.xtec.cat/{{dns}}/moodle\"\n\
-         [[site.shards]]\nname = \"a\"\ndb = \"{url}\"\ncapacity = 10\n\
-         [site.templates.primary]\ndb = \"{}\"\nfiles = \"{w}/tpl-moodledata\"\n\
-         wwwroot = \"https://plantilla.example.cat/moodle\"\n",
-        tpl.expose()
-    );
+    let toml = common::site_toml(&url, tpl.expose(), &w);
     std::fs::write(home.path().join("a2a.toml"), &toml).unwrap();
-    let list = work.path().join("list.csv");
-    std::fs::write(
-        &list,
-        format!(
-            "school_code,name,kind,dns,template,source_db,source_files\n\
-             {migrate},Institut Exemple,migrate,ins-exemple-t17,,{},{w}/src-moodledata\n\
-             {provision},Escola Nova,provision,escola-nova-t17,primary,,\n",
-            src.expose()
-        ),
-    )
-    .unwrap();
+    let list = common::pair_list(
+        work.path(),
+        (migrate, "ins-exemple-t17", src.expose()),
+        (provision, "escola-nova-t17"),
+    );
     let run = a2a(
         home.path(),
         &["-vv", "run", list.to_str().unwrap(), "--clock", "virtual"],

@@ -3,7 +3,7 @@
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `a2a --home HOME ARGS...` with no A2A_HOME or RUST_LOG from the caller's
@@ -23,6 +23,13 @@ pub fn command(home: &Path) -> Command {
         .env_remove("A2A_HOME")
         .env_remove("RUST_LOG");
     c
+}
+
+/// Makes a fixture site (`a2a fixture site`): its database at `db`, its moodledata in the
+/// folder `files`, run from the home `home`; a failure fails the test.
+pub fn fixture_site(home: &Path, db: &str, files: &str) {
+    let o = a2a(home, &["fixture", "site", "--db", db, "--files", files]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
 /// Everything a failed assertion should show of a run: exit code, stdout and stderr.
@@ -52,4 +59,33 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
         }
     }
     found
+}
+
+/// The `a2a.toml` of a `[site]` with one shard `a` at `shard` and the template `primary`
+/// at `template`, whose moodledata is `{work}/tpl-moodledata`. The URLs hold no '"' or
+/// '\\' (TOML basic strings).
+pub fn site_toml(shard: &str, template: &str, work: &str) -> String {
+    format!(
+        "[site]\nhost = \"campus.example.cat\"\n\
+         old_wwwroot = \"https://agora.xtec.cat/{{dns}}/moodle\"\n\
+         [[site.shards]]\nname = \"a\"\ndb = \"{shard}\"\ncapacity = 10\n\
+         [site.templates.primary]\ndb = \"{template}\"\nfiles = \"{work}/tpl-moodledata\"\n\
+         wwwroot = \"https://plantilla.example.cat/moodle\"\n"
+    )
+}
+
+/// Writes `work/list.csv` with one migration `(code, dns, source database)`, whose
+/// moodledata is `work/src-moodledata`, and one provision `(code, dns)` of the template
+/// `primary`; returns its path.
+pub fn pair_list(work: &Path, migrate: (&str, &str, &str), provision: (&str, &str)) -> PathBuf {
+    let ((m, m_dns, src), (p, p_dns)) = (migrate, provision);
+    let w = work.display();
+    let list = work.join("list.csv");
+    let text = format!(
+        "school_code,name,kind,dns,template,source_db,source_files\n\
+         {m},Institut Exemple,migrate,{m_dns},,{src},{w}/src-moodledata\n\
+         {p},Escola Nova,provision,{p_dns},primary,,\n"
+    );
+    std::fs::write(&list, text).unwrap();
+    list
 }
