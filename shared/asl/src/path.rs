@@ -121,19 +121,13 @@ fn normalize(rest: &str) -> String {
             && cs.all(|c| c.is_alphanumeric() || c == '_' || !c.is_ascii())
     };
     let mut out = String::with_capacity(rest.len() + 8);
-    let mut depth = 0;
-    let mut quote: Option<char> = None;
+    let mut nesting = Nesting::default();
     let chars: Vec<char> = rest.chars().collect();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') if depth > 0 => quote = Some(c),
-            (None, '[') => depth += 1,
-            (None, ']') => depth -= 1,
-            (None, '.') if depth == 0 => {
+        match nesting.take(c) {
+            Some('.') if nesting.depth == 0 => {
                 let mut j = i + 1;
                 let dots = if chars.get(j) == Some(&'.') {
                     j += 1;
@@ -168,21 +162,36 @@ fn normalize(rest: &str) -> String {
     out
 }
 
-fn bracket_has(s: &str, chars: &[char]) -> bool {
-    let mut depth = 0;
-    let mut quote: Option<char> = None;
-    for c in s.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
+/// Where a path's characters stand as it is read: how deep in brackets, and in which
+/// quote inside them.
+#[derive(Default)]
+struct Nesting {
+    depth: i32,
+    quote: Option<char>,
+}
+
+impl Nesting {
+    /// Reads `c`: `Some(c)` when it is neither a bracket nor quoted (nor a quote).
+    fn take(&mut self, c: char) -> Option<char> {
+        match (self.quote, c) {
+            (Some(q), c) if c == q => self.quote = None,
             (Some(_), _) => {}
-            (None, '\'' | '"') if depth > 0 => quote = Some(c),
-            (None, '[') => depth += 1,
-            (None, ']') => depth -= 1,
-            (None, c) if depth > 0 && chars.contains(&c) => return true,
-            _ => {}
+            (None, '\'' | '"') if self.depth > 0 => self.quote = Some(c),
+            (None, '[') => self.depth += 1,
+            (None, ']') => self.depth -= 1,
+            (None, c) => return Some(c),
         }
+        None
     }
-    false
+}
+
+fn bracket_has(s: &str, chars: &[char]) -> bool {
+    let mut nesting = Nesting::default();
+    s.chars().any(|c| {
+        nesting
+            .take(c)
+            .is_some_and(|c| nesting.depth > 0 && chars.contains(&c))
+    })
 }
 
 /// One step of a reference path.
@@ -391,6 +400,18 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_names_are_bracketed_and_quoted_brackets_are_left_alone() {
+        assert_eq!(
+            normalize(".a.delivery-partner['x.y'].b..c-d"),
+            ".a['delivery-partner']['x.y'].b..['c-d']"
+        );
+        assert!(bracket_has("$.a[1:2]", &[':']));
+        assert!(!bracket_has("$['a:b']", &[':']), "quoted");
+        assert!(!bracket_has("$.a:b", &[':']), "outside brackets");
+        assert!(bracket_has("$['a', 'b']", &[':', ',']));
+    }
     use serde_json::json;
 
     fn no_ctx() -> Value {

@@ -75,13 +75,14 @@ pub fn walk(root: &Path) -> Result<Walked, FilesError> {
     let mut out = Walked::default();
     let mut stack: Vec<(PathBuf, String)> = vec![(canonical.clone(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
+        let unreadable = |e: std::io::Error| Problem {
+            path: display_rel(&prefix),
+            what: format!("cannot read the folder: {e}"),
+        };
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
-                out.problems.push(Problem {
-                    path: display_rel(&prefix),
-                    what: format!("cannot read the folder: {e}"),
-                });
+                out.problems.push(unreadable(e));
                 continue;
             }
         };
@@ -89,10 +90,7 @@ pub fn walk(root: &Path) -> Result<Walked, FilesError> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    out.problems.push(Problem {
-                        path: display_rel(&prefix),
-                        what: format!("cannot read the folder: {e}"),
-                    });
+                    out.problems.push(unreadable(e));
                     continue;
                 }
             };
