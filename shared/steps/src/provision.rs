@@ -1,15 +1,15 @@
 //! The steps of `provision-instance`: a new EIX site from a template.
 
 use a2a_core::{BlobMeta, Instance, InstanceKind, SchoolCode, Status};
-use a2a_dbmove::{Db, DbError, Value as V};
+use a2a_dbmove::{Db, Value as V};
 use a2a_files::layout;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, delete_prefix, delete_route, dns, load, mark_failed, release_target, rewrite,
-    run, target, update, write_route,
+    Done, allocate, delete_prefix, delete_route, dns, drop_db, exists, get_json, load, mark_failed,
+    put_json, release_target, rewrite, run, target, update, write_route,
 };
-use crate::{StepContext, StepError, Template};
+use crate::{StepContext, StepError, Template, checks};
 
 /// The template an instance was registered with (`template:primary`), from configuration.
 fn template<'a>(ctx: &'a StepContext, i: &Instance) -> Result<&'a Template, StepError> {
@@ -66,35 +66,82 @@ pub(crate) async fn start(ctx: &StepContext, code: &SchoolCode) -> Result<Instan
     }
 }
 
-/// Clones the template database into the target. A target already holding every
-/// template table is a clone from an earlier try, and is kept.
+/// Clones the template database into the target, and then marks the clone whole
+/// ([`layout::clone_key`]): after the last table and, on MySQL, its auto-increment
+/// counters. A rerun keeps a marked target only if every table still has the template's
+/// rows (count and checksum); a target without the mark (a clone cut short by a kill or a
+/// timeout) or no longer whole is dropped and made again.
 pub async fn clone_template(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "clone-template", code, || async {
         let i = load(ctx, code).await?;
         let tpl = template(ctx, &i)?;
         let to = target(ctx, &i)?;
-        match a2a_dbmove::site::clone_database(&tpl.db, &to).await {
-            Ok(()) => {}
-            Err(DbError::NotEmpty(_)) => {
-                let want = Db::connect(&tpl.db, false).await?.list_tables("").await?;
-                let have = Db::connect(&to, false).await?.list_tables("").await?;
-                if want != have {
-                    return Err(StepError::Permanent(format!(
-                        "{to} exists but is not a whole clone of the template ({} of {} tables)",
-                        have.len(),
-                        want.len()
-                    )));
+        let mark = layout::clone_key(code);
+        let marked = get_json::<Value>(ctx, &mark).await?.is_some();
+        let kept = if marked && exists(&to).await {
+            let a = Db::connect(&tpl.db, false).await?;
+            let b = Db::connect(&to, false).await?;
+            match first_difference(&a, &b, "").await? {
+                None => true,
+                Some(why) => {
+                    tracing::warn!(school_code = %code, why, "the marked clone is not whole: made again");
+                    false
                 }
             }
-            Err(e) => return Err(e.into()),
+        } else {
+            false
+        };
+        if !kept {
+            // The mark goes first: a clone cut short from here on has none.
+            match ctx.blob.delete(&mark).await {
+                Ok(()) | Err(a2a_core::PortError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if exists(&to).await {
+                tracing::warn!(school_code = %code, target = %to, "a clone without its mark of completion: dropped and made again");
+                drop_db(ctx, code, &to).await?;
+            }
+            a2a_dbmove::site::clone_database(&tpl.db, &to).await?;
+            put_json(ctx, &mark, &json!({"template": tpl.files, "target": to.redacted()})).await?;
         }
         let tables = Db::connect(&to, false)
             .await?
             .list_tables(&ctx.site.prefix)
             .await?;
-        Ok(Done::new(json!({"tables": tables.len()})).rows(tables.len() as u64))
+        Ok(Done::new(json!({"tables": tables.len(), "kept": kept})).rows(tables.len() as u64))
     })
     .await
+}
+
+/// The first table of `prefix` whose rows differ between `a` and `b` (names, columns, row
+/// count or content checksum, as `a2a_dbmove::verify` sums them), named; `None` when
+/// every table holds the same rows.
+async fn first_difference(a: &Db, b: &Db, prefix: &str) -> Result<Option<String>, StepError> {
+    let (ta, tb) = (a.introspect(prefix).await?, b.introspect(prefix).await?);
+    let names =
+        |t: &[a2a_dbmove::schema::Table]| t.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    if names(&ta) != names(&tb) {
+        return Ok(Some(format!(
+            "{} tables, the template {}",
+            tb.len(),
+            ta.len()
+        )));
+    }
+    for (x, y) in ta.iter().zip(&tb) {
+        let sx = checks::table_sum(a, x).await?;
+        let y = match checks::aligned(y, &sx) {
+            Ok(y) => y,
+            Err(why) => return Ok(Some(format!("table {}: {why}", x.name))),
+        };
+        let sy = checks::table_sum(b, &y).await?;
+        if (sx.rows, &sx.checksum) != (sy.rows, &sy.checksum) {
+            return Ok(Some(format!(
+                "table {}: {} rows, the template {} (or their content differs)",
+                x.name, sy.rows, sx.rows
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Copies the template's files to the site (a rerun skips what is there).
