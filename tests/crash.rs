@@ -200,10 +200,13 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
             "the run never got far enough to be killed"
         );
     }
+    let killing = began.elapsed();
     let last = a2a(home.path(), &run_args);
     eprintln!(
-        "{test}: seed {seed}: {killed} kills over {restarts} starts, then a last run; {:.1} s",
-        began.elapsed().as_secs_f64()
+        "{test}: seed {seed}: {killed} kills over {restarts} starts in {:.1} s, then a last \
+         run: {:.1} s",
+        killing.as_secs_f64(),
+        (began.elapsed() - killing).as_secs_f64()
     );
     assert!(
         killed >= kills,
@@ -222,6 +225,7 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
         .await
         .unwrap();
     let blobs = home.path().join("blobs");
+    let mut resumed = 0;
     for code in &codes {
         let i = store.get(code).await.unwrap().unwrap();
         assert_eq!(
@@ -231,6 +235,10 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
             i.last_error
         );
         let history = store.history(code).await.unwrap();
+        resumed += history
+            .iter()
+            .filter(|e| e.step == a2a_schedule::RESUME_STEP)
+            .count();
         let mut finished: BTreeMap<&'static str, usize> = BTreeMap::new();
         for e in &history {
             if e.outcome != Outcome::Succeeded || e.ended_at.is_none() {
@@ -258,6 +266,10 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
             );
         }
     }
+
+    eprintln!("{test}: seed {seed}: {resumed} executions resumed in their attempt");
+    // Ten kills in the middle of the work leave executions to resume.
+    assert!(resumed > 0, "seed {seed}: no execution was resumed: no kill hit the work");
 
     // And each verifies again now: the provisions by their own check, the migrations by
     // every table's row count against the source and by their files.
