@@ -269,7 +269,10 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
 
     eprintln!("{test}: seed {seed}: {resumed} executions resumed in their attempt");
     // Ten kills in the middle of the work leave executions to resume.
-    assert!(resumed > 0, "seed {seed}: no execution was resumed: no kill hit the work");
+    assert!(
+        resumed > 0,
+        "seed {seed}: no execution was resumed: no kill hit the work"
+    );
 
     // And each verifies again now: the provisions by their own check, the migrations by
     // every table's row count against the source and by their files.
