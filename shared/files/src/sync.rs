@@ -97,8 +97,10 @@ enum Done {
 /// source file unchanged (same size and modification time), or, for `filedir`, in any case:
 /// its key is the hash of its content. So a rerun copies only what is missing or changed,
 /// reads no source file that did not change, and an interrupted sync resumes. A blob
-/// deleted from the store behind the manifest's back is found by `verify`, and put back by
-/// a sync with `list_target`. Each `filedir` file's content is
+/// deleted or changed behind the manifest's back is found by `verify`, which then deletes
+/// the manifest (and a changed `filedir` blob), so the next sync lists the target and puts
+/// it back. A key whose source file is gone (listed, or in the last manifest) is deleted.
+/// Each `filedir` file's content is
 /// checked against its name while it is sent; one that does not match is a problem, and
 /// is not copied.
 ///
