@@ -4,6 +4,9 @@
 //! template's rows. Tampered with as a kill would leave it: a table missing under the
 //! mark, and a target without the mark; each is dropped and cloned again. On SQLite, and
 //! on MariaDB and PostgreSQL when their URLs are given.
+//!
+//! And VerifySite reads every row: a site row changed after Customise, in a table
+//! Customise never touches or in a row it does, is caught, naming the table.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,16 +17,22 @@ use a2a_local::{FsBlob, SqliteStore};
 use a2a_steps::{StepContext, fixture};
 use serde_json::json;
 
-/// A run of CloneTemplate cut short after its work: the attempt's journal, which would
-/// return its result, is dropped, so the step runs again as after a kill.
-async fn rerun(ctx: &StepContext, code: &SchoolCode) -> serde_json::Value {
+/// `step` run again as after a kill that cut it short after its work: the attempt's
+/// journal, which would return its result, is dropped first.
+async fn again(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    step: &str,
+) -> Result<serde_json::Value, a2a_steps::StepError> {
     let root = format!("stage/{code}/journal/");
     for m in ctx.blob.list(&root, None).await.unwrap().items {
         ctx.blob.delete(&m.key).await.unwrap();
     }
-    a2a_steps::call(ctx, "CloneTemplate", json!({"school_code": code}))
-        .await
-        .unwrap()
+    a2a_steps::call(ctx, step, json!({"school_code": code})).await
+}
+
+async fn rerun(ctx: &StepContext, code: &SchoolCode) -> serde_json::Value {
+    again(ctx, code, "CloneTemplate").await.unwrap()
 }
 
 async fn count(db: &Db, table: &str) -> i64 {
@@ -111,6 +120,103 @@ async fn cut_short_clones_are_made_again(dir: &Path, tpl: Locator, shard: Locato
     // And the rerun marked it: whole now, so the next rerun keeps it.
     drop(db);
     assert_eq!(rerun(&ctx, &code).await["kept"], true);
+}
+
+#[tokio::test]
+async fn verify_site_catches_a_row_changed_after_customise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
+    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
+    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    let template = fixture::primary_template(blob.clone(), dir, tpl)
+        .await
+        .unwrap();
+    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
+    let ctx = StepContext {
+        store,
+        blob,
+        site: Arc::new(fixture::eix_site(shard, 10, template)),
+        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
+    };
+    let code = SchoolCode::parse("08019004").unwrap();
+    let i = fixture::school(&code, InstanceKind::Provision, "escola-rows", dir, None)
+        .await
+        .unwrap();
+    assert!(ctx.store.register(&i).await.unwrap());
+    for step in [
+        "AllocateTarget",
+        "CloneTemplate",
+        "CopyTemplateFiles",
+        "Customise",
+        "VerifySite",
+    ] {
+        a2a_steps::call(&ctx, step, json!({"school_code": code}))
+            .await
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    let target = a2a_steps::target_db(&ctx.site.shards[0], &code);
+    let db = Db::connect(&target, false).await.unwrap();
+    let q = |s: &str| a2a_dbmove::Engine::Sqlite.quote(s);
+    // Whole: the check passes again.
+    again(&ctx, &code, "VerifySite").await.unwrap();
+
+    // A row Customise never touches, changed after it.
+    let tables = db.list_tables("mdl_").await.unwrap();
+    let forum = tables
+        .iter()
+        .find(|t| t.as_str() == "mdl_forum_posts")
+        .expect("the fixture has forum posts");
+    let set = |table: &str, column: &str, value: &str, key: &str, is: &str| {
+        format!(
+            "UPDATE {} SET {} = '{value}' WHERE {} = {is}",
+            q(table),
+            q(column),
+            q(key)
+        )
+    };
+    let before = format!(
+        "SELECT COUNT(*) FROM {} WHERE {} = 'tampered'",
+        q(forum),
+        q("message")
+    );
+    db.exec(&set(
+        forum,
+        "message",
+        "tampered",
+        "id",
+        "(SELECT MIN(id) FROM mdl_forum_posts)",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(db.query_i64(&before, &[]).await.unwrap(), 1);
+    let e = again(&ctx, &code, "VerifySite").await.unwrap_err();
+    assert_eq!(e.name(), "A2A.Permanent.Verify", "{e}");
+    assert!(e.to_string().contains("mdl_forum_posts"), "{e}");
+
+    // Made again (the clone is no longer whole, so it is cloned anew), then a row that
+    // Customise changed is given another value.
+    drop(db);
+    for step in ["CloneTemplate", "Customise", "VerifySite"] {
+        again(&ctx, &code, step)
+            .await
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    let db = Db::connect(&target, false).await.unwrap();
+    db.exec(&set(
+        "mdl_user",
+        "email",
+        "someone@example.cat",
+        "username",
+        "'admin'",
+    ))
+    .await
+    .unwrap();
+    let e = again(&ctx, &code, "VerifySite").await.unwrap_err();
+    assert!(
+        e.to_string().contains("mdl_user") && e.to_string().contains("email"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
