@@ -268,9 +268,14 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
     }
 
     eprintln!("{test}: seed {seed}: {resumed} executions resumed in their attempt");
-    // Ten kills in the middle of the work leave executions to resume.
+    // For bench/crash.sh: the whole run, kills and restarts included.
+    eprintln!(
+        "crash run: {n} schools, {killed} kills, {:.2} s",
+        began.elapsed().as_secs_f64()
+    );
+    // Kills in the middle of the work leave executions to resume.
     assert!(
-        resumed > 0,
+        kills == 0 || resumed > 0,
         "seed {seed}: no execution was resumed: no kill hit the work"
     );
 
