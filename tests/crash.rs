@@ -104,18 +104,7 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
         .await
         .unwrap();
     let fixture = |db: &Locator, files: &str| {
-        let o = a2a(
-            work.path(),
-            &[
-                "fixture",
-                "site",
-                "--db",
-                db.expose(),
-                "--files",
-                &format!("{w}/{files}"),
-            ],
-        );
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        common::fixture_site(work.path(), db.expose(), &format!("{w}/{files}"));
     };
     fixture(&tpl, "tpl-moodledata");
     let mut csv = String::from("school_code,name,kind,dns,template,source_db,source_files\n");

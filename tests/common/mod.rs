@@ -25,6 +25,13 @@ pub fn command(home: &Path) -> Command {
     c
 }
 
+/// Makes a fixture site (`a2a fixture site`): its database at `db`, its moodledata in the
+/// folder `files`, run from the home `home`; a failure fails the test.
+pub fn fixture_site(home: &Path, db: &str, files: &str) {
+    let o = a2a(home, &["fixture", "site", "--db", db, "--files", files]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
 /// Everything a failed assertion should show of a run: exit code, stdout and stderr.
 pub fn text(o: &Output) -> String {
     format!(
