@@ -6,7 +6,8 @@
 //! on MariaDB and PostgreSQL when their URLs are given.
 //!
 //! And VerifySite reads every row: a site row changed after Customise, in a table
-//! Customise never touches or in a row it does, is caught, naming the table.
+//! Customise never touches or in a row it does, is caught, naming the table. And the
+//! attempt's journal: a finished step is not run again, until the catch path empties it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -262,4 +263,74 @@ async fn a_postgres_clone_cut_short_is_made_again() {
         "25019003",
     )
     .await;
+}
+
+/// A step finished in an attempt returns its journaled result and records nothing when
+/// called again in it; the catch path empties the attempt's journal, so that what it
+/// undid is done again by a rerun.
+#[tokio::test]
+async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
+    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
+    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    let template = fixture::primary_template(blob.clone(), dir, tpl)
+        .await
+        .unwrap();
+    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
+    let ctx = StepContext {
+        store,
+        blob,
+        site: Arc::new(fixture::eix_site(shard, 10, template)),
+        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
+    };
+    let code = SchoolCode::parse("08019005").unwrap();
+    let i = fixture::school(&code, InstanceKind::Provision, "escola-journal", dir, None)
+        .await
+        .unwrap();
+    assert!(ctx.store.register(&i).await.unwrap());
+    let input = json!({"school_code": code});
+    let started = |step: &'static str| {
+        let ctx = ctx.clone();
+        let code = code.clone();
+        async move {
+            ctx.store
+                .history(&code)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.step == step && e.ended_at.is_none())
+                .count()
+        }
+    };
+    a2a_steps::call(&ctx, "AllocateTarget", input.clone())
+        .await
+        .unwrap();
+    let first = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
+        .await
+        .unwrap();
+    let again = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the journaled result");
+    assert_eq!(started("clone-template").await, 1, "run once");
+    let journal = format!("stage/{code}/journal/1/");
+    assert_eq!(ctx.blob.list(&journal, None).await.unwrap().items.len(), 2);
+
+    a2a_steps::call(
+        &ctx,
+        "Deprovision",
+        json!({"school_code": code, "error": "A2A.Permanent: for the test"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        ctx.blob
+            .list(&journal, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
