@@ -56,7 +56,8 @@ pub enum FilesCommand {
     Verify {
         #[command(flatten)]
         site: SiteFiles,
-        /// Also download every file of the copy and check its hash.
+        /// Also download every file of an S3 copy and check its hash (a folder copy is
+        /// always re-hashed: reading it is cheap).
         #[arg(long)]
         rehash: bool,
         /// Files re-hashed at once.
@@ -136,14 +137,15 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                 .map_err(|e| files_error(e, &label))?;
             crate::print_report(json, &report, || {
                 println!(
-                    "school {}: {} files, {} bytes in {label}; copied {} files ({} bytes), {} already there, {} left out (caches, sessions, temp)",
+                    "school {}: {} files, {} bytes in {label}; copied {} files ({} bytes), {} already there, {} left out (caches, sessions, temp), {} deleted (gone from the source)",
                     report.school,
                     report.files,
                     report.bytes,
                     report.copied_files,
                     report.copied_bytes,
                     report.skipped_files,
-                    report.excluded_files
+                    report.excluded_files,
+                    report.deleted_files
                 );
                 for p in &report.problems {
                     println!("problem {}: {}", p.path, p.what);
@@ -172,7 +174,7 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
             let (store, label) = ports.blob_arg("--to", &to, "target").await?;
             let bars = Bars::new("re-hash");
             let options = a2a_files::VerifyOptions {
-                rehash,
+                rehash: rehash || !to.starts_with("s3://"),
                 jobs: usize::from(jobs),
             };
             let report = a2a_files::verify(&from, store, &code, &options, &bars)
@@ -190,6 +192,12 @@ pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, Cli
                 }
                 for p in &report.problems {
                     println!("problem {}: {}", p.path, p.what);
+                }
+                if report.manifest_dropped {
+                    println!(
+                        "the copy's manifest was wrong and is deleted: the next sync lists the \
+                         copy and puts back what differs"
+                    );
                 }
                 println!(
                     "school {}: {} files compared{}: {}",

@@ -211,13 +211,77 @@ async fn a_deleted_target_object_is_named_by_verify() {
         );
         assert!(stdout.contains("2 missing"), "{}", text(&v));
 
-        // A plain sync trusts the manifest of the last one; listing the target puts them back.
+        // The manifest that verify found wrong is trusted no more: a plain sync lists the
+        // target and puts both back, with no flag (with no manifest, the few files outside
+        // `filedir` are sent again whole, as after a first sync cut short).
+        assert!(stdout.contains("manifest"), "{}", text(&v));
         let plain = sync(dir.path(), &md, &t, &["--json"]);
-        assert_eq!(json(&plain)["copied_files"], 0);
-        let again = sync(dir.path(), &md, &t, &["--json", "--list-target"]);
-        assert_eq!(json(&again)["copied_files"], 2);
+        let again = 1 + generated.others.len();
+        assert_eq!(json(&plain)["copied_files"], again, "{}", text(&plain));
         assert_eq!(verify(dir.path(), &md, &t, &[]).status.code(), Some(0));
     }
+}
+
+/// A folder copy is read, not only listed: a target object whose bytes changed behind the
+/// manifest (same size, in `filedir` and elsewhere) is caught by a plain verify, and the
+/// next plain sync puts the source's bytes back. A file removed from the source has its
+/// copy deleted by the next sync.
+#[tokio::test]
+async fn a_target_object_changed_behind_the_manifest_is_caught_and_mended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (md, generated) = moodledata(dir.path(), 12);
+    let t = Target::Dir(dir.path().join("copy"));
+    let out = sync(dir.path(), &md, &t, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let store = t.store().await;
+    let (rel, sha1) = &generated.filedir[2];
+    let hashed = filedir_key(sha1);
+    let other = format!("instances/{SCHOOL}/moodledata/{}", generated.others[1]);
+    for key in [&hashed, &other] {
+        let k = BlobKey::parse(key).unwrap();
+        let mut bytes = store.get(&k).await.unwrap().to_vec();
+        assert!(!bytes.is_empty(), "{key}");
+        bytes[0] ^= 0xff;
+        store.put(&k, bytes.into()).await.unwrap();
+    }
+    let v = verify(dir.path(), &md, &t, &["--json"]);
+    assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    let report = json(&v);
+    assert_eq!(
+        report["rehashed"], true,
+        "a folder copy is always re-hashed"
+    );
+    assert_eq!(report["manifest_dropped"], true);
+    let different: Vec<&str> = report["different"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key"].as_str().unwrap())
+        .collect();
+    assert!(different.contains(&hashed.as_str()), "{report}");
+    assert!(different.contains(&other.as_str()), "{report}");
+
+    let plain = sync(dir.path(), &md, &t, &["--json"]);
+    assert_eq!(plain.status.code(), Some(0), "{}", text(&plain));
+    let again = 1 + generated.others.len();
+    assert_eq!(json(&plain)["copied_files"], again, "{}", text(&plain));
+    assert_eq!(
+        store.get(&BlobKey::parse(&hashed).unwrap()).await.unwrap(),
+        std::fs::read(md.join(rel)).unwrap()
+    );
+    let v = verify(dir.path(), &md, &t, &[]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+
+    // Removed from the source: its copy goes with the next sync, manifest trusted or not.
+    let removed = &generated.others[4];
+    std::fs::remove_file(md.join(removed)).unwrap();
+    let next = sync(dir.path(), &md, &t, &["--json"]);
+    assert_eq!(next.status.code(), Some(0), "{}", text(&next));
+    assert_eq!(json(&next)["deleted_files"], 1, "{}", text(&next));
+    let gone = BlobKey::parse(&format!("instances/{SCHOOL}/moodledata/{removed}")).unwrap();
+    assert_eq!(store.head(&gone).await.unwrap(), None);
+    let v = verify(dir.path(), &md, &t, &[]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
 }
 
 #[tokio::test]

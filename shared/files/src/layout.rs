@@ -12,6 +12,8 @@
 //! | `templates/<name>/…` | an EIX template's files ([`named_template_root`]) |
 //! | `stage/<code>/…` | a migration's stage: staged chunks, plans ([`stage_root`], [`plan_key`]) |
 //! | `stage/<code>/imported.json` | the mark of a complete import ([`imported_key`]) |
+//! | `stage/<code>/journal/<attempt>/…` | the results of an attempt's finished steps ([`journal_root`]) |
+//! | `stage/<code>/clone.json` | the mark of a whole template clone ([`clone_key`]) |
 //! | `routes/<dns>.json` | the route of a site address ([`route_key`]) |
 //! | `shards/<shard>/<code>` | a site's allocation on a shard ([`shard_root`], [`allocation_key`]) |
 //! | `frozen/<code>.json` | the source's maintenance setting before a freeze ([`frozen_key`]) |
@@ -54,6 +56,18 @@ pub fn stage_root(code: &SchoolCode) -> String {
 pub fn imported_key(code: &SchoolCode) -> BlobKey {
     key_under(&stage_root(code), "imported.json")
         .expect("a school code and a fixed name make a key")
+}
+
+/// The results of the finished steps of one attempt, which a rerun of the attempt
+/// returns instead of running them again: `stage/<code>/journal/<attempt>/`.
+pub fn journal_root(code: &SchoolCode, attempt: u32) -> String {
+    format!("{}journal/{attempt}/", stage_root(code))
+}
+
+/// The mark of a whole clone of the template, written after its last table and counter:
+/// `stage/<code>/clone.json`.
+pub fn clone_key(code: &SchoolCode) -> BlobKey {
+    key_under(&stage_root(code), "clone.json").expect("a school code and a fixed name make a key")
 }
 
 /// The `what` plan (`export`, `import`) of a school's stage: `stage/<code>/plan/<what>.json`.

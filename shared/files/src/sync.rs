@@ -1,6 +1,6 @@
 //! Sync: a moodledata folder into a blob store, content-addressed, in parallel, resumable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -50,6 +50,8 @@ pub struct SyncReport {
     pub skipped_files: u64,
     /// Files left out on purpose (caches, sessions, temp, the maintenance page).
     pub excluded_files: u64,
+    /// Keys of the copy deleted because the source no longer has their file.
+    pub deleted_files: u64,
     /// Source files not copied, and why. Any makes the run a failure.
     pub problems: Vec<Problem>,
     /// The manifest's key.
@@ -95,8 +97,10 @@ enum Done {
 /// source file unchanged (same size and modification time), or, for `filedir`, in any case:
 /// its key is the hash of its content. So a rerun copies only what is missing or changed,
 /// reads no source file that did not change, and an interrupted sync resumes. A blob
-/// deleted from the store behind the manifest's back is found by `verify`, and put back by
-/// a sync with `list_target`. Each `filedir` file's content is
+/// deleted or changed behind the manifest's back is found by `verify`, which then deletes
+/// the manifest (and a changed `filedir` blob), so the next sync lists the target and puts
+/// it back. A key whose source file is gone (listed, or in the last manifest) is deleted.
+/// Each `filedir` file's content is
 /// checked against its name while it is sent; one that does not match is a problem, and
 /// is not copied.
 ///
@@ -144,6 +148,8 @@ pub async fn sync(
     };
 
     let mut problems = walked.problems;
+    // Every key a source file maps to, copied or not: the others are the source's no more.
+    let mut expected: HashSet<String> = HashSet::with_capacity(walked.files.len());
     let mut entries = Vec::with_capacity(walked.files.len());
     let mut jobs = Vec::new();
     let mut skipped = 0u64;
@@ -172,6 +178,7 @@ pub async fn sync(
                 continue;
             }
         };
+        expected.insert(rel_key.clone());
         let last = previous_entries
             .as_ref()
             .and_then(|p| p.get(rel_key.as_str()).copied());
@@ -261,6 +268,31 @@ pub async fn sync(
     drop(results);
     progress.finish();
 
+    // What the target holds (listed, or as the last manifest says) that no source file
+    // maps to any more: the source removed it.
+    let stale: BTreeSet<String> = match (&in_target, &previous) {
+        (Some(listed), _) => listed.keys().cloned().collect(),
+        (None, Some(m)) => m.entries.iter().map(|e| e.key.clone()).collect(),
+        (None, None) => BTreeSet::new(),
+    }
+    .into_iter()
+    .filter(|k| {
+        (k.starts_with("filedir/") || k.starts_with("moodledata/")) && !expected.contains(k)
+    })
+    .collect();
+    for rel in &stale {
+        let key = key_under(&root, rel).map_err(|e| {
+            store_err(
+                "deleting a removed file's copy",
+                PortError::Invalid(e.to_string()),
+            )
+        })?;
+        match store.delete(&key).await {
+            Ok(()) | Err(PortError::NotFound(_)) => {}
+            Err(e) => return Err(store_err("deleting a removed file's copy", e)),
+        }
+    }
+
     drop(previous_entries);
     // The manifest is the commit point: what it lists must be on disk before it is
     // written (a folder store syncs the whole batch here rather than file by file).
@@ -286,6 +318,7 @@ pub async fn sync(
         copied_bytes,
         skipped_files: skipped,
         excluded_files: walked.excluded,
+        deleted_files: stale.len() as u64,
         problems: manifest.problems,
         manifest: crate::layout::manifest_key(school).to_string(),
     })

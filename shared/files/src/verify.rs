@@ -14,6 +14,9 @@ use crate::manifest::{Entry, Manifest};
 use crate::walk::{Problem, SourceFile, walk_blocking};
 use crate::{FilesError, Progress, hash_file, is_fatal, list_all};
 
+/// Why a key whose copy is right differs: the manifest does not list it.
+const NOT_IN_MANIFEST: &str = "not in the manifest";
+
 /// How to verify.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -61,6 +64,11 @@ pub struct VerifyReport {
     pub different: Vec<Difference>,
     /// Source files that cannot be copied at all.
     pub problems: Vec<Problem>,
+    /// The copy was found wrong (a key missing, extra or different), so the manifest,
+    /// which vouched for it, was deleted, and so was every `filedir` blob whose bytes are
+    /// not its name's: the next sync lists the target and puts back what is wrong,
+    /// without `--list-target`.
+    pub manifest_dropped: bool,
 }
 
 /// Compares the moodledata folder `source` with its copy in `store`.
@@ -147,7 +155,7 @@ pub async fn verify(
         match &entry {
             None if !recorded.is_empty() => different.push(Difference {
                 key: key.to_string(),
-                why: "not in the manifest".into(),
+                why: NOT_IN_MANIFEST.into(),
             }),
             _ => {}
         }
@@ -207,6 +215,14 @@ pub async fn verify(
     missing.sort();
     different.sort_by(|a, b| a.key.cmp(&b.key));
     problems.sort_by(|a, b| a.path.cmp(&b.path));
+    let manifest_dropped = if missing.is_empty() && extra.is_empty() && different.is_empty() {
+        false
+    } else {
+        distrust(store.as_ref(), school, &different)
+            .await
+            .map_err(|e| store_err("dropping the manifest found wrong", e))?;
+        true
+    };
     Ok(VerifyReport {
         school: school.to_string(),
         equal: missing.is_empty()
@@ -219,7 +235,34 @@ pub async fn verify(
         extra,
         different,
         problems,
+        manifest_dropped,
     })
+}
+
+/// A manifest proved wrong is never trusted again: it is deleted, so that the next sync
+/// lists the target instead. A `filedir` blob that differs is deleted too: a listing would
+/// take it for its name's bytes by its size, and its name is all it had to be.
+async fn distrust(
+    store: &dyn BlobStore,
+    school: &SchoolCode,
+    different: &[Difference],
+) -> Result<(), PortError> {
+    let filedir = format!("{}filedir/", site_root(school));
+    let wrong_bytes = |d: &&Difference| d.key.starts_with(&filedir) && d.why != NOT_IN_MANIFEST;
+    for d in different.iter().filter(wrong_bytes) {
+        if let Ok(key) = BlobKey::parse(&d.key) {
+            gone(store.delete(&key).await)?;
+        }
+    }
+    gone(store.delete(&manifest_key(school)).await)
+}
+
+/// A delete of something already gone is done.
+fn gone(r: Result<(), PortError>) -> Result<(), PortError> {
+    match r {
+        Err(PortError::NotFound(_)) => Ok(()),
+        other => other,
+    }
 }
 
 /// One file to look at more closely.

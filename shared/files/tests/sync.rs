@@ -186,29 +186,23 @@ async fn verify_names_missing_extra_and_different_keys() {
     assert_eq!(quick.missing, std::slice::from_ref(&deleted));
     assert_eq!(quick.extra, [extra]);
     assert!(quick.different.is_empty());
+    // Found wrong, the manifest is trusted no more.
+    assert!(quick.manifest_dropped);
+    let manifest = "instances/08012345/manifest.json".to_owned();
 
     let deep = run_verify(&md, &store, true).await;
-    assert_eq!(deep.missing, std::slice::from_ref(&deleted));
+    assert_eq!(deep.missing, [deleted.clone(), manifest]);
     assert_eq!(deep.different.len(), 1);
     assert_eq!(deep.different[0].key, damaged);
+    // The damaged blob is deleted with it: its size would pass a listing.
+    assert_eq!(store.head(&k).await.unwrap(), None);
 
-    // A plain rerun trusts the manifest; one that lists the target puts the blob back.
-    assert_eq!(run_sync(&md, &store, 2).await.copied_files, 0);
-    let listed = sync(
-        &md,
-        store.clone(),
-        &school(),
-        &SyncOptions {
-            jobs: 2,
-            list_target: true,
-        },
-        &NoProgress,
-    )
-    .await
-    .unwrap();
-    assert_eq!(listed.copied_files, 1);
-    let after = run_verify(&md, &store, false).await;
-    assert!(after.missing.is_empty(), "{after:?}");
+    // A plain rerun lists the target: both blobs are put back, the stray key deleted.
+    let mended = run_sync(&md, &store, 2).await;
+    assert!(mended.copied_files >= 2, "{mended:?}");
+    assert_eq!(mended.deleted_files, 1, "{mended:?}");
+    let after = run_verify(&md, &store, true).await;
+    assert!(after.equal, "{after:?}");
 }
 
 #[tokio::test]

@@ -7,13 +7,18 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use a2a_core::{
-    ExecutionStatus, InstanceStore, PortError, SchoolCode, Status, StepEvent, WorkQueue, Workflows,
-    clock,
+    ExecutionStatus, InstanceStore, PortError, SchoolCode, StartOutcome, Status, StepEvent,
+    WorkQueue, Workflows, clock, execution_name,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::{Delivery, Dispatched, Dispatcher, Policy, tick};
+use crate::{Delivery, Dispatched, Dispatcher, IN_FLIGHT, Policy, tick};
+
+/// The history step of an execution that the runner started again under its name, in the
+/// same attempt, because the workflow engine had lost it (it died with an earlier
+/// process of the runner). It opens no attempt: the attempt goes on.
+pub const RESUME_STEP: &str = "runner.resume";
 
 /// How long a received message stays hidden while its batch is dispatched. Deferred
 /// messages are sent again at the end of the round, so this only has to outlast a round.
@@ -82,6 +87,9 @@ pub struct RunReport {
     pub started: usize,
     /// Messages that found their execution already started (duplicates): not run again.
     pub duplicates: usize,
+    /// Executions lost with an earlier process of the runner and started again under
+    /// their names, in the same attempt (their finished steps are not run again).
+    pub resumed: usize,
     /// The most executions that ran at one time, from the step events recorded in the
     /// instances' histories.
     pub max_in_flight: usize,
@@ -130,6 +138,15 @@ impl Runner {
         // earlier process survives it.
         let mut first = self.policy.clone();
         first.requeue_after = Duration::zero();
+        if self.clock == ClockMode::Virtual {
+            // A virtual clock starts where an earlier run's left off, never before its
+            // records: back-off, re-sends and time limits read them against it.
+            clock::skip_to(latest_record(&*self.store, codes).await?);
+        }
+        // Before the first tick, whose reconciliation would fail them: executions that
+        // died with an earlier process go on in the same attempt.
+        let mut resumed = self.resume(codes).await?;
+        report.resumed = resumed.len();
         let begin = clock::now();
         loop {
             let now = clock::now();
@@ -159,7 +176,7 @@ impl Runner {
                     failed: 0,
                 })
             });
-            let started = match night {
+            let mut started = match night {
                 Some(n) => {
                     n.enqueued += t.enqueued.len();
                     n.retried += t.retried.len();
@@ -169,6 +186,8 @@ impl Runner {
                 }
                 None => Vec::new(),
             };
+            // Resumed executions are waited for in the first round, as if just started.
+            started.append(&mut resumed);
 
             let before = self.tally(codes).await?;
             on_progress(Progress {
@@ -266,6 +285,51 @@ impl Runner {
         Ok(started)
     }
 
+    /// Starts again, under its name and in its attempt, the execution of every instance of
+    /// `codes` in flight that the workflow engine does not know: it died with an earlier
+    /// process of this runner (Step Functions would have kept it). No attempt is spent on
+    /// it; the steps it finished return their journaled results instead of running again.
+    /// The ids of the executions started.
+    async fn resume(&self, codes: &[SchoolCode]) -> Result<Vec<String>, PortError> {
+        let mut ids = Vec::new();
+        for code in codes {
+            let Some(mut inst) = self.store.get(code).await? else {
+                continue;
+            };
+            if !IN_FLIGHT.contains(&inst.status) {
+                continue;
+            }
+            let name = execution_name(code, inst.kind, inst.attempt);
+            let known = inst.execution.clone().unwrap_or_else(|| name.clone());
+            match self.workflows.describe(&known).await {
+                Ok(_) => continue,
+                Err(PortError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let input = serde_json::json!({"school_code": code, "attempt": inst.attempt});
+            let id = match self.workflows.start(inst.kind, &name, input).await? {
+                StartOutcome::Started(id) | StartOutcome::AlreadyExists(id) => id,
+            };
+            let now = clock::now();
+            self.store
+                .record(code, &crate::tick::event(RESUME_STEP, now, None))
+                .await?;
+            tracing::info!(school_code = %code, attempt = inst.attempt, execution = id,
+                "execution lost with an earlier run: started again in the same attempt");
+            if inst.execution.as_deref() != Some(id.as_str()) {
+                inst.execution = Some(id.clone());
+                // Lost to a step that moved it meanwhile: the id is the name, found again
+                // by the next resume.
+                match self.store.save(&inst).await {
+                    Ok(_) | Err(PortError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
     /// Waits until none of `ids` is running; (succeeded, failed).
     async fn wait(&self, ids: &[String]) -> Result<(usize, usize), PortError> {
         let mut pending: HashSet<&str> = ids.iter().map(String::as_str).collect();
@@ -320,6 +384,23 @@ impl Runner {
         }
         Ok(t)
     }
+}
+
+/// The latest time recorded for `codes`: their instances' last changes and history events.
+async fn latest_record(
+    store: &dyn InstanceStore,
+    codes: &[SchoolCode],
+) -> Result<DateTime<Utc>, PortError> {
+    let mut latest = DateTime::<Utc>::MIN_UTC;
+    for code in codes {
+        if let Some(i) = store.get(code).await? {
+            latest = latest.max(i.updated_at);
+        }
+        for e in store.history(code).await? {
+            latest = latest.max(e.ended_at.unwrap_or(e.started_at).max(e.started_at));
+        }
+    }
+    Ok(latest)
 }
 
 /// What [`Runner::tally`] found.

@@ -16,7 +16,9 @@ mod tick;
 pub use dispatch::{
     Delivery, DispatchReport, Dispatched, Dispatcher, START_STEP, in_flight, record_start,
 };
-pub use drive::{ClockMode, NightReport, Progress, RunReport, Runner, executions, peak};
+pub use drive::{
+    ClockMode, NightReport, Progress, RESUME_STEP, RunReport, Runner, executions, peak,
+};
 pub use message::{BadMessage, StartMessage};
 pub use tick::{
     ENQUEUE_STEP, OPERATOR_RETRY_STEP, Policy, RECONCILE_STEP, RETRY_STEP, TickReport, retry_now,

@@ -53,7 +53,14 @@ where
     ctx.store
         .record(code, &StepEvent::started(step, started))
         .await?;
-    let r = work().await;
+    let mut r = work().await;
+    // The result is journaled before the end event: a step recorded as finished is one
+    // that a rerun of the attempt passes over.
+    if let Ok(d) = &r
+        && let Err(e) = crate::journal::keep(ctx, code, &d.result).await
+    {
+        r = Err(e);
+    }
     let mut end = StepEvent::started(step, started);
     end.ended_at = Some(a2a_core::clock::now());
     match &r {

@@ -15,6 +15,7 @@ mod checks;
 mod common;
 pub mod error;
 pub mod fixture;
+mod journal;
 mod migrate;
 mod prefixed;
 mod provision;

@@ -430,10 +430,14 @@ pub async fn sync_files(
 ) -> Result<Value, StepError> {
     let sync_time = time.unwrap_or(SYNC_TIME);
     run(ctx, "sync-files", code, || async {
-        let files = source_files(&load(ctx, code).await?)?;
+        let i = load(ctx, code).await?;
+        let files = source_files(&i)?;
+        // A retry lists the target rather than trust an earlier attempt's manifest: what
+        // happened to the copy since (a rollback, a lost object) is then seen. The sync
+        // deletes the keys of files the source no longer has.
         let options = a2a_files::SyncOptions {
             jobs: 8,
-            list_target: false,
+            list_target: i.attempt > 1,
         };
         let sync = a2a_files::sync(
             &files,

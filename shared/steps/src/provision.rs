@@ -1,15 +1,15 @@
 //! The steps of `provision-instance`: a new EIX site from a template.
 
 use a2a_core::{BlobMeta, Instance, InstanceKind, SchoolCode, Status};
-use a2a_dbmove::{Db, DbError, Value as V};
+use a2a_dbmove::{ColType, Db, Row, Table, Value as V};
 use a2a_files::layout;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, delete_prefix, delete_route, dns, load, mark_failed, release_target, rewrite,
-    run, target, update, write_route,
+    Done, allocate, delete_prefix, delete_route, dns, drop_db, exists, get_json, load, mark_failed,
+    put_json, release_target, rewrite, run, target, update, write_route,
 };
-use crate::{StepContext, StepError, Template};
+use crate::{StepContext, StepError, Template, checks};
 
 /// The template an instance was registered with (`template:primary`), from configuration.
 fn template<'a>(ctx: &'a StepContext, i: &Instance) -> Result<&'a Template, StepError> {
@@ -66,35 +66,82 @@ pub(crate) async fn start(ctx: &StepContext, code: &SchoolCode) -> Result<Instan
     }
 }
 
-/// Clones the template database into the target. A target already holding every
-/// template table is a clone from an earlier try, and is kept.
+/// Clones the template database into the target, and then marks the clone whole
+/// ([`layout::clone_key`]): after the last table and, on MySQL, its auto-increment
+/// counters. A rerun keeps a marked target only if every table still has the template's
+/// rows (count and checksum); a target without the mark (a clone cut short by a kill or a
+/// timeout) or no longer whole is dropped and made again.
 pub async fn clone_template(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "clone-template", code, || async {
         let i = load(ctx, code).await?;
         let tpl = template(ctx, &i)?;
         let to = target(ctx, &i)?;
-        match a2a_dbmove::site::clone_database(&tpl.db, &to).await {
-            Ok(()) => {}
-            Err(DbError::NotEmpty(_)) => {
-                let want = Db::connect(&tpl.db, false).await?.list_tables("").await?;
-                let have = Db::connect(&to, false).await?.list_tables("").await?;
-                if want != have {
-                    return Err(StepError::Permanent(format!(
-                        "{to} exists but is not a whole clone of the template ({} of {} tables)",
-                        have.len(),
-                        want.len()
-                    )));
+        let mark = layout::clone_key(code);
+        let marked = get_json::<Value>(ctx, &mark).await?.is_some();
+        let kept = if marked && exists(&to).await {
+            let a = Db::connect(&tpl.db, false).await?;
+            let b = Db::connect(&to, false).await?;
+            match first_difference(&a, &b, "").await? {
+                None => true,
+                Some(why) => {
+                    tracing::warn!(school_code = %code, why, "the marked clone is not whole: made again");
+                    false
                 }
             }
-            Err(e) => return Err(e.into()),
+        } else {
+            false
+        };
+        if !kept {
+            // The mark goes first: a clone cut short from here on has none.
+            match ctx.blob.delete(&mark).await {
+                Ok(()) | Err(a2a_core::PortError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if exists(&to).await {
+                tracing::warn!(school_code = %code, target = %to, "a clone without its mark of completion: dropped and made again");
+                drop_db(ctx, code, &to).await?;
+            }
+            a2a_dbmove::site::clone_database(&tpl.db, &to).await?;
+            put_json(ctx, &mark, &json!({"template": tpl.files, "target": to.redacted()})).await?;
         }
         let tables = Db::connect(&to, false)
             .await?
             .list_tables(&ctx.site.prefix)
             .await?;
-        Ok(Done::new(json!({"tables": tables.len()})).rows(tables.len() as u64))
+        Ok(Done::new(json!({"tables": tables.len(), "kept": kept})).rows(tables.len() as u64))
     })
     .await
+}
+
+/// The first table of `prefix` whose rows differ between `a` and `b` (names, columns, row
+/// count or content checksum, as `a2a_dbmove::verify` sums them), named; `None` when
+/// every table holds the same rows.
+async fn first_difference(a: &Db, b: &Db, prefix: &str) -> Result<Option<String>, StepError> {
+    let (ta, tb) = (a.introspect(prefix).await?, b.introspect(prefix).await?);
+    let names =
+        |t: &[a2a_dbmove::schema::Table]| t.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    if names(&ta) != names(&tb) {
+        return Ok(Some(format!(
+            "{} tables, the template {}",
+            tb.len(),
+            ta.len()
+        )));
+    }
+    for (x, y) in ta.iter().zip(&tb) {
+        let sx = checks::table_sum(a, x).await?;
+        let y = match checks::aligned(y, &sx) {
+            Ok(y) => y,
+            Err(why) => return Ok(Some(format!("table {}: {why}", x.name))),
+        };
+        let sy = checks::table_sum(b, &y).await?;
+        if (sx.rows, &sx.checksum) != (sy.rows, &sy.checksum) {
+            return Ok(Some(format!(
+                "table {}: {} rows, the template {} (or their content differs)",
+                x.name, sy.rows, sx.rows
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Copies the template's files to the site (a rerun skips what is there).
@@ -163,22 +210,6 @@ fn text(s: &str) -> V {
     V::Text(s.to_owned())
 }
 
-/// Counts rows of `table` where every `(column, value)` matches.
-async fn count_where(db: &Db, table: &str, filters: &[(&str, V)]) -> Result<i64, StepError> {
-    let q = |s: &str| db.engine().quote(s);
-    let cond: Vec<String> = filters
-        .iter()
-        .map(|(c, _)| format!("{} = {{}}", q(c)))
-        .collect();
-    let sql = format!(
-        "SELECT COUNT(*) FROM {} WHERE {}",
-        q(table),
-        cond.join(" AND ")
-    );
-    let params: Vec<V> = filters.iter().map(|(_, v)| v.clone()).collect();
-    Ok(db.query_i64(&sql, &params).await?)
-}
-
 /// Every blob of a site's or template's files, by key relative to its root, with sizes.
 async fn files_of(ctx: &StepContext, root: &str) -> Result<Vec<(String, u64)>, StepError> {
     let mut out = Vec::new();
@@ -201,59 +232,234 @@ async fn files_of(ctx: &StepContext, root: &str) -> Result<Vec<(String, u64)>, S
     Ok(out)
 }
 
-/// Checks the new site: every template table is there, the school's names are in place,
-/// and its files are the template's; `provisioned` → `verified`.
+/// A row that Customise changes: the table (without prefix), the column and value that
+/// find it, and the columns it sets with the value each must have now (`None`: the
+/// admin's own password hash, checked against the password in the secret store).
+struct Changed {
+    table: &'static str,
+    by: (&'static str, V),
+    set: Vec<(&'static str, Option<String>)>,
+}
+
+/// What Customise changed in school `i`'s clone of the template `tpl_db`, with the values
+/// it must hold (the site's own secrets from the secret store).
+async fn customised(
+    ctx: &StepContext,
+    i: &Instance,
+    dns: &str,
+    tpl_db: &Db,
+) -> Result<Vec<Changed>, StepError> {
+    use a2a_core::SecretName;
+    use a2a_dbmove::site::config_value;
+    let code = &i.code;
+    let mail = format!("{}@xtec.cat", a2a_dbmove::site::letter_code(code));
+    let mut out = vec![
+        Changed {
+            table: "course",
+            by: ("id", V::Int(1)),
+            set: vec![
+                ("fullname", Some(i.name.clone())),
+                ("shortname", Some(dns.to_owned())),
+            ],
+        },
+        Changed {
+            table: "user",
+            by: ("username", text("admin")),
+            set: vec![
+                ("institution", Some(i.name.clone())),
+                ("email", Some(mail)),
+                ("password", None),
+            ],
+        },
+    ];
+    let p = &ctx.site.prefix;
+    for (setting, what, only_if_set) in [
+        ("siteidentifier", "site-identifier", false),
+        ("cronremotepassword", "cron-password", true),
+    ] {
+        let before = config_value(tpl_db, p, setting).await?;
+        if before.is_none() || (only_if_set && before.as_deref() == Some("")) {
+            continue;
+        }
+        let name = SecretName::of(code, what)?;
+        let own = ctx.secrets.get(&name).await?.ok_or_else(|| {
+            StepError::Verify(format!(
+                "school {code}: the site's secret {name} is not in the secret store \
+                 (Customise stores it)"
+            ))
+        })?;
+        out.push(Changed {
+            table: "config",
+            by: ("name", text(setting)),
+            set: vec![("value", Some(own.expose().to_owned()))],
+        });
+    }
+    Ok(out)
+}
+
+/// Every row of `t` in `db`: in key order, or, for a table without a key, sorted.
+async fn rows_of(db: &Db, t: &Table) -> Result<Vec<Row>, StepError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Row>>(4);
+    let read = async move {
+        let r = db.stream_rows(t, true, 10_000, None, &tx).await;
+        drop(tx);
+        r
+    };
+    let gather = async {
+        let mut all = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            all.extend(batch);
+        }
+        all
+    };
+    let (read, mut all) = tokio::join!(read, gather);
+    read?;
+    if t.pk_positions().is_empty() {
+        all.sort_by_cached_key(|r| format!("{r:?}"));
+    }
+    Ok(all)
+}
+
+/// Compares every table of the site with the template's, row by row and value by value:
+/// the same tables, the same number of rows, and each row the template's as Customise
+/// leaves it (the template's address replaced by the site's where Moodle's replace
+/// reaches, and the rows of `changed` with their new values; the admin's password is the
+/// hash of the site's own). Returns the rows compared; the first difference is an error
+/// naming the table, the row's key and the column.
+async fn compare_with_template(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    site: &Db,
+    tpl_db: &Db,
+    (old, new): (&str, &str),
+    changed: &[Changed],
+) -> Result<u64, StepError> {
+    let p = &ctx.site.prefix;
+    let want = tpl_db.introspect(p).await?;
+    let have = site.list_tables(p).await?;
+    let names: Vec<String> = want.iter().map(|t| t.name.clone()).collect();
+    if names != have {
+        return Err(StepError::Verify(format!(
+            "school {code}: the site has {} tables, the template {}{}",
+            have.len(),
+            want.len(),
+            names
+                .iter()
+                .find(|n| !have.contains(n))
+                .map(|n| format!(" ({n} is missing)"))
+                .unwrap_or_default()
+        )));
+    }
+    let password = ctx
+        .secrets
+        .get(&a2a_core::SecretName::admin_password(code))
+        .await?;
+    let mut compared = 0;
+    for t in &want {
+        let bare = t.name.strip_prefix(p.as_str()).unwrap_or(&t.name);
+        let col = |name: &str| t.columns.iter().position(|c| c.name == name);
+        let mut expected = rows_of(tpl_db, t).await?;
+        // Moodle's replace, as Customise ran it: text columns outside the skip list.
+        let replaced: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.ty, ColType::Text | ColType::Char { .. }))
+            .filter(|(_, c)| a2a_dbmove::site::should_replace(p, &t.name, Some(&c.name)))
+            .map(|(n, _)| n)
+            .collect();
+        // The admin's password cell, checked by hash rather than by value.
+        let mut own_hash: Option<(usize, usize)> = None;
+        for (r, row) in expected.iter_mut().enumerate() {
+            if a2a_dbmove::site::should_replace(p, &t.name, None) {
+                for &n in &replaced {
+                    if let V::Text(s) = &mut row[n]
+                        && s.contains(old)
+                    {
+                        *s = s.replace(old, new);
+                    }
+                }
+            }
+            for c in changed.iter().filter(|c| c.table == bare) {
+                if col(c.by.0).is_none_or(|n| row[n] != c.by.1) {
+                    continue;
+                }
+                for (name, value) in &c.set {
+                    let Some(n) = col(name) else { continue };
+                    match value {
+                        Some(v) => row[n] = V::Text(v.clone()),
+                        None => own_hash = Some((r, n)),
+                    }
+                }
+            }
+        }
+        if t.pk_positions().is_empty() {
+            expected.sort_by_cached_key(|r| format!("{r:?}"));
+        }
+        let got = rows_of(site, t).await?;
+        if got.len() != expected.len() {
+            return Err(StepError::Verify(format!(
+                "school {code}: table {} has {} rows, the template {}",
+                t.name,
+                got.len(),
+                expected.len()
+            )));
+        }
+        let key = |row: &Row| -> String {
+            let k = t.pk_positions();
+            if k.is_empty() {
+                "a row without a key".into()
+            } else {
+                k.iter()
+                    .map(|&n| format!("{}={:?}", t.columns[n].name, row[n]))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        };
+        for (r, (e, g)) in expected.iter().zip(&got).enumerate() {
+            for (n, (ev, gv)) in e.iter().zip(g).enumerate() {
+                let ok = if own_hash == Some((r, n)) {
+                    match (gv, &password) {
+                        (V::Text(h), Some(pw)) => {
+                            h.starts_with("$2y$") && crate::secrets::verifies(pw.expose(), h)
+                        }
+                        _ => false,
+                    }
+                } else {
+                    ev == gv
+                };
+                if !ok {
+                    return Err(StepError::Verify(format!(
+                        "school {code}: table {} row {}: column {} is not what the template \
+                         and Customise make it",
+                        t.name,
+                        key(g),
+                        t.columns[n].name
+                    )));
+                }
+            }
+        }
+        compared += got.len() as u64;
+    }
+    Ok(compared)
+}
+
+/// Checks the new site against its template: every table, row and value is the
+/// template's as Customise leaves it (its address replaced, the school's names, mailbox
+/// and own secrets in their rows), and its files are the template's; `provisioned` →
+/// `verified`.
 pub async fn verify_site(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "verify-site", code, || async {
         let i = load(ctx, code).await?;
         let tpl = template(ctx, &i)?;
         let dns = dns(&i)?;
-        let p = &ctx.site.prefix;
         let db = Db::connect(&target(ctx, &i)?, false).await?;
         let tpl_db = Db::connect(&tpl.db, false).await?;
-        let want = tpl_db.list_tables(p).await?;
-        let have = db.list_tables(p).await?;
-        if want != have {
-            return Err(StepError::Verify(format!(
-                "school {code}: the site has {} tables, the template {}",
-                have.len(),
-                want.len()
-            )));
-        }
-        let course = count_where(
-            &db,
-            &format!("{p}course"),
-            &[
-                ("id", V::Int(1)),
-                ("fullname", text(&i.name)),
-                ("shortname", text(&dns)),
-            ],
-        )
-        .await?;
-        let mail = format!("{}@xtec.cat", a2a_dbmove::site::letter_code(code));
-        let admin = count_where(
-            &db,
-            &format!("{p}user"),
-            &[
-                ("username", text("admin")),
-                ("institution", text(&i.name)),
-                ("email", text(&mail)),
-            ],
-        )
-        .await?;
-        // The admin's password is the site's own: a PHP bcrypt hash, not the template's.
-        let hash = a2a_dbmove::site::admin_password_hash(&db, p).await?;
-        let template_hash = a2a_dbmove::site::admin_password_hash(&tpl_db, p).await?;
-        if !hash.as_deref().is_some_and(|h| h.starts_with("$2y$")) || hash == template_hash {
-            return Err(StepError::Verify(format!(
-                "school {code}: the admin's password is not the site's own (Customise sets it)"
-            )));
-        }
-        if course != 1 || admin != 1 {
-            return Err(StepError::Verify(format!(
-                "school {code}: customisation missing (site course: {course}, admin: {admin})"
-            )));
-        }
+        let changed = customised(ctx, &i, &dns, &tpl_db).await?;
+        let wwwroot = ctx.site.wwwroot(&dns);
+        let rows =
+            compare_with_template(ctx, code, &db, &tpl_db, (&tpl.wwwroot, &wwwroot), &changed)
+                .await?;
         let root = a2a_files::template_root(&tpl.files).map_err(StepError::Input)?;
         let from = files_of(ctx, &root).await?;
         let to = files_of(ctx, &layout::site_root(code)).await?;
@@ -266,8 +472,8 @@ pub async fn verify_site(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
         }
         update(ctx, code, Some(Status::Verified), |_| {}).await?;
         let bytes = to.iter().map(|f| f.1).sum();
-        Ok(Done::new(json!({"tables": have.len(), "files": to.len()}))
-            .rows(have.len() as u64)
+        Ok(Done::new(json!({"rows": rows, "files": to.len()}))
+            .rows(rows)
             .bytes(bytes))
     })
     .await

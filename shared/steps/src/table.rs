@@ -268,7 +268,7 @@ pub fn names() -> Vec<&'static str> {
 pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
     let step = step(name).ok_or_else(|| StepError::Input(format!("no step is named {name:?}")))?;
     let code = school_code(&input)?;
-    step.run(ctx, &code, &input).await
+    crate::journal::call(ctx, step, &code, &input).await
 }
 
 /// An optional whole number of a step's input.
