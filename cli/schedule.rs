@@ -467,3 +467,60 @@ pub async fn retry(
         Outcome::Failed
     })
 }
+
+/// Which school `a2a retire` retires, and after how long.
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The school's code (8 digits): an active migration.
+    #[arg(value_name = "CODE")]
+    pub code: String,
+    /// The waiting period: days after the switch of the route before the source may be
+    /// retired (while browsers and caches still reach the old address).
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub after_days: u32,
+}
+
+/// `a2a retire`: records that the source of an active migration may be retired, once the
+/// waiting period has passed since its switch. The memory of the source from before the
+/// freeze is deleted (nothing can unfreeze it any more) and the history records it; the
+/// source itself is not touched: it stays frozen, its page naming the new address. Exit 1
+/// if it is refused (not an active migration, or too early).
+pub async fn retire(
+    config: &Config,
+    ports: &Backends,
+    args: &RetireArgs,
+) -> Result<Outcome, CliError> {
+    let code = SchoolCode::parse(&args.code).map_err(|e| {
+        CliError::input(
+            format!("school code {:?}: {e}", args.code),
+            "give the school's 8-digit code, such as 08012345",
+        )
+    })?;
+    let store = ports.state(config).await?;
+    let (blob, _) = ports.blobs(config).await?;
+    let wait = chrono::Duration::days(i64::from(args.after_days));
+    match a2a_steps::retire(&*store, &*blob, &code, wait, a2a_core::clock::now()).await {
+        Ok(r) if r.already => {
+            println!("{code}: retired before; nothing changed");
+            Ok(Outcome::Ok)
+        }
+        Ok(r) => {
+            println!(
+                "{code}: active since {}; its source may be retired now. Deleted the \
+                 record of the source from before the freeze, so no rollback can unfreeze \
+                 it; the source is unchanged (in maintenance, its page naming the new \
+                 address): take it down when you will",
+                r.active_since
+            );
+            Ok(Outcome::Ok)
+        }
+        Err(a2a_steps::StepError::Input(why)) => {
+            println!("{code}: not retired: {why}");
+            Ok(Outcome::Failed)
+        }
+        Err(e) => Err(CliError::environment(
+            format!("{code}: {e}"),
+            "check the state and the data store, then run it again",
+        )),
+    }
+}

@@ -180,6 +180,8 @@ impl Runner {
             });
             // Wait for this round's executions, then book their outcomes to the night.
             let outcomes = self.wait(&started).await?;
+            // The cleanups that reconciliation started, too (not counted as the night's).
+            self.wait(&t.cleanups).await?;
             if let Some((opens, _)) = t.night
                 && let Some(n) = nights.get_mut(&opens)
             {
@@ -306,9 +308,9 @@ impl Runner {
                     .push((code.clone(), Status::Registered, "not registered".into()));
                 continue;
             };
-            let out_of_attempts =
-                i.status == Status::Failed && i.attempt >= self.policy.max_attempts;
-            if out_of_attempts || i.status == Status::RolledBack {
+            let out_of_attempts = matches!(i.status, Status::Failed | Status::RolledBack)
+                && i.attempt >= self.policy.max_attempts;
+            if out_of_attempts {
                 t.left.push((
                     code.clone(),
                     i.status,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use a2a_core::{InstanceKind, SchoolCode};
 use serde_json::Value;
 
-use crate::migrate::{self, CHECK_TIME, PART_TIME, SYNC_TIME};
+use crate::migrate::{self, CHECK_TIME, PART_TIME, ROLLBACK_TIME, SYNC_TIME};
 use crate::{StepContext, StepError, provision};
 
 /// Where a step runs: the design's two sides, with the data store (the S3 stage) between
@@ -341,15 +341,6 @@ pub static STEPS: &[Step] = &[
         run: |ctx, code, _| Box::pin(migrate::switch_route(ctx, code)),
     },
     Step {
-        name: "Unfreeze",
-        workflow: InstanceKind::Migrate,
-        side: Side::Source,
-        budget: None,
-        memory_mb: SMALL_MB,
-        timeout: SHORT,
-        run: |ctx, code, _| Box::pin(migrate::unfreeze(ctx, code)),
-    },
-    Step {
         name: "RestoreSource",
         workflow: InstanceKind::Migrate,
         side: Side::Source,
@@ -362,12 +353,13 @@ pub static STEPS: &[Step] = &[
         name: "Rollback",
         workflow: InstanceKind::Migrate,
         side: Side::Target,
-        budget: None,
+        budget: Some(ROLLBACK_TIME),
         memory_mb: SMALL_MB,
         timeout: SHORT,
         run: |ctx, code, input| {
             Box::pin(async move {
-                migrate::rollback(ctx, code, &failure(input), restore_left(input)).await
+                let seconds = number(input, "seconds")?.map(|s| Duration::from_secs(s as u64));
+                migrate::rollback(ctx, code, &failure(input), restore_left(input), seconds).await
             })
         },
     },
@@ -405,8 +397,8 @@ pub fn names() -> Vec<&'static str> {
 /// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
 /// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
 /// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
-/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles`; `error` for the
-/// rollbacks, and `restore` (what `RestoreSource` answered) for `Rollback`.
+/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles` and `Rollback`; `error`
+/// for the rollbacks, and `restore` (what `RestoreSource` answered) for `Rollback`.
 pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
     let step = step(name).ok_or_else(|| StepError::Input(format!("no step is named {name:?}")))?;
     let code = school_code(&input)?;
@@ -504,7 +496,7 @@ mod tests {
         assert_eq!(step("Verify").unwrap().bin_name(), "step-verify");
         assert!(step("verify").is_none());
         assert_eq!(steps_of(InstanceKind::Provision).count(), 7);
-        assert_eq!(steps_of(InstanceKind::Migrate).count(), 18);
+        assert_eq!(steps_of(InstanceKind::Migrate).count(), 17);
         assert_eq!(step("Freeze").unwrap().resource(), "FreezeActivity");
     }
 
@@ -527,8 +519,8 @@ mod tests {
     }
 
     /// The sides of the design: the source side is the source's checks, the freeze, the
-    /// export, the file sync, the source half of verify, the unfreeze and the source half
-    /// of the rollback.
+    /// export, the file sync, the source half of verify and the source half of the
+    /// rollback. Nothing unfreezes the source after the switch.
     #[test]
     fn sides_are_the_designs() {
         let of = |side| -> BTreeSet<&str> {
@@ -546,7 +538,6 @@ mod tests {
                 "ExportDatabase",
                 "SealExport",
                 "SyncFiles",
-                "Unfreeze",
                 "CheckSource",
                 "VerifySource",
                 "RestoreSource",

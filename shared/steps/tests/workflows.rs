@@ -35,6 +35,10 @@ fn machine(kind: InstanceKind) -> StateMachine {
 }
 
 async fn mocked(kind: InstanceKind, case: &str) -> a2a_asl::Outcome {
+    mocked_with(kind, case, json!({"school_code": "08012345"})).await
+}
+
+async fn mocked_with(kind: InstanceKind, case: &str, input: serde_json::Value) -> a2a_asl::Outcome {
     let text =
         std::fs::read_to_string(root().join("tests/fixtures/statemachines/workflows.mock.json"))
             .unwrap();
@@ -44,7 +48,7 @@ async fn mocked(kind: InstanceKind, case: &str) -> a2a_asl::Outcome {
         .unwrap();
     Execution::run(
         &machine(kind),
-        json!({"school_code": "08012345"}),
+        input,
         ExecutionOptions {
             state_machine_name: kind.workflow().into(),
             clock: Arc::new(VirtualClock::new()),
@@ -85,6 +89,15 @@ async fn both_state_machines_run_with_every_step_mocked() {
         assert_eq!(out.status, Failed, "{kind} {case}");
         assert_eq!(out.error.as_deref(), Some(error), "{kind} {case}");
     }
+    // A cleanup that reconciliation starts runs the rollback only (the case mocks no
+    // other step), and fails with the error it was given.
+    for kind in InstanceKind::ALL {
+        let input = json!({"school_code": "08012345", "cleanup": true,
+            "error": {"Error": "A2A.MaxDuration", "Cause": "stopped"}});
+        let out = mocked_with(kind, "Cleanup", input).await;
+        assert_eq!(out.status, Failed, "{kind}: {:?}", out.cause);
+        assert_eq!(out.error.as_deref(), Some("A2A.MaxDuration"), "{kind}");
+    }
 }
 
 #[test]
@@ -117,10 +130,48 @@ fn collect_tasks<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Val
     }
 }
 
+/// Faults a test puts in the target-side steps (the Lambdas) of a run: a step that hangs
+/// (until its execution is stopped), and steps that fail once, permanently.
+#[derive(Default)]
+struct Faults {
+    hang: std::sync::Mutex<Option<&'static str>>,
+    hung: std::sync::atomic::AtomicBool,
+    fail_once: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Faults {
+    /// The fault to put in step `name` now, if any (a failure is taken: it happens once).
+    fn at(&self, name: &str) -> Option<Result<(), TaskError>> {
+        let mut once = self.fail_once.lock().unwrap();
+        if let Some(n) = once.iter().position(|s| *s == name) {
+            once.remove(n);
+            let why = format!("{name} fails once (the test's fault)");
+            return Some(Err(TaskError::new("A2A.Permanent", why)));
+        }
+        (*self.hang.lock().unwrap() == Some(name)).then_some(Ok(()))
+    }
+
+    /// Waits until a run hangs in the hanging step.
+    async fn until_hung(&self) {
+        for _ in 0..6000 {
+            if self.hung.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no run reached the step that hangs");
+    }
+}
+
 /// Both workflows on the local engine as the CLI runs them: each target step the
 /// in-process step over `ctx`, each source step an activity task served by the worker
 /// loop through the in-process loopback.
 fn flows(ctx: StepContext) -> AslWorkflows {
+    flows_with(ctx, Arc::new(Faults::default()))
+}
+
+/// [`flows`], with `faults` put in its target-side steps.
+fn flows_with(ctx: StepContext, faults: Arc<Faults>) -> AslWorkflows {
     let side = |side| -> Vec<&'static str> {
         a2a_steps::STEPS
             .iter()
@@ -138,7 +189,16 @@ fn flows(ctx: StepContext) -> AslWorkflows {
         Some(loopback.clone()),
         move |name, input| {
             let ctx = step_ctx.clone();
+            let faults = faults.clone();
             async move {
+                match faults.at(name) {
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(())) => {
+                        faults.hung.store(true, std::sync::atomic::Ordering::SeqCst);
+                        std::future::pending::<()>().await;
+                    }
+                    None => {}
+                }
                 a2a_steps::call(&ctx, name, input)
                     .await
                     .map_err(|e| TaskError::new(e.name(), e.to_string()))
@@ -170,6 +230,7 @@ struct World {
     dir: PathBuf,
     ctx: StepContext,
     flows: AslWorkflows,
+    faults: Arc<Faults>,
     pg: Option<Locator>,
     source: Option<Locator>,
 }
@@ -209,12 +270,14 @@ async fn world_on(
         site: Arc::new(site),
         secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
     };
-    let flows = flows(ctx.clone());
+    let faults = Arc::new(Faults::default());
+    let flows = flows_with(ctx.clone(), faults.clone());
     World {
         _dir: tmp,
         dir,
         ctx,
         flows,
+        faults,
         pg: pg.cloned(),
         source: source.cloned(),
     }
@@ -280,13 +343,85 @@ async fn assert_failed(
     error: &str,
     because: &str,
 ) -> Instance {
+    assert_ended(w, code, info, error, because, Status::Failed).await
+}
+
+/// [`assert_failed`], for a run that was rolled back: `rolled_back`.
+async fn assert_rolled_back(
+    w: &World,
+    code: &SchoolCode,
+    info: &a2a_core::ExecutionInfo,
+    error: &str,
+    because: &str,
+) -> Instance {
+    assert_ended(w, code, info, error, because, Status::RolledBack).await
+}
+
+async fn assert_ended(
+    w: &World,
+    code: &SchoolCode,
+    info: &a2a_core::ExecutionInfo,
+    error: &str,
+    because: &str,
+    ended: Status,
+) -> Instance {
     assert_eq!(info.status, ExecutionStatus::Failed, "{:?}", info.cause);
     assert_eq!(info.error.as_deref(), Some(error), "{:?}", info.cause);
     let i = status(w, code).await;
-    assert_eq!(i.status, Status::Failed);
+    assert_eq!(i.status, ended, "{:?}", i.last_error);
     let why = i.last_error.as_deref().unwrap_or_default();
     assert!(why.contains(because), "{why:?}");
     i
+}
+
+/// Starts the next attempt of `kind` for `code` on `flows` as the dispatcher does: the
+/// execution recorded on the instance, then started. Its id.
+async fn start_on(
+    w: &World,
+    flows: &AslWorkflows,
+    code: &SchoolCode,
+    kind: InstanceKind,
+) -> String {
+    use a2a_core::Workflows;
+    let mut i = status(w, code).await;
+    let name = execution_name(code, kind, i.attempt + 1);
+    i.execution = Some(name.clone());
+    w.ctx.store.save(&i).await.unwrap();
+    let input = json!({"school_code": code.as_str()});
+    flows.start(kind, &name, input).await.unwrap();
+    name
+}
+
+/// Waits until the execution `id` has ended; how.
+async fn ended(flows: &dyn a2a_core::Workflows, id: &str) -> a2a_core::ExecutionInfo {
+    for _ in 0..30_000 {
+        let info = flows.describe(id).await.unwrap();
+        if info.status != ExecutionStatus::Running {
+            return info;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("execution {id} did not end");
+}
+
+/// One scheduler tick outside every window (reconciliation only) on `flows`, executions
+/// stopped after `max_duration`; then waits for the cleanups it started.
+async fn reconcile(
+    w: &World,
+    flows: &dyn a2a_core::Workflows,
+    max_duration: chrono::Duration,
+) -> a2a_schedule::TickReport {
+    let mut policy = a2a_schedule::Policy::new(Vec::new());
+    policy.max_duration = max_duration;
+    let queue = a2a_local::MemQueue::new(5);
+    let now = a2a_core::clock::now();
+    let r = a2a_schedule::tick(&*w.ctx.store, &queue, Some(flows), &policy, now)
+        .await
+        .unwrap();
+    for id in &r.cleanups {
+        ended(flows, id).await;
+    }
+    r
 }
 
 /// Runs the second attempt of `kind` for `code` on `flows`, after a fix: it succeeds and
@@ -413,13 +548,15 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         )
         .await
         .unwrap();
+    let as_it_was = source_now(&status(&w, &code).await).await;
     let info = run(&w, &code, InstanceKind::Migrate).await;
     let why = "routed to school 08000011";
-    let i = assert_failed(&w, &code, &info, "A2A.Permanent.Input", why).await;
+    let i = assert_rolled_back(&w, &code, &info, "A2A.Permanent.Input", why).await;
     let files = PathBuf::from(src.files.as_ref().unwrap().expose());
-    assert!(
-        !a2a_files::maintenance::is_enabled(&files),
-        "the source is unfrozen"
+    assert_eq!(
+        source_now(&i).await,
+        as_it_was,
+        "the source as it was, its own maintenance page too"
     );
     assert_unchanged(&src_db, &before).await;
     assert_eq!(i.target.db, None, "the target is released");
@@ -449,7 +586,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
     let i = status(&w, &code).await;
     assert_eq!((i.status, i.attempt), (Status::Active, 2));
-    assert!(!a2a_files::maintenance::is_enabled(&files));
+    assert_moved_away(&w, &i).await;
     let history = w.ctx.store.history(&code).await.unwrap();
     let steps = [
         "check-source",
@@ -468,7 +605,6 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         "verify-files",
         "rewrite-config",
         "switch-route",
-        "unfreeze",
         "restore-source",
         "rollback",
     ];
@@ -491,11 +627,70 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         .await
         .unwrap();
     assert_eq!(old, 0, "no old address left in course summaries");
-    // Out of maintenance on both sides: the source as before the freeze (no setting),
-    // the target likewise, though its export was taken frozen.
+    // The target as the source was before the freeze (no setting), though its export was
+    // taken frozen; the source stays frozen.
     assert_eq!(maintenance(&target).await, None);
-    assert_eq!(maintenance(src.db.as_ref().unwrap()).await, None);
-    assert_unchanged(&src_db, &before).await;
+    assert_eq!(
+        maintenance(src.db.as_ref().unwrap()).await.as_deref(),
+        Some("1")
+    );
+    let _ = files;
+}
+
+/// Checks that the migrated school `i` is active and its source still in maintenance,
+/// both halves: the setting on, and the page naming the new address.
+async fn assert_moved_away(w: &World, i: &Instance) {
+    assert_eq!(i.status, Status::Active);
+    let src = &i.source;
+    assert_eq!(
+        maintenance(src.db.as_ref().unwrap()).await.as_deref(),
+        Some("1")
+    );
+    let files = PathBuf::from(src.files.as_ref().unwrap().expose());
+    let page = std::fs::read_to_string(files.join("climaintenance.html")).unwrap();
+    let new = w.ctx.site.wwwroot(i.target.dns.as_deref().unwrap());
+    assert!(page.contains(&new), "the page names {new}: {page}");
+}
+
+/// A source's content, to compare with later: every table's row count and checksum (as
+/// `a2a db verify` sums them), and every file of its moodledata with its bytes and mode.
+#[derive(Debug, PartialEq)]
+struct SourceContent {
+    tables: Vec<(String, u64, String)>,
+    files: std::collections::BTreeMap<String, (Vec<u8>, u32)>,
+}
+
+async fn source_now(i: &Instance) -> SourceContent {
+    let db = a2a_dbmove::Db::connect(i.source.db.as_ref().unwrap(), false)
+        .await
+        .unwrap();
+    let mut tables = Vec::new();
+    for t in db.introspect("mdl_").await.unwrap() {
+        let (rows, sum) = a2a_dbmove::verify::table_sum(&db, &t).await.unwrap();
+        tables.push((t.name.clone(), rows, sum));
+    }
+    let root = PathBuf::from(i.source.files.as_ref().unwrap().expose());
+    let mut files = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                dirs.push(e.path());
+                continue;
+            }
+            use std::os::unix::fs::PermissionsExt as _;
+            let rel = e.path().strip_prefix(&root).unwrap().display().to_string();
+            let mode = md.permissions().mode();
+            files.insert(rel, (std::fs::read(e.path()).unwrap(), mode));
+        }
+    }
+    assert!(
+        files.contains_key("climaintenance.html"),
+        "the site had its own page"
+    );
+    SourceContent { tables, files }
 }
 
 /// The source's `maintenance_enabled` setting.
@@ -518,7 +713,7 @@ async fn a_new_address_that_does_not_fit_fails_the_rewrite_and_rolls_back() {
     drop(db);
     let before = snapshot(&w, &src_db);
     let info = run(&w, &code, InstanceKind::Migrate).await;
-    let i = assert_failed(
+    let i = assert_rolled_back(
         &w,
         &code,
         &info,
@@ -666,37 +861,48 @@ async fn parts_stop_at_their_budget_resume_and_the_maintenance_setting_comes_bac
     let r = call("RewriteConfig", c(json!({}))).await.unwrap();
     assert_eq!(r["maintenance_enabled"], "0");
     assert_eq!(maintenance(&target).await.as_deref(), Some("0"));
-    call("SwitchRoute", c(json!({}))).await.unwrap();
-    call("Unfreeze", c(json!({}))).await.unwrap();
-    assert_eq!(maintenance(&src).await.as_deref(), Some("0"));
-    call("Unfreeze", c(json!({}))).await.unwrap();
-    assert_eq!(maintenance(&src).await.as_deref(), Some("0"));
-    // Rerun after the unfreeze: the source's own setting is the one to keep.
+    for _ in 0..2 {
+        call("SwitchRoute", c(json!({}))).await.unwrap();
+        assert_eq!(status(&w, &code).await.status, Status::Active);
+        // The source stays frozen after the switch.
+        assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
+    }
+    // A rerun after the switch keeps the source's own setting for the target.
     let r = call("RewriteConfig", c(json!({}))).await.unwrap();
     assert_eq!(r["maintenance_enabled"], "0");
     assert_eq!(status(&w, &code).await.status, Status::Active);
+    // Nothing rolls an active site back: the source stays frozen.
+    let restore = call("RestoreSource", c(json!({}))).await.unwrap();
+    assert_eq!(restore["restored"], false);
+    assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
 }
 
-/// Freeze then rollback, each twice: the setting comes back as it was (here: no row).
+/// Freeze then rollback, each twice: the setting comes back as it was (here: no row), and
+/// the site's own maintenance page byte for byte.
 #[tokio::test]
-async fn a_rollback_puts_the_maintenance_setting_back() {
+async fn a_rollback_puts_the_maintenance_setting_and_page_back() {
     let w = world(10).await;
     let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
     let i = status(&w, &code).await;
     let (src, files) = (
-        i.source.db.unwrap(),
-        PathBuf::from(i.source.files.unwrap().expose()),
+        i.source.db.clone().unwrap(),
+        PathBuf::from(i.source.files.clone().unwrap().expose()),
     );
+    let page = files.join("climaintenance.html");
+    let own = std::fs::read(&page).unwrap();
+    let as_it_was = source_now(&i).await;
     let input = json!({"school_code": code.as_str()});
     a2a_steps::call(&w.ctx, "Preflight", input.clone())
         .await
         .unwrap();
     for _ in 0..2 {
-        a2a_steps::call(&w.ctx, "Freeze", input.clone())
+        let r = a2a_steps::call(&w.ctx, "Freeze", input.clone())
             .await
             .unwrap();
+        assert_eq!(r["page_before"], true, "{r}");
         assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
-        assert!(a2a_files::maintenance::is_enabled(&files));
+        let frozen = std::fs::read_to_string(&page).unwrap();
+        assert!(frozen.contains("eix.example.cat/ins-exemple"), "{frozen}");
     }
     let failed = json!({"school_code": code.as_str(), "error": {"Error": "X", "Cause": "y"}});
     // The catch as the state machine runs it: the source's restore (on premises), then the
@@ -707,16 +913,18 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
             .unwrap();
         let mut failed = failed.clone();
         failed["restore"] = restore;
-        a2a_steps::call(&w.ctx, "Rollback", failed).await.unwrap()
+        a2a_steps::call(&w.ctx, "Rollback", failed).await
     };
     for _ in 0..2 {
-        rollback().await;
-        assert_eq!(maintenance(&src).await, None);
-        assert!(!a2a_files::maintenance::is_enabled(&files));
+        let r = rollback().await.unwrap();
+        assert_eq!(r["rolled_back"], true, "{r}");
+        assert_eq!(status(&w, &code).await.status, Status::RolledBack);
+        assert_eq!(source_now(&i).await, as_it_was, "the source as it was");
     }
 
-    // A source database out of reach: the rollback still ends, says what it left, and
-    // the remembered value survives for the next freeze and its unfreeze.
+    // A source database out of reach: the page comes back, the rollback says what it
+    // left and fails (reconciliation runs it again), and the remembered value survives
+    // for the next freeze and its rollback.
     let path = src.expose().trim_start_matches("sqlite://").to_owned();
     a2a_steps::call(&w.ctx, "Preflight", input.clone())
         .await
@@ -725,25 +933,22 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
         .await
         .unwrap();
     std::fs::rename(&path, format!("{path}.away")).unwrap();
-    let r = rollback().await;
+    let e = rollback().await.unwrap_err();
     assert!(
-        r["maintenance_setting_error"]
-            .as_str()
-            .is_some_and(|e| e.contains(a2a_dbmove::site::MAINTENANCE_SETTING)),
-        "{r}"
+        e.to_string()
+            .contains(a2a_dbmove::site::MAINTENANCE_SETTING),
+        "{e}"
     );
-    assert!(
-        status(&w, &code)
-            .await
-            .last_error
-            .unwrap()
-            .contains("not put back")
+    assert_eq!(std::fs::read(&page).unwrap(), own, "the page is back");
+    let i2 = status(&w, &code).await;
+    assert_eq!(
+        i2.status,
+        Status::Running,
+        "not rolled back: it is not finished"
     );
+    assert!(i2.last_error.unwrap().contains("not put back"));
     std::fs::rename(format!("{path}.away"), &path).unwrap();
     assert_eq!(maintenance(&src).await.as_deref(), Some("1"), "left frozen");
-    a2a_steps::call(&w.ctx, "Preflight", input.clone())
-        .await
-        .unwrap();
     let r = a2a_steps::call(&w.ctx, "Freeze", input.clone())
         .await
         .unwrap();
@@ -752,8 +957,8 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
         serde_json::Value::Null,
         "the value from before the first freeze: {r}"
     );
-    rollback().await;
-    assert_eq!(maintenance(&src).await, None);
+    rollback().await.unwrap();
+    assert_eq!(source_now(&i).await, as_it_was, "the source as it was");
 }
 
 /// Runs provisions and migrations with the targets (and template) on the server of
@@ -797,15 +1002,11 @@ async fn on_servers(
         );
         let i = status(&w, code).await;
         assert_eq!(i.status, Status::Active);
-        let target = i.target.db.unwrap();
+        let target = i.target.db.clone().unwrap();
         assert!(target.expose().starts_with(&scheme));
         if *kind == InstanceKind::Migrate {
             assert_eq!(maintenance(&target).await, None, "{code}: target");
-            assert_eq!(
-                maintenance(&i.source.db.unwrap()).await,
-                None,
-                "{code}: source"
-            );
+            assert_moved_away(&w, &i).await;
         }
         assert!(!w.ctx.store.history(code).await.unwrap().is_empty());
     }
@@ -856,8 +1057,11 @@ async fn a_postgres_site_migrates_to_mariadb() {
     .await;
 }
 
+/// A target that cannot be reached fails the import and then the rollback's drop: the
+/// source is restored at once, the school is left in flight, and reconciliation runs the
+/// same rollback again once the target can be reached: `rolled_back`, then a retry.
 #[tokio::test]
-async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_succeeds() {
+async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retry_succeeds() {
     let w = world(10).await;
     let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
     // A second shard whose folder is a plain file: every connection to it fails.
@@ -877,32 +1081,69 @@ async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_su
     let mut i = status(&w, &code).await;
     i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
     w.ctx.store.save(&i).await.unwrap();
-    let src = i.source.clone();
-    let src_db = src.db.clone().unwrap();
-    let before = snapshot(&w, &src_db);
-    let files = PathBuf::from(src.files.as_ref().unwrap().expose());
+    let as_it_was = source_now(&i).await;
 
-    let info = run_on(&flows, &code, InstanceKind::Migrate, 1).await;
-    let i = assert_failed(&w, &code, &info, "A2A.Transient", "A2A.Transient").await;
-    let why = i.last_error.unwrap_or_default();
-    assert!(why.starts_with("A2A.Transient"), "{why:?}");
-    assert!(
-        !a2a_files::maintenance::is_enabled(&files),
-        "the source is unfrozen"
+    let id = start_on(&w, &flows, &code, InstanceKind::Migrate).await;
+    let info = ended(&flows, &id).await;
+    assert_eq!(info.status, ExecutionStatus::Failed, "{:?}", info.cause);
+    assert_eq!(info.error.as_deref(), Some("A2A.Transient"));
+    let i = status(&w, &code).await;
+    assert_eq!(i.status, Status::Running, "its rollback did not finish");
+    assert_eq!(
+        source_now(&i).await,
+        as_it_was,
+        "the source is restored at once"
     );
-    assert_unchanged(&src_db, &before).await;
     let history = w.ctx.store.history(&code).await.unwrap();
-    let tries = history
-        .iter()
-        .filter(|e| e.step == "plan-import" && e.outcome == Outcome::Failed)
-        .count();
-    assert_eq!(tries, 6, "the import was tried once and retried five times");
-    assert_succeeded(&history, &["rollback"], code.as_str());
+    let failed = |step: &str| {
+        history
+            .iter()
+            .filter(|e| e.step == step && e.outcome == Outcome::Failed)
+            .count()
+    };
+    assert_eq!(
+        failed("provision-target-database"),
+        6,
+        "tried once and retried five times"
+    );
+    assert_eq!(failed("rollback"), 6, "the drop too");
 
-    // The fix: the shard's folder is a folder again. The retry succeeds.
+    // Still unreachable: reconciliation's cleanup fails the same way, up to its limit,
+    // and then the school is failed, its history naming what is left.
+    for n in 1..=a2a_schedule::MAX_CLEANUPS {
+        let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
+        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
+        assert_eq!(status(&w, &code).await.status, Status::Running);
+    }
+    let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
+    assert!(r.cleanups.is_empty(), "{r:?}");
+    let i = assert_failed_now(&w, &code, "did not finish in 3 cleanup runs").await;
+    assert!(
+        i.target.db.is_some(),
+        "the target is still recorded, for a rerun to drop"
+    );
+
+    // The fix: the shard's folder is a folder again. A retry succeeds: the stage and the
+    // files were removed, and the target, still recorded, is created now.
     std::fs::remove_file(&blocked).unwrap();
     std::fs::create_dir(&blocked).unwrap();
-    assert_retry_succeeds(&w, &flows, &code, InstanceKind::Migrate).await;
+    let info = run_on(&flows, &code, InstanceKind::Migrate, 2).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(&w, &code).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error.clone()),
+        (Status::Active, 2, None)
+    );
+    assert_moved_away(&w, &i).await;
+}
+
+/// Checks that `code` is `failed` now, with a last error that says `because`.
+async fn assert_failed_now(w: &World, code: &SchoolCode, because: &str) -> Instance {
+    let i = status(w, code).await;
+    assert_eq!(i.status, Status::Failed, "{:?}", i.last_error);
+    let why = i.last_error.as_deref().unwrap_or_default();
+    assert!(why.contains(because), "{why:?}");
+    i
 }
 
 #[tokio::test]
