@@ -1260,3 +1260,187 @@ async fn a_site_gets_its_own_identifier_cron_password_and_admin_password() {
 fn bcrypt_verifies(password: &str, hash: &str) -> bool {
     a2a_steps::secrets::verifies(password, hash)
 }
+
+/// How an attempt ends without its success.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ending {
+    /// A step fails permanently: the Catch rolls back.
+    Caught,
+    /// Reconciliation stops it for running too long: no Catch runs.
+    Stopped,
+    /// The execution times out: no Catch runs.
+    TimedOut,
+    /// A step fails and then the Catch's rollback fails too.
+    RollbackFailsOnce,
+}
+
+/// The local engine with one answer added: the execution `id` has timed out (Step
+/// Functions' execution timeout; the local engine judges it on virtual time, which a hung
+/// step never moves). Its run is stopped as the timeout would; the rest is the engine's.
+struct TimesOut<'a> {
+    engine: &'a AslWorkflows,
+    id: String,
+}
+
+#[async_trait::async_trait]
+impl a2a_core::Workflows for TimesOut<'_> {
+    async fn start(
+        &self,
+        kind: InstanceKind,
+        name: &str,
+        input: serde_json::Value,
+    ) -> Result<a2a_core::StartOutcome, a2a_core::PortError> {
+        self.engine.start(kind, name, input).await
+    }
+
+    async fn describe(&self, id: &str) -> Result<a2a_core::ExecutionInfo, a2a_core::PortError> {
+        if id != self.id {
+            return self.engine.describe(id).await;
+        }
+        let cause = "The execution ran longer than its TimeoutSeconds";
+        self.engine.stop(id, "States.Timeout", cause).await?;
+        let mut info = self.engine.describe(id).await?;
+        info.status = ExecutionStatus::TimedOut;
+        Ok(info)
+    }
+
+    async fn stop(&self, id: &str, error: &str, cause: &str) -> Result<(), a2a_core::PortError> {
+        self.engine.stop(id, error, cause).await
+    }
+}
+
+/// The acceptance, on the server of `var`: a migration per way an attempt can end
+/// without success, each then rolled back (by its Catch, or by reconciliation's cleanup)
+/// to a source byte for byte as before (its own maintenance page included), no target
+/// database, stage, files or route left, `rolled_back`; and a retry ends `active`, its
+/// verify passed, the source left frozen with a page naming the new address.
+async fn every_ending_is_rolled_back_and_retried(test: &str, var: &str, first: u32) {
+    use Ending::*;
+    let Some(url) = a2a_testkit::service_url(var, test) else {
+        return;
+    };
+    let server = Locator::new(url);
+    let w = world_on(64, Some(&server), Some(&server), test).await;
+    let six_hours = chrono::Duration::hours(6);
+    for (n, ending) in [Caught, Stopped, TimedOut, RollbackFailsOnce]
+        .into_iter()
+        .enumerate()
+    {
+        let dns = format!("end{n}-{}", &test[..2]);
+        let code = format!("{:08}", first + n as u32);
+        let code = register(&w, &code, InstanceKind::Migrate, &dns).await;
+        let i = status(&w, &code).await;
+        let as_it_was = source_now(&i).await;
+        match ending {
+            Caught => w.faults.fail_once.lock().unwrap().push("RewriteConfig"),
+            RollbackFailsOnce => {
+                let mut once = w.faults.fail_once.lock().unwrap();
+                once.extend(["RewriteConfig", "Rollback"]);
+            }
+            Stopped | TimedOut => *w.faults.hang.lock().unwrap() = Some("ImportDatabase"),
+        }
+        w.faults
+            .hung
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let id = start_on(&w, &w.flows, &code, InstanceKind::Migrate).await;
+        match ending {
+            Caught => {
+                let info = ended(&w.flows, &id).await;
+                assert_rolled_back(&w, &code, &info, "A2A.Permanent", "fails once").await;
+                let r = reconcile(&w, &w.flows, six_hours).await;
+                assert!(r.cleanups.is_empty(), "nothing left to clean: {r:?}");
+            }
+            RollbackFailsOnce => {
+                let info = ended(&w.flows, &id).await;
+                assert_eq!(info.status, ExecutionStatus::Failed);
+                let left = status(&w, &code).await.status;
+                assert!(a2a_schedule::IN_FLIGHT.contains(&left), "in flight: {left}");
+                let r = reconcile(&w, &w.flows, six_hours).await;
+                assert_eq!(r.cleanups.len(), 1, "{r:?}");
+            }
+            Stopped => {
+                w.faults.until_hung().await;
+                let r = reconcile(&w, &w.flows, chrono::Duration::zero()).await;
+                assert_eq!(r.stopped, vec![code.clone()], "{r:?}");
+                assert_eq!(r.cleanups.len(), 1, "{r:?}");
+                let info = ended(&w.flows, &id).await;
+                assert_eq!(info.status, ExecutionStatus::Aborted);
+            }
+            TimedOut => {
+                w.faults.until_hung().await;
+                let engine = TimesOut {
+                    engine: &w.flows,
+                    id: id.clone(),
+                };
+                let r = reconcile(&w, &engine, six_hours).await;
+                assert_eq!(r.cleanups.len(), 1, "{r:?}");
+            }
+        }
+        *w.faults.hang.lock().unwrap() = None;
+        let i = status(&w, &code).await;
+        assert_eq!(
+            i.status,
+            Status::RolledBack,
+            "{ending:?}: {:?}",
+            i.last_error
+        );
+        assert_eq!(
+            source_now(&i).await,
+            as_it_was,
+            "{ending:?}: the source as it was"
+        );
+        assert!(
+            !a2a_dbmove::target::exists(&server, &code).await.unwrap(),
+            "{ending:?}: the target database is dropped"
+        );
+        assert_eq!(i.target.db, None);
+        for prefix in [
+            format!("stage/{code}/"),
+            format!("instances/{code}/"),
+            format!("routes/{dns}"),
+            format!("frozen/{code}"),
+        ] {
+            let left = w.ctx.blob.list(&prefix, None).await.unwrap().items;
+            assert!(left.is_empty(), "{ending:?}: {prefix} is gone: {left:?}");
+        }
+        let history = w.ctx.store.history(&code).await.unwrap();
+        let cleanups = history
+            .iter()
+            .filter(|e| e.step == a2a_schedule::CLEANUP_STEP)
+            .count();
+        let by_reconciliation = usize::from(ending != Caught);
+        assert_eq!(cleanups, by_reconciliation, "{ending:?}");
+
+        // The retry starts from an empty target side and ends active, verified.
+        let info = run(&w, &code, InstanceKind::Migrate).await;
+        assert_eq!(
+            info.status,
+            ExecutionStatus::Succeeded,
+            "{ending:?}: {:?}",
+            info.cause
+        );
+        let i = status(&w, &code).await;
+        assert_eq!((i.attempt, i.last_error.clone()), (2, None), "{ending:?}");
+        assert_moved_away(&w, &i).await;
+        let history = w.ctx.store.history(&code).await.unwrap();
+        let verified = history.iter().filter(|e| {
+            e.step.starts_with("verify-")
+                && !e.step.starts_with("verify-source")
+                && e.outcome == Outcome::Succeeded
+        });
+        assert!(
+            verified.count() >= 2,
+            "{ending:?}: the retry's checks passed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_ending_is_rolled_back_and_retried_on_postgres() {
+    every_ending_is_rolled_back_and_retried("pg_endings", "A2A_TEST_PG_URL", 25_930_100).await;
+}
+
+#[tokio::test]
+async fn every_ending_is_rolled_back_and_retried_on_mariadb() {
+    every_ending_is_rolled_back_and_retried("my_endings", "A2A_TEST_MYSQL_URL", 25_930_200).await;
+}
