@@ -1444,3 +1444,73 @@ async fn every_ending_is_rolled_back_and_retried_on_postgres() {
 async fn every_ending_is_rolled_back_and_retried_on_mariadb() {
     every_ending_is_rolled_back_and_retried("my_endings", "A2A_TEST_MYSQL_URL", 25_930_200).await;
 }
+
+/// `ProvisionTargetDatabase` asks the shard's server whether the target is there: a login
+/// the server refuses is an error, never taken for "absent" (which would send a
+/// `CREATE DATABASE` for a database that holds an import), and what is there is kept.
+#[tokio::test]
+async fn a_refused_login_is_an_error_not_an_absent_target() {
+    let test = "refused_login";
+    let (Some(root), Some(pw)) = (
+        a2a_testkit::service_url("A2A_TEST_MYSQL_URL", test),
+        a2a_testkit::service_url("A2A_TEST_MYSQL_PASSWORD_URL", test),
+    ) else {
+        return;
+    };
+    let (root, pw) = (Locator::new(root), Locator::new(pw));
+    let w = world(10).await;
+    let code = register(&w, "25930300", InstanceKind::Migrate, "refused").await;
+    let name = a2a_dbmove::target::name(&code);
+    a2a_dbmove::server::drop(&root, &name).await.unwrap();
+    let held = a2a_dbmove::server::create(&root, &name).await.unwrap();
+    let db = a2a_dbmove::Db::connect(&held, false).await.unwrap();
+    db.exec("CREATE TABLE mdl_kept (id INT PRIMARY KEY); INSERT INTO mdl_kept VALUES (7)")
+        .await
+        .unwrap();
+    let kept = || async {
+        let db = a2a_dbmove::Db::connect(&held, false).await.unwrap();
+        db.query_i64("SELECT COUNT(*) FROM mdl_kept", &[])
+            .await
+            .unwrap()
+    };
+    let (user, _) = pw.credentials().unwrap();
+    let wrong = pw.without_password().with_credentials(&user, "wrong-pw");
+    let on = |shard: &Locator| {
+        let mut site = (*w.ctx.site).clone();
+        site.shards = vec![Shard {
+            name: "pw".into(),
+            db: shard.clone(),
+            capacity: 10,
+        }];
+        StepContext {
+            site: Arc::new(site),
+            ..w.ctx.clone()
+        }
+    };
+    let mut i = status(&w, &code).await;
+    i.target.db = Some(a2a_steps::target_db(&on(&pw).site.shards[0], &code).without_password());
+    w.ctx.store.save(&i).await.unwrap();
+    let input = json!({"school_code": code.as_str()});
+
+    let e = a2a_steps::call(&on(&wrong), "ProvisionTargetDatabase", input.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        !e.to_string().contains("wrong-pw"),
+        "no password shown: {e}"
+    );
+    assert_eq!(kept().await, 1, "the target and its rows are there: {e}");
+
+    let r = a2a_steps::call(&on(&pw), "ProvisionTargetDatabase", input.clone())
+        .await
+        .unwrap();
+    assert_eq!(r["created"], false, "{r}");
+    assert_eq!(kept().await, 1);
+
+    a2a_dbmove::server::drop(&root, &name).await.unwrap();
+    let r = a2a_steps::call(&on(&pw), "ProvisionTargetDatabase", input)
+        .await
+        .unwrap();
+    assert_eq!(r["created"], true, "{r}");
+    a2a_dbmove::server::drop(&root, &name).await.unwrap();
+}
