@@ -105,6 +105,10 @@ pub enum Command {
     /// from before the freeze, so that nothing can unfreeze it. The source stays in
     /// maintenance, its page naming the new address. Exit 1 if refused.
     Retire(schedule::RetireArgs),
+    /// Stops schools through the legal moves: a queued one is failed; a running one's
+    /// execution is stopped and its rollback started (it ends `rolled_back`), which needs
+    /// the state machines' ARNs. Says what changed for each; exit 1 if one was not.
+    Cancel(schedule::CancelArgs),
     /// One self-contained HTML report (progress per wave, schools per night, step
     /// durations, failures, data moved, the cost on AWS, every school) and a CSV of every
     /// school.
@@ -278,6 +282,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::History { code, json } => history::run(&config, &ports, &code, json).await,
         Command::Retry(args) => schedule::retry(&config, &ports, &args).await,
         Command::Retire(args) => schedule::retire(&config, &ports, &args).await,
+        Command::Cancel(args) => schedule::cancel(&config, &ports, &args).await,
         Command::Report(args) => report::run(&config, &ports, &args).await,
         Command::Files { command } => files::run(&ports, command).await,
         Command::Db { command } => db::run(&ports, command).await,

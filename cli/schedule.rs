@@ -524,3 +524,58 @@ pub async fn retire(
         )),
     }
 }
+
+/// Which schools `a2a cancel` stops.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The schools' codes (8 digits each).
+    #[arg(value_name = "CODE", required = true)]
+    pub codes: Vec<String>,
+    #[command(flatten)]
+    pub machines: MachineArgs,
+}
+
+/// `a2a cancel`: each named school stopped through the legal moves
+/// ([`a2a_schedule::cancel_now`]): a queued one failed, a running one's execution stopped
+/// and its rollback started, ending `rolled_back`. One line per school says what changed
+/// or why not. Exit 1 if a school was not cancelled.
+pub async fn cancel(
+    config: &Config,
+    ports: &Backends,
+    args: &CancelArgs,
+) -> Result<Outcome, CliError> {
+    let mut codes = Vec::new();
+    for c in &args.codes {
+        codes.push(SchoolCode::parse(c).map_err(|e| {
+            CliError::input(
+                format!("school code {c:?}: {e}"),
+                "give the school's 8-digit code, such as 08012345",
+            )
+        })?);
+    }
+    let label = config.state.label();
+    let store = ports.state(config).await?;
+    let wf = workflows(config, ports, &args.machines).await;
+    let (mut done, mut refused) = (0, 0);
+    for code in &codes {
+        let r = a2a_schedule::cancel_now(&*store, wf.as_deref(), code, a2a_core::clock::now())
+            .await
+            .map_err(|e| CliError::from_port(&label, e))?;
+        match r {
+            Ok(what) => {
+                done += 1;
+                println!("{code}: cancelled: {what}");
+            }
+            Err(why) => {
+                refused += 1;
+                println!("{code}: not cancelled: {why}");
+            }
+        }
+    }
+    println!("{done} cancelled, {refused} not");
+    Ok(if refused == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}

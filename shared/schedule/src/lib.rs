@@ -19,8 +19,8 @@ pub use dispatch::{
 pub use drive::{ClockMode, NightReport, Progress, RunReport, Runner, executions, peak};
 pub use message::{BadMessage, StartMessage};
 pub use tick::{
-    CLEANUP_STEP, ENQUEUE_STEP, MAX_CLEANUPS, OPERATOR_RETRY_STEP, Policy, RECONCILE_STEP,
-    RETRY_STEP, TickReport, retry_now, snapshot_id, tick, tick_with,
+    CLEANUP_STEP, ENQUEUE_STEP, MAX_CLEANUPS, OPERATOR_CANCEL_STEP, OPERATOR_RETRY_STEP, Policy,
+    RECONCILE_STEP, RETRY_STEP, TickReport, cancel_now, retry_now, snapshot_id, tick, tick_with,
 };
 
 use a2a_core::Status;

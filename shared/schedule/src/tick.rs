@@ -16,6 +16,8 @@ pub const ENQUEUE_STEP: &str = "scheduler.enqueue";
 pub const RETRY_STEP: &str = "scheduler.retry";
 /// The history step of an operator's retry (`a2a retry`), not counted against the quota.
 pub const OPERATOR_RETRY_STEP: &str = "operator.retry";
+/// The history step of an operator's cancel (`a2a cancel`).
+pub const OPERATOR_CANCEL_STEP: &str = "operator.cancel";
 /// The history step of a reconciliation.
 pub const RECONCILE_STEP: &str = "scheduler.reconcile";
 /// The history step of a cleanup that reconciliation started: the rollback (or
@@ -252,6 +254,85 @@ pub async fn retry_now(
     }
 }
 
+/// An operator's cancel of one school (`a2a cancel`), through the legal moves, recorded as
+/// [`OPERATOR_CANCEL_STEP`]: a `queued` school is moved to `failed` (its start message is
+/// then stale to the dispatcher); a school in flight has its execution stopped and the
+/// same rollback started as reconciliation starts for a stopped execution, so that it ends
+/// `rolled_back` (the next reconciliation follows that cleanup). An in-flight school
+/// needs the workflow engine. Returns what changed, or why nothing did.
+pub async fn cancel_now(
+    store: &dyn InstanceStore,
+    workflows: Option<&dyn Workflows>,
+    code: &SchoolCode,
+    now: DateTime<Utc>,
+) -> Result<Result<String, String>, PortError> {
+    let Some(inst) = store.get(code).await? else {
+        return Ok(Err(format!("school {code} is not in the state")));
+    };
+    let why = "cancelled by an operator".to_owned();
+    let changed =
+        || format!("school {code} changed meanwhile (a tick or a step moved it); look again");
+    if inst.status == Status::Queued
+        || (IN_FLIGHT.contains(&inst.status) && inst.execution.is_none())
+    {
+        let from = inst.status;
+        let mut i = inst;
+        if let Err(e) = i.move_to(Status::Failed, now) {
+            return Ok(Err(e.to_string()));
+        }
+        i.last_error = Some(why.clone());
+        match store.save(&i).await {
+            Ok(_) => {}
+            Err(PortError::Conflict(_)) => return Ok(Err(changed())),
+            Err(e) => return Err(e),
+        }
+        store
+            .record(code, &event(OPERATOR_CANCEL_STEP, now, Some(why)))
+            .await?;
+        return Ok(Ok(format!(
+            "{from} → failed: no execution had started; its start message is ignored now"
+        )));
+    }
+    if !IN_FLIGHT.contains(&inst.status) {
+        return Ok(Err(format!(
+            "school {code} is {}: only a queued or running school is cancelled",
+            inst.status
+        )));
+    }
+    let Some(wf) = workflows else {
+        return Ok(Err(format!(
+            "school {code} is {} with an execution under way: give the state machines' \
+             ARNs to stop it",
+            inst.status
+        )));
+    };
+    let id = inst.execution.clone().unwrap_or_default();
+    let running = match wf.describe(&id).await {
+        Ok(info) => info.status == ExecutionStatus::Running,
+        Err(PortError::NotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    if running {
+        wf.stop(&id, "A2A.Cancelled", &why).await?;
+    }
+    store
+        .record(code, &event(OPERATOR_CANCEL_STEP, now, Some(why.clone())))
+        .await?;
+    let mut report = TickReport::default();
+    clean_up(store, wf, inst, "A2A.Cancelled", why, now, &mut report).await?;
+    let stopped = if running { "stopped" } else { "had ended" };
+    Ok(match (report.cleanups.first(), report.reconciled.first()) {
+        (Some(c), _) => Ok(format!(
+            "execution {id} {stopped}; its rollback runs as {c}, and the school ends rolled_back"
+        )),
+        (None, Some((_, s))) => Ok(format!(
+            "execution {id} {stopped}; its rollback did not finish in {MAX_CLEANUPS} runs: now {s}"
+        )),
+        (None, None) if report.lost_races > 0 => Err(changed()),
+        (None, None) => Err(report.problems.join("; ")),
+    })
+}
+
 pub(crate) fn event(step: &str, now: DateTime<Utc>, error: Option<String>) -> StepEvent {
     StepEvent {
         step: step.to_owned(),
@@ -453,6 +534,12 @@ async fn reconcile(
                         clean_up(store, wf, inst, "A2A.MaxDuration", why, now, report).await?;
                     }
                 }
+                ExecutionStatus::Succeeded if is_cleanup(&id) => {
+                    // A cleanup never succeeds in its state machine (it ends in `Failed`);
+                    // one that did, with the school still in flight, did not roll it back.
+                    let why = format!("cleanup execution {id} ended without rolling back");
+                    clean_up(store, wf, inst, "A2A.Cleanup", why, now, report).await?;
+                }
                 ExecutionStatus::Succeeded => {
                     // The execution verified and switched the route; its last record was
                     // lost. Walk the legal moves to where it really is.
@@ -486,6 +573,14 @@ async fn reconcile(
         }
     }
     Ok(())
+}
+
+/// Whether the execution `id` (a name, or an ARN ending with it) is a cleanup that
+/// [`clean_up`] started.
+fn is_cleanup(id: &str) -> bool {
+    id.rsplit(':')
+        .next()
+        .is_some_and(|name| name.contains("-cleanup-"))
 }
 
 /// Starts the cleanup of `inst`, whose execution ended (`why`, with the error name

@@ -1514,3 +1514,51 @@ async fn a_refused_login_is_an_error_not_an_absent_target() {
     assert_eq!(r["created"], true, "{r}");
     a2a_dbmove::server::drop(&root, &name).await.unwrap();
 }
+
+/// A rollback with no time left deletes one batch of blobs and answers `complete: false`;
+/// run again, it goes on where it stopped, ends `rolled_back`, and a rerun then keeps it.
+#[tokio::test]
+async fn a_rollback_out_of_time_stops_after_a_batch_and_resumes() {
+    let w = world(10).await;
+    let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
+    let input = json!({"school_code": code.as_str()});
+    a2a_steps::call(&w.ctx, "Preflight", input.clone())
+        .await
+        .unwrap();
+    for n in 0..100 {
+        let k = BlobKey::parse(&format!("instances/{code}/moodledata/f{n:03}")).unwrap();
+        w.ctx
+            .blob
+            .put(&k, bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+    let k = BlobKey::parse(&format!("stage/{code}/dbmove/export.json")).unwrap();
+    w.ctx
+        .blob
+        .put(&k, bytes::Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let rollback = json!({"school_code": code.as_str(), "seconds": 0,
+        "error": {"Error": "A2A.Permanent", "Cause": "test"}});
+    let mut runs = Vec::new();
+    loop {
+        let r = a2a_steps::call(&w.ctx, "Rollback", rollback.clone())
+            .await
+            .unwrap();
+        runs.push(r["removed"].as_u64().unwrap());
+        if r["complete"] == true {
+            assert_eq!(r["rolled_back"], true, "{r}");
+            break;
+        }
+        assert_eq!(status(&w, &code).await.status, Status::Running, "not yet");
+        assert!(runs.len() < 10, "{runs:?}");
+    }
+    // The stage's one blob and a batch of 32, then 32 a run, then the last 4.
+    assert_eq!(runs, [33, 32, 32, 4]);
+    assert_eq!(status(&w, &code).await.status, Status::RolledBack);
+    let left = w.ctx.blob.list(&format!("instances/{code}/"), None).await;
+    assert!(left.unwrap().items.is_empty());
+    let again = a2a_steps::call(&w.ctx, "Rollback", rollback).await.unwrap();
+    assert_eq!(again["kept"], true, "{again}");
+}
