@@ -102,6 +102,16 @@ async fn workflows(
     Some(ports.step_functions(migrate, provision).await)
 }
 
+/// A school code given on the command line, or the usage error that says what to give.
+fn school_code(raw: &str) -> Result<SchoolCode, CliError> {
+    SchoolCode::parse(raw).map_err(|e| {
+        CliError::input(
+            format!("school code {raw:?}: {e}"),
+            "give the school's 8-digit code, such as 08012345",
+        )
+    })
+}
+
 fn parse_now(now: &Option<String>) -> Result<DateTime<Utc>, CliError> {
     match now {
         None => Ok(Utc::now()),
@@ -216,12 +226,7 @@ pub async fn start(
     ports: &Backends,
     args: &StartArgs,
 ) -> Result<Outcome, CliError> {
-    let code = SchoolCode::parse(&args.code).map_err(|e| {
-        CliError::input(
-            format!("school code {:?}: {e}", args.code),
-            "give the school's 8-digit code, such as 08012345",
-        )
-    })?;
+    let code = school_code(&args.code)?;
     let (store, wf, local): (Arc<dyn InstanceStore>, Arc<dyn Workflows>, _) = if args.aws {
         let Some(wf) = workflows(config, ports, &args.machines).await else {
             return Err(CliError::input(
@@ -408,12 +413,7 @@ pub async fn retry(
     }
     let mut codes = Vec::new();
     for c in &args.codes {
-        codes.push(SchoolCode::parse(c).map_err(|e| {
-            CliError::input(
-                format!("school code {c:?}: {e}"),
-                "give the school's 8-digit code, such as 08012345",
-            )
-        })?);
+        codes.push(school_code(c)?);
     }
     let label = config.state.label();
     let port = |e| CliError::from_port(&label, e);
@@ -490,12 +490,7 @@ pub async fn retire(
     ports: &Backends,
     args: &RetireArgs,
 ) -> Result<Outcome, CliError> {
-    let code = SchoolCode::parse(&args.code).map_err(|e| {
-        CliError::input(
-            format!("school code {:?}: {e}", args.code),
-            "give the school's 8-digit code, such as 08012345",
-        )
-    })?;
+    let code = school_code(&args.code)?;
     let store = ports.state(config).await?;
     let (blob, _) = ports.blobs(config).await?;
     let wait = chrono::Duration::days(i64::from(args.after_days));
@@ -546,12 +541,7 @@ pub async fn cancel(
 ) -> Result<Outcome, CliError> {
     let mut codes = Vec::new();
     for c in &args.codes {
-        codes.push(SchoolCode::parse(c).map_err(|e| {
-            CliError::input(
-                format!("school code {c:?}: {e}"),
-                "give the school's 8-digit code, such as 08012345",
-            )
-        })?);
+        codes.push(school_code(c)?);
     }
     let label = config.state.label();
     let store = ports.state(config).await?;

@@ -15,6 +15,17 @@ fn demo_home() -> tempfile::TempDir {
     home
 }
 
+/// Every instance in the state of `home`.
+fn instances(home: &std::path::Path) -> Vec<a2a_core::Instance> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = a2a_local::SqliteStore::open(&home.join("state.db"))
+            .await
+            .unwrap();
+        list_all(&store, ListFilter::default()).await.unwrap()
+    })
+}
+
 /// Runs `a2a ARGS` in `home`, expects exit `code`, and returns everything it printed.
 fn exits(home: &std::path::Path, args: &[&str], code: i32) -> String {
     let o = a2a(home, args);
@@ -25,14 +36,7 @@ fn exits(home: &std::path::Path, args: &[&str], code: i32) -> String {
 #[test]
 fn history_shows_each_attempt_with_its_execution_and_every_step() {
     let home = demo_home();
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let instances = rt.block_on(async {
-        let store = a2a_local::SqliteStore::open(&home.path().join("state.db"))
-            .await
-            .unwrap();
-        list_all(&store, ListFilter::default()).await.unwrap()
-    });
+    let instances = instances(home.path());
     assert_eq!(instances.len(), 2);
     for i in &instances {
         let code = i.code.to_string();
@@ -268,13 +272,7 @@ fn progress_shows_on_a_terminal_and_quiet_hides_it() {
 #[test]
 fn retire_waits_its_period_then_forgets_the_freeze_and_leaves_the_source_frozen() {
     let home = demo_home();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let instances = rt.block_on(async {
-        let store = a2a_local::SqliteStore::open(&home.path().join("state.db"))
-            .await
-            .unwrap();
-        list_all(&store, ListFilter::default()).await.unwrap()
-    });
+    let instances = instances(home.path());
     let kind = |k| instances.iter().find(|i| i.kind == k).unwrap();
     let migrated = kind(a2a_core::InstanceKind::Migrate);
     let eix = kind(a2a_core::InstanceKind::Provision).code.to_string();

@@ -148,6 +148,15 @@ impl Runner {
             .await?;
             report.ticks += 1;
             report.problems.extend(t.problems);
+            // The cleanups that reconciliation started end before new executions start
+            // (a cleanup's school leaves the cap's count a moment before its execution
+            // ends), and the starts are recorded after them.
+            let now = if t.cleanups.is_empty() {
+                now
+            } else {
+                self.wait(&t.cleanups).await?;
+                clock::now()
+            };
             let night = t.night.map(|(opens, closes)| {
                 nights.entry(opens).or_insert(NightReport {
                     opens,
@@ -180,8 +189,6 @@ impl Runner {
             });
             // Wait for this round's executions, then book their outcomes to the night.
             let outcomes = self.wait(&started).await?;
-            // The cleanups that reconciliation started, too (not counted as the night's).
-            self.wait(&t.cleanups).await?;
             if let Some((opens, _)) = t.night
                 && let Some(n) = nights.get_mut(&opens)
             {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use Status::RolledBack;
 use a2a_asl::{Execution, ExecutionOptions, MockConfig, StateMachine, VirtualClock};
 use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, Instance, InstanceKind, InstanceStore, Locator, Outcome,
@@ -334,29 +335,8 @@ async fn status(w: &World, code: &SchoolCode) -> Instance {
     w.ctx.store.get(code).await.unwrap().unwrap()
 }
 
-/// Checks that the run `info` failed with error `error` and left `code` failed with a last
-/// error that says `because`; returns the instance.
-async fn assert_failed(
-    w: &World,
-    code: &SchoolCode,
-    info: &a2a_core::ExecutionInfo,
-    error: &str,
-    because: &str,
-) -> Instance {
-    assert_ended(w, code, info, error, because, Status::Failed).await
-}
-
-/// [`assert_failed`], for a run that was rolled back: `rolled_back`.
-async fn assert_rolled_back(
-    w: &World,
-    code: &SchoolCode,
-    info: &a2a_core::ExecutionInfo,
-    error: &str,
-    because: &str,
-) -> Instance {
-    assert_ended(w, code, info, error, because, Status::RolledBack).await
-}
-
+/// Checks that the run `info` failed with error `error` and left `code` `ended` (failed
+/// or rolled back) with a last error that says `because`; returns the instance.
 async fn assert_ended(
     w: &World,
     code: &SchoolCode,
@@ -516,7 +496,8 @@ async fn a_failed_provision_is_undone_and_a_retry_succeeds() {
         ExecutionStatus::Succeeded
     );
     let info = run(&w, &b, InstanceKind::Provision).await;
-    assert_failed(&w, &b, &info, "A2A.Permanent", "no target shard has room").await;
+    let why = "no target shard has room";
+    assert_ended(&w, &b, &info, "A2A.Permanent", why, Status::Failed).await;
     let history = w.ctx.store.history(&b).await.unwrap();
     assert_succeeded(&history, &["deprovision"], b.as_str());
 
@@ -551,7 +532,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     let as_it_was = source_now(&status(&w, &code).await).await;
     let info = run(&w, &code, InstanceKind::Migrate).await;
     let why = "routed to school 08000011";
-    let i = assert_rolled_back(&w, &code, &info, "A2A.Permanent.Input", why).await;
+    let i = assert_ended(&w, &code, &info, "A2A.Permanent.Input", why, RolledBack).await;
     let files = PathBuf::from(src.files.as_ref().unwrap().expose());
     assert_eq!(
         source_now(&i).await,
@@ -713,14 +694,8 @@ async fn a_new_address_that_does_not_fit_fails_the_rewrite_and_rolls_back() {
     drop(db);
     let before = snapshot(&w, &src_db);
     let info = run(&w, &code, InstanceKind::Migrate).await;
-    let i = assert_rolled_back(
-        &w,
-        &code,
-        &info,
-        "A2A.Permanent.Verify",
-        "mdl_course.fullname: 1",
-    )
-    .await;
+    let why = "mdl_course.fullname: 1";
+    let i = assert_ended(&w, &code, &info, "A2A.Permanent.Verify", why, RolledBack).await;
     assert!(
         i.last_error.unwrap().contains("does not fit"),
         "the error says why"
@@ -748,9 +723,8 @@ fn snapshot(w: &World, source: &Locator) -> Locator {
     Locator::new(format!("sqlite://{}", copy.display()))
 }
 
-/// The source holds the same rows as its snapshot, table by table. (Its file is not
-/// byte for byte the same: the freeze writes the maintenance setting, the rollback puts
-/// it back.)
+/// The source holds the same rows as its snapshot, table by table, compared row by row
+/// (with [`source_now`], its files are compared byte for byte too).
 async fn assert_unchanged(source: &Locator, snapshot: &Locator) {
     let a = a2a_dbmove::Db::connect(source, false).await.unwrap();
     let b = a2a_dbmove::Db::connect(snapshot, false).await.unwrap();
@@ -1346,7 +1320,8 @@ async fn every_ending_is_rolled_back_and_retried(test: &str, var: &str, first: u
         match ending {
             Caught => {
                 let info = ended(&w.flows, &id).await;
-                assert_rolled_back(&w, &code, &info, "A2A.Permanent", "fails once").await;
+                let why = "fails once";
+                assert_ended(&w, &code, &info, "A2A.Permanent", why, RolledBack).await;
                 let r = reconcile(&w, &w.flows, six_hours).await;
                 assert!(r.cleanups.is_empty(), "nothing left to clean: {r:?}");
             }
