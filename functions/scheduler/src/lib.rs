@@ -175,6 +175,7 @@ impl Handler {
             retried = report.retried.len(),
             reconciled = report.reconciled.len(),
             stopped = report.stopped.len(),
+            cleanups = report.cleanups.len(),
             lost_races = report.lost_races,
             "tick"
         );
