@@ -5,7 +5,9 @@
 //! prints a summary table.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +16,7 @@ use a2a_core::{
     SchoolCode, Status, execution_name,
 };
 use a2a_local::workflows::activity_arn;
-use a2a_local::{AslWorkflows, MemActivities};
+use a2a_local::{AslWorkflows, MemActivities, TaskError};
 use a2a_steps::worker::{WorkerOptions, runner, serve};
 use a2a_steps::{Shard, SiteConfig, StepContext, Template};
 use a2a_steps::{Side, names_on};
@@ -408,6 +410,24 @@ pub(crate) fn bar(len: u64) -> ProgressBar {
 /// served in this process by the worker loop of `a2a worker`, through a loopback. Needs a
 /// Tokio runtime: the worker loop runs on it until the process ends.
 pub fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
+    workflows_with(ctx, dir, None)
+}
+
+/// What the end-to-end tests put before each target step of the local engine: awaited
+/// first, its error fails the task instead of the step, and one that never ends hangs
+/// the task (until its execution is stopped or times out).
+pub type BeforeStep = Arc<
+    dyn Fn(&'static str) -> Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// [`workflows`], with `before` awaited before each target step.
+pub fn workflows_with(
+    ctx: StepContext,
+    dir: &Path,
+    before: Option<BeforeStep>,
+) -> Result<AslWorkflows, CliError> {
     let (lambdas, activities) = (names_on(Side::Target), names_on(Side::Source));
     // Step Functions holds a poll for a minute; so does the loopback.
     let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(60)));
@@ -419,10 +439,14 @@ pub fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError>
         Some(loopback.clone()),
         move |name, input| {
             let ctx = step_ctx.clone();
+            let before = before.clone();
             async move {
+                if let Some(before) = before {
+                    before(name).await?;
+                }
                 a2a_steps::call(&ctx, name, input)
                     .await
-                    .map_err(|e| a2a_local::TaskError::new(e.name(), e.to_string()))
+                    .map_err(|e| TaskError::new(e.name(), e.to_string()))
             }
         },
     )

@@ -29,7 +29,7 @@ use crate::backends::Backends;
 
 pub use backends::{BlobSpec, QueueSpec, StateSpec};
 pub use config::Config;
-pub use demo::workflows as local_workflows;
+pub use demo::{BeforeStep, workflows as local_workflows, workflows_with as local_workflows_with};
 pub use error::{CliError, Outcome};
 pub use run::{RunSummary, Seams, Wrap};
 
@@ -101,6 +101,15 @@ pub enum Command {
     /// send their start messages; says what changed for each. Exit 1 if a named school
     /// could not be retried.
     Retry(schedule::RetryArgs),
+    /// Records that the source of an active migration may be retired, after a waiting
+    /// period since its switch (`--after-days`, 14 by default): forgets the source's state
+    /// from before the freeze, so that nothing can unfreeze it. The source stays in
+    /// maintenance, its page naming the new address. Exit 1 if refused.
+    Retire(schedule::RetireArgs),
+    /// Stops schools through the legal moves: a queued one is failed; a running one's
+    /// execution is stopped and its rollback started (it ends `rolled_back`), which needs
+    /// the state machines' ARNs. Says what changed for each; exit 1 if one was not.
+    Cancel(schedule::CancelArgs),
     /// One self-contained HTML report (progress per wave, schools per night, step
     /// durations, failures, data moved, the cost on AWS, every school) and a CSV of every
     /// school.
@@ -183,7 +192,7 @@ pub enum Command {
         command: secret::SecretCommand,
     },
     /// The on-premises worker: serves the deployed source-side activities (the source's
-    /// checks, freeze, export, file sync, source half of verify, unfreeze and restore)
+    /// checks, freeze, export, file sync, source half of verify and restore)
     /// next to the sources, up to --max-tasks at once, until SIGTERM or Ctrl-C. State and
     /// blobs are those of a2a.toml's [backends] (the stack's table and bucket).
     ///
@@ -273,6 +282,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::History { code, json } => history::run(&config, &ports, &code, json).await,
         Command::Retry(args) => schedule::retry(&config, &ports, &args).await,
+        Command::Retire(args) => schedule::retire(&config, &ports, &args).await,
+        Command::Cancel(args) => schedule::cancel(&config, &ports, &args).await,
         Command::Report(args) => report::run(&config, &ports, &args).await,
         Command::Files { command } => files::run(&ports, command).await,
         Command::Db { command } => db::run(&ports, command).await,

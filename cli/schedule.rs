@@ -102,6 +102,16 @@ async fn workflows(
     Some(ports.step_functions(migrate, provision).await)
 }
 
+/// A school code given on the command line, or the usage error that says what to give.
+fn school_code(raw: &str) -> Result<SchoolCode, CliError> {
+    SchoolCode::parse(raw).map_err(|e| {
+        CliError::input(
+            format!("school code {raw:?}: {e}"),
+            "give the school's 8-digit code, such as 08012345",
+        )
+    })
+}
+
 fn parse_now(now: &Option<String>) -> Result<DateTime<Utc>, CliError> {
     match now {
         None => Ok(Utc::now()),
@@ -216,12 +226,7 @@ pub async fn start(
     ports: &Backends,
     args: &StartArgs,
 ) -> Result<Outcome, CliError> {
-    let code = SchoolCode::parse(&args.code).map_err(|e| {
-        CliError::input(
-            format!("school code {:?}: {e}", args.code),
-            "give the school's 8-digit code, such as 08012345",
-        )
-    })?;
+    let code = school_code(&args.code)?;
     let (store, wf, local): (Arc<dyn InstanceStore>, Arc<dyn Workflows>, _) = if args.aws {
         let Some(wf) = workflows(config, ports, &args.machines).await else {
             return Err(CliError::input(
@@ -408,12 +413,7 @@ pub async fn retry(
     }
     let mut codes = Vec::new();
     for c in &args.codes {
-        codes.push(SchoolCode::parse(c).map_err(|e| {
-            CliError::input(
-                format!("school code {c:?}: {e}"),
-                "give the school's 8-digit code, such as 08012345",
-            )
-        })?);
+        codes.push(school_code(c)?);
     }
     let label = config.state.label();
     let port = |e| CliError::from_port(&label, e);
@@ -461,6 +461,108 @@ pub async fn retry(
     if done > 0 && matches!(config.queue, QueueSpec::Memory) {
         println!("the next `a2a run` starts them: it sends every queued school's message again");
     }
+    Ok(if refused == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// Which school `a2a retire` retires, and after how long.
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The school's code (8 digits): an active migration.
+    #[arg(value_name = "CODE")]
+    pub code: String,
+    /// The waiting period: days after the switch of the route before the source may be
+    /// retired (while browsers and caches still reach the old address).
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub after_days: u32,
+}
+
+/// `a2a retire`: records that the source of an active migration may be retired, once the
+/// waiting period has passed since its switch. The memory of the source from before the
+/// freeze is deleted (nothing can unfreeze it any more) and the history records it; the
+/// source itself is not touched: it stays frozen, its page naming the new address. Exit 1
+/// if it is refused (not an active migration, or too early).
+pub async fn retire(
+    config: &Config,
+    ports: &Backends,
+    args: &RetireArgs,
+) -> Result<Outcome, CliError> {
+    let code = school_code(&args.code)?;
+    let store = ports.state(config).await?;
+    let (blob, _) = ports.blobs(config).await?;
+    let wait = chrono::Duration::days(i64::from(args.after_days));
+    match a2a_steps::retire(&*store, &*blob, &code, wait, a2a_core::clock::now()).await {
+        Ok(r) if r.already => {
+            println!("{code}: retired before; nothing changed");
+            Ok(Outcome::Ok)
+        }
+        Ok(r) => {
+            println!(
+                "{code}: active since {}; its source may be retired now. Deleted the \
+                 record of the source from before the freeze, so no rollback can unfreeze \
+                 it; the source is unchanged (in maintenance, its page naming the new \
+                 address): take it down when you will",
+                r.active_since
+            );
+            Ok(Outcome::Ok)
+        }
+        Err(a2a_steps::StepError::Input(why)) => {
+            println!("{code}: not retired: {why}");
+            Ok(Outcome::Failed)
+        }
+        Err(e) => Err(CliError::environment(
+            format!("{code}: {e}"),
+            "check the state and the data store, then run it again",
+        )),
+    }
+}
+
+/// Which schools `a2a cancel` stops.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The schools' codes (8 digits each).
+    #[arg(value_name = "CODE", required = true)]
+    pub codes: Vec<String>,
+    #[command(flatten)]
+    pub machines: MachineArgs,
+}
+
+/// `a2a cancel`: each named school stopped through the legal moves
+/// ([`a2a_schedule::cancel_now`]): a queued one failed, a running one's execution stopped
+/// and its rollback started, ending `rolled_back`. One line per school says what changed
+/// or why not. Exit 1 if a school was not cancelled.
+pub async fn cancel(
+    config: &Config,
+    ports: &Backends,
+    args: &CancelArgs,
+) -> Result<Outcome, CliError> {
+    let mut codes = Vec::new();
+    for c in &args.codes {
+        codes.push(school_code(c)?);
+    }
+    let label = config.state.label();
+    let store = ports.state(config).await?;
+    let wf = workflows(config, ports, &args.machines).await;
+    let (mut done, mut refused) = (0, 0);
+    for code in &codes {
+        let r = a2a_schedule::cancel_now(&*store, wf.as_deref(), code, a2a_core::clock::now())
+            .await
+            .map_err(|e| CliError::from_port(&label, e))?;
+        match r {
+            Ok(what) => {
+                done += 1;
+                println!("{code}: cancelled: {what}");
+            }
+            Err(why) => {
+                refused += 1;
+                println!("{code}: not cancelled: {why}");
+            }
+        }
+    }
+    println!("{done} cancelled, {refused} not");
     Ok(if refused == 0 {
         Outcome::Ok
     } else {

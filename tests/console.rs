@@ -15,6 +15,17 @@ fn demo_home() -> tempfile::TempDir {
     home
 }
 
+/// Every instance in the state of `home`.
+fn instances(home: &std::path::Path) -> Vec<a2a_core::Instance> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = a2a_local::SqliteStore::open(&home.join("state.db"))
+            .await
+            .unwrap();
+        list_all(&store, ListFilter::default()).await.unwrap()
+    })
+}
+
 /// Runs `a2a ARGS` in `home`, expects exit `code`, and returns everything it printed.
 fn exits(home: &std::path::Path, args: &[&str], code: i32) -> String {
     let o = a2a(home, args);
@@ -25,14 +36,7 @@ fn exits(home: &std::path::Path, args: &[&str], code: i32) -> String {
 #[test]
 fn history_shows_each_attempt_with_its_execution_and_every_step() {
     let home = demo_home();
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let instances = rt.block_on(async {
-        let store = a2a_local::SqliteStore::open(&home.path().join("state.db"))
-            .await
-            .unwrap();
-        list_all(&store, ListFilter::default()).await.unwrap()
-    });
+    let instances = instances(home.path());
     assert_eq!(instances.len(), 2);
     for i in &instances {
         let code = i.code.to_string();
@@ -263,4 +267,50 @@ fn progress_shows_on_a_terminal_and_quiet_hides_it() {
     // Off a terminal (as every other test runs it) the bar is hidden too.
     let o = a2a(b.path(), &demo);
     assert!(!text(&o).contains("/2 instances"), "{}", text(&o));
+}
+
+#[test]
+fn retire_waits_its_period_then_forgets_the_freeze_and_leaves_the_source_frozen() {
+    let home = demo_home();
+    let instances = instances(home.path());
+    let kind = |k| instances.iter().find(|i| i.kind == k).unwrap();
+    let migrated = kind(a2a_core::InstanceKind::Migrate);
+    let eix = kind(a2a_core::InstanceKind::Provision).code.to_string();
+    let code = migrated.code.to_string();
+    let frozen = home.path().join(format!("blobs/frozen/{code}.json"));
+    assert!(frozen.is_file(), "an active school's freeze is remembered");
+    let files = std::path::PathBuf::from(migrated.source.files.as_ref().unwrap().expose());
+    let page = files.join("climaintenance.html");
+    let moving = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        moving.contains(migrated.target.dns.as_deref().unwrap()),
+        "the source's page names the new address: {moving}"
+    );
+
+    // Too early: the waiting period (14 days by default) has not passed.
+    let out = exits(home.path(), &["retire", &code], 1);
+    assert!(
+        out.contains("not retired") && out.contains("14 days"),
+        "{out}"
+    );
+    assert!(frozen.is_file());
+    let out = exits(home.path(), &["retire", &eix], 1);
+    assert!(
+        out.contains("only the source of an active migration"),
+        "{out}"
+    );
+
+    let out = exits(home.path(), &["retire", &code, "--after-days", "0"], 0);
+    assert!(out.contains("may be retired now"), "{out}");
+    assert!(!frozen.exists(), "the freeze is forgotten");
+    assert_eq!(
+        std::fs::read_to_string(&page).unwrap(),
+        moving,
+        "the source is left frozen"
+    );
+    let out = exits(home.path(), &["retire", &code, "--after-days", "0"], 0);
+    assert!(out.contains("retired before"), "{out}");
+    let o = a2a(home.path(), &["history", &code]);
+    assert!(text(&o).contains(a2a_steps::RETIRE_STEP), "{}", text(&o));
+    exits(home.path(), &["retire", "0801234"], 2);
 }

@@ -46,8 +46,8 @@ struct FailFirst {
 }
 
 fn chosen(name: &str) -> bool {
-    // Execution names are `<code>-<kind>-<attempt>`.
-    name[..8].parse::<u32>().is_ok_and(|c| c % 10 == 0) && name.ends_with("-1")
+    // Execution names are `<code>-<kind>-<attempt>` (and a cleanup's `…-cleanup-<n>`).
+    name[..8].parse::<u32>().is_ok_and(|c| c % 10 == 0) && name.ends_with("-provision-1")
 }
 
 #[async_trait]
@@ -154,16 +154,17 @@ async fn seven_hundred_eix_schools_in_five_virtual_nights() {
         n as usize
     );
 
-    // Every message came twice, yet each attempt ran once: 700 first runs, 70 retries.
+    // Every message came twice, yet each attempt ran once: 700 first runs, 70 retries;
+    // and each failed first run that ended without its Catch was cleaned up once, by
+    // reconciliation.
     let f = flows.lock().unwrap().clone().unwrap();
     let started = f.started.lock().unwrap().clone();
     let distinct: BTreeSet<&String> = started.iter().collect();
     assert_eq!(distinct.len(), started.len(), "an execution started twice");
-    assert_eq!(
-        started.iter().filter(|x| x.ends_with("-1")).count(),
-        n as usize
-    );
-    assert_eq!(started.iter().filter(|x| x.ends_with("-2")).count(), 70);
+    let named = |end: &str| started.iter().filter(|x| x.ends_with(end)).count();
+    assert_eq!(named("-provision-1"), n as usize);
+    assert_eq!(named("-provision-2"), 70);
+    assert_eq!(named("-provision-1-cleanup-1"), 70);
     assert!(r.duplicates > 0, "the duplicates were seen: {r:?}");
 
     // From the recorded histories: never more than 25 at once, none outside a window.
@@ -194,6 +195,11 @@ async fn seven_hundred_eix_schools_in_five_virtual_nights() {
         assert!(
             history.iter().any(|e| e.step == a2a_schedule::RETRY_STEP),
             "{code}: {history:?}"
+        );
+        assert!(
+            history.iter().any(|e| e.step == a2a_schedule::CLEANUP_STEP)
+                && history.iter().any(|e| e.step == "deprovision"),
+            "{code}: cleaned up by reconciliation: {history:?}"
         );
     }
 }

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use Status::RolledBack;
 use a2a_asl::{Execution, ExecutionOptions, MockConfig, StateMachine, VirtualClock};
 use a2a_core::{
     BlobKey, BlobStore, ExecutionStatus, Instance, InstanceKind, InstanceStore, Locator, Outcome,
     SchoolCode, Status, StepEvent, execution_name,
 };
 use a2a_local::workflows::all_substitutions;
-use a2a_local::{AslWorkflows, FsBlob, SqliteStore};
+use a2a_local::{AslWorkflows, FsBlob, SqliteStore, TaskError};
 use a2a_steps::{Shard, Side, StepContext, fixture, names_on};
 use serde_json::json;
 
@@ -27,6 +28,10 @@ fn machine(kind: InstanceKind) -> StateMachine {
 }
 
 async fn mocked(kind: InstanceKind, case: &str) -> a2a_asl::Outcome {
+    mocked_with(kind, case, json!({"school_code": "08012345"})).await
+}
+
+async fn mocked_with(kind: InstanceKind, case: &str, input: serde_json::Value) -> a2a_asl::Outcome {
     let text =
         std::fs::read_to_string(root().join("tests/fixtures/statemachines/workflows.mock.json"))
             .unwrap();
@@ -36,7 +41,7 @@ async fn mocked(kind: InstanceKind, case: &str) -> a2a_asl::Outcome {
         .unwrap();
     Execution::run(
         &machine(kind),
-        json!({"school_code": "08012345"}),
+        input,
         ExecutionOptions {
             state_machine_name: kind.workflow().into(),
             clock: Arc::new(VirtualClock::new()),
@@ -77,6 +82,15 @@ async fn both_state_machines_run_with_every_step_mocked() {
         assert_eq!(out.status, Failed, "{kind} {case}");
         assert_eq!(out.error.as_deref(), Some(error), "{kind} {case}");
     }
+    // A cleanup that reconciliation starts runs the rollback only (the case mocks no
+    // other step), and fails with the error it was given.
+    for kind in InstanceKind::ALL {
+        let input = json!({"school_code": "08012345", "cleanup": true,
+            "error": {"Error": "A2A.MaxDuration", "Cause": "stopped"}});
+        let out = mocked_with(kind, "Cleanup", input).await;
+        assert_eq!(out.status, Failed, "{kind}: {:?}", out.cause);
+        assert_eq!(out.error.as_deref(), Some("A2A.MaxDuration"), "{kind}");
+    }
 }
 
 #[test]
@@ -109,11 +123,62 @@ fn collect_tasks<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Val
     }
 }
 
+/// Faults a test puts in the target-side steps (the Lambdas) of a run: a step that hangs
+/// (until its execution is stopped), and steps that fail once, permanently.
+#[derive(Default)]
+struct Faults {
+    hang: std::sync::Mutex<Option<&'static str>>,
+    hung: std::sync::atomic::AtomicBool,
+    fail_once: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Faults {
+    /// The fault to put in step `name` now, if any (a failure is taken: it happens once).
+    fn at(&self, name: &str) -> Option<Result<(), TaskError>> {
+        let mut once = self.fail_once.lock().unwrap();
+        if let Some(n) = once.iter().position(|s| *s == name) {
+            once.remove(n);
+            let why = format!("{name} fails once (the test's fault)");
+            return Some(Err(TaskError::new("A2A.Permanent", why)));
+        }
+        (*self.hang.lock().unwrap() == Some(name)).then_some(Ok(()))
+    }
+
+    /// Waits until a run hangs in the hanging step.
+    async fn until_hung(&self) {
+        for _ in 0..6000 {
+            if self.hung.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no run reached the step that hangs");
+    }
+}
+
 /// Both workflows on the local engine as the CLI runs them: each target step the
 /// in-process step over `ctx`, each source step an activity task served by the worker
 /// loop through the in-process loopback.
 fn flows(ctx: StepContext) -> AslWorkflows {
-    a2a_cli::local_workflows(ctx, &root().join("statemachines")).unwrap()
+    flows_with(ctx, Arc::new(Faults::default()))
+}
+
+/// [`flows`], with `faults` put in its target-side steps.
+fn flows_with(ctx: StepContext, faults: Arc<Faults>) -> AslWorkflows {
+    let before: a2a_cli::BeforeStep = Arc::new(move |name| {
+        let faults = faults.clone();
+        Box::pin(async move {
+            match faults.at(name) {
+                Some(Err(e)) => Err(e),
+                Some(Ok(())) => {
+                    faults.hung.store(true, std::sync::atomic::Ordering::SeqCst);
+                    std::future::pending().await
+                }
+                None => Ok(()),
+            }
+        })
+    });
+    a2a_cli::local_workflows_with(ctx, &root().join("statemachines"), Some(before)).unwrap()
 }
 
 /// A home with a template (database and files), one SQLite shard, and the ports.
@@ -122,6 +187,7 @@ struct World {
     dir: PathBuf,
     ctx: StepContext,
     flows: AslWorkflows,
+    faults: Arc<Faults>,
     pg: Option<Locator>,
     source: Option<Locator>,
 }
@@ -161,12 +227,14 @@ async fn world_on(
         site: Arc::new(site),
         secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
     };
-    let flows = flows(ctx.clone());
+    let faults = Arc::new(Faults::default());
+    let flows = flows_with(ctx.clone(), faults.clone());
     World {
         _dir: tmp,
         dir,
         ctx,
         flows,
+        faults,
         pg: pg.cloned(),
         source: source.cloned(),
     }
@@ -223,22 +291,73 @@ async fn status(w: &World, code: &SchoolCode) -> Instance {
     w.ctx.store.get(code).await.unwrap().unwrap()
 }
 
-/// Checks that the run `info` failed with error `error` and left `code` failed with a last
-/// error that says `because`; returns the instance.
-async fn assert_failed(
+/// Checks that the run `info` failed with error `error` and left `code` `ended` (failed
+/// or rolled back) with a last error that says `because`; returns the instance.
+async fn assert_ended(
     w: &World,
     code: &SchoolCode,
     info: &a2a_core::ExecutionInfo,
     error: &str,
     because: &str,
+    ended: Status,
 ) -> Instance {
     assert_eq!(info.status, ExecutionStatus::Failed, "{:?}", info.cause);
     assert_eq!(info.error.as_deref(), Some(error), "{:?}", info.cause);
     let i = status(w, code).await;
-    assert_eq!(i.status, Status::Failed);
+    assert_eq!(i.status, ended, "{:?}", i.last_error);
     let why = i.last_error.as_deref().unwrap_or_default();
     assert!(why.contains(because), "{why:?}");
     i
+}
+
+/// Starts the next attempt of `kind` for `code` on `flows` as the dispatcher does: the
+/// execution recorded on the instance, then started. Its id.
+async fn start_on(
+    w: &World,
+    flows: &AslWorkflows,
+    code: &SchoolCode,
+    kind: InstanceKind,
+) -> String {
+    use a2a_core::Workflows;
+    let mut i = status(w, code).await;
+    let name = execution_name(code, kind, i.attempt + 1);
+    i.execution = Some(name.clone());
+    w.ctx.store.save(&i).await.unwrap();
+    let input = json!({"school_code": code.as_str()});
+    flows.start(kind, &name, input).await.unwrap();
+    name
+}
+
+/// Waits until the execution `id` has ended; how.
+async fn ended(flows: &dyn a2a_core::Workflows, id: &str) -> a2a_core::ExecutionInfo {
+    for _ in 0..30_000 {
+        let info = flows.describe(id).await.unwrap();
+        if info.status != ExecutionStatus::Running {
+            return info;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("execution {id} did not end");
+}
+
+/// One scheduler tick outside every window (reconciliation only) on `flows`, executions
+/// stopped after `max_duration`; then waits for the cleanups it started.
+async fn reconcile(
+    w: &World,
+    flows: &dyn a2a_core::Workflows,
+    max_duration: chrono::Duration,
+) -> a2a_schedule::TickReport {
+    let mut policy = a2a_schedule::Policy::new(Vec::new());
+    policy.max_duration = max_duration;
+    let queue = a2a_local::MemQueue::new(5);
+    let now = a2a_core::clock::now();
+    let r = a2a_schedule::tick(&*w.ctx.store, &queue, Some(flows), &policy, now)
+        .await
+        .unwrap();
+    for id in &r.cleanups {
+        ended(flows, id).await;
+    }
+    r
 }
 
 /// Runs the second attempt of `kind` for `code` on `flows`, after a fix: it succeeds and
@@ -333,7 +452,8 @@ async fn a_failed_provision_is_undone_and_a_retry_succeeds() {
         ExecutionStatus::Succeeded
     );
     let info = run(&w, &b, InstanceKind::Provision).await;
-    assert_failed(&w, &b, &info, "A2A.Permanent", "no target shard has room").await;
+    let why = "no target shard has room";
+    assert_ended(&w, &b, &info, "A2A.Permanent", why, Status::Failed).await;
     let history = w.ctx.store.history(&b).await.unwrap();
     assert_succeeded(&history, &["deprovision"], b.as_str());
 
@@ -368,13 +488,15 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         )
         .await
         .unwrap();
+    let as_it_was = source_now(&status(&w, &code).await).await;
     let info = run(&w, &code, InstanceKind::Migrate).await;
     let why = "routed to school 08000011";
-    let i = assert_failed(&w, &code, &info, "A2A.Permanent.Input", why).await;
+    let i = assert_ended(&w, &code, &info, "A2A.Permanent.Input", why, RolledBack).await;
     let files = PathBuf::from(src.files.as_ref().unwrap().expose());
-    assert!(
-        !a2a_files::maintenance::is_enabled(&files),
-        "the source is unfrozen"
+    assert_eq!(
+        source_now(&i).await,
+        as_it_was,
+        "the source as it was, its own maintenance page too"
     );
     assert_unchanged(&src_db, &before).await;
     assert_eq!(i.target.db, None, "the target is released");
@@ -404,7 +526,7 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
     assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
     let i = status(&w, &code).await;
     assert_eq!((i.status, i.attempt), (Status::Active, 2));
-    assert!(!a2a_files::maintenance::is_enabled(&files));
+    assert_moved_away(&w, &i).await;
     let history = w.ctx.store.history(&code).await.unwrap();
     let steps = [
         "check-source",
@@ -423,7 +545,6 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         "verify-files",
         "rewrite-config",
         "switch-route",
-        "unfreeze",
         "restore-source",
         "rollback",
     ];
@@ -446,11 +567,70 @@ async fn migrate_instance_moves_a_site_and_rolls_back_a_failure() {
         .await
         .unwrap();
     assert_eq!(old, 0, "no old address left in course summaries");
-    // Out of maintenance on both sides: the source as before the freeze (no setting),
-    // the target likewise, though its export was taken frozen.
+    // The target as the source was before the freeze (no setting), though its export was
+    // taken frozen; the source stays frozen.
     assert_eq!(maintenance(&target).await, None);
-    assert_eq!(maintenance(src.db.as_ref().unwrap()).await, None);
-    assert_unchanged(&src_db, &before).await;
+    assert_eq!(
+        maintenance(src.db.as_ref().unwrap()).await.as_deref(),
+        Some("1")
+    );
+    let _ = files;
+}
+
+/// Checks that the migrated school `i` is active and its source still in maintenance,
+/// both halves: the setting on, and the page naming the new address.
+async fn assert_moved_away(w: &World, i: &Instance) {
+    assert_eq!(i.status, Status::Active);
+    let src = &i.source;
+    assert_eq!(
+        maintenance(src.db.as_ref().unwrap()).await.as_deref(),
+        Some("1")
+    );
+    let files = PathBuf::from(src.files.as_ref().unwrap().expose());
+    let page = std::fs::read_to_string(files.join("climaintenance.html")).unwrap();
+    let new = w.ctx.site.wwwroot(i.target.dns.as_deref().unwrap());
+    assert!(page.contains(&new), "the page names {new}: {page}");
+}
+
+/// A source's content, to compare with later: every table's row count and checksum (as
+/// `a2a db verify` sums them), and every file of its moodledata with its bytes and mode.
+#[derive(Debug, PartialEq)]
+struct SourceContent {
+    tables: Vec<(String, u64, String)>,
+    files: std::collections::BTreeMap<String, (Vec<u8>, u32)>,
+}
+
+async fn source_now(i: &Instance) -> SourceContent {
+    let db = a2a_dbmove::Db::connect(i.source.db.as_ref().unwrap(), false)
+        .await
+        .unwrap();
+    let mut tables = Vec::new();
+    for t in db.introspect("mdl_").await.unwrap() {
+        let (rows, sum) = a2a_dbmove::verify::table_sum(&db, &t).await.unwrap();
+        tables.push((t.name.clone(), rows, sum));
+    }
+    let root = PathBuf::from(i.source.files.as_ref().unwrap().expose());
+    let mut files = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                dirs.push(e.path());
+                continue;
+            }
+            use std::os::unix::fs::PermissionsExt as _;
+            let rel = e.path().strip_prefix(&root).unwrap().display().to_string();
+            let mode = md.permissions().mode();
+            files.insert(rel, (std::fs::read(e.path()).unwrap(), mode));
+        }
+    }
+    assert!(
+        files.contains_key("climaintenance.html"),
+        "the site had its own page"
+    );
+    SourceContent { tables, files }
 }
 
 /// The source's `maintenance_enabled` setting.
@@ -473,14 +653,8 @@ async fn a_new_address_that_does_not_fit_fails_the_rewrite_and_rolls_back() {
     drop(db);
     let before = snapshot(&w, &src_db);
     let info = run(&w, &code, InstanceKind::Migrate).await;
-    let i = assert_failed(
-        &w,
-        &code,
-        &info,
-        "A2A.Permanent.Verify",
-        "mdl_course.fullname: 1",
-    )
-    .await;
+    let why = "mdl_course.fullname: 1";
+    let i = assert_ended(&w, &code, &info, "A2A.Permanent.Verify", why, RolledBack).await;
     assert!(
         i.last_error.unwrap().contains("does not fit"),
         "the error says why"
@@ -508,9 +682,8 @@ fn snapshot(w: &World, source: &Locator) -> Locator {
     Locator::new(format!("sqlite://{}", copy.display()))
 }
 
-/// The source holds the same rows as its snapshot, table by table. (Its file is not
-/// byte for byte the same: the freeze writes the maintenance setting, the rollback puts
-/// it back.)
+/// The source holds the same rows as its snapshot, table by table, compared row by row
+/// (with [`source_now`], its files are compared byte for byte too).
 async fn assert_unchanged(source: &Locator, snapshot: &Locator) {
     let a = a2a_dbmove::Db::connect(source, false).await.unwrap();
     let b = a2a_dbmove::Db::connect(snapshot, false).await.unwrap();
@@ -622,37 +795,48 @@ async fn parts_stop_at_their_budget_resume_and_the_maintenance_setting_comes_bac
     let r = call("RewriteConfig", c(json!({}))).await.unwrap();
     assert_eq!(r["maintenance_enabled"], "0");
     assert_eq!(maintenance(&target).await.as_deref(), Some("0"));
-    call("SwitchRoute", c(json!({}))).await.unwrap();
-    call("Unfreeze", c(json!({}))).await.unwrap();
-    assert_eq!(maintenance(&src).await.as_deref(), Some("0"));
-    call("Unfreeze", c(json!({}))).await.unwrap();
-    assert_eq!(maintenance(&src).await.as_deref(), Some("0"));
-    // Rerun after the unfreeze: the source's own setting is the one to keep.
+    for _ in 0..2 {
+        call("SwitchRoute", c(json!({}))).await.unwrap();
+        assert_eq!(status(&w, &code).await.status, Status::Active);
+        // The source stays frozen after the switch.
+        assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
+    }
+    // A rerun after the switch keeps the source's own setting for the target.
     let r = call("RewriteConfig", c(json!({}))).await.unwrap();
     assert_eq!(r["maintenance_enabled"], "0");
     assert_eq!(status(&w, &code).await.status, Status::Active);
+    // Nothing rolls an active site back: the source stays frozen.
+    let restore = call("RestoreSource", c(json!({}))).await.unwrap();
+    assert_eq!(restore["restored"], false);
+    assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
 }
 
-/// Freeze then rollback, each twice: the setting comes back as it was (here: no row).
+/// Freeze then rollback, each twice: the setting comes back as it was (here: no row), and
+/// the site's own maintenance page byte for byte.
 #[tokio::test]
-async fn a_rollback_puts_the_maintenance_setting_back() {
+async fn a_rollback_puts_the_maintenance_setting_and_page_back() {
     let w = world(10).await;
     let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
     let i = status(&w, &code).await;
     let (src, files) = (
-        i.source.db.unwrap(),
-        PathBuf::from(i.source.files.unwrap().expose()),
+        i.source.db.clone().unwrap(),
+        PathBuf::from(i.source.files.clone().unwrap().expose()),
     );
+    let page = files.join("climaintenance.html");
+    let own = std::fs::read(&page).unwrap();
+    let as_it_was = source_now(&i).await;
     let input = json!({"school_code": code.as_str()});
     a2a_steps::call(&w.ctx, "Preflight", input.clone())
         .await
         .unwrap();
     for _ in 0..2 {
-        a2a_steps::call(&w.ctx, "Freeze", input.clone())
+        let r = a2a_steps::call(&w.ctx, "Freeze", input.clone())
             .await
             .unwrap();
+        assert_eq!(r["page_before"], true, "{r}");
         assert_eq!(maintenance(&src).await.as_deref(), Some("1"));
-        assert!(a2a_files::maintenance::is_enabled(&files));
+        let frozen = std::fs::read_to_string(&page).unwrap();
+        assert!(frozen.contains("eix.example.cat/ins-exemple"), "{frozen}");
     }
     let failed = json!({"school_code": code.as_str(), "error": {"Error": "X", "Cause": "y"}});
     // The catch as the state machine runs it: the source's restore (on premises), then the
@@ -663,16 +847,18 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
             .unwrap();
         let mut failed = failed.clone();
         failed["restore"] = restore;
-        a2a_steps::call(&w.ctx, "Rollback", failed).await.unwrap()
+        a2a_steps::call(&w.ctx, "Rollback", failed).await
     };
     for _ in 0..2 {
-        rollback().await;
-        assert_eq!(maintenance(&src).await, None);
-        assert!(!a2a_files::maintenance::is_enabled(&files));
+        let r = rollback().await.unwrap();
+        assert_eq!(r["rolled_back"], true, "{r}");
+        assert_eq!(status(&w, &code).await.status, Status::RolledBack);
+        assert_eq!(source_now(&i).await, as_it_was, "the source as it was");
     }
 
-    // A source database out of reach: the rollback still ends, says what it left, and
-    // the remembered value survives for the next freeze and its unfreeze.
+    // A source database out of reach: the page comes back, the rollback says what it
+    // left and fails (reconciliation runs it again), and the remembered value survives
+    // for the next freeze and its rollback.
     let path = src.expose().trim_start_matches("sqlite://").to_owned();
     a2a_steps::call(&w.ctx, "Preflight", input.clone())
         .await
@@ -681,25 +867,22 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
         .await
         .unwrap();
     std::fs::rename(&path, format!("{path}.away")).unwrap();
-    let r = rollback().await;
+    let e = rollback().await.unwrap_err();
     assert!(
-        r["maintenance_setting_error"]
-            .as_str()
-            .is_some_and(|e| e.contains(a2a_dbmove::site::MAINTENANCE_SETTING)),
-        "{r}"
+        e.to_string()
+            .contains(a2a_dbmove::site::MAINTENANCE_SETTING),
+        "{e}"
     );
-    assert!(
-        status(&w, &code)
-            .await
-            .last_error
-            .unwrap()
-            .contains("not put back")
+    assert_eq!(std::fs::read(&page).unwrap(), own, "the page is back");
+    let i2 = status(&w, &code).await;
+    assert_eq!(
+        i2.status,
+        Status::Running,
+        "not rolled back: it is not finished"
     );
+    assert!(i2.last_error.unwrap().contains("not put back"));
     std::fs::rename(format!("{path}.away"), &path).unwrap();
     assert_eq!(maintenance(&src).await.as_deref(), Some("1"), "left frozen");
-    a2a_steps::call(&w.ctx, "Preflight", input.clone())
-        .await
-        .unwrap();
     let r = a2a_steps::call(&w.ctx, "Freeze", input.clone())
         .await
         .unwrap();
@@ -708,8 +891,8 @@ async fn a_rollback_puts_the_maintenance_setting_back() {
         serde_json::Value::Null,
         "the value from before the first freeze: {r}"
     );
-    rollback().await;
-    assert_eq!(maintenance(&src).await, None);
+    rollback().await.unwrap();
+    assert_eq!(source_now(&i).await, as_it_was, "the source as it was");
 }
 
 /// Runs provisions and migrations with the targets (and template) on the server of
@@ -753,15 +936,11 @@ async fn on_servers(
         );
         let i = status(&w, code).await;
         assert_eq!(i.status, Status::Active);
-        let target = i.target.db.unwrap();
+        let target = i.target.db.clone().unwrap();
         assert!(target.expose().starts_with(&scheme));
         if *kind == InstanceKind::Migrate {
             assert_eq!(maintenance(&target).await, None, "{code}: target");
-            assert_eq!(
-                maintenance(&i.source.db.unwrap()).await,
-                None,
-                "{code}: source"
-            );
+            assert_moved_away(&w, &i).await;
         }
         assert!(!w.ctx.store.history(code).await.unwrap().is_empty());
     }
@@ -812,8 +991,11 @@ async fn a_postgres_site_migrates_to_mariadb() {
     .await;
 }
 
+/// A target that cannot be reached fails the import and then the rollback's drop: the
+/// source is restored at once, the school is left in flight, and reconciliation runs the
+/// same rollback again once the target can be reached: `rolled_back`, then a retry.
 #[tokio::test]
-async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_succeeds() {
+async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retry_succeeds() {
     let w = world(10).await;
     let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
     // A second shard whose folder is a plain file: every connection to it fails.
@@ -833,32 +1015,69 @@ async fn a_target_unreachable_midway_is_rolled_back_and_a_retry_after_the_fix_su
     let mut i = status(&w, &code).await;
     i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
     w.ctx.store.save(&i).await.unwrap();
-    let src = i.source.clone();
-    let src_db = src.db.clone().unwrap();
-    let before = snapshot(&w, &src_db);
-    let files = PathBuf::from(src.files.as_ref().unwrap().expose());
+    let as_it_was = source_now(&i).await;
 
-    let info = run_on(&flows, &code, InstanceKind::Migrate, 1).await;
-    let i = assert_failed(&w, &code, &info, "A2A.Transient", "A2A.Transient").await;
-    let why = i.last_error.unwrap_or_default();
-    assert!(why.starts_with("A2A.Transient"), "{why:?}");
-    assert!(
-        !a2a_files::maintenance::is_enabled(&files),
-        "the source is unfrozen"
+    let id = start_on(&w, &flows, &code, InstanceKind::Migrate).await;
+    let info = ended(&flows, &id).await;
+    assert_eq!(info.status, ExecutionStatus::Failed, "{:?}", info.cause);
+    assert_eq!(info.error.as_deref(), Some("A2A.Transient"));
+    let i = status(&w, &code).await;
+    assert_eq!(i.status, Status::Running, "its rollback did not finish");
+    assert_eq!(
+        source_now(&i).await,
+        as_it_was,
+        "the source is restored at once"
     );
-    assert_unchanged(&src_db, &before).await;
     let history = w.ctx.store.history(&code).await.unwrap();
-    let tries = history
-        .iter()
-        .filter(|e| e.step == "plan-import" && e.outcome == Outcome::Failed)
-        .count();
-    assert_eq!(tries, 6, "the import was tried once and retried five times");
-    assert_succeeded(&history, &["rollback"], code.as_str());
+    let failed = |step: &str| {
+        history
+            .iter()
+            .filter(|e| e.step == step && e.outcome == Outcome::Failed)
+            .count()
+    };
+    assert_eq!(
+        failed("provision-target-database"),
+        6,
+        "tried once and retried five times"
+    );
+    assert_eq!(failed("rollback"), 6, "the drop too");
 
-    // The fix: the shard's folder is a folder again. The retry succeeds.
+    // Still unreachable: reconciliation's cleanup fails the same way, up to its limit,
+    // and then the school is failed, its history naming what is left.
+    for n in 1..=a2a_schedule::MAX_CLEANUPS {
+        let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
+        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
+        assert_eq!(status(&w, &code).await.status, Status::Running);
+    }
+    let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
+    assert!(r.cleanups.is_empty(), "{r:?}");
+    let i = assert_failed_now(&w, &code, "did not finish in 3 cleanup runs").await;
+    assert!(
+        i.target.db.is_some(),
+        "the target is still recorded, for a rerun to drop"
+    );
+
+    // The fix: the shard's folder is a folder again. A retry succeeds: the stage and the
+    // files were removed, and the target, still recorded, is created now.
     std::fs::remove_file(&blocked).unwrap();
     std::fs::create_dir(&blocked).unwrap();
-    assert_retry_succeeds(&w, &flows, &code, InstanceKind::Migrate).await;
+    let info = run_on(&flows, &code, InstanceKind::Migrate, 2).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(&w, &code).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error.clone()),
+        (Status::Active, 2, None)
+    );
+    assert_moved_away(&w, &i).await;
+}
+
+/// Checks that `code` is `failed` now, with a last error that says `because`.
+async fn assert_failed_now(w: &World, code: &SchoolCode, because: &str) -> Instance {
+    let i = status(w, code).await;
+    assert_eq!(i.status, Status::Failed, "{:?}", i.last_error);
+    let why = i.last_error.as_deref().unwrap_or_default();
+    assert!(why.contains(because), "{why:?}");
+    i
 }
 
 #[tokio::test]
@@ -974,4 +1193,299 @@ async fn a_site_gets_its_own_identifier_cron_password_and_admin_password() {
 /// Whether `hash` is a bcrypt hash of `password` (PHP's `$2y$` reads as `$2b$`).
 fn bcrypt_verifies(password: &str, hash: &str) -> bool {
     a2a_steps::secrets::verifies(password, hash)
+}
+
+/// How an attempt ends without its success.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ending {
+    /// A step fails permanently: the Catch rolls back.
+    Caught,
+    /// Reconciliation stops it for running too long: no Catch runs.
+    Stopped,
+    /// The execution times out: no Catch runs.
+    TimedOut,
+    /// A step fails and then the Catch's rollback fails too.
+    RollbackFailsOnce,
+}
+
+/// The local engine with one answer added: the execution `id` has timed out (Step
+/// Functions' execution timeout; the local engine judges it on virtual time, which a hung
+/// step never moves). Its run is stopped as the timeout would; the rest is the engine's.
+struct TimesOut<'a> {
+    engine: &'a AslWorkflows,
+    id: String,
+}
+
+#[async_trait::async_trait]
+impl a2a_core::Workflows for TimesOut<'_> {
+    async fn start(
+        &self,
+        kind: InstanceKind,
+        name: &str,
+        input: serde_json::Value,
+    ) -> Result<a2a_core::StartOutcome, a2a_core::PortError> {
+        self.engine.start(kind, name, input).await
+    }
+
+    async fn describe(&self, id: &str) -> Result<a2a_core::ExecutionInfo, a2a_core::PortError> {
+        if id != self.id {
+            return self.engine.describe(id).await;
+        }
+        let cause = "The execution ran longer than its TimeoutSeconds";
+        self.engine.stop(id, "States.Timeout", cause).await?;
+        let mut info = self.engine.describe(id).await?;
+        info.status = ExecutionStatus::TimedOut;
+        Ok(info)
+    }
+
+    async fn stop(&self, id: &str, error: &str, cause: &str) -> Result<(), a2a_core::PortError> {
+        self.engine.stop(id, error, cause).await
+    }
+}
+
+/// The acceptance, on the server of `var`: a migration per way an attempt can end
+/// without success, each then rolled back (by its Catch, or by reconciliation's cleanup)
+/// to a source byte for byte as before (its own maintenance page included), no target
+/// database, stage, files or route left, `rolled_back`; and a retry ends `active`, its
+/// verify passed, the source left frozen with a page naming the new address.
+async fn every_ending_is_rolled_back_and_retried(test: &str, var: &str, first: u32) {
+    use Ending::*;
+    let Some(url) = a2a_testkit::service_url(var, test) else {
+        return;
+    };
+    let server = Locator::new(url);
+    let w = world_on(64, Some(&server), Some(&server), test).await;
+    let six_hours = chrono::Duration::hours(6);
+    for (n, ending) in [Caught, Stopped, TimedOut, RollbackFailsOnce]
+        .into_iter()
+        .enumerate()
+    {
+        let dns = format!("end{n}-{}", &test[..2]);
+        let code = format!("{:08}", first + n as u32);
+        let code = register(&w, &code, InstanceKind::Migrate, &dns).await;
+        let i = status(&w, &code).await;
+        let as_it_was = source_now(&i).await;
+        match ending {
+            Caught => w.faults.fail_once.lock().unwrap().push("RewriteConfig"),
+            RollbackFailsOnce => {
+                let mut once = w.faults.fail_once.lock().unwrap();
+                once.extend(["RewriteConfig", "Rollback"]);
+            }
+            Stopped | TimedOut => *w.faults.hang.lock().unwrap() = Some("ImportDatabase"),
+        }
+        w.faults
+            .hung
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let id = start_on(&w, &w.flows, &code, InstanceKind::Migrate).await;
+        match ending {
+            Caught => {
+                let info = ended(&w.flows, &id).await;
+                let why = "fails once";
+                assert_ended(&w, &code, &info, "A2A.Permanent", why, RolledBack).await;
+                let r = reconcile(&w, &w.flows, six_hours).await;
+                assert!(r.cleanups.is_empty(), "nothing left to clean: {r:?}");
+            }
+            RollbackFailsOnce => {
+                let info = ended(&w.flows, &id).await;
+                assert_eq!(info.status, ExecutionStatus::Failed);
+                let left = status(&w, &code).await.status;
+                assert!(a2a_schedule::IN_FLIGHT.contains(&left), "in flight: {left}");
+                let r = reconcile(&w, &w.flows, six_hours).await;
+                assert_eq!(r.cleanups.len(), 1, "{r:?}");
+            }
+            Stopped => {
+                w.faults.until_hung().await;
+                let r = reconcile(&w, &w.flows, chrono::Duration::zero()).await;
+                assert_eq!(r.stopped, vec![code.clone()], "{r:?}");
+                assert_eq!(r.cleanups.len(), 1, "{r:?}");
+                let info = ended(&w.flows, &id).await;
+                assert_eq!(info.status, ExecutionStatus::Aborted);
+            }
+            TimedOut => {
+                w.faults.until_hung().await;
+                let engine = TimesOut {
+                    engine: &w.flows,
+                    id: id.clone(),
+                };
+                let r = reconcile(&w, &engine, six_hours).await;
+                assert_eq!(r.cleanups.len(), 1, "{r:?}");
+            }
+        }
+        *w.faults.hang.lock().unwrap() = None;
+        let i = status(&w, &code).await;
+        assert_eq!(
+            i.status,
+            Status::RolledBack,
+            "{ending:?}: {:?}",
+            i.last_error
+        );
+        assert_eq!(
+            source_now(&i).await,
+            as_it_was,
+            "{ending:?}: the source as it was"
+        );
+        assert!(
+            !a2a_dbmove::target::exists(&server, &code).await.unwrap(),
+            "{ending:?}: the target database is dropped"
+        );
+        assert_eq!(i.target.db, None);
+        for prefix in [
+            format!("stage/{code}/"),
+            format!("instances/{code}/"),
+            format!("routes/{dns}"),
+            format!("frozen/{code}"),
+        ] {
+            let left = w.ctx.blob.list(&prefix, None).await.unwrap().items;
+            assert!(left.is_empty(), "{ending:?}: {prefix} is gone: {left:?}");
+        }
+        let history = w.ctx.store.history(&code).await.unwrap();
+        let cleanups = history
+            .iter()
+            .filter(|e| e.step == a2a_schedule::CLEANUP_STEP)
+            .count();
+        let by_reconciliation = usize::from(ending != Caught);
+        assert_eq!(cleanups, by_reconciliation, "{ending:?}");
+
+        // The retry starts from an empty target side and ends active, verified.
+        let info = run(&w, &code, InstanceKind::Migrate).await;
+        assert_eq!(
+            info.status,
+            ExecutionStatus::Succeeded,
+            "{ending:?}: {:?}",
+            info.cause
+        );
+        let i = status(&w, &code).await;
+        assert_eq!((i.attempt, i.last_error.clone()), (2, None), "{ending:?}");
+        assert_moved_away(&w, &i).await;
+        let history = w.ctx.store.history(&code).await.unwrap();
+        let verified = history.iter().filter(|e| {
+            e.step.starts_with("verify-")
+                && !e.step.starts_with("verify-source")
+                && e.outcome == Outcome::Succeeded
+        });
+        assert!(
+            verified.count() >= 2,
+            "{ending:?}: the retry's checks passed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_ending_is_rolled_back_and_retried_on_postgres() {
+    every_ending_is_rolled_back_and_retried("pg_endings", "A2A_TEST_PG_URL", 25_930_100).await;
+}
+
+#[tokio::test]
+async fn every_ending_is_rolled_back_and_retried_on_mariadb() {
+    every_ending_is_rolled_back_and_retried("my_endings", "A2A_TEST_MYSQL_URL", 25_930_200).await;
+}
+
+/// `ProvisionTargetDatabase` asks the shard's server whether the target is there: a login
+/// the server refuses is an error, never taken for "absent" (which would send a
+/// `CREATE DATABASE` for a database that holds an import), and what is there is kept.
+#[tokio::test]
+async fn a_refused_login_is_an_error_not_an_absent_target() {
+    let test = "refused_login";
+    let (Some(root), Some(pw)) = (
+        a2a_testkit::service_url("A2A_TEST_MYSQL_URL", test),
+        a2a_testkit::service_url("A2A_TEST_MYSQL_PASSWORD_URL", test),
+    ) else {
+        return;
+    };
+    let (root, pw) = (Locator::new(root), Locator::new(pw));
+    let w = world(10).await;
+    let code = register(&w, "25930300", InstanceKind::Migrate, "refused").await;
+    let name = a2a_dbmove::target::name(&code);
+    a2a_dbmove::server::drop(&root, &name).await.unwrap();
+    let held = a2a_dbmove::server::create(&root, &name).await.unwrap();
+    let db = a2a_dbmove::Db::connect(&held, false).await.unwrap();
+    db.exec("CREATE TABLE mdl_kept (id INT PRIMARY KEY); INSERT INTO mdl_kept VALUES (7)")
+        .await
+        .unwrap();
+    let kept = || async {
+        let db = a2a_dbmove::Db::connect(&held, false).await.unwrap();
+        db.query_i64("SELECT COUNT(*) FROM mdl_kept", &[])
+            .await
+            .unwrap()
+    };
+    let (user, _) = pw.credentials().unwrap();
+    let wrong = pw.without_password().with_credentials(&user, "wrong-pw");
+    let on = |shard: &Locator| {
+        let mut site = (*w.ctx.site).clone();
+        site.shards = vec![Shard {
+            name: "pw".into(),
+            db: shard.clone(),
+            capacity: 10,
+        }];
+        StepContext {
+            site: Arc::new(site),
+            ..w.ctx.clone()
+        }
+    };
+    let mut i = status(&w, &code).await;
+    i.target.db = Some(a2a_steps::target_db(&on(&pw).site.shards[0], &code).without_password());
+    w.ctx.store.save(&i).await.unwrap();
+    let input = json!({"school_code": code.as_str()});
+
+    let e = a2a_steps::call(&on(&wrong), "ProvisionTargetDatabase", input.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        !e.to_string().contains("wrong-pw"),
+        "no password shown: {e}"
+    );
+    assert_eq!(kept().await, 1, "the target and its rows are there: {e}");
+
+    let r = a2a_steps::call(&on(&pw), "ProvisionTargetDatabase", input.clone())
+        .await
+        .unwrap();
+    assert_eq!(r["created"], false, "{r}");
+    assert_eq!(kept().await, 1);
+
+    a2a_dbmove::server::drop(&root, &name).await.unwrap();
+    let r = a2a_steps::call(&on(&pw), "ProvisionTargetDatabase", input)
+        .await
+        .unwrap();
+    assert_eq!(r["created"], true, "{r}");
+    a2a_dbmove::server::drop(&root, &name).await.unwrap();
+}
+
+/// A rollback with no time left deletes one batch of blobs and answers `complete: false`;
+/// run again, it goes on where it stopped, ends `rolled_back`, and a rerun then keeps it.
+#[tokio::test]
+async fn a_rollback_out_of_time_stops_after_a_batch_and_resumes() {
+    let w = world(10).await;
+    let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
+    let input = json!({"school_code": code.as_str()});
+    a2a_steps::call(&w.ctx, "Preflight", input.clone())
+        .await
+        .unwrap();
+    for n in 0..100 {
+        let k = BlobKey::parse(&format!("instances/{code}/moodledata/f{n:03}")).unwrap();
+        w.ctx.blob.put(&k, b"x".as_slice().into()).await.unwrap();
+    }
+    let k = BlobKey::parse(&format!("stage/{code}/dbmove/export.json")).unwrap();
+    w.ctx.blob.put(&k, b"{}".as_slice().into()).await.unwrap();
+    let rollback = json!({"school_code": code.as_str(), "seconds": 0,
+        "error": {"Error": "A2A.Permanent", "Cause": "test"}});
+    let mut runs = Vec::new();
+    loop {
+        let r = a2a_steps::call(&w.ctx, "Rollback", rollback.clone())
+            .await
+            .unwrap();
+        runs.push(r["removed"].as_u64().unwrap());
+        if r["complete"] == true {
+            assert_eq!(r["rolled_back"], true, "{r}");
+            break;
+        }
+        assert_eq!(status(&w, &code).await.status, Status::Running, "not yet");
+        assert!(runs.len() < 10, "{runs:?}");
+    }
+    // The stage's one blob and a batch of 32, then 32 a run, then the last 4.
+    assert_eq!(runs, [33, 32, 32, 4]);
+    assert_eq!(status(&w, &code).await.status, Status::RolledBack);
+    let left = w.ctx.blob.list(&format!("instances/{code}/"), None).await;
+    assert!(left.unwrap().items.is_empty());
+    let again = a2a_steps::call(&w.ctx, "Rollback", rollback).await.unwrap();
+    assert_eq!(again["kept"], true, "{again}");
 }

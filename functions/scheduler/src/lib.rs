@@ -169,6 +169,7 @@ impl Handler {
             retried = report.retried.len(),
             reconciled = report.reconciled.len(),
             stopped = report.stopped.len(),
+            cleanups = report.cleanups.len(),
             lost_races = report.lost_races,
             "tick"
         );

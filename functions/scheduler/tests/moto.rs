@@ -84,11 +84,31 @@ async fn a_tick_reads_and_writes_the_state_table_and_reconciles_executions() {
     policy.nightly_quota = 2;
     let handler = Handler::new(store.clone(), queue.clone(), wf, policy);
 
-    // Tuesday noon in Madrid: reconciles, enqueues nothing.
-    let r = handler.handle(utc("2026-12-01T11:00:00Z")).await.unwrap();
+    // Tuesday noon in Madrid: reconciles, enqueues nothing. The failed provision ended
+    // without its rollback having run: a cleanup execution is started on its machine.
+    let noon = utc("2026-12-01T11:00:00Z");
+    let r = handler.handle(noon).await.unwrap();
     assert!(r.night.is_none() && r.enqueued.is_empty());
+    assert_eq!(r.cleanups.len(), 1, "{r:?}");
     let four = store.get(&code(4)).await.unwrap().unwrap();
     assert_eq!(four.status, Status::Active);
+    let five = store.get(&code(5)).await.unwrap().unwrap();
+    assert_eq!(
+        five.status,
+        Status::Running,
+        "in flight until its cleanup ends"
+    );
+    assert_eq!(five.execution.as_deref(), Some(r.cleanups[0].as_str()));
+    assert!(r.cleanups[0].ends_with("-provision-1-cleanup-1"), "{r:?}");
+    // Here the machine only fails, so no cleanup rolls it back: after the last one it is
+    // failed, with the error.
+    for _ in 0..200 {
+        if store.get(&code(5)).await.unwrap().unwrap().status == Status::Failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        handler.handle(noon).await.unwrap();
+    }
     let five = store.get(&code(5)).await.unwrap().unwrap();
     assert_eq!(five.status, Status::Failed);
     let why = five.last_error.unwrap();
@@ -96,6 +116,7 @@ async fn a_tick_reads_and_writes_the_state_table_and_reconciles_executions() {
         why.contains("A2A.Verify") && why.contains("checksums differ"),
         "{why}"
     );
+    assert!(why.contains("did not finish in 3 cleanup runs"), "{why}");
     assert!(
         queue
             .receive(10, Duration::from_secs(30))

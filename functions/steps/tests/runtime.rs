@@ -397,7 +397,12 @@ async fn every_step_binary_answers_through_the_runtime_api() {
             out.cause
         );
         let i = w.status(code).await;
-        assert_eq!(i.status, Status::Failed, "{code}");
+        // A migration's rollback ends `rolled_back`; a provision's undo, `failed`.
+        let undone = match kind {
+            InstanceKind::Migrate => Status::RolledBack,
+            InstanceKind::Provision => Status::Failed,
+        };
+        assert_eq!(i.status, undone, "{code}");
         assert!(
             i.last_error
                 .as_deref()
@@ -408,9 +413,10 @@ async fn every_step_binary_answers_through_the_runtime_api() {
         );
     }
     let src = w.status(&n).await.source.files.unwrap();
-    assert!(
-        !a2a_files::maintenance::is_enabled(Path::new(src.expose())),
-        "the rolled-back source is unfrozen"
+    let page = std::fs::read(Path::new(src.expose()).join("climaintenance.html")).unwrap();
+    assert_eq!(
+        page, b"rebuilt by Moodle",
+        "the rolled-back source has its own maintenance page back (the fixture's)"
     );
     // Every step's binary served its workflow at least once.
     let served = binaries.served.lock().unwrap().clone();

@@ -48,6 +48,23 @@ pub async fn create(admin: &Locator, name: &str) -> Result<Locator, DbError> {
     Ok(with_database(admin, name))
 }
 
+/// Whether database `name` is on the server of `admin`, asked of the server's catalogue
+/// through the admin login (a SQLite folder: whether its file is there). A server that
+/// cannot be reached, or a login it refuses, is an error: never taken for "absent".
+pub async fn exists(admin: &Locator, name: &str) -> Result<bool, DbError> {
+    check(name)?;
+    let sql = match Engine::of(admin)? {
+        Engine::Sqlite => return files::exists(&with_database(admin, name)).await,
+        Engine::Postgres => "SELECT COUNT(*) FROM pg_database WHERE datname = {}",
+        Engine::MySql => "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
+    };
+    let db = Db::connect(admin, false).await?;
+    Ok(db
+        .query_i64(sql, &[crate::Value::Text(name.into())])
+        .await?
+        > 0)
+}
+
 /// Drops database `name` if it is there: for SQLite, its file and the journal files
 /// beside it.
 pub async fn drop(admin: &Locator, name: &str) -> Result<(), DbError> {

@@ -30,6 +30,12 @@ pub async fn create(shard: &Locator, code: &SchoolCode) -> Result<Locator, DbErr
     server::create(shard, &name(code)).await
 }
 
+/// Whether the school's target database is on `shard` ([`server::exists`]: a failed
+/// login is an error, not "absent").
+pub async fn exists(shard: &Locator, code: &SchoolCode) -> Result<bool, DbError> {
+    server::exists(shard, &name(code)).await
+}
+
 /// Drops the target database `db` (the URL allocation recorded); a missing one is not an
 /// error. A SQLite file goes with its journal files; on a server, the database is
 /// dropped through `shard`, the configured shard that holds it (`None`: none does, and

@@ -17,6 +17,7 @@
 //! | `routes/<dns>.json` | the route of a site address ([`route_key`]) |
 //! | `shards/<shard>/<code>` | a site's allocation on a shard ([`shard_root`], [`allocation_key`]) |
 //! | `frozen/<code>.json` | the source's maintenance setting before a freeze ([`frozen_key`]) |
+//! | `frozen/<code>/climaintenance.html` | the source's own maintenance page before a freeze ([`frozen_page_key`]) |
 //! | `abandoned/<code>/<attempt>.json` | the target a rollback gave up ([`abandoned_key`]) |
 
 use a2a_core::{BlobKey, SchoolCode};
@@ -99,6 +100,13 @@ pub fn allocation_key(shard: &str, code: &SchoolCode) -> Result<BlobKey, a2a_cor
 /// The source's maintenance setting before the freeze: `frozen/<code>.json`.
 pub fn frozen_key(code: &SchoolCode) -> BlobKey {
     BlobKey::parse(&format!("frozen/{}.json", code.as_str())).expect("a school code makes a key")
+}
+
+/// The source's own maintenance page from before the freeze, byte for byte, when it had
+/// one: `frozen/<code>/climaintenance.html`.
+pub fn frozen_page_key(code: &SchoolCode) -> BlobKey {
+    BlobKey::parse(&format!("frozen/{}/{MAINTENANCE_FILE}", code.as_str()))
+        .expect("a school code and a fixed name make a key")
 }
 
 /// The record of the target that the rollback of attempt `attempt` gave up:
@@ -209,6 +217,10 @@ mod tests {
                 .starts_with(&shard_root("sh"))
         );
         assert_eq!(frozen_key(&code).as_str(), "frozen/08012345.json");
+        assert_eq!(
+            frozen_page_key(&code).as_str(),
+            "frozen/08012345/climaintenance.html"
+        );
         assert_eq!(
             abandoned_key(&code, 3).as_str(),
             "abandoned/08012345/3.json"

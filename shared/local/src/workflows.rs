@@ -57,6 +57,8 @@ pub struct AslWorkflows {
     resolver: Arc<Handlers>,
     clock: Arc<dyn Clock>,
     runs: Arc<Mutex<HashMap<String, ExecutionInfo>>>,
+    /// The in-process run of each started execution, for `stop` to end it.
+    tasks: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
 }
 
 impl AslWorkflows {
@@ -122,6 +124,7 @@ impl AslWorkflows {
             resolver: Arc::new(handlers),
             clock: Arc::new(VirtualClock::new()),
             runs: Arc::new(Mutex::new(HashMap::new())),
+            tasks: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -190,7 +193,7 @@ impl Workflows for AslWorkflows {
         }
         let me = self.clone();
         let id = name.to_owned();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let info = me.run(kind, &id, input).await;
             let mut runs = me.runs();
             // A stop recorded meanwhile stands.
@@ -202,6 +205,10 @@ impl Workflows for AslWorkflows {
                 runs.insert(id, ExecutionInfo { started_at, ..info });
             }
         });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), task.abort_handle());
         Ok(StartOutcome::Started(name.to_owned()))
     }
 
@@ -212,8 +219,9 @@ impl Workflows for AslWorkflows {
             .ok_or_else(|| PortError::NotFound(format!("execution {id}")))
     }
 
-    /// Marks the execution aborted. The in-process run is not interrupted mid-step: it
-    /// finishes, and its result is then ignored.
+    /// Marks the execution aborted and ends its in-process run where it waits now, as
+    /// Step Functions runs no further state of a stopped execution: no Catch, no rollback
+    /// (reconciliation starts that). A step cut short there is one a rerun finishes.
     async fn stop(&self, id: &str, error: &str, cause: &str) -> Result<(), PortError> {
         let mut runs = self.runs();
         let r = runs
@@ -224,6 +232,10 @@ impl Workflows for AslWorkflows {
             r.stopped_at = Some(a2a_core::clock::now());
             r.error = Some(error.to_owned());
             r.cause = Some(cause.to_owned());
+            let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(task) = tasks.get(id) {
+                task.abort();
+            }
         }
         Ok(())
     }

@@ -165,6 +165,15 @@ impl Runner {
             .await?;
             report.ticks += 1;
             report.problems.extend(t.problems);
+            // The cleanups that reconciliation started end before new executions start
+            // (a cleanup's school leaves the cap's count a moment before its execution
+            // ends), and the starts are recorded after them.
+            let now = if t.cleanups.is_empty() {
+                now
+            } else {
+                self.wait(&t.cleanups).await?;
+                clock::now()
+            };
             let night = t.night.map(|(opens, closes)| {
                 nights.entry(opens).or_insert(NightReport {
                     opens,
@@ -370,9 +379,9 @@ impl Runner {
                     .push((code.clone(), Status::Registered, "not registered".into()));
                 continue;
             };
-            let out_of_attempts =
-                i.status == Status::Failed && i.attempt >= self.policy.max_attempts;
-            if out_of_attempts || i.status == Status::RolledBack {
+            let out_of_attempts = matches!(i.status, Status::Failed | Status::RolledBack)
+                && i.attempt >= self.policy.max_attempts;
+            if out_of_attempts {
                 t.left.push((
                     code.clone(),
                     i.status,

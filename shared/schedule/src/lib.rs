@@ -21,8 +21,8 @@ pub use drive::{
 };
 pub use message::{BadMessage, StartMessage};
 pub use tick::{
-    ENQUEUE_STEP, OPERATOR_RETRY_STEP, Policy, RECONCILE_STEP, RETRY_STEP, TickReport, retry_now,
-    snapshot_id, tick, tick_with,
+    CLEANUP_STEP, ENQUEUE_STEP, MAX_CLEANUPS, OPERATOR_CANCEL_STEP, OPERATOR_RETRY_STEP, Policy,
+    RECONCILE_STEP, RETRY_STEP, TickReport, cancel_now, retry_now, snapshot_id, tick, tick_with,
 };
 
 use a2a_core::Status;

@@ -16,8 +16,16 @@ pub const ENQUEUE_STEP: &str = "scheduler.enqueue";
 pub const RETRY_STEP: &str = "scheduler.retry";
 /// The history step of an operator's retry (`a2a retry`), not counted against the quota.
 pub const OPERATOR_RETRY_STEP: &str = "operator.retry";
+/// The history step of an operator's cancel (`a2a cancel`).
+pub const OPERATOR_CANCEL_STEP: &str = "operator.cancel";
 /// The history step of a reconciliation.
 pub const RECONCILE_STEP: &str = "scheduler.reconcile";
+/// The history step of a cleanup that reconciliation started: the rollback (or
+/// deprovision) of an attempt whose execution ended without its Catch.
+pub const CLEANUP_STEP: &str = "scheduler.cleanup";
+/// Cleanups per attempt at most: after that many, the instance is `failed`, and its
+/// history says what is left.
+pub const MAX_CLEANUPS: usize = 3;
 
 /// The scheduler's rules.
 #[derive(Debug, Clone)]
@@ -72,9 +80,10 @@ pub struct TickReport {
     pub enqueued: Vec<SchoolCode>,
     /// Counted against tonight's quota before this tick.
     pub enqueued_before: usize,
-    /// Failed instances enqueued again, with the attempt their message asks for.
+    /// Failed or rolled-back instances enqueued again, with the attempt their message
+    /// asks for.
     pub retried: Vec<(SchoolCode, u32)>,
-    /// Failed instances out of attempts, left for a person.
+    /// Failed or rolled-back instances out of attempts, left for a person.
     pub exhausted: Vec<SchoolCode>,
     /// Queued instances whose message was sent again.
     pub resent: Vec<SchoolCode>,
@@ -82,6 +91,9 @@ pub struct TickReport {
     pub reconciled: Vec<(SchoolCode, Status)>,
     /// Executions stopped for running past the maximum duration.
     pub stopped: Vec<SchoolCode>,
+    /// Cleanup executions started (their ids): the rollback of an attempt whose
+    /// execution was stopped, timed out or failed without its Catch.
+    pub cleanups: Vec<String>,
     /// In-flight instances not checked, because no workflow engine was given.
     pub unchecked: usize,
     /// Versioned moves lost to another writer (another tick, a step): left to it.
@@ -242,6 +254,85 @@ pub async fn retry_now(
     }
 }
 
+/// An operator's cancel of one school (`a2a cancel`), through the legal moves, recorded as
+/// [`OPERATOR_CANCEL_STEP`]: a `queued` school is moved to `failed` (its start message is
+/// then stale to the dispatcher); a school in flight has its execution stopped and the
+/// same rollback started as reconciliation starts for a stopped execution, so that it ends
+/// `rolled_back` (the next reconciliation follows that cleanup). An in-flight school
+/// needs the workflow engine. Returns what changed, or why nothing did.
+pub async fn cancel_now(
+    store: &dyn InstanceStore,
+    workflows: Option<&dyn Workflows>,
+    code: &SchoolCode,
+    now: DateTime<Utc>,
+) -> Result<Result<String, String>, PortError> {
+    let Some(inst) = store.get(code).await? else {
+        return Ok(Err(format!("school {code} is not in the state")));
+    };
+    let why = "cancelled by an operator".to_owned();
+    let changed =
+        || format!("school {code} changed meanwhile (a tick or a step moved it); look again");
+    if inst.status == Status::Queued
+        || (IN_FLIGHT.contains(&inst.status) && inst.execution.is_none())
+    {
+        let from = inst.status;
+        let mut i = inst;
+        if let Err(e) = i.move_to(Status::Failed, now) {
+            return Ok(Err(e.to_string()));
+        }
+        i.last_error = Some(why.clone());
+        match store.save(&i).await {
+            Ok(_) => {}
+            Err(PortError::Conflict(_)) => return Ok(Err(changed())),
+            Err(e) => return Err(e),
+        }
+        store
+            .record(code, &event(OPERATOR_CANCEL_STEP, now, Some(why)))
+            .await?;
+        return Ok(Ok(format!(
+            "{from} → failed: no execution had started; its start message is ignored now"
+        )));
+    }
+    if !IN_FLIGHT.contains(&inst.status) {
+        return Ok(Err(format!(
+            "school {code} is {}: only a queued or running school is cancelled",
+            inst.status
+        )));
+    }
+    let Some(wf) = workflows else {
+        return Ok(Err(format!(
+            "school {code} is {} with an execution under way: give the state machines' \
+             ARNs to stop it",
+            inst.status
+        )));
+    };
+    let id = inst.execution.clone().unwrap_or_default();
+    let running = match wf.describe(&id).await {
+        Ok(info) => info.status == ExecutionStatus::Running,
+        Err(PortError::NotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    if running {
+        wf.stop(&id, "A2A.Cancelled", &why).await?;
+    }
+    store
+        .record(code, &event(OPERATOR_CANCEL_STEP, now, Some(why.clone())))
+        .await?;
+    let mut report = TickReport::default();
+    clean_up(store, wf, inst, "A2A.Cancelled", why, now, &mut report).await?;
+    let stopped = if running { "stopped" } else { "had ended" };
+    Ok(match (report.cleanups.first(), report.reconciled.first()) {
+        (Some(c), _) => Ok(format!(
+            "execution {id} {stopped}; its rollback runs as {c}, and the school ends rolled_back"
+        )),
+        (None, Some((_, s))) => Ok(format!(
+            "execution {id} {stopped}; its rollback did not finish in {MAX_CLEANUPS} runs: now {s}"
+        )),
+        (None, None) if report.lost_races > 0 => Err(changed()),
+        (None, None) => Err(report.problems.join("; ")),
+    })
+}
+
 pub(crate) fn event(step: &str, now: DateTime<Utc>, error: Option<String>) -> StepEvent {
     StepEvent {
         step: step.to_owned(),
@@ -322,6 +413,8 @@ async fn enqueued_in(store: &dyn InstanceStore, night: Night) -> Result<usize, P
     Ok(n)
 }
 
+/// Failed and rolled-back instances whose back-off has passed, enqueued again while they
+/// have attempts left.
 async fn retry(
     store: &dyn InstanceStore,
     queue: &dyn WorkQueue,
@@ -329,7 +422,9 @@ async fn retry(
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> Result<(), PortError> {
-    for inst in list_all(store, status(Status::Failed)).await? {
+    let mut ended = list_all(store, status(Status::Failed)).await?;
+    ended.extend(list_all(store, status(Status::RolledBack)).await?);
+    for inst in ended {
         if inst.attempt >= policy.max_attempts {
             report.exhausted.push(inst.code.clone());
             continue;
@@ -435,8 +530,15 @@ async fn reconcile(
                         );
                         wf.stop(&id, "A2A.MaxDuration", &cause).await?;
                         report.stopped.push(code.clone());
-                        fail(store, inst, format!("stopped: {cause}"), now, report).await?;
+                        let why = format!("stopped: {cause}");
+                        clean_up(store, wf, inst, "A2A.MaxDuration", why, now, report).await?;
                     }
+                }
+                ExecutionStatus::Succeeded if is_cleanup(&id) => {
+                    // A cleanup never succeeds in its state machine (it ends in `Failed`);
+                    // one that did, with the school still in flight, did not roll it back.
+                    let why = format!("cleanup execution {id} ended without rolling back");
+                    clean_up(store, wf, inst, "A2A.Cleanup", why, now, report).await?;
                 }
                 ExecutionStatus::Succeeded => {
                     // The execution verified and switched the route; its last record was
@@ -456,18 +558,94 @@ async fn reconcile(
                     save_reconciled(store, inst, None, now, report).await?;
                 }
                 ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted => {
+                    // Still in flight, so its own Catch did not finish: a stop, a timeout,
+                    // or a rollback that failed. The same rollback runs now.
+                    let error = info.error.as_deref().unwrap_or("no error name");
                     let why = format!(
-                        "execution {id} ended {:?}: {}: {}",
+                        "execution {id} ended {:?}: {error}: {}",
                         info.status,
-                        info.error.as_deref().unwrap_or("no error name"),
                         info.cause.as_deref().unwrap_or("no cause given")
                     );
-                    fail(store, inst, why, now, report).await?;
+                    let error = error.to_owned();
+                    clean_up(store, wf, inst, &error, why, now, report).await?;
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Whether the execution `id` (a name, or an ARN ending with it) is a cleanup that
+/// [`clean_up`] started.
+fn is_cleanup(id: &str) -> bool {
+    id.rsplit(':')
+        .next()
+        .is_some_and(|name| name.contains("-cleanup-"))
+}
+
+/// Starts the cleanup of `inst`, whose execution ended (`why`, with the error name
+/// `error`) without its Catch having rolled it back: an execution of its own workflow with
+/// `{"cleanup": true, "error": …}`, which runs only the rollback (`RestoreSource` then
+/// `Rollback`, or `Deprovision`), the same steps as a caught error, on the same sides.
+/// Its name is the attempt's with `-cleanup-<n>`; the instance stays in flight and records
+/// it, so that the next reconciliation follows it. After [`MAX_CLEANUPS`] of them the
+/// instance is `failed`: the cleanups' failed steps in its history say what is left, and
+/// a retry runs the workflow again.
+async fn clean_up(
+    store: &dyn InstanceStore,
+    wf: &dyn Workflows,
+    mut inst: Instance,
+    error: &str,
+    why: String,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), PortError> {
+    let history = store.history(&inst.code).await?;
+    // The cleanups of this attempt: those since its start.
+    let done = history
+        .iter()
+        .rev()
+        .take_while(|e| e.step != crate::START_STEP)
+        .filter(|e| e.step == CLEANUP_STEP)
+        .count();
+    if done >= MAX_CLEANUPS {
+        let why = format!(
+            "{why}; the rollback did not finish in {done} cleanup runs: the school's history \
+             names what is left (the failed rollback steps); fix that, then retry the school"
+        );
+        return fail(store, inst, why, now, report).await;
+    }
+    let name = format!(
+        "{}-cleanup-{}",
+        a2a_core::execution_name(&inst.code, inst.kind, inst.attempt),
+        done + 1
+    );
+    let input = serde_json::json!({
+        "school_code": inst.code.as_str(),
+        "cleanup": true,
+        "error": {"Error": error, "Cause": why},
+    });
+    let id = match wf.start(inst.kind, &name, input).await? {
+        a2a_core::StartOutcome::Started(id) | a2a_core::StartOutcome::AlreadyExists(id) => id,
+    };
+    inst.execution = Some(id.clone());
+    inst.last_error = Some(why.clone());
+    inst.updated_at = now;
+    match store.save(&inst).await {
+        Ok(saved) => {
+            store
+                .record(&saved.code, &event(CLEANUP_STEP, now, Some(why.clone())))
+                .await?;
+            tracing::info!(school_code = %saved.code, execution = id, why, "cleanup started");
+            report.cleanups.push(id);
+            Ok(())
+        }
+        Err(PortError::Conflict(_)) => {
+            report.lost_races += 1;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn fail(

@@ -1,6 +1,7 @@
 //! The fan-out over several virtual nights: 700 EIX schools, at most 25 executions at
-//! once, 150 new ones a night, one in ten failing once on purpose. The workflow engine is
-//! the recording double (each execution ends at the next tick); the clock is virtual.
+//! once, 150 new ones a night, one in ten failing once on purpose (and cleaned up by
+//! reconciliation). The workflow engine is the recording double (each execution ends at
+//! the next tick); the clock is virtual.
 
 mod support;
 
@@ -11,7 +12,7 @@ use a2a_core::{InstanceStore, ListFilter, Status, Window, list_all};
 use a2a_local::MemQueue;
 use a2a_schedule::{Dispatcher, Policy, tick};
 use chrono::{Duration, Timelike};
-use support::{Recording, pump, store_with, utc};
+use support::{Recording, deprovision_cleanups, pump, store_with, utc};
 
 #[tokio::test(start_paused = true)]
 async fn seven_hundred_schools_in_five_nights_never_more_than_twenty_five_at_once() {
@@ -26,7 +27,7 @@ async fn seven_hundred_schools_in_five_nights_never_more_than_twenty_five_at_onc
     // One in ten fails on its first attempt.
     let fails = |name: &str| {
         let code: u32 = name[2..8].parse().unwrap();
-        code.is_multiple_of(10) && name.ends_with("-1")
+        code.is_multiple_of(10) && name.ends_with("-provision-1")
     };
 
     // Monday 7 December 2026, 20:00 in Madrid; a tick every 30 minutes for a week.
@@ -39,6 +40,11 @@ async fn seven_hundred_schools_in_five_nights_never_more_than_twenty_five_at_onc
         let r = tick(&*store, &queue, Some(&*wf), &policy, now)
             .await
             .unwrap();
+        // Each failed run is cleaned up (its rollback started by reconciliation).
+        assert_eq!(
+            deprovision_cleanups(&wf, &*store, now).await,
+            r.cleanups.len()
+        );
         if let Some((opens, _)) = r.night {
             *nights.entry(opens.to_rfc3339()).or_default() += r.enqueued.len();
         } else {
@@ -78,5 +84,12 @@ async fn seven_hundred_schools_in_five_nights_never_more_than_twenty_five_at_onc
         let inst = store.get(&a2a_testkit::code(i)).await.unwrap().unwrap();
         assert_eq!((inst.status, inst.attempt), (Status::Active, 2));
     }
-    assert_eq!(wf.names().len(), n as usize + 70);
+    // The runs, and a cleanup of each failed one.
+    assert_eq!(wf.names().len(), n as usize + 70 + 70);
+    let cleanups = wf
+        .names()
+        .iter()
+        .filter(|x| x.ends_with("-cleanup-1"))
+        .count();
+    assert_eq!(cleanups, 70);
 }

@@ -13,7 +13,7 @@ use a2a_schedule::{
 };
 use a2a_testkit::code;
 use chrono::Duration;
-use support::{Recording, drain, pump, store_with, utc};
+use support::{Recording, deprovision_cleanups, drain, pump, store_with, utc};
 
 fn madrid() -> Vec<Window> {
     vec![Window::parse("Mon-Fri 21:00-06:00 Europe/Madrid").unwrap()]
@@ -364,7 +364,9 @@ async fn failed_runs_are_retried_with_growing_back_off_up_to_the_attempt_limit()
     let r = tick(&*store, &queue, Some(&*wf), &policy, t0)
         .await
         .unwrap();
-    assert_eq!(r.reconciled.len(), 10);
+    // The failed executions ended without their rollback: reconciliation starts it.
+    assert_eq!((r.reconciled.len(), r.cleanups.len()), (7, 3), "{r:?}");
+    assert_eq!(deprovision_cleanups(&wf, &*store, t0).await, 3);
     assert!(r.retried.is_empty(), "the back-off has not passed");
     let failed = store.get(&code(1)).await.unwrap().unwrap();
     assert_eq!((failed.status, failed.attempt), (Status::Failed, 1));
@@ -384,6 +386,7 @@ async fn failed_runs_are_retried_with_growing_back_off_up_to_the_attempt_limit()
     tick(&*store, &queue, Some(&*wf), &policy, t1)
         .await
         .unwrap();
+    assert_eq!(deprovision_cleanups(&wf, &*store, t1).await, 2);
     assert_eq!(
         store.get(&code(3)).await.unwrap().unwrap().status,
         Status::Active
@@ -410,6 +413,7 @@ async fn failed_runs_are_retried_with_growing_back_off_up_to_the_attempt_limit()
     tick(&*store, &queue, Some(&*wf), &policy, t2)
         .await
         .unwrap();
+    assert_eq!(deprovision_cleanups(&wf, &*store, t2).await, 2);
     // Three attempts spent: left for a person.
     let r = tick(&*store, &queue, Some(&*wf), &policy, t2 + Duration::days(1))
         .await
@@ -421,8 +425,10 @@ async fn failed_runs_are_retried_with_growing_back_off_up_to_the_attempt_limit()
     let names = wf.names();
     for a in 1..=3 {
         assert!(names.contains(&format!("{}-provision-{a}", code(1))));
+        assert!(names.contains(&format!("{}-provision-{a}-cleanup-1", code(1))));
     }
-    assert_eq!(names.len(), 10 + 3 + 2);
+    // The runs, and a cleanup of each failed one.
+    assert_eq!(names.len(), (10 + 3 + 2) + (3 + 2 + 2));
 }
 
 #[tokio::test]
@@ -448,6 +454,8 @@ async fn a_stuck_execution_is_stopped_and_its_instance_failed() {
     .await
     .unwrap();
     assert!(r.stopped.is_empty() && r.reconciled.is_empty());
+    // The cleanups start at the time of the tick that starts them.
+    wf.set_clock(now + Duration::hours(3));
     let r = tick(
         &*store,
         &queue,
@@ -458,6 +466,40 @@ async fn a_stuck_execution_is_stopped_and_its_instance_failed() {
     .await
     .unwrap();
     assert_eq!(r.stopped.len(), 2);
+    assert_eq!(
+        r.cleanups.len(),
+        2,
+        "stopped, so rolled back by a cleanup: {r:?}"
+    );
+    let one = store.get(&code(1)).await.unwrap().unwrap();
+    assert_eq!(
+        one.status,
+        Status::Running,
+        "in flight until its cleanup ends"
+    );
+    assert_eq!(
+        one.execution.as_deref(),
+        Some(format!("exec:{}-provision-1-cleanup-1", code(1)).as_str())
+    );
+    let cleanup = wf
+        .get(&format!("{}-provision-1-cleanup-1", code(1)))
+        .unwrap();
+    assert_eq!(cleanup.input["cleanup"], true);
+    assert_eq!(cleanup.input["error"]["Error"], "A2A.MaxDuration");
+    // A cleanup that ends without rolling back (here: "succeeded") is run again.
+    wf.end(
+        &format!("{}-provision-1-cleanup-1", code(1)),
+        a2a_core::ExecutionStatus::Succeeded,
+    );
+    let later = now + Duration::hours(3) + Duration::minutes(1);
+    let r = tick(&*store, &queue, Some(&*wf), &policy, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.cleanups,
+        vec![format!("exec:{}-provision-1-cleanup-2", code(1))]
+    );
+    assert_eq!(deprovision_cleanups(&wf, &*store, later).await, 2);
     let name = format!("{}-provision-1", code(1));
     assert!(
         wf.get(&name)
@@ -468,8 +510,11 @@ async fn a_stuck_execution_is_stopped_and_its_instance_failed() {
     );
     let one = store.get(&code(1)).await.unwrap().unwrap();
     assert_eq!(one.status, Status::Failed);
-    assert!(one.last_error.unwrap().contains("stopped"));
+    assert!(one.last_error.unwrap().contains("without rolling back"));
     assert_eq!(one.kind, InstanceKind::Provision);
+    let two = store.get(&code(2)).await.unwrap().unwrap();
+    assert_eq!(two.status, Status::Failed);
+    assert!(two.last_error.unwrap().contains("stopped"));
 }
 
 /// A snapshot maker that is `Creating` for the first `slow` checks of each id.
@@ -535,4 +580,75 @@ async fn a_wave_waits_for_its_snapshot_and_each_wave_gets_one() {
     assert_eq!(r.enqueued.len(), 5);
     let calls = snaps.calls.lock().unwrap().clone();
     assert_eq!(calls, ["wave-1", "wave-1", "wave-2", "wave-2"]);
+}
+
+#[tokio::test]
+async fn cancel_fails_a_queued_school_and_rolls_back_a_running_one() {
+    let store = store_with(3, 10).await;
+    let queue = MemQueue::new(5);
+    let policy = Policy::new(madrid());
+    let now = utc(IN_WINDOW);
+    tick(&*store, &queue, None, &policy, now).await.unwrap();
+    let wf = Arc::new(Recording::default());
+    wf.set_clock(now);
+    // A cap of one: school 1 runs, the others stay queued.
+    let d = Dispatcher::new(store.clone(), wf.clone(), 1);
+    pump(&queue, &d, now).await;
+    let status = |n| {
+        let store = store.clone();
+        async move { store.get(&code(n)).await.unwrap().unwrap() }
+    };
+    assert_eq!(status(1).await.status, Status::Running);
+    assert_eq!(status(2).await.status, Status::Queued);
+
+    // Without the engine, a running school cannot be stopped: nothing changes.
+    let r = a2a_schedule::cancel_now(&*store, None, &code(1), now)
+        .await
+        .unwrap();
+    assert!(r.as_ref().is_err_and(|e| e.contains("ARNs")), "{r:?}");
+    assert_eq!(status(1).await.status, Status::Running);
+
+    let r = a2a_schedule::cancel_now(&*store, Some(&*wf), &code(1), now)
+        .await
+        .unwrap();
+    let said = r.unwrap();
+    assert!(
+        said.contains("stopped") && said.contains("cleanup-1"),
+        "{said}"
+    );
+    let run = wf.get(&format!("{}-provision-1", code(1))).unwrap();
+    assert_eq!(run.status, a2a_core::ExecutionStatus::Aborted);
+    assert_eq!(run.stop_cause.as_deref(), Some("cancelled by an operator"));
+    let one = status(1).await;
+    assert!(
+        one.execution.unwrap().ends_with("-cleanup-1"),
+        "the rollback runs"
+    );
+    assert_eq!(deprovision_cleanups(&wf, &*store, now).await, 1);
+    assert_eq!(status(1).await.status, Status::Failed);
+
+    let r = a2a_schedule::cancel_now(&*store, Some(&*wf), &code(2), now)
+        .await
+        .unwrap();
+    assert!(r.unwrap().contains("queued → failed"));
+    let two = status(2).await;
+    assert_eq!(two.status, Status::Failed);
+    assert_eq!(two.last_error.as_deref(), Some("cancelled by an operator"));
+    let h = store.history(&code(2)).await.unwrap();
+    assert!(
+        h.iter()
+            .any(|e| e.step == a2a_schedule::OPERATOR_CANCEL_STEP)
+    );
+    // Its start message is stale now: the dispatcher starts nothing for it.
+    pump(&queue, &d, now).await;
+    assert!(wf.get(&format!("{}-provision-1", code(2))).is_none());
+
+    let r = a2a_schedule::cancel_now(&*store, Some(&*wf), &code(2), now)
+        .await
+        .unwrap();
+    assert!(r.is_err_and(|e| e.contains("only a queued or running school")));
+    let r = a2a_schedule::cancel_now(&*store, Some(&*wf), &a2a_testkit::code(99), now)
+        .await
+        .unwrap();
+    assert!(r.is_err_and(|e| e.contains("not in the state")));
 }

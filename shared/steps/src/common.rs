@@ -255,6 +255,27 @@ pub(crate) fn target(ctx: &StepContext, i: &Instance) -> Result<Locator, StepErr
         .ok_or_else(|| StepError::Input(format!("school {}: no target allocated", i.code)))
 }
 
+/// The configured shard that holds the school's target database `db`.
+pub(crate) fn shard_for<'a>(
+    ctx: &'a StepContext,
+    code: &SchoolCode,
+    db: &Locator,
+) -> Result<&'a Shard, StepError> {
+    shard_of(ctx, code, db)
+        .ok_or_else(|| StepError::Input(format!("{db} is on no configured shard")))
+}
+
+/// Whether the school's target database `db` is there, as its shard's server says: a
+/// server that cannot be reached or refuses the login is an error, never "absent".
+pub(crate) async fn target_exists(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    db: &Locator,
+) -> Result<bool, StepError> {
+    let shard = shard_for(ctx, code, db)?;
+    Ok(a2a_dbmove::target::exists(&shard.db, code).await?)
+}
+
 /// Drops a target database; a missing one is not an error.
 pub(crate) async fn drop_db(
     ctx: &StepContext,
@@ -268,22 +289,47 @@ pub(crate) async fn drop_db(
 
 /// Deletes every blob under `prefix`; returns how many there were.
 pub(crate) async fn delete_prefix(ctx: &StepContext, prefix: &str) -> Result<u64, StepError> {
+    Ok(delete_prefix_until(ctx, prefix, None).await?.0)
+}
+
+/// Deletes at most this many blobs at once.
+const DELETES: usize = 32;
+
+/// Deletes the blobs under `prefix` a listed page at a time, [`DELETES`] at once, until
+/// none is left or `deadline` has passed (looked at between batches, after at least one,
+/// so that every call gets somewhere): how many it deleted, and whether none is left.
+pub(crate) async fn delete_prefix_until(
+    ctx: &StepContext,
+    prefix: &str,
+    deadline: Option<std::time::Instant>,
+) -> Result<(u64, bool), StepError> {
     let mut removed = 0;
     loop {
         let page = ctx.blob.list(prefix, None).await?;
         if page.items.is_empty() {
-            return Ok(removed);
+            return Ok((removed, true));
         }
-        for m in page.items {
-            ctx.blob.delete(&m.key).await?;
-            removed += 1;
+        for batch in page.items.chunks(DELETES) {
+            if removed > 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok((removed, false));
+            }
+            let mut deletes = tokio::task::JoinSet::new();
+            for m in batch {
+                let (blob, key) = (ctx.blob.clone(), m.key.clone());
+                deletes.spawn(async move { blob.delete(&key).await });
+            }
+            while let Some(done) = deletes.join_next().await {
+                done.map_err(|e| StepError::Transient(format!("a delete under {prefix}: {e}")))??;
+                removed += 1;
+            }
         }
     }
 }
 
 /// Abandons the target of `i`: its database dropped where it can be (a target that cannot
-/// be reached is left, and what went wrong returned, so that a rollback always ends), its
-/// allocation marker deleted, and the instance's target cleared so a retry allocates anew.
+/// be reached is left, and what went wrong returned, so that a deprovision always ends),
+/// its allocation marker deleted, and the instance's target cleared so a retry allocates
+/// anew.
 pub(crate) async fn release_target(
     ctx: &StepContext,
     i: &Instance,
@@ -295,18 +341,31 @@ pub(crate) async fn release_target(
         .await
         .err()
         .map(|e| e.to_string());
+    forget_target(ctx, i, db).await?;
+    Ok(left)
+}
+
+/// Abandons the target of `i` as [`release_target`] does, except that a database that
+/// cannot be dropped is an error and the target stays recorded, for a rerun to drop.
+/// Whether there was a target.
+pub(crate) async fn abandon_target(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
+    let Some(db) = &i.target.db else {
+        return Ok(false);
+    };
+    drop_db(ctx, &i.code, &login(ctx, &i.code, db)).await?;
+    forget_target(ctx, i, db).await?;
+    Ok(true)
+}
+
+/// Deletes the allocation marker of `i`'s target `db` and clears its target.
+async fn forget_target(ctx: &StepContext, i: &Instance, db: &Locator) -> Result<(), StepError> {
     if let Some(shard) = shard_of(ctx, &i.code, db) {
         ctx.blob
             .delete(&layout::allocation_key(&shard.name, &i.code)?)
             .await?;
     }
     update(ctx, &i.code, None, |i| i.target.db = None).await?;
-    Ok(left)
-}
-
-/// Whether a database can be reached (and, for SQLite, exists).
-pub(crate) async fn exists(db: &Locator) -> bool {
-    Db::connect(db, false).await.is_ok()
+    Ok(())
 }
 
 /// The route record: how the site's address reaches it.

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use common::{route_key, target_db};
 pub use error::StepError;
-pub use migrate::PartInput;
+pub use migrate::{PartInput, RETIRE_STEP, Retired, retire};
 pub use prefixed::Prefixed;
 pub use table::{
     HEARTBEAT, STEPS, Side, Step, StepFuture, bin_name, call, names, names_on, step, steps_of,

@@ -12,14 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, delete_prefix, delete_route, dns, exists, get_json, load, mark_failed,
-    put_json, release_target, rewrite, run, target, update, write_route,
+    Done, abandon_target, allocate, delete_prefix_until, delete_route, dns, get_json, load,
+    put_json, rewrite, run, target, update, write_route,
 };
 use crate::provision::start;
 use crate::{Prefixed, StepContext, StepError};
-
-/// The maintenance page's message while a site moves.
-const FROZEN: &str = "This site is moving to a new home. It will be back shortly.";
 
 /// The school's source database, as recorded. A password that intake moved to the secret
 /// store (or that the list named there, `secret:NAME`) is filled in from it now, so that
@@ -128,48 +125,78 @@ pub async fn preflight(ctx: &StepContext, code: &SchoolCode) -> Result<Value, St
     .await
 }
 
-/// What the source's maintenance setting was before the freeze, kept in
-/// `frozen/<code>.json` until the site is unfrozen or rolled back.
+/// What the source's maintenance mode was before the freeze, both halves, kept in
+/// `frozen/<code>.json` (and its own page, when it had one, in
+/// `frozen/<code>/climaintenance.html`) until a rollback puts them back or the source is
+/// retired.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Frozen {
     /// `maintenance_enabled` in the source's config table; `None`: no row.
     maintenance_enabled: Option<String>,
+    /// Whether the source had its own `climaintenance.html` (its bytes are then kept at
+    /// [`layout::frozen_page_key`]); `None`: a record written before this was kept, taken
+    /// as "no page".
+    #[serde(default)]
+    page_before: Option<bool>,
+    /// That page's permission bits.
+    #[serde(default)]
+    page_mode: Option<u32>,
+}
+
+/// The maintenance page of a site moving to `wwwroot`: it names the new address, and
+/// stays up on the source after the switch, until the source is retired.
+fn moving_page(wwwroot: &str) -> String {
+    format!("This site is moving to {wwwroot} and will be available there shortly.")
 }
 
 /// Puts the source site in Moodle's maintenance mode, both halves: `maintenance_enabled`
-/// = `1` in its config table (the value before is remembered first, once, so that a rerun
-/// never takes its own `1` for it) and `climaintenance.html` in its moodledata.
+/// = `1` in its config table and `climaintenance.html` in its moodledata, naming the new
+/// address. What was there before (the setting, and the site's own page byte for byte)
+/// is remembered first, once, so that a rerun never takes its own freeze for it and a
+/// rollback puts the source back exactly.
 pub async fn freeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "freeze", code, || async {
         let i = load(ctx, code).await?;
         let files = source_files(&i)?;
+        let wwwroot = ctx.site.wwwroot(&dns(&i)?);
         let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
         let k = layout::frozen_key(code);
         let before = match get_json::<Frozen>(ctx, &k).await? {
             Some(f) => f,
             None => {
+                let page = a2a_files::maintenance::read(&files)
+                    .map_err(|e| StepError::Transient(format!("{}: {e}", files.display())))?;
+                if let Some((bytes, _)) = &page {
+                    ctx.blob
+                        .put(&layout::frozen_page_key(code), bytes.clone().into())
+                        .await?;
+                }
+                // The record last: a record found means its page is kept too.
                 let f = Frozen {
                     maintenance_enabled: config_value(&src, &ctx.site.prefix, MAINTENANCE_SETTING)
                         .await?,
+                    page_before: Some(page.is_some()),
+                    page_mode: page.map(|p| p.1),
                 };
                 put_json(ctx, &k, &f).await?;
                 f
             }
         };
         let set = set_config_value(&src, &ctx.site.prefix, MAINTENANCE_SETTING, Some("1")).await?;
-        let page = a2a_files::maintenance::enable(&files, FROZEN)
+        let page = a2a_files::maintenance::enable(&files, &moving_page(&wwwroot))
             .map_err(|e| StepError::Input(format!("{}: {e}", files.display())))?;
         Ok(Done::new(json!({
             "frozen": true,
             "changed": set || page,
             "maintenance_enabled_before": before.maintenance_enabled,
+            "page_before": before.page_before,
         })))
     })
     .await
 }
 
 /// Puts the source's maintenance setting back to its value before the freeze, when one is
-/// remembered. The memory is kept: [`thaw`] forgets it once the page is gone too.
+/// remembered. The memory is kept: [`restore_source`] forgets it once the page is back too.
 async fn restore_setting(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
     let Some(before) = get_json::<Frozen>(ctx, &layout::frozen_key(&i.code)).await? else {
         return Ok(false);
@@ -184,20 +211,47 @@ async fn restore_setting(ctx: &StepContext, i: &Instance) -> Result<bool, StepEr
     .await?)
 }
 
-/// Lifts the source's maintenance mode, both halves: its setting back to the value
-/// before the freeze, then the page removed, then the memory of the setting forgotten
-/// (last, so that a rerun after a failure puts it back again). Idempotent.
-async fn thaw(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
-    let setting = restore_setting(ctx, i).await?;
-    let page = remove_page(i)?;
-    ctx.blob.delete(&layout::frozen_key(&i.code)).await?;
-    Ok(setting || page)
+/// Puts the source's page back as it was before the freeze: its own page byte for byte
+/// (with its permission bits), or none. With no memory of the freeze (a rerun after it
+/// was forgotten), the page is left as it is.
+async fn restore_page(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
+    let Some(before) = get_json::<Frozen>(ctx, &layout::frozen_key(&i.code)).await? else {
+        return Ok(false);
+    };
+    let files = source_files(i)?;
+    let io = |e: std::io::Error| StepError::Transient(format!("{}: {e}", files.display()));
+    if before.page_before != Some(true) {
+        return a2a_files::maintenance::disable(&files).map_err(io);
+    }
+    let k = layout::frozen_page_key(&i.code);
+    let bytes = match ctx.blob.get(&k).await {
+        Ok(b) => b,
+        Err(a2a_core::PortError::NotFound(_)) => {
+            return Err(StepError::Verify(format!(
+                "school {}: the source's own maintenance page from before the freeze is not \
+                 kept ({k}), though {} says it had one; put its climaintenance.html back by \
+                 hand, then delete {}",
+                i.code,
+                layout::frozen_key(&i.code),
+                layout::frozen_key(&i.code)
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    a2a_files::maintenance::restore(&files, &bytes, before.page_mode.unwrap_or(0o644)).map_err(io)
 }
 
-fn remove_page(i: &Instance) -> Result<bool, StepError> {
-    let files = source_files(i)?;
-    a2a_files::maintenance::disable(&files)
-        .map_err(|e| StepError::Transient(format!("{}: {e}", files.display())))
+/// Forgets what the source was before the freeze: its page's copy, then the record (last,
+/// so that a record found always has its page).
+async fn forget_frozen(ctx: &StepContext, code: &SchoolCode) -> Result<(), StepError> {
+    forget(ctx.blob.as_ref(), code).await
+}
+
+/// [`forget_frozen`] on a data store.
+async fn forget(blob: &dyn BlobStore, code: &SchoolCode) -> Result<(), StepError> {
+    blob.delete(&layout::frozen_page_key(code)).await?;
+    blob.delete(&layout::frozen_key(code)).await?;
+    Ok(())
 }
 
 /// The database work of one part fits a Lambda run (900 s): no new chunk starts after
@@ -465,21 +519,21 @@ pub async fn sync_files(
     .await
 }
 
-/// Creates the target database on its shard, unless it is there already.
+/// Creates the target database on its shard, unless the shard's server says it is there
+/// already. A server that cannot be reached or refuses the login is an error (retried as
+/// transient), never taken for "absent": a `CREATE DATABASE` is only ever sent for a
+/// database the server has just said it does not have.
 pub async fn provision_target_database(
     ctx: &StepContext,
     code: &SchoolCode,
 ) -> Result<Value, StepError> {
     run(ctx, "provision-target-database", code, || async {
         let db = target(ctx, &load(ctx, code).await?)?;
-        let created = if exists(&db).await {
-            false
-        } else {
-            let shard = crate::common::shard_of(ctx, code, &db)
-                .ok_or_else(|| StepError::Input(format!("{db} is on no configured shard")))?;
+        let created = !crate::common::target_exists(ctx, code, &db).await?;
+        if created {
+            let shard = crate::common::shard_for(ctx, code, &db)?;
             a2a_dbmove::target::create(&shard.db, code).await?;
-            true
-        };
+        }
         Ok(Done::new(json!({"created": created})))
     })
     .await
@@ -911,32 +965,27 @@ pub async fn rewrite_config(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
     .await
 }
 
-/// Points the site's address at the target: the route record.
+/// Points the site's address at the target (the route record); `verified` → `active`.
+/// The source stays frozen: its maintenance page names the new address and its setting
+/// stays on, so that nobody writes to the old site after its export; only a rollback
+/// unfreezes it, and [`retire`] records, after a waiting period, that it may go.
 pub async fn switch_route(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "switch-route", code, || async {
         let i = load(ctx, code).await?;
         let wwwroot = write_route(ctx, &i).await?;
+        update(ctx, code, Some(Status::Active), |_| {}).await?;
         Ok(Done::new(json!({"wwwroot": wwwroot})))
     })
     .await
 }
 
-/// Lifts maintenance mode, both halves; `verified` → `active`.
-pub async fn unfreeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
-    run(ctx, "unfreeze", code, || async {
-        let i = load(ctx, code).await?;
-        let changed = thaw(ctx, &i).await?;
-        update(ctx, code, Some(Status::Active), |_| {}).await?;
-        Ok(Done::new(json!({"frozen": false, "changed": changed})))
-    })
-    .await
-}
-
-/// The source side of the catch of `migrate-instance`: unfreezes the source (which was
-/// only ever read), the setting back to its value before the freeze and the page removed.
-/// It always ends: a source database that cannot be reached keeps its setting (and its
-/// memory, which the next freeze takes as the value before), and the answer says so for
-/// [`rollback`] to record. An `active` site, or a school not registered, is left alone.
+/// The source side of the catch of `migrate-instance`: puts the source back exactly as it
+/// was before the freeze (it was otherwise only read): the site's own maintenance page
+/// byte for byte, or none, and the setting. It always ends: what it could not do (a
+/// source database out of reach keeps its setting, and the memory of the freeze, which
+/// the next freeze keeps) is in its answer for [`rollback`] to act on. The memory is
+/// forgotten only once both halves are back. An `active` site, or a school not
+/// registered, is left alone.
 pub async fn restore_source(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "restore-source", code, || async {
         let Some(i) = ctx.store.get(code).await? else {
@@ -946,73 +995,176 @@ pub async fn restore_source(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
         {
             return Ok(Done::new(json!({"restored": false})));
         }
-        let setting_left = match restore_setting(ctx, &i).await {
-            Ok(_) => {
-                remove_page(&i)?;
-                ctx.blob.delete(&layout::frozen_key(code)).await?;
-                None
-            }
-            Err(e) => {
-                remove_page(&i)?;
-                Some(format!(
-                    "the source's {MAINTENANCE_SETTING} setting was not put back: {e}"
-                ))
-            }
-        };
+        // The page first: it needs no database, so a source database out of reach still
+        // gets its own page back.
+        let page = restore_page(ctx, &i)
+            .await
+            .err()
+            .map(|e| format!("the source's maintenance page was not put back: {e}"));
+        let setting = restore_setting(ctx, &i)
+            .await
+            .err()
+            .map(|e| format!("the source's {MAINTENANCE_SETTING} setting was not put back: {e}"));
+        let left: Vec<String> = page.into_iter().chain(setting).collect();
+        if left.is_empty() {
+            forget_frozen(ctx, code).await?;
+        }
+        let left = (!left.is_empty()).then(|| left.join("; "));
         Ok(Done::new(json!({
-            "restored": setting_left.is_none(),
-            "maintenance_setting_error": setting_left,
+            "restored": left.is_none(),
+            "maintenance_setting_error": left,
         })))
     })
     .await
 }
 
+/// A rollback starts no new batch of deletes after this long: it answers
+/// `complete: false`, and the workflow runs it again (its Task times out at 120 s).
+pub(crate) const ROLLBACK_TIME: Duration = Duration::from_secs(60);
+
 /// The target side of the catch of `migrate-instance`, after [`restore_source`]: removes
-/// the route if it points here, abandons the target (its database dropped when it can be
-/// reached, its import mark and allocation removed, an `abandoned/<code>/<attempt>.json`
-/// record kept), deletes the stage, records the error (and `source_left`, what the
-/// restore of the source could not do) and marks the instance `failed`. Opens no source.
-/// An `active` site is left alone.
+/// the route if it points here, the stage and the copied files (`instances/<code>/`, so
+/// that a retry starts from an empty target side), in batches within `time` (by default
+/// [`ROLLBACK_TIME`]; `complete: false` means "run it again", and the rerun goes on),
+/// then drops the target database (its allocation removed, an
+/// `abandoned/<code>/<attempt>.json` record kept) and moves the instance to
+/// `rolled_back` with the error. Idempotent. What it cannot do is an error, the instance
+/// left where it is, so that reconciliation runs the cleanup again: a target that cannot
+/// be dropped, or a source that [`restore_source`] could not put back (`source_left`,
+/// recorded as the instance's last error). Opens no source. An `active` site is left
+/// alone.
 pub async fn rollback(
     ctx: &StepContext,
     code: &SchoolCode,
     error: &str,
     source_left: Option<String>,
+    time: Option<Duration>,
 ) -> Result<Value, StepError> {
+    let deadline = std::time::Instant::now() + time.unwrap_or(ROLLBACK_TIME);
     run(ctx, "rollback", code, || async {
         let Some(i) = ctx.store.get(code).await? else {
-            return Ok(Done::new(json!({"rolled_back": false})));
+            return Ok(Done::new(json!({"rolled_back": false, "complete": true})));
         };
         if i.status == Status::Active || i.kind != InstanceKind::Migrate {
-            return Ok(Done::new(json!({"rolled_back": false})));
+            return Ok(Done::new(json!({"rolled_back": false, "complete": true})));
         }
-        let setting_left = source_left.clone();
+        if i.status == Status::RolledBack {
+            return Ok(Done::new(
+                json!({"rolled_back": true, "complete": true, "kept": true}),
+            ));
+        }
         delete_route(ctx, &i).await?;
-        // The stage goes too: the source is live again, so a retry exports afresh.
-        delete_prefix(ctx, &layout::stage_root(code)).await?;
+        let mut removed = 0;
+        for prefix in [layout::stage_root(code), layout::site_root(code)] {
+            let (n, whole) = delete_prefix_until(ctx, &prefix, Some(deadline)).await?;
+            removed += n;
+            if !whole {
+                return Ok(Done::new(json!({
+                    "rolled_back": false,
+                    "complete": false,
+                    "removed": removed,
+                }))
+                .rows(removed));
+            }
+        }
         if let Some(db) = &i.target.db {
-            let left = release_target(ctx, &i).await?;
+            abandon_target(ctx, &i).await?;
             let record = json!({
                 "school_code": code.as_str(),
                 "attempt": i.attempt,
                 "target": db.redacted(),
-                "dropped": left.is_none(),
-                "drop_error": left,
-                "maintenance_setting_error": setting_left,
+                "dropped": true,
                 "error": error,
             });
             put_json(ctx, &layout::abandoned_key(code, i.attempt), &record).await?;
         }
-        let error = match &setting_left {
-            Some(left) => format!("{error} ({left})"),
-            None => error.to_owned(),
-        };
-        mark_failed(ctx, code, &error).await?;
-        Ok(Done::new(
-            json!({"rolled_back": true, "maintenance_setting_error": setting_left}),
-        ))
+        if let Some(left) = &source_left {
+            let why = format!("{error} (rolled back on the target side, but {left})");
+            update(ctx, code, None, |i| i.last_error = Some(why.clone())).await?;
+            return Err(StepError::Permanent(format!(
+                "school {code}: the target side is removed, but {left}; the cleanup runs \
+                 again at the next reconciliation"
+            )));
+        }
+        let to = [Status::RolledBack, Status::Failed]
+            .into_iter()
+            .find(|s| i.status.can_move(*s, i.kind));
+        let error = error.to_owned();
+        update(ctx, code, to, |i| i.last_error = Some(error.clone())).await?;
+        Ok(
+            Done::new(json!({"rolled_back": true, "complete": true, "removed": removed}))
+                .rows(removed),
+        )
     })
     .await
+}
+
+/// The history step of an operator's retirement of a migrated school's source.
+pub const RETIRE_STEP: &str = "operator.retire";
+
+/// What [`retire`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retired {
+    /// When the school became active (its route was switched).
+    pub active_since: chrono::DateTime<chrono::Utc>,
+    /// Whether it was retired before (nothing done now).
+    pub already: bool,
+}
+
+/// Records that the source of an `active` migration may be retired, once `wait` has
+/// passed since its route was switched: the memory of the source from before the freeze
+/// (`frozen/<code>.json` and its page's copy) is deleted, so that nothing can unfreeze
+/// it any more, and the history gets an [`RETIRE_STEP`] event. It changes nothing on
+/// the source, which stays frozen (its page names the new address) until someone takes
+/// it down. Idempotent.
+pub async fn retire(
+    store: &dyn a2a_core::InstanceStore,
+    blob: &dyn BlobStore,
+    code: &SchoolCode,
+    wait: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Retired, StepError> {
+    let i = store
+        .get(code)
+        .await?
+        .ok_or_else(|| StepError::Input(format!("school {code} is not registered")))?;
+    if i.kind != InstanceKind::Migrate || i.status != Status::Active {
+        return Err(StepError::Input(format!(
+            "school {code} is a {} instance that is {}: only the source of an active \
+             migration is retired",
+            i.kind, i.status
+        )));
+    }
+    let history = store.history(code).await?;
+    let switched = history
+        .iter()
+        .filter(|e| e.step == "switch-route" && e.outcome == a2a_core::Outcome::Succeeded)
+        .filter_map(|e| e.ended_at)
+        .max()
+        .unwrap_or(i.updated_at);
+    if history.iter().any(|e| e.step == RETIRE_STEP) {
+        return Ok(Retired {
+            active_since: switched,
+            already: true,
+        });
+    }
+    if now < switched + wait {
+        return Err(StepError::Input(format!(
+            "school {code} is active since {switched}: its source may be retired from {} \
+             (a waiting period of {} days); wait, or give a shorter waiting period",
+            switched + wait,
+            wait.num_days()
+        )));
+    }
+    forget(blob, code).await?;
+    let mut e = a2a_core::StepEvent::started(RETIRE_STEP, now);
+    e.ended_at = Some(now);
+    e.outcome = a2a_core::Outcome::Succeeded;
+    store.record(code, &e).await?;
+    Ok(Retired {
+        active_since: switched,
+        already: false,
+    })
 }
 
 #[cfg(test)]

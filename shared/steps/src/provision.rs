@@ -6,8 +6,8 @@ use a2a_files::layout;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, delete_prefix, delete_route, dns, drop_db, exists, get_json, load, mark_failed,
-    put_json, release_target, rewrite, run, target, update, write_route,
+    Done, allocate, delete_prefix, delete_route, dns, drop_db, get_json, load, mark_failed,
+    put_json, release_target, rewrite, run, target, target_exists, update, write_route,
 };
 use crate::{StepContext, StepError, Template, checks};
 
@@ -78,7 +78,7 @@ pub async fn clone_template(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
         let to = target(ctx, &i)?;
         let mark = layout::clone_key(code);
         let marked = get_json::<Value>(ctx, &mark).await?.is_some();
-        let kept = if marked && exists(&to).await {
+        let kept = if marked && target_exists(ctx, code, &to).await? {
             let a = Db::connect(&tpl.db, false).await?;
             let b = Db::connect(&to, false).await?;
             match first_difference(&a, &b, "").await? {
@@ -97,7 +97,7 @@ pub async fn clone_template(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
                 Ok(()) | Err(a2a_core::PortError::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            if exists(&to).await {
+            if target_exists(ctx, code, &to).await? {
                 tracing::warn!(school_code = %code, target = %to, "a clone without its mark of completion: dropped and made again");
                 drop_db(ctx, code, &to).await?;
             }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use a2a_core::{InstanceKind, SchoolCode};
 use serde_json::Value;
 
-use crate::migrate::{self, CHECK_TIME, PART_TIME, SYNC_TIME};
+use crate::migrate::{self, CHECK_TIME, PART_TIME, ROLLBACK_TIME, SYNC_TIME};
 use crate::{StepContext, StepError, provision};
 
 /// Where a step runs: the design's two sides, with the data store (the S3 stage) between
@@ -141,11 +141,10 @@ impl Step {
         }
     }
 
-    /// The same step with a time `budget` and the memory of steps that move data.
+    /// The same step with a time `budget`.
     const fn budgeted(self, budget: Duration) -> Step {
         Step {
             budget: Some(budget),
-            memory_mb: BIG_MB,
             ..self
         }
     }
@@ -196,25 +195,25 @@ pub static STEPS: &[Step] = &[
     Step::lambda("PlanImport", Migrate, SMALL_MB, PLAN, |ctx, code, input| {
         Box::pin(async move { migrate::plan_import(ctx, code, number(input, "parts")?).await })
     }),
-    Step::lambda("ImportDatabase", Migrate, SMALL_MB, LONG, |ctx, code, input| {
+    Step::lambda("ImportDatabase", Migrate, BIG_MB, LONG, |ctx, code, input| {
         Box::pin(async move { migrate::import_database(ctx, code, part_input(input)?).await })
     }).budgeted(PART_TIME),
     Step::lambda("FinishImport", Migrate, SMALL_MB, SHORT, plain!(migrate::finish_import)),
     Step::activity("VerifySource", LONG, |ctx, code, input| {
         Box::pin(async move { migrate::verify_source(ctx, code, part(input)).await })
     }).budgeted(CHECK_TIME),
-    Step::lambda("Verify", Migrate, SMALL_MB, LONG, |ctx, code, input| {
+    Step::lambda("Verify", Migrate, BIG_MB, LONG, |ctx, code, input| {
         Box::pin(async move { migrate::verify(ctx, code, part(input)).await })
     }).budgeted(CHECK_TIME),
     Step::lambda("RewriteConfig", Migrate, BIG_MB, LONG, plain!(migrate::rewrite_config)),
     Step::lambda("SwitchRoute", Migrate, SMALL_MB, SHORT, plain!(migrate::switch_route)),
-    Step::activity("Unfreeze", SHORT, plain!(migrate::unfreeze)),
     Step::activity("RestoreSource", SHORT, plain!(migrate::restore_source)),
     Step::lambda("Rollback", Migrate, SMALL_MB, SHORT, |ctx, code, input| {
         Box::pin(async move {
-            migrate::rollback(ctx, code, &failure(input), restore_left(input)).await
+            let seconds = number(input, "seconds")?.map(|s| Duration::from_secs(s as u64));
+            migrate::rollback(ctx, code, &failure(input), restore_left(input), seconds).await
         })
-    }),
+    }).budgeted(ROLLBACK_TIME),
 ];
 
 /// The `part` of a verify's input (`database`, `database:<n>`, `files`), or empty.
@@ -263,8 +262,8 @@ pub fn names() -> Vec<&'static str> {
 /// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
 /// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
 /// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
-/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles`; `error` for the
-/// rollbacks, and `restore` (what `RestoreSource` answered) for `Rollback`.
+/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles` and `Rollback`; `error`
+/// for the rollbacks, and `restore` (what `RestoreSource` answered) for `Rollback`.
 pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
     let step = step(name).ok_or_else(|| StepError::Input(format!("no step is named {name:?}")))?;
     let code = school_code(&input)?;
@@ -362,7 +361,7 @@ mod tests {
         assert_eq!(step("Verify").unwrap().bin_name(), "step-verify");
         assert!(step("verify").is_none());
         assert_eq!(steps_of(InstanceKind::Provision).count(), 7);
-        assert_eq!(steps_of(InstanceKind::Migrate).count(), 18);
+        assert_eq!(steps_of(InstanceKind::Migrate).count(), 17);
         assert_eq!(step("Freeze").unwrap().resource(), "FreezeActivity");
     }
 
@@ -385,8 +384,8 @@ mod tests {
     }
 
     /// The sides of the design: the source side is the source's checks, the freeze, the
-    /// export, the file sync, the source half of verify, the unfreeze and the source half
-    /// of the rollback.
+    /// export, the file sync, the source half of verify and the source half of the
+    /// rollback. Nothing unfreezes the source after the switch.
     #[test]
     fn sides_are_the_designs() {
         let of = |side| -> BTreeSet<&str> { names_on(side).into_iter().collect() };
@@ -398,7 +397,6 @@ mod tests {
                 "ExportDatabase",
                 "SealExport",
                 "SyncFiles",
-                "Unfreeze",
                 "CheckSource",
                 "VerifySource",
                 "RestoreSource",

@@ -461,11 +461,11 @@ mod tests {
     async fn a_task_no_longer_wanted_is_dropped_and_its_step_stopped() {
         let acts = Arc::new(MemActivities::new(Duration::from_millis(30)));
         let peak = Arc::new(AtomicUsize::new(0));
-        let gone = acts.schedule(&arn("Unfreeze"), json!({"ms": 60_000}), || {});
+        let gone = acts.schedule(&arn("RestoreSource"), json!({"ms": 60_000}), || {});
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(serve(
             acts.clone(),
-            served(&["Unfreeze"]),
+            served(&["RestoreSource"]),
             sleepy(peak.clone()),
             options(1, 10_000),
             async move {
@@ -478,7 +478,7 @@ mod tests {
         drop(gone);
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Its slot is free again: the one slot serves the next task.
-        let next = acts.schedule(&arn("Unfreeze"), json!({"n": 2}), || {});
+        let next = acts.schedule(&arn("RestoreSource"), json!({"n": 2}), || {});
         assert_eq!(next.await.unwrap()["n"], 2);
         stop_tx.send(()).unwrap();
         let report = worker.await.unwrap();

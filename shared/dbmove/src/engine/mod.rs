@@ -908,5 +908,5 @@ pub fn mysql_statement_shapes() -> Vec<String> {
 
 /// The databases of a server, by engine: a folder of files for SQLite.
 pub(crate) mod files {
-    pub(crate) use super::sqlite::{create_folder, in_folder, remove};
+    pub(crate) use super::sqlite::{create_folder, exists, in_folder, remove};
 }

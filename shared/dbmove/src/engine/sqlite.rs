@@ -83,6 +83,15 @@ pub(crate) async fn remove(db: &Locator) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Whether the database file a `sqlite://FILE` URL names is there. A folder that cannot
+/// be read is an error, not "absent".
+pub(crate) async fn exists(db: &Locator) -> Result<bool, DbError> {
+    let path = db.expose().trim_start_matches("sqlite://");
+    tokio::fs::try_exists(path)
+        .await
+        .map_err(|e| DbError::Unreachable(format!("{db}: {e}")))
+}
+
 fn quote(ident: &str) -> String {
     Engine::Sqlite.quote(ident)
 }

@@ -113,6 +113,16 @@ impl Recording {
             .collect()
     }
 
+    /// Ends the execution `name` as `status`, at the clock's time.
+    pub fn end(&self, name: &str, status: ExecutionStatus) {
+        let mut g = self.0.lock().unwrap();
+        let now = g.clock.unwrap_or_else(Utc::now);
+        if let Some(e) = g.execs.get_mut(name) {
+            e.status = status;
+            e.ended_at = Some(now);
+        }
+    }
+
     pub fn running(&self) -> usize {
         self.0
             .lock()
@@ -242,4 +252,28 @@ pub async fn pump(queue: &MemQueue, d: &Dispatcher, now: DateTime<Utc>) -> Dispa
         }
         all.outcomes.extend(report.outcomes);
     }
+}
+
+/// Plays the cleanups that reconciliation started as `Deprovision` does for a provision:
+/// each running cleanup fails (its state machine ends in `Failed`) and its school is
+/// failed at `now` with the error the cleanup was given. How many it played.
+pub async fn deprovision_cleanups(
+    wf: &Recording,
+    store: &dyn InstanceStore,
+    now: DateTime<Utc>,
+) -> usize {
+    let mut n = 0;
+    for (name, e) in wf.all() {
+        if !name.contains("-cleanup-") || e.status != ExecutionStatus::Running {
+            continue;
+        }
+        let code = a2a_core::SchoolCode::parse(&name[..8]).unwrap();
+        let mut i = store.get(&code).await.unwrap().unwrap();
+        i.move_to(a2a_core::Status::Failed, now).unwrap();
+        i.last_error = e.input["error"]["Cause"].as_str().map(str::to_owned);
+        store.save(&i).await.unwrap();
+        wf.end(&name, ExecutionStatus::Failed);
+        n += 1;
+    }
+    n
 }
