@@ -401,11 +401,16 @@ pub(crate) fn bar(len: u64) -> ProgressBar {
     bar
 }
 
-/// Both state machines of `dir` on the local ASL engine, each target step the in-process
-/// step of that name (`a2a_steps::call`) over `ctx`, and each source step an activity task
-/// served in this process by the worker loop of `a2a worker`, through a loopback. Needs a
-/// Tokio runtime: the worker loop runs on it until the process ends.
-pub(crate) fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
+/// The local engine over `ctx`: both state machines of `dir`, each target step a Lambda
+/// task run in this process (`a2a_steps::call`), each source step an activity task
+/// scheduled on the returned loopback, whose polls wait at most `poll_wait`. Nothing
+/// serves the activities yet: [`workflows`] serves them in-process, `a2a stack up` over
+/// its Step Functions endpoint. Also returns the source steps' names.
+pub(crate) fn engine(
+    ctx: StepContext,
+    dir: &Path,
+    poll_wait: std::time::Duration,
+) -> Result<(AslWorkflows, Arc<MemActivities>, Vec<&'static str>), CliError> {
     let side = |side| -> Vec<&'static str> {
         a2a_steps::STEPS
             .iter()
@@ -414,16 +419,14 @@ pub(crate) fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, Cl
             .collect()
     };
     let (lambdas, activities) = (side(Side::Target), side(Side::Source));
-    // Step Functions holds a poll for a minute; so does the loopback.
-    let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(60)));
-    let step_ctx = ctx.clone();
+    let loopback = Arc::new(MemActivities::new(poll_wait));
     let flows = AslWorkflows::load_with_activities(
         dir,
         &lambdas,
         &activities,
         Some(loopback.clone()),
         move |name, input| {
-            let ctx = step_ctx.clone();
+            let ctx = ctx.clone();
             async move {
                 a2a_steps::call(&ctx, name, input)
                     .await
@@ -432,6 +435,15 @@ pub(crate) fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, Cl
         },
     )
     .map_err(|e| CliError::from_port("state machines", e))?;
+    Ok((flows, loopback, activities))
+}
+
+/// The local engine of [`engine`], its activities served in this process by the worker
+/// loop (the loopback): `a2a demo`, `a2a run` and a local `a2a start`.
+pub(crate) fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
+    // Step Functions holds a poll for a minute; so does the loopback.
+    let (flows, loopback, activities) =
+        engine(ctx.clone(), dir, std::time::Duration::from_secs(60))?;
     let served = activities
         .iter()
         .filter_map(|n| Some((activity_arn(n), a2a_steps::step(n)?)))
