@@ -443,3 +443,27 @@ async fn a_worker_that_stops_heartbeating_loses_its_task_and_a_stop_abandons_one
         Some("Operator")
     );
 }
+
+#[tokio::test]
+async fn a_poll_whose_worker_hung_up_takes_no_task() {
+    let s = Setup::new(10, false).await;
+    let addr = s.endpoint.url().trim_start_matches("http://").to_owned();
+    let body = json!({"activityArn": s.act(), "workerName": "dead"}).to_string();
+    let mut dead = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: AWSStepFunctions.GetActivityTask\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    dead.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The worker dies with its poll under way.
+    drop(dead);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.workflows()
+        .start(InstanceKind::Migrate, "after-hangup", json!({"n": 1}))
+        .await
+        .unwrap();
+    // The next worker's poll gets the task, not the dead one's.
+    let t = s.activities().poll(&s.act(), "alive").await.unwrap();
+    assert_eq!(t.map(|t| t.input), Some(json!({"n": 1})));
+}
