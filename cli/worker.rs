@@ -140,7 +140,6 @@ pub async fn run(
             grace: Duration::from_secs(args.grace),
             heartbeat: Duration::from_secs(args.heartbeat),
             name,
-            ..WorkerOptions::default()
         },
         stopped(),
     )

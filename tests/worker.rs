@@ -618,3 +618,51 @@ fn filedir_files(moodledata: &Path) -> usize {
     }
     n
 }
+
+/// What `a2a worker` and `a2a stack up` refuse before they serve anything.
+#[test]
+fn a_worker_without_room_beyond_its_polls_and_a_stack_without_its_port_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = r#"{"host":"campus.example.cat","old_wwwroot":"https://agora.xtec.cat/{dns}/moodle","prefix":"mdl_","shards":[{"name":"a","db":"sqlite:///nowhere","capacity":1}],"templates":{}}"#;
+    let arns = "arn:aws:states:eu-west-1:1:activity:a2a-Freeze,arn:aws:states:eu-west-1:1:activity:a2a-Unfreeze";
+    let o = common::a2a(
+        dir.path(),
+        &[
+            "worker",
+            "--site",
+            site,
+            "--activity",
+            arns,
+            "--max-tasks",
+            "2",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("give more than 2"), "{}", text(&o));
+    // A target step is no activity of the worker's.
+    let o = common::a2a(
+        dir.path(),
+        &[
+            "worker",
+            "--site",
+            site,
+            "--activity",
+            "arn:aws:states:eu-west-1:1:activity:a2a-Verify",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("target-side step"), "{}", text(&o));
+
+    let o = common::a2a(dir.path(), &["stack", "up", "--site", "{}"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = common::a2a(
+        dir.path(),
+        &["stack", "up", "--site", site, "--port", &port],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("cannot listen"), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
+}
