@@ -15,13 +15,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{Endpoint, Engine};
 
-/// Both workflows: `Act` (an activity, heartbeat `hb` s) then `Echo` (a Lambda).
+/// Both workflows: `Act` (an activity, heartbeat `hb` s) then `Echo` (a Lambda); with
+/// `hb` 0, `Act` alone (heartbeat 30 s), its answer the execution's.
 fn machines(dir: &Path, hb: u64) {
     for kind in InstanceKind::ALL {
-        let asl = json!({"StartAt": "A", "States": {
-            "A": {"Type": "Task", "Resource": "${Act}", "TimeoutSeconds": 60,
-                  "HeartbeatSeconds": hb, "ResultPath": "$.act", "Next": "B"},
-            "B": {"Type": "Task", "Resource": "${Echo}", "End": true}}});
+        let asl = if hb == 0 {
+            json!({"StartAt": "A", "States": {
+                "A": {"Type": "Task", "Resource": "${Act}", "TimeoutSeconds": 60,
+                      "HeartbeatSeconds": 30, "End": true}}})
+        } else {
+            json!({"StartAt": "A", "States": {
+                "A": {"Type": "Task", "Resource": "${Act}", "TimeoutSeconds": 60,
+                      "HeartbeatSeconds": hb, "ResultPath": "$.act", "Next": "B"},
+                "B": {"Type": "Task", "Resource": "${Echo}", "End": true}}})
+        };
         std::fs::write(
             dir.join(format!("{}.asl.json", kind.workflow())),
             asl.to_string(),
@@ -466,4 +473,79 @@ async fn a_poll_whose_worker_hung_up_takes_no_task() {
     // The next worker's poll gets the task, not the dead one's.
     let t = s.activities().poll(&s.act(), "alive").await.unwrap();
     assert_eq!(t.map(|t| t.input), Some(json!({"n": 1})));
+}
+
+/// Step Functions' side of the activities suite: each task an execution of a machine that
+/// is that one activity task, its answer the execution's end, abandoned by a stop.
+struct Executions {
+    setup: Setup,
+    next: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl a2a_testkit::activity_suite::TaskSource for Executions {
+    fn activity(&self) -> String {
+        self.setup.act()
+    }
+
+    async fn schedule(&self, input: Value) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match self
+            .setup
+            .workflows()
+            .start(InstanceKind::Migrate, &format!("suite-{n}"), input)
+            .await
+            .unwrap()
+        {
+            StartOutcome::Started(id) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn answer(
+        &self,
+        id: &str,
+        within: Duration,
+    ) -> Option<a2a_testkit::activity_suite::Answer> {
+        let end = std::time::Instant::now() + within;
+        loop {
+            let info = self.setup.workflows().describe(id).await.unwrap();
+            match info.status {
+                ExecutionStatus::Running if std::time::Instant::now() < end => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                ExecutionStatus::Running => return None,
+                ExecutionStatus::Succeeded => return Some(Ok(info.output.unwrap_or(Value::Null))),
+                _ => {
+                    return Some(Err((
+                        info.error.unwrap_or_default(),
+                        info.cause.unwrap_or_default(),
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn abandon(&self, id: &str) {
+        self.setup
+            .workflows()
+            .stop(id, "Suite", "abandoned")
+            .await
+            .unwrap();
+    }
+}
+
+async fn over_the_endpoint() -> Option<a2a_testkit::activity_suite::Bench> {
+    let setup = Setup::new(0, false).await;
+    Some(a2a_testkit::activity_suite::Bench {
+        port: Arc::new(setup.activities()),
+        source: Arc::new(Executions {
+            setup,
+            next: Default::default(),
+        }),
+    })
+}
+
+mod sfn_activities {
+    a2a_testkit::activities_conformance!(super::over_the_endpoint());
 }
