@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use a2a_stack::{Endpoint, Engine};
-use a2a_steps::StepContext;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -77,14 +76,8 @@ pub async fn run(
 const POLL_WAIT: Duration = Duration::from_secs(60);
 
 async fn up(config: &Config, ports: &Backends, args: &UpArgs) -> Result<Outcome, CliError> {
-    let site = crate::worker::site(&args.site)?;
-    let (secrets, _) = ports.secrets(config, args.secret_prefix.as_deref()).await;
-    let ctx = StepContext {
-        store: ports.state(config).await?,
-        blob: ports.blobs(config).await?.0,
-        site: Arc::new(site),
-        secrets,
-    };
+    let ctx =
+        crate::worker::context(config, ports, &args.site, args.secret_prefix.as_deref()).await?;
     let (flows, loopback, activities) = crate::demo::engine(ctx, &args.statemachines, POLL_WAIT)?;
     let flows = match args.clock {
         ClockArg::Real => flows.with_clock(Arc::new(a2a_asl::RealClock)),

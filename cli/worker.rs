@@ -88,6 +88,25 @@ pub(crate) fn site(arg: &str) -> Result<SiteConfig, CliError> {
     Ok(site)
 }
 
+/// The steps' context of a process that runs them against the configured backends (the
+/// worker, `a2a stack up`): `site` as `--site` takes it, the sites' secrets in Secrets
+/// Manager under `secret_prefix`, or in the home.
+pub(crate) async fn context(
+    config: &Config,
+    ports: &Backends,
+    site_arg: &str,
+    secret_prefix: Option<&str>,
+) -> Result<StepContext, CliError> {
+    let site = site(site_arg)?;
+    let (secrets, _) = ports.secrets(config, secret_prefix).await;
+    Ok(StepContext {
+        store: ports.state(config).await?,
+        blob: ports.blobs(config).await?.0,
+        site: Arc::new(site),
+        secrets,
+    })
+}
+
 /// Runs the worker until SIGTERM or SIGINT, then stops as the worker loop does.
 pub async fn run(
     config: &Config,
@@ -117,14 +136,7 @@ pub async fn run(
             ),
         ));
     }
-    let site = site(&args.site)?;
-    let (secrets, _) = ports.secrets(config, args.secret_prefix.as_deref()).await;
-    let ctx = StepContext {
-        store: ports.state(config).await?,
-        blob: ports.blobs(config).await?.0,
-        site: Arc::new(site),
-        secrets,
-    };
+    let ctx = context(config, ports, &args.site, args.secret_prefix.as_deref()).await?;
     let name = format!(
         "a2a-worker-{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
