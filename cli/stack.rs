@@ -32,6 +32,7 @@ pub enum StackCommand {
     /// `table`/`bucket` when the state and blobs are DynamoDB and S3. Logs go to stderr.
     ///
     /// Exit 0: stopped by a signal; 2: a bad site configuration or state machine; 3: the
+    /// state or blob store does not answer (the emulator at `AWS_ENDPOINT_URL`), or the
     /// port could not be bound.
     Up(UpArgs),
 }
@@ -78,6 +79,16 @@ const POLL_WAIT: Duration = Duration::from_secs(60);
 async fn up(config: &Config, ports: &Backends, args: &UpArgs) -> Result<Outcome, CliError> {
     let ctx =
         crate::worker::context(config, ports, &args.site, args.secret_prefix.as_deref()).await?;
+    // The emulator (or the embedded stores) must answer before anything is served:
+    // unreachable is exit 3, as for any command.
+    ctx.store
+        .list(a2a_core::ListFilter::default(), 1, None)
+        .await
+        .map_err(|e| CliError::from_port(&config.state.label(), e))?;
+    ctx.blob
+        .list("", None)
+        .await
+        .map_err(|e| CliError::from_port(&format!("blobs ({})", config.blobs), e))?;
     let (flows, loopback, activities) = crate::demo::engine(ctx, &args.statemachines, POLL_WAIT)?;
     let flows = match args.clock {
         ClockArg::Real => flows.with_clock(Arc::new(a2a_asl::RealClock)),

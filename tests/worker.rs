@@ -665,4 +665,27 @@ fn a_worker_without_room_beyond_its_polls_and_a_stack_without_its_port_are_refus
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("cannot listen"), "{}", text(&o));
     assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
+    // An emulator that does not answer: exit 3, naming the store, before any ready line.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let o = common::command(dir.path())
+        .args([
+            "--state",
+            "dynamodb:a2a-nowhere",
+            "stack",
+            "up",
+            "--site",
+            site,
+        ])
+        .env("AWS_ENDPOINT_URL", format!("http://{closed}"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "eu-west-1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("dynamodb:a2a-nowhere"), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
 }
