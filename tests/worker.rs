@@ -689,6 +689,25 @@ fn a_worker_without_room_beyond_its_polls_and_a_stack_without_its_port_are_refus
     let o = common::a2a(dir.path(), &["stack", "up", "--site", "{}"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
+    // State machines it cannot load: exit 2, naming the file.
+    let o = common::a2a(
+        dir.path(),
+        &[
+            "stack",
+            "up",
+            "--site",
+            site,
+            "--statemachines",
+            "no-such-folder",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("migrate-instance.asl.json"),
+        "{}",
+        text(&o)
+    );
+    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let o = common::a2a(
