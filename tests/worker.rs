@@ -652,92 +652,59 @@ fn filedir_files(moodledata: &Path) -> usize {
     n
 }
 
+/// `o` exited with `code`, printing nothing on stdout (no ready line) and saying `what`.
+fn refused(o: &std::process::Output, code: i32, what: &str) {
+    assert_eq!(o.status.code(), Some(code), "{}", text(o));
+    assert!(text(o).contains(what), "{what:?} not said: {}", text(o));
+    assert!(o.stdout.is_empty(), "no ready line: {}", text(o));
+}
+
 /// What `a2a worker` and `a2a stack up` refuse before they serve anything.
 #[test]
 fn a_worker_without_room_beyond_its_polls_and_a_stack_without_its_port_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let site = r#"{"host":"campus.example.cat","old_wwwroot":"https://agora.xtec.cat/{dns}/moodle","prefix":"mdl_","shards":[{"name":"a","db":"sqlite:///nowhere","capacity":1}],"templates":{}}"#;
-    let arns = "arn:aws:states:eu-west-1:1:activity:a2a-Freeze,arn:aws:states:eu-west-1:1:activity:a2a-Unfreeze";
-    let o = common::a2a(
-        dir.path(),
-        &[
-            "worker",
-            "--site",
-            site,
-            "--activity",
-            arns,
-            "--max-tasks",
-            "2",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("give more than 2"), "{}", text(&o));
+    let freeze = "arn:aws:states:eu-west-1:1:activity:a2a-Freeze";
+    let unfreeze = "arn:aws:states:eu-west-1:1:activity:a2a-Unfreeze";
+    let run = |args: &[&str]| common::a2a(dir.path(), args);
+    let arns = format!("{freeze},{unfreeze}");
+    let worker = ["worker", "--site", site, "--activity"];
+    let o = run(&[&worker[..], &[&arns, "--max-tasks", "2"]].concat());
+    refused(&o, 2, "give more than 2");
     // A target step is no activity of the worker's.
-    let o = common::a2a(
-        dir.path(),
-        &[
-            "worker",
-            "--site",
-            site,
-            "--activity",
-            "arn:aws:states:eu-west-1:1:activity:a2a-Verify",
-        ],
+    let verify = "arn:aws:states:eu-west-1:1:activity:a2a-Verify";
+    refused(
+        &run(&[&worker[..], &[verify]].concat()),
+        2,
+        "target-side step",
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("target-side step"), "{}", text(&o));
 
-    let o = common::a2a(dir.path(), &["stack", "up", "--site", "{}"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
+    let up = ["stack", "up", "--site"];
+    refused(&run(&[&up[..], &["{}"]].concat()), 2, "--site");
     // State machines it cannot load: exit 2, naming the file.
-    let o = common::a2a(
-        dir.path(),
-        &[
-            "stack",
-            "up",
-            "--site",
-            site,
-            "--statemachines",
-            "no-such-folder",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("migrate-instance.asl.json"),
-        "{}",
-        text(&o)
-    );
-    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
+    let o = run(&[&up[..], &[site, "--statemachines", "no-such-folder"]].concat());
+    refused(&o, 2, "migrate-instance.asl.json");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let o = common::a2a(
-        dir.path(),
-        &["stack", "up", "--site", site, "--port", &port],
+    refused(
+        &run(&[&up[..], &[site, "--port", &port]].concat()),
+        3,
+        "cannot listen",
     );
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("cannot listen"), "{}", text(&o));
-    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
     // An emulator that does not answer: exit 3, naming the store, before any ready line.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
     let o = common::command(dir.path())
-        .args([
-            "--state",
-            "dynamodb:a2a-nowhere",
-            "stack",
-            "up",
-            "--site",
-            site,
-        ])
+        .args(["--state", "dynamodb:a2a-nowhere"])
+        .args(up)
+        .arg(site)
         .env("AWS_ENDPOINT_URL", format!("http://{closed}"))
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "eu-west-1")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("dynamodb:a2a-nowhere"), "{}", text(&o));
-    assert!(o.stdout.is_empty(), "no ready line: {}", text(&o));
+    refused(&o, 3, "dynamodb:a2a-nowhere");
 }

@@ -140,6 +140,14 @@ impl Setup {
     }
 }
 
+/// The call is refused with the error type `$code`.
+macro_rules! refused {
+    ($call:expr, $code:literal) => {{
+        let e = $call.send().await.unwrap_err();
+        assert_eq!(code(&e).as_deref(), Some($code), "{e:?}");
+    }};
+}
+
 fn code<E, R>(e: &aws_sdk_sfn::error::SdkError<E, R>) -> Option<String>
 where
     E: aws_sdk_sfn::error::ProvideErrorMetadata,
@@ -285,13 +293,11 @@ async fn an_execution_runs_through_the_sdk_its_activity_served_by_sfn_activities
 async fn unknown_and_malformed_names_get_the_errors_aws_gives() {
     let s = Setup::new(10, false).await;
     let c = &s.client;
-    let e = c
-        .describe_execution()
-        .execution_arn("arn:aws:states:eu-west-1:000000000000:execution:migrate-instance:nope")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e).as_deref(), Some("ExecutionDoesNotExist"));
+    refused!(
+        c.describe_execution()
+            .execution_arn("arn:aws:states:eu-west-1:000000000000:execution:migrate-instance:nope"),
+        "ExecutionDoesNotExist"
+    );
     // Through the adapter: NotFound, which the scheduler's reconciliation acts on.
     assert!(matches!(
         s.workflows()
@@ -299,50 +305,36 @@ async fn unknown_and_malformed_names_get_the_errors_aws_gives() {
             .await,
         Err(PortError::NotFound(_))
     ));
-    let e = c
-        .describe_execution()
-        .execution_arn("not-an-arn")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e).as_deref(), Some("InvalidArn"));
-    let e = c
-        .start_execution()
-        .state_machine_arn("arn:aws:states:eu-west-1:000000000000:stateMachine:other")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e).as_deref(), Some("StateMachineDoesNotExist"));
-    let e = c
-        .start_execution()
-        .state_machine_arn(&s.engine.machines().migrate)
-        .name("a name")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e).as_deref(), Some("InvalidName"));
-    let e = c
-        .start_execution()
-        .state_machine_arn(&s.engine.machines().migrate)
-        .input("{not json")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e).as_deref(), Some("InvalidExecutionInput"));
-    let e = c
-        .get_activity_task()
-        .activity_arn("arn:aws:states:eu-west-1:000000000000:activity:Other")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e).as_deref(), Some("ActivityDoesNotExist"));
-    let e = c
-        .send_task_heartbeat()
-        .task_token("never-handed-out")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e).as_deref(), Some("TaskDoesNotExist"));
+    refused!(
+        c.describe_execution().execution_arn("not-an-arn"),
+        "InvalidArn"
+    );
+    refused!(
+        c.start_execution()
+            .state_machine_arn("arn:aws:states:eu-west-1:000000000000:stateMachine:other"),
+        "StateMachineDoesNotExist"
+    );
+    refused!(
+        c.start_execution()
+            .state_machine_arn(&s.engine.machines().migrate)
+            .name("a name"),
+        "InvalidName"
+    );
+    refused!(
+        c.start_execution()
+            .state_machine_arn(&s.engine.machines().migrate)
+            .input("{not json"),
+        "InvalidExecutionInput"
+    );
+    refused!(
+        c.get_activity_task()
+            .activity_arn("arn:aws:states:eu-west-1:000000000000:activity:Other"),
+        "ActivityDoesNotExist"
+    );
+    refused!(
+        c.send_task_heartbeat().task_token("never-handed-out"),
+        "TaskDoesNotExist"
+    );
     // Through the adapter, a token it cannot use is NotFound: the worker lets it go.
     assert!(matches!(
         s.activities().succeed("never-handed-out", &json!({})).await,
