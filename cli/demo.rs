@@ -405,14 +405,6 @@ pub(crate) fn bar(len: u64) -> ProgressBar {
     bar
 }
 
-/// Both state machines of `dir` on the local ASL engine, each target step the in-process
-/// step of that name (`a2a_steps::call`) over `ctx`, and each source step an activity task
-/// served in this process by the worker loop of `a2a worker`, through a loopback. Needs a
-/// Tokio runtime: the worker loop runs on it until the process ends.
-pub fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
-    workflows_with(ctx, dir, None)
-}
-
 /// What the end-to-end tests put before each target step of the local engine: awaited
 /// first, its error fails the task instead of the step, and one that never ends hangs
 /// the task (until its execution is stopped or times out).
@@ -422,23 +414,26 @@ pub type BeforeStep = Arc<
         + Sync,
 >;
 
-/// [`workflows`], with `before` awaited before each target step.
-pub fn workflows_with(
+/// The local engine over `ctx`: both state machines of `dir`, each target step a Lambda
+/// task run in this process (`a2a_steps::call`, after `before` if given), each source step
+/// an activity task scheduled on the returned loopback, whose polls wait at most
+/// `poll_wait`. Nothing serves the activities yet: [`workflows`] serves them in-process,
+/// `a2a stack up` over its Step Functions endpoint. Also returns the source steps' names.
+pub(crate) fn engine(
     ctx: StepContext,
     dir: &Path,
+    poll_wait: std::time::Duration,
     before: Option<BeforeStep>,
-) -> Result<AslWorkflows, CliError> {
+) -> Result<(AslWorkflows, Arc<MemActivities>, Vec<&'static str>), CliError> {
     let (lambdas, activities) = (names_on(Side::Target), names_on(Side::Source));
-    // Step Functions holds a poll for a minute; so does the loopback.
-    let loopback = Arc::new(MemActivities::new(std::time::Duration::from_secs(60)));
-    let step_ctx = ctx.clone();
+    let loopback = Arc::new(MemActivities::new(poll_wait));
     let flows = AslWorkflows::load_with_activities(
         dir,
         &lambdas,
         &activities,
         Some(loopback.clone()),
         move |name, input| {
-            let ctx = step_ctx.clone();
+            let ctx = ctx.clone();
             let before = before.clone();
             async move {
                 if let Some(before) = before {
@@ -451,6 +446,25 @@ pub fn workflows_with(
         },
     )
     .map_err(|e| CliError::from_port("state machines", e))?;
+    Ok((flows, loopback, activities))
+}
+
+/// The local engine of [`engine`], its activities served in this process by the worker
+/// loop (the loopback): `a2a demo`, `a2a run` and a local `a2a start`. Needs a Tokio
+/// runtime: the worker loop runs on it until the process ends.
+pub fn workflows(ctx: StepContext, dir: &Path) -> Result<AslWorkflows, CliError> {
+    workflows_with(ctx, dir, None)
+}
+
+/// [`workflows`], with `before` awaited before each target step.
+pub fn workflows_with(
+    ctx: StepContext,
+    dir: &Path,
+    before: Option<BeforeStep>,
+) -> Result<AslWorkflows, CliError> {
+    // Step Functions holds a poll for a minute; so does the loopback.
+    let (flows, loopback, activities) =
+        engine(ctx.clone(), dir, std::time::Duration::from_secs(60), before)?;
     let served = activities
         .iter()
         .filter_map(|n| Some((activity_arn(n), a2a_steps::step(n)?)))

@@ -17,6 +17,7 @@ mod report;
 pub(crate) mod run;
 mod schedule;
 mod secret;
+mod stack;
 mod status;
 mod template;
 mod worker;
@@ -198,6 +199,14 @@ pub enum Command {
     ///
     /// Exit 0: stopped; 2: a bad activity ARN or site configuration.
     Worker(worker::WorkerArgs),
+    /// The stack rehearsal (issue 20, first slice): `stack up` serves both state machines
+    /// behind a local Step Functions endpoint, the source steps as activities for `a2a
+    /// worker`.
+    Stack {
+        /// The subcommand.
+        #[command(subcommand)]
+        command: stack::StackCommand,
+    },
 }
 
 /// The `--kind` of a command line: `migrate` or `provision`.
@@ -297,6 +306,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Run(args) => run::run_file(&config, &ports, &args).await,
         Command::Secret { command } => secret::run(&config, &ports, command).await,
         Command::Worker(args) => worker::run(&config, &ports, &args).await,
+        Command::Stack { command } => stack::run(&config, &ports, command).await,
     }
 }
 

@@ -25,13 +25,20 @@ pub struct WorkerArgs {
         value_delimiter = ','
     )]
     pub activities: Vec<String>,
-    /// The most steps at once (a poll waiting for a task takes a slot too).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Slots for the activities' polls and the steps they bring: a poll waiting for a
+    /// task takes one, so this must be more than the activities served (9 for a whole
+    /// stack: the default leaves room for 15 steps at once).
+    #[arg(long, value_name = "N", default_value_t = 24)]
     pub max_tasks: usize,
     /// Seconds that running steps may go on after SIGTERM or Ctrl-C, before they are
     /// failed as transient (the state machine runs them again).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub grace: u64,
+    /// Seconds between heartbeats of a running step: well inside the state machines'
+    /// `HeartbeatSeconds` (60 in `statemachines/`), so a third of it or less.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub heartbeat: u64,
     /// The site configuration, as the stack's `SiteConfig` parameter (JSON), or `@FILE`.
     #[arg(long, env = "A2A_SITE", value_name = "JSON")]
     pub site: String,
@@ -50,7 +57,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Resolves once SIGTERM or SIGINT has come.
-async fn stopped() {
+pub(crate) async fn stopped() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -63,7 +70,7 @@ async fn stopped() {
 }
 
 /// The site configuration of `--site`: JSON, or `@FILE` holding it; checked.
-fn site(arg: &str) -> Result<SiteConfig, CliError> {
+pub(crate) fn site(arg: &str) -> Result<SiteConfig, CliError> {
     let text = match arg.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).map_err(|e| {
             CliError::input(format!("--site @{path}: {e}"), "name a readable JSON file")
@@ -81,6 +88,25 @@ fn site(arg: &str) -> Result<SiteConfig, CliError> {
     Ok(site)
 }
 
+/// The steps' context of a process that runs them against the configured backends (the
+/// worker, `a2a stack up`): `site` as `--site` takes it, the sites' secrets in Secrets
+/// Manager under `secret_prefix`, or in the home.
+pub(crate) async fn context(
+    config: &Config,
+    ports: &Backends,
+    site_arg: &str,
+    secret_prefix: Option<&str>,
+) -> Result<StepContext, CliError> {
+    let site = site(site_arg)?;
+    let (secrets, _) = ports.secrets(config, secret_prefix).await;
+    Ok(StepContext {
+        store: ports.state(config).await?,
+        blob: ports.blobs(config).await?.0,
+        site: Arc::new(site),
+        secrets,
+    })
+}
+
 /// Runs the worker until SIGTERM or SIGINT, then stops as the worker loop does.
 pub async fn run(
     config: &Config,
@@ -93,20 +119,24 @@ pub async fn run(
             .map_err(|e| CliError::input(e, "give the stack's WorkerActivityArns"))?;
         served.push((arn.clone(), step));
     }
-    if args.max_tasks == 0 {
+    // Each activity's poll holds a slot while it waits (up to a minute), so with no more
+    // slots than activities a poller waits for another's empty poll before it may take
+    // its own task: steps would wait a minute each, or never run.
+    if args.max_tasks <= served.len() {
         return Err(CliError::input(
-            "--max-tasks 0: the worker could run nothing",
-            "give at least 1",
+            format!(
+                "--max-tasks {}: each of the {} activities' polls holds a slot while it \
+                 waits, which leaves no room for a step",
+                args.max_tasks,
+                served.len()
+            ),
+            format!(
+                "give more than {}: the activities plus the steps to run at once",
+                served.len()
+            ),
         ));
     }
-    let site = site(&args.site)?;
-    let (secrets, _) = ports.secrets(config, args.secret_prefix.as_deref()).await;
-    let ctx = StepContext {
-        store: ports.state(config).await?,
-        blob: ports.blobs(config).await?.0,
-        site: Arc::new(site),
-        secrets,
-    };
+    let ctx = context(config, ports, &args.site, args.secret_prefix.as_deref()).await?;
     let name = format!(
         "a2a-worker-{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
@@ -120,8 +150,8 @@ pub async fn run(
         WorkerOptions {
             max_tasks: args.max_tasks,
             grace: Duration::from_secs(args.grace),
+            heartbeat: Duration::from_secs(args.heartbeat),
             name,
-            ..WorkerOptions::default()
         },
         stopped(),
     )

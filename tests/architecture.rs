@@ -5,6 +5,8 @@
 //!   never reach, even indirectly, an AWS SDK crate, a SQL driver or an adapter crate;
 //! * `a2a-steps` and `a2a-files` depend on none of those directly (the steps reach
 //!   databases only through `a2a-dbmove`, and AWS only through the ports);
+//! * the stack rehearsal (`a2a-stack`) knows no step, no data plane and no AWS SDK: it
+//!   serves the local engine that its caller builds (the CLI passes the step callback);
 //! * a Lambda's `main` is thin: at most 40 lines;
 //! * the graph drawn in `ARCHITECTURE.md` is the graph cargo resolves.
 
@@ -148,6 +150,24 @@ fn steps_and_files_use_no_sdk_no_driver_and_no_adapter_directly() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_stack_rehearsal_depends_on_no_step_and_no_sdk() {
+    let g = graph();
+    let reached = g.reaches("a2a-stack");
+    assert!(reached.contains("a2a-local"), "it serves the local engine");
+    let bad: Vec<&String> = reached
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.as_str(),
+                "a2a-steps" | "a2a-aws" | "a2a-dbmove" | "a2a-files"
+            ) || p.starts_with("aws-sdk-")
+                || p.starts_with("aws-config")
+        })
+        .collect();
+    assert!(bad.is_empty(), "a2a-stack reaches {bad:?}");
 }
 
 /// The Lambdas' `main`s: each function's `src/main.rs` and each binary in `src/bin/`.

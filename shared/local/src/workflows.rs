@@ -128,12 +128,25 @@ impl AslWorkflows {
         })
     }
 
-    /// Runs one execution to its end and returns what `describe` would.
-    pub async fn run(&self, kind: InstanceKind, name: &str, input: Value) -> ExecutionInfo {
-        let started_at = a2a_core::clock::now();
-        let sm = &self.machines[&kind];
-        let out = Execution::run(
-            sm,
+    /// The same engine on `clock`: the real clock makes every `TimeoutSeconds`,
+    /// `HeartbeatSeconds`, wait and back-off cost wall time (a worker that dies is noticed
+    /// when its heartbeat runs out), the virtual one (the default) skips them.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs one execution of `kind` to its end and returns the engine's outcome, with its
+    /// history events when `history` is set (what `GetExecutionHistory` serves).
+    pub async fn execute(
+        &self,
+        kind: InstanceKind,
+        name: &str,
+        input: Value,
+        history: bool,
+    ) -> a2a_asl::Outcome {
+        Execution::run(
+            &self.machines[&kind],
             input,
             ExecutionOptions {
                 name: Some(name.to_owned()),
@@ -141,10 +154,16 @@ impl AslWorkflows {
                 clock: self.clock.clone(),
                 resolver: self.resolver.clone(),
                 mock: None,
-                history: false,
+                history,
             },
         )
-        .await;
+        .await
+    }
+
+    /// Runs one execution to its end and returns what `describe` would.
+    pub async fn run(&self, kind: InstanceKind, name: &str, input: Value) -> ExecutionInfo {
+        let started_at = a2a_core::clock::now();
+        let out = self.execute(kind, name, input, false).await;
         ExecutionInfo {
             id: name.to_owned(),
             status: match out.status {

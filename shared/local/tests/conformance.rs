@@ -160,3 +160,69 @@ async fn file_secrets_conform() {
     let store = Arc::new(a2a_local::FileSecrets::new(dir.path().join("secrets")));
     a2a_testkit::secrets::the_first_secret_stands(store, "08012345").await;
 }
+
+/// The local engine's side of `MemActivities`: a task scheduled as a Task state's handler
+/// schedules it, its answer awaited in its own task, abandoned by dropping that.
+struct Loopback {
+    acts: Arc<a2a_local::MemActivities>,
+    waiting: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            tokio::task::JoinHandle<Result<serde_json::Value, a2a_local::TaskError>>,
+        >,
+    >,
+    next: std::sync::atomic::AtomicU64,
+}
+
+const LOOPBACK_ACTIVITY: &str = "arn:aws:states:eu-west-1:000000000000:activity:Suite";
+
+#[async_trait]
+impl a2a_testkit::activity_suite::TaskSource for Loopback {
+    fn activity(&self) -> String {
+        LOOPBACK_ACTIVITY.to_owned()
+    }
+
+    async fn schedule(&self, input: serde_json::Value) -> String {
+        let id = self
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            .to_string();
+        let answer = tokio::spawn(self.acts.schedule(LOOPBACK_ACTIVITY, input, || {}));
+        self.waiting.lock().unwrap().insert(id.clone(), answer);
+        id
+    }
+
+    async fn answer(
+        &self,
+        id: &str,
+        within: std::time::Duration,
+    ) -> Option<a2a_testkit::activity_suite::Answer> {
+        let handle = self.waiting.lock().unwrap().remove(id)?;
+        let r = tokio::time::timeout(within, handle).await.ok()?.ok()?;
+        Some(r.map_err(|e| (e.error, e.message)))
+    }
+
+    async fn abandon(&self, id: &str) {
+        if let Some(h) = self.waiting.lock().unwrap().remove(id) {
+            h.abort();
+        }
+    }
+}
+
+async fn loopback() -> Option<a2a_testkit::activity_suite::Bench> {
+    let acts = Arc::new(a2a_local::MemActivities::new(
+        std::time::Duration::from_millis(300),
+    ));
+    Some(a2a_testkit::activity_suite::Bench {
+        port: acts.clone(),
+        source: Arc::new(Loopback {
+            acts,
+            waiting: Default::default(),
+            next: Default::default(),
+        }),
+    })
+}
+
+mod mem_activities {
+    a2a_testkit::activities_conformance!(super::loopback());
+}

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod activities;
+pub mod activity_suite;
 pub mod blob;
 mod http;
 pub mod lambda;

@@ -1,0 +1,28 @@
+//! The stack rehearsal: what A2A adds to an AWS emulator so that the deployed shape runs on
+//! one machine. So far, a Step Functions endpoint on the local ASL engine ([`Endpoint`]):
+//! AWS JSON 1.0 on 127.0.0.1, with the execution calls (`StartExecution`,
+//! `DescribeExecution`, `StopExecution`, `ListExecutions`, `GetExecutionHistory`) and the
+//! activity calls (`GetActivityTask`, `SendTaskHeartbeat`, `SendTaskSuccess`,
+//! `SendTaskFailure`), so that `aws-sdk-sfn` (the project's `SfnWorkflows` and
+//! `SfnActivities`, the AWS CLI) works against it unchanged.
+//!
+//! The state machines run on an [`a2a_local::AslWorkflows`] whose activity tasks go to a
+//! [`a2a_local::MemActivities`]; this crate serves both over HTTP and knows no step: the
+//! caller builds the engine with its task callback (the CLI's is the in-process step).
+
+#![warn(missing_docs)]
+
+mod engine;
+mod protocol;
+
+pub use engine::{Engine, MachineArns};
+pub use protocol::Endpoint;
+
+/// The region and account of the ARNs this endpoint makes; the local engine's activity
+/// ARNs (`a2a_local::workflows::activity_arn`) use the same.
+pub const REGION: &str = "eu-west-1";
+/// See [`REGION`].
+pub const ACCOUNT: &str = "000000000000";
+
+#[cfg(test)]
+mod tests;
