@@ -79,7 +79,7 @@ async fn every_statement_sent_to_mysql_is_mysql_8_syntax() {
     }
     for expected in [
         "CREATE TABLE",
-        "CREATE INDEX ON",
+        "ALTER TABLE ADD INDEX",
         "INSERT INTO VALUES ?",
         "ALTER TABLE AUTO_INCREMENT",
         "START TRANSACTION WITH CONSISTENT SNAPSHOT",

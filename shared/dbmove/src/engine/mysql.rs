@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use mysql_async::prelude::Queryable as _;
 
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend,
-    int_ddl, push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TypeNames, backend, int_ddl,
+    ledger_insert_sql, push_column, tls, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timestamp};
@@ -100,10 +100,12 @@ const STATISTICS_SQL: &str = "SELECT CAST(TABLE_NAME AS CHAR), CAST(INDEX_NAME A
 /// The next auto-increment value of every table that has one.
 const AUTO_INCREMENT_SQL: &str = "SELECT CAST(TABLE_NAME AS CHAR), AUTO_INCREMENT FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL";
-/// Whether an index of that name is on that table (MySQL 8 has no `CREATE INDEX IF NOT
-/// EXISTS`; MariaDB has).
-const INDEX_EXISTS_SQL: &str = "SELECT COUNT(*) FROM information_schema.STATISTICS \
-     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?";
+/// The next auto-increment value of one table.
+const NEXT_ID_SQL: &str = "SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+/// The names of one table's indexes.
+const INDEXES_OF_SQL: &str = "SELECT DISTINCT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
 const SET_NAMES_SQL: &str = "SET NAMES utf8mb4";
 
 fn quote(ident: &str) -> String {
@@ -383,17 +385,26 @@ impl Driver for MySql {
         Ok(c.affected_rows())
     }
 
-    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError> {
+    async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError> {
         let mut c = self
             .session(&["START TRANSACTION", "COMMIT", "ROLLBACK"])
             .await?;
         c.query_drop("START TRANSACTION")
             .await
             .map_err(|e| self.err(e))?;
-        let r = self.insert(&mut c, t, &rows, ledger).await;
+        let r = self.insert_many(&mut c, &parts).await;
         let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let done = c.query_drop(end).await.map_err(|e| self.err(e));
         r.and(done)
+    }
+
+    fn inline_indexes(&self) -> bool {
+        true
+    }
+
+    fn next_id_clause(&self, next: i64) -> Option<String> {
+        // DDL binds no parameters; `next` is an i64, never text from outside.
+        Some(format!(" AUTO_INCREMENT = {next}"))
     }
 
     async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, mut sink: RowSink) -> Sent {
@@ -410,6 +421,14 @@ impl Driver for MySql {
     }
 
     async fn set_next_id(&self, table: &str, _column: &str, next: i64) -> Result<(), DbError> {
+        // A table created with `AUTO_INCREMENT = n` moves its counter past every id loaded
+        // by itself; the ALTER (a DDL commit, slow on InnoDB) is only for one behind.
+        let now = self
+            .query_opt_i64(NEXT_ID_SQL, &[Value::Text(table.to_owned())])
+            .await?;
+        if now.is_some_and(|n| n >= next) {
+            return Ok(());
+        }
         // DDL binds no parameters; `next` is an i64 computed by the caller.
         self.exec(&format!(
             "ALTER TABLE {} AUTO_INCREMENT = {next}",
@@ -418,20 +437,32 @@ impl Driver for MySql {
         .await
     }
 
-    async fn create_index(&self, table: &str, index: &Index) -> Result<(), DbError> {
-        let names = [
-            Value::Text(table.to_owned()),
-            Value::Text(index.name.clone()),
-        ];
-        if self
-            .query_opt_i64(INDEX_EXISTS_SQL, &names)
+    async fn create_indexes(&self, table: &str, indexes: &[Index]) -> Result<(), DbError> {
+        let there: Vec<String> = self
+            .session(&[INDEXES_OF_SQL])
             .await?
-            .unwrap_or(0)
-            > 0
-        {
+            .exec(INDEXES_OF_SQL, (table,))
+            .await
+            .map_err(|e| self.err(e))?;
+        let adds: Vec<String> = indexes
+            .iter()
+            .filter(|i| !there.contains(&i.name))
+            .map(|i| {
+                let cols: Vec<String> = i.columns.iter().map(|c| quote(c)).collect();
+                format!(
+                    "ADD {}INDEX {} ({})",
+                    if i.unique { "UNIQUE " } else { "" },
+                    quote(&i.name),
+                    cols.join(", ")
+                )
+            })
+            .collect();
+        if adds.is_empty() {
             return Ok(());
         }
-        self.exec(&super::create_index_sql(Engine::MySql, table, index, false))
+        // One ALTER builds them all in one pass over the table (MySQL 8 has no
+        // `CREATE INDEX IF NOT EXISTS`, hence the look first).
+        self.exec(&format!("ALTER TABLE {} {}", quote(table), adds.join(", ")))
             .await
     }
 
@@ -442,13 +473,35 @@ impl Driver for MySql {
 }
 
 impl MySql {
-    /// Multi-row `INSERT`s, then the ledger row (inside the caller's transaction).
+    /// Each part's rows, then every ledger row in one `INSERT` (inside the caller's
+    /// transaction).
+    async fn insert_many(
+        &self,
+        c: &mut mysql_async::Conn,
+        parts: &[Load<'_>],
+    ) -> Result<(), DbError> {
+        for p in parts.iter().filter(|p| !p.rows.is_empty()) {
+            self.insert(c, p.table, &p.rows).await?;
+        }
+        let ledger = Load::ledger_rows(parts);
+        for part in ledger.chunks(1000) {
+            let sql = ledger_insert_sql(Engine::MySql, part.len(), |_| "?".into());
+            check(&self.loc, &sql)?;
+            let params: Vec<mysql_async::Value> = part
+                .iter()
+                .flat_map(|(t, n)| [mysql_async::Value::from(*t), mysql_async::Value::from(*n)])
+                .collect();
+            c.exec_drop(sql, params).await.map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Multi-row `INSERT`s (inside the caller's transaction).
     async fn insert(
         &self,
         c: &mut mysql_async::Conn,
         t: &Table,
         rows: &[Row],
-        ledger: Option<i64>,
     ) -> Result<(), DbError> {
         let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
         let one = format!("({})", vec!["?"; cols.len()].join(", "));
@@ -475,18 +528,6 @@ impl MySql {
             check(&self.loc, &sql)?;
             c.exec_drop(sql, params).await.map_err(|e| self.err(e))?;
             start = end;
-        }
-        if let Some(n) = ledger {
-            let sql = format!(
-                "INSERT INTO {} ({}, {}) VALUES (?, ?)",
-                quote(LEDGER_TABLE),
-                quote("tbl"),
-                quote("chunk")
-            );
-            check(&self.loc, &sql)?;
-            c.exec_drop(sql, (t.name.as_str(), n))
-                .await
-                .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -806,7 +847,14 @@ mod tests {
             COLUMNS_SQL.to_owned(),
             STATISTICS_SQL.to_owned(),
             AUTO_INCREMENT_SQL.to_owned(),
-            INDEX_EXISTS_SQL.to_owned(),
+            NEXT_ID_SQL.to_owned(),
+            INDEXES_OF_SQL.to_owned(),
+            "ALTER TABLE `t` ADD UNIQUE INDEX `i` (`a`, `b`), ADD INDEX `j` (`c`)".into(),
+            "CREATE TABLE `t` (`id` BIGINT NOT NULL AUTO_INCREMENT, `a` INT NOT NULL, \
+             PRIMARY KEY (`id`), UNIQUE INDEX `i` (`a`)) ENGINE=InnoDB AUTO_INCREMENT = 7"
+                .into(),
+            "DROP TABLE IF EXISTS `a`, `b`".into(),
+            "INSERT INTO `l` (`tbl`, `chunk`) VALUES (?, ?), (?, ?)".into(),
             SET_NAMES_SQL.to_owned(),
             "START TRANSACTION".into(),
             "START TRANSACTION WITH CONSISTENT SNAPSHOT".into(),

@@ -18,8 +18,8 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend,
-    full, push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TypeNames, backend, full,
+    ledger_insert_sql, push_column, tls, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value};
@@ -497,10 +497,10 @@ impl Driver for Postgres {
             .map_err(|e| self.err(e))
     }
 
-    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError> {
+    async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError> {
         let c = &self.client;
         c.batch_execute("BEGIN").await.map_err(|e| self.err(e))?;
-        let r = self.copy_in(t, &rows, ledger).await;
+        let r = self.copy_many(&parts).await;
         let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let done = c.batch_execute(end).await.map_err(|e| self.err(e));
         r.and(done)
@@ -582,9 +582,33 @@ impl Postgres {
             .and_then(|r| r.get::<_, Option<T>>(0)))
     }
 
-    /// `COPY`s the rows in, then records the chunk in the ledger (inside the caller's
-    /// transaction).
-    async fn copy_in(&self, t: &Table, rows: &[Row], ledger: Option<i64>) -> Result<(), DbError> {
+    /// `COPY`s each part's rows in, then records their chunks in the ledger with one
+    /// statement (inside the caller's transaction).
+    async fn copy_many(&self, parts: &[Load<'_>]) -> Result<(), DbError> {
+        for p in parts.iter().filter(|p| !p.rows.is_empty()) {
+            self.copy_in(p.table, &p.rows).await?;
+        }
+        let ledger = Load::ledger_rows(parts);
+        if ledger.is_empty() {
+            return Ok(());
+        }
+        let sql = ledger_insert_sql(Engine::Postgres, ledger.len(), |i| {
+            format!("${i}{}", if i % 2 == 1 { "::text" } else { "::int8" })
+        });
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 * ledger.len());
+        for (t, n) in &ledger {
+            params.push(t);
+            params.push(n);
+        }
+        self.client
+            .execute(&sql, &params)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// `COPY`s the rows in (inside the caller's transaction).
+    async fn copy_in(&self, t: &Table, rows: &[Row]) -> Result<(), DbError> {
         let c = &self.client;
         let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
         let sql = format!("COPY {} ({}) FROM STDIN", quote(&t.name), cols.join(", "));
@@ -607,19 +631,6 @@ impl Postgres {
                 .map_err(|e| self.err(e))?;
         }
         sink.as_mut().finish().await.map_err(|e| self.err(e))?;
-        if let Some(n) = ledger {
-            c.execute(
-                &format!(
-                    "INSERT INTO {} ({}, {}) VALUES ($1, $2)",
-                    quote(LEDGER_TABLE),
-                    quote("tbl"),
-                    quote("chunk")
-                ),
-                &[&t.name, &n],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        }
         Ok(())
     }
 }
