@@ -42,6 +42,9 @@ pub trait Progress: Send + Sync {
     fn table(&self, _what: &str, _table: &str) {}
     /// Rows done since the last call.
     fn rows(&self, _n: u64) {}
+    /// A phase of the whole run is over (`introspect`, `ddl`, `data`, `done`): for a
+    /// profile of where the time goes.
+    fn phase(&self, _what: &str) {}
 }
 
 /// Hears nothing.
@@ -123,7 +126,7 @@ pub struct ExportReport {
 
 /// Runs `f` over `items` on a pool of workers (connections, or pairs of them), each
 /// taking the next item when free. Results come back in the items' order.
-async fn pool<'a, W, T, R, F, Fut>(workers: &[W], items: &'a [T], f: F) -> Result<Vec<R>, DbError>
+pub(crate) async fn pool<'a, W, T, R, F, Fut>(workers: &[W], items: &'a [T], f: F) -> Result<Vec<R>, DbError>
 where
     W: Copy,
     F: Fn(W, &'a T) -> Fut,
@@ -886,6 +889,7 @@ pub async fn copy(
     progress: &dyn Progress,
 ) -> Result<(ExportReport, ImportReport), DbError> {
     let tables = src.introspect(prefix).await?;
+    progress.phase("introspect");
     let sizes: std::collections::HashMap<String, u64> = src
         .table_sizes()
         .await?
@@ -932,6 +936,7 @@ pub async fn copy(
     let ddl: Vec<(&Table, bool)> = tables.iter().map(|t| (t, size(t) < SMALL_TABLE)).collect();
     let ddl: Vec<&[(&Table, bool)]> = ddl.chunks(GROUP_TABLES).collect();
     pool(&dsts, &ddl, |db, part| db.create_tables(part)).await?;
+    progress.phase("ddl");
 
     src.begin_snapshot().await?;
     let mut src_helpers = Vec::new();
@@ -991,6 +996,7 @@ pub async fn copy(
     }
     src.end_snapshot().await?;
     let manifests: Vec<Manifest> = moved?.into_iter().flatten().collect();
+    progress.phase("data");
     drop(dst_helpers);
     dst.drop_table(LEDGER_TABLE).await?;
 
@@ -1009,6 +1015,7 @@ pub async fn copy(
     index.rows = ex.rows;
     let body = serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
     store.put(&index_key()?, Bytes::from(body)).await?;
+    progress.phase("done");
     let im = ImportReport {
         tables: tables.len(),
         rows: ex.rows,
