@@ -126,7 +126,11 @@ pub struct ExportReport {
 
 /// Runs `f` over `items` on a pool of workers (connections, or pairs of them), each
 /// taking the next item when free. Results come back in the items' order.
-pub(crate) async fn pool<'a, W, T, R, F, Fut>(workers: &[W], items: &'a [T], f: F) -> Result<Vec<R>, DbError>
+pub(crate) async fn pool<'a, W, T, R, F, Fut>(
+    workers: &[W],
+    items: &'a [T],
+    f: F,
+) -> Result<Vec<R>, DbError>
 where
     W: Copy,
     F: Fn(W, &'a T) -> Fut,

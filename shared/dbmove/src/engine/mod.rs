@@ -1035,6 +1035,65 @@ fn int_ddl(bytes: u8, _auto_increment: bool) -> &'static str {
     }
 }
 
+/// How an engine's bulk text format (PostgreSQL `COPY`, MySQL `LOAD DATA`) writes the
+/// values where the two differ.
+pub(crate) struct TsvStyle {
+    /// `true` and `false`.
+    pub(crate) bools: (&'static [u8], &'static [u8]),
+    /// Written before the hex digits of a binary value.
+    pub(crate) hex_prefix: &'static [u8],
+}
+
+/// Appends one row as a line of tab-separated fields: NULL as `\N`, backslash, tab,
+/// newline, carriage return and NUL escaped with a backslash, binary values as hex.
+pub(crate) fn tsv_line(row: &Row, style: &TsvStyle, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match v {
+            Value::Null => out.extend_from_slice(b"\\N"),
+            Value::Bool(b) => out.extend_from_slice(if *b { style.bools.0 } else { style.bools.1 }),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(f) => {
+                if f.is_nan() {
+                    out.extend_from_slice(b"NaN");
+                } else if f.is_infinite() {
+                    out.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" });
+                } else {
+                    // Shortest text that reads back to the same bits.
+                    let _ = write!(out, "{f:?}");
+                }
+            }
+            Value::Bytes(b) => {
+                out.extend_from_slice(style.hex_prefix);
+                out.reserve(2 * b.len());
+                for x in b {
+                    out.push(HEX[usize::from(x >> 4)]);
+                    out.push(HEX[usize::from(x & 15)]);
+                }
+            }
+            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => {
+                for b in s.bytes() {
+                    match b {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        0 => out.extend_from_slice(b"\\0"),
+                        _ => out.push(b),
+                    }
+                }
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
 /// A value read as text, typed by its column.
 fn typed_text(ty: ColType, s: String) -> Value {
     match ty {

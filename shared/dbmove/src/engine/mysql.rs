@@ -7,9 +7,11 @@ use a2a_core::Locator;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable as _;
 
+use futures::StreamExt as _;
+
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TypeNames, backend, int_ddl,
-    ledger_insert_sql, push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TypeNames, backend,
+    int_ddl, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timestamp};
@@ -18,6 +20,9 @@ use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timesta
 pub(super) struct MySql {
     loc: Locator,
     conn: tokio::sync::Mutex<mysql_async::Conn>,
+    /// Whether the server takes `LOAD DATA LOCAL INFILE` (MariaDB's default; MySQL 8
+    /// turns it off): the bulk path for loads, multi-row `INSERT`s otherwise.
+    local_infile: bool,
 }
 
 /// Connects, with TLS as the URL asks (`ssl-mode`, `ssl-ca`).
@@ -48,9 +53,17 @@ pub(super) async fn connect(loc: &Locator) -> Result<MySql, DbError> {
     conn.query_drop(SET_NAMES_SQL)
         .await
         .map_err(|e| backend(loc, e))?;
+    check(loc, LOCAL_INFILE_SQL)?;
+    let local_infile = conn
+        .query_first::<Option<i64>, _>(LOCAL_INFILE_SQL)
+        .await
+        .map_err(|e| backend(loc, e))?
+        .flatten()
+        == Some(1);
     Ok(MySql {
         loc: loc.clone(),
         conn: tokio::sync::Mutex::new(conn),
+        local_infile,
     })
 }
 
@@ -106,6 +119,13 @@ const NEXT_ID_SQL: &str = "SELECT AUTO_INCREMENT FROM information_schema.TABLES 
 /// The names of one table's indexes.
 const INDEXES_OF_SQL: &str = "SELECT DISTINCT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+/// Whether the server takes `LOAD DATA LOCAL INFILE`.
+const LOCAL_INFILE_SQL: &str = "SELECT @@local_infile";
+/// `LOAD DATA`'s text format: booleans as numbers, binary as hex (through `UNHEX`).
+const LOAD_TEXT: TsvStyle = TsvStyle {
+    bools: (b"1", b"0"),
+    hex_prefix: b"",
+};
 const SET_NAMES_SQL: &str = "SET NAMES utf8mb4";
 
 fn quote(ident: &str) -> String {
@@ -496,6 +516,59 @@ impl MySql {
         Ok(())
     }
 
+    /// The rows through `LOAD DATA LOCAL INFILE` (inside the caller's transaction):
+    /// one tab-separated stream, which the server parses about twice as fast as the same
+    /// rows in `INSERT`s.
+    async fn load_data(
+        &self,
+        c: &mut mysql_async::Conn,
+        t: &Table,
+        rows: &[Row],
+    ) -> Result<(), DbError> {
+        let mut data = Vec::with_capacity(rows.len() * 64);
+        for row in rows {
+            tsv_line(row, &LOAD_TEXT, &mut data);
+        }
+        let (mut cols, mut sets) = (Vec::new(), Vec::new());
+        for (i, col) in t.columns.iter().enumerate() {
+            if col.ty == ColType::Binary {
+                cols.push(format!("@b{i}"));
+                sets.push(format!("{} = UNHEX(@b{i})", quote(&col.name)));
+            } else {
+                cols.push(quote(&col.name));
+            }
+        }
+        let set = if sets.is_empty() {
+            String::new()
+        } else {
+            format!(" SET {}", sets.join(", "))
+        };
+        let sql = format!(
+            "LOAD DATA LOCAL INFILE 'a2a-chunk' INTO TABLE {} CHARACTER SET utf8mb4 \
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({}){set}",
+            quote(&t.name),
+            cols.join(", ")
+        );
+        check(&self.loc, &sql)?;
+        let data = bytes::Bytes::from(data);
+        c.set_infile_handler(async move {
+            Ok(futures::stream::iter([Ok::<_, std::io::Error>(data)]).boxed())
+        });
+        c.query_drop(sql).await.map_err(|e| self.err(e))?;
+        // LOCAL turns what would be errors (a duplicate key, a value that does not fit)
+        // into warnings and skipped rows: any is a failed chunk here.
+        let (loaded, warnings) = (c.affected_rows(), c.get_warnings());
+        if loaded != rows.len() as u64 || warnings > 0 {
+            return Err(self.err(format!(
+                "{}: LOAD DATA took {loaded} of {} rows with {warnings} warning(s); \
+                 nothing of this chunk was committed",
+                t.name,
+                rows.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Multi-row `INSERT`s (inside the caller's transaction).
     async fn insert(
         &self,
@@ -503,6 +576,9 @@ impl MySql {
         t: &Table,
         rows: &[Row],
     ) -> Result<(), DbError> {
+        if self.local_infile {
+            return self.load_data(c, t, rows).await;
+        }
         let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
         let one = format!("({})", vec!["?"; cols.len()].join(", "));
         let head = format!(
@@ -702,6 +778,20 @@ mod tests {
     }
 
     #[test]
+    fn load_data_lines_write_numbers_for_bools_and_bare_hex() {
+        let mut out = Vec::new();
+        let row = vec![
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Bytes(vec![0, 0xab]),
+            Value::Text("a\0b\\".into()),
+            Value::Null,
+        ];
+        tsv_line(&row, &LOAD_TEXT, &mut out);
+        assert_eq!(out, b"1\t0\t00ab\ta\\0b\\\\\t\\N\n");
+    }
+
+    #[test]
     fn catalog_types_map_to_neutral_ones() {
         let t = |dt: &str, ct: &str| column_type(dt, ct, Some(40), Some(10), Some(2));
         assert_eq!(t("int", "int(11)"), Some(ColType::Int { bytes: 4 }));
@@ -854,6 +944,11 @@ mod tests {
              PRIMARY KEY (`id`), UNIQUE INDEX `i` (`a`)) ENGINE=InnoDB AUTO_INCREMENT = 7"
                 .into(),
             "DROP TABLE IF EXISTS `a`, `b`".into(),
+            LOCAL_INFILE_SQL.into(),
+            "LOAD DATA LOCAL INFILE 'a2a-chunk' INTO TABLE `t` CHARACTER SET utf8mb4 \
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
+             (`a`, @b1) SET `b` = UNHEX(@b1)"
+                .into(),
             "INSERT INTO `l` (`tbl`, `chunk`) VALUES (?, ?), (?, ?)".into(),
             SET_NAMES_SQL.to_owned(),
             "START TRANSACTION".into(),

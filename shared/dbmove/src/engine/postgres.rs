@@ -18,8 +18,8 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TypeNames, backend, full,
-    ledger_insert_sql, push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TypeNames, backend,
+    full, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value};
@@ -564,7 +564,10 @@ impl Driver for Postgres {
     }
 
     async fn relax_durability(&self) -> Result<(), DbError> {
-        self.exec("SET synchronous_commit = off").await
+        // And more memory for the index builds after the load than the default 64 MB,
+        // so that a big table's index sorts in memory (this session only).
+        self.exec("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'")
+            .await
     }
 
     async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
@@ -665,50 +668,16 @@ impl Postgres {
     }
 }
 
+/// PostgreSQL's `COPY` text format: `t`/`f`, and `\\x` before a `bytea`'s hex (the
+/// backslash itself escaped).
+const COPY_TEXT: TsvStyle = TsvStyle {
+    bools: (b"t", b"f"),
+    hex_prefix: b"\\\\x",
+};
+
 /// Appends one row in PostgreSQL's `COPY` text format.
 fn copy_line(row: &Row, out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    for (i, v) in row.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\t');
-        }
-        let text = |out: &mut Vec<u8>, s: &str| {
-            for b in s.bytes() {
-                match b {
-                    b'\\' => out.extend_from_slice(b"\\\\"),
-                    b'\n' => out.extend_from_slice(b"\\n"),
-                    b'\r' => out.extend_from_slice(b"\\r"),
-                    b'\t' => out.extend_from_slice(b"\\t"),
-                    _ => out.push(b),
-                }
-            }
-        };
-        match v {
-            Value::Null => out.extend_from_slice(b"\\N"),
-            Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Float(f) => {
-                if f.is_nan() {
-                    out.extend_from_slice(b"NaN");
-                } else if f.is_infinite() {
-                    out.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" });
-                } else {
-                    // Shortest text that reads back to the same bits.
-                    let _ = write!(out, "{f:?}");
-                }
-            }
-            Value::Bytes(b) => {
-                out.extend_from_slice(b"\\\\x");
-                out.extend_from_slice(hex::encode(b).as_bytes());
-            }
-            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => {
-                text(out, s)
-            }
-        }
-    }
-    out.push(b'\n');
+    tsv_line(row, &COPY_TEXT, out);
 }
 
 fn pg_row(t: &Table, r: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
