@@ -31,7 +31,9 @@ impl Default for CopyLimits {
     fn default() -> Self {
         Self {
             chunk_rows: 20_000,
-            chunk_bytes: 8 << 20,
+            // Up to three chunks per connection are in memory as values (read, waiting,
+            // loading), several times their raw size: 4 MB keeps a copy under 300 MB.
+            chunk_bytes: 4 << 20,
         }
     }
 }
@@ -248,8 +250,9 @@ impl<'a> Loader<'a> {
 /// Exports every table of `prefix` from `src` into `store`, in one consistent snapshot.
 /// Every column is mapped before anything is written: an unmappable type stops it first.
 ///
-/// `jobs` tables are read at once. Only PostgreSQL can share one snapshot between
-/// connections (`pg_export_snapshot`), so elsewhere the export stays on one connection.
+/// `jobs` tables are read at once, on connections that share one snapshot
+/// ([`Db::begin_shared_snapshot`]: PostgreSQL, and MySQL with the privilege of a global
+/// read lock); elsewhere the export stays on one connection.
 pub async fn export(
     src: &Db,
     store: &dyn BlobStore,
@@ -259,17 +262,9 @@ pub async fn export(
     progress: &dyn Progress,
 ) -> Result<ExportReport, DbError> {
     let tables = src.introspect(prefix).await?;
-    src.begin_snapshot().await?;
-    let mut dbs = Vec::new();
-    if jobs > 1
-        && let Some(id) = src.export_snapshot().await?
-    {
-        for _ in 1..jobs.min(tables.len()) {
-            let db = Db::connect(src.locator(), false).await?;
-            db.join_snapshot(&id).await?;
-            dbs.push(db);
-        }
-    }
+    let dbs = src
+        .begin_shared_snapshot(jobs.clamp(1, tables.len().max(1)) - 1)
+        .await?;
     let r = export_in_snapshot(src, &dbs, store, prefix, &tables, limits, progress).await;
     for db in &dbs {
         db.end_snapshot().await?;
@@ -942,20 +937,7 @@ pub async fn copy(
     pool(&dsts, &ddl, |db, part| db.create_tables(part)).await?;
     progress.phase("ddl");
 
-    src.begin_snapshot().await?;
-    let mut src_helpers = Vec::new();
-    let snapshot = if jobs > 1 {
-        src.export_snapshot().await?
-    } else {
-        None
-    };
-    if let Some(id) = snapshot {
-        for _ in 1..jobs {
-            let db = Db::connect(src.locator(), false).await?;
-            db.join_snapshot(&id).await?;
-            src_helpers.push(db);
-        }
-    }
+    let src_helpers = src.begin_shared_snapshot(jobs - 1).await?;
     let srcs: Vec<&Db> = std::iter::once(src).chain(&src_helpers).collect();
     let pairs: Vec<(&Db, &Db)> = srcs.iter().copied().zip(dsts.iter().copied()).collect();
     let id = index.export_id.as_str();

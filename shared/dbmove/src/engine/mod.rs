@@ -509,6 +509,55 @@ impl Db {
         .await
     }
 
+    /// Starts a read-only consistent snapshot on this connection and on up to `more` new
+    /// ones that share it, where the engine can; returns the new connections. PostgreSQL
+    /// exports its snapshot to them. MySQL holds a global read lock for the instant it
+    /// takes the snapshots (`FLUSH TABLES WITH READ LOCK`, as `mydumper` does; given up
+    /// after 10 s of waiting for a running statement); without the privilege for it, the
+    /// snapshot stays on this connection alone. End each with [`Db::end_snapshot`].
+    pub async fn begin_shared_snapshot(&self, more: usize) -> Result<Vec<Db>, DbError> {
+        let mut dbs = Vec::new();
+        match self.engine() {
+            Engine::Postgres if more > 0 => {
+                self.begin_snapshot().await?;
+                if let Some(id) = self.export_snapshot().await? {
+                    for _ in 0..more {
+                        let db = Db::connect(self.locator(), false).await?;
+                        db.join_snapshot(&id).await?;
+                        dbs.push(db);
+                    }
+                }
+            }
+            Engine::MySql if more > 0 => {
+                for _ in 0..more {
+                    dbs.push(Db::connect(self.locator(), false).await?);
+                }
+                let locked = match self.exec("SET SESSION lock_wait_timeout = 10").await {
+                    Ok(()) => self.exec("FLUSH TABLES WITH READ LOCK").await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = locked {
+                    tracing::info!(
+                        "one connection reads the source, without a shared snapshot: {e}"
+                    );
+                    self.begin_snapshot().await?;
+                    return Ok(Vec::new());
+                }
+                let mut begun = self.begin_snapshot().await;
+                for db in &dbs {
+                    if begun.is_ok() {
+                        begun = db.begin_snapshot().await;
+                    }
+                }
+                let unlocked = self.exec("UNLOCK TABLES").await;
+                begun?;
+                unlocked?;
+            }
+            _ => self.begin_snapshot().await?,
+        }
+        Ok(dbs)
+    }
+
     /// Ends the snapshot.
     pub async fn end_snapshot(&self) -> Result<(), DbError> {
         self.exec("COMMIT").await

@@ -945,6 +945,9 @@ mod tests {
                 .into(),
             "DROP TABLE IF EXISTS `a`, `b`".into(),
             LOCAL_INFILE_SQL.into(),
+            "SET SESSION lock_wait_timeout = 10".into(),
+            "FLUSH TABLES WITH READ LOCK".into(),
+            "UNLOCK TABLES".into(),
             "LOAD DATA LOCAL INFILE 'a2a-chunk' INTO TABLE `t` CHARACTER SET utf8mb4 \
              FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
              (`a`, @b1) SET `b` = UNHEX(@b1)"
