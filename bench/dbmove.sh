@@ -8,14 +8,19 @@
 #
 # A2A runs as bench/dbmove_bench.rs: the library calls of `a2a db copy`, in a release build
 # of a2a-dbmove alone (the CLI's release build also compiles the AWS SDK).
+# `a2a db verify` of each copy is timed too, against the copy's time.
 # Env: SCALE, SHAPE (small; moodle: about 500 tables with a real site's long tail, see
-# `a2a fixture site --shape`), CLONES (100), PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres),
+# `a2a fixture site --shape`), CLONES (100; 0 skips them), NAME (a2a_bench: the prefix of
+# the databases made and dropped), PG_SRC and MY_SRC (an existing source database of that
+# name, generated before with the same SCALE and SHAPE, instead of generating one; it is
+# kept), PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres),
 # MY_ADMIN (mysql://root@127.0.0.1:3306/test), MY_HOST, MY_PORT, MY_USER for the peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-1000}
 shape=${SHAPE:-small}
 clones=${CLONES:-100}
+name=${NAME:-a2a_bench}
 pg_admin=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 my_admin=${MY_ADMIN:-mysql://root@127.0.0.1:3306/test}
 my_args=(-h "${MY_HOST:-127.0.0.1}" -P "${MY_PORT:-3306}" -u "${MY_USER:-root}")
@@ -23,14 +28,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cargo build --release --quiet -p a2a-dbmove --example dbmove_bench
-bench=target/release/examples/dbmove_bench
+bench=${CARGO_TARGET_DIR:-target}/release/examples/dbmove_bench
 
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc -l; }
 pg_url() { "$bench" create "$pg_admin" "$1"; }
 my_url() { "$bench" create "$my_admin" "$1"; }
 cleanup() {
-    for n in a2a_bench_src a2a_bench_dst a2a_bench_peer a2a_bench_tpl; do
+    for n in "${name}_src" "${name}_dst" "${name}_peer" "${name}_tpl"; do
         "$bench" drop "$pg_admin" "$n" 2>/dev/null || true
         "$bench" drop "$my_admin" "$n" 2>/dev/null || true
     done
@@ -38,51 +43,75 @@ cleanup() {
 cleanup
 trap 'cleanup; rm -rf "$work"' EXIT
 
+# The source URL: the database named $3 on server $1 (kept), or a new one named $2, generated.
+source_db() {
+    local admin=$1 make=$2 given=$3
+    if [ -n "$given" ]; then
+        echo "${admin%/*}/$given"
+    else
+        local url
+        url=$("$bench" create "$admin" "$make")
+        "$bench" fixture "$url" "$scale" "$shape" >&2
+        echo "$url"
+    fi
+}
+verify_timed() {
+    local s
+    s=$(now)
+    "$bench" verify "$1" "$2" || { echo "bench $3: the copy does not verify" >&2; exit 1; }
+    since "$s"
+}
+
 # --- PostgreSQL ---
-src=$(pg_url a2a_bench_src)
-s=$(now); "$bench" fixture "$src" "$scale" "$shape"
-echo "info: pg fixture scale $scale ($shape) generated in $(printf '%.1f' "$(since "$s")") s," \
-    "$(psql -Atc "SELECT pg_size_pretty(pg_database_size('a2a_bench_src'))" "$pg_admin")"
+s=$(now); src=$(source_db "$pg_admin" "${name}_src" "${PG_SRC:-}")
+src_db=${src##*/}
+echo "info: pg fixture scale $scale ($shape) ready in $(printf '%.1f' "$(since "$s")") s," \
+    "$(psql -Atc "SELECT pg_size_pretty(pg_database_size('$src_db'))" "$pg_admin")"
 psql -qc "VACUUM ANALYZE" "$src"
-dst=$(pg_url a2a_bench_dst)
+dst=$(pg_url "${name}_dst")
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-pg")
 read -r a2a_pg rss_pg <<<"$out"
-"$bench" verify "$src" "$dst" || { echo "bench dbmove-pg: the copy does not verify" >&2; exit 1; }
+verify_pg=$(verify_timed "$src" "$dst" dbmove-pg)
 echo "info: pg copy verified equal"
 s=$(now)
 pg_dump -Fd -j2 -f "$work/pgdump" "$src"
-peer=$(pg_url a2a_bench_peer)
+peer=$(pg_url "${name}_peer")
 pg_restore -j2 -d "$peer" "$work/pgdump"
 peer_pg=$(since "$s")
 echo "info: a2a peak RSS (pg copy): $rss_pg MB"
+printf 'info: a2a db verify (pg) %.1f s, %.2f of the copy\n' "$verify_pg" \
+    "$(echo "$verify_pg / $a2a_pg" | bc -l)"
 printf 'bench dbmove-pg: a2a %.1f s, pg_dump+pg_restore %.1f s, ratio %.2f\n' \
     "$a2a_pg" "$peer_pg" "$(echo "$peer_pg / $a2a_pg" | bc -l)"
-"$bench" drop "$pg_admin" a2a_bench_dst; "$bench" drop "$pg_admin" a2a_bench_peer
-"$bench" drop "$pg_admin" a2a_bench_src
+"$bench" drop "$pg_admin" "${name}_dst"; "$bench" drop "$pg_admin" "${name}_peer"
+"$bench" drop "$pg_admin" "${name}_src"
 rm -rf "$work/stage-pg" "$work/pgdump"
 
 # --- MariaDB ---
-src=$(my_url a2a_bench_src)
-s=$(now); "$bench" fixture "$src" "$scale" "$shape"
-echo "info: mariadb fixture scale $scale ($shape) generated in $(printf '%.1f' "$(since "$s")") s"
-dst=$(my_url a2a_bench_dst)
+s=$(now); src=$(source_db "$my_admin" "${name}_src" "${MY_SRC:-}")
+src_db=${src##*/}
+echo "info: mariadb fixture scale $scale ($shape) ready in $(printf '%.1f' "$(since "$s")") s"
+dst=$(my_url "${name}_dst")
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-my")
 read -r a2a_my rss_my <<<"$out"
-"$bench" verify "$src" "$dst" || { echo "bench dbmove-mariadb: the copy does not verify" >&2; exit 1; }
+verify_my=$(verify_timed "$src" "$dst" dbmove-mariadb)
 echo "info: mariadb copy verified equal"
-my_url a2a_bench_peer >/dev/null
+my_url "${name}_peer" >/dev/null
 s=$(now)
-mariadb-dump "${my_args[@]}" --single-transaction a2a_bench_src | mariadb "${my_args[@]}" a2a_bench_peer
+mariadb-dump "${my_args[@]}" --single-transaction "$src_db" | mariadb "${my_args[@]}" "${name}_peer"
 peer_my=$(since "$s")
 echo "info: a2a peak RSS (mariadb copy): $rss_my MB"
+printf 'info: a2a db verify (mariadb) %.1f s, %.2f of the copy\n' "$verify_my" \
+    "$(echo "$verify_my / $a2a_my" | bc -l)"
 printf 'bench dbmove-mariadb: a2a %.1f s, mariadb-dump|mariadb %.1f s, ratio %.2f\n' \
     "$a2a_my" "$peer_my" "$(echo "$peer_my / $a2a_my" | bc -l)"
-"$bench" drop "$my_admin" a2a_bench_dst; "$bench" drop "$my_admin" a2a_bench_peer
-"$bench" drop "$my_admin" a2a_bench_src
+"$bench" drop "$my_admin" "${name}_dst"; "$bench" drop "$my_admin" "${name}_peer"
+"$bench" drop "$my_admin" "${name}_src"
 rm -rf "$work/stage-my"
 
 # --- EIX provisioning: clones of a scale-1 template on PostgreSQL ---
-tpl=$(pg_url a2a_bench_tpl)
+[ "$clones" -gt 0 ] || exit 0
+tpl=$(pg_url "${name}_tpl")
 "$bench" fixture "$tpl" 1
 secs=$("$bench" clones "$pg_admin" "$tpl" "$clones")
 printf 'bench dbmove-clone-pg: %d sites in %.1f s, %.0f sites/min\n' \

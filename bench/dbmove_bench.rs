@@ -16,7 +16,26 @@ use std::time::Instant;
 use a2a_core::{Locator, SchoolCode};
 use a2a_dbmove::fixture::{FixtureOptions, Shape, generate};
 use a2a_dbmove::server;
-use a2a_dbmove::{CopyLimits, Db, NoProgress, copy, site, verify};
+use a2a_dbmove::{CopyLimits, Db, NoProgress, Progress, copy, site, verify};
+
+/// Prints when each phase of a copy ends (seconds since the start), for the profile;
+/// with `DBMOVE_TRACE` set, also when each table's work starts.
+struct Phases(Instant, bool);
+
+impl Progress for Phases {
+    fn table(&self, what: &str, table: &str) {
+        if self.1 {
+            eprintln!(
+                "table {what} {table} {:.3} s",
+                self.0.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn phase(&self, what: &str) {
+        eprintln!("phase {what} {:.3} s", self.0.elapsed().as_secs_f64());
+    }
+}
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -77,7 +96,8 @@ async fn main() {
             let src = Db::connect(&from, false).await.unwrap_or_else(|e| fail(e));
             let dst = Db::connect(&to, true).await.unwrap_or_else(|e| fail(e));
             let limits = CopyLimits::default();
-            let (ex, _) = copy(&src, &dst, &store, "mdl_", limits, jobs, false, &NoProgress)
+            let phases = Phases(start, std::env::var_os("DBMOVE_TRACE").is_some());
+            let (ex, _) = copy(&src, &dst, &store, "mdl_", limits, jobs, false, &phases)
                 .await
                 .unwrap_or_else(|e| fail(e));
             let secs = start.elapsed().as_secs_f64();

@@ -19,7 +19,7 @@ pub mod stage;
 pub mod target;
 pub mod verify;
 
-pub use engine::{BUNDLE, Db, Engine, LEDGER_TABLE, set_ca_bundle};
+pub use engine::{BUNDLE, Db, Engine, LEDGER_TABLE, Load, set_ca_bundle};
 pub use mover::{
     Budget, CopyLimits, ExportReport, ImportOptions, ImportReport, ImportStart, NoProgress,
     Progress, begin_export, begin_import, check_import, copy, export, export_budgeted, export_part,

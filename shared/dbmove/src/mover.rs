@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::DbError;
-use crate::engine::{Db, Engine, LEDGER_TABLE};
+use crate::engine::{Db, Engine, LEDGER_TABLE, Load};
 use crate::schema::{Row, Table};
 use crate::stage::{
     ChunkInfo, ChunkWriter, ExportIndex, FORMAT, Manifest, chunk_key, decode_chunk, index_key,
@@ -31,7 +31,9 @@ impl Default for CopyLimits {
     fn default() -> Self {
         Self {
             chunk_rows: 20_000,
-            chunk_bytes: 8 << 20,
+            // Up to three chunks per connection are in memory as values (read, waiting,
+            // loading), several times their raw size: 4 MB keeps a copy under 300 MB.
+            chunk_bytes: 4 << 20,
         }
     }
 }
@@ -42,6 +44,9 @@ pub trait Progress: Send + Sync {
     fn table(&self, _what: &str, _table: &str) {}
     /// Rows done since the last call.
     fn rows(&self, _n: u64) {}
+    /// A phase of the whole run is over (`introspect`, `ddl`, `data`, `done`): for a
+    /// profile of where the time goes.
+    fn phase(&self, _what: &str) {}
 }
 
 /// Hears nothing.
@@ -123,7 +128,11 @@ pub struct ExportReport {
 
 /// Runs `f` over `items` on a pool of workers (connections, or pairs of them), each
 /// taking the next item when free. Results come back in the items' order.
-async fn pool<'a, W, T, R, F, Fut>(workers: &[W], items: &'a [T], f: F) -> Result<Vec<R>, DbError>
+pub(crate) async fn pool<'a, W, T, R, F, Fut>(
+    workers: &[W],
+    items: &'a [T],
+    f: F,
+) -> Result<Vec<R>, DbError>
 where
     W: Copy,
     F: Fn(W, &'a T) -> Fut,
@@ -150,11 +159,100 @@ where
     Ok(all.into_iter().map(|(_, r)| r).collect())
 }
 
+/// A table smaller than this on disk (as the engine estimates it) is copied in a group
+/// with other small ones; a staged table of one chunk smaller than [`SMALL_STAGED`]
+/// compressed bytes is imported in one. A real Moodle has about 500 tables, most nearly
+/// empty: alone, each would pay its own transactions, commits and index DDL.
+const SMALL_TABLE: u64 = 1 << 20;
+/// See [`SMALL_TABLE`].
+const SMALL_STAGED: u64 = 256 << 10;
+/// At most so many tables in one group, so that the groups spread over the connections.
+const GROUP_TABLES: usize = 48;
+/// Rows of a group held back for one transaction (staged bytes, uncompressed).
+const GROUP_LOAD_BYTES: u64 = 4 << 20;
+
+/// What one connection (or pair) takes at a time: a big table alone, or small ones
+/// together.
+enum Work<T> {
+    One(T),
+    Group(Vec<T>),
+}
+
+impl<T: Copy> Work<T> {
+    fn items(&self) -> Vec<T> {
+        match self {
+            Work::One(t) => vec![*t],
+            Work::Group(ts) => ts.clone(),
+        }
+    }
+}
+
+/// The order of work: the big items first, biggest first, so that the longest starts
+/// at once and the others fill the free connections; then the small ones in groups.
+fn plan<T: Copy>(items: &[T], size: impl Fn(T) -> u64, small: impl Fn(T) -> bool) -> Vec<Work<T>> {
+    let mut big: Vec<T> = items.iter().copied().filter(|&t| !small(t)).collect();
+    big.sort_by_key(|&t| std::cmp::Reverse(size(t)));
+    let little: Vec<T> = items.iter().copied().filter(|&t| small(t)).collect();
+    let mut out: Vec<Work<T>> = big.into_iter().map(Work::One).collect();
+    out.extend(little.chunks(GROUP_TABLES).map(|g| Work::Group(g.to_vec())));
+    out
+}
+
+/// Whether a staged table is imported in a group ([`SMALL_STAGED`]); [`begin_import`]
+/// then creates it with its indexes.
+fn small_manifest(m: &Manifest) -> bool {
+    m.chunks.len() <= 1 && m.chunks.iter().map(|c| c.bytes).sum::<u64>() < SMALL_STAGED
+}
+
+/// Where chunks go into a target: at once (`hold` 0), or held back until `hold` bytes
+/// are waiting, to share one transaction and one ledger statement with the next
+/// tables' chunks.
+struct Loader<'a> {
+    dst: &'a Db,
+    hold: u64,
+    pending: std::sync::Mutex<(Vec<Load<'a>>, u64)>,
+}
+
+impl<'a> Loader<'a> {
+    fn new(dst: &'a Db, hold: u64) -> Self {
+        Self {
+            dst,
+            hold,
+            pending: std::sync::Mutex::new((Vec::new(), 0)),
+        }
+    }
+
+    /// Takes chunk `n` of `t` (`bytes` big); loads what is held once there is enough.
+    async fn add(&self, t: &'a Table, n: u64, rows: Vec<Row>, bytes: u64) -> Result<(), DbError> {
+        let ready = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.0.push(Load {
+                table: t,
+                rows,
+                ledger: Some(n as i64),
+            });
+            p.1 += bytes;
+            (p.1 >= self.hold).then(|| std::mem::take(&mut *p).0)
+        };
+        match ready {
+            Some(parts) => self.dst.load_many(parts).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Loads what is held.
+    async fn flush(&self) -> Result<(), DbError> {
+        let parts = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())).0;
+        self.dst.load_many(parts).await
+    }
+}
+
 /// Exports every table of `prefix` from `src` into `store`, in one consistent snapshot.
 /// Every column is mapped before anything is written: an unmappable type stops it first.
 ///
-/// `jobs` tables are read at once. Only PostgreSQL can share one snapshot between
-/// connections (`pg_export_snapshot`), so elsewhere the export stays on one connection.
+/// `jobs` tables are read at once, on connections that share one snapshot
+/// ([`Db::begin_shared_snapshot`]: PostgreSQL, and MySQL with the privilege of a global
+/// read lock); elsewhere the export stays on one connection.
 pub async fn export(
     src: &Db,
     store: &dyn BlobStore,
@@ -164,17 +262,9 @@ pub async fn export(
     progress: &dyn Progress,
 ) -> Result<ExportReport, DbError> {
     let tables = src.introspect(prefix).await?;
-    src.begin_snapshot().await?;
-    let mut dbs = Vec::new();
-    if jobs > 1
-        && let Some(id) = src.export_snapshot().await?
-    {
-        for _ in 1..jobs.min(tables.len()) {
-            let db = Db::connect(src.locator(), false).await?;
-            db.join_snapshot(&id).await?;
-            dbs.push(db);
-        }
-    }
+    let dbs = src
+        .begin_shared_snapshot(jobs.clamp(1, tables.len().max(1)) - 1)
+        .await?;
     let r = export_in_snapshot(src, &dbs, store, prefix, &tables, limits, progress).await;
     for db in &dbs {
         db.end_snapshot().await?;
@@ -231,13 +321,13 @@ async fn export_in_snapshot(
 
 /// Exports one table into chunks. With `load`, each chunk is also loaded into that target
 /// (with its ledger row) while the next one is read: `copy`'s pipeline.
-async fn export_table(
+async fn export_table<'t>(
     src: &Db,
     store: &dyn BlobStore,
-    t: &Table,
+    t: &'t Table,
     limits: CopyLimits,
     progress: &dyn Progress,
-    load: Option<&Db>,
+    load: Option<&Loader<'t>>,
     resume: Resume<'_>,
 ) -> Result<Manifest, DbError> {
     let pk = t.pk_positions();
@@ -255,7 +345,7 @@ async fn export_table(
     let budget = if pk.is_empty() { None } else { resume.budget };
     let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
     // One chunk waits for the loader while the next is built: memory stays two chunks.
-    let (ltx, mut lrx) = mpsc::channel::<(u64, Vec<Row>)>(1);
+    let (ltx, mut lrx) = mpsc::channel::<(u64, Vec<Row>, u64)>(1);
     let producer = async move {
         let r = src
             .stream_rows(t, true, limits.chunk_rows, start_after, &tx)
@@ -286,9 +376,10 @@ async fn export_table(
                     || w.raw_bytes as usize >= limits.chunk_bytes
                 {
                     let full = std::mem::replace(&mut w, ChunkWriter::new()?);
+                    let raw = full.raw_bytes;
                     let n = flush(store, &t.name, full, &mut chunks).await?;
                     if load.is_some() {
-                        ltx.send((n, hand(&mut kept)))
+                        ltx.send((n, hand(&mut kept), raw))
                             .await
                             .map_err(|_| DbError::Backend("the loader stopped".into()))?;
                     }
@@ -303,9 +394,10 @@ async fn export_table(
             }
         }
         if w.rows > 0 {
+            let raw = w.raw_bytes;
             let n = flush(store, &t.name, w, &mut chunks).await?;
             if load.is_some() {
-                ltx.send((n, hand(&mut kept)))
+                ltx.send((n, hand(&mut kept), raw))
                     .await
                     .map_err(|_| DbError::Backend("the loader stopped".into()))?;
             }
@@ -317,9 +409,9 @@ async fn export_table(
         Ok::<_, DbError>((chunks, rows, None))
     };
     let loader = async move {
-        while let Some((n, rows)) = lrx.recv().await {
+        while let Some((n, rows, raw)) = lrx.recv().await {
             if let Some(dst) = load {
-                dst.load(t, rows, Some(n as i64)).await?;
+                dst.add(t, n, rows, raw).await?;
             }
         }
         Ok::<_, DbError>(())
@@ -540,9 +632,8 @@ pub async fn begin_import(
                     ours[0]
                 )));
             }
-            for name in ours {
-                dst.drop_table(name).await?;
-            }
+            let ours: Vec<String> = ours.into_iter().cloned().collect();
+            dst.drop_tables(&ours).await?;
         }
         dst.create_ledger().await?;
         // The ledger's first row names the export, so that a rerun resumes only it.
@@ -551,11 +642,13 @@ pub async fn begin_import(
     }
     check_ledger_export(dst, &index, &dst.ledger().await?)?;
     let present: HashSet<String> = if resumed { existing } else { HashSet::new() };
-    for m in &manifests {
-        if !present.contains(&m.table.name) {
-            dst.create_table(&m.table).await?;
-        }
-    }
+    // The tables imported in groups get their indexes now, the others after their rows.
+    let create: Vec<(&Table, bool)> = manifests
+        .iter()
+        .filter(|m| !present.contains(&m.table.name))
+        .map(|m| (&m.table, small_manifest(m)))
+        .collect();
+    dst.create_tables(&create).await?;
     Ok(ImportStart { index, resumed })
 }
 
@@ -593,15 +686,6 @@ fn check_ledger_export(
          Resume it from its own stage, or pass --replace to start over",
         dst.locator()
     )))
-}
-
-/// The ledger row that says a table is wholly in: every chunk, its indexes, its sequence
-/// (chunks are numbered from 1, so chunk 0 is free to mean the table).
-fn table_done(name: &str) -> Row {
-    vec![
-        crate::schema::Value::Text(name.to_owned()),
-        crate::schema::Value::Int(0),
-    ]
 }
 
 /// Loads the tables `only` (every table of the export when `None`) of the import begun
@@ -651,39 +735,65 @@ pub async fn import_part(
     let stopped = AtomicBool::new(false);
     let (done, rows_r, chunks_r, skipped_r, stopped_r) =
         (&done, &rows, &chunks, &skipped, &stopped);
-    pool(&dbs, &manifests, |db, m| async move {
-        let name = &m.table.name;
-        if done.contains(&(name.clone(), 0)) {
-            skipped_r.fetch_add(m.chunks.len() as u64, Relaxed);
-            return Ok(());
-        }
-        progress.table("import", name);
-        for c in &m.chunks {
-            if done.contains(&(name.clone(), c.n as i64)) {
-                skipped_r.fetch_add(1, Relaxed);
-                progress.rows(c.rows);
+    let refs: Vec<&Manifest> = manifests.iter().collect();
+    let staged = |m: &Manifest| m.chunks.iter().map(|c| c.bytes).sum::<u64>();
+    let work = plan(&refs, staged, small_manifest);
+    pool(&dbs, &work, |db, w| async move {
+        let group = matches!(w, Work::Group(_));
+        let loader = Loader::new(db, if group { GROUP_LOAD_BYTES } else { 0 });
+        let mut whole = Vec::new();
+        for m in w.items() {
+            let name = &m.table.name;
+            if done.contains(&(name.clone(), 0)) {
+                skipped_r.fetch_add(m.chunks.len() as u64, Relaxed);
                 continue;
             }
-            if !budget.take() {
-                stopped_r.store(true, Relaxed);
-                return Ok(());
+            progress.table("import", name);
+            for c in &m.chunks {
+                if done.contains(&(name.clone(), c.n as i64)) {
+                    skipped_r.fetch_add(1, Relaxed);
+                    progress.rows(c.rows);
+                    continue;
+                }
+                if !budget.take() {
+                    stopped_r.store(true, Relaxed);
+                    return loader.flush().await;
+                }
+                let key = a2a_core::BlobKey::parse(&c.key)
+                    .map_err(|e| DbError::Corrupt(format!("manifest of {name}: {e}")))?;
+                let body = store.get(&key).await?;
+                let batch = decode_chunk(&m.table, c, &body)?;
+                drop(body);
+                let bytes = batch
+                    .iter()
+                    .flat_map(|r| r.iter().map(crate::schema::Value::weight))
+                    .sum::<usize>() as u64;
+                loader.add(&m.table, c.n, batch, bytes).await?;
+                rows_r.fetch_add(c.rows, Relaxed);
+                chunks_r.fetch_add(1, Relaxed);
+                progress.rows(c.rows);
             }
-            let key = a2a_core::BlobKey::parse(&c.key)
-                .map_err(|e| DbError::Corrupt(format!("manifest of {name}: {e}")))?;
-            let body = store.get(&key).await?;
-            let batch = decode_chunk(&m.table, c, &body)?;
-            drop(body);
-            db.load(&m.table, batch, Some(c.n as i64)).await?;
-            rows_r.fetch_add(c.rows, Relaxed);
-            chunks_r.fetch_add(1, Relaxed);
-            progress.rows(c.rows);
+            whole.push(m);
         }
-        progress.table("index", name);
-        db.create_indexes(&m.table).await?;
-        db.carry_sequence(&m.table).await?;
-        db.load(&ledger_table(), vec![table_done(name)], None)
-            .await?;
-        Ok(())
+        loader.flush().await?;
+        for m in &whole {
+            if !group {
+                progress.table("index", &m.table.name);
+                db.create_indexes(&m.table).await?;
+            }
+            db.carry_sequence(&m.table).await?;
+        }
+        // One ledger statement says each of these tables is wholly in: chunk 0 (chunks
+        // count from 1) means every chunk, its indexes and its sequence.
+        let marks = whole
+            .iter()
+            .map(|m| Load {
+                table: &m.table,
+                rows: Vec::new(),
+                ledger: Some(0),
+            })
+            .collect();
+        db.load_many(marks).await
     })
     .await?;
     Ok(ImportReport {
@@ -778,6 +888,17 @@ pub async fn copy(
     progress: &dyn Progress,
 ) -> Result<(ExportReport, ImportReport), DbError> {
     let tables = src.introspect(prefix).await?;
+    progress.phase("introspect");
+    let sizes: std::collections::HashMap<String, u64> = src
+        .table_sizes()
+        .await?
+        .into_iter()
+        .map(|(n, b)| (n, b.max(0) as u64))
+        .collect();
+    // A table the catalog gives no size for is taken for a big one.
+    let size = |t: &Table| sizes.get(&t.name).copied().unwrap_or(u64::MAX);
+    let refs: Vec<&Table> = tables.iter().collect();
+    let work = plan(&refs, size, |t| size(t) < SMALL_TABLE);
     let mut index = export_index(src, prefix, &tables, new_export_id(), 0);
     // The target: fresh, or emptied when asked; nothing changes before this check.
     let mut ours = dst.list_tables(prefix).await?;
@@ -798,64 +919,70 @@ pub async fn copy(
         )));
     }
     ours.push(LEDGER_TABLE.into());
-    for name in &ours {
-        dst.drop_table(name).await?;
-    }
+    dst.drop_tables(&ours).await?;
     store.delete(&index_key()?).await?;
     dst.create_ledger().await?;
     dst.load(&ledger_table(), vec![ledger_mark(&index)], None)
         .await?;
-    for t in &tables {
-        dst.create_table(t).await?;
-    }
 
     let jobs = jobs.clamp(1, tables.len().max(1));
-    src.begin_snapshot().await?;
-    let mut src_helpers = Vec::new();
-    let snapshot = if jobs > 1 {
-        src.export_snapshot().await?
-    } else {
-        None
-    };
-    if let Some(id) = snapshot {
-        for _ in 1..jobs {
-            let db = Db::connect(src.locator(), false).await?;
-            db.join_snapshot(&id).await?;
-            src_helpers.push(db);
-        }
-    }
     let dst_helpers = helpers(dst, jobs).await?;
-    for db in std::iter::once(dst).chain(&dst_helpers) {
+    let dsts: Vec<&Db> = std::iter::once(dst).chain(&dst_helpers).collect();
+    for db in &dsts {
         db.relax_durability().await?;
     }
+    // The small tables get their indexes with the table; the big ones after their rows.
+    let ddl: Vec<(&Table, bool)> = tables.iter().map(|t| (t, size(t) < SMALL_TABLE)).collect();
+    let ddl: Vec<&[(&Table, bool)]> = ddl.chunks(GROUP_TABLES).collect();
+    pool(&dsts, &ddl, |db, part| db.create_tables(part)).await?;
+    progress.phase("ddl");
+
+    let src_helpers = src.begin_shared_snapshot(jobs - 1).await?;
     let srcs: Vec<&Db> = std::iter::once(src).chain(&src_helpers).collect();
-    let dsts: Vec<&Db> = std::iter::once(dst).chain(&dst_helpers).collect();
     let pairs: Vec<(&Db, &Db)> = srcs.iter().copied().zip(dsts.iter().copied()).collect();
     let id = index.export_id.as_str();
-    let moved = pool(&pairs, &tables, |(s, d), t| async move {
-        progress.table("copy", &t.name);
-        let mut m = export_table(s, store, t, limits, progress, Some(d), Resume::default()).await?;
-        m.export_id = id.to_owned();
-        let body = serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
-        store
-            .put(&manifest_key(&t.name)?, Bytes::from(body))
+    let moved = pool(&pairs, &work, |(s, d), w| async move {
+        let group = matches!(w, Work::Group(_));
+        let loader = Loader::new(d, if group { GROUP_LOAD_BYTES } else { 0 });
+        let mut out = Vec::new();
+        for t in w.items() {
+            progress.table("copy", &t.name);
+            let mut m = export_table(
+                s,
+                store,
+                t,
+                limits,
+                progress,
+                Some(&loader),
+                Resume::default(),
+            )
             .await?;
-        Ok(m)
+            m.export_id = id.to_owned();
+            let body =
+                serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
+            store
+                .put(&manifest_key(&t.name)?, Bytes::from(body))
+                .await?;
+            out.push(m);
+        }
+        loader.flush().await?;
+        for t in w.items() {
+            if !group {
+                // After its rows, while the other connections go on with other tables.
+                progress.table("index", &t.name);
+                d.create_indexes(t).await?;
+            }
+            d.carry_sequence(t).await?;
+        }
+        Ok(out)
     })
     .await;
     for db in &src_helpers {
         db.end_snapshot().await?;
     }
     src.end_snapshot().await?;
-    let manifests = moved?;
-
-    pool(&dsts, &tables, |db, t| async move {
-        progress.table("index", &t.name);
-        db.create_indexes(t).await?;
-        db.carry_sequence(t).await?;
-        Ok(())
-    })
-    .await?;
+    let manifests: Vec<Manifest> = moved?.into_iter().flatten().collect();
+    progress.phase("data");
     drop(dst_helpers);
     dst.drop_table(LEDGER_TABLE).await?;
 
@@ -874,6 +1001,7 @@ pub async fn copy(
     index.rows = ex.rows;
     let body = serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
     store.put(&index_key()?, Bytes::from(body)).await?;
+    progress.phase("done");
     let im = ImportReport {
         tables: tables.len(),
         rows: ex.rows,

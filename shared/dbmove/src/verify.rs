@@ -79,12 +79,27 @@ pub async fn verify_tables(
     }
     names.sort();
     names.dedup();
-    let mut checks = Vec::new();
-    for name in names {
+    // The biggest tables first, on two pairs of connections, so that one long table
+    // does not leave the other pair idle at the end.
+    let sizes: std::collections::HashMap<String, i64> =
+        a.table_sizes().await?.into_iter().collect();
+    names.sort_by_key(|n| std::cmp::Reverse(sizes.get(*n).copied().unwrap_or(0)));
+    let mut extra = Vec::new();
+    if names.len() > 1 {
+        extra.push((
+            Db::connect(a.locator(), false).await?,
+            Db::connect(b.locator(), false).await?,
+        ));
+    }
+    let pairs: Vec<(&Db, &Db)> = std::iter::once((a, b))
+        .chain(extra.iter().map(|(x, y)| (x, y)))
+        .collect();
+    let (ta, tb) = (&ta, &tb);
+    let mut checks = crate::mover::pool(&pairs, &names, |(a, b), name| async move {
         progress.table("verify", name);
-        let sa = ta.iter().find(|t| &t.name == name);
-        let sb = tb.iter().find(|t| &t.name == name);
-        let check = match (sa, sb) {
+        let sa = ta.iter().find(|t| &t.name == *name);
+        let sb = tb.iter().find(|t| &t.name == *name);
+        Ok(match (sa, sb) {
             (Some(sa), Some(sb)) => match aligned(sa, sb) {
                 Ok(sb) => compare(a, b, sa, &sb, progress).await?,
                 Err(why) => unmatched(name, why),
@@ -97,9 +112,10 @@ pub async fn verify_tables(
                     "missing in the target".into()
                 },
             ),
-        };
-        checks.push(check);
-    }
+        })
+    })
+    .await?;
+    checks.sort_by(|x, y| x.table.cmp(&y.table));
     Ok(VerifyReport {
         equal: checks.iter().all(|c| c.equal),
         tables: checks,

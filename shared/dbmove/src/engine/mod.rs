@@ -26,6 +26,42 @@ pub use tls::{BUNDLE, set_ca_bundle};
 /// The table in the target that records committed chunks while an import runs.
 pub const LEDGER_TABLE: &str = "a2a_import_ledger";
 
+/// One table's part of a load: its rows, and the chunk number the ledger records with
+/// them (`None`: not recorded). A part without rows records its ledger row alone.
+pub struct Load<'a> {
+    /// The table.
+    pub table: &'a Table,
+    /// Its rows.
+    pub rows: Vec<Row>,
+    /// The chunk number for the ledger.
+    pub ledger: Option<i64>,
+}
+
+impl Load<'_> {
+    /// The ledger rows of `parts`, as (table, chunk) pairs.
+    fn ledger_rows<'b>(parts: &'b [Load<'_>]) -> Vec<(&'b str, i64)> {
+        parts
+            .iter()
+            .filter_map(|p| p.ledger.map(|n| (p.table.name.as_str(), n)))
+            .collect()
+    }
+}
+
+/// `INSERT INTO ledger (tbl, chunk) VALUES (m, m), …` for `n` rows; `mark(i)` writes the
+/// `i`-th placeholder (from 1).
+fn ledger_insert_sql(e: Engine, n: usize, mark: impl Fn(usize) -> String) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("({}, {})", mark(2 * i + 1), mark(2 * i + 2)))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}, {}) VALUES {}",
+        e.quote(LEDGER_TABLE),
+        e.quote("tbl"),
+        e.quote("chunk"),
+        values.join(", ")
+    )
+}
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows sent down a channel at once.
 const BATCH_ROWS: usize = 512;
@@ -136,8 +172,19 @@ pub(crate) trait Driver: Send + Sync {
     async fn query_opt_i64(&self, sql: &str, params: &[Value]) -> Result<Option<i64>, DbError>;
     /// One statement with bound parameters; the rows it changed.
     async fn exec_params(&self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
-    /// Loads rows (and the ledger row) in one transaction.
-    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError>;
+    /// Loads the rows of every part, and one ledger row per part that has a chunk
+    /// number, in one transaction.
+    async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError>;
+    /// Whether `CREATE TABLE` can declare secondary indexes (MySQL); elsewhere they are
+    /// `CREATE INDEX` statements of their own.
+    fn inline_indexes(&self) -> bool {
+        false
+    }
+    /// The clause after a `CREATE TABLE`'s options that starts its auto-increment at
+    /// `next` (MySQL; elsewhere the sequence is set after the load).
+    fn next_id_clause(&self, _next: i64) -> Option<String> {
+        None
+    }
     /// Runs a `SELECT` of `t`'s columns and gives its rows to `sink`, which sends them
     /// on in batches; returns what it sent.
     async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, sink: RowSink) -> Sent;
@@ -151,10 +198,13 @@ pub(crate) trait Driver: Send + Sync {
     async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
         Ok(None)
     }
-    /// Creates a secondary index unless it is there.
-    async fn create_index(&self, table: &str, index: &Index) -> Result<(), DbError> {
-        self.exec(&create_index_sql(self.engine(), table, index, true))
-            .await
+    /// Creates the secondary indexes of a table that are not there yet.
+    async fn create_indexes(&self, table: &str, indexes: &[Index]) -> Result<(), DbError> {
+        for i in indexes {
+            self.exec(&create_index_sql(self.engine(), table, i, true))
+                .await?;
+        }
+        Ok(())
     }
     /// A query counting the databases named by its one parameter (`{}`), on a server.
     fn database_count_sql(&self) -> Option<&'static str> {
@@ -257,21 +307,83 @@ impl Db {
     /// Creates a table from its neutral schema, with its primary key and without its
     /// secondary indexes (those come after the load).
     pub async fn create_table(&self, t: &Table) -> Result<(), DbError> {
-        self.exec(&create_table_sql(self.driver.as_ref(), t)).await
+        self.create_tables(&[(t, false)]).await
     }
 
-    /// Creates the table's secondary indexes (idempotent: an index already there is kept).
-    pub async fn create_indexes(&self, t: &Table) -> Result<(), DbError> {
-        for i in &t.indexes {
-            self.driver.create_index(&t.name, i).await?;
+    /// Creates tables, each with its primary key, and with its secondary indexes too when
+    /// its flag says so (a small table: building them after its few rows gains nothing).
+    /// PostgreSQL and SQLite take them in transactions of many tables, one commit for
+    /// all; MySQL commits each DDL statement by itself, so there it is one per table.
+    pub async fn create_tables(&self, tables: &[(&Table, bool)]) -> Result<(), DbError> {
+        let d = self.driver.as_ref();
+        let e = self.engine();
+        let mut statements = Vec::new();
+        for &(t, indexed) in tables {
+            let inline = indexed && d.inline_indexes();
+            statements.push(create_table_sql(d, t, inline));
+            if indexed && !inline {
+                statements.extend(
+                    t.indexes
+                        .iter()
+                        .map(|i| create_index_sql(e, &t.name, i, true)),
+                );
+            }
+        }
+        if e == Engine::MySql {
+            for sql in &statements {
+                self.exec(sql).await?;
+            }
+            return Ok(());
+        }
+        for part in statements.chunks(DDL_BATCH) {
+            self.in_transaction(&part.join(";\n")).await?;
         }
         Ok(())
     }
 
+    /// Runs `sql` (several statements) in one transaction, rolled back on failure.
+    async fn in_transaction(&self, sql: &str) -> Result<(), DbError> {
+        self.exec("BEGIN").await?;
+        match self.exec(sql).await {
+            Ok(()) => self.exec("COMMIT").await,
+            Err(e) => {
+                // The cause is the statement's error; a failed rollback adds nothing to it.
+                let _ = self.exec("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the table's secondary indexes (idempotent: an index already there is kept).
+    pub async fn create_indexes(&self, t: &Table) -> Result<(), DbError> {
+        if t.indexes.is_empty() {
+            return Ok(());
+        }
+        self.driver.create_indexes(&t.name, &t.indexes).await
+    }
+
     /// Drops a table if it is there.
     pub async fn drop_table(&self, name: &str) -> Result<(), DbError> {
-        self.exec(&format!("DROP TABLE IF EXISTS {}", self.q(name)))
-            .await
+        self.drop_tables(&[name.to_owned()]).await
+    }
+
+    /// Drops the tables that are there, many to a statement.
+    pub async fn drop_tables(&self, names: &[String]) -> Result<(), DbError> {
+        for part in names.chunks(DDL_BATCH) {
+            let list: Vec<String> = part.iter().map(|n| self.q(n)).collect();
+            if self.engine() == Engine::Sqlite {
+                // SQLite drops one table a statement.
+                let each: Vec<String> = list
+                    .iter()
+                    .map(|n| format!("DROP TABLE IF EXISTS {n}"))
+                    .collect();
+                self.in_transaction(&each.join(";\n")).await?;
+            } else {
+                self.exec(&format!("DROP TABLE IF EXISTS {}", list.join(", ")))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Sets the table's sequence (or auto-increment) so that the next id handed out is
@@ -350,7 +462,21 @@ impl Db {
         rows: Vec<Row>,
         ledger: Option<i64>,
     ) -> Result<(), DbError> {
-        self.driver.load(t, rows, ledger).await
+        self.load_many(vec![Load {
+            table: t,
+            rows,
+            ledger,
+        }])
+        .await
+    }
+
+    /// [`Db::load`] of several tables' rows in one transaction (with their ledger rows):
+    /// many small tables pay for one commit.
+    pub async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        self.driver.load_many(parts).await
     }
 
     /// For a target: PostgreSQL commits without waiting for the disk flush. Safe here:
@@ -381,6 +507,55 @@ impl Db {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
         ))
         .await
+    }
+
+    /// Starts a read-only consistent snapshot on this connection and on up to `more` new
+    /// ones that share it, where the engine can; returns the new connections. PostgreSQL
+    /// exports its snapshot to them. MySQL holds a global read lock for the instant it
+    /// takes the snapshots (`FLUSH TABLES WITH READ LOCK`, as `mydumper` does; given up
+    /// after 10 s of waiting for a running statement); without the privilege for it, the
+    /// snapshot stays on this connection alone. End each with [`Db::end_snapshot`].
+    pub async fn begin_shared_snapshot(&self, more: usize) -> Result<Vec<Db>, DbError> {
+        let mut dbs = Vec::new();
+        match self.engine() {
+            Engine::Postgres if more > 0 => {
+                self.begin_snapshot().await?;
+                if let Some(id) = self.export_snapshot().await? {
+                    for _ in 0..more {
+                        let db = Db::connect(self.locator(), false).await?;
+                        db.join_snapshot(&id).await?;
+                        dbs.push(db);
+                    }
+                }
+            }
+            Engine::MySql if more > 0 => {
+                for _ in 0..more {
+                    dbs.push(Db::connect(self.locator(), false).await?);
+                }
+                let locked = match self.exec("SET SESSION lock_wait_timeout = 10").await {
+                    Ok(()) => self.exec("FLUSH TABLES WITH READ LOCK").await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = locked {
+                    tracing::info!(
+                        "one connection reads the source, without a shared snapshot: {e}"
+                    );
+                    self.begin_snapshot().await?;
+                    return Ok(Vec::new());
+                }
+                let mut begun = self.begin_snapshot().await;
+                for db in &dbs {
+                    if begun.is_ok() {
+                        begun = db.begin_snapshot().await;
+                    }
+                }
+                let unlocked = self.exec("UNLOCK TABLES").await;
+                begun?;
+                unlocked?;
+            }
+            _ => self.begin_snapshot().await?,
+        }
+        Ok(dbs)
     }
 
     /// Ends the snapshot.
@@ -584,8 +759,12 @@ fn create_index_sql(e: Engine, table: &str, i: &Index, if_not_exists: bool) -> S
     )
 }
 
-/// `CREATE TABLE` of a neutral table, with its primary key, in the driver's dialect.
-fn create_table_sql(d: &dyn Driver, t: &Table) -> String {
+/// Statements (tables dropped or created) sent to the server at once.
+const DDL_BATCH: usize = 100;
+
+/// `CREATE TABLE` of a neutral table, with its primary key, in the driver's dialect; with
+/// `inline`, its secondary indexes too.
+fn create_table_sql(d: &dyn Driver, t: &Table, inline: bool) -> String {
     let e = d.engine();
     let mut parts = Vec::new();
     let single_auto_pk =
@@ -618,8 +797,24 @@ fn create_table_sql(d: &dyn Driver, t: &Table) -> String {
         let cols: Vec<String> = t.primary_key.iter().map(|k| e.quote(k)).collect();
         parts.push(format!("PRIMARY KEY ({})", cols.join(", ")));
     }
+    if inline {
+        for i in &t.indexes {
+            let cols: Vec<String> = i.columns.iter().map(|c| e.quote(c)).collect();
+            parts.push(format!(
+                "{}INDEX {} ({})",
+                if i.unique { "UNIQUE " } else { "" },
+                e.quote(&i.name),
+                cols.join(", ")
+            ));
+        }
+    }
+    let next = t
+        .next_id
+        .filter(|_| t.auto_column().is_some())
+        .and_then(|n| d.next_id_clause(n))
+        .unwrap_or_default();
     format!(
-        "CREATE TABLE {} ({}){}",
+        "CREATE TABLE {} ({}){}{next}",
         e.quote(&t.name),
         parts.join(", "),
         d.table_options()
@@ -887,6 +1082,65 @@ fn int_ddl(bytes: u8, _auto_increment: bool) -> &'static str {
         4 => "INT",
         _ => "BIGINT",
     }
+}
+
+/// How an engine's bulk text format (PostgreSQL `COPY`, MySQL `LOAD DATA`) writes the
+/// values where the two differ.
+pub(crate) struct TsvStyle {
+    /// `true` and `false`.
+    pub(crate) bools: (&'static [u8], &'static [u8]),
+    /// Written before the hex digits of a binary value.
+    pub(crate) hex_prefix: &'static [u8],
+}
+
+/// Appends one row as a line of tab-separated fields: NULL as `\N`, backslash, tab,
+/// newline, carriage return and NUL escaped with a backslash, binary values as hex.
+pub(crate) fn tsv_line(row: &Row, style: &TsvStyle, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match v {
+            Value::Null => out.extend_from_slice(b"\\N"),
+            Value::Bool(b) => out.extend_from_slice(if *b { style.bools.0 } else { style.bools.1 }),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(f) => {
+                if f.is_nan() {
+                    out.extend_from_slice(b"NaN");
+                } else if f.is_infinite() {
+                    out.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" });
+                } else {
+                    // Shortest text that reads back to the same bits.
+                    let _ = write!(out, "{f:?}");
+                }
+            }
+            Value::Bytes(b) => {
+                out.extend_from_slice(style.hex_prefix);
+                out.reserve(2 * b.len());
+                for x in b {
+                    out.push(HEX[usize::from(x >> 4)]);
+                    out.push(HEX[usize::from(x & 15)]);
+                }
+            }
+            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => {
+                for b in s.bytes() {
+                    match b {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        0 => out.extend_from_slice(b"\\0"),
+                        _ => out.push(b),
+                    }
+                }
+            }
+        }
+    }
+    out.push(b'\n');
 }
 
 /// A value read as text, typed by its column.

@@ -7,9 +7,11 @@ use a2a_core::Locator;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable as _;
 
+use futures::StreamExt as _;
+
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend,
-    int_ddl, push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TypeNames, backend,
+    int_ddl, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timestamp};
@@ -18,6 +20,9 @@ use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_timesta
 pub(super) struct MySql {
     loc: Locator,
     conn: tokio::sync::Mutex<mysql_async::Conn>,
+    /// Whether the server takes `LOAD DATA LOCAL INFILE` (MariaDB's default; MySQL 8
+    /// turns it off): the bulk path for loads, multi-row `INSERT`s otherwise.
+    local_infile: bool,
 }
 
 /// Connects, with TLS as the URL asks (`ssl-mode`, `ssl-ca`).
@@ -48,9 +53,17 @@ pub(super) async fn connect(loc: &Locator) -> Result<MySql, DbError> {
     conn.query_drop(SET_NAMES_SQL)
         .await
         .map_err(|e| backend(loc, e))?;
+    check(loc, LOCAL_INFILE_SQL)?;
+    let local_infile = conn
+        .query_first::<Option<i64>, _>(LOCAL_INFILE_SQL)
+        .await
+        .map_err(|e| backend(loc, e))?
+        .flatten()
+        == Some(1);
     Ok(MySql {
         loc: loc.clone(),
         conn: tokio::sync::Mutex::new(conn),
+        local_infile,
     })
 }
 
@@ -100,10 +113,19 @@ const STATISTICS_SQL: &str = "SELECT CAST(TABLE_NAME AS CHAR), CAST(INDEX_NAME A
 /// The next auto-increment value of every table that has one.
 const AUTO_INCREMENT_SQL: &str = "SELECT CAST(TABLE_NAME AS CHAR), AUTO_INCREMENT FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL";
-/// Whether an index of that name is on that table (MySQL 8 has no `CREATE INDEX IF NOT
-/// EXISTS`; MariaDB has).
-const INDEX_EXISTS_SQL: &str = "SELECT COUNT(*) FROM information_schema.STATISTICS \
-     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?";
+/// The next auto-increment value of one table.
+const NEXT_ID_SQL: &str = "SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+/// The names of one table's indexes.
+const INDEXES_OF_SQL: &str = "SELECT DISTINCT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+/// Whether the server takes `LOAD DATA LOCAL INFILE`.
+const LOCAL_INFILE_SQL: &str = "SELECT @@local_infile";
+/// `LOAD DATA`'s text format: booleans as numbers, binary as hex (through `UNHEX`).
+const LOAD_TEXT: TsvStyle = TsvStyle {
+    bools: (b"1", b"0"),
+    hex_prefix: b"",
+};
 const SET_NAMES_SQL: &str = "SET NAMES utf8mb4";
 
 fn quote(ident: &str) -> String {
@@ -383,17 +405,26 @@ impl Driver for MySql {
         Ok(c.affected_rows())
     }
 
-    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError> {
+    async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError> {
         let mut c = self
             .session(&["START TRANSACTION", "COMMIT", "ROLLBACK"])
             .await?;
         c.query_drop("START TRANSACTION")
             .await
             .map_err(|e| self.err(e))?;
-        let r = self.insert(&mut c, t, &rows, ledger).await;
+        let r = self.insert_many(&mut c, &parts).await;
         let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let done = c.query_drop(end).await.map_err(|e| self.err(e));
         r.and(done)
+    }
+
+    fn inline_indexes(&self) -> bool {
+        true
+    }
+
+    fn next_id_clause(&self, next: i64) -> Option<String> {
+        // DDL binds no parameters; `next` is an i64, never text from outside.
+        Some(format!(" AUTO_INCREMENT = {next}"))
     }
 
     async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, mut sink: RowSink) -> Sent {
@@ -410,6 +441,14 @@ impl Driver for MySql {
     }
 
     async fn set_next_id(&self, table: &str, _column: &str, next: i64) -> Result<(), DbError> {
+        // A table created with `AUTO_INCREMENT = n` moves its counter past every id loaded
+        // by itself; the ALTER (a DDL commit, slow on InnoDB) is only for one behind.
+        let now = self
+            .query_opt_i64(NEXT_ID_SQL, &[Value::Text(table.to_owned())])
+            .await?;
+        if now.is_some_and(|n| n >= next) {
+            return Ok(());
+        }
         // DDL binds no parameters; `next` is an i64 computed by the caller.
         self.exec(&format!(
             "ALTER TABLE {} AUTO_INCREMENT = {next}",
@@ -418,20 +457,32 @@ impl Driver for MySql {
         .await
     }
 
-    async fn create_index(&self, table: &str, index: &Index) -> Result<(), DbError> {
-        let names = [
-            Value::Text(table.to_owned()),
-            Value::Text(index.name.clone()),
-        ];
-        if self
-            .query_opt_i64(INDEX_EXISTS_SQL, &names)
+    async fn create_indexes(&self, table: &str, indexes: &[Index]) -> Result<(), DbError> {
+        let there: Vec<String> = self
+            .session(&[INDEXES_OF_SQL])
             .await?
-            .unwrap_or(0)
-            > 0
-        {
+            .exec(INDEXES_OF_SQL, (table,))
+            .await
+            .map_err(|e| self.err(e))?;
+        let adds: Vec<String> = indexes
+            .iter()
+            .filter(|i| !there.contains(&i.name))
+            .map(|i| {
+                let cols: Vec<String> = i.columns.iter().map(|c| quote(c)).collect();
+                format!(
+                    "ADD {}INDEX {} ({})",
+                    if i.unique { "UNIQUE " } else { "" },
+                    quote(&i.name),
+                    cols.join(", ")
+                )
+            })
+            .collect();
+        if adds.is_empty() {
             return Ok(());
         }
-        self.exec(&super::create_index_sql(Engine::MySql, table, index, false))
+        // One ALTER builds them all in one pass over the table (MySQL 8 has no
+        // `CREATE INDEX IF NOT EXISTS`, hence the look first).
+        self.exec(&format!("ALTER TABLE {} {}", quote(table), adds.join(", ")))
             .await
     }
 
@@ -442,14 +493,92 @@ impl Driver for MySql {
 }
 
 impl MySql {
-    /// Multi-row `INSERT`s, then the ledger row (inside the caller's transaction).
+    /// Each part's rows, then every ledger row in one `INSERT` (inside the caller's
+    /// transaction).
+    async fn insert_many(
+        &self,
+        c: &mut mysql_async::Conn,
+        parts: &[Load<'_>],
+    ) -> Result<(), DbError> {
+        for p in parts.iter().filter(|p| !p.rows.is_empty()) {
+            self.insert(c, p.table, &p.rows).await?;
+        }
+        let ledger = Load::ledger_rows(parts);
+        for part in ledger.chunks(1000) {
+            let sql = ledger_insert_sql(Engine::MySql, part.len(), |_| "?".into());
+            check(&self.loc, &sql)?;
+            let params: Vec<mysql_async::Value> = part
+                .iter()
+                .flat_map(|(t, n)| [mysql_async::Value::from(*t), mysql_async::Value::from(*n)])
+                .collect();
+            c.exec_drop(sql, params).await.map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The rows through `LOAD DATA LOCAL INFILE` (inside the caller's transaction):
+    /// one tab-separated stream, which the server parses about twice as fast as the same
+    /// rows in `INSERT`s.
+    async fn load_data(
+        &self,
+        c: &mut mysql_async::Conn,
+        t: &Table,
+        rows: &[Row],
+    ) -> Result<(), DbError> {
+        let mut data = Vec::with_capacity(rows.len() * 64);
+        for row in rows {
+            tsv_line(row, &LOAD_TEXT, &mut data);
+        }
+        let (mut cols, mut sets) = (Vec::new(), Vec::new());
+        for (i, col) in t.columns.iter().enumerate() {
+            if col.ty == ColType::Binary {
+                cols.push(format!("@b{i}"));
+                sets.push(format!("{} = UNHEX(@b{i})", quote(&col.name)));
+            } else {
+                cols.push(quote(&col.name));
+            }
+        }
+        let set = if sets.is_empty() {
+            String::new()
+        } else {
+            format!(" SET {}", sets.join(", "))
+        };
+        let sql = format!(
+            "LOAD DATA LOCAL INFILE 'a2a-chunk' INTO TABLE {} CHARACTER SET utf8mb4 \
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({}){set}",
+            quote(&t.name),
+            cols.join(", ")
+        );
+        check(&self.loc, &sql)?;
+        let data = bytes::Bytes::from(data);
+        c.set_infile_handler(async move {
+            Ok(futures::stream::iter([Ok::<_, std::io::Error>(data)]).boxed())
+        });
+        c.query_drop(sql).await.map_err(|e| self.err(e))?;
+        // LOCAL turns what would be errors (a duplicate key, a value that does not fit)
+        // into warnings and skipped rows: any is a failed chunk here.
+        let (loaded, warnings) = (c.affected_rows(), c.get_warnings());
+        if loaded != rows.len() as u64 || warnings > 0 {
+            return Err(self.err(format!(
+                "{}: LOAD DATA took {loaded} of {} rows with {warnings} warning(s); \
+                 nothing of this chunk was committed",
+                t.name,
+                rows.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Multi-row `INSERT`s (inside the caller's transaction).
     async fn insert(
         &self,
         c: &mut mysql_async::Conn,
         t: &Table,
         rows: &[Row],
-        ledger: Option<i64>,
     ) -> Result<(), DbError> {
+        if self.local_infile {
+            return self.load_data(c, t, rows).await;
+        }
         let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
         let one = format!("({})", vec!["?"; cols.len()].join(", "));
         let head = format!(
@@ -475,18 +604,6 @@ impl MySql {
             check(&self.loc, &sql)?;
             c.exec_drop(sql, params).await.map_err(|e| self.err(e))?;
             start = end;
-        }
-        if let Some(n) = ledger {
-            let sql = format!(
-                "INSERT INTO {} ({}, {}) VALUES (?, ?)",
-                quote(LEDGER_TABLE),
-                quote("tbl"),
-                quote("chunk")
-            );
-            check(&self.loc, &sql)?;
-            c.exec_drop(sql, (t.name.as_str(), n))
-                .await
-                .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -661,6 +778,20 @@ mod tests {
     }
 
     #[test]
+    fn load_data_lines_write_numbers_for_bools_and_bare_hex() {
+        let mut out = Vec::new();
+        let row = vec![
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Bytes(vec![0, 0xab]),
+            Value::Text("a\0b\\".into()),
+            Value::Null,
+        ];
+        tsv_line(&row, &LOAD_TEXT, &mut out);
+        assert_eq!(out, b"1\t0\t00ab\ta\\0b\\\\\t\\N\n");
+    }
+
+    #[test]
     fn catalog_types_map_to_neutral_ones() {
         let t = |dt: &str, ct: &str| column_type(dt, ct, Some(40), Some(10), Some(2));
         assert_eq!(t("int", "int(11)"), Some(ColType::Int { bytes: 4 }));
@@ -806,7 +937,22 @@ mod tests {
             COLUMNS_SQL.to_owned(),
             STATISTICS_SQL.to_owned(),
             AUTO_INCREMENT_SQL.to_owned(),
-            INDEX_EXISTS_SQL.to_owned(),
+            NEXT_ID_SQL.to_owned(),
+            INDEXES_OF_SQL.to_owned(),
+            "ALTER TABLE `t` ADD UNIQUE INDEX `i` (`a`, `b`), ADD INDEX `j` (`c`)".into(),
+            "CREATE TABLE `t` (`id` BIGINT NOT NULL AUTO_INCREMENT, `a` INT NOT NULL, \
+             PRIMARY KEY (`id`), UNIQUE INDEX `i` (`a`)) ENGINE=InnoDB AUTO_INCREMENT = 7"
+                .into(),
+            "DROP TABLE IF EXISTS `a`, `b`".into(),
+            LOCAL_INFILE_SQL.into(),
+            "SET SESSION lock_wait_timeout = 10".into(),
+            "FLUSH TABLES WITH READ LOCK".into(),
+            "UNLOCK TABLES".into(),
+            "LOAD DATA LOCAL INFILE 'a2a-chunk' INTO TABLE `t` CHARACTER SET utf8mb4 \
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
+             (`a`, @b1) SET `b` = UNHEX(@b1)"
+                .into(),
+            "INSERT INTO `l` (`tbl`, `chunk`) VALUES (?, ?), (?, ?)".into(),
             SET_NAMES_SQL.to_owned(),
             "START TRANSACTION".into(),
             "START TRANSACTION WITH CONSISTENT SNAPSHOT".into(),

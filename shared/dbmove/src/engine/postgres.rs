@@ -18,8 +18,8 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend,
-    full, push_column, tls, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TypeNames, backend,
+    full, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value};
@@ -446,26 +446,56 @@ impl Driver for Postgres {
                 });
             }
         }
-        for t in tables.values_mut() {
-            let Some(col) = t.auto_column().map(|c| c.name.clone()) else {
-                continue;
-            };
-            let seq: Option<String> = c
-                .query_one(
-                    "SELECT pg_get_serial_sequence(format('%I', $1::text), $2::text)",
-                    &[&t.name, &col],
-                )
-                .await
-                .map_err(|e| self.err(e))?
-                .get(0);
-            let Some(seq) = seq else { continue };
-            // `seq` is the catalog's own name, quoted by PostgreSQL (format %I.%I).
-            let r = c
-                .query_one(&format!("SELECT last_value, is_called FROM {seq}"), &[])
+        // Every serial's sequence in one query, then their positions in a few more (one
+        // query per table would be a round trip each, 500 on a Moodle).
+        let owned = c
+            .query(
+                "SELECT t.relname::text, a.attname::text, format('%I.%I', sn.nspname, s.relname) \
+                 FROM pg_depend d \
+                 JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+                 JOIN pg_namespace sn ON sn.oid = s.relnamespace \
+                 JOIN pg_class t ON t.oid = d.refobjid \
+                 JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid \
+                 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+                   AND d.deptype IN ('a', 'i') AND tn.nspname = current_schema() \
+                   AND left(t.relname::text, length($1)) = $1",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut seqs: Vec<(String, String)> = Vec::new();
+        for r in &owned {
+            let (table, column): (String, String) = (r.get(0), r.get(1));
+            let auto = tables
+                .get(&table)
+                .and_then(|t| t.auto_column())
+                .is_some_and(|c| c.name == column);
+            if auto {
+                seqs.push((table, r.get(2)));
+            }
+        }
+        for part in seqs.chunks(200) {
+            // Each name is the catalog's own, quoted by PostgreSQL (format %I.%I); the
+            // number is our index into `part`.
+            let selects: Vec<String> = part
+                .iter()
+                .enumerate()
+                .map(|(i, (_, seq))| format!("SELECT {i}::int8, last_value, is_called FROM {seq}"))
+                .collect();
+            let rows = c
+                .query(&selects.join(" UNION ALL "), &[])
                 .await
                 .map_err(|e| self.err(e))?;
-            let (last, called): (i64, bool) = (r.get(0), r.get(1));
-            t.next_id = Some(if called { last.saturating_add(1) } else { last });
+            for r in &rows {
+                let (i, last, called): (i64, i64, bool) = (r.get(0), r.get(1), r.get(2));
+                if let Some(t) = part
+                    .get(i as usize)
+                    .and_then(|(name, _)| tables.get_mut(name))
+                {
+                    t.next_id = Some(if called { last.saturating_add(1) } else { last });
+                }
+            }
         }
         Ok(tables.into_values().collect())
     }
@@ -497,10 +527,10 @@ impl Driver for Postgres {
             .map_err(|e| self.err(e))
     }
 
-    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError> {
+    async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError> {
         let c = &self.client;
         c.batch_execute("BEGIN").await.map_err(|e| self.err(e))?;
-        let r = self.copy_in(t, &rows, ledger).await;
+        let r = self.copy_many(&parts).await;
         let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let done = c.batch_execute(end).await.map_err(|e| self.err(e));
         r.and(done)
@@ -534,7 +564,10 @@ impl Driver for Postgres {
     }
 
     async fn relax_durability(&self) -> Result<(), DbError> {
-        self.exec("SET synchronous_commit = off").await
+        // And more memory for the index builds after the load than the default 64 MB,
+        // so that a big table's index sorts in memory (this session only).
+        self.exec("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'")
+            .await
     }
 
     async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
@@ -582,9 +615,33 @@ impl Postgres {
             .and_then(|r| r.get::<_, Option<T>>(0)))
     }
 
-    /// `COPY`s the rows in, then records the chunk in the ledger (inside the caller's
-    /// transaction).
-    async fn copy_in(&self, t: &Table, rows: &[Row], ledger: Option<i64>) -> Result<(), DbError> {
+    /// `COPY`s each part's rows in, then records their chunks in the ledger with one
+    /// statement (inside the caller's transaction).
+    async fn copy_many(&self, parts: &[Load<'_>]) -> Result<(), DbError> {
+        for p in parts.iter().filter(|p| !p.rows.is_empty()) {
+            self.copy_in(p.table, &p.rows).await?;
+        }
+        let ledger = Load::ledger_rows(parts);
+        if ledger.is_empty() {
+            return Ok(());
+        }
+        let sql = ledger_insert_sql(Engine::Postgres, ledger.len(), |i| {
+            format!("${i}{}", if i % 2 == 1 { "::text" } else { "::int8" })
+        });
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 * ledger.len());
+        for (t, n) in &ledger {
+            params.push(t);
+            params.push(n);
+        }
+        self.client
+            .execute(&sql, &params)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// `COPY`s the rows in (inside the caller's transaction).
+    async fn copy_in(&self, t: &Table, rows: &[Row]) -> Result<(), DbError> {
         let c = &self.client;
         let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
         let sql = format!("COPY {} ({}) FROM STDIN", quote(&t.name), cols.join(", "));
@@ -607,67 +664,20 @@ impl Postgres {
                 .map_err(|e| self.err(e))?;
         }
         sink.as_mut().finish().await.map_err(|e| self.err(e))?;
-        if let Some(n) = ledger {
-            c.execute(
-                &format!(
-                    "INSERT INTO {} ({}, {}) VALUES ($1, $2)",
-                    quote(LEDGER_TABLE),
-                    quote("tbl"),
-                    quote("chunk")
-                ),
-                &[&t.name, &n],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        }
         Ok(())
     }
 }
 
+/// PostgreSQL's `COPY` text format: `t`/`f`, and `\\x` before a `bytea`'s hex (the
+/// backslash itself escaped).
+const COPY_TEXT: TsvStyle = TsvStyle {
+    bools: (b"t", b"f"),
+    hex_prefix: b"\\\\x",
+};
+
 /// Appends one row in PostgreSQL's `COPY` text format.
 fn copy_line(row: &Row, out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    for (i, v) in row.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\t');
-        }
-        let text = |out: &mut Vec<u8>, s: &str| {
-            for b in s.bytes() {
-                match b {
-                    b'\\' => out.extend_from_slice(b"\\\\"),
-                    b'\n' => out.extend_from_slice(b"\\n"),
-                    b'\r' => out.extend_from_slice(b"\\r"),
-                    b'\t' => out.extend_from_slice(b"\\t"),
-                    _ => out.push(b),
-                }
-            }
-        };
-        match v {
-            Value::Null => out.extend_from_slice(b"\\N"),
-            Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Float(f) => {
-                if f.is_nan() {
-                    out.extend_from_slice(b"NaN");
-                } else if f.is_infinite() {
-                    out.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" });
-                } else {
-                    // Shortest text that reads back to the same bits.
-                    let _ = write!(out, "{f:?}");
-                }
-            }
-            Value::Bytes(b) => {
-                out.extend_from_slice(b"\\\\x");
-                out.extend_from_slice(hex::encode(b).as_bytes());
-            }
-            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => {
-                text(out, s)
-            }
-        }
-    }
-    out.push(b'\n');
+    tsv_line(row, &COPY_TEXT, out);
 }
 
 fn pg_row(t: &Table, r: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {

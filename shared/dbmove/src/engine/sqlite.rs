@@ -8,8 +8,8 @@ use a2a_core::Locator;
 use async_trait::async_trait;
 
 use super::{
-    Described, Driver, Engine, LEDGER_TABLE, RowSink, Sent, TypeNames, backend, int_ddl,
-    typed_text, unreachable,
+    Described, Driver, Engine, LEDGER_TABLE, Load, RowSink, Sent, TypeNames, backend, int_ddl,
+    ledger_insert_sql, typed_text, unreachable,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value, normalize_decimal};
@@ -304,32 +304,35 @@ impl Driver for Sqlite {
         .await
     }
 
-    async fn load(&self, t: &Table, rows: Vec<Row>, ledger: Option<i64>) -> Result<(), DbError> {
-        let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
-        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let insert = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            quote(&t.name),
-            cols.join(", "),
-            marks.join(", ")
-        );
-        let ledger_sql = format!(
-            "INSERT INTO {} ({}, {}) VALUES (?1, ?2)",
-            quote(LEDGER_TABLE),
-            quote("tbl"),
-            quote("chunk")
-        );
-        let name = t.name.clone();
+    async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError> {
+        // Owned for the blocking thread: each part's INSERT, rows and ledger row.
+        let owned: Vec<(String, String, Vec<Row>, Option<i64>)> = parts
+            .into_iter()
+            .map(|p| {
+                let cols: Vec<String> = p.table.columns.iter().map(|c| quote(&c.name)).collect();
+                let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+                let insert = format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    quote(&p.table.name),
+                    cols.join(", "),
+                    marks.join(", ")
+                );
+                (p.table.name.clone(), insert, p.rows, p.ledger)
+            })
+            .collect();
+        let ledger_sql = ledger_insert_sql(Engine::Sqlite, 1, |i| format!("?{i}"));
         self.run(move |c| {
             let tx = c.transaction()?;
-            {
-                let mut st = tx.prepare_cached(&insert)?;
-                for row in &rows {
-                    st.execute(rusqlite::params_from_iter(row.iter().map(to_lite)))?;
+            for (name, insert, rows, ledger) in &owned {
+                if !rows.is_empty() {
+                    let mut st = tx.prepare_cached(insert)?;
+                    for row in rows {
+                        st.execute(rusqlite::params_from_iter(row.iter().map(to_lite)))?;
+                    }
                 }
-            }
-            if let Some(n) = ledger {
-                tx.execute(&ledger_sql, rusqlite::params![name, n])?;
+                if let Some(n) = ledger {
+                    tx.execute(&ledger_sql, rusqlite::params![name, n])?;
+                }
             }
             tx.commit()
         })
