@@ -362,6 +362,19 @@ async fn unknown_and_malformed_names_get_the_errors_aws_gives() {
     // No task: an empty answer after the poll's wait.
     assert_eq!(s.activities().poll(&s.act(), "w").await.unwrap(), None);
 
+    // What a worker or an operator lists to find the ARNs.
+    let machines = c.list_state_machines().send().await.unwrap();
+    let names: Vec<&str> = machines.state_machines().iter().map(|m| m.name()).collect();
+    assert_eq!(names, ["migrate-instance", "provision-instance"]);
+    assert_eq!(
+        machines.state_machines()[0].state_machine_arn(),
+        s.engine.machines().migrate
+    );
+    let acts = c.list_activities().max_results(1).send().await.unwrap();
+    assert_eq!(acts.activities().len(), 1);
+    assert_eq!(acts.activities()[0].activity_arn(), s.act());
+    assert_eq!(acts.next_token(), None, "one activity, one page");
+
     // What the SDK never sends: each a 400 with AWS's error type.
     for (method, target, body, kind) in [
         (
