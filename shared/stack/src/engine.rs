@@ -97,6 +97,8 @@ pub struct Engine {
     /// Activity name → ARN.
     activity_arns: BTreeMap<String, String>,
     machines: MachineArns,
+    /// When the engine was made: the machines' and activities' creation date.
+    created: DateTime<Utc>,
     state: Mutex<State>,
 }
 
@@ -193,6 +195,7 @@ impl Engine {
                 migrate: machine_arn(InstanceKind::Migrate),
                 provision: machine_arn(InstanceKind::Provision),
             },
+            created: a2a_core::clock::now(),
             state: Mutex::new(State::default()),
         })
     }
@@ -229,6 +232,8 @@ impl Engine {
             "StopExecution" => self.stop_execution(body),
             "ListExecutions" => self.list_executions(body),
             "GetExecutionHistory" => self.get_execution_history(body),
+            "ListStateMachines" => self.list_state_machines(body),
+            "ListActivities" => self.list_activities(body),
             "GetActivityTask" => self.get_activity_task(body).await,
             "SendTaskHeartbeat" => self.send_task_heartbeat(body).await,
             "SendTaskSuccess" | "SendTaskFailure" => self.send_task_answer(op, body).await,
@@ -499,6 +504,44 @@ impl Engine {
         }
         let (events, next) = page(events, body, 1000)?;
         let mut out = json!({"events": events});
+        if let Some(t) = next {
+            out["nextToken"] = json!(t);
+        }
+        Ok(out)
+    }
+
+    /// Both state machines (standard workflows), as `ListStateMachines` lists them.
+    fn list_state_machines(&self, body: &Value) -> Result<Value, ApiError> {
+        let items: Vec<Value> = [&self.machines.migrate, &self.machines.provision]
+            .into_iter()
+            .map(|arn| {
+                json!({
+                    "stateMachineArn": arn,
+                    "name": arn.rsplit(':').next().unwrap_or(""),
+                    "type": "STANDARD",
+                    "creationDate": time(self.created),
+                })
+            })
+            .collect();
+        let (items, next) = page(items, body, 100)?;
+        let mut out = json!({"stateMachines": items});
+        if let Some(t) = next {
+            out["nextToken"] = json!(t);
+        }
+        Ok(out)
+    }
+
+    /// The activities, as `ListActivities` lists them: a worker may find its ARNs so.
+    fn list_activities(&self, body: &Value) -> Result<Value, ApiError> {
+        let items: Vec<Value> = self
+            .activity_arns
+            .iter()
+            .map(|(name, arn)| {
+                json!({"activityArn": arn, "name": name, "creationDate": time(self.created)})
+            })
+            .collect();
+        let (items, next) = page(items, body, 100)?;
+        let mut out = json!({"activities": items});
         if let Some(t) = next {
             out["nextToken"] = json!(t);
         }

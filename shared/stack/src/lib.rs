@@ -1,10 +1,11 @@
 //! The stack rehearsal: what A2A adds to an AWS emulator so that the deployed shape runs on
 //! one machine. So far, a Step Functions endpoint on the local ASL engine ([`Endpoint`]):
 //! AWS JSON 1.0 on 127.0.0.1, with the execution calls (`StartExecution`,
-//! `DescribeExecution`, `StopExecution`, `ListExecutions`, `GetExecutionHistory`) and the
-//! activity calls (`GetActivityTask`, `SendTaskHeartbeat`, `SendTaskSuccess`,
-//! `SendTaskFailure`), so that `aws-sdk-sfn` (the project's `SfnWorkflows` and
-//! `SfnActivities`, the AWS CLI) works against it unchanged.
+//! `DescribeExecution`, `StopExecution`, `ListExecutions`, `GetExecutionHistory`,
+//! `ListStateMachines`, `ListActivities`) and the activity calls (`GetActivityTask`,
+//! `SendTaskHeartbeat`, `SendTaskSuccess`, `SendTaskFailure`), so that `aws-sdk-sfn` (the
+//! project's `SfnWorkflows` and `SfnActivities`) works against it unchanged. The AWS CLI
+//! speaks the same protocol; it is not tested here.
 //!
 //! The state machines run on an [`a2a_local::AslWorkflows`] whose activity tasks go to a
 //! [`a2a_local::MemActivities`]; this crate serves both over HTTP and knows no step: the

@@ -117,6 +117,29 @@ impl Setup {
         panic!("{id} did not end");
     }
 
+    /// The execution's history as the SDK reads it, and its event types.
+    async fn history(
+        &self,
+        id: &str,
+    ) -> (
+        aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryOutput,
+        Vec<String>,
+    ) {
+        let h = self
+            .client
+            .get_execution_history()
+            .execution_arn(id)
+            .send()
+            .await
+            .unwrap();
+        let types = h
+            .events()
+            .iter()
+            .map(|e| e.r#type().as_str().to_owned())
+            .collect();
+        (h, types)
+    }
+
     /// A raw request: status and body.
     async fn raw(&self, method: &str, target: Option<&str>, body: &str) -> (u16, Value) {
         let addr = self.endpoint.url().trim_start_matches("http://").to_owned();
@@ -242,17 +265,13 @@ async fn an_execution_runs_through_the_sdk_its_activity_served_by_sfn_activities
     );
 
     // The history, as the SDK reads it.
-    let h = s
-        .client
-        .get_execution_history()
-        .execution_arn(&id)
-        .send()
-        .await
-        .unwrap();
-    let types: Vec<&str> = h.events().iter().map(|e| e.r#type().as_str()).collect();
-    assert_eq!(types.first(), Some(&"ExecutionStarted"), "{types:?}");
-    assert_eq!(types.last(), Some(&"ExecutionSucceeded"), "{types:?}");
-    assert!(types.contains(&"LambdaFunctionSucceeded"), "{types:?}");
+    let (h, types) = s.history(&id).await;
+    assert_eq!(types.first().map(String::as_str), Some("ExecutionStarted"));
+    assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
+    assert!(
+        types.iter().any(|t| t == "LambdaFunctionSucceeded"),
+        "{types:?}"
+    );
     assert!(h.events()[0].timestamp().secs() > 1_700_000_000);
     let ids: Vec<i64> = h.events().iter().map(|e| e.id()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
@@ -343,39 +362,54 @@ async fn unknown_and_malformed_names_get_the_errors_aws_gives() {
     // No task: an empty answer after the poll's wait.
     assert_eq!(s.activities().poll(&s.act(), "w").await.unwrap(), None);
 
-    let (status, body) = s
-        .raw("POST", Some("AWSStepFunctions.CreateStateMachine"), "{}")
-        .await;
+    // What a worker or an operator lists to find the ARNs.
+    let machines = c.list_state_machines().send().await.unwrap();
+    let names: Vec<&str> = machines.state_machines().iter().map(|m| m.name()).collect();
+    assert_eq!(names, ["migrate-instance", "provision-instance"]);
     assert_eq!(
-        (status, body["__type"].as_str()),
-        (400, Some("UnknownOperationException"))
+        machines.state_machines()[0].state_machine_arn(),
+        s.engine.machines().migrate
     );
-    let (status, body) = s
-        .raw("POST", Some("AWSStepFunctions.ListExecutions"), "[1,")
-        .await;
-    assert_eq!(
-        (status, body["__type"].as_str()),
-        (400, Some("SerializationException"))
-    );
-    let (status, body) = s.raw("POST", None, "{}").await;
-    assert_eq!(
-        (status, body["__type"].as_str()),
-        (400, Some("UnknownOperationException"))
-    );
-    let (status, body) = s
-        .raw("GET", Some("AWSStepFunctions.ListExecutions"), "")
-        .await;
-    assert_eq!(
-        (status, body["__type"].as_str()),
-        (400, Some("UnknownOperationException"))
-    );
-    let (status, body) = s
-        .raw("POST", Some("AWSStepFunctions.ListExecutions"), "{}")
-        .await;
-    assert_eq!(
-        (status, body["__type"].as_str()),
-        (400, Some("ValidationException"))
-    );
+    let acts = c.list_activities().max_results(1).send().await.unwrap();
+    assert_eq!(acts.activities().len(), 1);
+    assert_eq!(acts.activities()[0].activity_arn(), s.act());
+    assert_eq!(acts.next_token(), None, "one activity, one page");
+
+    // What the SDK never sends: each a 400 with AWS's error type.
+    for (method, target, body, kind) in [
+        (
+            "POST",
+            Some("AWSStepFunctions.CreateStateMachine"),
+            "{}",
+            "UnknownOperationException",
+        ),
+        (
+            "POST",
+            Some("AWSStepFunctions.ListExecutions"),
+            "[1,",
+            "SerializationException",
+        ),
+        ("POST", None, "{}", "UnknownOperationException"),
+        (
+            "GET",
+            Some("AWSStepFunctions.ListExecutions"),
+            "",
+            "UnknownOperationException",
+        ),
+        (
+            "POST",
+            Some("AWSStepFunctions.ListExecutions"),
+            "{}",
+            "ValidationException",
+        ),
+    ] {
+        let (status, answer) = s.raw(method, target, body).await;
+        assert_eq!(
+            (status, answer["__type"].as_str()),
+            (400, Some(kind)),
+            "{method} {target:?} {body}: {answer}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -426,14 +460,7 @@ async fn a_worker_that_stops_heartbeating_loses_its_task_and_a_stop_abandons_one
         s.activities().heartbeat(&t.token).await,
         Err(PortError::NotFound(_))
     ));
-    let h = s
-        .client
-        .get_execution_history()
-        .execution_arn(&id)
-        .send()
-        .await
-        .unwrap();
-    let types: Vec<&str> = h.events().iter().map(|e| e.r#type().as_str()).collect();
+    let (_, types) = s.history(&id).await;
     assert_eq!(types, ["ExecutionStarted", "ExecutionAborted"]);
     // Stopping again changes nothing.
     flows.stop(&id, "Again", "x").await.unwrap();
