@@ -315,7 +315,23 @@ impl Runner {
                 Err(PortError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
-            let input = serde_json::json!({"school_code": code, "attempt": inst.attempt});
+            // A lost cleanup is started again as the cleanup it was: the workflow from its
+            // start would run a migration over a target its rollback half removed.
+            let cleanup = known
+                .rsplit(':')
+                .next()
+                .filter(|n| crate::tick::is_cleanup(n));
+            let (name, input) = match cleanup {
+                Some(cleanup) => {
+                    let why = inst.last_error.clone().unwrap_or_default();
+                    let input = crate::tick::cleanup_input(code, "A2A.Resumed", &why);
+                    (cleanup.to_owned(), input)
+                }
+                None => (
+                    name,
+                    serde_json::json!({"school_code": code, "attempt": inst.attempt}),
+                ),
+            };
             let id = match self.workflows.start(inst.kind, &name, input).await? {
                 StartOutcome::Started(id) | StartOutcome::AlreadyExists(id) => id,
             };

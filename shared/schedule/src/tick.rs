@@ -577,10 +577,24 @@ async fn reconcile(
 
 /// Whether the execution `id` (a name, or an ARN ending with it) is a cleanup that
 /// [`clean_up`] started.
-fn is_cleanup(id: &str) -> bool {
+pub(crate) fn is_cleanup(id: &str) -> bool {
     id.rsplit(':')
         .next()
         .is_some_and(|name| name.contains("-cleanup-"))
+}
+
+/// The input of a cleanup execution of `code`, for an attempt that ended with `error`
+/// (its name) because of `why`.
+pub(crate) fn cleanup_input(
+    code: &a2a_core::SchoolCode,
+    error: &str,
+    why: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "school_code": code.as_str(),
+        "cleanup": true,
+        "error": {"Error": error, "Cause": why},
+    })
 }
 
 /// Starts the cleanup of `inst`, whose execution ended (`why`, with the error name
@@ -620,11 +634,7 @@ async fn clean_up(
         a2a_core::execution_name(&inst.code, inst.kind, inst.attempt),
         done + 1
     );
-    let input = serde_json::json!({
-        "school_code": inst.code.as_str(),
-        "cleanup": true,
-        "error": {"Error": error, "Cause": why},
-    });
+    let input = cleanup_input(&inst.code, error, &why);
     let id = match wf.start(inst.kind, &name, input).await? {
         a2a_core::StartOutcome::Started(id) | a2a_core::StartOutcome::AlreadyExists(id) => id,
     };

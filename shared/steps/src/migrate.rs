@@ -529,10 +529,19 @@ pub async fn provision_target_database(
 ) -> Result<Value, StepError> {
     run(ctx, "provision-target-database", code, || async {
         let db = target(ctx, &load(ctx, code).await?)?;
-        let created = !crate::common::target_exists(ctx, code, &db).await?;
+        let mut created = !crate::common::target_exists(ctx, code, &db).await?;
         if created {
             let shard = crate::common::shard_for(ctx, code, &db)?;
-            a2a_dbmove::target::create(&shard.db, code).await?;
+            if let Err(e) = a2a_dbmove::target::create(&shard.db, code).await {
+                // A create cut short by a kill may still finish on the server after the
+                // check above (PostgreSQL then refuses a second one as a duplicate key):
+                // the school's database being there now is the same as finding it.
+                if !crate::common::target_exists(ctx, code, &db).await? {
+                    return Err(e.into());
+                }
+                tracing::warn!(school_code = %code, "the target database appeared while it was being created: kept");
+                created = false;
+            }
         }
         Ok(Done::new(json!({"created": created})))
     })

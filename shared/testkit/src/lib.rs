@@ -7,7 +7,6 @@
 
 #![warn(missing_docs)]
 
-pub mod activities;
 pub mod activity_suite;
 pub mod blob;
 mod http;
