@@ -577,7 +577,7 @@ async fn reconcile(
 
 /// Whether the execution `id` (a name, or an ARN ending with it) is a cleanup that
 /// [`clean_up`] started.
-fn is_cleanup(id: &str) -> bool {
+pub(crate) fn is_cleanup(id: &str) -> bool {
     cleanup_number(id) > 0
 }
 
