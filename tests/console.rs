@@ -314,3 +314,65 @@ fn retire_waits_its_period_then_forgets_the_freeze_and_leaves_the_source_frozen(
     assert!(text(&o).contains(a2a_steps::RETIRE_STEP), "{}", text(&o));
     exits(home.path(), &["retire", "0801234"], 2);
 }
+
+#[test]
+fn cancel_fails_a_queued_school_and_says_why_it_leaves_the_others() {
+    let home = demo_home();
+    let db = home.path().join("state.db");
+    let all = instances(home.path());
+    let active = all[0].code.to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A queued school and a running one, beside the demo's active ones.
+    let (queued, running) = rt.block_on(async {
+        let store = a2a_local::SqliteStore::open(&db).await.unwrap();
+        let mut made = Vec::new();
+        for (code, status) in [
+            ("08777771", a2a_core::Status::Queued),
+            ("08777772", a2a_core::Status::Running),
+        ] {
+            let mut i = all[0].clone();
+            i.code = a2a_core::SchoolCode::parse(code).unwrap();
+            i.status = status;
+            i.attempt = u32::from(status == a2a_core::Status::Running);
+            i.execution = (status == a2a_core::Status::Running).then(|| format!("{code}-x-1"));
+            i.version = 0;
+            assert!(a2a_core::InstanceStore::register(&store, &i).await.unwrap());
+            made.push(code.to_owned());
+        }
+        (made[0].clone(), made[1].clone())
+    });
+
+    let out = exits(home.path(), &["cancel", &queued, &running, &active], 1);
+    assert!(
+        out.contains(&format!("{queued}: cancelled: queued → failed")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{running}: not cancelled")) && out.contains("ARNs"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{active}: not cancelled: school {active} is active"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("1 cancelled, 2 not"), "{out}");
+    rt.block_on(async {
+        let store = a2a_local::SqliteStore::open(&db).await.unwrap();
+        let get = |c: &str| {
+            let code = a2a_core::SchoolCode::parse(c).unwrap();
+            let store = &store;
+            async move {
+                a2a_core::InstanceStore::get(store, &code)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        assert_eq!(get(&queued).await.status, a2a_core::Status::Failed);
+        assert_eq!(get(&running).await.status, a2a_core::Status::Running);
+        assert_eq!(get(&active).await.status, a2a_core::Status::Active);
+    });
+    exits(home.path(), &["cancel"], 2);
+}

@@ -1247,7 +1247,8 @@ impl a2a_core::Workflows for TimesOut<'_> {
 /// without success, each then rolled back (by its Catch, or by reconciliation's cleanup)
 /// to a source byte for byte as before (its own maintenance page included), no target
 /// database, stage, files or route left, `rolled_back`; and a retry ends `active`, its
-/// verify passed, the source left frozen with a page naming the new address.
+/// verify passed (after the caught ending, of a source changed meanwhile: a row added, a
+/// file removed), the source left frozen with a page naming the new address.
 async fn every_ending_is_rolled_back_and_retried(test: &str, var: &str, first: u32) {
     use Ending::*;
     let Some(url) = a2a_testkit::service_url(var, test) else {
@@ -1264,6 +1265,17 @@ async fn every_ending_is_rolled_back_and_retried(test: &str, var: &str, first: u
         let code = format!("{:08}", first + n as u32);
         let code = register(&w, &code, InstanceKind::Migrate, &dns).await;
         let i = status(&w, &code).await;
+        if ending == Stopped {
+            // A school in maintenance before its migration (its own page is there in
+            // every fixture): it stays so after the rollback.
+            let db = a2a_dbmove::Db::connect(i.source.db.as_ref().unwrap(), false)
+                .await
+                .unwrap();
+            let setting = a2a_dbmove::site::MAINTENANCE_SETTING;
+            a2a_dbmove::site::set_config_value(&db, "mdl_", setting, Some("1"))
+                .await
+                .unwrap();
+        }
         let as_it_was = source_now(&i).await;
         match ending {
             Caught => w.faults.fail_once.lock().unwrap().push("RewriteConfig"),
@@ -1346,6 +1358,19 @@ async fn every_ending_is_rolled_back_and_retried(test: &str, var: &str, first: u
         let by_reconciliation = usize::from(ending != Caught);
         assert_eq!(cleanups, by_reconciliation, "{ending:?}");
 
+        if ending == Caught {
+            // The source changes between the rollback and the retry: a row added, a
+            // file removed. The retry moves it as it is then.
+            let db = a2a_dbmove::Db::connect(i.source.db.as_ref().unwrap(), false)
+                .await
+                .unwrap();
+            a2a_dbmove::site::set_config_value(&db, "mdl_", "a2a_added_after", Some("1"))
+                .await
+                .unwrap();
+            let root = PathBuf::from(i.source.files.as_ref().unwrap().expose());
+            let gone = as_it_was.files.keys().find(|k| k.starts_with("filedir/"));
+            std::fs::remove_file(root.join(gone.unwrap())).unwrap();
+        }
         // The retry starts from an empty target side and ends active, verified.
         let info = run(&w, &code, InstanceKind::Migrate).await;
         assert_eq!(

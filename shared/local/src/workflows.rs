@@ -221,8 +221,14 @@ impl Workflows for AslWorkflows {
                 .is_some_and(|r| r.status == ExecutionStatus::Running)
             {
                 let started_at = runs[&id].started_at;
-                runs.insert(id, ExecutionInfo { started_at, ..info });
+                runs.insert(id.clone(), ExecutionInfo { started_at, ..info });
             }
+            drop(runs);
+            // Ended: nothing left to stop.
+            me.tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
         });
         self.tasks
             .lock()

@@ -342,7 +342,9 @@ impl Dispatcher {
         }
     }
 
-    /// Records `execution` on the instance, unless it moved on meanwhile.
+    /// Records `execution` on the instance, unless it moved on meanwhile, or a cleanup of
+    /// that attempt is recorded (reconciliation follows that one; a late duplicate of the
+    /// attempt's message must not put the ended execution back).
     async fn note_execution(
         &self,
         mut inst: Instance,
@@ -353,6 +355,10 @@ impl Dispatcher {
             if !IN_FLIGHT.contains(&inst.status)
                 || inst.attempt != attempt
                 || inst.execution.as_deref() == Some(execution)
+                || inst
+                    .execution
+                    .as_deref()
+                    .is_some_and(crate::tick::is_cleanup)
             {
                 return Ok(());
             }

@@ -578,9 +578,17 @@ async fn reconcile(
 /// Whether the execution `id` (a name, or an ARN ending with it) is a cleanup that
 /// [`clean_up`] started.
 pub(crate) fn is_cleanup(id: &str) -> bool {
+    cleanup_number(id) > 0
+}
+
+/// The `n` of a cleanup execution `…-cleanup-<n>` (a name, or an ARN ending with it);
+/// 0 for any other execution.
+fn cleanup_number(id: &str) -> usize {
     id.rsplit(':')
         .next()
-        .is_some_and(|name| name.contains("-cleanup-"))
+        .and_then(|name| name.rsplit_once("-cleanup-"))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The input of a cleanup execution of `code`, for an attempt that ended with `error`
@@ -601,8 +609,9 @@ pub(crate) fn cleanup_input(
 /// `error`) without its Catch having rolled it back: an execution of its own workflow with
 /// `{"cleanup": true, "error": …}`, which runs only the rollback (`RestoreSource` then
 /// `Rollback`, or `Deprovision`), the same steps as a caught error, on the same sides.
-/// Its name is the attempt's with `-cleanup-<n>`; the instance stays in flight and records
-/// it, so that the next reconciliation follows it. After [`MAX_CLEANUPS`] of them the
+/// Its name is the attempt's with `-cleanup-<n>` (`n` one more than the cleanup that
+/// ended, which the instance records); the instance stays in flight and records the new
+/// one, so that the next reconciliation follows it. After [`MAX_CLEANUPS`] of them the
 /// instance is `failed`: the cleanups' failed steps in its history say what is left, and
 /// a retry runs the workflow again.
 async fn clean_up(
@@ -614,14 +623,8 @@ async fn clean_up(
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> Result<(), PortError> {
-    let history = store.history(&inst.code).await?;
-    // The cleanups of this attempt: those since its start.
-    let done = history
-        .iter()
-        .rev()
-        .take_while(|e| e.step != crate::START_STEP)
-        .filter(|e| e.step == CLEANUP_STEP)
-        .count();
+    // The cleanups of this attempt so far: the number of the one that ended, if any.
+    let done = inst.execution.as_deref().map_or(0, cleanup_number);
     if done >= MAX_CLEANUPS {
         let why = format!(
             "{why}; the rollback did not finish in {done} cleanup runs: the school's history \

@@ -624,6 +624,19 @@ async fn cancel_fails_a_queued_school_and_rolls_back_a_running_one() {
         one.execution.unwrap().ends_with("-cleanup-1"),
         "the rollback runs"
     );
+    // A late duplicate of the attempt's start message leaves the cleanup recorded.
+    let again = StartMessage {
+        school_code: code(1),
+        attempt: 1,
+    };
+    queue.send(&[again.to_body()]).await.unwrap();
+    pump(&queue, &d, now).await;
+    let one = status(1).await;
+    let recorded = one.execution.unwrap();
+    assert!(
+        recorded.ends_with("-cleanup-1"),
+        "still the cleanup: {recorded}"
+    );
     assert_eq!(deprovision_cleanups(&wf, &*store, now).await, 1);
     assert_eq!(status(1).await.status, Status::Failed);
 
