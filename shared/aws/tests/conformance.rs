@@ -94,7 +94,7 @@ async fn queue(test: &str) -> Option<SqsQueue> {
 
 mod store_conformance {
     use super::*;
-    a2a_testkit::store_conformance!(async {
+    a2a_testkit::conformance!(store, async {
         store("a2a-aws store conformance")
             .await
             .map(|s| Arc::new(s) as Arc<dyn InstanceStore>)
@@ -103,7 +103,7 @@ mod store_conformance {
 
 mod upload_conformance {
     use super::*;
-    a2a_testkit::upload_conformance!(async {
+    a2a_testkit::conformance!(upload, async {
         store("a2a-aws upload conformance").await.map(|s| {
             let s = Arc::new(s);
             (
@@ -116,7 +116,7 @@ mod upload_conformance {
 
 mod blob_conformance {
     use super::*;
-    a2a_testkit::blob_conformance!(async {
+    a2a_testkit::conformance!(blob, async {
         blob("a2a-aws blob conformance", "tenant/a2a")
             .await
             .map(|s| Arc::new(s) as Arc<dyn BlobStore>)
@@ -125,7 +125,7 @@ mod blob_conformance {
 
 mod blob_conformance_bucket_root {
     use super::*;
-    a2a_testkit::blob_conformance!(async {
+    a2a_testkit::conformance!(blob, async {
         blob("a2a-aws blob conformance (bucket root)", "")
             .await
             .map(|s| Arc::new(s) as Arc<dyn BlobStore>)
@@ -134,7 +134,7 @@ mod blob_conformance_bucket_root {
 
 mod queue_conformance {
     use super::*;
-    a2a_testkit::queue_conformance!(async {
+    a2a_testkit::conformance!(queue, async {
         queue("a2a-aws queue conformance")
             .await
             .map(|q| Arc::new(q) as Arc<dyn WorkQueue>)

@@ -122,15 +122,15 @@ async fn queue() -> Option<Arc<dyn a2a_core::WorkQueue>> {
 }
 
 mod sqlite_file {
-    a2a_testkit::store_conformance!(super::sqlite());
+    a2a_testkit::conformance!(store, super::sqlite());
 }
 
 mod sqlite_memory {
-    a2a_testkit::store_conformance!(super::sqlite_in_memory());
+    a2a_testkit::conformance!(store, super::sqlite_in_memory());
 }
 
 mod fs_blob {
-    a2a_testkit::blob_conformance!(super::folder());
+    a2a_testkit::conformance!(blob, super::folder());
 }
 
 /// The upload ledger on a fresh SQLite file, seen as a ledger and as a store.
@@ -147,11 +147,11 @@ async fn sqlite_ledger() -> Option<(Arc<dyn UploadLedger>, Arc<dyn InstanceStore
 }
 
 mod sqlite_uploads {
-    a2a_testkit::upload_conformance!(super::sqlite_ledger());
+    a2a_testkit::conformance!(upload, super::sqlite_ledger());
 }
 
 mod mem_queue {
-    a2a_testkit::queue_conformance!(super::queue());
+    a2a_testkit::conformance!(queue, super::queue());
 }
 
 #[tokio::test]
@@ -224,5 +224,5 @@ async fn loopback() -> Option<a2a_testkit::activity_suite::Bench> {
 }
 
 mod mem_activities {
-    a2a_testkit::activities_conformance!(super::loopback());
+    a2a_testkit::conformance!(activities, super::loopback());
 }

@@ -566,5 +566,5 @@ async fn over_the_endpoint() -> Option<a2a_testkit::activity_suite::Bench> {
 }
 
 mod sfn_activities {
-    a2a_testkit::activities_conformance!(super::over_the_endpoint());
+    a2a_testkit::conformance!(activities, super::over_the_endpoint());
 }

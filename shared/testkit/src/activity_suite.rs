@@ -154,18 +154,3 @@ pub async fn an_unknown_token_is_not_found(b: Bench) {
         assert!(matches!(r, Err(PortError::NotFound(_))), "{r:?}");
     }
 }
-
-/// Defines one `#[tokio::test]` per rule of the activities suite; `$make` is a future of
-/// `Option<Bench>` (`None`: skipped).
-#[macro_export]
-macro_rules! activities_conformance {
-    ($make:expr) => {
-        $crate::__suite!($make; $crate::activity_suite;
-            an_empty_poll_is_none,
-            a_task_reaches_its_poller_and_its_success_comes_back,
-            a_failure_comes_back_with_its_name_and_cause,
-            each_task_goes_to_one_poller,
-            an_abandoned_task_is_not_found_by_its_worker,
-            an_unknown_token_is_not_found);
-    };
-}

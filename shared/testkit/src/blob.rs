@@ -212,16 +212,3 @@ pub async fn put_file_sha1_checks_the_content(store: Arc<dyn BlobStore>) {
     ));
     assert_eq!(store.head(&kb2).await.unwrap(), None);
 }
-
-/// Defines one `#[tokio::test]` per rule of the blob suite; see `store_conformance!`.
-#[macro_export]
-macro_rules! blob_conformance {
-    ($make:expr) => {
-        $crate::__suite!($make; $crate::blob;
-            put_get_head_delete,
-            files_stream_with_checksums,
-            list_by_prefix_in_pages,
-            copy_within_the_store,
-            put_file_sha1_checks_the_content);
-    };
-}

@@ -2,7 +2,7 @@
 //! conformance suite per port, written once and run against every adapter.
 //!
 //! A suite is a set of plain async functions, each taking a fresh adapter; the
-//! `*_conformance!` macros turn them into one `#[tokio::test]` each, so a failure names the
+//! `conformance!` macro turns them into one `#[tokio::test]` each, so a failure names the
 //! rule that broke.
 
 #![warn(missing_docs)]
@@ -16,6 +16,59 @@ pub mod moto;
 pub mod queue;
 pub mod secrets;
 pub mod store;
+
+/// Defines one `#[tokio::test]` per rule of a port's conformance suite, so that a failure
+/// names the rule that broke: `conformance!(SUITE, MAKE)`, where `MAKE` is an async
+/// expression giving `None` (skipped, already said) or the adapter under test:
+/// `store`, an `Arc<dyn InstanceStore>`; `upload`, `(Arc<dyn UploadLedger>, Arc<dyn
+/// InstanceStore>)`, both views of one store; `blob`, an `Arc<dyn BlobStore>`; `queue`, an
+/// `Arc<dyn WorkQueue>`; `activities`, an [`activity_suite::Bench`].
+#[macro_export]
+macro_rules! conformance {
+    (store, $make:expr) => {
+        $crate::__suite!($make; $crate::store; register_is_idempotent, register_all_is_register_each,
+            save_is_versioned, racing_writers_one_wins, list_pages_by_status_and_wave,
+            history_is_ordered);
+    };
+    (upload, $make:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn uploads_are_recorded_once() {
+            if let Some((ledger, store)) = $make.await {
+                $crate::store::uploads_are_recorded_once(ledger, store).await;
+            }
+        }
+    };
+    (blob, $make:expr) => {
+        $crate::__suite!($make; $crate::blob; put_get_head_delete, files_stream_with_checksums,
+            list_by_prefix_in_pages, copy_within_the_store, put_file_sha1_checks_the_content);
+    };
+    (queue, $make:expr) => {
+        $crate::__suite!($make; $crate::queue; send_receive_delete, visibility_timeout_redelivers,
+            dead_letter_after_max_receives);
+    };
+    (activities, $make:expr) => {
+        $crate::__suite!($make; $crate::activity_suite; an_empty_poll_is_none,
+            a_task_reaches_its_poller_and_its_success_comes_back,
+            a_failure_comes_back_with_its_name_and_cause, each_task_goes_to_one_poller,
+            an_abandoned_task_is_not_found_by_its_worker, an_unknown_token_is_not_found);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite {
+    ($make:expr; $module:path; $($name:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                use $module as suite;
+                if let Some(adapter) = $make.await {
+                    suite::$name(adapter).await;
+                }
+            }
+        )+
+    };
+}
 
 use a2a_core::{
     Instance, InstanceKind, InstanceStore, Locator, PortError, SchoolCode, Status, Wave,

@@ -80,14 +80,3 @@ pub async fn dead_letter_after_max_receives(q: Arc<dyn WorkQueue>) {
     assert_eq!(dead[0].body, "poison");
     assert!(q.dead_letters(10).await.unwrap().is_empty(), "taken once");
 }
-
-/// Defines one `#[tokio::test]` per rule of the queue suite; see `store_conformance!`.
-#[macro_export]
-macro_rules! queue_conformance {
-    ($make:expr) => {
-        $crate::__suite!($make; $crate::queue;
-            send_receive_delete,
-            visibility_timeout_redelivers,
-            dead_letter_after_max_receives);
-    };
-}
