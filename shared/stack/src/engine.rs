@@ -143,13 +143,14 @@ fn required<'a>(body: &'a Value, key: &str) -> Result<&'a str, ApiError> {
     })
 }
 
-/// A page of `items` from `nextToken` (an index, as this endpoint writes it), with the
-/// token of the next page.
-fn page<T>(
-    items: Vec<T>,
+/// A listing's answer: the page of `items` from `nextToken` (an index, as this endpoint
+/// writes it) under `field`, and the token of the next page when there is one.
+fn page(
+    items: Vec<Value>,
     body: &Value,
     max_default: usize,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
+    field_name: &str,
+) -> Result<Value, ApiError> {
     let max = match body.get("maxResults").and_then(Value::as_u64) {
         None | Some(0) => max_default,
         Some(n) if n <= 1000 => n as usize,
@@ -170,9 +171,13 @@ fn page<T>(
         })?,
     };
     let total = items.len();
-    let taken: Vec<T> = items.into_iter().skip(from).take(max).collect();
-    let next = (from + taken.len() < total).then(|| (from + taken.len()).to_string());
-    Ok((taken, next))
+    let taken: Vec<Value> = items.into_iter().skip(from).take(max).collect();
+    let next = from + taken.len();
+    let mut out = json!({ field_name: taken });
+    if next < total {
+        out["nextToken"] = json!(next.to_string());
+    }
+    Ok(out)
 }
 
 impl Engine {
@@ -467,12 +472,7 @@ impl Engine {
                 v
             })
             .collect();
-        let (items, next) = page(items, body, 100)?;
-        let mut out = json!({"executions": items});
-        if let Some(t) = next {
-            out["nextToken"] = json!(t);
-        }
-        Ok(out)
+        page(items, body, 100, "executions")
     }
 
     /// The engine's events once the execution has ended; while it runs (the engine
@@ -502,12 +502,7 @@ impl Engine {
         if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
             events.reverse();
         }
-        let (events, next) = page(events, body, 1000)?;
-        let mut out = json!({"events": events});
-        if let Some(t) = next {
-            out["nextToken"] = json!(t);
-        }
-        Ok(out)
+        page(events, body, 1000, "events")
     }
 
     /// Both state machines (standard workflows), as `ListStateMachines` lists them.
@@ -523,12 +518,7 @@ impl Engine {
                 })
             })
             .collect();
-        let (items, next) = page(items, body, 100)?;
-        let mut out = json!({"stateMachines": items});
-        if let Some(t) = next {
-            out["nextToken"] = json!(t);
-        }
-        Ok(out)
+        page(items, body, 100, "stateMachines")
     }
 
     /// The activities, as `ListActivities` lists them: a worker may find its ARNs so.
@@ -540,12 +530,7 @@ impl Engine {
                 json!({"activityArn": arn, "name": name, "creationDate": time(self.created)})
             })
             .collect();
-        let (items, next) = page(items, body, 100)?;
-        let mut out = json!({"activities": items});
-        if let Some(t) = next {
-            out["nextToken"] = json!(t);
-        }
-        Ok(out)
+        page(items, body, 100, "activities")
     }
 
     async fn get_activity_task(&self, body: &Value) -> Result<Value, ApiError> {
