@@ -115,10 +115,17 @@ fn machine_arn(kind: InstanceKind) -> String {
 
 /// The resource type and name of a Step Functions ARN (`stateMachine`, `migrate-instance`),
 /// or `InvalidArn`.
-fn parse_arn<'a>(arn: &'a str, field: &str) -> Result<(&'a str, &'a str), ApiError> {
+/// The ARN in `body`'s `field`, which must name a Step Functions resource of type `rtype`
+/// (`stateMachine`, `execution`, `activity`).
+fn arn_field<'a>(body: &'a Value, field: &str, rtype: &str) -> Result<&'a str, ApiError> {
+    let arn = required(body, field)?;
     let parts: Vec<&str> = arn.splitn(7, ':').collect();
     match parts.as_slice() {
-        ["arn", _, "states", _, _, kind, name] if !name.is_empty() => Ok((kind, name)),
+        ["arn", _, "states", _, _, kind, name] if !name.is_empty() && *kind == rtype => Ok(arn),
+        ["arn", _, "states", _, _, _, name] if !name.is_empty() => Err(ApiError::new(
+            "InvalidArn",
+            format!("Invalid Arn: {arn:?} is not an ARN of type {rtype}"),
+        )),
         _ => Err(ApiError::new(
             "InvalidArn",
             format!("Invalid Arn: '{field}' {arn:?} is not a Step Functions ARN"),
@@ -250,14 +257,7 @@ impl Engine {
     }
 
     fn start_execution(self: &Arc<Self>, body: &Value) -> Result<Value, ApiError> {
-        let machine = required(body, "stateMachineArn")?;
-        let (rtype, _) = parse_arn(machine, "stateMachineArn")?;
-        if rtype != "stateMachine" {
-            return Err(ApiError::new(
-                "InvalidArn",
-                format!("Invalid Arn: {machine:?} is not a state machine ARN"),
-            ));
-        }
+        let machine = arn_field(body, "stateMachineArn", "stateMachine")?;
         let kind = self.kind_of(machine).ok_or_else(|| {
             ApiError::new(
                 "StateMachineDoesNotExist",
@@ -377,14 +377,7 @@ impl Engine {
         state: &'a mut State,
         body: &Value,
     ) -> Result<(String, &'a mut Exec), ApiError> {
-        let arn = required(body, "executionArn")?;
-        let (rtype, _) = parse_arn(arn, "executionArn")?;
-        if rtype != "execution" {
-            return Err(ApiError::new(
-                "InvalidArn",
-                format!("Invalid Arn: {arn:?} is not an execution ARN"),
-            ));
-        }
+        let arn = arn_field(body, "executionArn", "execution")?;
         let e = state.executions.get_mut(arn).ok_or_else(|| {
             ApiError::new(
                 "ExecutionDoesNotExist",
@@ -440,8 +433,7 @@ impl Engine {
     }
 
     fn list_executions(&self, body: &Value) -> Result<Value, ApiError> {
-        let machine = required(body, "stateMachineArn")?;
-        parse_arn(machine, "stateMachineArn")?;
+        let machine = arn_field(body, "stateMachineArn", "stateMachine")?;
         if self.kind_of(machine).is_none() {
             return Err(ApiError::new(
                 "StateMachineDoesNotExist",
@@ -534,8 +526,7 @@ impl Engine {
     }
 
     async fn get_activity_task(&self, body: &Value) -> Result<Value, ApiError> {
-        let arn = required(body, "activityArn")?;
-        parse_arn(arn, "activityArn")?;
+        let arn = arn_field(body, "activityArn", "activity")?;
         if !self.activity_arns.values().any(|a| a == arn) {
             return Err(ApiError::new(
                 "ActivityDoesNotExist",
