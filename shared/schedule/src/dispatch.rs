@@ -40,6 +40,16 @@ pub struct Delivery {
     pub body: String,
 }
 
+impl From<a2a_core::Message> for Delivery {
+    /// A message received from a [`a2a_core::WorkQueue`]: its receipt is its id.
+    fn from(m: a2a_core::Message) -> Self {
+        Delivery {
+            id: m.receipt,
+            body: m.body,
+        }
+    }
+}
+
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]

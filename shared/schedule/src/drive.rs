@@ -264,13 +264,7 @@ impl Runner {
             if got.is_empty() {
                 break;
             }
-            let batch: Vec<Delivery> = got
-                .into_iter()
-                .map(|m| Delivery {
-                    id: m.receipt,
-                    body: m.body,
-                })
-                .collect();
+            let batch: Vec<Delivery> = got.into_iter().map(Delivery::from).collect();
             let r = dispatcher.dispatch(&batch, now).await;
             for ((id, outcome), d) in r.outcomes.iter().zip(&batch) {
                 match outcome {

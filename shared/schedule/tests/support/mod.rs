@@ -222,10 +222,7 @@ pub async fn drain(queue: &MemQueue) -> Vec<Delivery> {
         if got.is_empty() {
             return out;
         }
-        out.extend(got.into_iter().map(|m| Delivery {
-            id: m.receipt,
-            body: m.body,
-        }));
+        out.extend(got.into_iter().map(Delivery::from));
     }
 }
 
@@ -237,13 +234,7 @@ pub async fn pump(queue: &MemQueue, d: &Dispatcher, now: DateTime<Utc>) -> Dispa
         if got.is_empty() {
             return all;
         }
-        let batch: Vec<Delivery> = got
-            .into_iter()
-            .map(|m| Delivery {
-                id: m.receipt,
-                body: m.body,
-            })
-            .collect();
+        let batch: Vec<Delivery> = got.into_iter().map(Delivery::from).collect();
         let report = d.dispatch(&batch, now).await;
         for (id, o) in &report.outcomes {
             if !o.retry() {
