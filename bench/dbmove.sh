@@ -75,9 +75,14 @@ verify_pg=$(verify_timed "$src" "$dst" dbmove-pg)
 echo "info: pg copy verified equal"
 s=$(now)
 pg_dump -Fd -j2 -f "$work/pgdump" "$src"
+dump_pg=$(since "$s")
 peer=$(pg_url "${name}_peer")
 pg_restore -j2 -d "$peer" "$work/pgdump"
 peer_pg=$(since "$s")
+# pg_restore alone is the server loading the data and building its indexes: a floor for
+# any copy into this server on this machine.
+printf 'info: pg_dump %.1f s, pg_restore %.1f s (the load floor)\n' "$dump_pg" \
+    "$(echo "$peer_pg - $dump_pg" | bc -l)"
 echo "info: a2a peak RSS (pg copy): $rss_pg MB"
 printf 'info: a2a db verify (pg) %.1f s, %.2f of the copy\n' "$verify_pg" \
     "$(echo "$verify_pg / $a2a_pg" | bc -l)"

@@ -346,9 +346,13 @@ async fn export_table<'t>(
     let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
     // One chunk waits for the loader while the next is built: memory stays two chunks.
     let (ltx, mut lrx) = mpsc::channel::<(u64, Vec<Row>, u64)>(1);
+    // Key order and pages only where a run may stop inside the table and go on after its
+    // last key; otherwise one query in the engine's own order (PostgreSQL: a sequential
+    // scan instead of an index scan a page), as the snapshot keeps it consistent.
+    let keyed = budget.is_some() || start_after.is_some();
     let producer = async move {
         let r = src
-            .stream_rows(t, true, limits.chunk_rows, start_after, &tx)
+            .stream_rows(t, keyed, limits.chunk_rows, start_after, &tx)
             .await;
         drop(tx);
         r
