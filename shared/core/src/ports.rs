@@ -64,6 +64,14 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
+    /// Every instance of `status`, in any wave.
+    pub fn status(status: Status) -> Self {
+        ListFilter {
+            status: Some(status),
+            wave: None,
+        }
+    }
+
     /// Refuses a page limit of 0, which every adapter would otherwise read as "no limit"
     /// or "nothing", each differently.
     pub fn check_limit(limit: usize) -> Result<(), PortError> {

@@ -144,7 +144,7 @@ pub async fn tick_with(
     if room == 0 {
         return Ok(report);
     }
-    let mut waiting = list_all(store, status(Status::Registered)).await?;
+    let mut waiting = list_all(store, ListFilter::status(Status::Registered)).await?;
     waiting.sort_by(|a, b| {
         (a.wave, -i64::from(a.priority), &a.code).cmp(&(b.wave, -i64::from(b.priority), &b.code))
     });
@@ -210,13 +210,6 @@ async fn wave_may_start(
             report.waiting_for_snapshot = Some(id);
             Ok(false)
         }
-    }
-}
-
-fn status(s: Status) -> ListFilter {
-    ListFilter {
-        status: Some(s),
-        wave: None,
     }
 }
 
@@ -422,8 +415,8 @@ async fn retry(
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> Result<(), PortError> {
-    let mut ended = list_all(store, status(Status::Failed)).await?;
-    ended.extend(list_all(store, status(Status::RolledBack)).await?);
+    let mut ended = list_all(store, ListFilter::status(Status::Failed)).await?;
+    ended.extend(list_all(store, ListFilter::status(Status::RolledBack)).await?);
     for inst in ended {
         if inst.attempt >= policy.max_attempts {
             report.exhausted.push(inst.code.clone());
@@ -447,7 +440,7 @@ async fn resend(
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> Result<(), PortError> {
-    for mut inst in list_all(store, status(Status::Queued)).await? {
+    for mut inst in list_all(store, ListFilter::status(Status::Queued)).await? {
         if now < inst.updated_at + policy.requeue_after {
             continue;
         }
@@ -489,7 +482,7 @@ async fn reconcile(
     report: &mut TickReport,
 ) -> Result<(), PortError> {
     for s in IN_FLIGHT {
-        for inst in list_all(store, status(s)).await? {
+        for inst in list_all(store, ListFilter::status(s)).await? {
             let code = inst.code.clone();
             let Some(id) = inst.execution.clone() else {
                 // Moved to running, but no start was recorded: give it the same time limit.

@@ -55,15 +55,9 @@ async fn seven_hundred_schools_in_five_nights_never_more_than_twenty_five_at_onc
         now += Duration::minutes(30);
     }
 
-    let active = list_all(
-        &*store,
-        ListFilter {
-            status: Some(Status::Active),
-            wave: None,
-        },
-    )
-    .await
-    .unwrap();
+    let active = list_all(&*store, ListFilter::status(Status::Active))
+        .await
+        .unwrap();
     assert_eq!(active.len(), n as usize, "all active");
     assert_eq!(nights.len(), 5, "{nights:?}");
     assert!(nights.values().all(|&k| k <= 150), "{nights:?}");

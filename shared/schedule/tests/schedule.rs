@@ -266,15 +266,9 @@ async fn the_cap_defers_messages_and_they_come_back_later() {
         tokio::time::advance(std::time::Duration::from_secs(601)).await;
     }
     assert_eq!(nights_max, 3);
-    let active = list_all(
-        &*store,
-        ListFilter {
-            status: Some(Status::Active),
-            wave: None,
-        },
-    )
-    .await
-    .unwrap();
+    let active = list_all(&*store, ListFilter::status(Status::Active))
+        .await
+        .unwrap();
     assert_eq!(active.len(), 10);
     assert_eq!(wf.names().len(), 10);
 }
