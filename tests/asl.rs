@@ -53,6 +53,15 @@ fn invalid_corpus() -> Vec<PathBuf> {
     files
 }
 
+/// Writes the definition `text` as `name` in a new folder, and gives the folder (removed
+/// when dropped) and the file's path.
+fn definition(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn validate_rejects_every_broken_definition_naming_state_and_field() {
     let files = invalid_corpus();
@@ -128,13 +137,8 @@ fn validate_binds_the_projects_own_state_machines_from_template_yaml() {
     }
 
     // Outside a template, a whole-Resource placeholder is checked as a stand-in and said.
-    let dir = tempfile::tempdir().unwrap();
-    let lone = dir.path().join("lone.asl.json");
-    std::fs::write(
-        &lone,
-        r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${Freeze}", "End": true}}}"#,
-    )
-    .unwrap();
+    let text = r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${Freeze}", "End": true}}}"#;
+    let (dir, lone) = definition("lone.asl.json", text);
     let out = a2a(&["validate", lone.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -222,13 +226,8 @@ fn run_reports_failures_with_exit_1_and_history_on_request() {
 
 #[test]
 fn run_times_out_on_the_virtual_clock_with_exit_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let def = dir.path().join("slow.asl.json");
-    std::fs::write(
-        &def,
-        r#"{"StartAt": "W", "TimeoutSeconds": 60, "States": {"W": {"Type": "Wait", "Seconds": 604800, "End": true}}}"#,
-    )
-    .unwrap();
+    let text = r#"{"StartAt": "W", "TimeoutSeconds": 60, "States": {"W": {"Type": "Wait", "Seconds": 604800, "End": true}}}"#;
+    let (_dir, def) = definition("slow.asl.json", text);
     let out = a2a(&["run", def.to_str().unwrap(), "--clock", "virtual"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let r = report(&out);
@@ -296,13 +295,8 @@ fn run_refuses_bad_input_definitions_and_mocks_with_exit_2() {
 
 #[test]
 fn run_without_mocks_fails_the_task_as_an_unknown_function() {
-    let dir = tempfile::tempdir().unwrap();
-    let def = dir.path().join("one.asl.json");
-    std::fs::write(
-        &def,
-        r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:a2a-export", "End": true}}}"#,
-    )
-    .unwrap();
+    let text = r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:a2a-export", "End": true}}}"#;
+    let (_dir, def) = definition("one.asl.json", text);
     let out = a2a(&["run", def.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(report(&out)["error"], "Lambda.ResourceNotFoundException");
