@@ -240,7 +240,13 @@ fn run_refuses_bad_input_definitions_and_mocks_with_exit_2() {
     let def = fixtures().join("migrate-demo.asl.json");
     let def = def.to_str().unwrap();
     let sub = "PreflightFunction=x";
-    let out = a2a(&["run", def, "--substitution", sub, "--input", "{nope"]);
+    // `a2a run` of the demo definition, with `more` arguments.
+    let run = |more: &[&str]| {
+        let mut args = vec!["run", def, "--substitution", sub];
+        args.extend_from_slice(more);
+        a2a(&args)
+    };
+    let out = run(&["--input", "{nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--input is not JSON"),
@@ -250,14 +256,7 @@ fn run_refuses_bad_input_definitions_and_mocks_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.json");
     std::fs::write(&big, json!({"blob": "x".repeat(300_000)}).to_string()).unwrap();
-    let out = a2a(&[
-        "run",
-        def,
-        "--substitution",
-        sub,
-        "--input-file",
-        big.to_str().unwrap(),
-    ]);
+    let out = run(&["--input-file", big.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("at most 262144"), "{}", stderr(&out));
     let bad = fixtures().join("invalid/unknown-state-type.asl.json");
@@ -265,11 +264,7 @@ fn run_refuses_bad_input_definitions_and_mocks_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("state \"X\", field \"Type\""));
     let mock = fixtures().join("migrate-demo.mock.json");
-    let out = a2a(&[
-        "run",
-        def,
-        "--substitution",
-        sub,
+    let out = run(&[
         "--mock-config",
         mock.to_str().unwrap(),
         "--test-case",
@@ -277,16 +272,7 @@ fn run_refuses_bad_input_definitions_and_mocks_with_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("NoSuchCase"), "{}", stderr(&out));
-    let out = a2a(&[
-        "run",
-        def,
-        "--substitution",
-        sub,
-        "--mock-config",
-        def,
-        "--test-case",
-        "x",
-    ]);
+    let out = run(&["--mock-config", def, "--test-case", "x"]);
     assert_eq!(out.status.code(), Some(2));
     let out = a2a(&["run", def, "--substitution", "novalue"]);
     assert_eq!(out.status.code(), Some(2));
