@@ -197,12 +197,7 @@ fn run_reports_failures_with_exit_1_and_history_on_request() {
         assert_eq!(r["status"], "FAILED");
         assert_eq!(r["error"], "Migration.Failed");
         assert_eq!(r["cause"], "school 08012345 did not migrate");
-        let types: Vec<&str> = r["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["type"].as_str().unwrap())
-            .collect();
+        let types: Vec<&str> = common::strings(&r["history"], "type");
         assert_eq!(types.first(), Some(&"ExecutionStarted"));
         assert_eq!(types.last(), Some(&"ExecutionFailed"));
         assert!(types.contains(&"FailStateEntered"));

@@ -252,12 +252,7 @@ async fn a_target_object_changed_behind_the_manifest_is_caught_and_mended() {
         "a folder copy is always re-hashed"
     );
     assert_eq!(report["manifest_dropped"], true);
-    let different: Vec<&str> = report["different"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["key"].as_str().unwrap())
-        .collect();
+    let different: Vec<&str> = common::strings(&report["different"], "key");
     assert!(different.contains(&hashed.as_str()), "{report}");
     assert!(different.contains(&other.as_str()), "{report}");
 

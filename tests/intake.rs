@@ -862,12 +862,7 @@ async fn a_tipus_column_never_makes_a_rows_kind() {
         (j["accepted"].as_u64(), j["rejected"].as_u64()),
         (Some(0), Some(11))
     );
-    let fields: BTreeSet<&str> = j["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: BTreeSet<&str> = common::strings(&j["errors"], "field");
     assert!(
         !fields.contains("kind") && fields.contains("source_db"),
         "{fields:?}"

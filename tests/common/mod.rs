@@ -89,3 +89,19 @@ pub fn pair_list(work: &Path, migrate: (&str, &str, &str), provision: (&str, &st
     std::fs::write(&list, text).unwrap();
     list
 }
+
+/// The string `field` of every item of the JSON array `items`: a report's keys, types or
+/// fields, as a test compares them.
+pub fn strings<'a, C: FromIterator<&'a str>>(items: &'a serde_json::Value, field: &str) -> C {
+    let items = items
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {items}"));
+    items
+        .iter()
+        .map(|e| {
+            e[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no string {field}: {e}"))
+        })
+        .collect()
+}
