@@ -22,6 +22,9 @@ impl From<Outcome> for ExitCode {
     }
 }
 
+/// What a command gives: how it came out, or why it could not do its work.
+pub type CliResult = Result<Outcome, CliError>;
+
 /// A command that could not do its work. Each variant is one exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

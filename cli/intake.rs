@@ -8,7 +8,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use crate::backends::Backends;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// What `plan` and `upload` share: the file and how to plan it.
 #[derive(Debug, Clone, Args)]
@@ -138,11 +138,7 @@ pub async fn plan(args: &IntakeArgs) -> Result<Outcome, CliError> {
 }
 
 /// `a2a upload`: takes the list in, registers it, writes its reports.
-pub async fn upload(
-    config: &Config,
-    ports: &Backends,
-    args: &IntakeArgs,
-) -> Result<Outcome, CliError> {
+pub async fn upload(config: &Config, ports: &Backends, args: &IntakeArgs) -> CliResult {
     let opts = args.options();
     let file = args.file.display().to_string();
     // Refused before any backend is opened: a bad file leaves the home untouched.

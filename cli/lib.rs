@@ -31,7 +31,7 @@ use crate::backends::Backends;
 pub use backends::{BlobSpec, QueueSpec, StateSpec};
 pub use config::Config;
 pub use demo::{BeforeStep, workflows as local_workflows, workflows_with as local_workflows_with};
-pub use error::{CliError, Outcome};
+pub use error::{CliError, CliResult, Outcome};
 pub use run::{RunSummary, Seams, Wrap};
 
 /// Àgora to AWS: migrate school Moodle sites and provision new ones.

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clap::Args;
 
 use crate::backends::Backends;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// What `a2a report` writes.
 #[derive(Debug, Args)]
@@ -601,11 +601,7 @@ pub async fn histories(
 }
 
 /// Writes the report (and the CSV). Reading only, but for the files it writes.
-pub async fn run(
-    config: &Config,
-    ports: &Backends,
-    args: &ReportArgs,
-) -> Result<Outcome, CliError> {
+pub async fn run(config: &Config, ports: &Backends, args: &ReportArgs) -> CliResult {
     let p = prices(&args.region)?;
     let histories = histories(config, ports).await?;
     let cost = Cost::estimate(&histories, &p);

@@ -19,7 +19,7 @@ use clap::{Args, ValueEnum};
 
 use crate::backends::{Backends, Local, QueueSpec};
 use crate::demo::{bar, workflows};
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// The clock on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,11 +123,7 @@ pub struct RunSummary {
 }
 
 /// `a2a run FILE`: runs it and prints the report.
-pub async fn run_file(
-    config: &Config,
-    ports: &Backends,
-    args: &RunArgs,
-) -> Result<Outcome, CliError> {
+pub async fn run_file(config: &Config, ports: &Backends, args: &RunArgs) -> CliResult {
     let clock = Instant::now();
     let s = run_with(config, ports, args, Seams::default()).await?;
     if args.json {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use crate::backends::{Backends, QueueSpec};
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// Where the deployed state machines are; flags win over `[aws]` in a2a.toml.
 #[derive(Debug, Args)]
@@ -221,11 +221,7 @@ pub async fn tick(config: &Config, ports: &Backends, args: &TickArgs) -> Result<
 /// executions in flight unless `--force`. The
 /// instance goes through the same moves as a scheduled one (to `queued`, then `running`
 /// under the execution name of its next attempt), so a second start finds it running.
-pub async fn start(
-    config: &Config,
-    ports: &Backends,
-    args: &StartArgs,
-) -> Result<Outcome, CliError> {
+pub async fn start(config: &Config, ports: &Backends, args: &StartArgs) -> CliResult {
     let code = school_code(&args.code)?;
     let (store, wf, local): (Arc<dyn InstanceStore>, Arc<dyn Workflows>, _) = if args.aws {
         let Some(wf) = workflows(config, ports, &args.machines).await else {
@@ -400,11 +396,7 @@ pub struct RetryArgs {
 /// `a2a retry`: each named (or each failed) school back to `queued` through the legal move,
 /// its start message sent, and a line saying what changed. Exit 1 if a named school could
 /// not be retried.
-pub async fn retry(
-    config: &Config,
-    ports: &Backends,
-    args: &RetryArgs,
-) -> Result<Outcome, CliError> {
+pub async fn retry(config: &Config, ports: &Backends, args: &RetryArgs) -> CliResult {
     if args.codes.is_empty() && !args.failed {
         return Err(CliError::input(
             "a2a retry: no school named",
@@ -485,11 +477,7 @@ pub struct RetireArgs {
 /// freeze is deleted (nothing can unfreeze it any more) and the history records it; the
 /// source itself is not touched: it stays frozen, its page naming the new address. Exit 1
 /// if it is refused (not an active migration, or too early).
-pub async fn retire(
-    config: &Config,
-    ports: &Backends,
-    args: &RetireArgs,
-) -> Result<Outcome, CliError> {
+pub async fn retire(config: &Config, ports: &Backends, args: &RetireArgs) -> CliResult {
     let code = school_code(&args.code)?;
     let store = ports.state(config).await?;
     let (blob, _) = ports.blobs(config).await?;
@@ -534,11 +522,7 @@ pub struct CancelArgs {
 /// ([`a2a_schedule::cancel_now`]): a queued one failed, a running one's execution stopped
 /// and its rollback started, ending `rolled_back`. One line per school says what changed
 /// or why not. Exit 1 if a school was not cancelled.
-pub async fn cancel(
-    config: &Config,
-    ports: &Backends,
-    args: &CancelArgs,
-) -> Result<Outcome, CliError> {
+pub async fn cancel(config: &Config, ports: &Backends, args: &CancelArgs) -> CliResult {
     let mut codes = Vec::new();
     for c in &args.codes {
         codes.push(school_code(c)?);

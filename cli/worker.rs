@@ -11,7 +11,7 @@ use a2a_steps::{SiteConfig, StepContext};
 use clap::Args;
 
 use crate::backends::Backends;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// The arguments of `a2a worker`.
 #[derive(Debug, Args)]
@@ -108,11 +108,7 @@ pub(crate) async fn context(
 }
 
 /// Runs the worker until SIGTERM or SIGINT, then stops as the worker loop does.
-pub async fn run(
-    config: &Config,
-    ports: &Backends,
-    args: &WorkerArgs,
-) -> Result<Outcome, CliError> {
+pub async fn run(config: &Config, ports: &Backends, args: &WorkerArgs) -> CliResult {
     let mut served = Vec::new();
     for arn in &args.activities {
         let step = step_of_activity(arn)
