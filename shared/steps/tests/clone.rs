@@ -36,6 +36,41 @@ async fn rerun(ctx: &StepContext, code: &SchoolCode) -> serde_json::Value {
     again(ctx, code, "CloneTemplate").await.unwrap()
 }
 
+/// A template at `tpl` (made here), one shard at `shard`, the ports in `dir`, and the
+/// provision `code` registered, bound for `dns`.
+async fn provision(
+    dir: &Path,
+    tpl: Locator,
+    shard: Locator,
+    code: &str,
+    dns: &str,
+) -> (StepContext, SchoolCode) {
+    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
+    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    let template = fixture::primary_template(blob.clone(), dir, tpl)
+        .await
+        .unwrap();
+    let ctx = StepContext {
+        store,
+        blob,
+        site: Arc::new(fixture::eix_site(shard, 10, template)),
+        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
+    };
+    let code = SchoolCode::parse(code).unwrap();
+    let i = fixture::school(&code, InstanceKind::Provision, dns, dir, None)
+        .await
+        .unwrap();
+    assert!(ctx.store.register(&i).await.unwrap());
+    (ctx, code)
+}
+
+/// [`provision`] on SQLite in `dir`.
+async fn on_sqlite(dir: &Path, code: &str, dns: &str) -> (StepContext, SchoolCode) {
+    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
+    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
+    provision(dir, tpl, shard, code, dns).await
+}
+
 async fn count(db: &Db, table: &str) -> i64 {
     let q = db.engine().quote(table);
     db.query_i64(&format!("SELECT COUNT(*) FROM {q}"), &[])
@@ -46,22 +81,7 @@ async fn count(db: &Db, table: &str) -> i64 {
 /// Provisions `code`'s target from a template at `tpl` on a shard at `shard`, then
 /// tampers with it twice and checks that each rerun makes it whole again.
 async fn cut_short_clones_are_made_again(dir: &Path, tpl: Locator, shard: Locator, code: &str) {
-    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
-    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
-    let template = fixture::primary_template(blob.clone(), dir, tpl.clone())
-        .await
-        .unwrap();
-    let ctx = StepContext {
-        store,
-        blob,
-        site: Arc::new(fixture::eix_site(shard, 10, template)),
-        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
-    };
-    let code = SchoolCode::parse(code).unwrap();
-    let i = fixture::school(&code, InstanceKind::Provision, "escola-clone", dir, None)
-        .await
-        .unwrap();
-    assert!(ctx.store.register(&i).await.unwrap());
+    let (ctx, code) = provision(dir, tpl.clone(), shard, code, "escola-clone").await;
     let input = json!({"school_code": code});
     a2a_steps::call(&ctx, "AllocateTarget", input.clone())
         .await
@@ -126,25 +146,7 @@ async fn cut_short_clones_are_made_again(dir: &Path, tpl: Locator, shard: Locato
 #[tokio::test]
 async fn verify_site_catches_a_row_changed_after_customise() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
-    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
-    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
-    let template = fixture::primary_template(blob.clone(), dir, tpl)
-        .await
-        .unwrap();
-    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
-    let ctx = StepContext {
-        store,
-        blob,
-        site: Arc::new(fixture::eix_site(shard, 10, template)),
-        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
-    };
-    let code = SchoolCode::parse("08019004").unwrap();
-    let i = fixture::school(&code, InstanceKind::Provision, "escola-rows", dir, None)
-        .await
-        .unwrap();
-    assert!(ctx.store.register(&i).await.unwrap());
+    let (ctx, code) = on_sqlite(tmp.path(), "08019004", "escola-rows").await;
     for step in [
         "AllocateTarget",
         "CloneTemplate",
@@ -271,25 +273,7 @@ async fn a_postgres_clone_cut_short_is_made_again() {
 #[tokio::test]
 async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
-    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
-    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
-    let template = fixture::primary_template(blob.clone(), dir, tpl)
-        .await
-        .unwrap();
-    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
-    let ctx = StepContext {
-        store,
-        blob,
-        site: Arc::new(fixture::eix_site(shard, 10, template)),
-        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
-    };
-    let code = SchoolCode::parse("08019005").unwrap();
-    let i = fixture::school(&code, InstanceKind::Provision, "escola-journal", dir, None)
-        .await
-        .unwrap();
-    assert!(ctx.store.register(&i).await.unwrap());
+    let (ctx, code) = on_sqlite(tmp.path(), "08019005", "escola-journal").await;
     let input = json!({"school_code": code});
     let started = |step: &'static str| {
         let ctx = ctx.clone();
