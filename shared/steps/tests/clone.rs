@@ -64,6 +64,17 @@ async fn provision(
     (ctx, code)
 }
 
+/// Runs `steps` of `code` in order; the last one's result.
+async fn run_steps(ctx: &StepContext, code: &SchoolCode, steps: &[&str]) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for step in steps {
+        last = a2a_steps::call(ctx, step, json!({"school_code": code}))
+            .await
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    last
+}
+
 /// [`provision`] on SQLite in `dir`.
 async fn on_sqlite(dir: &Path, code: &str, dns: &str) -> (StepContext, SchoolCode) {
     let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
@@ -82,13 +93,7 @@ async fn count(db: &Db, table: &str) -> i64 {
 /// tampers with it twice and checks that each rerun makes it whole again.
 async fn cut_short_clones_are_made_again(dir: &Path, tpl: Locator, shard: Locator, code: &str) {
     let (ctx, code) = provision(dir, tpl.clone(), shard, code, "escola-clone").await;
-    let input = json!({"school_code": code});
-    a2a_steps::call(&ctx, "AllocateTarget", input.clone())
-        .await
-        .unwrap();
-    let first = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
-        .await
-        .unwrap();
+    let first = run_steps(&ctx, &code, &["AllocateTarget", "CloneTemplate"]).await;
     assert_eq!(first["kept"], false, "{first}");
     let target = a2a_steps::target_db(&ctx.site.shards[0], &code);
     let tables = Db::connect(&tpl, false)
@@ -147,17 +152,14 @@ async fn cut_short_clones_are_made_again(dir: &Path, tpl: Locator, shard: Locato
 async fn verify_site_catches_a_row_changed_after_customise() {
     let tmp = tempfile::tempdir().unwrap();
     let (ctx, code) = on_sqlite(tmp.path(), "08019004", "escola-rows").await;
-    for step in [
+    let steps = [
         "AllocateTarget",
         "CloneTemplate",
         "CopyTemplateFiles",
         "Customise",
         "VerifySite",
-    ] {
-        a2a_steps::call(&ctx, step, json!({"school_code": code}))
-            .await
-            .unwrap_or_else(|e| panic!("{step}: {e}"));
-    }
+    ];
+    run_steps(&ctx, &code, &steps).await;
     let target = a2a_steps::target_db(&ctx.site.shards[0], &code);
     let db = Db::connect(&target, false).await.unwrap();
     let q = |s: &str| a2a_dbmove::Engine::Sqlite.quote(s);
@@ -288,12 +290,7 @@ async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
                 .count()
         }
     };
-    a2a_steps::call(&ctx, "AllocateTarget", input.clone())
-        .await
-        .unwrap();
-    let first = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
-        .await
-        .unwrap();
+    let first = run_steps(&ctx, &code, &["AllocateTarget", "CloneTemplate"]).await;
     let again = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
         .await
         .unwrap();
