@@ -221,13 +221,18 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
     let mut resumed = 0;
     for code in &codes {
         let i = store.get(code).await.unwrap().unwrap();
+        let history = store.history(code).await.unwrap();
+        let failed: Vec<String> = history
+            .iter()
+            .filter(|e| e.outcome == Outcome::Failed)
+            .map(|e| format!("{} {}: {:?}", e.started_at, e.step, e.error))
+            .collect();
         assert_eq!(
             (i.status, i.attempt),
             (Status::Active, 1),
-            "seed {seed}: {code}: {:?}",
+            "seed {seed}: {code}: {:?}; failed steps: {failed:#?}",
             i.last_error
         );
-        let history = store.history(code).await.unwrap();
         resumed += history
             .iter()
             .filter(|e| e.step == a2a_schedule::RESUME_STEP)
