@@ -7,7 +7,8 @@
 //!
 //! And VerifySite reads every row: a site row changed after Customise, in a table
 //! Customise never touches or in a row it does, is caught, naming the table. And the
-//! attempt's journal: a finished step is not run again, until the catch path empties it.
+//! attempt's journal: a finished step is not run again, and once the catch path has begun
+//! the attempt is only undone.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -270,10 +271,10 @@ async fn a_postgres_clone_cut_short_is_made_again() {
 }
 
 /// A step finished in an attempt returns its journaled result and records nothing when
-/// called again in it; the catch path empties the attempt's journal, so that what it
-/// undid is done again by a rerun.
+/// called again in it; once the catch path has begun, a forward step of the attempt fails
+/// at once, so a resumed execution goes back to undoing.
 #[tokio::test]
-async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
+async fn a_finished_step_is_not_run_again_and_an_attempt_being_undone_is_only_undone() {
     let tmp = tempfile::tempdir().unwrap();
     let (ctx, code) = on_sqlite(tmp.path(), "08019005", "escola-journal").await;
     let input = json!({"school_code": code});
@@ -299,19 +300,28 @@ async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
     let journal = format!("stage/{code}/journal/1/");
     assert_eq!(ctx.blob.list(&journal, None).await.unwrap().items.len(), 2);
 
+    // Once the catch path has begun, the attempt is only undone: a forward step called
+    // in it again (a resumed execution) fails at once, naming the error that was caught.
+    let tmp = tempfile::tempdir().unwrap();
+    let (ctx, _) = on_sqlite(tmp.path(), "08019006", "escola-undo").await;
+    let code = SchoolCode::parse("08019007").unwrap();
+    let i = fixture::school(&code, InstanceKind::Migrate, "ins-undo", tmp.path(), None)
+        .await
+        .unwrap();
+    assert!(ctx.store.register(&i).await.unwrap());
+    run_steps(&ctx, &code, &["Preflight"]).await;
+    let error = json!({"Error": "A2A.Permanent", "Cause": "for the test"});
     a2a_steps::call(
         &ctx,
-        "Deprovision",
-        json!({"school_code": code, "error": "A2A.Permanent: for the test"}),
+        "RestoreSource",
+        json!({"school_code": code, "error": error}),
     )
     .await
     .unwrap();
-    assert!(
-        ctx.blob
-            .list(&journal, None)
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    let e = a2a_steps::call(&ctx, "Preflight", json!({"school_code": code}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "A2A.Permanent", "{e}");
+    assert!(e.to_string().contains("being undone"), "{e}");
+    assert!(e.to_string().contains("for the test"), "{e}");
 }
