@@ -7,7 +7,8 @@
 //!
 //! The moments come from a seeded random (printed; `A2A_CRASH_SEED` replays one). The
 //! size is CI's by default; `bench/crash.sh` runs a larger one through the same test
-//! (`A2A_CRASH_EIX`, `A2A_CRASH_MIGRATIONS`, `A2A_CRASH_KILLS`).
+//! (`A2A_CRASH_EIX`, `A2A_CRASH_MIGRATIONS`, `A2A_CRASH_KILLS`, and `A2A_CRASH_MAX_MS`,
+//! the longest a start runs before its kill).
 
 mod common;
 
@@ -75,6 +76,9 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
     let eix = number("A2A_CRASH_EIX", 12);
     let migrations = number("A2A_CRASH_MIGRATIONS", 4).max(2);
     let kills = number("A2A_CRASH_KILLS", 10);
+    // The longest a start runs before its kill; bench/crash.sh spreads the kills over a
+    // longer run with it.
+    let max_ms = number("A2A_CRASH_MAX_MS", 1500).max(200) as u64;
     let seed = std::env::var("A2A_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -163,7 +167,7 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let at = random.millis(150, 1500);
+        let at = random.millis(150, max_ms);
         let deadline = Instant::now() + at;
         let ended = loop {
             if let Some(s) = child.try_wait().unwrap() {
@@ -217,13 +221,18 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
     let mut resumed = 0;
     for code in &codes {
         let i = store.get(code).await.unwrap().unwrap();
+        let history = store.history(code).await.unwrap();
+        let failed: Vec<String> = history
+            .iter()
+            .filter(|e| e.outcome == Outcome::Failed)
+            .map(|e| format!("{} {}: {:?}", e.started_at, e.step, e.error))
+            .collect();
         assert_eq!(
             (i.status, i.attempt),
             (Status::Active, 1),
-            "seed {seed}: {code}: {:?}",
+            "seed {seed}: {code}: {:?}; failed steps: {failed:#?}",
             i.last_error
         );
-        let history = store.history(code).await.unwrap();
         resumed += history
             .iter()
             .filter(|e| e.step == a2a_schedule::RESUME_STEP)

@@ -617,6 +617,11 @@ pub async fn begin_import(
     let existing: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
     let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
     let mut resumed = all.contains(LEDGER_TABLE);
+    if resumed && !replace && dst.ledger().await?.is_empty() {
+        // A begin cut short between the ledger and its first row: nothing was loaded, and
+        // no table made yet, so it begins again rather than refuse the empty ledger.
+        resumed = false;
+    }
     if resumed && replace {
         // Asked to start over: the ledger belongs to the import being replaced.
         dst.drop_table(LEDGER_TABLE).await?;

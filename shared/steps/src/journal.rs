@@ -6,20 +6,27 @@
 //! its name, and its finished steps are passed over, each in an instant, up to the one
 //! that was cut short, which starts its own work again from what it finds.
 //!
-//! The catch path (`RestoreSource`, `Rollback`, `Deprovision`) is never journaled, and
-//! its start empties the attempt's journal: what it undoes must be done again by a rerun.
+//! The catch path (`RestoreSource`, `Rollback`, `Deprovision`) is never journaled. Its
+//! start marks the attempt as being undone (`undoing.json` in its journal, with the error
+//! that caught it): from then on a step of the forward path called in that attempt fails
+//! at once with that error, so a resumed execution goes straight back to its catch and
+//! finishes undoing, as Step Functions would have gone on with it, instead of doing again
+//! what was being undone.
 
 use a2a_core::{BlobKey, SchoolCode, Status};
 use a2a_files::layout;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::common::{delete_prefix, get_json, put_json};
+use crate::common::{get_json, put_json};
 use crate::{Step, StepContext, StepError};
 
 tokio::task_local! {
     /// The journal entry of the step this task runs (its name and input hash).
     static ENTRY: String;
 }
+
+/// The journal entry that marks an attempt as being undone by its catch path.
+const UNDOING: &str = "undoing";
 
 /// Whether `step`'s result is journaled: every step but those of the catch path.
 pub(crate) fn journaled(step: &str) -> bool {
@@ -66,14 +73,29 @@ pub(crate) async fn call(
     code: &SchoolCode,
     input: &Value,
 ) -> Result<Value, StepError> {
+    let attempt = attempt_of(ctx, code).await?;
     if !journaled(step.name) {
-        if let Some(a) = attempt_of(ctx, code).await? {
-            delete_prefix(ctx, &layout::journal_root(code, a)).await?;
+        if let Some(a) = attempt {
+            let mark = key(code, a, UNDOING)?;
+            if get_json::<Value>(ctx, &mark).await?.is_none() {
+                let why = json!({"step": step.name, "error": input.get("error")});
+                put_json(ctx, &mark, &why).await?;
+            }
         }
         return step.run(ctx, code, input).await;
     }
+    if let Some(a) = attempt
+        && let Some(why) = get_json::<Value>(ctx, &key(code, a, UNDOING)?).await?
+    {
+        return Err(StepError::Permanent(format!(
+            "school {code}: attempt {a} is being undone ({} began after {}); it is \
+             undone again rather than done",
+            why["step"].as_str().unwrap_or("the catch"),
+            why["error"]
+        )));
+    }
     let entry = entry(step.name, input);
-    if let Some(a) = attempt_of(ctx, code).await?
+    if let Some(a) = attempt
         && let Some(done) = get_json::<Value>(ctx, &key(code, a, &entry)?).await?
     {
         tracing::info!(school_code = %code, step = step.name, attempt = a,

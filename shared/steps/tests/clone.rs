@@ -7,7 +7,8 @@
 //!
 //! And VerifySite reads every row: a site row changed after Customise, in a table
 //! Customise never touches or in a row it does, is caught, naming the table. And the
-//! attempt's journal: a finished step is not run again, until the catch path empties it.
+//! attempt's journal: a finished step is not run again, and once the catch path has begun
+//! the attempt is only undone.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +37,52 @@ async fn rerun(ctx: &StepContext, code: &SchoolCode) -> serde_json::Value {
     again(ctx, code, "CloneTemplate").await.unwrap()
 }
 
+/// A template at `tpl` (made here), one shard at `shard`, the ports in `dir`, and the
+/// provision `code` registered, bound for `dns`.
+async fn provision(
+    dir: &Path,
+    tpl: Locator,
+    shard: Locator,
+    code: &str,
+    dns: &str,
+) -> (StepContext, SchoolCode) {
+    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
+    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    let template = fixture::primary_template(blob.clone(), dir, tpl)
+        .await
+        .unwrap();
+    let ctx = StepContext {
+        store,
+        blob,
+        site: Arc::new(fixture::eix_site(shard, 10, template)),
+        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
+    };
+    let code = SchoolCode::parse(code).unwrap();
+    let i = fixture::school(&code, InstanceKind::Provision, dns, dir, None)
+        .await
+        .unwrap();
+    assert!(ctx.store.register(&i).await.unwrap());
+    (ctx, code)
+}
+
+/// Runs `steps` of `code` in order; the last one's result.
+async fn run_steps(ctx: &StepContext, code: &SchoolCode, steps: &[&str]) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for step in steps {
+        last = a2a_steps::call(ctx, step, json!({"school_code": code}))
+            .await
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    last
+}
+
+/// [`provision`] on SQLite in `dir`.
+async fn on_sqlite(dir: &Path, code: &str, dns: &str) -> (StepContext, SchoolCode) {
+    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
+    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
+    provision(dir, tpl, shard, code, dns).await
+}
+
 async fn count(db: &Db, table: &str) -> i64 {
     let q = db.engine().quote(table);
     db.query_i64(&format!("SELECT COUNT(*) FROM {q}"), &[])
@@ -46,29 +93,8 @@ async fn count(db: &Db, table: &str) -> i64 {
 /// Provisions `code`'s target from a template at `tpl` on a shard at `shard`, then
 /// tampers with it twice and checks that each rerun makes it whole again.
 async fn cut_short_clones_are_made_again(dir: &Path, tpl: Locator, shard: Locator, code: &str) {
-    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
-    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
-    let template = fixture::primary_template(blob.clone(), dir, tpl.clone())
-        .await
-        .unwrap();
-    let ctx = StepContext {
-        store,
-        blob,
-        site: Arc::new(fixture::eix_site(shard, 10, template)),
-        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
-    };
-    let code = SchoolCode::parse(code).unwrap();
-    let i = fixture::school(&code, InstanceKind::Provision, "escola-clone", dir, None)
-        .await
-        .unwrap();
-    assert!(ctx.store.register(&i).await.unwrap());
-    let input = json!({"school_code": code});
-    a2a_steps::call(&ctx, "AllocateTarget", input.clone())
-        .await
-        .unwrap();
-    let first = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
-        .await
-        .unwrap();
+    let (ctx, code) = provision(dir, tpl.clone(), shard, code, "escola-clone").await;
+    let first = run_steps(&ctx, &code, &["AllocateTarget", "CloneTemplate"]).await;
     assert_eq!(first["kept"], false, "{first}");
     let target = a2a_steps::target_db(&ctx.site.shards[0], &code);
     let tables = Db::connect(&tpl, false)
@@ -126,36 +152,15 @@ async fn cut_short_clones_are_made_again(dir: &Path, tpl: Locator, shard: Locato
 #[tokio::test]
 async fn verify_site_catches_a_row_changed_after_customise() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
-    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
-    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
-    let template = fixture::primary_template(blob.clone(), dir, tpl)
-        .await
-        .unwrap();
-    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
-    let ctx = StepContext {
-        store,
-        blob,
-        site: Arc::new(fixture::eix_site(shard, 10, template)),
-        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
-    };
-    let code = SchoolCode::parse("08019004").unwrap();
-    let i = fixture::school(&code, InstanceKind::Provision, "escola-rows", dir, None)
-        .await
-        .unwrap();
-    assert!(ctx.store.register(&i).await.unwrap());
-    for step in [
+    let (ctx, code) = on_sqlite(tmp.path(), "08019004", "escola-rows").await;
+    let steps = [
         "AllocateTarget",
         "CloneTemplate",
         "CopyTemplateFiles",
         "Customise",
         "VerifySite",
-    ] {
-        a2a_steps::call(&ctx, step, json!({"school_code": code}))
-            .await
-            .unwrap_or_else(|e| panic!("{step}: {e}"));
-    }
+    ];
+    run_steps(&ctx, &code, &steps).await;
     let target = a2a_steps::target_db(&ctx.site.shards[0], &code);
     let db = Db::connect(&target, false).await.unwrap();
     let q = |s: &str| a2a_dbmove::Engine::Sqlite.quote(s);
@@ -266,30 +271,12 @@ async fn a_postgres_clone_cut_short_is_made_again() {
 }
 
 /// A step finished in an attempt returns its journaled result and records nothing when
-/// called again in it; the catch path empties the attempt's journal, so that what it
-/// undid is done again by a rerun.
+/// called again in it; once the catch path has begun, a forward step of the attempt fails
+/// at once, so a resumed execution goes back to undoing.
 #[tokio::test]
-async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
+async fn a_finished_step_is_not_run_again_and_an_attempt_being_undone_is_only_undone() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let tpl = Locator::new(format!("sqlite://{}/templates/primary.db", dir.display()));
-    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
-    let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
-    let template = fixture::primary_template(blob.clone(), dir, tpl)
-        .await
-        .unwrap();
-    let shard = Locator::new(format!("sqlite://{}/shard-1", dir.display()));
-    let ctx = StepContext {
-        store,
-        blob,
-        site: Arc::new(fixture::eix_site(shard, 10, template)),
-        secrets: Arc::new(a2a_local::FileSecrets::new(dir.join("secrets"))),
-    };
-    let code = SchoolCode::parse("08019005").unwrap();
-    let i = fixture::school(&code, InstanceKind::Provision, "escola-journal", dir, None)
-        .await
-        .unwrap();
-    assert!(ctx.store.register(&i).await.unwrap());
+    let (ctx, code) = on_sqlite(tmp.path(), "08019005", "escola-journal").await;
     let input = json!({"school_code": code});
     let started = |step: &'static str| {
         let ctx = ctx.clone();
@@ -304,12 +291,7 @@ async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
                 .count()
         }
     };
-    a2a_steps::call(&ctx, "AllocateTarget", input.clone())
-        .await
-        .unwrap();
-    let first = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
-        .await
-        .unwrap();
+    let first = run_steps(&ctx, &code, &["AllocateTarget", "CloneTemplate"]).await;
     let again = a2a_steps::call(&ctx, "CloneTemplate", input.clone())
         .await
         .unwrap();
@@ -318,19 +300,28 @@ async fn a_finished_step_is_not_run_again_until_the_catch_path_runs() {
     let journal = format!("stage/{code}/journal/1/");
     assert_eq!(ctx.blob.list(&journal, None).await.unwrap().items.len(), 2);
 
+    // Once the catch path has begun, the attempt is only undone: a forward step called
+    // in it again (a resumed execution) fails at once, naming the error that was caught.
+    let tmp = tempfile::tempdir().unwrap();
+    let (ctx, _) = on_sqlite(tmp.path(), "08019006", "escola-undo").await;
+    let code = SchoolCode::parse("08019007").unwrap();
+    let i = fixture::school(&code, InstanceKind::Migrate, "ins-undo", tmp.path(), None)
+        .await
+        .unwrap();
+    assert!(ctx.store.register(&i).await.unwrap());
+    run_steps(&ctx, &code, &["Preflight"]).await;
+    let error = json!({"Error": "A2A.Permanent", "Cause": "for the test"});
     a2a_steps::call(
         &ctx,
-        "Deprovision",
-        json!({"school_code": code, "error": "A2A.Permanent: for the test"}),
+        "RestoreSource",
+        json!({"school_code": code, "error": error}),
     )
     .await
     .unwrap();
-    assert!(
-        ctx.blob
-            .list(&journal, None)
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    let e = a2a_steps::call(&ctx, "Preflight", json!({"school_code": code}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "A2A.Permanent", "{e}");
+    assert!(e.to_string().contains("being undone"), "{e}");
+    assert!(e.to_string().contains("for the test"), "{e}");
 }
