@@ -18,7 +18,7 @@ seed=${SEED:-$(date +%s%N)}
 cargo test --quiet --test crash --no-run
 run() {
     A2A_CRASH_EIX=$eix A2A_CRASH_MIGRATIONS=$migrations A2A_CRASH_KILLS=$1 A2A_CRASH_SEED=$seed \
-        A2A_CRASH_MAX_MS=${2:-1500} \
+        A2A_CRASH_MAX_MS=${2:-800} \
         cargo test --quiet --test crash -- --nocapture 2>&1 |
         tee -a /dev/stderr | sed -n 's/^crash run: .*, \([0-9.]*\) s$/\1/p'
 }

@@ -73,12 +73,12 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
         return;
     };
     let (pg, my) = (Locator::new(pg), Locator::new(my));
-    let eix = number("A2A_CRASH_EIX", 12);
+    let eix = number("A2A_CRASH_EIX", 14);
     let migrations = number("A2A_CRASH_MIGRATIONS", 4).max(2);
     let kills = number("A2A_CRASH_KILLS", 10);
     // The longest a start runs before its kill; bench/crash.sh spreads the kills over a
     // longer run with it.
-    let max_ms = number("A2A_CRASH_MAX_MS", 1500).max(200) as u64;
+    let max_ms = number("A2A_CRASH_MAX_MS", 800).max(200) as u64;
     let seed = std::env::var("A2A_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -94,10 +94,11 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let w = work.path().display().to_string();
-    // Codes of this test only (province 43, 4398…), so that the targets `a2a_<code>` on the
-    // shared server are its own.
+    // Codes of this run only (province 43, then two digits of the process id), so that
+    // the targets `a2a_<code>` on the shared server are its own, even beside another run.
+    let block = std::process::id() % 100;
     let codes: Vec<SchoolCode> = (0..migrations + eix)
-        .map(|i| SchoolCode::parse(&format!("4398{:04}", i + 1)).unwrap())
+        .map(|i| SchoolCode::parse(&format!("43{block:02}{:04}", i + 1)).unwrap())
         .collect();
     for c in &codes {
         server::drop(&pg, &a2a_dbmove::target::name(c))
@@ -167,7 +168,7 @@ async fn a_run_killed_again_and_again_ends_with_every_school_active_in_its_first
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let at = random.millis(150, max_ms);
+        let at = random.millis(100, max_ms);
         let deadline = Instant::now() + at;
         let ended = loop {
             if let Some(s) = child.try_wait().unwrap() {

@@ -1,7 +1,7 @@
 //! The steps of `provision-instance`: a new EIX site from a template.
 
 use a2a_core::{BlobMeta, Instance, InstanceKind, SchoolCode, Status};
-use a2a_dbmove::{ColType, Db, Row, Table, Value as V};
+use a2a_dbmove::{ColType, Db, DbError, Row, Table, Value as V};
 use a2a_files::layout;
 use serde_json::{Value, json};
 
@@ -101,7 +101,17 @@ pub async fn clone_template(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
                 tracing::warn!(school_code = %code, target = %to, "a clone without its mark of completion: dropped and made again");
                 drop_db(ctx, code, &to).await?;
             }
-            a2a_dbmove::site::clone_database(&tpl.db, &to).await?;
+            match a2a_dbmove::site::clone_database(&tpl.db, &to).await {
+                Ok(()) => {}
+                // There after all (a clone of a killed run that the server finished
+                // meanwhile, or one that could not be connected to): it has no mark, so
+                // it goes, and the clone is made again.
+                Err(DbError::NotEmpty(_)) => {
+                    drop_db(ctx, code, &to).await?;
+                    a2a_dbmove::site::clone_database(&tpl.db, &to).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
             put_json(ctx, &mark, &json!({"template": tpl.files, "target": to.redacted()})).await?;
         }
         let tables = Db::connect(&to, false)
