@@ -1506,8 +1506,10 @@ async fn a_rollback_out_of_time_stops_after_a_batch_and_resumes() {
         assert_eq!(status(&w, &code).await.status, Status::Running, "not yet");
         assert!(runs.len() < 10, "{runs:?}");
     }
-    // The stage's one blob and a batch of 32, then 32 a run, then the last 4.
-    assert_eq!(runs, [33, 32, 32, 4]);
+    // The stage's three blobs (the export, Preflight's journal entry and the mark that
+    // the attempt is being undone) and a batch of 32; then 32 a run, then the last 4,
+    // each with the undoing mark that run wrote again.
+    assert_eq!(runs, [35, 33, 33, 5]);
     assert_eq!(status(&w, &code).await.status, Status::RolledBack);
     let left = w.ctx.blob.list(&format!("instances/{code}/"), None).await;
     assert!(left.unwrap().items.is_empty());
