@@ -101,16 +101,18 @@ pub async fn clone_template(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
                 tracing::warn!(school_code = %code, target = %to, "a clone without its mark of completion: dropped and made again");
                 drop_db(ctx, code, &to).await?;
             }
-            match a2a_dbmove::site::clone_database(&tpl.db, &to).await {
-                Ok(()) => {}
-                // There after all (a clone of a killed run that the server finished
-                // meanwhile, or one that could not be connected to): it has no mark, so
-                // it goes, and the clone is made again.
-                Err(DbError::NotEmpty(_)) => {
-                    drop_db(ctx, code, &to).await?;
-                    a2a_dbmove::site::clone_database(&tpl.db, &to).await?;
+            if let Err(e) = a2a_dbmove::site::clone_database(&tpl.db, &to).await {
+                // There after all (a clone of a killed run that the server finished after
+                // the check above: PostgreSQL then says "already exists"): it has no mark,
+                // so it goes, and the clone is made again.
+                let there = matches!(e, DbError::NotEmpty(_))
+                    || target_exists(ctx, code, &to).await?;
+                if !there {
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e.into()),
+                tracing::warn!(school_code = %code, target = %to, "a clone appeared while it was being made: dropped and made again");
+                drop_db(ctx, code, &to).await?;
+                a2a_dbmove::site::clone_database(&tpl.db, &to).await?;
             }
             put_json(ctx, &mark, &json!({"template": tpl.files, "target": to.redacted()})).await?;
         }
