@@ -13,7 +13,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::template::{self, Template};
-use crate::{CliError, Outcome};
+use crate::{CliError, CliResult, Outcome};
 
 /// What to do with a definition.
 #[derive(Debug, Subcommand)]
@@ -86,7 +86,7 @@ pub enum ClockKind {
 }
 
 /// Runs an `a2a asl` command.
-pub async fn run(cmd: AslCommand) -> Result<Outcome, CliError> {
+pub async fn run(cmd: AslCommand) -> CliResult {
     match cmd {
         AslCommand::Validate {
             files,
@@ -166,7 +166,7 @@ fn validate(
     files: &[PathBuf],
     given: &HashMap<String, String>,
     template: Option<&Path>,
-) -> Result<Outcome, CliError> {
+) -> CliResult {
     let named = template.map(Template::read).transpose()?;
     let mut bad = 0;
     for f in files {

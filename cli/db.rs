@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::Backends;
-use crate::{CliError, Outcome};
+use crate::{CliError, CliResult, Outcome};
 
 /// The two databases a copy or a comparison is between, and their tables' prefix.
 #[derive(Debug, Args)]
@@ -179,7 +179,7 @@ fn stopped_early(complete: bool) -> &'static str {
 }
 
 /// Runs one `db` command.
-pub async fn run(ports: &Backends, command: DbCommand) -> Result<Outcome, CliError> {
+pub async fn run(ports: &Backends, command: DbCommand) -> CliResult {
     match command {
         DbCommand::Copy {
             pair: Pair { from, to, prefix },
@@ -474,7 +474,7 @@ pub enum ShapeArg {
 }
 
 /// Runs one `fixture` command.
-pub async fn run_fixture(command: FixtureCommand) -> Result<Outcome, CliError> {
+pub async fn run_fixture(command: FixtureCommand) -> CliResult {
     let FixtureCommand::Site {
         db,
         files,

@@ -24,7 +24,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::Local;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// How big a demo to run.
 #[derive(Debug, Clone, Args)]
@@ -330,7 +330,7 @@ async fn source_login(local: &Local) -> Result<Option<a2a_core::SecretName>, Cli
 }
 
 /// Runs the demo.
-pub async fn run(config: &Config, args: &DemoArgs) -> Result<Outcome, CliError> {
+pub async fn run(config: &Config, args: &DemoArgs) -> CliResult {
     let clock = Instant::now();
     let mut local = Local::open(config, args.db.as_deref(), "a2a demo").await?;
     // The demo makes its own small Àgora, whatever the [site] of a2a.toml says.

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::backends::Backends;
-use crate::{CliError, Outcome};
+use crate::{CliError, CliResult, Outcome};
 
 /// A site's moodledata folder, its copy, and its school.
 #[derive(Debug, Args)]
@@ -116,7 +116,7 @@ pub enum Switch {
 }
 
 /// Runs one `files` command.
-pub async fn run(ports: &Backends, command: FilesCommand) -> Result<Outcome, CliError> {
+pub async fn run(ports: &Backends, command: FilesCommand) -> CliResult {
     match command {
         FilesCommand::Sync {
             site: SiteFiles { from, to, school },

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::backends::Backends;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// One school's history, as `--json` prints it.
 #[derive(Debug, Serialize)]
@@ -168,12 +168,7 @@ impl History {
 }
 
 /// Prints one school's history. Reading only.
-pub async fn run(
-    config: &Config,
-    ports: &Backends,
-    code: &str,
-    json: bool,
-) -> Result<Outcome, CliError> {
+pub async fn run(config: &Config, ports: &Backends, code: &str, json: bool) -> CliResult {
     let code = SchoolCode::parse(code)
         .map_err(|e| CliError::input(e.to_string(), "give the school's 8-digit code"))?;
     let label = config.state.label();

@@ -114,7 +114,7 @@ fn print_errors(plan: &Plan, max: usize) {
 }
 
 /// `a2a plan`: reads, validates and plans; changes nothing, writes nothing.
-pub async fn plan(args: &IntakeArgs) -> Result<Outcome, CliError> {
+pub async fn plan(args: &IntakeArgs) -> CliResult {
     let opts = args.options();
     let bytes = a2a_intake::read_file(&args.file, opts.max_bytes).map_err(refused)?;
     let plan =

@@ -269,7 +269,7 @@ pub(crate) fn progress_target() -> indicatif::ProgressDrawTarget {
 }
 
 /// Runs one command.
-pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
+pub async fn run(cli: Cli) -> CliResult {
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     let config = Config::resolve(&cli)?;
     load_ca_bundle()?;

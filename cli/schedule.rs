@@ -128,7 +128,7 @@ fn parse_now(now: &Option<String>) -> Result<DateTime<Utc>, CliError> {
 
 /// One scheduler tick: reconcile (when the state machines are known), then, inside a
 /// window, retries and new instances up to the nightly quota, sent to the SQS queue.
-pub async fn tick(config: &Config, ports: &Backends, args: &TickArgs) -> Result<Outcome, CliError> {
+pub async fn tick(config: &Config, ports: &Backends, args: &TickArgs) -> CliResult {
     let now = parse_now(&args.now)?;
     let QueueSpec::Sqs { .. } = &config.queue else {
         return Err(CliError::input(
@@ -339,7 +339,7 @@ async fn finish_here(
     code: &SchoolCode,
     execution: &str,
     json: bool,
-) -> Result<Outcome, CliError> {
+) -> CliResult {
     let info = loop {
         let info = flows
             .describe(execution)

@@ -6,7 +6,7 @@ use a2a_core::{SchoolCode, SecretName};
 use clap::{Args, Subcommand};
 
 use crate::backends::Backends;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// The `secret` subcommands.
 #[derive(Debug, Subcommand)]
@@ -35,11 +35,7 @@ pub struct ShowArgs {
 }
 
 /// Runs a `secret` subcommand.
-pub async fn run(
-    config: &Config,
-    ports: &Backends,
-    command: SecretCommand,
-) -> Result<Outcome, CliError> {
+pub async fn run(config: &Config, ports: &Backends, command: SecretCommand) -> CliResult {
     let SecretCommand::Show(args) = command;
     let code = SchoolCode::parse(&args.code)
         .map_err(|e| CliError::input(e.to_string(), "give the school's 8-digit code"))?;

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::backends::{Backends, BlobSpec, StateSpec};
 use crate::run::ClockArg;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// `a2a stack …`.
 #[derive(Debug, Subcommand)]
@@ -63,11 +63,7 @@ pub struct UpArgs {
 }
 
 /// Runs a `stack` subcommand.
-pub async fn run(
-    config: &Config,
-    ports: &Backends,
-    command: StackCommand,
-) -> Result<Outcome, CliError> {
+pub async fn run(config: &Config, ports: &Backends, command: StackCommand) -> CliResult {
     match command {
         StackCommand::Up(args) => up(config, ports, &args).await,
     }
@@ -76,7 +72,7 @@ pub async fn run(
 /// How long a `GetActivityTask` waits for a task, as Step Functions holds it.
 const POLL_WAIT: Duration = Duration::from_secs(60);
 
-async fn up(config: &Config, ports: &Backends, args: &UpArgs) -> Result<Outcome, CliError> {
+async fn up(config: &Config, ports: &Backends, args: &UpArgs) -> CliResult {
     let ctx =
         crate::worker::context(config, ports, &args.site, args.secret_prefix.as_deref()).await?;
     // The emulator (or the embedded stores) must answer before anything is served:

@@ -6,7 +6,7 @@ use a2a_core::{Instance, InstanceKind, ListFilter, Status, list_all};
 use serde::Serialize;
 
 use crate::backends::Backends;
-use crate::{CliError, Config, Outcome};
+use crate::{CliError, CliResult, Config, Outcome};
 
 /// The report, as `--json` prints it.
 #[derive(Debug, Serialize)]
@@ -195,12 +195,7 @@ pub struct Only {
 }
 
 /// Prints the report. Reading only: an empty home stays empty.
-pub async fn run(
-    config: &Config,
-    ports: &Backends,
-    only: Only,
-    json: bool,
-) -> Result<Outcome, CliError> {
+pub async fn run(config: &Config, ports: &Backends, only: Only, json: bool) -> CliResult {
     let keep = |i: &Instance| {
         only.wave.is_none_or(|w| i.wave.0 == w) && only.kind.is_none_or(|k| i.kind == k)
     };
