@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod engine;
+pub mod iam;
 mod protocol;
 
 pub use engine::{Engine, MachineArns};
