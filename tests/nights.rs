@@ -4,6 +4,10 @@
 //! one school in ten has its first execution fail.
 //!
 //! One test in this binary only: the run moves the process clock (`a2a_core::clock`).
+//! At its end, the operator's console reads the 700 schools the run left: `status`,
+//! `history` and `report` at the scale of the EIX programme.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -201,5 +205,63 @@ async fn seven_hundred_eix_schools_in_five_virtual_nights() {
                 && history.iter().any(|e| e.step == "deprovision"),
             "{code}: cleaned up by reconciliation: {history:?}"
         );
+    }
+
+    drop(store);
+
+    console_at_scale(home.path(), n as usize);
+}
+
+/// `a2a status`, `history` and `report` over the state the run left.
+fn console_at_scale(home: &std::path::Path, n: usize) {
+    use common::{a2a, text};
+    let o = a2a(home, &["status", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["instances"], n, "{v}");
+    assert_eq!(v["by_kind"]["provision"]["active"], n, "{v}");
+    assert_eq!(v["failed"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["running"].as_array().map(Vec::len), Some(0), "{v}");
+
+    // A tenth school: its failed first attempt, cleaned up, then the retry that finished.
+    let code = format!("08{:06}", 600_000 + 10);
+    let o = a2a(home, &["history", &code, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let executions: Vec<&str> = h["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["execution"].as_str())
+        .collect();
+    assert!(
+        executions.contains(&format!("{code}-provision-1").as_str())
+            && executions.contains(&format!("{code}-provision-2").as_str()),
+        "{h}"
+    );
+
+    let html = home.join("report.html");
+    let csv = home.join("report.csv");
+    let o = a2a(
+        home,
+        &[
+            "report",
+            "--html",
+            html.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rows = csv::Reader::from_path(&csv).unwrap().records().count();
+    assert_eq!(rows, n, "one CSV row per school");
+    let page = std::fs::read_to_string(&html).unwrap();
+    for i in [0, 349, 699] {
+        let code = format!("08{:06}", 600_000 + i);
+        assert!(page.contains(&code), "{code} is not in the report");
+    }
+    // Self-contained at this size too: nothing to fetch.
+    for fetch in ["<script src", "<link", "@import", "url(http"] {
+        assert!(!page.contains(fetch), "the report fetches: {fetch}");
     }
 }
