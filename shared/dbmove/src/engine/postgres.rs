@@ -335,6 +335,19 @@ impl Driver for Postgres {
         Some("SELECT count(*) FROM pg_database WHERE datname = {}")
     }
 
+    fn digest_sql(&self, t: &Table) -> Option<String> {
+        // A record's text quotes each value and leaves NULL empty: unambiguous. The first
+        // 64 bits of its MD5, summed as numeric: no overflow, and the order does not count.
+        let q = |n: &str| self.engine().quote(n);
+        let cols: Vec<String> = t.columns.iter().map(|c| q(&c.name)).collect();
+        Some(format!(
+            "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5(ROW({})::text), 1, 16))\
+             ::bit(64)::bigint::numeric), 0)::text FROM {}",
+            cols.join(", "),
+            q(&t.name)
+        ))
+    }
+
     fn begin_snapshot_sql(&self) -> &'static str {
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     }
