@@ -55,10 +55,11 @@ source_db() {
         echo "$url"
     fi
 }
+# verify_timed FROM TO NAME [MODE]: MODE verify (the servers' sums first) or verify-rows.
 verify_timed() {
     local s
     s=$(now)
-    "$bench" verify "$1" "$2" || { echo "bench $3: the copy does not verify" >&2; exit 1; }
+    "$bench" "${4:-verify}" "$1" "$2" || { echo "bench $3: the copy does not verify" >&2; exit 1; }
     since "$s"
 }
 
@@ -72,7 +73,8 @@ dst=$(pg_url "${name}_dst")
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-pg")
 read -r a2a_pg rss_pg <<<"$out"
 verify_pg=$(verify_timed "$src" "$dst" dbmove-pg)
-echo "info: pg copy verified equal"
+rows_pg=$(verify_timed "$src" "$dst" dbmove-pg verify-rows)
+echo "info: pg copy verified equal (both ways)"
 s=$(now)
 pg_dump -Fd -j2 -f "$work/pgdump" "$src"
 dump_pg=$(since "$s")
@@ -84,8 +86,9 @@ peer_pg=$(since "$s")
 printf 'info: pg_dump %.1f s, pg_restore %.1f s (the load floor)\n' "$dump_pg" \
     "$(echo "$peer_pg - $dump_pg" | bc -l)"
 echo "info: a2a peak RSS (pg copy): $rss_pg MB"
-printf 'info: a2a db verify (pg) %.1f s, %.2f of the copy\n' "$verify_pg" \
-    "$(echo "$verify_pg / $a2a_pg" | bc -l)"
+printf 'info: a2a db verify (pg) %.1f s, %.2f of the copy (--rows: %.1f s, %.2f)\n' \
+    "$verify_pg" "$(echo "$verify_pg / $a2a_pg" | bc -l)" \
+    "$rows_pg" "$(echo "$rows_pg / $a2a_pg" | bc -l)"
 printf 'bench dbmove-pg: a2a %.1f s, pg_dump+pg_restore %.1f s, ratio %.2f\n' \
     "$a2a_pg" "$peer_pg" "$(echo "$peer_pg / $a2a_pg" | bc -l)"
 "$bench" drop "$pg_admin" "${name}_dst"; "$bench" drop "$pg_admin" "${name}_peer"
@@ -100,14 +103,16 @@ dst=$(my_url "${name}_dst")
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-my")
 read -r a2a_my rss_my <<<"$out"
 verify_my=$(verify_timed "$src" "$dst" dbmove-mariadb)
-echo "info: mariadb copy verified equal"
+rows_my=$(verify_timed "$src" "$dst" dbmove-mariadb verify-rows)
+echo "info: mariadb copy verified equal (both ways)"
 my_url "${name}_peer" >/dev/null
 s=$(now)
 mariadb-dump "${my_args[@]}" --single-transaction "$src_db" | mariadb "${my_args[@]}" "${name}_peer"
 peer_my=$(since "$s")
 echo "info: a2a peak RSS (mariadb copy): $rss_my MB"
-printf 'info: a2a db verify (mariadb) %.1f s, %.2f of the copy\n' "$verify_my" \
-    "$(echo "$verify_my / $a2a_my" | bc -l)"
+printf 'info: a2a db verify (mariadb) %.1f s, %.2f of the copy (--rows: %.1f s, %.2f)\n' \
+    "$verify_my" "$(echo "$verify_my / $a2a_my" | bc -l)" \
+    "$rows_my" "$(echo "$rows_my / $a2a_my" | bc -l)"
 printf 'bench dbmove-mariadb: a2a %.1f s, mariadb-dump|mariadb %.1f s, ratio %.2f\n' \
     "$a2a_my" "$peer_my" "$(echo "$peer_my / $a2a_my" | bc -l)"
 "$bench" drop "$my_admin" "${name}_dst"; "$bench" drop "$my_admin" "${name}_peer"

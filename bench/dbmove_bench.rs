@@ -8,6 +8,7 @@
 //! dbmove_bench fixture URL SCALE [SHAPE]    SHAPE: small (default) or moodle
 //! dbmove_bench copy FROM TO JOBS STAGE_DIR    `a2a db copy`'s call; prints "seconds peak_rss_mb"
 //! dbmove_bench verify FROM TO                 exit 1 if they differ
+//! dbmove_bench verify-rows FROM TO            the same, every row read (`a2a db verify --rows`)
 //! dbmove_bench clones ADMIN_URL TEMPLATE N    prints "seconds"; drops the clones again
 //! ```
 
@@ -16,7 +17,7 @@ use std::time::Instant;
 use a2a_core::{Locator, SchoolCode};
 use a2a_dbmove::fixture::{FixtureOptions, Shape, generate};
 use a2a_dbmove::server;
-use a2a_dbmove::{CopyLimits, Db, NoProgress, Progress, copy, site, verify};
+use a2a_dbmove::{CopyLimits, Db, Depth, NoProgress, Progress, copy, site, verify_with};
 
 /// Prints when each phase of a copy ends (seconds since the start), for the profile;
 /// with `DBMOVE_TRACE` set, also when each table's work starts.
@@ -107,14 +108,19 @@ async fn main() {
             );
             println!("{secs:.3} {:.0}", peak_rss_mb());
         }
-        "verify" => {
+        "verify" | "verify-rows" => {
             let a = Db::connect(&Locator::new(arg(1)), false)
                 .await
                 .unwrap_or_else(|e| fail(e));
             let b = Db::connect(&Locator::new(arg(2)), false)
                 .await
                 .unwrap_or_else(|e| fail(e));
-            let r = verify(&a, &b, "mdl_", &NoProgress)
+            let depth = if arg(0) == "verify-rows" {
+                Depth::Rows
+            } else {
+                Depth::Digest
+            };
+            let r = verify_with(&a, &b, "mdl_", None, depth, &NoProgress)
                 .await
                 .unwrap_or_else(|e| fail(e));
             for t in r.differing() {

@@ -146,6 +146,37 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
             assert_eq!(copy["verify"]["equal"], true, "{pair}: {copy:#}");
             assert!(copy["export"]["chunks"].as_u64().unwrap() > 18, "{pair}");
             verify(&home, src.url(), dst.url(), 0, &pair);
+            // Same engine: the servers' sums settle every table, unless --rows asks for
+            // every row on both sides (SHA-256 of the rows, as across engines).
+            for (flag, server_sums) in [
+                (None, *stag == *dtag && *stag != "lite"),
+                (Some("--rows"), false),
+            ] {
+                let mut args = vec![
+                    "db",
+                    "verify",
+                    "--from",
+                    src.url(),
+                    "--to",
+                    dst.url(),
+                    "--json",
+                ];
+                args.extend(flag);
+                let v: serde_json::Value =
+                    serde_json::from_slice(&exits(&home, &args, 0, &pair).stdout).unwrap();
+                let tables = v["tables"].as_array().unwrap();
+                let by_servers = tables
+                    .iter()
+                    .filter(|t| {
+                        t["source_checksum"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("server-md5-sum:")
+                    })
+                    .count();
+                let want = if server_sums { tables.len() } else { 0 };
+                assert_eq!(by_servers, want, "{pair} {flag:?}: {v:#}");
+            }
 
             // Copying again onto it is refused, and changes nothing.
             let again = exits(

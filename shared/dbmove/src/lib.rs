@@ -26,7 +26,7 @@ pub use mover::{
     finish_import, import, import_part, seal_export,
 };
 pub use schema::{ColType, Column, Index, Row, Table, Value};
-pub use verify::{TableCheck, VerifyReport, verify, verify_tables};
+pub use verify::{Depth, TableCheck, VerifyReport, verify, verify_tables, verify_with};
 
 use a2a_core::PortError;
 

@@ -64,6 +64,16 @@ pub async fn verify(
     verify_tables(a, b, prefix, None, progress).await
 }
 
+/// How a table that both servers can sum is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Depth {
+    /// By the servers' digests first; rows only where they differ.
+    #[default]
+    Digest,
+    /// Every row read by the client on both sides, whatever the digests say.
+    Rows,
+}
+
 /// [`verify`] of the tables `only` (every table of the prefix on either side when
 /// `None`); a table of `only` that is on neither side is reported missing in the source.
 pub async fn verify_tables(
@@ -71,6 +81,18 @@ pub async fn verify_tables(
     b: &Db,
     prefix: &str,
     only: Option<&[String]>,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, DbError> {
+    verify_with(a, b, prefix, only, Depth::Digest, progress).await
+}
+
+/// [`verify_tables`] at `depth`.
+pub async fn verify_with(
+    a: &Db,
+    b: &Db,
+    prefix: &str,
+    only: Option<&[String]>,
+    depth: Depth,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, DbError> {
     let ta = a.introspect(prefix).await?;
@@ -107,7 +129,7 @@ pub async fn verify_tables(
         let sb = tb.iter().find(|t| &t.name == *name);
         Ok(match (sa, sb) {
             (Some(sa), Some(sb)) => match aligned(sa, sb) {
-                Ok(sb) => match digests(a, b, sa, &sb).await? {
+                Ok(sb) => match digests(a, b, sa, &sb, depth).await? {
                     Some(same) => {
                         progress.rows(same.source_rows.unwrap_or(0));
                         same
@@ -135,14 +157,21 @@ pub async fn verify_tables(
 }
 
 /// The table's check from the servers' own digests, when both compute one, the column
-/// types match, and the digests are equal; `None` when the rows must be compared.
-async fn digests(a: &Db, b: &Db, ta: &Table, tb: &Table) -> Result<Option<TableCheck>, DbError> {
+/// types match, and the digests are equal; `None` when the rows must be compared (and
+/// always at [`Depth::Rows`]).
+async fn digests(
+    a: &Db,
+    b: &Db,
+    ta: &Table,
+    tb: &Table,
+    depth: Depth,
+) -> Result<Option<TableCheck>, DbError> {
     let same_types = ta
         .columns
         .iter()
         .zip(&tb.columns)
         .all(|(x, y)| x.ty == y.ty);
-    if a.engine() != b.engine() || !same_types {
+    if depth == Depth::Rows || a.engine() != b.engine() || !same_types {
         return Ok(None);
     }
     let (da, db) = tokio::try_join!(a.digest(ta), b.digest(tb))?;
