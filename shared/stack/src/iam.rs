@@ -409,10 +409,11 @@ pub struct Usage {
 
 type Usages = Arc<Mutex<BTreeMap<String, Usage>>>;
 
-/// One proxy per function between it and the emulator: it names, records and checks
-/// each request, then forwards it unchanged.
+/// Proxies between each function and the services it calls (the emulator, the stack's
+/// Step Functions endpoint): each names, records and checks a request, then forwards it
+/// unchanged.
+#[derive(Default)]
 pub struct Recorder {
-    upstream: SocketAddr,
     usages: Usages,
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -431,34 +432,32 @@ impl Drop for Recorder {
 }
 
 impl Recorder {
-    /// A recorder in front of the emulator at `upstream` (`http://HOST:PORT`).
-    pub fn new(upstream: &str) -> Result<Self, String> {
-        let hostport = upstream
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{upstream}: the emulator's URL must be http://HOST:PORT"))?
-            .trim_end_matches('/');
-        let upstream = tokio_lookup(hostport)?;
-        Ok(Self {
-            upstream,
-            usages: Usages::default(),
-            servers: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Starts the proxy of `function`, allowed `granted`, and returns its URL, to give
-    /// the function as `AWS_ENDPOINT_URL`.
+    /// Starts a proxy of `function`, allowed `granted`, in front of `upstream`
+    /// (`http://HOST:PORT`), and returns its URL, to give the function instead of
+    /// `upstream` (as `AWS_ENDPOINT_URL`, say).
     pub async fn proxy(
         &self,
         function: &str,
+        upstream: &str,
         granted: BTreeSet<String>,
     ) -> std::io::Result<String> {
+        let hostport = upstream
+            .strip_prefix("http://")
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{upstream}: a proxied service's URL must be http://HOST:PORT"),
+                )
+            })?
+            .trim_end_matches('/');
+        let upstream = lookup(hostport)?;
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let who = Arc::new(Who {
             function: function.to_owned(),
             granted,
-            upstream: self.upstream,
+            upstream,
             usages: self.usages.clone(),
         });
         let server = tokio::spawn(async move {
@@ -495,13 +494,14 @@ impl Recorder {
     }
 }
 
-fn tokio_lookup(hostport: &str) -> Result<SocketAddr, String> {
+fn lookup(hostport: &str) -> std::io::Result<SocketAddr> {
     use std::net::ToSocketAddrs as _;
-    hostport
-        .to_socket_addrs()
-        .map_err(|e| format!("{hostport}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{hostport}: no address"))
+    hostport.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{hostport}: no address"),
+        )
+    })
 }
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;

@@ -139,7 +139,7 @@ async fn the_proxy_records_forwards_and_refuses_what_is_not_granted() {
     let bucket = moto.bucket("a2a-iam").await.unwrap();
     let table = moto.state_table().await.unwrap().table().to_owned();
 
-    let recorder = Recorder::new(&upstream).unwrap();
+    let recorder = Recorder::default();
     // The data plane of a step, without DeleteObject.
     let policies: Yaml = yaml_serde::from_str(
         "- DynamoDBCrudPolicy: {TableName: t}\n\
@@ -147,7 +147,7 @@ async fn the_proxy_records_forwards_and_refuses_what_is_not_granted() {
     )
     .unwrap();
     let url = recorder
-        .proxy("a2a-step-x", granted(&policies).unwrap())
+        .proxy("a2a-step-x", &upstream, granted(&policies).unwrap())
         .await
         .unwrap();
     // On each service's own configuration: the environment's AWS_ENDPOINT_URL (the
