@@ -29,6 +29,9 @@ pub struct ReportArgs {
     /// `[site]` host of the configuration.
     #[arg(long)]
     pub host: Option<String>,
+    /// The deployed system (`--aws`, `--stack NAME`).
+    #[command(flatten)]
+    pub aws: crate::deployed::AwsArgs,
 }
 
 /// List prices in US dollars, per region, as of [`PRICES_AS_OF`] (the AWS pricing pages;
