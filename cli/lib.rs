@@ -202,10 +202,13 @@ pub enum Command {
     },
     /// The on-premises worker: serves the deployed source-side activities (the source's
     /// checks, freeze, export, file sync, source half of verify and restore)
-    /// next to the sources, up to --max-tasks at once, until SIGTERM or Ctrl-C. State and
-    /// blobs are those of a2a.toml's [backends] (the stack's table and bucket).
+    /// next to the sources, up to --max-tasks at once, until SIGTERM or Ctrl-C. The
+    /// activities are given (--activity) or those of the deployed stack (--stack NAME).
+    /// State and blobs are those of a2a.toml's [backends] (the stack's table and bucket),
+    /// or with --stack the stack's own.
     ///
-    /// Exit 0: stopped; 2: a bad activity ARN or site configuration.
+    /// Exit 0: stopped; 2: a bad activity ARN or site configuration, or a stack that does
+    /// not exist or lacks its WorkerActivityArns; 3: CloudFormation out of reach.
     Worker(worker::WorkerArgs),
     /// The stack rehearsal (issue 20, first slice): `stack up` serves both state machines
     /// behind a local Step Functions endpoint, the source steps as activities for `a2a
