@@ -158,3 +158,59 @@ pub(crate) async fn execution_status(
         Err(e) => Err(CliError::from_port("Step Functions", e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(home: &std::path::Path, flags: &[&str]) -> Config {
+        use clap::Parser as _;
+        let home = home.display().to_string();
+        let mut args = vec!["a2a", "--home", &home];
+        args.extend_from_slice(flags);
+        args.push("status");
+        Config::resolve(&crate::Cli::try_parse_from(args).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn aws_alone_takes_the_given_table_and_refuses_the_embedded_ones() {
+        let home = tempfile::tempdir().unwrap();
+        let ports = Backends::new();
+        let aws = AwsArgs {
+            aws: true,
+            stack: None,
+        };
+        let embedded = resolve(home.path(), &[]);
+        let e = config(&embedded, &ports, &aws, Needs::Table)
+            .await
+            .unwrap_err();
+        let e = format!("{e:?}");
+        assert!(
+            e.contains("state is sqlite") && e.contains("--stack NAME"),
+            "{e}"
+        );
+        let off = config(&embedded, &ports, &AwsArgs::default(), Needs::Queue)
+            .await
+            .unwrap();
+        assert_eq!(off, embedded, "without --aws nothing changes");
+
+        let table = resolve(home.path(), &["--state", "dynamodb:a2a-state-prod"]);
+        let got = config(&table, &ports, &aws, Needs::Table).await.unwrap();
+        assert_eq!(got, table);
+        let e = config(&table, &ports, &aws, Needs::Queue)
+            .await
+            .unwrap_err();
+        let e = format!("{e:?}");
+        assert!(e.contains("--queue sqs:QUEUE_URL"), "{e}");
+        let queued = resolve(
+            home.path(),
+            &[
+                "--state",
+                "dynamodb:a2a-state-prod",
+                "--queue",
+                "sqs:https://sqs.eu-west-1.amazonaws.com/1/a2a-fanout-prod",
+            ],
+        );
+        assert!(config(&queued, &ports, &aws, Needs::Queue).await.is_ok());
+    }
+}
