@@ -556,6 +556,22 @@ fn the_console_and_the_worker_find_the_deployed_stack_by_its_name() {
         said.contains("--stack NAME") && said.contains("dynamodb:TABLE"),
         "{said}"
     );
+    // CloudFormation out of reach: the environment (3), not the input.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let o = common::command(&home)
+        .args(["status", "--stack", &name])
+        .env("AWS_ENDPOINT_URL", format!("http://{closed}"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("CloudFormation DescribeStacks"),
+        "{}",
+        text(&o)
+    );
     let v = status();
     assert_eq!(v["instances"], 0, "the stack's table, empty so far: {v}");
 
