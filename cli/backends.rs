@@ -1,6 +1,7 @@
 //! The backend choices (`sqlite` | `dynamodb:TABLE`, `dir` | `s3://BUCKET/PREFIX`,
-//! `memory` | `sqs:URL`) and [`Backends`], the one place that opens them as ports, with
-//! [`Local`], the embedded backends of the local engine.
+//! `memory` | `sqs:URL`) and [`Backends`], the one place that opens them as ports (and
+//! reads the deployed stack's outputs, `--stack`), with [`Local`], the embedded backends
+//! of the local engine.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -172,6 +173,7 @@ const MEMORY_MAX_RECEIVES: u32 = 1000;
 #[derive(Default)]
 pub struct Backends {
     sdk: tokio::sync::OnceCell<a2a_aws::config::SdkConfig>,
+    stack: tokio::sync::OnceCell<a2a_aws::stack::DeployedStack>,
 }
 
 impl Backends {
@@ -297,6 +299,21 @@ impl Backends {
             migrate,
             provision,
         ))
+    }
+
+    /// The deployed stack `name`'s outputs (`--stack`), read from CloudFormation at the
+    /// first call and kept for the command's other ports.
+    pub async fn stack(&self, name: &str) -> Result<a2a_aws::stack::DeployedStack, CliError> {
+        let sdk = self.sdk().await;
+        let stack = self
+            .stack
+            .get_or_try_init(|| crate::deployed::describe(sdk, name))
+            .await?;
+        if stack.name == name {
+            Ok(stack.clone())
+        } else {
+            crate::deployed::describe(sdk, name).await
+        }
     }
 
     /// Step Functions' activities, as the on-premises worker takes their tasks.

@@ -23,9 +23,24 @@ pub struct History {
     pub attempt: u32,
     /// The last error recorded, if any.
     pub last_error: Option<String>,
+    /// With `--aws`: the execution now or last working on it, and how Step Functions
+    /// says it stands (`RUNNING`, `SUCCEEDED`, `FAILED`, …, or `NOT_FOUND`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<Execution>,
     /// What happened before the first start (intake, the scheduler's enqueue), and each
     /// attempt after it.
     pub attempts: Vec<Attempt>,
+}
+
+/// An execution as Step Functions describes it.
+#[derive(Debug, Serialize)]
+pub struct Execution {
+    /// Its ARN.
+    pub id: String,
+    /// How it stands.
+    pub status: String,
+    /// The error name, if it failed.
+    pub error: Option<String>,
 }
 
 /// The steps of one attempt.
@@ -118,6 +133,7 @@ impl History {
             status: instance.status.as_str(),
             attempt: instance.attempt,
             last_error: instance.last_error.clone(),
+            execution: None,
             attempts,
         }
     }
@@ -129,6 +145,17 @@ impl History {
         );
         if let Some(e) = &self.last_error {
             println!("last error: {e}");
+        }
+        if let Some(x) = &self.execution {
+            let error = x
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            println!(
+                "execution {} is {} in Step Functions{error}",
+                x.id, x.status
+            );
         }
         for a in &self.attempts {
             match &a.execution {
@@ -167,8 +194,15 @@ impl History {
     }
 }
 
-/// Prints one school's history. Reading only.
-pub async fn run(config: &Config, ports: &Backends, code: &str, json: bool) -> CliResult {
+/// Prints one school's history. Reading only. With `aws`, its execution is looked up in
+/// Step Functions (when the state machines are known).
+pub async fn run(
+    config: &Config,
+    ports: &Backends,
+    code: &str,
+    json: bool,
+    aws: bool,
+) -> CliResult {
     let code = SchoolCode::parse(code)
         .map_err(|e| CliError::input(e.to_string(), "give the school's 8-digit code"))?;
     let label = config.state.label();
@@ -182,7 +216,18 @@ pub async fn run(config: &Config, ports: &Backends, code: &str, json: bool) -> C
     let port = |e| CliError::from_port(&label, e);
     let instance = store.get(&code).await.map_err(port)?.ok_or_else(missing)?;
     let events = store.history(&code).await.map_err(port)?;
-    let history = History::of(&instance, &events);
+    let mut history = History::of(&instance, &events);
+    if aws
+        && let Some(id) = &instance.execution
+        && let Some(flows) = crate::deployed::workflows(config, ports).await
+    {
+        let (status, error) = crate::deployed::execution_status(&*flows, id).await?;
+        history.execution = Some(Execution {
+            id: id.clone(),
+            status,
+            error,
+        });
+    }
     if json {
         let text = serde_json::to_string(&history)
             .map_err(|e| CliError::Failed(format!("cannot write the history as JSON: {e}")))?;

@@ -9,6 +9,7 @@ mod backends;
 pub(crate) mod config;
 mod db;
 mod demo;
+mod deployed;
 mod error;
 mod files;
 mod history;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::backends::Backends;
+use crate::deployed::Needs;
 
 pub use backends::{BlobSpec, QueueSpec, StateSpec};
 pub use config::Config;
@@ -88,6 +90,9 @@ pub enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// The deployed system (`--aws`, `--stack NAME`).
+        #[command(flatten)]
+        aws: deployed::AwsArgs,
     },
     /// One school's life: each step with its start, duration, rows, bytes and outcome,
     /// across attempts, and the workflow execution behind each attempt.
@@ -97,6 +102,9 @@ pub enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// The deployed system (`--aws`, `--stack NAME`).
+        #[command(flatten)]
+        aws: deployed::AwsArgs,
     },
     /// Move failed or rolled-back schools back to `queued`, through the legal move, and
     /// send their start messages; says what changed for each. Exit 1 if a named school
@@ -194,10 +202,13 @@ pub enum Command {
     },
     /// The on-premises worker: serves the deployed source-side activities (the source's
     /// checks, freeze, export, file sync, source half of verify and restore)
-    /// next to the sources, up to --max-tasks at once, until SIGTERM or Ctrl-C. State and
-    /// blobs are those of a2a.toml's [backends] (the stack's table and bucket).
+    /// next to the sources, up to --max-tasks at once, until SIGTERM or Ctrl-C. The
+    /// activities are given (--activity) or those of the deployed stack (--stack NAME).
+    /// State and blobs are those of a2a.toml's [backends] (the stack's table and bucket),
+    /// or with --stack the stack's own.
     ///
-    /// Exit 0: stopped; 2: a bad activity ARN or site configuration.
+    /// Exit 0: stopped; 2: a bad activity ARN or site configuration, or a stack that does
+    /// not exist or lacks its WorkerActivityArns; 3: CloudFormation out of reach.
     Worker(worker::WorkerArgs),
     /// The stack rehearsal (issue 20, first slice): `stack up` serves both state machines
     /// behind a local Step Functions endpoint, the source steps as activities for `a2a
@@ -281,19 +292,33 @@ pub async fn run(cli: Cli) -> CliResult {
             kind,
             cost,
             json,
+            aws,
         } => {
             let only = status::Only {
                 wave,
                 kind: kind.map(Into::into),
                 cost,
             };
-            status::run(&config, &ports, only, json).await
+            let config = deployed::config(&config, &ports, &aws, Needs::Table).await?;
+            status::run(&config, &ports, only, json, aws.on()).await
         }
-        Command::History { code, json } => history::run(&config, &ports, &code, json).await,
-        Command::Retry(args) => schedule::retry(&config, &ports, &args).await,
+        Command::History { code, json, aws } => {
+            let config = deployed::config(&config, &ports, &aws, Needs::Table).await?;
+            history::run(&config, &ports, &code, json, aws.on()).await
+        }
+        Command::Retry(args) => {
+            let config = deployed::config(&config, &ports, &args.aws, Needs::Queue).await?;
+            schedule::retry(&config, &ports, &args).await
+        }
         Command::Retire(args) => schedule::retire(&config, &ports, &args).await,
-        Command::Cancel(args) => schedule::cancel(&config, &ports, &args).await,
-        Command::Report(args) => report::run(&config, &ports, &args).await,
+        Command::Cancel(args) => {
+            let config = deployed::config(&config, &ports, &args.aws, Needs::Table).await?;
+            schedule::cancel(&config, &ports, &args).await
+        }
+        Command::Report(args) => {
+            let config = deployed::config(&config, &ports, &args.aws, Needs::Table).await?;
+            report::run(&config, &ports, &args).await
+        }
         Command::Files { command } => files::run(&ports, command).await,
         Command::Db { command } => db::run(&ports, command).await,
         Command::Fixture { command } => db::run_fixture(command).await,
@@ -301,7 +326,14 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Upload(args) => intake::upload(&config, &ports, &args).await,
         Command::Asl { command } => asl::run(command).await,
         Command::Tick(args) => schedule::tick(&config, &ports, &args).await,
-        Command::Start(args) => schedule::start(&config, &ports, &args).await,
+        Command::Start(args) => {
+            // `--aws` alone keeps its meaning: the state machines of the flags or [aws].
+            let config = match args.deployed.stack {
+                Some(_) => deployed::config(&config, &ports, &args.deployed, Needs::Table).await?,
+                None => config,
+            };
+            schedule::start(&config, &ports, &args).await
+        }
         Command::Demo(args) => demo::run(&config, &args).await,
         Command::Run(args) => run::run_file(&config, &ports, &args).await,
         Command::Secret { command } => secret::run(&config, &ports, command).await,

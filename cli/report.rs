@@ -29,6 +29,9 @@ pub struct ReportArgs {
     /// `[site]` host of the configuration.
     #[arg(long)]
     pub host: Option<String>,
+    /// The deployed system (`--aws`, `--stack NAME`).
+    #[command(flatten)]
+    pub aws: crate::deployed::AwsArgs,
 }
 
 /// List prices in US dollars, per region, as of [`PRICES_AS_OF`] (the AWS pricing pages;
@@ -57,38 +60,68 @@ pub struct Prices {
     pub ec2_hour: f64,
 }
 
-/// When the price table was last checked.
-pub const PRICES_AS_OF: &str = "2025-11";
+/// When the price table was last checked against its sources (each figure's comment says
+/// where it was read, or that no source was found for it).
+pub const PRICES_AS_OF: &str = "2026-12";
 
-/// The price table: regions A2A is likely deployed in.
+/// The price table: regions A2A is likely deployed in. Sources, as read on 2026-12-06:
+/// [SFN] AWS's Step Functions pricing page, its table of prices per region;
+/// [DDB-US] the DynamoDB on-demand prices for US East after the November 2024 cut, as
+/// third-party summaries of AWS's page quote them (AWS's page renders its figures by script
+/// and no stored copy holds them); [LAMBDA] AWS's Lambda pricing page gives the model and
+/// the Arm tiers, the figures quoted for US East by a third-party summary; [EC2-US] a
+/// third-party summary of EC2 on-demand prices in us-east-1 (June 2026). Figures marked
+/// "no source found" were written from memory and could not be checked here: confirm
+/// them in the AWS Pricing Calculator before quoting a total.
 pub const PRICES: &[(&str, Prices)] = &[
     (
         "eu-west-1",
         Prices {
+            // [SFN]: Europe (Ireland) $0.0250 per 1,000.
             transition: 0.025 / 1000.0,
+            // No source found for Ireland; the US East Arm first tier of [LAMBDA].
             gb_second: 0.000_013_333_4,
+            // No source found for Ireland; US East's $0.20 per million of [LAMBDA].
             lambda_request: 0.20 / 1e6,
+            // No source found.
             sqs_request: 0.40 / 1e6,
+            // No source found: half the pre-cut Ireland rate ($1.4135 per million, as a
+            // third-party page quotes it), the cut being 50% in every region.
             write_unit: 0.7068 / 1e6,
+            // No source found: half the pre-cut $0.283 would be $0.1415; kept as written.
             read_unit: 0.1413 / 1e6,
+            // No source found.
             s3_put: 0.005 / 1000.0,
+            // No source found.
             s3_get: 0.0004 / 1000.0,
+            // No source found.
             s3_gb_month: 0.023,
+            // No source found.
             ec2_hour: 0.0892,
         },
     ),
     (
         "us-east-1",
         Prices {
+            // [SFN]: US East (N. Virginia) $0.0250 per 1,000.
             transition: 0.025 / 1000.0,
+            // [LAMBDA]: Arm, first 7.5 billion GB-seconds a month.
             gb_second: 0.000_013_333_4,
+            // [LAMBDA].
             lambda_request: 0.20 / 1e6,
+            // No source found.
             sqs_request: 0.40 / 1e6,
+            // [DDB-US]: $0.625 per million write request units.
             write_unit: 0.625 / 1e6,
+            // [DDB-US]: $0.125 per million read request units.
             read_unit: 0.125 / 1e6,
+            // No source found (a third-party page uses $0.005 per 1,000 as its example).
             s3_put: 0.005 / 1000.0,
+            // No source found.
             s3_get: 0.0004 / 1000.0,
+            // No source found.
             s3_gb_month: 0.023,
+            // [EC2-US]: m7g.large, Linux, $0.0816 an hour.
             ec2_hour: 0.0816,
         },
     ),

@@ -68,11 +68,11 @@ pub struct StartArgs {
     /// The workflow; it must be the registered instance's kind (which is the default).
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
-    /// Start on the deployed Step Functions state machines; without it, the school runs
-    /// here, on the local engine over the embedded backends, and the command waits for
-    /// its end.
-    #[arg(long)]
-    pub aws: bool,
+    /// Start on the deployed Step Functions state machines (`--aws`, or `--stack NAME`:
+    /// its table and state machines); without either, the school runs here, on the local
+    /// engine over the embedded backends, and the command waits for its end.
+    #[command(flatten)]
+    pub deployed: crate::deployed::AwsArgs,
     /// Start even if `schedule.max_running` executions are in flight.
     #[arg(long)]
     pub force: bool,
@@ -223,7 +223,8 @@ pub async fn tick(config: &Config, ports: &Backends, args: &TickArgs) -> CliResu
 /// under the execution name of its next attempt), so a second start finds it running.
 pub async fn start(config: &Config, ports: &Backends, args: &StartArgs) -> CliResult {
     let code = school_code(&args.code)?;
-    let (store, wf, local): (Arc<dyn InstanceStore>, Arc<dyn Workflows>, _) = if args.aws {
+    let (store, wf, local): (Arc<dyn InstanceStore>, Arc<dyn Workflows>, _) = if args.deployed.on()
+    {
         let Some(wf) = workflows(config, ports, &args.machines).await else {
             return Err(CliError::input(
                 "the state machine ARNs are not known",
@@ -391,6 +392,11 @@ pub struct RetryArgs {
     /// Only schools of this wave.
     #[arg(long, value_name = "N")]
     pub wave: Option<u32>,
+    /// On the deployed system: the start messages go to its queue, and each retried
+    /// school's execution is started at once (under `schedule.max_running`) when the
+    /// state machines are known.
+    #[command(flatten)]
+    pub aws: crate::deployed::AwsArgs,
 }
 
 /// `a2a retry`: each named (or each failed) school back to `queued` through the legal move,
@@ -423,6 +429,7 @@ pub async fn retry(config: &Config, ports: &Backends, args: &RetryArgs) -> CliRe
     let queue = ports.queue(&config.queue).await;
     let now = chrono::Utc::now();
     let (mut done, mut refused) = (0, 0);
+    let mut queued = Vec::new();
     for code in &codes {
         if let (Some(w), false) = (args.wave, args.failed) {
             let wave = store.get(code).await.map_err(port)?.map(|i| i.wave.0);
@@ -442,6 +449,7 @@ pub async fn retry(config: &Config, ports: &Backends, args: &RetryArgs) -> CliRe
             Ok(i) => {
                 done += 1;
                 println!("{code}: queued for attempt {}", i.attempt + 1);
+                queued.push((i.code.clone(), i.attempt + 1));
             }
             Err(why) => {
                 refused += 1;
@@ -453,11 +461,61 @@ pub async fn retry(config: &Config, ports: &Backends, args: &RetryArgs) -> CliRe
     if done > 0 && matches!(config.queue, QueueSpec::Memory) {
         println!("the next `a2a run` starts them: it sends every queued school's message again");
     }
+    if args.aws.on() && !queued.is_empty() {
+        start_deployed(config, ports, store, &queued).await?;
+    }
     Ok(if refused == 0 {
         Outcome::Ok
     } else {
         Outcome::Failed
     })
+}
+
+/// Starts the executions of schools just retried, on the deployed state machines, as the
+/// dispatcher would on their messages (under the cap; the same name per attempt, so the
+/// dispatcher's own delivery of the message is then a duplicate it recognises).
+async fn start_deployed(
+    config: &Config,
+    ports: &Backends,
+    store: Arc<dyn InstanceStore>,
+    queued: &[(SchoolCode, u32)],
+) -> Result<(), CliError> {
+    let Some(wf) = crate::deployed::workflows(config, ports).await else {
+        println!(
+            "the deployed dispatcher starts them from the queue (give --stack or the state \
+             machines' ARNs to start them now)"
+        );
+        return Ok(());
+    };
+    let dispatcher = Dispatcher::new(store, wf, config.schedule.max_running);
+    let deliveries: Vec<Delivery> = queued
+        .iter()
+        .map(|(code, attempt)| Delivery {
+            id: code.to_string(),
+            body: StartMessage {
+                school_code: code.clone(),
+                attempt: *attempt,
+            }
+            .to_body(),
+        })
+        .collect();
+    let report = dispatcher.dispatch(&deliveries, Utc::now()).await;
+    for (id, outcome) in report.outcomes {
+        match outcome {
+            Dispatched::Started { execution, .. } | Dispatched::Duplicate { execution, .. } => {
+                println!("{id}: started {execution}")
+            }
+            Dispatched::Deferred { why, .. } => {
+                println!("{id}: not started now ({why}): the dispatcher starts it from the queue")
+            }
+            Dispatched::Stale { why, .. } => println!("{id}: not started: {why}"),
+            Dispatched::Failed { error, .. } => {
+                println!("{id}: not started now ({error}): the dispatcher tries it again")
+            }
+            Dispatched::Malformed { reason } => println!("{id}: not started: {reason}"),
+        }
+    }
+    Ok(())
 }
 
 /// Which school `a2a retire` retires, and after how long.
@@ -516,6 +574,10 @@ pub struct CancelArgs {
     pub codes: Vec<String>,
     #[command(flatten)]
     pub machines: MachineArgs,
+    /// On the deployed system: its table, and its state machines to stop the executions
+    /// and start the rollbacks.
+    #[command(flatten)]
+    pub aws: crate::deployed::AwsArgs,
 }
 
 /// `a2a cancel`: each named school stopped through the legal moves

@@ -51,6 +51,10 @@ pub struct Line {
     pub since: chrono::DateTime<chrono::Utc>,
     /// The last error recorded.
     pub last_error: Option<String>,
+    /// With `--aws`: how Step Functions says its execution stands (`RUNNING`, `FAILED`,
+    /// …, or `NOT_FOUND`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_status: Option<String>,
 }
 
 impl Line {
@@ -65,6 +69,7 @@ impl Line {
             execution: i.execution.clone(),
             since: i.updated_at,
             last_error: i.last_error.clone(),
+            execution_status: None,
         }
     }
 }
@@ -146,7 +151,7 @@ impl Report {
             println!("{kind}: {}", line.join(", "));
         }
         print_list("running now", &self.running, |r| {
-            format!(
+            let mut line = format!(
                 "{} wave {} attempt {} {} since {} {}",
                 r.school_code,
                 r.wave,
@@ -156,7 +161,11 @@ impl Report {
                 r.execution
                     .as_deref()
                     .unwrap_or("(execution not recorded yet)")
-            )
+            );
+            if let Some(s) = &r.execution_status {
+                line.push_str(&format!(" ({s} in Step Functions)"));
+            }
+            line
         });
         print_list("failed", &self.failed, |f| {
             format!(
@@ -194,8 +203,28 @@ pub struct Only {
     pub cost: Option<String>,
 }
 
-/// Prints the report. Reading only: an empty home stays empty.
-pub async fn run(config: &Config, ports: &Backends, only: Only, json: bool) -> CliResult {
+/// Asks Step Functions how each running instance's execution stands.
+async fn ask_executions(
+    lines: &mut [Line],
+    flows: &dyn a2a_core::Workflows,
+) -> Result<(), CliError> {
+    for line in lines {
+        let Some(id) = &line.execution else { continue };
+        line.execution_status = Some(crate::deployed::execution_status(flows, id).await?.0);
+    }
+    Ok(())
+}
+
+/// Prints the report. Reading only: an empty home stays empty. With `aws`, the running
+/// instances' executions are looked up in Step Functions (when the state machines are
+/// known).
+pub async fn run(
+    config: &Config,
+    ports: &Backends,
+    only: Only,
+    json: bool,
+    aws: bool,
+) -> CliResult {
     let keep = |i: &Instance| {
         only.wave.is_none_or(|w| i.wave.0 == w) && only.kind.is_none_or(|k| i.kind == k)
     };
@@ -221,6 +250,10 @@ pub async fn run(config: &Config, ports: &Backends, only: Only, json: bool) -> C
             Report::of(&instances)
         }
     };
+    let mut report = report;
+    if aws && let Some(flows) = crate::deployed::workflows(config, ports).await {
+        ask_executions(&mut report.running, &*flows).await?;
+    }
     if json {
         let text = serde_json::to_string(&report)
             .map_err(|e| CliError::Failed(format!("cannot write the report as JSON: {e}")))?;

@@ -21,10 +21,15 @@ pub struct WorkerArgs {
     #[arg(
         long = "activity",
         value_name = "ARN",
-        required = true,
+        required_unless_present = "stack",
+        conflicts_with = "stack",
         value_delimiter = ','
     )]
     pub activities: Vec<String>,
+    /// The deployed CloudFormation stack (name or ARN): serve every activity of its
+    /// `WorkerActivityArns`, on its state table and data bucket.
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
     /// Slots for the activities' polls and the steps they bring: a poll waiting for a
     /// task takes one, so this must be more than the activities served (9 for a whole
     /// stack: the default leaves room for 15 steps at once).
@@ -46,6 +51,31 @@ pub struct WorkerArgs {
     /// `SecretPrefix`); without it, the home's secret folder.
     #[arg(long, value_name = "PREFIX")]
     pub secret_prefix: Option<String>,
+}
+
+/// A stack's worker serves every source step: a step with no activity would leave its
+/// schools waiting until their tasks time out.
+fn every_source_step(
+    stack: &str,
+    served: &[(String, &'static a2a_steps::Step)],
+) -> Result<(), CliError> {
+    let missing: Vec<&str> = a2a_steps::STEPS
+        .iter()
+        .filter(|s| s.side == a2a_steps::Side::Source)
+        .filter(|s| !served.iter().any(|(_, t)| t.name == s.name))
+        .map(|s| s.name)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::input(
+        format!(
+            "stack {stack:?}: its output {} has no activity for the source steps {}",
+            a2a_aws::stack::WORKER_ACTIVITIES,
+            missing.join(", ")
+        ),
+        "deploy this version's template.yaml, or name the activities with --activity ARN…",
+    ))
 }
 
 /// Set by the signal handler; read by the worker's shutdown future.
@@ -109,11 +139,19 @@ pub(crate) async fn context(
 
 /// Runs the worker until SIGTERM or SIGINT, then stops as the worker loop does.
 pub async fn run(config: &Config, ports: &Backends, args: &WorkerArgs) -> CliResult {
+    let (config, arns) = match &args.stack {
+        Some(name) => crate::deployed::worker(config, ports, name).await?,
+        None => (config.clone(), args.activities.clone()),
+    };
+    let config = &config;
     let mut served = Vec::new();
-    for arn in &args.activities {
+    for arn in &arns {
         let step = step_of_activity(arn)
             .map_err(|e| CliError::input(e, "give the stack's WorkerActivityArns"))?;
         served.push((arn.clone(), step));
+    }
+    if let Some(name) = &args.stack {
+        every_source_step(name, &served)?;
     }
     // Each activity's poll holds a slot while it waits (up to a minute), so with no more
     // slots than activities a poller waits for another's empty poll before it may take
@@ -138,7 +176,13 @@ pub async fn run(config: &Config, ports: &Backends, args: &WorkerArgs) -> CliRes
         std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
         std::process::id()
     );
-    tracing::info!(worker = %name, activities = served.len(), "worker started");
+    tracing::info!(
+        worker = %name,
+        activities = %arns.join(","),
+        state = %config.state,
+        blobs = %config.blobs,
+        "worker started"
+    );
     let report = serve(
         ports.activities().await,
         served,

@@ -376,3 +376,336 @@ fn cancel_fails_a_queued_school_and_says_why_it_leaves_the_others() {
     });
     exits(home.path(), &["cancel"], 2);
 }
+
+/// A child process killed when the test ends, whatever happens.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue 23's console on the deployed shape, found by the stack's name: the stack
+/// rehearsal (`a2a stack up`: both state machines behind a Step Functions endpoint) on a
+/// DynamoDB table and an S3 bucket in moto, and a CloudFormation stack in moto whose
+/// outputs name them as template.yaml's do. `a2a worker --stack` serves exactly the
+/// stack's activities; `a2a start`, `status`, `history`, `report`, `retry` and `cancel`
+/// with `--stack` read and move that table and those executions; a missing stack, a stack
+/// without the worker's output and a bad name are refused, each named.
+#[test]
+fn the_console_and_the_worker_find_the_deployed_stack_by_its_name() {
+    let test = "the_console_and_the_worker_find_the_deployed_stack_by_its_name";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(moto) = rt.block_on(a2a_testkit::moto::Moto::for_test(test)) else {
+        return;
+    };
+    let table = rt.block_on(moto.state_table()).unwrap().table().to_owned();
+    let bucket = rt.block_on(moto.bucket("a2a-console")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = w.join("home");
+    let shard = w.join("shard");
+    std::fs::create_dir_all(&shard).unwrap();
+    let site = serde_json::json!({
+        "host": "campus.example.cat",
+        "old_wwwroot": "https://agora.xtec.cat/{dns}/moodle",
+        "prefix": "mdl_",
+        "shards": [{"name": "a", "db": format!("sqlite://{}", shard.display()), "capacity": 10}],
+        "templates": {},
+    })
+    .to_string();
+    let backends = [
+        "--state".to_owned(),
+        format!("dynamodb:{table}"),
+        "--blobs".to_owned(),
+        format!("s3://{bucket}"),
+    ];
+
+    // The stack's processes: the rehearsal's endpoint, and (below) the worker.
+    let log = w.join("stack.log");
+    let mut up = common::command(&home);
+    up.args(&backends)
+        .args(["-v", "stack", "up", "--site", &site, "--clock", "virtual"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = up.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _stack_up = Running(child);
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        panic!(
+            "no ready line ({e}): {line:?}\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        )
+    });
+    let endpoint = ready["states_endpoint"].as_str().unwrap().to_owned();
+    let activities: Vec<String> = ready["activities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    use a2a_aws::stack as out;
+    let name = a2a_testkit::unique_name("a2a-console");
+    let full = [
+        (out::STATE_TABLE, table.clone()),
+        (out::BUCKET, bucket.clone()),
+        (
+            out::MIGRATE_STATE_MACHINE,
+            ready["state_machines"]["migrate"].as_str().unwrap().into(),
+        ),
+        (
+            out::PROVISION_STATE_MACHINE,
+            ready["state_machines"]["provision"]
+                .as_str()
+                .unwrap()
+                .into(),
+        ),
+        (out::WORKER_ACTIVITIES, activities.join(",")),
+    ];
+    let partial = a2a_testkit::unique_name("a2a-partial");
+    rt.block_on(async {
+        common::deployed_stack(&moto.conf, &name, &full).await;
+        common::deployed_stack(&moto.conf, &partial, &full[..4]).await;
+    });
+
+    // `a2a ARGS` in the work folder, with only the emulator's endpoints: no --state.
+    let run = |args: &[&str]| {
+        common::command(&home)
+            .current_dir(w)
+            .env("AWS_ENDPOINT_URL_SFN", &endpoint)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let exits = |args: &[&str], code: i32| {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+        o
+    };
+    let status = || -> Value {
+        serde_json::from_slice(&exits(&["status", "--stack", &name, "--json"], 0).stdout).unwrap()
+    };
+    let worker = |n: u32| {
+        let log = w.join(format!("worker-{n}.log"));
+        let child = common::command(&home)
+            .current_dir(w)
+            .env("AWS_ENDPOINT_URL_SFN", &endpoint)
+            .args([
+                "-v",
+                "worker",
+                "--stack",
+                &name,
+                "--site",
+                &site,
+                "--heartbeat",
+                "1",
+            ])
+            .stdout(std::fs::File::create(w.join(format!("worker-{n}.out"))).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (Running(child), log)
+    };
+    let wait_for = |code: &str, want: &str| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let h: Value = serde_json::from_slice(
+                &exits(&["history", code, "--stack", &name, "--json"], 0).stdout,
+            )
+            .unwrap();
+            if h["status"] == want {
+                return h;
+            }
+            assert!(std::time::Instant::now() < end, "{code} never {want}: {h}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+
+    // Refusals first: each names the stack, the output and what to do.
+    let o = exits(
+        &["worker", "--stack", "a2a-nowhere-at-all", "--site", &site],
+        2,
+    );
+    let said = text(&o);
+    assert!(
+        said.contains("stack \"a2a-nowhere-at-all\" does not exist"),
+        "{said}"
+    );
+    assert!(
+        said.contains("sam deploy --stack-name a2a-nowhere-at-all"),
+        "{said}"
+    );
+    let said = text(&exits(&["worker", "--stack", &partial, "--site", &site], 2));
+    assert!(
+        said.contains(&format!(
+            "stack \"{partial}\" (CREATE_COMPLETE) has no output WorkerActivityArns"
+        )),
+        "{said}"
+    );
+    let said = text(&exits(&["status", "--stack", "no_such/stack"], 2));
+    assert!(said.contains("not a CloudFormation stack name"), "{said}");
+    let said = text(&exits(&["status", "--aws"], 2));
+    assert!(
+        said.contains("--stack NAME") && said.contains("dynamodb:TABLE"),
+        "{said}"
+    );
+    // CloudFormation out of reach: the environment (3), not the input.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let o = common::command(&home)
+        .args(["status", "--stack", &name])
+        .env("AWS_ENDPOINT_URL", format!("http://{closed}"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("CloudFormation DescribeStacks"),
+        "{}",
+        text(&o)
+    );
+    let v = status();
+    assert_eq!(v["instances"], 0, "the stack's table, empty so far: {v}");
+
+    // Two migrations whose sources are here; a third whose source database is missing.
+    common::fixture_site(
+        &home,
+        &format!("sqlite://{}/good.db", w.display()),
+        &format!("{}/good-files", w.display()),
+    );
+    common::fixture_site(
+        &home,
+        &format!("sqlite://{}/third.db", w.display()),
+        &format!("{}/third-files", w.display()),
+    );
+    let list = w.join("list.csv");
+    let row = |code: &str, src: &str| {
+        format!(
+            "{code},Institut {code},migrate,ins-{code},sqlite://{w}/{src}.db,{w}/{src}-files\n",
+            w = w.display()
+        )
+    };
+    std::fs::write(
+        &list,
+        format!(
+            "school_code,name,kind,dns,source_db,source_files\n{}{}{}",
+            row("08300001", "good"),
+            row("08300002", "late"),
+            row("08300003", "third"),
+        ),
+    )
+    .unwrap();
+    let mut upload = vec!["upload", list.to_str().unwrap()];
+    let flags: Vec<&str> = backends.iter().map(String::as_str).collect();
+    upload.splice(0..0, flags.iter().copied());
+    exits(&upload, 0);
+
+    // The worker finds exactly the stack's activities, on the stack's table and bucket.
+    let (_served, worker_log) = worker(1);
+    for code in ["08300001", "08300002"] {
+        let o = exits(&["start", code, "--stack", &name, "--force"], 0);
+        assert!(
+            text(&o).contains(&format!("started {code} attempt 1")),
+            "{}",
+            text(&o)
+        );
+    }
+    let good = wait_for("08300001", "active");
+    let late = wait_for("08300002", "rolled_back");
+    // The log's fields, without the colours of a terminal.
+    let said = std::fs::read_to_string(&worker_log).unwrap();
+    let mut plain = String::new();
+    let mut rest = said.as_str();
+    while let Some(at) = rest.find('\x1b') {
+        plain.push_str(&rest[..at]);
+        rest = rest[at..].split_once('m').map_or("", |(_, r)| r);
+    }
+    plain.push_str(rest);
+    let started = plain
+        .lines()
+        .find(|l| l.contains("worker started"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        started.contains(&format!("activities={}", activities.join(","))),
+        "{started}"
+    );
+    assert!(
+        started.contains(&format!("state=dynamodb:{table}")),
+        "{started}"
+    );
+
+    // history: the run's steps and its execution as Step Functions tells it.
+    assert_eq!(good["execution"]["status"], "SUCCEEDED", "{good}");
+    let steps = good["attempts"][0]["steps"].to_string();
+    assert!(
+        steps.contains("export-database") && steps.contains("switch-route"),
+        "{steps}"
+    );
+    let ended = late["execution"]["status"].as_str().unwrap_or_default();
+    assert!(
+        ["SUCCEEDED", "FAILED"].contains(&ended),
+        "its execution ended: {late}"
+    );
+    assert!(
+        late.to_string().contains("\"outcome\":\"failed\""),
+        "the failing step: {late}"
+    );
+    let error = late["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(!error.is_empty(), "{late}");
+
+    // status and report: the same table, as the run filled it.
+    let v = status();
+    assert_eq!(v["by_status"]["active"], 1, "{v}");
+    assert_eq!(v["by_status"]["rolled_back"], 1, "{v}");
+    assert_eq!(v["by_status"]["registered"], 1, "{v}");
+    let html = w.join("report.html");
+    let o = exits(
+        &["report", "--stack", &name, "--html", html.to_str().unwrap()],
+        0,
+    );
+    assert!(text(&o).contains("3 schools"), "{}", text(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("08300001") && page.contains("08300002"),
+        "the report"
+    );
+
+    // retry, once the cause is fixed: queued on the stack's queue and started at once.
+    common::fixture_site(
+        &home,
+        &format!("sqlite://{}/late.db", w.display()),
+        &format!("{}/late-files", w.display()),
+    );
+    let o = exits(&["retry", "08300002", "--stack", &name], 0);
+    let said = text(&o);
+    assert!(said.contains("08300002: queued for attempt 2"), "{said}");
+    assert!(said.contains("08300002: started"), "{said}");
+    wait_for("08300002", "active");
+
+    // cancel: a school on its way (the worker at its source steps) is stopped, and its
+    // rollback runs; a migration takes seconds, the cancel a fraction of one.
+    exits(&["start", "08300003", "--stack", &name, "--force"], 0);
+    let v = status();
+    assert_eq!(v["running"][0]["school_code"], "08300003", "{v}");
+    assert_eq!(v["running"][0]["execution_status"], "RUNNING", "{v}");
+    let said = text(&exits(&["cancel", "08300003", "--stack", &name], 0));
+    assert!(said.contains("08300003: cancelled: "), "{said}");
+    let third = wait_for("08300003", "rolled_back");
+    assert!(
+        third
+            .to_string()
+            .contains(a2a_schedule::OPERATOR_CANCEL_STEP),
+        "{third}"
+    );
+    let v = status();
+    assert_eq!(v["by_status"]["active"], 2, "{v}");
+    assert_eq!(v["by_status"]["rolled_back"], 1, "{v}");
+}

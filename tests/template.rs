@@ -618,6 +618,28 @@ fn no_lambda_gets_a_source_and_the_worker_gets_exactly_the_activities() {
     assert_eq!(outputs, activities, "the WorkerActivityArns output");
 }
 
+/// `--stack NAME` (`a2a_aws::stack`) reads the deployed stack's outputs by name: each name
+/// it reads is an output of template.yaml, so a renamed output fails here, not in an
+/// operator's console.
+#[test]
+fn every_output_the_stack_discovery_reads_is_the_templates() {
+    let text = template();
+    let outputs: BTreeSet<&str> = text
+        .lines()
+        .skip_while(|l| l.trim_end() != "Outputs:")
+        .skip(1)
+        .filter(|l| indent(l) == 2 && l.trim_end().ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':'))
+        .collect();
+    assert!(outputs.contains("WorkerPolicyArn"), "{outputs:?}");
+    for key in a2a_aws::stack::OUTPUTS {
+        assert!(
+            outputs.contains(key),
+            "a2a_aws::stack reads the output {key}, which template.yaml's Outputs lacks: {outputs:?}"
+        );
+    }
+}
+
 /// The scheduler's tick reads tonight's quota and then enqueues up to it: two ticks at once
 /// would each see the same room. The reserved concurrency of one keeps them apart in AWS.
 #[test]

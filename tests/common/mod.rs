@@ -105,3 +105,33 @@ pub fn strings<'a, C: FromIterator<&'a str>>(items: &'a serde_json::Value, field
         })
         .collect()
 }
+
+/// A deployed stack in the emulator at `AWS_ENDPOINT_URL`, as `--stack NAME` finds one:
+/// a CloudFormation stack `name` whose fan-out queue is a real resource (`FanOutQueue`,
+/// its URL the `FanOutQueueUrl` output, as in template.yaml) and whose other outputs
+/// carry the given values (moto cannot deploy the SAM template, nor make activities).
+pub async fn deployed_stack(
+    conf: &a2a_aws::config::SdkConfig,
+    name: &str,
+    outputs: &[(&str, String)],
+) {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        a2a_aws::stack::QUEUE_URL.into(),
+        serde_json::json!({"Value": {"Ref": "FanOutQueue"}}),
+    );
+    for (k, v) in outputs {
+        out.insert((*k).into(), serde_json::json!({ "Value": v }));
+    }
+    let template = serde_json::json!({
+        "Resources": {"FanOutQueue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": out,
+    });
+    a2a_aws::aws_sdk_cloudformation::Client::new(conf)
+        .create_stack()
+        .stack_name(name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .expect("the emulator makes the stack");
+}

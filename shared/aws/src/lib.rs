@@ -1,7 +1,8 @@
 //! AWS adapters of the A2A ports: `DynamoDbStore` (`InstanceStore`), `S3Blob`
 //! (`BlobStore`), `SqsQueue` (`WorkQueue`), `SfnWorkflows` (`Workflows`), `SfnActivities` (`Activities`), `RdsSnapshots`
 //! (`Snapshots`), `SmSecrets` (`SecretStore`); and `DbSecret`, the target databases' user
-//! and password from a Secrets Manager secret.
+//! and password from a Secrets Manager secret; `stack`, the deployed stack's outputs found
+//! by its name (CloudFormation, feature `cloudformation`).
 //!
 //! Each adapter sits behind a Cargo feature of the same name (`dynamodb`, `s3`, `sqs`, `sfn`,
 //! `rds`; `secretsmanager` for `SmSecrets` and `DbSecret`) so that a Lambda compiles only the SDKs it
@@ -45,6 +46,10 @@ pub use {
     aws_sdk_sfn,
     sfn::{SfnActivities, SfnWorkflows},
 };
+#[cfg(feature = "cloudformation")]
+pub mod stack;
+#[cfg(feature = "cloudformation")]
+pub use aws_sdk_cloudformation;
 #[cfg(feature = "sqs")]
 mod sqs;
 #[cfg(feature = "sqs")]
