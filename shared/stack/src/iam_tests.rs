@@ -35,6 +35,7 @@ fn every_sdk_call_of_the_adapters_has_its_actions() {
         ("sfn.rs", "states"),
         ("secrets.rs", "secretsmanager"),
         ("rds.rs", "rds"),
+        ("stack.rs", "cloudformation"),
     ];
     let mut seen = 0;
     for (file, service) in files {
