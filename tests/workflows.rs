@@ -1544,7 +1544,19 @@ async fn tamper(blob: &dyn BlobStore, code: &str, place: &str) -> String {
     let mut bytes = blob.get(&victim.key).await.unwrap().to_vec();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
-    blob.put(&victim.key, bytes.into()).await.unwrap();
+    if place == "filedir/" {
+        // With the SHA-1 of its new bytes, as a content-addressed put stores it: what is
+        // caught is the content, not a missing checksum.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tampered");
+        std::fs::write(&file, &bytes).unwrap();
+        let (_, sha1) = a2a_files::sum_file(&file, a2a_core::SumAlgo::Sha1)
+            .await
+            .unwrap();
+        blob.put_file_sha1(&victim.key, &file, &sha1).await.unwrap();
+    } else {
+        blob.put(&victim.key, bytes.into()).await.unwrap();
+    }
     victim.key.to_string()
 }
 
@@ -1557,7 +1569,7 @@ async fn a_changed_object_fails_verify_and_a_clean_retry_passes(
     place: &str,
 ) {
     let code = register(w, code, InstanceKind::Migrate, &format!("ins-{code}")).await;
-    let tampered = Arc::new(std::sync::Mutex::new(None::<String>));
+    let tampered = Arc::new(tokio::sync::OnceCell::<String>::new());
     let before: a2a_cli::BeforeStep = {
         let (blob, tampered, place) = (w.ctx.blob.clone(), tampered.clone(), place.to_owned());
         let code = code.to_string();
@@ -1565,9 +1577,12 @@ async fn a_changed_object_fails_verify_and_a_clean_retry_passes(
             let (blob, tampered, place, code) =
                 (blob.clone(), tampered.clone(), place.clone(), code.clone());
             Box::pin(async move {
-                if name == "Verify" && tampered.lock().unwrap().is_none() {
-                    let key = tamper(blob.as_ref(), &code, &place).await;
-                    *tampered.lock().unwrap() = Some(key);
+                // Once, before the first part's Verify; the parts' Verifies run at once
+                // and each waits until it is done.
+                if name == "Verify" {
+                    tampered
+                        .get_or_init(|| tamper(blob.as_ref(), &code, &place))
+                        .await;
                 }
                 Ok(())
             })
@@ -1577,13 +1592,13 @@ async fn a_changed_object_fails_verify_and_a_clean_retry_passes(
         a2a_cli::local_workflows_with(w.ctx.clone(), &root().join("statemachines"), Some(before))
             .unwrap();
     let info = run_on(&flows, &code, InstanceKind::Migrate, 1).await;
-    let key = tampered.lock().unwrap().clone().expect("Verify ran");
+    let key = tampered.get().cloned().expect("Verify ran");
     let i = assert_ended(w, &code, &info, "A2A.Permanent.Verify", &key, RolledBack).await;
     let why = i.last_error.unwrap_or_default();
     assert!(why.contains(&format!("school {code}")), "{why}");
-    // Same size: caught by content (another checksum, or none of the source's kind).
+    // Same size: caught by content.
     assert!(
-        why.contains(&format!("{key} differs (")) && !why.contains("size:"),
+        why.contains(&format!("{key} differs (content: the copy's")),
         "{why}"
     );
     // The retry's copy is clean (the rollback removed the tampered one): Verify passes.
