@@ -192,3 +192,126 @@ pub async fn check_copy(
     out.different.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use a2a_core::BlobKey;
+    use sha1::Digest as _;
+
+    fn sha1(b: &[u8]) -> String {
+        hex::encode(sha1::Sha1::digest(b))
+    }
+
+    fn sha256(b: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(b))
+    }
+
+    fn filedir(h: &str) -> String {
+        format!("filedir/{}/{}/{h}", &h[..2], &h[2..4])
+    }
+
+    #[tokio::test]
+    async fn the_source_is_hashed_by_kind_and_a_damaged_filedir_file_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path();
+        let good = sha1(b"good");
+        let liar = sha1(b"said");
+        for (name, body) in [(filedir(&good), "good"), (filedir(&liar), "other")] {
+            std::fs::create_dir_all(md.join(&name).parent().unwrap()).unwrap();
+            std::fs::write(md.join(&name), body).unwrap();
+        }
+        std::fs::create_dir_all(md.join("lang/ca")).unwrap();
+        std::fs::write(md.join("lang/ca/x.php"), "Català").unwrap();
+        std::fs::create_dir_all(md.join("cache")).unwrap();
+        std::fs::write(md.join("cache/skip"), "rebuilt").unwrap();
+
+        let found = source_sums(md, 2).await.unwrap();
+        let want: Sums = [
+            (
+                filedir(&good),
+                FileSum {
+                    size: 4,
+                    algo: SumAlgo::Sha1,
+                    hex: good.clone(),
+                },
+            ),
+            (
+                "moodledata/lang/ca/x.php".to_owned(),
+                FileSum {
+                    size: "Català".len() as u64,
+                    algo: SumAlgo::Sha256,
+                    hex: sha256("Català".as_bytes()),
+                },
+            ),
+        ]
+        .into();
+        assert_eq!(found.files, want);
+        assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+        assert!(found.problems[0].what.contains("damaged"));
+    }
+
+    #[tokio::test]
+    async fn the_copy_is_compared_by_key_size_and_stored_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(a2a_local::FsBlob::new(dir.path()).unwrap());
+        let school = SchoolCode::parse("08012345").unwrap();
+        let root = site_root(&school);
+        let sum = |algo, body: &[u8]| FileSum {
+            size: body.len() as u64,
+            algo,
+            hex: match algo {
+                SumAlgo::Sha1 => sha1(body),
+                SumAlgo::Sha256 => sha256(body),
+            },
+        };
+        let ok = filedir(&sha1(b"ok"));
+        let sums: Sums = [
+            (ok.clone(), sum(SumAlgo::Sha1, b"ok")),
+            ("moodledata/same".into(), sum(SumAlgo::Sha256, b"abc")),
+            ("moodledata/changed".into(), sum(SumAlgo::Sha256, b"abc")),
+            ("moodledata/longer".into(), sum(SumAlgo::Sha256, b"abc")),
+            ("moodledata/gone".into(), sum(SumAlgo::Sha256, b"abc")),
+        ]
+        .into();
+        for (rel, body) in [
+            (ok.as_str(), &b"ok"[..]),
+            ("moodledata/same", b"abc"),
+            ("moodledata/changed", b"abd"),
+            ("moodledata/longer", b"abcd"),
+            ("moodledata/extra", b"x"),
+        ] {
+            let key = BlobKey::parse(&format!("{root}{rel}")).unwrap();
+            store
+                .put(&key, bytes::Bytes::from(body.to_vec()))
+                .await
+                .unwrap();
+        }
+        let clean: Sums = sums
+            .iter()
+            .filter(|(k, _)| *k == &ok || k.ends_with("same"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let only_clean = check_copy(store.clone(), &school, &clean, 4).await.unwrap();
+        assert_eq!(only_clean.extra.len(), 3, "{only_clean:?}");
+
+        let found = check_copy(store, &school, &sums, 4).await.unwrap();
+        assert!(!found.equal());
+        assert_eq!(found.compared, 5);
+        assert_eq!(found.missing, [format!("{root}moodledata/gone")]);
+        assert_eq!(found.extra, [format!("{root}moodledata/extra")]);
+        let different: Vec<(&str, &str)> = found
+            .different
+            .iter()
+            .map(|d| (d.key.as_str(), d.why.as_str()))
+            .collect();
+        assert_eq!(different.len(), 2, "{different:?}");
+        assert_eq!(different[0].0, format!("{root}moodledata/changed"));
+        assert!(
+            different[0].1.starts_with("content: the copy's SHA-256"),
+            "{different:?}"
+        );
+        assert_eq!(different[1].0, format!("{root}moodledata/longer"));
+        assert!(different[1].1.starts_with("size:"), "{different:?}");
+    }
+}
