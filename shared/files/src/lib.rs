@@ -103,6 +103,27 @@ pub(crate) async fn list_all(
     }
 }
 
+/// The copy of `school` (its `filedir/` and `moodledata/` blobs) by key under the site
+/// root.
+pub(crate) async fn list_copy(
+    store: &dyn BlobStore,
+    school: &SchoolCode,
+) -> Result<std::collections::BTreeMap<String, BlobMeta>, FilesError> {
+    let root = layout::site_root(school);
+    let mut copy = std::collections::BTreeMap::new();
+    for part in ["filedir/", "moodledata/"] {
+        let listed = list_all(store, &format!("{root}{part}"))
+            .await
+            .map_err(|e| FilesError::store(school, "listing the copy", e))?;
+        for m in listed {
+            if let Some(rel) = m.key.as_str().strip_prefix(&root) {
+                copy.insert(rel.to_owned(), m);
+            }
+        }
+    }
+    Ok(copy)
+}
+
 /// Whether a port error stops the whole run (the store is unreachable or refuses us) rather
 /// than being a problem with one file.
 pub(crate) fn is_fatal(e: &PortError) -> bool {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::{Place, site_root};
 use crate::walk::{Problem, walk_blocking};
-use crate::{Difference, FilesError, list_all, sum_file};
+use crate::{Difference, FilesError, list_copy, sum_file};
 
 /// One file's size and content checksum: SHA-1 for `filedir` files (equal to the name),
 /// SHA-256 for the rest, as the S3 additional checksums of the copy.
@@ -131,17 +131,7 @@ pub async fn check_copy(
 ) -> Result<CopyCheck, FilesError> {
     let store_err = |what: &str, e: PortError| FilesError::store(school, what, e);
     let root = site_root(school);
-    let mut copy = BTreeMap::new();
-    for part in ["filedir/", "moodledata/"] {
-        let listed = list_all(store.as_ref(), &format!("{root}{part}"))
-            .await
-            .map_err(|e| store_err("listing the copy", e))?;
-        for m in listed {
-            if let Some(rel) = m.key.as_str().strip_prefix(&root) {
-                copy.insert(rel.to_owned(), (m.size, m.key.clone()));
-            }
-        }
-    }
+    let copy = list_copy(store.as_ref(), school).await?;
     let mut out = CopyCheck {
         compared: sums.len() as u64,
         extra: copy
@@ -155,11 +145,11 @@ pub async fn check_copy(
     for (rel, want) in sums {
         match copy.get(rel) {
             None => out.missing.push(format!("{root}{rel}")),
-            Some((size, key)) if *size != want.size => out.different.push(Difference {
-                key: key.to_string(),
-                why: format!("size: source {} bytes, copy {size}", want.size),
+            Some(m) if m.size != want.size => out.different.push(Difference {
+                key: m.key.to_string(),
+                why: format!("size: source {} bytes, copy {}", want.size, m.size),
             }),
-            Some((_, key)) => to_read.push((key.clone(), want.clone())),
+            Some(m) => to_read.push((m.key.clone(), want.clone())),
         }
     }
     let mut read = futures::stream::iter(to_read)
