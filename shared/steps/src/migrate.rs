@@ -757,8 +757,8 @@ async fn only_tables(
 /// The source side of one verify part: sums the source's tables of a `database` part
 /// (row counts and checksums, read from the source database itself), or hashes the source
 /// moodledata for `files` (every key, size and checksum: SHA-1 for `filedir`, which must
-/// be the name, SHA-256 for the rest; streamed, within [`CHECK_TIME`]), and writes what it found to the stage
-/// (`stage/<code>/source/<part>.json`) for [`verify`] to compare. Run before each
+/// be the name, SHA-256 for the rest; streamed, within [`CHECK_TIME`]), and writes what it
+/// found to the stage (`stage/<code>/source/<part>.json`) for [`verify`] to compare. Run before each
 /// [`verify`] of the same part, while the source is still frozen.
 pub async fn verify_source(
     ctx: &StepContext,
@@ -832,9 +832,9 @@ pub async fn verify_source(
 /// sums (from the stage) with the target database's, table by table, or the source's
 /// file hashes with the copy's keys, sizes and stored checksums (read with the store's
 /// `head_sum`: S3's `HeadObject` in checksum mode, no download; the folder store
-/// rehashes), and the copy's manifest is there. Opens no
-/// source. Run as a Map over the parts, before the configuration is rewritten (the
-/// rewrite changes content on purpose, so checksums after it could not match).
+/// rehashes), and the copy's manifest is there. Opens no source. Run as a Map over the
+/// parts, before the configuration is rewritten (the rewrite changes content on purpose,
+/// so checksums after it could not match).
 pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<Value, StepError> {
     let which = Part::parse(part)?;
     run(ctx, &which.step(""), code, || async {
