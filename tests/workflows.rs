@@ -205,9 +205,21 @@ async fn world_on(
     source: Option<&Locator>,
     tag: &str,
 ) -> World {
+    world_in(capacity, pg, source, tag, None).await
+}
+
+/// [`world_on`] with its data store on `blob` (a folder in the world's home when `None`).
+async fn world_in(
+    capacity: u32,
+    pg: Option<&Locator>,
+    source: Option<&Locator>,
+    tag: &str,
+    blob: Option<Arc<dyn BlobStore>>,
+) -> World {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
-    let blob: Arc<dyn BlobStore> = Arc::new(FsBlob::new(dir.join("blobs")).unwrap());
+    let blob: Arc<dyn BlobStore> =
+        blob.unwrap_or_else(|| Arc::new(FsBlob::new(dir.join("blobs")).unwrap()));
     let store: Arc<dyn InstanceStore> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
     // The template: a fixture database, and fixture files under `templates/primary/`.
     let tpl_db = match pg {
@@ -1515,4 +1527,109 @@ async fn a_rollback_out_of_time_stops_after_a_batch_and_resumes() {
     assert!(left.unwrap().items.is_empty());
     let again = a2a_steps::call(&w.ctx, "Rollback", rollback).await.unwrap();
     assert_eq!(again["kept"], true, "{again}");
+}
+
+/// One object of the copy under `instances/<code>/<place>` (`filedir/` or `moodledata/`)
+/// overwritten behind the manifest with other bytes of the same size; its key.
+async fn tamper(blob: &dyn BlobStore, code: &str, place: &str) -> String {
+    let page = blob
+        .list(&format!("instances/{code}/{place}"), None)
+        .await
+        .unwrap();
+    let victim = page
+        .items
+        .into_iter()
+        .find(|m| m.size > 0)
+        .unwrap_or_else(|| panic!("no object under {place} to tamper with"));
+    let mut bytes = blob.get(&victim.key).await.unwrap().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    if place == "filedir/" {
+        // With the SHA-1 of its new bytes, as a content-addressed put stores it: what is
+        // caught is the content, not a missing checksum.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tampered");
+        std::fs::write(&file, &bytes).unwrap();
+        let (_, sha1) = a2a_files::sum_file(&file, a2a_core::SumAlgo::Sha1)
+            .await
+            .unwrap();
+        blob.put_file_sha1(&victim.key, &file, &sha1).await.unwrap();
+    } else {
+        blob.put(&victim.key, bytes.into()).await.unwrap();
+    }
+    victim.key.to_string()
+}
+
+/// Migrates `code` in `w` with one object of the copy under `place` changed (same size,
+/// other bytes) just before the workflow's Verify: Verify fails `A2A.Permanent.Verify`
+/// naming that key, the attempt is rolled back, and a retry (a clean migration) passes.
+async fn a_changed_object_fails_verify_and_a_clean_retry_passes(
+    w: &World,
+    code: &str,
+    place: &str,
+) {
+    let code = register(w, code, InstanceKind::Migrate, &format!("ins-{code}")).await;
+    let tampered = Arc::new(tokio::sync::OnceCell::<String>::new());
+    let before: a2a_cli::BeforeStep = {
+        let (blob, tampered, place) = (w.ctx.blob.clone(), tampered.clone(), place.to_owned());
+        let code = code.to_string();
+        Arc::new(move |name| {
+            let (blob, tampered, place, code) =
+                (blob.clone(), tampered.clone(), place.clone(), code.clone());
+            Box::pin(async move {
+                // Once, before the first part's Verify; the parts' Verifies run at once
+                // and each waits until it is done.
+                if name == "Verify" {
+                    tampered
+                        .get_or_init(|| tamper(blob.as_ref(), &code, &place))
+                        .await;
+                }
+                Ok(())
+            })
+        })
+    };
+    let flows =
+        a2a_cli::local_workflows_with(w.ctx.clone(), &root().join("statemachines"), Some(before))
+            .unwrap();
+    let info = run_on(&flows, &code, InstanceKind::Migrate, 1).await;
+    let key = tampered.get().cloned().expect("Verify ran");
+    let i = assert_ended(w, &code, &info, "A2A.Permanent.Verify", &key, RolledBack).await;
+    let why = i.last_error.unwrap_or_default();
+    assert!(why.contains(&format!("school {code}")), "{why}");
+    // Same size: caught by content.
+    assert!(
+        why.contains(&format!("{key} differs (content: the copy's")),
+        "{why}"
+    );
+    // The retry's copy is clean (the rollback removed the tampered one): Verify passes.
+    assert_retry_succeeds(w, &flows, &code, InstanceKind::Migrate).await;
+}
+
+#[tokio::test]
+async fn a_target_object_changed_behind_the_manifest_is_caught_in_a_folder_store() {
+    let w = world(10).await;
+    a_changed_object_fails_verify_and_a_clean_retry_passes(&w, "08034561", "filedir/").await;
+    a_changed_object_fails_verify_and_a_clean_retry_passes(&w, "08034562", "moodledata/").await;
+}
+
+#[tokio::test]
+async fn a_target_object_changed_behind_the_manifest_is_caught_in_s3() {
+    let test = "a target object changed behind the manifest, in S3";
+    if a2a_testkit::service_url("AWS_ENDPOINT_URL", test).is_none() {
+        return;
+    }
+    let conf = a2a_aws::config::sdk_config().await;
+    let bucket = a2a_testkit::unique_name("a2a-verify");
+    let client = a2a_aws::aws_sdk_s3::Client::from_conf(
+        a2a_aws::aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    a2a_aws::S3Blob::create_bucket(&client, &bucket)
+        .await
+        .unwrap();
+    let blob: Arc<dyn BlobStore> = Arc::new(a2a_aws::S3Blob::from_conf(&conf, &bucket, "agora"));
+    let w = world_in(10, None, None, "", Some(blob)).await;
+    a_changed_object_fails_verify_and_a_clean_retry_passes(&w, "17034563", "filedir/").await;
+    a_changed_object_fails_verify_and_a_clean_retry_passes(&w, "17034564", "moodledata/").await;
 }

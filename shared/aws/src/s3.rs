@@ -1,15 +1,19 @@
 //! `BlobStore` on one S3 bucket, under an optional key prefix.
 //!
-//! Every put sends the SHA-256 of the body, which S3 checks on arrival, and also stores it,
-//! hex, as the object's `sha256` metadata: a multipart object's own SHA-256 checksum is a
-//! checksum of part checksums, not of the content.
+//! Every put sends an S3 additional checksum of the body, which S3 checks on arrival and
+//! keeps: SHA-1 for a content-addressed file (`put_file_sha1`), SHA-256 for the rest. The
+//! whole content's hash is also stored, hex, as the object's `sha256` (and `sha1`) metadata:
+//! a multipart object's own SHA checksum is a checksum of part checksums, not of the
+//! content (S3 has full-object checksums of multipart uploads for CRC types only), so for
+//! those the metadata, written from the same read pass whose part checksums S3 checked, is
+//! the content's hash that `head_sum` reports.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult};
+use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult, SumAlgo};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
@@ -30,6 +34,9 @@ use crate::error::{Call, chain, classify};
 const SERVICE: &str = "S3";
 /// The user metadata key (`x-amz-meta-sha256`) holding the hex SHA-256 of the content.
 const SHA_META: &str = "sha256";
+/// The user metadata key (`x-amz-meta-sha1`) holding the hex SHA-1 of a content-addressed
+/// upload's content.
+const SHA1_META: &str = "sha1";
 /// Default part size, and files larger than one part go multipart.
 const DEFAULT_PART: u64 = 8 * 1024 * 1024;
 /// S3's smallest part (all but the last) and largest part.
@@ -143,7 +150,12 @@ impl S3Blob {
             .send()
             .await
             .map_err(|e| classify(&e, call))?;
-        let expected = stored_sha(out.checksum_sha256(), out.checksum_type(), out.metadata());
+        let expected = stored_sum(
+            SumAlgo::Sha256,
+            out.checksum_sha256(),
+            out.checksum_type(),
+            out.metadata(),
+        );
         checked(out.body, expected, call).await
     }
 
@@ -233,6 +245,7 @@ impl S3Blob {
             key: key.clone(),
             size: digest.size,
             sha256: Some(hex::encode(digest.sha)),
+            sha1: digest.sha1.map(hex::encode),
         })
     }
 
@@ -256,12 +269,14 @@ impl S3Blob {
             .body(body)
             .content_length(size_i64(digest.size)?)
             // One checksum per request: the SHA-1 where the caller named one, so that S3
-            // itself checks the content against a content-addressed name.
+            // itself checks the content against a content-addressed name. Naming the
+            // algorithm too makes the value the one S3 keeps (and emulators store it).
+            .checksum_algorithm(digest.algo.algorithm())
             .set_checksum_sha256(
                 (digest.algo == PartSum::Sha256).then(|| STANDARD.encode(digest.sha)),
             )
             .set_checksum_sha1(digest.sha1.map(|h| STANDARD.encode(h)))
-            .metadata(SHA_META, hex::encode(digest.sha))
+            .set_metadata(Some(digest.metadata()))
             .send()
             .await
             .map_err(|e| classify(&e, Call::new(SERVICE, "PutObject", &self.resource(&full))))?;
@@ -282,7 +297,7 @@ impl S3Blob {
             .bucket(&self.bucket)
             .key(&full)
             .checksum_algorithm(digest.algo.algorithm())
-            .metadata(SHA_META, hex::encode(digest.sha))
+            .set_metadata(Some(digest.metadata()))
             .send()
             .await
             .map_err(|e| classify(&e, Call::new(SERVICE, "CreateMultipartUpload", &resource)))?;
@@ -381,7 +396,12 @@ impl S3Blob {
             .send()
             .await
             .map_err(|e| classify(&e, Call::new(SERVICE, "GetObject", &self.resource(&full))))?;
-        let expected = stored_sha(out.checksum_sha256(), out.checksum_type(), out.metadata());
+        let expected = stored_sum(
+            SumAlgo::Sha256,
+            out.checksum_sha256(),
+            out.checksum_type(),
+            out.metadata(),
+        );
         Ok((out.body, expected, full))
     }
 }
@@ -502,6 +522,17 @@ struct FileDigest {
     parts: Vec<Vec<u8>>,
 }
 
+impl FileDigest {
+    /// The object's metadata: the whole content's hashes, hex.
+    fn metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::from([(SHA_META.to_owned(), hex::encode(self.sha))]);
+        if let Some(sha1) = self.sha1 {
+            m.insert(SHA1_META.to_owned(), hex::encode(sha1));
+        }
+        m
+    }
+}
+
 /// Hashes a file in one pass, on a blocking thread: the whole, and each part if it is
 /// larger than one part.
 async fn digest_file(path: &Path, part_size: u64, algo: PartSum) -> Result<FileDigest, PortError> {
@@ -579,26 +610,39 @@ fn size_i64(n: u64) -> Result<i64, PortError> {
     i64::try_from(n).map_err(|_| PortError::Invalid(format!("{n} bytes is too large")))
 }
 
-/// The content's SHA-256, hex: our `sha256` metadata where the object has it (every blob
-/// this store wrote does), else S3's own SHA-256 checksum when it covers the whole object.
-/// A multipart object's checksum is a checksum of part checksums: S3 marks it `COMPOSITE`
-/// and suffixes it `-N` (moto does neither, hence the metadata first).
-fn stored_sha(
+/// The content's checksum in `algo`, hex, as the object holds it: S3's own checksum when
+/// S3 marks it `FULL_OBJECT` (it computed and checked it over the whole content); else our
+/// metadata (`sha256`, `sha1`), which every blob this store wrote has; else S3's checksum
+/// when nothing marks it as a multipart one. A multipart object's checksum is a checksum of
+/// part checksums: S3 marks it `COMPOSITE` and suffixes it `-N` (moto does not always, hence
+/// the metadata before an unmarked checksum).
+fn stored_sum(
+    algo: SumAlgo,
     checksum: Option<&str>,
     checksum_type: Option<&ChecksumType>,
     metadata: Option<&HashMap<String, String>>,
 ) -> Option<String> {
-    let from_metadata = metadata
-        .and_then(|m| m.get(SHA_META))
-        .map(|h| h.to_ascii_lowercase())
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    from_metadata.or_else(|| {
+    let (meta_key, len) = match algo {
+        SumAlgo::Sha1 => (SHA1_META, 20),
+        SumAlgo::Sha256 => (SHA_META, 32),
+    };
+    let whole = || {
         checksum
             .filter(|c| !c.contains('-') && checksum_type != Some(&ChecksumType::Composite))
             .and_then(|c| STANDARD.decode(c).ok())
-            .filter(|raw| raw.len() == 32)
+            .filter(|raw| raw.len() == len)
             .map(hex::encode)
-    })
+    };
+    if checksum_type == Some(&ChecksumType::FullObject)
+        && let Some(h) = whole()
+    {
+        return Some(h);
+    }
+    let from_metadata = metadata
+        .and_then(|m| m.get(meta_key))
+        .map(|h| h.to_ascii_lowercase())
+        .filter(|h| h.len() == 2 * len && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    from_metadata.or_else(whole)
 }
 
 /// A broken body stream: a checksum the SDK found wrong is `Corrupt`, anything else the
@@ -662,6 +706,7 @@ impl BlobStore for S3Blob {
             .bucket(&self.bucket)
             .key(&full)
             .body(ByteStream::from(body))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(STANDARD.encode(sha))
             .metadata(SHA_META, hex::encode(sha))
             .send()
@@ -671,6 +716,7 @@ impl BlobStore for S3Blob {
             key: key.clone(),
             size,
             sha256: Some(hex::encode(sha)),
+            sha1: None,
         })
     }
 
@@ -756,6 +802,7 @@ impl BlobStore for S3Blob {
             key: key.clone(),
             size,
             sha256: Some(got),
+            sha1: None,
         })
     }
 
@@ -785,8 +832,24 @@ impl BlobStore for S3Blob {
                 .content_length()
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
-            sha256: stored_sha(out.checksum_sha256(), out.checksum_type(), out.metadata()),
+            sha256: stored_sum(
+                SumAlgo::Sha256,
+                out.checksum_sha256(),
+                out.checksum_type(),
+                out.metadata(),
+            ),
+            sha1: stored_sum(
+                SumAlgo::Sha1,
+                out.checksum_sha1(),
+                out.checksum_type(),
+                out.metadata(),
+            ),
         }))
+    }
+
+    // HeadObject in checksum mode already reads both stored checksums.
+    async fn head_sum(&self, key: &BlobKey, _algo: SumAlgo) -> PortResult<Option<BlobMeta>> {
+        self.head(key).await
     }
 
     async fn list(
@@ -839,6 +902,7 @@ impl BlobStore for S3Blob {
                 size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                 // ListObjectsV2 gives no checksum values.
                 sha256: None,
+                sha1: None,
             });
         }
         let next = if out.is_truncated() == Some(true) {
@@ -898,32 +962,55 @@ mod tests {
     }
 
     #[test]
-    fn stored_sha_prefers_our_metadata_then_a_whole_object_checksum() {
+    fn stored_sum_prefers_a_full_object_checksum_then_our_metadata() {
         let sha = Sha256::digest(b"x");
         let b64 = STANDARD.encode(sha);
         let hex_sha = hex::encode(sha);
+        let s256 =
+            |c: Option<&str>, t: Option<&ChecksumType>, m| stored_sum(SumAlgo::Sha256, c, t, m);
         let meta: HashMap<_, _> = [(SHA_META.to_owned(), "AB".repeat(32))].into();
         assert_eq!(
-            stored_sha(Some(&b64), None, Some(&meta)),
-            Some("ab".repeat(32))
-        );
-        assert_eq!(stored_sha(Some(&b64), None, None), Some(hex_sha.clone()));
-        assert_eq!(
-            stored_sha(Some(&b64), Some(&ChecksumType::FullObject), None),
-            Some(hex_sha)
+            s256(Some(&b64), None, Some(&meta)),
+            Some("ab".repeat(32)),
+            "an unmarked checksum may be a multipart one: the metadata first"
         );
         assert_eq!(
-            stored_sha(Some(&format!("{b64}-3")), None, None),
+            s256(Some(&b64), Some(&ChecksumType::FullObject), Some(&meta)),
+            Some(hex_sha.clone()),
+            "S3's full-object checksum over what anyone wrote as metadata"
+        );
+        assert_eq!(s256(Some(&b64), None, None), Some(hex_sha.clone()));
+        assert_eq!(
+            s256(Some(&format!("{b64}-3")), None, None),
             None,
             "a multipart checksum is not the content's"
         );
+        assert_eq!(s256(Some(&b64), Some(&ChecksumType::Composite), None), None);
+        assert_eq!(s256(None, None, None), None);
+        let junk: HashMap<_, _> = [(SHA_META.to_owned(), "nope".to_owned())].into();
+        assert_eq!(s256(Some("!!"), None, Some(&junk)), None);
+
+        // SHA-1: its own metadata key and length; a SHA-256 is not taken for one.
+        let s1 = sha1::Sha1::digest(b"x");
+        let b64_1 = STANDARD.encode(s1);
+        let meta1: HashMap<_, _> = [(SHA1_META.to_owned(), hex::encode(s1))].into();
         assert_eq!(
-            stored_sha(Some(&b64), Some(&ChecksumType::Composite), None),
+            stored_sum(
+                SumAlgo::Sha1,
+                Some(&b64_1),
+                Some(&ChecksumType::FullObject),
+                None
+            ),
+            Some(hex::encode(s1))
+        );
+        assert_eq!(
+            stored_sum(SumAlgo::Sha1, None, None, Some(&meta1)),
+            Some(hex::encode(s1))
+        );
+        assert_eq!(
+            stored_sum(SumAlgo::Sha1, Some(&b64), None, Some(&meta)),
             None
         );
-        assert_eq!(stored_sha(None, None, None), None);
-        let junk: HashMap<_, _> = [(SHA_META.to_owned(), "nope".to_owned())].into();
-        assert_eq!(stored_sha(Some("!!"), None, Some(&junk)), None);
     }
 
     /// A one-shot HTTP server that answers 200 to every request and hands back the

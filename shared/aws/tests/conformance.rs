@@ -185,6 +185,78 @@ async fn large_files_go_up_in_parts_and_keep_their_sha256() {
     assert_eq!(store.head(&copy).await.unwrap().unwrap().sha256, put.sha256);
 }
 
+/// The checksums S3 keeps are S3's additional checksums, read back by `HeadObject` in
+/// checksum mode (not only our metadata): SHA-1 for a content-addressed put, SHA-256 for
+/// the rest. An object overwritten behind the adapter without them has no stored checksum
+/// of either kind, so a content check can never take it for the original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_carry_s3_additional_checksums_that_head_sum_reads() {
+    use a2a_core::SumAlgo;
+    use aws_sdk_s3::types::ChecksumMode;
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let test = "a2a-aws additional checksums";
+    let Some(conf) = conf(test).await else {
+        return;
+    };
+    let Some(store) = blob(test, "").await else {
+        return;
+    };
+    let raw = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    let b64 = |raw: &[u8]| base64::engine::general_purpose::STANDARD.encode(raw);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    std::fs::write(&src, b"Bon dia").unwrap();
+    let sha1 = hex::encode(sha1::Sha1::digest(b"Bon dia"));
+    let k1 = key(&format!(
+        "instances/17000002/filedir/{}/{}/{sha1}",
+        &sha1[..2],
+        &sha1[2..4]
+    ));
+    store.put_file_sha1(&k1, &src, &sha1).await.unwrap();
+    let k2 = key("instances/17000002/moodledata/lang/ca/x.php");
+    store.put_file(&k2, &src).await.unwrap();
+
+    let head = |k: &BlobKey| {
+        raw.head_object()
+            .bucket(store.bucket())
+            .key(k.as_str())
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+    };
+    let h1 = head(&k1).await.unwrap();
+    assert_eq!(
+        h1.checksum_sha1(),
+        Some(b64(&sha1::Sha1::digest(b"Bon dia")).as_str()),
+        "S3 keeps the SHA-1 of a content-addressed upload"
+    );
+    let h2 = head(&k2).await.unwrap();
+    assert_eq!(
+        h2.checksum_sha256(),
+        Some(b64(&sha2::Sha256::digest(b"Bon dia")).as_str()),
+        "S3 keeps the SHA-256 of any other upload"
+    );
+
+    // Overwritten behind the adapter, same size, no checksum or metadata of ours.
+    for k in [&k1, &k2] {
+        raw.put_object()
+            .bucket(store.bucket())
+            .key(k.as_str())
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"Bon diA"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let m1 = store.head_sum(&k1, SumAlgo::Sha1).await.unwrap().unwrap();
+    let m2 = store.head_sum(&k2, SumAlgo::Sha256).await.unwrap().unwrap();
+    assert_eq!((m1.size, m1.sha1), (7, None));
+    assert_eq!((m2.size, m2.sha256), (7, None));
+}
+
 #[tokio::test]
 async fn an_empty_file_round_trips() {
     let Some(store) = blob("a2a-aws empty file", "e").await else {

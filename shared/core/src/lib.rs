@@ -27,7 +27,7 @@ pub use locator::{Locator, percent_decode};
 pub use ports::{
     Activities, ActivityTask, BlobKey, BlobMeta, BlobStore, ExecutionInfo, ExecutionStatus,
     InstanceStore, KeyError, ListFilter, Message, Page, PortError, PortResult, StartOutcome,
-    WorkQueue, Workflows, list_all,
+    SumAlgo, WorkQueue, Workflows, list_all,
 };
 pub use secret::{Secret, SecretName, SecretStore};
 pub use snapshot::{SnapshotState, Snapshots};

@@ -235,6 +235,39 @@ pub struct BlobMeta {
     pub size: u64,
     /// Lower-case hex SHA-256 of its content, where the store knows it.
     pub sha256: Option<String>,
+    /// Lower-case hex SHA-1 of its content, where the store knows it (S3: the additional
+    /// checksum of a content-addressed upload, read by [`BlobStore::head_sum`]).
+    pub sha1: Option<String>,
+}
+
+/// A content checksum that a store can keep with a blob: SHA-1 for `filedir` files (Moodle
+/// names them by it), SHA-256 for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SumAlgo {
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+}
+
+impl SumAlgo {
+    /// The checksum of this algorithm in `meta`, if the store gave one.
+    pub fn of(self, meta: &BlobMeta) -> Option<&str> {
+        match self {
+            Self::Sha1 => meta.sha1.as_deref(),
+            Self::Sha256 => meta.sha256.as_deref(),
+        }
+    }
+}
+
+impl fmt::Display for SumAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sha1 => "SHA-1",
+            Self::Sha256 => "SHA-256",
+        })
+    }
 }
 
 /// Keyed blobs: staged database chunks, moodledata files, reports.
@@ -263,6 +296,14 @@ pub trait BlobStore: Send + Sync {
 
     /// Size and checksum, or `None` if there is no such blob.
     async fn head(&self, key: &BlobKey) -> Result<Option<BlobMeta>, PortError>;
+
+    /// Like `head`, with the content's checksum in `algo` filled in (`sha1` or `sha256`)
+    /// as the store holds it, without the caller downloading the blob: S3 reads the
+    /// checksum stored at upload (`HeadObject` in checksum mode); the folder store, which
+    /// keeps none, hashes the file again. The field stays `None` when the store holds no
+    /// such checksum for this blob (one written without it): a caller checking content
+    /// must count that as unverified, never as equal.
+    async fn head_sum(&self, key: &BlobKey, algo: SumAlgo) -> PortResult<Option<BlobMeta>>;
 
     /// One page of the blobs whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str, cursor: Option<String>)

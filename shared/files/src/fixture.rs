@@ -313,6 +313,13 @@ mod tests {
         async fn head(&self, key: &BlobKey) -> Result<Option<a2a_core::BlobMeta>, PortError> {
             self.inner.head(key).await
         }
+        async fn head_sum(
+            &self,
+            key: &BlobKey,
+            algo: a2a_core::SumAlgo,
+        ) -> Result<Option<a2a_core::BlobMeta>, PortError> {
+            self.inner.head_sum(key, algo).await
+        }
         async fn list(
             &self,
             prefix: &str,

@@ -12,6 +12,7 @@ pub mod fixture;
 pub mod layout;
 pub mod maintenance;
 pub mod manifest;
+pub mod sums;
 mod sync;
 mod template;
 mod verify;
@@ -19,7 +20,7 @@ pub mod walk;
 
 use std::path::{Path, PathBuf};
 
-use a2a_core::{BlobMeta, BlobStore, PortError, SchoolCode};
+use a2a_core::{BlobMeta, BlobStore, PortError, SchoolCode, SumAlgo};
 
 pub use manifest::{Entry, Manifest};
 pub use sync::{SyncOptions, SyncReport, sync};
@@ -102,6 +103,27 @@ pub(crate) async fn list_all(
     }
 }
 
+/// The copy of `school` (its `filedir/` and `moodledata/` blobs) by key under the site
+/// root.
+pub(crate) async fn list_copy(
+    store: &dyn BlobStore,
+    school: &SchoolCode,
+) -> Result<std::collections::BTreeMap<String, BlobMeta>, FilesError> {
+    let root = layout::site_root(school);
+    let mut copy = std::collections::BTreeMap::new();
+    for part in ["filedir/", "moodledata/"] {
+        let listed = list_all(store, &format!("{root}{part}"))
+            .await
+            .map_err(|e| FilesError::store(school, "listing the copy", e))?;
+        for m in listed {
+            if let Some(rel) = m.key.as_str().strip_prefix(&root) {
+                copy.insert(rel.to_owned(), m);
+            }
+        }
+    }
+    Ok(copy)
+}
+
 /// Whether a port error stops the whole run (the store is unreachable or refuses us) rather
 /// than being a problem with one file.
 pub(crate) fn is_fatal(e: &PortError) -> bool {
@@ -111,12 +133,60 @@ pub(crate) fn is_fatal(e: &PortError) -> bool {
 /// Size, SHA-1 and SHA-256 (hex) of a local file, read once on a blocking thread.
 pub(crate) async fn hash_file(path: &Path) -> std::io::Result<(u64, String, String)> {
     use sha1::Digest as _;
+    let (size, (s1, s256)) = read_into(path, (sha1::Sha1::new(), sha2::Sha256::new())).await?;
+    Ok((
+        size,
+        hex::encode(s1.finalize()),
+        hex::encode(s256.finalize()),
+    ))
+}
+
+/// Size and checksum in `algo` (hex) of a local file, streamed on a blocking thread (never
+/// the whole file in memory).
+pub async fn sum_file(path: &Path, algo: SumAlgo) -> std::io::Result<(u64, String)> {
+    use sha1::Digest as _;
+    Ok(match algo {
+        SumAlgo::Sha1 => {
+            let (size, h) = read_into(path, sha1::Sha1::new()).await?;
+            (size, hex::encode(h.finalize()))
+        }
+        SumAlgo::Sha256 => {
+            let (size, h) = read_into(path, sha2::Sha256::new()).await?;
+            (size, hex::encode(h.finalize()))
+        }
+    })
+}
+
+/// Something fed a file's bytes in order: a hasher, or two.
+trait Feed: Send + 'static {
+    fn feed(&mut self, bytes: &[u8]);
+}
+
+impl Feed for sha1::Sha1 {
+    fn feed(&mut self, bytes: &[u8]) {
+        sha1::Digest::update(self, bytes);
+    }
+}
+
+impl Feed for sha2::Sha256 {
+    fn feed(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(self, bytes);
+    }
+}
+
+impl<A: Feed, B: Feed> Feed for (A, B) {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.0.feed(bytes);
+        self.1.feed(bytes);
+    }
+}
+
+/// Reads a local file in chunks on a blocking thread into `sink`: (size, sink).
+async fn read_into<F: Feed>(path: &Path, mut sink: F) -> std::io::Result<(u64, F)> {
     use std::io::Read as _;
     let owned = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&owned)?;
-        let mut s1 = sha1::Sha1::new();
-        let mut s256 = sha2::Sha256::new();
         // Sized to the file: zeroing a whole 1 MiB for each small file costs more than
         // reading it.
         let len = file.metadata()?.len();
@@ -126,19 +196,14 @@ pub(crate) async fn hash_file(path: &Path) -> std::io::Result<(u64, String, Stri
             match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    s1.update(&buf[..n]);
-                    s256.update(&buf[..n]);
+                    sink.feed(&buf[..n]);
                     size += n as u64;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok((
-            size,
-            hex::encode(s1.finalize()),
-            hex::encode(s256.finalize()),
-        ))
+        Ok((size, sink))
     })
     .await
     .map_err(std::io::Error::other)?

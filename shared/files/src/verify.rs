@@ -1,18 +1,19 @@
-//! Verify: compare a moodledata folder with its copy, by manifest and listing, and
-//! optionally by re-hashing every copied blob.
+//! Verify: compare a moodledata folder with its copy, by manifest and listing, and by
+//! content: each copy's stored checksum (`BlobStore::head_sum`), or with `rehash` every
+//! copied blob downloaded and hashed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use a2a_core::{BlobKey, BlobStore, PortError, SchoolCode};
+use a2a_core::{BlobKey, BlobStore, PortError, SchoolCode, SumAlgo};
 use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::layout::{Place, key_under, manifest_key, site_root};
 use crate::manifest::{Entry, Manifest};
 use crate::walk::{Problem, SourceFile, walk_blocking};
-use crate::{FilesError, Progress, hash_file, is_fatal, list_all};
+use crate::{FilesError, Progress, hash_file, is_fatal, list_copy};
 
 /// Why a key whose copy is right differs: the manifest does not list it.
 const NOT_IN_MANIFEST: &str = "not in the manifest";
@@ -21,7 +22,8 @@ const NOT_IN_MANIFEST: &str = "not in the manifest";
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     /// Download every blob and hash it: SHA-1 against the name for `filedir`, SHA-256
-    /// against the source for the rest.
+    /// against the source for the rest. Without it, the checksum the store keeps with
+    /// each blob is compared the same way (S3: no download).
     pub rehash: bool,
     /// Blobs re-hashed at once.
     pub jobs: usize,
@@ -104,17 +106,7 @@ pub async fn verify(
         .map(|m| m.entries.into_iter().map(|e| (e.key.clone(), e)).collect())
         .unwrap_or_default();
 
-    let mut in_target: HashMap<String, u64> = HashMap::new();
-    for part in ["filedir/", "moodledata/"] {
-        let listed = list_all(store.as_ref(), &format!("{root}{part}"))
-            .await
-            .map_err(|e| store_err("listing the copy", e))?;
-        for m in listed {
-            if let Some(rel) = m.key.as_str().strip_prefix(&root) {
-                in_target.insert(rel.to_owned(), m.size);
-            }
-        }
-    }
+    let in_target = list_copy(store.as_ref(), school).await?;
 
     let mut expected = BTreeSet::new();
     let mut checks = Vec::new();
@@ -140,7 +132,7 @@ pub async fn verify(
             continue;
         };
         expected.insert(rel_key.clone());
-        let Some(&size) = in_target.get(&rel_key) else {
+        let Some(size) = in_target.get(&rel_key).map(|m| m.size) else {
             missing.push(key.to_string());
             continue;
         };
@@ -162,15 +154,16 @@ pub async fn verify(
         let changed = entry
             .as_ref()
             .is_some_and(|e| e.size != file.size || e.mtime_ns != file.mtime_ns);
-        if options.rehash || changed {
-            checks.push(Check {
-                file,
-                key,
-                sha1,
-                entry,
-                download: options.rehash,
-            });
-        }
+        // Every copy of the right size has its content checked: downloaded with `rehash`,
+        // else by the checksum the store keeps (`head_sum`: no download from S3).
+        checks.push(Check {
+            file,
+            key,
+            sha1,
+            entry,
+            changed,
+            download: options.rehash,
+        });
     }
     let extra: Vec<String> = in_target
         .keys()
@@ -271,7 +264,9 @@ struct Check {
     key: BlobKey,
     sha1: Option<String>,
     entry: Option<Entry>,
-    /// Download and hash the copy too (else only the source is re-hashed).
+    /// The source's size or time moved since the manifest.
+    changed: bool,
+    /// Download and hash the copy (else its stored checksum is read).
     download: bool,
 }
 
@@ -280,7 +275,8 @@ enum Found {
     Problem(Problem),
 }
 
-/// Re-hashes the source (and the copy, if asked): `None` when all agree.
+/// Re-hashes the source where needed, and checks the copy's content (downloaded and
+/// hashed, or its stored checksum): `None` when all agree.
 async fn check(
     store: &dyn BlobStore,
     c: Check,
@@ -292,6 +288,13 @@ async fn check(
             why,
         })))
     };
+    // An unchanged `filedir` file's content is its name: the source need not be read.
+    if !c.download
+        && !c.changed
+        && let Some(want) = &c.sha1
+    {
+        return stored(store, &c.key, SumAlgo::Sha1, want).await;
+    }
     let (_, src1, src256) = match hash_file(&c.file.path).await {
         Ok(h) => h,
         Err(e) => {
@@ -318,7 +321,10 @@ async fn check(
         return differ("the source changed since it was copied (SHA-256)".into());
     }
     if !c.download {
-        return Ok(None);
+        return match &c.sha1 {
+            Some(want) => stored(store, &c.key, SumAlgo::Sha1, want).await,
+            None => stored(store, &c.key, SumAlgo::Sha256, &src256).await,
+        };
     }
     let got = match store.get_to_file(&c.key, scratch).await {
         Ok(m) => m,
@@ -346,5 +352,33 @@ async fn check(
             "the copy's SHA-256 is {got256}, the source's {src256}"
         )),
         _ => Ok(None),
+    }
+}
+
+/// Compares the copy's stored checksum in `algo` with `want`: `None` when equal. A copy
+/// with no such checksum differs (unverified is never equal).
+async fn stored(
+    store: &dyn BlobStore,
+    key: &BlobKey,
+    algo: SumAlgo,
+    want: &str,
+) -> Result<Option<Found>, PortError> {
+    let differ = |why: String| {
+        Ok(Some(Found::Different(Difference {
+            key: key.to_string(),
+            why,
+        })))
+    };
+    match store.head_sum(key, algo).await {
+        Ok(None) => differ("gone from the copy".into()),
+        Ok(Some(m)) => match algo.of(&m) {
+            None => differ(format!("the copy has no stored {algo} checksum")),
+            Some(h) if !h.eq_ignore_ascii_case(want) => differ(format!(
+                "content: the copy's {algo} is {h}, the source's {want}"
+            )),
+            Some(_) => Ok(None),
+        },
+        Err(e) if is_fatal(&e) => Err(e),
+        Err(e) => differ(format!("cannot read the copy's checksum: {e}")),
     }
 }

@@ -170,7 +170,8 @@ async fn verify_names_missing_extra_and_different_keys() {
         .put(&BlobKey::parse(extra).unwrap(), "x".into())
         .await
         .unwrap();
-    // Same size, other bytes: only a re-hash sees it.
+    // Same size, other bytes: seen by content, the stored checksum (here the folder
+    // store's re-hash) as well as a download.
     let (_, sha1b) = &generated.filedir[1];
     let damaged = format!(
         "instances/08012345/filedir/{}/{}/{sha1b}",
@@ -183,18 +184,30 @@ async fn verify_names_missing_extra_and_different_keys() {
 
     let quick = run_verify(&md, &store, false).await;
     assert!(!quick.equal);
+    assert!(!quick.rehashed);
     assert_eq!(quick.missing, std::slice::from_ref(&deleted));
     assert_eq!(quick.extra, [extra]);
-    assert!(quick.different.is_empty());
-    // Found wrong, the manifest is trusted no more.
+    assert_eq!(quick.different.len(), 1, "{:?}", quick.different);
+    assert_eq!(quick.different[0].key, damaged);
+    assert!(
+        quick.different[0]
+            .why
+            .starts_with("content: the copy's SHA-1"),
+        "{:?}",
+        quick.different
+    );
+    // Found wrong, the manifest is trusted no more, and the damaged blob is deleted with
+    // it: its size would pass a listing.
     assert!(quick.manifest_dropped);
+    assert_eq!(store.head(&k).await.unwrap(), None);
     let manifest = "instances/08012345/manifest.json".to_owned();
 
+    // Damaged once more, for the download's turn.
+    store.put(&k, vec![0u8; len].into()).await.unwrap();
     let deep = run_verify(&md, &store, true).await;
     assert_eq!(deep.missing, [deleted.clone(), manifest]);
     assert_eq!(deep.different.len(), 1);
     assert_eq!(deep.different[0].key, damaged);
-    // The damaged blob is deleted with it: its size would pass a listing.
     assert_eq!(store.head(&k).await.unwrap(), None);
 
     // A plain rerun lists the target: both blobs are put back, the stray key deleted.

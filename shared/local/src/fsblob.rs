@@ -25,7 +25,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult};
+use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult, SumAlgo};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -344,6 +344,7 @@ impl FsBlob {
                 key,
                 size,
                 sha256: Some(sha),
+                sha1: expect.map(|(_, h)| h.to_ascii_lowercase()),
             })
         })
         .await
@@ -621,6 +622,7 @@ impl Walk<'_> {
                 key: blob_key,
                 size,
                 sha256: None,
+                sha1: None,
             });
             if self.out.len() > PAGE {
                 return Ok(true);
@@ -646,6 +648,7 @@ impl BlobStore for FsBlob {
                 key,
                 size: body.len() as u64,
                 sha256: Some(sha),
+                sha1: None,
             })
         })
         .await
@@ -710,6 +713,7 @@ impl BlobStore for FsBlob {
                 key,
                 size,
                 sha256: Some(sha),
+                sha1: None,
             })
         })
         .await
@@ -725,8 +729,9 @@ impl BlobStore for FsBlob {
                     key,
                     size: m.len(),
                     // Hashing here would read the whole blob; callers that need it have
-                    // the checksum from put or get.
+                    // the checksum from put or get, or ask `head_sum`.
                     sha256: None,
+                    sha1: None,
                 })),
                 Ok(_) => Ok(None),
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
@@ -734,6 +739,45 @@ impl BlobStore for FsBlob {
                 }
                 Err(e) => Err(this.io_err(&key, &path, "inspect", e)),
             }
+        })
+        .await
+    }
+
+    // A folder keeps no checksums: the file is read and hashed again, so what is on disk
+    // now is what is checked.
+    async fn head_sum(&self, key: &BlobKey, algo: SumAlgo) -> PortResult<Option<BlobMeta>> {
+        let this = self.clone();
+        let key = key.clone();
+        blocking("hash a blob", move || {
+            let path = this.path_of(&key)?;
+            let mut file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(this.io_err(&key, &path, "read", e)),
+            };
+            if !file
+                .metadata()
+                .map_err(|e| this.io_err(&key, &path, "inspect", e))?
+                .is_file()
+            {
+                return Ok(None);
+            }
+            let mut sha1 = (algo == SumAlgo::Sha1).then(sha1::Sha1::default);
+            let (size, sha) = copy_hashing_also(&mut file, &mut io::sink(), &mut sha1)
+                .map_err(|e| this.io_err(&key, &path, "read", e))?;
+            Ok(Some(BlobMeta {
+                key,
+                size,
+                sha256: Some(sha),
+                sha1: sha1.map(|h| hex::encode(sha1::Digest::finalize(h))),
+            }))
         })
         .await
     }

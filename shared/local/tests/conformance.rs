@@ -77,6 +77,13 @@ impl BlobStore for InTemp<FsBlob> {
     async fn head(&self, k: &BlobKey) -> Result<Option<BlobMeta>, PortError> {
         self.adapter.head(k).await
     }
+    async fn head_sum(
+        &self,
+        k: &BlobKey,
+        a: a2a_core::SumAlgo,
+    ) -> Result<Option<BlobMeta>, PortError> {
+        self.adapter.head_sum(k, a).await
+    }
     async fn list(
         &self,
         prefix: &str,

@@ -1,13 +1,13 @@
 //! One side of a verify at a time. The source side (on premises) sums the source's tables
-//! and lists its moodledata, and writes both to the stage; the target side (in AWS) sums
-//! the target's tables and lists the copy, and compares. The sums are those of
+//! and hashes its moodledata, and writes both to the stage; the target side (in AWS) sums
+//! the target's tables and reads the copy's stored checksums, and compares. The sums are those of
 //! `a2a_dbmove::verify` (row count, and SHA-256 of the canonical rows in key order, or an
 //! order-free sum for a table without a key), so either side can be recomputed alone.
 
-use std::collections::BTreeMap;
-
+use a2a_core::SchoolCode;
 use a2a_dbmove::schema::Table;
 use a2a_dbmove::{Db, DbError};
+use a2a_files::sums::CopyCheck;
 use serde::{Deserialize, Serialize};
 
 use crate::StepError;
@@ -54,34 +54,39 @@ pub fn aligned(t: &Table, source: &TableSum) -> Result<Table, String> {
     a2a_dbmove::verify::aligned_to(t, &source.columns, &source.key)
 }
 
-/// The files of a moodledata folder, as the source side lists them: key under the site
-/// root to size.
-pub type FileList = BTreeMap<String, u64>;
+/// The files of a moodledata folder, as the source side sums them: key under the site
+/// root to size and content checksum (SHA-1 for `filedir`, SHA-256 for the rest).
+pub type FileList = a2a_files::sums::Sums;
 
-/// Compares the source's file list with the copy's (key to size): missing, extra and
-/// different keys, each list sorted, the first few named.
-pub fn compare_files(source: &FileList, copy: &FileList) -> Result<u64, StepError> {
-    let missing: Vec<&String> = source.keys().filter(|k| !copy.contains_key(*k)).collect();
-    let extra: Vec<&String> = copy.keys().filter(|k| !source.contains_key(*k)).collect();
-    let different: Vec<&String> = source
-        .iter()
-        .filter(|(k, s)| copy.get(*k).is_some_and(|c| c != *s))
-        .map(|(k, _)| k)
-        .collect();
-    if missing.is_empty() && extra.is_empty() && different.is_empty() {
-        return Ok(source.len() as u64);
+/// Source files hashed at once (the disk or NFS is the limit), as many as the sync copies.
+pub const HASH_JOBS: usize = 8;
+
+/// Stored checksums read at once on the target side (each a `HeadObject`: latency-bound).
+pub const HEAD_JOBS: usize = 32;
+
+/// The verdict on a copy of school `code`: the number of files compared, or
+/// `A2A.Permanent.Verify` with the counts of missing, extra and different keys, the first
+/// key of each kind named, and why it differs.
+pub fn compare_files(code: &SchoolCode, found: &CopyCheck) -> Result<u64, StepError> {
+    if found.equal() {
+        return Ok(found.compared);
     }
-    let first = missing
-        .first()
-        .map(|k| format!("{k} is missing"))
-        .or_else(|| extra.first().map(|k| format!("{k} has no source file")))
-        .or_else(|| different.first().map(|k| format!("{k} differs in size")))
-        .unwrap_or_default();
+    let mut named = Vec::new();
+    if let Some(k) = found.missing.first() {
+        named.push(format!("{k} is missing"));
+    }
+    if let Some(k) = found.extra.first() {
+        named.push(format!("{k} has no source file"));
+    }
+    if let Some(d) = found.different.first() {
+        named.push(format!("{} differs ({})", d.key, d.why));
+    }
     Err(StepError::Verify(format!(
-        "files differ: {} missing, {} extra, {} different (e.g. {first})",
-        missing.len(),
-        extra.len(),
-        different.len()
+        "school {code}: files differ: {} missing, {} extra, {} different (e.g. {})",
+        found.missing.len(),
+        found.extra.len(),
+        found.different.len(),
+        named.join("; ")
     )))
 }
 
@@ -90,15 +95,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_lists_compare_by_key_and_size() {
-        let a: FileList = [("filedir/ab/cd/abcd".into(), 3), ("moodledata/x".into(), 1)].into();
-        assert_eq!(compare_files(&a, &a.clone()).unwrap(), 2);
-        let mut b = a.clone();
-        b.insert("moodledata/x".into(), 2);
-        b.insert("moodledata/y".into(), 2);
-        let e = compare_files(&a, &b).unwrap_err().to_string();
-        assert!(e.contains("0 missing, 1 extra, 1 different"), "{e}");
-        let e = compare_files(&b, &a).unwrap_err().to_string();
-        assert!(e.contains("moodledata/y is missing"), "{e}");
+    fn a_copy_check_names_the_school_and_each_kind_of_key() {
+        let code = SchoolCode::parse("08012345").unwrap();
+        let clean = CopyCheck {
+            compared: 2,
+            ..CopyCheck::default()
+        };
+        assert_eq!(compare_files(&code, &clean).unwrap(), 2);
+        let wrong = CopyCheck {
+            compared: 2,
+            missing: vec!["instances/08012345/moodledata/a".into()],
+            extra: vec![],
+            different: vec![a2a_files::Difference {
+                key: "instances/08012345/filedir/ab/cd/abcd".into(),
+                why: "content: the copy's SHA-1 is 00, the source's abcd".into(),
+            }],
+        };
+        let e = compare_files(&code, &wrong).unwrap_err();
+        assert_eq!(e.name(), "A2A.Permanent.Verify");
+        let e = e.to_string();
+        assert!(e.contains("school 08012345"), "{e}");
+        assert!(e.contains("1 missing, 0 extra, 1 different"), "{e}");
+        assert!(
+            e.contains("instances/08012345/moodledata/a is missing"),
+            "{e}"
+        );
+        assert!(
+            e.contains("instances/08012345/filedir/ab/cd/abcd differs (content: the copy's SHA-1"),
+            "{e}"
+        );
     }
 }

@@ -755,9 +755,10 @@ async fn only_tables(
 }
 
 /// The source side of one verify part: sums the source's tables of a `database` part
-/// (row counts and checksums, read from the source database itself), or lists the source
-/// moodledata for `files` (every key and size), and writes what it found to the stage
-/// (`stage/<code>/source/<part>.json`) for [`verify`] to compare. Run before each
+/// (row counts and checksums, read from the source database itself), or hashes the source
+/// moodledata for `files` (every key, size and checksum: SHA-1 for `filedir`, which must
+/// be the name, SHA-256 for the rest; streamed, within [`CHECK_TIME`]), and writes what it
+/// found to the stage (`stage/<code>/source/<part>.json`) for [`verify`] to compare. Run before each
 /// [`verify`] of the same part, while the source is still frozen.
 pub async fn verify_source(
     ctx: &StepContext,
@@ -796,19 +797,31 @@ pub async fn verify_source(
             }
             Part::Files => {
                 let files = source_files(&i)?;
-                let walked = a2a_files::walk::walk_blocking(&files).await?;
-                let mut list = crate::checks::FileList::new();
-                for f in walked.files {
-                    match f.place {
-                        layout::Place::Filedir { rel_key, .. }
-                        | layout::Place::Other { rel_key } => {
-                            list.insert(rel_key, f.size);
-                        }
-                        layout::Place::Misplaced | layout::Place::Skipped => {}
-                    }
+                let hashing = a2a_files::sums::source_sums(&files, crate::checks::HASH_JOBS);
+                let found = tokio::time::timeout(CHECK_TIME, hashing)
+                    .await
+                    .map_err(|_| {
+                        StepError::Permanent(format!(
+                            "school {code}: hashing the source moodledata did not end within \
+                             {} s; check this site with `a2a files verify --rehash`",
+                            CHECK_TIME.as_secs()
+                        ))
+                    })??;
+                // The sync refused these already; one here appeared or broke since.
+                if let Some(p) = found.problems.first() {
+                    return Err(StepError::Verify(format!(
+                        "school {code}: {} source file(s) cannot be checked, e.g. {}: {}",
+                        found.problems.len(),
+                        p.path,
+                        p.what
+                    )));
                 }
+                let list = found.files;
+                let bytes = list.values().map(|f| f.size).sum();
                 put_json(ctx, &key, &list).await?;
-                Ok(Done::new(json!({"part": part, "files": list.len()})).rows(list.len() as u64))
+                Ok(Done::new(json!({"part": part, "files": list.len()}))
+                    .rows(list.len() as u64)
+                    .bytes(bytes))
             }
         }
     })
@@ -817,9 +830,11 @@ pub async fn verify_source(
 
 /// The target side of one verify part, after [`verify_source`]: compares the source's
 /// sums (from the stage) with the target database's, table by table, or the source's
-/// file list with the copy's keys and sizes (and the copy's manifest is there). Opens no
-/// source. Run as a Map over the parts, before the configuration is rewritten (the
-/// rewrite changes content on purpose, so checksums after it could not match).
+/// file hashes with the copy's keys, sizes and stored checksums (read with the store's
+/// `head_sum`: S3's `HeadObject` in checksum mode, no download; the folder store
+/// rehashes), and the copy's manifest is there. Opens no source. Run as a Map over the
+/// parts, before the configuration is rewritten (the rewrite changes content on purpose,
+/// so checksums after it could not match).
 pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<Value, StepError> {
     let which = Part::parse(part)?;
     run(ctx, &which.step(""), code, || async {
@@ -896,26 +911,24 @@ pub async fn verify(ctx: &StepContext, code: &SchoolCode, part: &str) -> Result<
                         layout::manifest_key(code)
                     )));
                 }
-                let root = layout::site_root(code);
-                let mut copy = crate::checks::FileList::new();
-                for place in ["filedir/", "moodledata/"] {
-                    let prefix = format!("{root}{place}");
-                    let mut cursor = None;
-                    loop {
-                        let page = ctx.blob.list(&prefix, cursor).await?;
-                        for m in page.items {
-                            if let Some(rel) = m.key.as_str().strip_prefix(&root) {
-                                copy.insert(rel.to_owned(), m.size);
-                            }
-                        }
-                        cursor = page.next;
-                        if cursor.is_none() {
-                            break;
-                        }
-                    }
-                }
-                let n = crate::checks::compare_files(&source, &copy)
-                    .map_err(|e| StepError::Verify(format!("school {code}: {e}")))?;
+                // The copy's own stored checksums against the source's hashes: never the
+                // manifest, which the same sync wrote.
+                let checking = a2a_files::sums::check_copy(
+                    ctx.blob.clone(),
+                    code,
+                    &source,
+                    crate::checks::HEAD_JOBS,
+                );
+                let found = tokio::time::timeout(CHECK_TIME, checking)
+                    .await
+                    .map_err(|_| {
+                        StepError::Permanent(format!(
+                            "school {code}: reading the copy's checksums did not end within \
+                             {} s; check this site with `a2a files verify`",
+                            CHECK_TIME.as_secs()
+                        ))
+                    })??;
+                let n = crate::checks::compare_files(code, &found)?;
                 Ok(Done::new(json!({"part": part, "files": n})).rows(n))
             }
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult};
+use a2a_core::{BlobKey, BlobMeta, BlobStore, Page, PortError, PortResult, SumAlgo};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -70,6 +70,13 @@ impl BlobStore for Prefixed {
 
     async fn head(&self, key: &BlobKey) -> Result<Option<BlobMeta>, PortError> {
         match self.inner.head(&self.key(key)?).await? {
+            Some(m) => Ok(Some(self.strip(m)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn head_sum(&self, key: &BlobKey, algo: SumAlgo) -> PortResult<Option<BlobMeta>> {
+        match self.inner.head_sum(&self.key(key)?, algo).await? {
             Some(m) => Ok(Some(self.strip(m)?)),
             None => Ok(None),
         }

@@ -212,3 +212,71 @@ pub async fn put_file_sha1_checks_the_content(store: Arc<dyn BlobStore>) {
     ));
     assert_eq!(store.head(&kb2).await.unwrap(), None);
 }
+
+/// `head_sum` gives the checksum of what the blob holds now, without a download: SHA-256
+/// of any put, SHA-1 of a content-addressed one, one-piece or over S3's part size, and a
+/// blob replaced by other bytes of the same size has another checksum.
+pub async fn head_sum_gives_the_content_checksum(store: Arc<dyn BlobStore>) {
+    use a2a_core::SumAlgo;
+    use sha1::Digest as _;
+    let sha1 = |b: &[u8]| hex::encode(sha1::Sha1::digest(b));
+    let dir = tempfile::tempdir().unwrap();
+
+    let k = key("instances/08012345/moodledata/lang/ca/langconfig.php");
+    let body = Bytes::from_static("Català".as_bytes());
+    store.put(&k, body.clone()).await.unwrap();
+    let head = store.head_sum(&k, SumAlgo::Sha256).await.unwrap().unwrap();
+    assert_eq!(head.size, body.len() as u64);
+    assert_eq!(SumAlgo::Sha256.of(&head), Some(sha(&body).as_str()));
+    // Same size, other bytes: the checksum follows the content.
+    let other = Bytes::from_static("Catalá".as_bytes());
+    assert_eq!(other.len(), body.len());
+    store.put(&k, other.clone()).await.unwrap();
+    let head = store.head_sum(&k, SumAlgo::Sha256).await.unwrap().unwrap();
+    assert_eq!(head.sha256.as_deref(), Some(sha(&other).as_str()));
+
+    let small = dir.path().join("small");
+    std::fs::write(&small, "Bon dia").unwrap();
+    let h = sha1(b"Bon dia");
+    let ks = key(&format!(
+        "instances/08012345/filedir/{}/{}/{h}",
+        &h[..2],
+        &h[2..4]
+    ));
+    let put = store.put_file_sha1(&ks, &small, &h).await.unwrap();
+    assert_eq!(put.sha1.as_deref(), Some(h.as_str()));
+    let head = store.head_sum(&ks, SumAlgo::Sha1).await.unwrap().unwrap();
+    assert_eq!(SumAlgo::Sha1.of(&head), Some(h.as_str()));
+
+    // Over S3's part size (9 MiB against 8): a multipart upload, whose own SHA checksum is
+    // a checksum of the parts' checksums, not the content's.
+    let big = dir.path().join("big");
+    let data: Vec<u8> = (0..9 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&big, &data).unwrap();
+    let hb = sha1(&data);
+    let kb = key(&format!(
+        "instances/08012345/filedir/{}/{}/{hb}",
+        &hb[..2],
+        &hb[2..4]
+    ));
+    store.put_file_sha1(&kb, &big, &hb).await.unwrap();
+    let head = store.head_sum(&kb, SumAlgo::Sha1).await.unwrap().unwrap();
+    assert_eq!(
+        (head.size, head.sha1.as_deref()),
+        (data.len() as u64, Some(hb.as_str()))
+    );
+    let kp = key("instances/08012345/moodledata/big.bin");
+    store.put_file(&kp, &big).await.unwrap();
+    let head = store.head_sum(&kp, SumAlgo::Sha256).await.unwrap().unwrap();
+    assert_eq!(head.sha256.as_deref(), Some(sha(&data).as_str()));
+
+    assert_eq!(
+        store
+            .head_sum(&key("instances/08012345/none"), SumAlgo::Sha1)
+            .await
+            .unwrap(),
+        None
+    );
+}

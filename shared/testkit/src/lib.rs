@@ -40,7 +40,8 @@ macro_rules! conformance {
     };
     (blob, $make:expr) => {
         $crate::__suite!($make; $crate::blob; put_get_head_delete, files_stream_with_checksums,
-            list_by_prefix_in_pages, copy_within_the_store, put_file_sha1_checks_the_content);
+            list_by_prefix_in_pages, copy_within_the_store, put_file_sha1_checks_the_content,
+            head_sum_gives_the_content_checksum);
     };
     (queue, $make:expr) => {
         $crate::__suite!($make; $crate::queue; send_receive_delete, visibility_timeout_redelivers,
