@@ -1684,3 +1684,98 @@ async fn every_provision_ending_is_rolled_back_and_retried_on_mariadb() {
     let var = "A2A_TEST_MYSQL_URL";
     every_provision_ending_is_rolled_back_and_retried("my_prov_endings", var, 25_930_500).await;
 }
+
+/// Issue 21's source-side race: a `Freeze` still changing the source when its execution
+/// is stopped. The test holds the source's config table (a write lock in an open
+/// transaction), so the freeze waits inside, after it remembered the source and before
+/// it writes the setting; the execution is stopped and its cleanup's `RestoreSource`
+/// starts; only then is the table let go, and the late freeze goes on. The cleanup puts
+/// the source back after it: byte for byte as before, `rolled_back`; a retry then ends
+/// `active`.
+#[tokio::test]
+async fn a_late_freeze_does_not_leave_the_source_frozen() {
+    let test = "late_freeze";
+    let Some(url) = a2a_testkit::service_url("A2A_TEST_PG_URL", test) else {
+        return;
+    };
+    let server = Locator::new(url);
+    let w = world_on(64, Some(&server), Some(&server), test).await;
+    let code = register(&w, "25930600", InstanceKind::Migrate, "late-freeze").await;
+    let i = status(&w, &code).await;
+    let as_it_was = source_now(&i).await;
+    let src = i.source.db.clone().unwrap();
+    let holder = a2a_dbmove::Db::connect(&src, false).await.unwrap();
+    holder
+        .exec("BEGIN; LOCK TABLE mdl_config IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let id = start_on(&w, &w.flows, &code, InstanceKind::Migrate).await;
+
+    // The freeze waits for the table: a lock on it not granted, in the source's database.
+    let probe = a2a_dbmove::Db::connect(&src, false).await.unwrap();
+    let waiting = "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                   WHERE c.relname = 'mdl_config' AND NOT l.granted \
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let mut n = 0;
+    while probe.query_i64(waiting, &[]).await.unwrap() == 0 {
+        n += 1;
+        assert!(n < 1500, "the freeze never reached the setting");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        w.ctx
+            .blob
+            .get(&BlobKey::parse(&format!("frozen/{code}.json")).unwrap())
+            .await
+            .is_ok(),
+        "the freeze remembered the source before it waits"
+    );
+
+    // Reconciliation stops the execution and starts its cleanup, not waited for here.
+    let mut policy = a2a_schedule::Policy::new(Vec::new());
+    policy.max_duration = chrono::Duration::zero();
+    let queue = a2a_local::MemQueue::new(5);
+    let now = a2a_core::clock::now();
+    let r = a2a_schedule::tick(&*w.ctx.store, &queue, Some(&w.flows), &policy, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.stopped.clone(), r.cleanups.len()),
+        (vec![code.clone()], 1),
+        "{r:?}"
+    );
+    assert_eq!(ended(&w.flows, &id).await.status, ExecutionStatus::Aborted);
+    // The cleanup's RestoreSource has started while the freeze still waits.
+    let mut n = 0;
+    loop {
+        let history = w.ctx.store.history(&code).await.unwrap();
+        if history.iter().any(|e| e.step == "restore-source") {
+            assert!(
+                !history
+                    .iter()
+                    .any(|e| e.step == "freeze" && e.outcome != Outcome::Started),
+                "the freeze has not ended yet: {history:?}"
+            );
+            break;
+        }
+        n += 1;
+        assert!(n < 1500, "the cleanup never began its restore");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Let the late freeze go on (well inside its worker's next heartbeat).
+    holder.exec("COMMIT").await.unwrap();
+    ended(&w.flows, &r.cleanups[0]).await;
+
+    // The late freeze finished (it set the setting and wrote its page), and the restore
+    // put back what it found after it: without the source's lock, the restore's page
+    // comes first and the freeze's page stays.
+    let history = w.ctx.store.history(&code).await.unwrap();
+    assert_succeeded(&history, &["freeze", "restore-source"], "the late freeze");
+    let i = status(&w, &code).await;
+    assert_eq!(i.status, RolledBack, "{:?}", i.last_error);
+    assert_eq!(source_now(&i).await, as_it_was, "the source as it was");
+
+    let info = run(&w, &code, InstanceKind::Migrate).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    assert_moved_away(&w, &status(&w, &code).await).await;
+}

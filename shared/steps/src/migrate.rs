@@ -1,7 +1,8 @@
 //! The steps of `migrate-instance`: an existing site moved to its target shard.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use a2a_core::{BlobKey, BlobStore, Instance, InstanceKind, Locator, SchoolCode, Status};
@@ -149,6 +150,19 @@ fn moving_page(wwwroot: &str) -> String {
     format!("This site is moving to {wwwroot} and will be available there shortly.")
 }
 
+/// The lock of `code`'s source in this process: [`freeze`] and [`restore_source`] hold it
+/// while they change the source, so that a restore never runs beside a late freeze (one
+/// whose execution was stopped while it ran, which its worker learns only at its next
+/// heartbeat), and a freeze that gets it after a restore began refuses to run. It guards
+/// the steps of one worker process (the local engine's, or one `a2a worker`); two
+/// workers serving one school's source steps at once are not guarded.
+fn source_lock(code: &SchoolCode) -> Arc<tokio::sync::Mutex<()>> {
+    type Locks = Mutex<HashMap<SchoolCode, Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: LazyLock<Locks> = LazyLock::new(Locks::default);
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    locks.entry(code.clone()).or_default().clone()
+}
+
 /// Puts the source site in Moodle's maintenance mode, both halves: `maintenance_enabled`
 /// = `1` in its config table and `climaintenance.html` in its moodledata, naming the new
 /// address. What was there before (the setting, and the site's own page byte for byte)
@@ -156,6 +170,11 @@ fn moving_page(wwwroot: &str) -> String {
 /// rollback puts the source back exactly.
 pub async fn freeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "freeze", code, || async {
+        let lock = source_lock(code);
+        let _held = lock.lock().await;
+        // A freeze that came late (its execution was stopped while it waited) leaves the
+        // source alone once its rollback has begun.
+        crate::journal::refuse_if_undoing_now(ctx, code).await?;
         let i = load(ctx, code).await?;
         let files = source_files(&i)?;
         let wwwroot = ctx.site.wwwroot(&dns(&i)?);
@@ -997,6 +1016,10 @@ pub async fn switch_route(ctx: &StepContext, code: &SchoolCode) -> Result<Value,
 /// registered, is left alone.
 pub async fn restore_source(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "restore-source", code, || async {
+        // After a freeze still under way (its execution stopped, its worker not told
+        // yet): what it remembers and changes is then all there to be put back.
+        let lock = source_lock(code);
+        let _held = lock.lock().await;
         let Some(i) = ctx.store.get(code).await? else {
             return Ok(Done::new(json!({"restored": false})));
         };
