@@ -1779,3 +1779,83 @@ async fn a_late_freeze_does_not_leave_the_source_frozen() {
     assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
     assert_moved_away(&w, &status(&w, &code).await).await;
 }
+
+/// A provision whose target shard cannot be reached: its `Deprovision` removes what it
+/// can and fails on the database it cannot drop, the school left in flight; after
+/// reconciliation's last cleanup it is `failed`, its history naming the database left;
+/// once the shard is back, an operator's retry (`a2a retry`) provisions it.
+#[tokio::test]
+async fn a_deprovision_that_cannot_drop_leaves_the_school_failed_and_a_retry_provisions_it() {
+    let w = world(10).await;
+    let code = register(&w, "08012346", InstanceKind::Provision, "escola-blocked").await;
+    // A second shard whose folder is a plain file: every connection to it fails.
+    let blocked = w.dir.join("blocked");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let mut site = (*w.ctx.site).clone();
+    site.shards.push(Shard {
+        name: "blocked".into(),
+        db: Locator::new(format!("sqlite://{}", blocked.display())),
+        capacity: 10,
+    });
+    let ctx = StepContext {
+        site: Arc::new(site),
+        ..w.ctx.clone()
+    };
+    let flows = flows(ctx.clone());
+    let mut i = status(&w, &code).await;
+    i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
+    w.ctx.store.save(&i).await.unwrap();
+
+    let id = start_on(&w, &flows, &code, InstanceKind::Provision).await;
+    let info = ended(&flows, &id).await;
+    assert_eq!(info.status, ExecutionStatus::Failed, "{:?}", info.cause);
+    assert_eq!(
+        status(&w, &code).await.status,
+        Status::Running,
+        "not undone"
+    );
+    for n in 1..=a2a_schedule::MAX_CLEANUPS {
+        let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
+        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
+        assert_eq!(status(&w, &code).await.status, Status::Running);
+    }
+    let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
+    assert!(r.cleanups.is_empty(), "{r:?}");
+    let i = assert_failed_now(&w, &code, "did not finish in 3 cleanup runs").await;
+    assert!(i.target.db.is_some(), "the target is still recorded");
+    // What is left, in the history: the database, by name; the files are gone.
+    let history = w.ctx.store.history(&code).await.unwrap();
+    let left = history
+        .iter()
+        .filter(|e| e.step == "deprovision" && e.outcome == Outcome::Failed)
+        .filter_map(|e| e.error.as_deref())
+        .collect::<Vec<_>>();
+    assert!(
+        left.len() >= 4
+            && left.iter().all(|e| e.contains("target database")
+                && e.contains(&format!("a2a_{code}.db"))
+                && e.contains("is left")),
+        "{left:#?}"
+    );
+    for prefix in [format!("instances/{code}/"), format!("stage/{code}/")] {
+        let files = w.ctx.blob.list(&prefix, None).await.unwrap().items;
+        assert!(files.is_empty(), "{prefix}: {files:?}");
+    }
+
+    // The shard is back; `a2a retry`'s move, then the next attempt: active.
+    std::fs::remove_file(&blocked).unwrap();
+    std::fs::create_dir(&blocked).unwrap();
+    let queue = a2a_local::MemQueue::new(5);
+    let now = a2a_core::clock::now();
+    let retried = a2a_schedule::retry_now(&*w.ctx.store, &queue, &code, now)
+        .await
+        .unwrap();
+    assert_eq!(retried.map(|i| i.status), Ok(Status::Queued));
+    let info = run_on(&flows, &code, InstanceKind::Provision, 2).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(&w, &code).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error.clone()),
+        (Status::Active, 2, None)
+    );
+}
