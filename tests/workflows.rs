@@ -998,24 +998,8 @@ async fn a_postgres_site_migrates_to_mariadb() {
 async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retry_succeeds() {
     let w = world(10).await;
     let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
-    // A second shard whose folder is a plain file: every connection to it fails.
-    let blocked = w.dir.join("blocked");
-    std::fs::write(&blocked, b"not a folder").unwrap();
-    let mut site = (*w.ctx.site).clone();
-    site.shards.push(Shard {
-        name: "blocked".into(),
-        db: Locator::new(format!("sqlite://{}", blocked.display())),
-        capacity: 10,
-    });
-    let ctx = StepContext {
-        site: Arc::new(site),
-        ..w.ctx.clone()
-    };
-    let flows = flows(ctx.clone());
-    let mut i = status(&w, &code).await;
-    i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
-    w.ctx.store.save(&i).await.unwrap();
-    let as_it_was = source_now(&i).await;
+    let (blocked, flows) = on_a_blocked_shard(&w, &code).await;
+    let as_it_was = source_now(&status(&w, &code).await).await;
 
     let id = start_on(&w, &flows, &code, InstanceKind::Migrate).await;
     let info = ended(&flows, &id).await;
@@ -1044,14 +1028,7 @@ async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retr
 
     // Still unreachable: reconciliation's cleanup fails the same way, up to its limit,
     // and then the school is failed, its history naming what is left.
-    for n in 1..=a2a_schedule::MAX_CLEANUPS {
-        let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
-        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
-        assert_eq!(status(&w, &code).await.status, Status::Running);
-    }
-    let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
-    assert!(r.cleanups.is_empty(), "{r:?}");
-    let i = assert_failed_now(&w, &code, "did not finish in 3 cleanup runs").await;
+    let i = cleaned_up_in_vain(&w, &flows, &code).await;
     assert!(
         i.target.db.is_some(),
         "the target is still recorded, for a rerun to drop"
@@ -1069,6 +1046,40 @@ async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retr
         (Status::Active, 2, None)
     );
     assert_moved_away(&w, &i).await;
+}
+
+/// A second shard whose folder is a plain file, so that every connection to it fails,
+/// recorded as `code`'s target: the file, and the workflows over a context that has it.
+async fn on_a_blocked_shard(w: &World, code: &SchoolCode) -> (PathBuf, AslWorkflows) {
+    let blocked = w.dir.join("blocked");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let mut site = (*w.ctx.site).clone();
+    site.shards.push(Shard {
+        name: "blocked".into(),
+        db: Locator::new(format!("sqlite://{}", blocked.display())),
+        capacity: 10,
+    });
+    let ctx = StepContext {
+        site: Arc::new(site),
+        ..w.ctx.clone()
+    };
+    let mut i = status(w, code).await;
+    i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], code));
+    w.ctx.store.save(&i).await.unwrap();
+    (blocked, flows(ctx))
+}
+
+/// Reconciliation's cleanups of `code`, each failing as its attempt's rollback did, up
+/// to their limit; then the school is failed, its history naming what is left. It, then.
+async fn cleaned_up_in_vain(w: &World, flows: &AslWorkflows, code: &SchoolCode) -> Instance {
+    for n in 1..=a2a_schedule::MAX_CLEANUPS {
+        let r = reconcile(w, flows, chrono::Duration::hours(6)).await;
+        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
+        assert_eq!(status(w, code).await.status, Status::Running);
+    }
+    let r = reconcile(w, flows, chrono::Duration::hours(6)).await;
+    assert!(r.cleanups.is_empty(), "{r:?}");
+    assert_failed_now(w, code, "did not finish in 3 cleanup runs").await
 }
 
 /// Checks that `code` is `failed` now, with a last error that says `because`.
@@ -1788,23 +1799,7 @@ async fn a_late_freeze_does_not_leave_the_source_frozen() {
 async fn a_deprovision_that_cannot_drop_leaves_the_school_failed_and_a_retry_provisions_it() {
     let w = world(10).await;
     let code = register(&w, "08012346", InstanceKind::Provision, "escola-blocked").await;
-    // A second shard whose folder is a plain file: every connection to it fails.
-    let blocked = w.dir.join("blocked");
-    std::fs::write(&blocked, b"not a folder").unwrap();
-    let mut site = (*w.ctx.site).clone();
-    site.shards.push(Shard {
-        name: "blocked".into(),
-        db: Locator::new(format!("sqlite://{}", blocked.display())),
-        capacity: 10,
-    });
-    let ctx = StepContext {
-        site: Arc::new(site),
-        ..w.ctx.clone()
-    };
-    let flows = flows(ctx.clone());
-    let mut i = status(&w, &code).await;
-    i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
-    w.ctx.store.save(&i).await.unwrap();
+    let (blocked, flows) = on_a_blocked_shard(&w, &code).await;
 
     let id = start_on(&w, &flows, &code, InstanceKind::Provision).await;
     let info = ended(&flows, &id).await;
@@ -1814,14 +1809,7 @@ async fn a_deprovision_that_cannot_drop_leaves_the_school_failed_and_a_retry_pro
         Status::Running,
         "not undone"
     );
-    for n in 1..=a2a_schedule::MAX_CLEANUPS {
-        let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
-        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
-        assert_eq!(status(&w, &code).await.status, Status::Running);
-    }
-    let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
-    assert!(r.cleanups.is_empty(), "{r:?}");
-    let i = assert_failed_now(&w, &code, "did not finish in 3 cleanup runs").await;
+    let i = cleaned_up_in_vain(&w, &flows, &code).await;
     assert!(i.target.db.is_some(), "the target is still recorded");
     // What is left, in the history: the database, by name; the files are gone.
     let history = w.ctx.store.history(&code).await.unwrap();
