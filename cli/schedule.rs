@@ -11,7 +11,7 @@ use a2a_schedule::{Delivery, Dispatched, Dispatcher, IN_FLIGHT, Policy, StartMes
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
-use crate::backends::{Backends, QueueSpec, StateSpec};
+use crate::backends::{Backends, BlobSpec, QueueSpec, StateSpec};
 use crate::{CliError, CliResult, Config, Outcome};
 
 /// Where the deployed state machines are; flags win over `[aws]` in a2a.toml.
@@ -538,7 +538,8 @@ pub async fn cancel(config: &Config, ports: &Backends, args: &CancelArgs) -> Cli
     let label = config.state.label();
     let store = ports.state(config).await?;
     let aws = workflows(config, ports, &args.machines).await;
-    let embedded = aws.is_none() && config.state == StateSpec::Sqlite;
+    let embedded =
+        aws.is_none() && config.state == StateSpec::Sqlite && config.blobs == BlobSpec::Dir;
     // The local engine, opened for the first running school that needs it.
     let mut local: Option<Result<Arc<dyn Workflows>, String>> = None;
     let (mut done, mut refused) = (0, 0);
