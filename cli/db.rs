@@ -401,7 +401,7 @@ pub async fn run(ports: &Backends, command: DbCommand) -> CliResult {
                     report.rows, report.columns
                 );
                 for t in &report.too_long {
-                    println!("left alone (the new text would not fit): {t}");
+                    println!("left alone, the new text would not fit: {t}");
                 }
             })?;
             Ok(if report.too_long.is_empty() {

@@ -5,8 +5,8 @@
 //! It goes on until every school is `active` or out of attempts, then reports night by
 //! night.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use a2a_core::{InstanceKind, SchoolCode, WorkQueue, Workflows};
@@ -76,13 +76,36 @@ pub struct LocalArgs {
 }
 
 impl LocalArgs {
-    /// The embedded backends and the local engine over them, with the site configuration.
+    /// The embedded backends and the local engine over them, with the site configuration;
+    /// this process then holds the home's runner lock ([`hold_runner_lock`]). Refused
+    /// while another process holds it.
     pub(crate) async fn engine(
         &self,
         config: &Config,
         what: &str,
     ) -> Result<(Local, Arc<AslWorkflows>), CliError> {
+        self.free_engine(config, what).await?.ok_or_else(|| {
+            CliError::input(
+                format!(
+                    "{what}: another a2a process (a run, or a local start) runs workflows on \
+                     this home ({} is locked), and their executions live in it",
+                    config.home.join(RUNNER_LOCK).display()
+                ),
+                "let it end, or stop it (Ctrl-C): the next run resumes what it left",
+            )
+        })
+    }
+
+    /// [`Self::engine`], or `None` when another process holds the home's runner lock.
+    pub(crate) async fn free_engine(
+        &self,
+        config: &Config,
+        what: &str,
+    ) -> Result<Option<(Local, Arc<AslWorkflows>)>, CliError> {
         let local = Local::open(config, self.db.as_deref(), what).await?;
+        if !hold_runner_lock(&config.home)? {
+            return Ok(None);
+        }
         let ctx = StepContext {
             store: local.store.clone(),
             blob: local.blob.clone(),
@@ -90,7 +113,47 @@ impl LocalArgs {
             secrets: local.secrets.clone(),
         };
         let flows = workflows(ctx, &self.statemachines)?;
-        Ok((local, Arc::new(flows)))
+        Ok(Some((local, Arc::new(flows))))
+    }
+}
+
+/// The file a process locks in its home while the local engine runs executions there.
+pub const RUNNER_LOCK: &str = "runner.lock";
+
+/// Takes the home's runner lock for the rest of this process, if no other process holds
+/// it: whether this process holds it now. The local engine's executions live in the
+/// process that runs them (Step Functions would keep them); the lock says which process
+/// that is, so that `a2a cancel` never rolls back a school whose execution another run
+/// is still driving, and two runs never drive one school. The system releases it when
+/// the process ends, however it ends.
+fn hold_runner_lock(home: &Path) -> Result<bool, CliError> {
+    static HELD: Mutex<Vec<(PathBuf, std::fs::File)>> = Mutex::new(Vec::new());
+    let path = home.join(RUNNER_LOCK);
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held.iter().any(|(p, _)| *p == path) {
+        return Ok(true);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            CliError::environment(
+                format!("{}: {e}", path.display()),
+                "check that the home is writable",
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => {
+            held.push((path, file));
+            Ok(true)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(CliError::environment(
+            format!("{}: {e}", path.display()),
+            "check that the home's file system supports locks",
+        )),
     }
 }
 

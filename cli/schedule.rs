@@ -11,7 +11,7 @@ use a2a_schedule::{Delivery, Dispatched, Dispatcher, IN_FLIGHT, Policy, StartMes
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
-use crate::backends::{Backends, QueueSpec};
+use crate::backends::{Backends, BlobSpec, QueueSpec, StateSpec};
 use crate::{CliError, CliResult, Config, Outcome};
 
 /// Where the deployed state machines are; flags win over `[aws]` in a2a.toml.
@@ -578,12 +578,20 @@ pub struct CancelArgs {
     /// and start the rollbacks.
     #[command(flatten)]
     pub aws: crate::deployed::AwsArgs,
+    /// On the embedded backends, where the run that started the schools put their sites
+    /// (give it the same `--db`): a running school's rollback runs here.
+    #[command(flatten)]
+    pub local: crate::run::LocalArgs,
 }
 
 /// `a2a cancel`: each named school stopped through the legal moves
 /// ([`a2a_schedule::cancel_now`]): a queued one failed, a running one's execution stopped
-/// and its rollback started, ending `rolled_back`. One line per school says what changed
-/// or why not. Exit 1 if a school was not cancelled.
+/// and its rollback started, ending `rolled_back`. On the embedded backends with no state
+/// machines given, a running school's execution lived in the process of the `a2a run`
+/// (or local `a2a start`) that drove it: once no such process is left (none holds the
+/// home's runner lock), its rollback runs here on the local engine, and the line says how
+/// it ended. One line per school says what changed or why not. Exit 1 if a school was not
+/// cancelled.
 pub async fn cancel(config: &Config, ports: &Backends, args: &CancelArgs) -> CliResult {
     let mut codes = Vec::new();
     for c in &args.codes {
@@ -591,18 +599,61 @@ pub async fn cancel(config: &Config, ports: &Backends, args: &CancelArgs) -> Cli
     }
     let label = config.state.label();
     let store = ports.state(config).await?;
-    let wf = workflows(config, ports, &args.machines).await;
+    let aws = workflows(config, ports, &args.machines).await;
+    let embedded =
+        aws.is_none() && config.state == StateSpec::Sqlite && config.blobs == BlobSpec::Dir;
+    // The local engine, opened for the first running school that needs it.
+    let mut local: Option<Result<Arc<dyn Workflows>, String>> = None;
     let (mut done, mut refused) = (0, 0);
     for code in &codes {
+        let before = store
+            .get(code)
+            .await
+            .map_err(|e| CliError::from_port(&label, e))?;
+        let running = before
+            .as_ref()
+            .filter(|i| IN_FLIGHT.contains(&i.status) && i.execution.is_some());
+        let mut wf = aws.clone();
+        if let (true, Some(i)) = (embedded, running) {
+            if local.is_none() {
+                local = Some(local_engine(config, args).await?);
+            }
+            match local.as_ref().and_then(|l| l.as_ref().ok()) {
+                Some(engine) => wf = Some(engine.clone()),
+                None => {
+                    let why = local.as_ref().and_then(|l| l.as_ref().err());
+                    refused += 1;
+                    println!(
+                        "{code}: not cancelled: it is {} and {}",
+                        i.status,
+                        why.map_or("", String::as_str)
+                    );
+                    continue;
+                }
+            }
+        }
         let r = a2a_schedule::cancel_now(&*store, wf.as_deref(), code, a2a_core::clock::now())
             .await
             .map_err(|e| CliError::from_port(&label, e))?;
-        match r {
-            Ok(what) => {
+        match (r, embedded.then_some(wf).flatten(), running) {
+            (Ok(_), Some(engine), Some(i)) => {
+                let gone = i.execution.clone().unwrap_or_default();
+                let (i, said) = rolled_back_here(&*store, &*engine, code, &label).await?;
+                if i.status == Status::RolledBack {
+                    done += 1;
+                } else {
+                    refused += 1;
+                }
+                println!(
+                    "{code}: cancelled: its execution {gone} ended with the run that drove \
+                     it; {said}"
+                );
+            }
+            (Ok(what), _, _) => {
                 done += 1;
                 println!("{code}: cancelled: {what}");
             }
-            Err(why) => {
+            (Err(why), _, _) => {
                 refused += 1;
                 println!("{code}: not cancelled: {why}");
             }
@@ -614,4 +665,60 @@ pub async fn cancel(config: &Config, ports: &Backends, args: &CancelArgs) -> Cli
     } else {
         Outcome::Failed
     })
+}
+
+/// The local engine for `a2a cancel`, or why it cannot be had: another process holds the
+/// home's runner lock, so the school's execution may still be driven there.
+async fn local_engine(
+    config: &Config,
+    args: &CancelArgs,
+) -> Result<Result<Arc<dyn Workflows>, String>, CliError> {
+    Ok(match args.local.free_engine(config, "a2a cancel").await? {
+        Some((_, flows)) => Ok(flows as Arc<dyn Workflows>),
+        None => Err(format!(
+            "an a2a process (a run, or a local start) on this home may be driving its \
+             execution in its own process ({} is locked): stop that process (Ctrl-C), then \
+             cancel again; or let it end",
+            config.home.join(crate::run::RUNNER_LOCK).display()
+        )),
+    })
+}
+
+/// Waits in this process for the cleanup execution that [`a2a_schedule::cancel_now`]
+/// started on the local `engine` for `code` (recorded as its execution), and says how
+/// it ended: the instance then, and a line about it.
+async fn rolled_back_here(
+    store: &dyn InstanceStore,
+    engine: &dyn Workflows,
+    code: &SchoolCode,
+    label: &str,
+) -> Result<(a2a_core::Instance, String), CliError> {
+    let port = |e| CliError::from_port(label, e);
+    let get = async || {
+        store
+            .get(code)
+            .await
+            .map_err(port)?
+            .ok_or_else(|| CliError::Failed(format!("school {code} vanished from the state")))
+    };
+    let cleanup = get().await?.execution.unwrap_or_default();
+    loop {
+        let info = engine.describe(&cleanup).await.map_err(port)?;
+        if info.status != a2a_core::ExecutionStatus::Running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let i = get().await?;
+    let said = if i.status == Status::RolledBack {
+        format!("its rollback ran here as {cleanup}: now rolled_back")
+    } else {
+        format!(
+            "its rollback ran here as {cleanup} and did not finish: now {} ({}); the \
+             next `a2a run` goes on with it",
+            i.status,
+            i.last_error.as_deref().unwrap_or("no error recorded")
+        )
+    };
+    Ok((i, said))
 }

@@ -651,3 +651,87 @@ async fn a_stage_in_s3_exports_imports_and_verifies() {
     );
     assert_eq!(copy["verify"]["equal"], true);
 }
+
+/// A replacement that would make a char column's value longer than the column allows
+/// leaves those rows alone and names them: the table, the column, the count and the first
+/// ten row ids, in the text and in the JSON, with exit 1. A text column takes the longer
+/// address whatever its length, and a char row that fits is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_that_does_not_fit_names_the_table_column_and_row_ids() {
+    use a2a_dbmove::Value::Text;
+    let test = "a_replacement_that_does_not_fit_names_the_table_column_and_row_ids";
+    let (dir, home) = home();
+    let old = "https://agora.xtec.cat/centres/ins-exemple";
+    let new = "https://agora.xtec.cat/centres/ins-nou-exemple";
+    // At the column's limit: the new address, 4 characters longer, cannot fit.
+    let full = format!("{}{old}", "x".repeat(50 - old.len()));
+    for (tag, admin) in engines(test, dir.path()) {
+        let site = Scratch::new(&admin, &format!("rw_{tag}")).await;
+        let db = Db::connect(&site.url, true).await.unwrap();
+        db.exec("CREATE TABLE mdl_tamper (id BIGINT PRIMARY KEY, short VARCHAR(50), note TEXT)")
+            .await
+            .unwrap();
+        // Rows 101..=112 are full; row 113 has room. Inserted out of order: the ids are
+        // still named in key order.
+        for id in (101..=113).rev() {
+            let short = if id == 113 { old } else { full.as_str() };
+            let note = format!("{}{old}", "y".repeat(300));
+            // The test's own text, with no quote in it.
+            db.exec(&format!(
+                "INSERT INTO mdl_tamper (id, short, note) VALUES ({id}, '{short}', '{note}')"
+            ))
+            .await
+            .unwrap();
+        }
+        drop(db);
+        let args = [
+            "db",
+            "replace",
+            "--db",
+            site.url(),
+            "--search",
+            old,
+            "--replace",
+            new,
+        ];
+        let out = exits(&home, &args, 1, tag);
+        let named = "mdl_tamper.short (50 characters): 12 rows, id 101, 102, 103, 104, 105, \
+                     106, 107, 108, 109, 110 and 2 more";
+        assert!(text(&out).contains(named), "{tag}: {}", text(&out));
+        let mut json = args.to_vec();
+        json.push("--json");
+        let out = exits(&home, &json, 1, tag);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let left = &report["too_long"][0];
+        assert_eq!(
+            (&left["table"], &left["column"], &left["rows"], &left["key"]),
+            (
+                &Value::from("mdl_tamper"),
+                &Value::from("short"),
+                &Value::from(12),
+                &Value::from("id")
+            ),
+            "{tag}: {report}"
+        );
+        let ids: Vec<String> = (101..=110).map(|n| n.to_string()).collect();
+        assert_eq!(left["ids"], serde_json::json!(ids), "{tag}: {report}");
+        assert_eq!(
+            report["too_long"].as_array().unwrap().len(),
+            1,
+            "{tag}: {report}"
+        );
+        // What was left and what was replaced.
+        let like = |s: &str| Text(format!("%{s}%"));
+        let q = "SELECT COUNT(*) FROM mdl_tamper WHERE short LIKE {}";
+        assert_eq!(count(&site.url, q, &[like(new)]).await, 1, "{tag}: row 113");
+        let q = "SELECT COUNT(*) FROM mdl_tamper WHERE short = {}";
+        assert_eq!(
+            count(&site.url, q, &[Text(full.clone())]).await,
+            12,
+            "{tag}"
+        );
+        let q = "SELECT COUNT(*) FROM mdl_tamper WHERE note LIKE {}";
+        assert_eq!(count(&site.url, q, &[like(new)]).await, 13, "{tag}: text");
+        site.drop().await;
+    }
+}

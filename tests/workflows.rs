@@ -465,7 +465,7 @@ async fn a_failed_provision_is_undone_and_a_retry_succeeds() {
     );
     let info = run(&w, &b, InstanceKind::Provision).await;
     let why = "no target shard has room";
-    assert_ended(&w, &b, &info, "A2A.Permanent", why, Status::Failed).await;
+    assert_ended(&w, &b, &info, "A2A.Permanent", why, RolledBack).await;
     let history = w.ctx.store.history(&b).await.unwrap();
     assert_succeeded(&history, &["deprovision"], b.as_str());
 
@@ -665,7 +665,7 @@ async fn a_new_address_that_does_not_fit_fails_the_rewrite_and_rolls_back() {
     drop(db);
     let before = snapshot(&w, &src_db);
     let info = run(&w, &code, InstanceKind::Migrate).await;
-    let why = "mdl_course.fullname: 1";
+    let why = "mdl_course.fullname (254 characters): 1 row, id 1";
     let i = assert_ended(&w, &code, &info, "A2A.Permanent.Verify", why, RolledBack).await;
     assert!(
         i.last_error.unwrap().contains("does not fit"),
@@ -1010,24 +1010,8 @@ async fn a_postgres_site_migrates_to_mariadb() {
 async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retry_succeeds() {
     let w = world(10).await;
     let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
-    // A second shard whose folder is a plain file: every connection to it fails.
-    let blocked = w.dir.join("blocked");
-    std::fs::write(&blocked, b"not a folder").unwrap();
-    let mut site = (*w.ctx.site).clone();
-    site.shards.push(Shard {
-        name: "blocked".into(),
-        db: Locator::new(format!("sqlite://{}", blocked.display())),
-        capacity: 10,
-    });
-    let ctx = StepContext {
-        site: Arc::new(site),
-        ..w.ctx.clone()
-    };
-    let flows = flows(ctx.clone());
-    let mut i = status(&w, &code).await;
-    i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], &code));
-    w.ctx.store.save(&i).await.unwrap();
-    let as_it_was = source_now(&i).await;
+    let (blocked, flows) = on_a_blocked_shard(&w, &code).await;
+    let as_it_was = source_now(&status(&w, &code).await).await;
 
     let id = start_on(&w, &flows, &code, InstanceKind::Migrate).await;
     let info = ended(&flows, &id).await;
@@ -1056,14 +1040,7 @@ async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retr
 
     // Still unreachable: reconciliation's cleanup fails the same way, up to its limit,
     // and then the school is failed, its history naming what is left.
-    for n in 1..=a2a_schedule::MAX_CLEANUPS {
-        let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
-        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
-        assert_eq!(status(&w, &code).await.status, Status::Running);
-    }
-    let r = reconcile(&w, &flows, chrono::Duration::hours(6)).await;
-    assert!(r.cleanups.is_empty(), "{r:?}");
-    let i = assert_failed_now(&w, &code, "did not finish in 3 cleanup runs").await;
+    let i = cleaned_up_in_vain(&w, &flows, &code).await;
     assert!(
         i.target.db.is_some(),
         "the target is still recorded, for a rerun to drop"
@@ -1081,6 +1058,40 @@ async fn a_target_unreachable_midway_is_rolled_back_by_reconciliation_and_a_retr
         (Status::Active, 2, None)
     );
     assert_moved_away(&w, &i).await;
+}
+
+/// A second shard whose folder is a plain file, so that every connection to it fails,
+/// recorded as `code`'s target: the file, and the workflows over a context that has it.
+async fn on_a_blocked_shard(w: &World, code: &SchoolCode) -> (PathBuf, AslWorkflows) {
+    let blocked = w.dir.join("blocked");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let mut site = (*w.ctx.site).clone();
+    site.shards.push(Shard {
+        name: "blocked".into(),
+        db: Locator::new(format!("sqlite://{}", blocked.display())),
+        capacity: 10,
+    });
+    let ctx = StepContext {
+        site: Arc::new(site),
+        ..w.ctx.clone()
+    };
+    let mut i = status(w, code).await;
+    i.target.db = Some(a2a_steps::target_db(&ctx.site.shards[1], code));
+    w.ctx.store.save(&i).await.unwrap();
+    (blocked, flows(ctx))
+}
+
+/// Reconciliation's cleanups of `code`, each failing as its attempt's rollback did, up
+/// to their limit; then the school is failed, its history naming what is left. It, then.
+async fn cleaned_up_in_vain(w: &World, flows: &AslWorkflows, code: &SchoolCode) -> Instance {
+    for n in 1..=a2a_schedule::MAX_CLEANUPS {
+        let r = reconcile(w, flows, chrono::Duration::hours(6)).await;
+        assert_eq!(r.cleanups.len(), 1, "cleanup {n}: {r:?}");
+        assert_eq!(status(w, code).await.status, Status::Running);
+    }
+    let r = reconcile(w, flows, chrono::Duration::hours(6)).await;
+    assert!(r.cleanups.is_empty(), "{r:?}");
+    assert_failed_now(w, code, "did not finish in 3 cleanup runs").await
 }
 
 /// Checks that `code` is `failed` now, with a last error that says `because`.
@@ -1487,16 +1498,14 @@ async fn a_refused_login_is_an_error_not_an_absent_target() {
     a2a_dbmove::server::drop(&root, &name).await.unwrap();
 }
 
-/// A rollback with no time left deletes one batch of blobs and answers `complete: false`;
+/// A rollback (`step`, of the workflow of `kind`, whose first step `first` starts the
+/// attempt) with no time left deletes one batch of blobs and answers `complete: false`;
 /// run again, it goes on where it stopped, ends `rolled_back`, and a rerun then keeps it.
-#[tokio::test]
-async fn a_rollback_out_of_time_stops_after_a_batch_and_resumes() {
+async fn out_of_time_stops_after_a_batch_and_resumes(kind: InstanceKind, first: &str, step: &str) {
     let w = world(10).await;
-    let code = register(&w, "08012345", InstanceKind::Migrate, "ins-exemple").await;
+    let code = register(&w, "08012345", kind, "ins-exemple").await;
     let input = json!({"school_code": code.as_str()});
-    a2a_steps::call(&w.ctx, "Preflight", input.clone())
-        .await
-        .unwrap();
+    a2a_steps::call(&w.ctx, first, input.clone()).await.unwrap();
     for n in 0..100 {
         let k = BlobKey::parse(&format!("instances/{code}/moodledata/f{n:03}")).unwrap();
         w.ctx.blob.put(&k, b"x".as_slice().into()).await.unwrap();
@@ -1507,26 +1516,348 @@ async fn a_rollback_out_of_time_stops_after_a_batch_and_resumes() {
         "error": {"Error": "A2A.Permanent", "Cause": "test"}});
     let mut runs = Vec::new();
     loop {
-        let r = a2a_steps::call(&w.ctx, "Rollback", rollback.clone())
+        let r = a2a_steps::call(&w.ctx, step, rollback.clone())
             .await
             .unwrap();
         runs.push(r["removed"].as_u64().unwrap());
         if r["complete"] == true {
-            assert_eq!(r["rolled_back"], true, "{r}");
+            assert_eq!(r["rolled_back"], true, "{step}: {r}");
             break;
         }
         assert_eq!(status(&w, &code).await.status, Status::Running, "not yet");
-        assert!(runs.len() < 10, "{runs:?}");
+        assert!(runs.len() < 10, "{step}: {runs:?}");
     }
-    // The stage's three blobs (the export, Preflight's journal entry and the mark that
-    // the attempt is being undone) and a batch of 32; then 32 a run, then the last 4,
-    // each with the undoing mark that run wrote again.
-    assert_eq!(runs, [35, 33, 33, 5]);
-    assert_eq!(status(&w, &code).await.status, Status::RolledBack);
-    let left = w.ctx.blob.list(&format!("instances/{code}/"), None).await;
-    assert!(left.unwrap().items.is_empty());
-    let again = a2a_steps::call(&w.ctx, "Rollback", rollback).await.unwrap();
-    assert_eq!(again["kept"], true, "{again}");
+    // The stage's three blobs (the export, the first step's journal entry and the mark
+    // that the attempt is being undone) and a batch of 32; then 32 a run, then the last
+    // 4, each with the undoing mark that run wrote again.
+    assert_eq!(runs, [35, 33, 33, 5], "{step}");
+    let i = status(&w, &code).await;
+    assert_eq!(
+        (i.status, i.target.db),
+        (Status::RolledBack, None),
+        "{step}"
+    );
+    for prefix in [format!("instances/{code}/"), "shards/".to_owned()] {
+        let left = w.ctx.blob.list(&prefix, None).await.unwrap().items;
+        assert!(left.is_empty(), "{step}: {prefix}: {left:?}");
+    }
+    let again = a2a_steps::call(&w.ctx, step, rollback).await.unwrap();
+    assert_eq!(again["kept"], true, "{step}: {again}");
+}
+
+#[tokio::test]
+async fn a_rollback_out_of_time_stops_after_a_batch_and_resumes() {
+    out_of_time_stops_after_a_batch_and_resumes(InstanceKind::Migrate, "Preflight", "Rollback")
+        .await;
+}
+
+#[tokio::test]
+async fn a_deprovision_out_of_time_stops_after_a_batch_and_resumes() {
+    let kind = InstanceKind::Provision;
+    out_of_time_stops_after_a_batch_and_resumes(kind, "AllocateTarget", "Deprovision").await;
+}
+
+/// How a provision's attempt ends without success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProvisionEnding {
+    /// A step fails: its Catch runs `Deprovision`.
+    Caught,
+    /// Reconciliation stops it: no Catch runs; its cleanup execution runs `Deprovision`.
+    Stopped,
+    /// The template's address, replaced by the site's, cannot fit in a char column of the
+    /// template: `Customise` fails naming the table, the column and the row ids.
+    RewriteDoesNotFit,
+}
+
+/// Issue 21's endings for provisions, on the server of `var`: each attempt is left with
+/// no target database, allocation, stage, site files or route, `rolled_back` with the
+/// error; a retry (after the template is mended, for the rewrite) then ends `active`,
+/// its `VerifySite` passed.
+async fn every_provision_ending_is_rolled_back_and_retried(test: &str, var: &str, first: u32) {
+    use ProvisionEnding::*;
+    let Some(url) = a2a_testkit::service_url(var, test) else {
+        return;
+    };
+    let server = Locator::new(url);
+    let w = world_on(64, Some(&server), None, test).await;
+    let template = w.ctx.site.templates["primary"].clone();
+    let tamper = |sql: String| {
+        let db = template.db.clone();
+        async move {
+            let t = a2a_dbmove::Db::connect(&db, false).await.unwrap();
+            t.exec(&sql).await.unwrap();
+            drop(t);
+            // PostgreSQL clones only a template nobody is connected to.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    };
+    for (n, ending) in [Caught, Stopped, RewriteDoesNotFit].into_iter().enumerate() {
+        let dns = format!("prov{n}-{}", &test[..2]);
+        let code = format!("{:08}", first + n as u32);
+        let code = register(&w, &code, InstanceKind::Provision, &dns).await;
+        match ending {
+            Caught => w.faults.fail_once.lock().unwrap().push("VerifySite"),
+            Stopped => *w.faults.hang.lock().unwrap() = Some("VerifySite"),
+            RewriteDoesNotFit => {
+                // 12 rows whose note ends with the template's address at the column's
+                // limit: the site's address is longer.
+                let new = w.ctx.site.wwwroot(&dns);
+                let width = template.wwwroot.len() + 1;
+                assert!(new.len() > width, "{new}");
+                let full = format!("z{}", template.wwwroot);
+                let rows: Vec<String> = (1..=12).map(|id| format!("({id}, '{full}')")).collect();
+                tamper(format!(
+                    "CREATE TABLE mdl_a2a_tamper (id BIGINT PRIMARY KEY, note VARCHAR({width})); \
+                     INSERT INTO mdl_a2a_tamper (id, note) VALUES {}",
+                    rows.join(", ")
+                ))
+                .await;
+            }
+        }
+        w.faults
+            .hung
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let id = start_on(&w, &w.flows, &code, InstanceKind::Provision).await;
+        if ending == Stopped {
+            w.faults.until_hung().await;
+            // What the attempt made before it hung is there, to be removed.
+            assert!(a2a_dbmove::target::exists(&server, &code).await.unwrap());
+            let files = w.ctx.blob.list(&format!("instances/{code}/"), None).await;
+            assert!(!files.unwrap().items.is_empty(), "the template's files");
+            let r = reconcile(&w, &w.flows, chrono::Duration::zero()).await;
+            assert_eq!(r.stopped, vec![code.clone()], "{r:?}");
+            assert_eq!(r.cleanups.len(), 1, "{r:?}");
+            assert_eq!(ended(&w.flows, &id).await.status, ExecutionStatus::Aborted);
+            *w.faults.hang.lock().unwrap() = None;
+        } else {
+            let info = ended(&w.flows, &id).await;
+            let (error, why) = match ending {
+                RewriteDoesNotFit => (
+                    "A2A.Permanent.Verify",
+                    format!(
+                        "mdl_a2a_tamper.note ({} characters): 12 rows, id 1, 2, 3, 4, 5, 6, \
+                         7, 8, 9, 10 and 2 more",
+                        template.wwwroot.len() + 1
+                    ),
+                ),
+                _ => ("A2A.Permanent", "fails once".to_owned()),
+            };
+            assert_ended(&w, &code, &info, error, &why, RolledBack).await;
+            let r = reconcile(&w, &w.flows, chrono::Duration::hours(6)).await;
+            assert!(r.cleanups.is_empty(), "nothing left to clean: {r:?}");
+        }
+        let i = status(&w, &code).await;
+        assert_eq!(i.status, RolledBack, "{ending:?}: {:?}", i.last_error);
+        assert_eq!(i.target.db, None, "{ending:?}");
+        assert!(
+            !a2a_dbmove::target::exists(&server, &code).await.unwrap(),
+            "{ending:?}: the target database is dropped"
+        );
+        for prefix in [
+            format!("stage/{code}/"),
+            format!("instances/{code}/"),
+            format!("routes/{dns}"),
+            format!("shards/{}/{code}", w.ctx.site.shards[0].name),
+        ] {
+            let left = w.ctx.blob.list(&prefix, None).await.unwrap().items;
+            assert!(left.is_empty(), "{ending:?}: {prefix} is gone: {left:?}");
+        }
+        let history = w.ctx.store.history(&code).await.unwrap();
+        assert_succeeded(&history, &["deprovision"], &format!("{ending:?}"));
+        let cleanups = history
+            .iter()
+            .filter(|e| e.step == a2a_schedule::CLEANUP_STEP)
+            .count();
+        assert_eq!(cleanups, usize::from(ending == Stopped), "{ending:?}");
+
+        if ending == RewriteDoesNotFit {
+            tamper("DROP TABLE mdl_a2a_tamper".to_owned()).await;
+        }
+        let info = run(&w, &code, InstanceKind::Provision).await;
+        assert_eq!(
+            info.status,
+            ExecutionStatus::Succeeded,
+            "{ending:?}: {:?}",
+            info.cause
+        );
+        let i = status(&w, &code).await;
+        assert_eq!(
+            (i.status, i.attempt, i.last_error.clone()),
+            (Status::Active, 2, None),
+            "{ending:?}"
+        );
+        let history = w.ctx.store.history(&code).await.unwrap();
+        let steps = ["verify-site", "register-route"];
+        assert_succeeded(&history, &steps, &format!("{ending:?}"));
+        assert!(a2a_dbmove::target::exists(&server, &code).await.unwrap());
+        a2a_dbmove::server::drop(&server, &a2a_dbmove::target::name(&code))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_provision_ending_is_rolled_back_and_retried_on_postgres() {
+    let var = "A2A_TEST_PG_URL";
+    every_provision_ending_is_rolled_back_and_retried("pg_prov_endings", var, 25_930_400).await;
+}
+
+#[tokio::test]
+async fn every_provision_ending_is_rolled_back_and_retried_on_mariadb() {
+    let var = "A2A_TEST_MYSQL_URL";
+    every_provision_ending_is_rolled_back_and_retried("my_prov_endings", var, 25_930_500).await;
+}
+
+/// Issue 21's source-side race: a `Freeze` still changing the source when its execution
+/// is stopped. The test holds the source's config table (a write lock in an open
+/// transaction), so the freeze waits inside, after it remembered the source and before
+/// it writes the setting; the execution is stopped and its cleanup's `RestoreSource`
+/// starts; only then is the table let go, and the late freeze goes on. The cleanup puts
+/// the source back after it: byte for byte as before, `rolled_back`; a retry then ends
+/// `active`.
+#[tokio::test]
+async fn a_late_freeze_does_not_leave_the_source_frozen() {
+    let test = "late_freeze";
+    let Some(url) = a2a_testkit::service_url("A2A_TEST_PG_URL", test) else {
+        return;
+    };
+    let server = Locator::new(url);
+    let w = world_on(64, Some(&server), Some(&server), test).await;
+    let code = register(&w, "25930600", InstanceKind::Migrate, "late-freeze").await;
+    let i = status(&w, &code).await;
+    let as_it_was = source_now(&i).await;
+    let src = i.source.db.clone().unwrap();
+    let holder = a2a_dbmove::Db::connect(&src, false).await.unwrap();
+    holder
+        .exec("BEGIN; LOCK TABLE mdl_config IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let id = start_on(&w, &w.flows, &code, InstanceKind::Migrate).await;
+
+    // The freeze waits for the table: a lock on it not granted, in the source's database.
+    let probe = a2a_dbmove::Db::connect(&src, false).await.unwrap();
+    let waiting = "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                   WHERE c.relname = 'mdl_config' AND NOT l.granted \
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let mut n = 0;
+    while probe.query_i64(waiting, &[]).await.unwrap() == 0 {
+        n += 1;
+        assert!(n < 1500, "the freeze never reached the setting");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        w.ctx
+            .blob
+            .get(&BlobKey::parse(&format!("frozen/{code}.json")).unwrap())
+            .await
+            .is_ok(),
+        "the freeze remembered the source before it waits"
+    );
+
+    // Reconciliation stops the execution and starts its cleanup, not waited for here.
+    let mut policy = a2a_schedule::Policy::new(Vec::new());
+    policy.max_duration = chrono::Duration::zero();
+    let queue = a2a_local::MemQueue::new(5);
+    let now = a2a_core::clock::now();
+    let r = a2a_schedule::tick(&*w.ctx.store, &queue, Some(&w.flows), &policy, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.stopped.clone(), r.cleanups.len()),
+        (vec![code.clone()], 1),
+        "{r:?}"
+    );
+    assert_eq!(ended(&w.flows, &id).await.status, ExecutionStatus::Aborted);
+    // The cleanup's RestoreSource has started while the freeze still waits.
+    let mut n = 0;
+    loop {
+        let history = w.ctx.store.history(&code).await.unwrap();
+        if history.iter().any(|e| e.step == "restore-source") {
+            assert!(
+                !history
+                    .iter()
+                    .any(|e| e.step == "freeze" && e.outcome != Outcome::Started),
+                "the freeze has not ended yet: {history:?}"
+            );
+            break;
+        }
+        n += 1;
+        assert!(n < 1500, "the cleanup never began its restore");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Let the late freeze go on (well inside its worker's next heartbeat).
+    holder.exec("COMMIT").await.unwrap();
+    ended(&w.flows, &r.cleanups[0]).await;
+
+    // The late freeze finished (it set the setting and wrote its page), and the restore
+    // put back what it found after it: without the source's lock, the restore's page
+    // comes first and the freeze's page stays.
+    let history = w.ctx.store.history(&code).await.unwrap();
+    assert_succeeded(&history, &["freeze", "restore-source"], "the late freeze");
+    let i = status(&w, &code).await;
+    assert_eq!(i.status, RolledBack, "{:?}", i.last_error);
+    assert_eq!(source_now(&i).await, as_it_was, "the source as it was");
+
+    let info = run(&w, &code, InstanceKind::Migrate).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    assert_moved_away(&w, &status(&w, &code).await).await;
+}
+
+/// A provision whose target shard cannot be reached: its `Deprovision` removes what it
+/// can and fails on the database it cannot drop, the school left in flight; after
+/// reconciliation's last cleanup it is `failed`, its history naming the database left;
+/// once the shard is back, an operator's retry (`a2a retry`) provisions it.
+#[tokio::test]
+async fn a_deprovision_that_cannot_drop_leaves_the_school_failed_and_a_retry_provisions_it() {
+    let w = world(10).await;
+    let code = register(&w, "08012346", InstanceKind::Provision, "escola-blocked").await;
+    let (blocked, flows) = on_a_blocked_shard(&w, &code).await;
+
+    let id = start_on(&w, &flows, &code, InstanceKind::Provision).await;
+    let info = ended(&flows, &id).await;
+    assert_eq!(info.status, ExecutionStatus::Failed, "{:?}", info.cause);
+    assert_eq!(
+        status(&w, &code).await.status,
+        Status::Running,
+        "not undone"
+    );
+    let i = cleaned_up_in_vain(&w, &flows, &code).await;
+    assert!(i.target.db.is_some(), "the target is still recorded");
+    // What is left, in the history: the database, by name; the files are gone.
+    let history = w.ctx.store.history(&code).await.unwrap();
+    let left = history
+        .iter()
+        .filter(|e| e.step == "deprovision" && e.outcome == Outcome::Failed)
+        .filter_map(|e| e.error.as_deref())
+        .collect::<Vec<_>>();
+    assert!(
+        left.len() >= 4
+            && left.iter().all(|e| e.contains("target database")
+                && e.contains(&format!("a2a_{code}.db"))
+                && e.contains("is left")),
+        "{left:#?}"
+    );
+    for prefix in [format!("instances/{code}/"), format!("stage/{code}/")] {
+        let files = w.ctx.blob.list(&prefix, None).await.unwrap().items;
+        assert!(files.is_empty(), "{prefix}: {files:?}");
+    }
+
+    // The shard is back; `a2a retry`'s move, then the next attempt: active.
+    std::fs::remove_file(&blocked).unwrap();
+    std::fs::create_dir(&blocked).unwrap();
+    let queue = a2a_local::MemQueue::new(5);
+    let now = a2a_core::clock::now();
+    let retried = a2a_schedule::retry_now(&*w.ctx.store, &queue, &code, now)
+        .await
+        .unwrap();
+    assert_eq!(retried.map(|i| i.status), Ok(Status::Queued));
+    let info = run_on(&flows, &code, InstanceKind::Provision, 2).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    let i = status(&w, &code).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error.clone()),
+        (Status::Active, 2, None)
+    );
 }
 
 /// One object of the copy under `instances/<code>/<place>` (`filedir/` or `moodledata/`)

@@ -132,13 +132,56 @@ pub struct ReplaceReport {
     pub columns: usize,
     /// Rows changed.
     pub rows: u64,
-    /// Rows left alone because the new text would not fit their column (`table.column: n`).
-    pub too_long: Vec<String>,
+    /// Per char column, the rows left alone because the new text would not fit.
+    pub too_long: Vec<TooLong>,
+}
+
+/// How many row ids a [`TooLong`] names at most.
+pub const IDS_SHOWN: usize = 10;
+
+/// The rows of one char column that a replacement would make longer than the column
+/// allows, left alone (with their old text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TooLong {
+    /// The table.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// The column's length, in characters.
+    pub max_len: u32,
+    /// How many rows.
+    pub rows: u64,
+    /// The table's primary-key column that `ids` are values of; `None` when the table has
+    /// no one-column key (then only the count is known).
+    pub key: Option<String>,
+    /// The key of the first [`IDS_SHOWN`] of those rows, in key order.
+    pub ids: Vec<String>,
+}
+
+impl std::fmt::Display for TooLong {
+    /// `mdl_course.fullname (254 characters): 12 rows, id 1, 2, …, 10 and 2 more`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = if self.rows == 1 { "row" } else { "rows" };
+        write!(
+            f,
+            "{}.{} ({} characters): {} {rows}",
+            self.table, self.column, self.max_len, self.rows
+        )?;
+        if let Some(key) = &self.key {
+            write!(f, ", {key} {}", self.ids.join(", "))?;
+            let more = self.rows.saturating_sub(self.ids.len() as u64);
+            if more > 0 {
+                write!(f, " and {more} more")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Replaces `search` by `replace` in every text and char column of the prefix's tables,
-/// with Moodle's skip list (`admin/tool/replace`). Where the new text would overflow a
-/// char column, the row is left alone and reported (Moodle would cut it).
+/// with Moodle's skip list (`admin/tool/replace`). A text column has no length limit, so
+/// every row is replaced there. Where the new text would overflow a char column, the row
+/// is left alone and reported by table, column and row ids (Moodle would cut it).
 pub async fn replace_text(
     db: &Db,
     prefix: &str,
@@ -161,6 +204,10 @@ pub async fn replace_text(
         if !should_replace(prefix, &t.name, None) {
             continue;
         }
+        let key = match t.primary_key.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
         for c in &t.columns {
             let len = match c.ty {
                 ColType::Text => None,
@@ -171,14 +218,21 @@ pub async fn replace_text(
                 continue;
             }
             report.columns += 1;
-            let (changed, skipped) = db
-                .replace_in_column(&t.name, &c.name, len, search, replace, &pattern)
+            let r = db
+                .replace_in_column(
+                    &t.name, &c.name, key, len, search, replace, &pattern, IDS_SHOWN,
+                )
                 .await?;
-            report.rows += changed;
-            if skipped > 0 {
-                report
-                    .too_long
-                    .push(format!("{}.{}: {skipped}", t.name, c.name));
+            report.rows += r.changed;
+            if let (Some(max_len), true) = (len, r.left > 0) {
+                report.too_long.push(TooLong {
+                    table: t.name.clone(),
+                    column: c.name.clone(),
+                    max_len,
+                    rows: r.left,
+                    key: key.map(str::to_owned),
+                    ids: r.keys,
+                });
             }
         }
     }
@@ -365,6 +419,35 @@ mod tests {
         );
         assert!(!should_replace("mdl_", "mdl_user", Some("pathnamehash")));
         assert!(!should_replace("m2", "m2config", None), "Àgora's prefix");
+    }
+
+    #[test]
+    fn rows_too_long_are_named_by_table_column_and_the_first_ids() {
+        let mut t = TooLong {
+            table: "mdl_course".into(),
+            column: "fullname".into(),
+            max_len: 254,
+            rows: 1,
+            key: Some("id".into()),
+            ids: vec!["1".into()],
+        };
+        assert_eq!(
+            t.to_string(),
+            "mdl_course.fullname (254 characters): 1 row, id 1"
+        );
+        t.rows = 12;
+        t.ids = (1..=10).map(|n| n.to_string()).collect();
+        assert_eq!(
+            t.to_string(),
+            "mdl_course.fullname (254 characters): 12 rows, id 1, 2, 3, 4, 5, 6, 7, 8, 9, \
+             10 and 2 more"
+        );
+        t.key = None;
+        t.ids.clear();
+        assert_eq!(
+            t.to_string(),
+            "mdl_course.fullname (254 characters): 12 rows"
+        );
     }
 
     #[test]

@@ -363,7 +363,7 @@ async fn failed_runs_are_retried_with_growing_back_off_up_to_the_attempt_limit()
     assert_eq!(deprovision_cleanups(&wf, &*store, t0).await, 3);
     assert!(r.retried.is_empty(), "the back-off has not passed");
     let failed = store.get(&code(1)).await.unwrap().unwrap();
-    assert_eq!((failed.status, failed.attempt), (Status::Failed, 1));
+    assert_eq!((failed.status, failed.attempt), (Status::RolledBack, 1));
     assert!(failed.last_error.unwrap().contains("injected"));
 
     // 10 minutes after the first failure: retried as attempt 2.
@@ -415,7 +415,7 @@ async fn failed_runs_are_retried_with_growing_back_off_up_to_the_attempt_limit()
     assert!(r.retried.is_empty());
     assert_eq!(r.exhausted.len(), 2);
     let one = store.get(&code(1)).await.unwrap().unwrap();
-    assert_eq!((one.status, one.attempt), (Status::Failed, 3));
+    assert_eq!((one.status, one.attempt), (Status::RolledBack, 3));
     let names = wf.names();
     for a in 1..=3 {
         assert!(names.contains(&format!("{}-provision-{a}", code(1))));
@@ -503,11 +503,11 @@ async fn a_stuck_execution_is_stopped_and_its_instance_failed() {
             .contains("maximum duration")
     );
     let one = store.get(&code(1)).await.unwrap().unwrap();
-    assert_eq!(one.status, Status::Failed);
+    assert_eq!(one.status, Status::RolledBack);
     assert!(one.last_error.unwrap().contains("without rolling back"));
     assert_eq!(one.kind, InstanceKind::Provision);
     let two = store.get(&code(2)).await.unwrap().unwrap();
-    assert_eq!(two.status, Status::Failed);
+    assert_eq!(two.status, Status::RolledBack);
     assert!(two.last_error.unwrap().contains("stopped"));
 }
 
@@ -632,7 +632,7 @@ async fn cancel_fails_a_queued_school_and_rolls_back_a_running_one() {
         "still the cleanup: {recorded}"
     );
     assert_eq!(deprovision_cleanups(&wf, &*store, now).await, 1);
-    assert_eq!(status(1).await.status, Status::Failed);
+    assert_eq!(status(1).await.status, Status::RolledBack);
 
     let r = a2a_schedule::cancel_now(&*store, Some(&*wf), &code(2), now)
         .await

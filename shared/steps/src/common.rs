@@ -2,14 +2,15 @@
 //! routes, and small JSON blobs.
 
 use std::future::Future;
+use std::time::Duration;
 
-use a2a_core::{BlobKey, Instance, Locator, Outcome, SchoolCode, Status, StepEvent};
+use a2a_core::{BlobKey, Instance, InstanceKind, Locator, Outcome, SchoolCode, Status, StepEvent};
 use a2a_dbmove::Db;
 use a2a_files::layout;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{Shard, StepContext, StepError};
 
@@ -287,11 +288,6 @@ pub(crate) async fn drop_db(
     Ok(())
 }
 
-/// Deletes every blob under `prefix`; returns how many there were.
-pub(crate) async fn delete_prefix(ctx: &StepContext, prefix: &str) -> Result<u64, StepError> {
-    Ok(delete_prefix_until(ctx, prefix, None).await?.0)
-}
-
 /// Deletes at most this many blobs at once.
 const DELETES: usize = 32;
 
@@ -326,28 +322,10 @@ pub(crate) async fn delete_prefix_until(
     }
 }
 
-/// Abandons the target of `i`: its database dropped where it can be (a target that cannot
-/// be reached is left, and what went wrong returned, so that a deprovision always ends),
-/// its allocation marker deleted, and the instance's target cleared so a retry allocates
-/// anew.
-pub(crate) async fn release_target(
-    ctx: &StepContext,
-    i: &Instance,
-) -> Result<Option<String>, StepError> {
-    let Some(db) = &i.target.db else {
-        return Ok(None);
-    };
-    let left = drop_db(ctx, &i.code, &login(ctx, &i.code, db))
-        .await
-        .err()
-        .map(|e| e.to_string());
-    forget_target(ctx, i, db).await?;
-    Ok(left)
-}
-
-/// Abandons the target of `i` as [`release_target`] does, except that a database that
-/// cannot be dropped is an error and the target stays recorded, for a rerun to drop.
-/// Whether there was a target.
+/// Abandons the target of `i`: its database dropped (one that cannot be dropped is an
+/// error, and the target stays recorded, for a rerun to drop), its allocation marker
+/// deleted, and the instance's target cleared so that a retry allocates anew. Whether
+/// there was a target.
 pub(crate) async fn abandon_target(ctx: &StepContext, i: &Instance) -> Result<bool, StepError> {
     let Some(db) = &i.target.db else {
         return Ok(false);
@@ -366,6 +344,97 @@ async fn forget_target(ctx: &StepContext, i: &Instance, db: &Locator) -> Result<
     }
     update(ctx, &i.code, None, |i| i.target.db = None).await?;
     Ok(())
+}
+
+/// A rollback starts no new batch of deletes after this long: it answers
+/// `complete: false`, and the workflow runs it again (its Task times out at 120 s).
+pub(crate) const ROLLBACK_TIME: Duration = Duration::from_secs(60);
+
+/// The target side of an attempt's catch, written once for both workflows (`Rollback`
+/// after `RestoreSource` for a migration, `Deprovision` for a provision), recorded as
+/// `step`: removes the route if it points here, the stage and the site's files
+/// (`instances/<code>/`, so that a retry starts from an empty target side), in batches
+/// within `time` (by default [`ROLLBACK_TIME`]; `complete: false` means "run it again",
+/// and the rerun goes on), then drops the target database (its allocation removed, an
+/// `abandoned/<code>/<attempt>.json` record kept) and moves the instance to
+/// `rolled_back` with the error. Idempotent. What it cannot do is an error, the instance
+/// left where it is, so that reconciliation runs the cleanup again (and after its last
+/// cleanup marks it `failed`, the failed step in the history naming what is left): a
+/// target that cannot be dropped, or a source that was not put back (`source_left`,
+/// recorded as the instance's last error). Opens no source. An `active` site, or one of
+/// another kind, is left alone.
+pub(crate) async fn undo_target_side(
+    ctx: &StepContext,
+    step: &str,
+    kind: InstanceKind,
+    code: &SchoolCode,
+    error: &str,
+    source_left: Option<String>,
+    time: Option<Duration>,
+) -> Result<Value, StepError> {
+    let deadline = std::time::Instant::now() + time.unwrap_or(ROLLBACK_TIME);
+    run(ctx, step, code, || async {
+        let Some(i) = ctx.store.get(code).await? else {
+            return Ok(Done::new(json!({"rolled_back": false, "complete": true})));
+        };
+        if i.status == Status::Active || i.kind != kind {
+            return Ok(Done::new(json!({"rolled_back": false, "complete": true})));
+        }
+        if i.status == Status::RolledBack {
+            return Ok(Done::new(
+                json!({"rolled_back": true, "complete": true, "kept": true}),
+            ));
+        }
+        delete_route(ctx, &i).await?;
+        let mut removed = 0;
+        for prefix in [layout::stage_root(code), layout::site_root(code)] {
+            let (n, whole) = delete_prefix_until(ctx, &prefix, Some(deadline)).await?;
+            removed += n;
+            if !whole {
+                return Ok(Done::new(json!({
+                    "rolled_back": false,
+                    "complete": false,
+                    "removed": removed,
+                }))
+                .rows(removed));
+            }
+        }
+        if let Some(db) = &i.target.db {
+            abandon_target(ctx, &i).await.map_err(|e| {
+                e.within(&format!(
+                    "school {code}: the route and the files are removed, but the target \
+                     database {} is left",
+                    db.redacted()
+                ))
+            })?;
+            let record = json!({
+                "school_code": code.as_str(),
+                "attempt": i.attempt,
+                "target": db.redacted(),
+                "dropped": true,
+                "error": error,
+            });
+            put_json(ctx, &layout::abandoned_key(code, i.attempt), &record).await?;
+        }
+        if let Some(left) = &source_left {
+            let why = format!("{error} (rolled back on the target side, but {left})");
+            update(ctx, code, None, |i| i.last_error = Some(why.clone())).await?;
+            return Err(StepError::Permanent(format!(
+                "school {code}: the target side is removed, but {left}; the cleanup runs \
+                 again at the next reconciliation"
+            )));
+        }
+        let to = [Status::RolledBack, Status::Failed]
+            .into_iter()
+            .find(|s| i.status.can_move(*s, i.kind));
+        let error = error.to_owned();
+        update(ctx, code, to, |i| i.last_error = Some(error.clone())).await?;
+        Ok(
+            Done::new(json!({"rolled_back": true, "complete": true, "removed": removed}))
+                .rows(removed),
+        )
+    })
+    .await
 }
 
 /// The route record: how the site's address reaches it.
@@ -418,10 +487,11 @@ pub(crate) async fn delete_route(ctx: &StepContext, i: &Instance) -> Result<(), 
 }
 
 /// The site's short name in its address, which intake records.
-/// Replaces `old` by `new` in every text column of the site at `db` and returns the rows
-/// changed; a row whose char column the new text would overflow fails the step (the
-/// replacement is never silently partial). A rerun replaces nothing more and fails the
-/// same, so the workflow's Catch rolls the site back.
+/// Replaces `old` by `new` in every text and char column of the site at `db` (a text
+/// column takes any length) and returns the rows changed; rows whose char column the new
+/// text would overflow fail the step with `A2A.Permanent.Verify`, naming the table, the
+/// column and the row ids (the replacement is never silently partial). A rerun replaces
+/// nothing more and fails the same, so the workflow's Catch rolls the site back.
 pub(crate) async fn rewrite(
     ctx: &StepContext,
     code: &SchoolCode,
@@ -433,10 +503,11 @@ pub(crate) async fn rewrite(
     if r.too_long.is_empty() {
         return Ok(r.rows);
     }
+    let left: Vec<String> = r.too_long.iter().map(ToString::to_string).collect();
     Err(StepError::Verify(format!(
         "school {code}: the new address {new} does not fit in {} (rows left with the old \
          address {old}); widen those columns on the target, or shorten the address",
-        r.too_long.join(", ")
+        left.join("; ")
     )))
 }
 
@@ -444,24 +515,6 @@ pub(crate) fn dns(i: &Instance) -> Result<String, StepError> {
     i.target.dns.clone().ok_or_else(|| {
         StepError::Input(format!("school {}: no site address (dns) recorded", i.code))
     })
-}
-
-/// Records a failure on the instance and moves it to `failed`, unless it is `active`
-/// (never touched again) or already failed.
-pub(crate) async fn mark_failed(
-    ctx: &StepContext,
-    code: &SchoolCode,
-    error: &str,
-) -> Result<Instance, StepError> {
-    let i = load(ctx, code).await?;
-    let to = match i.status {
-        Status::Active => return Ok(i),
-        Status::Failed => None,
-        s if s.can_move(Status::Failed, i.kind) => Some(Status::Failed),
-        _ => None,
-    };
-    let error = error.to_owned();
-    update(ctx, code, to, move |i| i.last_error = Some(error.clone())).await
 }
 
 #[cfg(test)]

@@ -111,6 +111,13 @@ impl From<TransitionError> for StepError {
 }
 
 impl StepError {
+    /// The same error (its kind, and so whether it is retried, kept), its message after
+    /// `what`: where it happened.
+    pub(crate) fn within(self, what: &str) -> Self {
+        let m = format!("{what}: {self}");
+        self.with_message(m)
+    }
+
     fn with_message(self, m: String) -> Self {
         match self {
             StepError::Transient(_) => StepError::Transient(m),

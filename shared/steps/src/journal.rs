@@ -84,6 +84,26 @@ pub(crate) async fn call(
         }
         return step.run(ctx, code, input).await;
     }
+    refuse_if_undoing(ctx, code, attempt).await?;
+    let entry = entry(step.name, input);
+    if let Some(a) = attempt
+        && let Some(done) = get_json::<Value>(ctx, &key(code, a, &entry)?).await?
+    {
+        tracing::info!(school_code = %code, step = step.name, attempt = a,
+            "finished in this attempt already: its result is returned, it is not run again");
+        return Ok(done);
+    }
+    ENTRY.scope(entry, step.run(ctx, code, input)).await
+}
+
+/// Fails with the catch's error when `attempt` of `code` is being undone. [`call`] asks
+/// before a forward step runs; a step that changes the source asks again once it holds
+/// the source's lock, since its catch may have begun meanwhile.
+pub(crate) async fn refuse_if_undoing(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    attempt: Option<u32>,
+) -> Result<(), StepError> {
     if let Some(a) = attempt
         && let Some(why) = get_json::<Value>(ctx, &key(code, a, UNDOING)?).await?
     {
@@ -94,15 +114,16 @@ pub(crate) async fn call(
             why["error"]
         )));
     }
-    let entry = entry(step.name, input);
-    if let Some(a) = attempt
-        && let Some(done) = get_json::<Value>(ctx, &key(code, a, &entry)?).await?
-    {
-        tracing::info!(school_code = %code, step = step.name, attempt = a,
-            "finished in this attempt already: its result is returned, it is not run again");
-        return Ok(done);
-    }
-    ENTRY.scope(entry, step.run(ctx, code, input)).await
+    Ok(())
+}
+
+/// [`refuse_if_undoing`] for the attempt of `code` under way now.
+pub(crate) async fn refuse_if_undoing_now(
+    ctx: &StepContext,
+    code: &SchoolCode,
+) -> Result<(), StepError> {
+    let attempt = attempt_of(ctx, code).await?;
+    refuse_if_undoing(ctx, code, attempt).await
 }
 
 /// Keeps the result of the step this task runs, when it is final (a budgeted step that

@@ -1,7 +1,8 @@
 //! The steps of `migrate-instance`: an existing site moved to its target shard.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use a2a_core::{BlobKey, BlobStore, Instance, InstanceKind, Locator, SchoolCode, Status};
@@ -12,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, abandon_target, allocate, delete_prefix_until, delete_route, dns, get_json, load,
-    put_json, rewrite, run, target, update, write_route,
+    Done, allocate, dns, get_json, load, put_json, rewrite, run, target, undo_target_side, update,
+    write_route,
 };
 use crate::provision::start;
 use crate::{Prefixed, StepContext, StepError};
@@ -149,6 +150,19 @@ fn moving_page(wwwroot: &str) -> String {
     format!("This site is moving to {wwwroot} and will be available there shortly.")
 }
 
+/// The lock of `code`'s source in this process: [`freeze`] and [`restore_source`] hold it
+/// while they change the source, so that a restore never runs beside a late freeze (one
+/// whose execution was stopped while it ran, which its worker learns only at its next
+/// heartbeat), and a freeze that gets it after a restore began refuses to run. It guards
+/// the steps of one worker process (the local engine's, or one `a2a worker`); two
+/// workers serving one school's source steps at once are not guarded.
+fn source_lock(code: &SchoolCode) -> Arc<tokio::sync::Mutex<()>> {
+    type Locks = Mutex<HashMap<SchoolCode, Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: LazyLock<Locks> = LazyLock::new(Locks::default);
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    locks.entry(code.clone()).or_default().clone()
+}
+
 /// Puts the source site in Moodle's maintenance mode, both halves: `maintenance_enabled`
 /// = `1` in its config table and `climaintenance.html` in its moodledata, naming the new
 /// address. What was there before (the setting, and the site's own page byte for byte)
@@ -156,6 +170,11 @@ fn moving_page(wwwroot: &str) -> String {
 /// rollback puts the source back exactly.
 pub async fn freeze(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "freeze", code, || async {
+        let lock = source_lock(code);
+        let _held = lock.lock().await;
+        // A freeze that came late (its execution was stopped while it waited) leaves the
+        // source alone once its rollback has begun.
+        crate::journal::refuse_if_undoing_now(ctx, code).await?;
         let i = load(ctx, code).await?;
         let files = source_files(&i)?;
         let wwwroot = ctx.site.wwwroot(&dns(&i)?);
@@ -1010,6 +1029,10 @@ pub async fn switch_route(ctx: &StepContext, code: &SchoolCode) -> Result<Value,
 /// registered, is left alone.
 pub async fn restore_source(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "restore-source", code, || async {
+        // After a freeze still under way (its execution stopped, its worker not told
+        // yet): what it remembers and changes is then all there to be put back.
+        let lock = source_lock(code);
+        let _held = lock.lock().await;
         let Some(i) = ctx.store.get(code).await? else {
             return Ok(Done::new(json!({"restored": false})));
         };
@@ -1040,21 +1063,12 @@ pub async fn restore_source(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
     .await
 }
 
-/// A rollback starts no new batch of deletes after this long: it answers
-/// `complete: false`, and the workflow runs it again (its Task times out at 120 s).
-pub(crate) const ROLLBACK_TIME: Duration = Duration::from_secs(60);
-
-/// The target side of the catch of `migrate-instance`, after [`restore_source`]: removes
-/// the route if it points here, the stage and the copied files (`instances/<code>/`, so
-/// that a retry starts from an empty target side), in batches within `time` (by default
-/// [`ROLLBACK_TIME`]; `complete: false` means "run it again", and the rerun goes on),
-/// then drops the target database (its allocation removed, an
-/// `abandoned/<code>/<attempt>.json` record kept) and moves the instance to
-/// `rolled_back` with the error. Idempotent. What it cannot do is an error, the instance
-/// left where it is, so that reconciliation runs the cleanup again: a target that cannot
-/// be dropped, or a source that [`restore_source`] could not put back (`source_left`,
-/// recorded as the instance's last error). Opens no source. An `active` site is left
-/// alone.
+/// The target side of the catch of `migrate-instance`, after [`restore_source`]: the
+/// route, the stage, the copied files and the target database removed, in batches within
+/// `time`, and the instance `rolled_back` with the error
+/// ([`crate::common::undo_target_side`], which `Deprovision` shares). A source that
+/// `restore_source` could not put back (`source_left`) is an error once the target side
+/// is gone, so that reconciliation runs the cleanup again. Idempotent.
 pub async fn rollback(
     ctx: &StepContext,
     code: &SchoolCode,
@@ -1062,63 +1076,8 @@ pub async fn rollback(
     source_left: Option<String>,
     time: Option<Duration>,
 ) -> Result<Value, StepError> {
-    let deadline = std::time::Instant::now() + time.unwrap_or(ROLLBACK_TIME);
-    run(ctx, "rollback", code, || async {
-        let Some(i) = ctx.store.get(code).await? else {
-            return Ok(Done::new(json!({"rolled_back": false, "complete": true})));
-        };
-        if i.status == Status::Active || i.kind != InstanceKind::Migrate {
-            return Ok(Done::new(json!({"rolled_back": false, "complete": true})));
-        }
-        if i.status == Status::RolledBack {
-            return Ok(Done::new(
-                json!({"rolled_back": true, "complete": true, "kept": true}),
-            ));
-        }
-        delete_route(ctx, &i).await?;
-        let mut removed = 0;
-        for prefix in [layout::stage_root(code), layout::site_root(code)] {
-            let (n, whole) = delete_prefix_until(ctx, &prefix, Some(deadline)).await?;
-            removed += n;
-            if !whole {
-                return Ok(Done::new(json!({
-                    "rolled_back": false,
-                    "complete": false,
-                    "removed": removed,
-                }))
-                .rows(removed));
-            }
-        }
-        if let Some(db) = &i.target.db {
-            abandon_target(ctx, &i).await?;
-            let record = json!({
-                "school_code": code.as_str(),
-                "attempt": i.attempt,
-                "target": db.redacted(),
-                "dropped": true,
-                "error": error,
-            });
-            put_json(ctx, &layout::abandoned_key(code, i.attempt), &record).await?;
-        }
-        if let Some(left) = &source_left {
-            let why = format!("{error} (rolled back on the target side, but {left})");
-            update(ctx, code, None, |i| i.last_error = Some(why.clone())).await?;
-            return Err(StepError::Permanent(format!(
-                "school {code}: the target side is removed, but {left}; the cleanup runs \
-                 again at the next reconciliation"
-            )));
-        }
-        let to = [Status::RolledBack, Status::Failed]
-            .into_iter()
-            .find(|s| i.status.can_move(*s, i.kind));
-        let error = error.to_owned();
-        update(ctx, code, to, |i| i.last_error = Some(error.clone())).await?;
-        Ok(
-            Done::new(json!({"rolled_back": true, "complete": true, "removed": removed}))
-                .rows(removed),
-        )
-    })
-    .await
+    let kind = InstanceKind::Migrate;
+    undo_target_side(ctx, "rollback", kind, code, error, source_left, time).await
 }
 
 /// The history step of an operator's retirement of a migrated school's source.

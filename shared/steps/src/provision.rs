@@ -6,8 +6,8 @@ use a2a_files::layout;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, delete_prefix, delete_route, dns, drop_db, get_json, load, mark_failed,
-    put_json, release_target, rewrite, run, target, target_exists, update, write_route,
+    Done, allocate, dns, drop_db, get_json, load, put_json, rewrite, run, target, target_exists,
+    undo_target_side, update, write_route,
 };
 use crate::{StepContext, StepError, Template, checks};
 
@@ -502,31 +502,19 @@ pub async fn register_route(ctx: &StepContext, code: &SchoolCode) -> Result<Valu
     .await
 }
 
-/// The catch of `provision-instance`: removes what was made (route, files, database),
-/// records the error, and marks the instance `failed`. An `active` site is left alone.
+/// The catch of `provision-instance`, as [`crate::migrate::rollback`] is the target side
+/// of a migration's (one function serves both: [`crate::common::undo_target_side`]):
+/// the route, the stage, the site's files (in batches within `time`; `complete: false`
+/// and the state machine runs it again) and the target database removed, and the
+/// instance `rolled_back` with the error. A database it cannot drop is an error, the
+/// instance left in flight for reconciliation to run it again. Idempotent; an `active`
+/// site is left alone.
 pub async fn deprovision(
     ctx: &StepContext,
     code: &SchoolCode,
     error: &str,
+    time: Option<std::time::Duration>,
 ) -> Result<Value, StepError> {
-    run(ctx, "deprovision", code, || async {
-        let Some(i) = ctx.store.get(code).await? else {
-            return Ok(Done::new(json!({"deprovisioned": false})));
-        };
-        if i.status == Status::Active {
-            return Ok(Done::new(json!({"deprovisioned": false})));
-        }
-        delete_route(ctx, &i).await?;
-        let removed = delete_prefix(ctx, &layout::site_root(code)).await?;
-        let left = release_target(ctx, &i).await?;
-        let error = match &left {
-            Some(e) => format!("{error} (the target database could not be dropped: {e})"),
-            None => error.to_owned(),
-        };
-        mark_failed(ctx, code, &error).await?;
-        Ok(Done::new(
-            json!({"deprovisioned": true, "files": removed, "drop_error": left}),
-        ))
-    })
-    .await
+    let kind = InstanceKind::Provision;
+    undo_target_side(ctx, "deprovision", kind, code, error, None, time).await
 }

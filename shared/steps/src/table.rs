@@ -12,7 +12,8 @@ use std::time::Duration;
 use a2a_core::{InstanceKind, SchoolCode};
 use serde_json::Value;
 
-use crate::migrate::{self, CHECK_TIME, PART_TIME, ROLLBACK_TIME, SYNC_TIME};
+use crate::common::ROLLBACK_TIME;
+use crate::migrate::{self, CHECK_TIME, PART_TIME, SYNC_TIME};
 use crate::{StepContext, StepError, provision};
 
 /// Where a step runs: the design's two sides, with the data store (the S3 stage) between
@@ -171,8 +172,11 @@ pub static STEPS: &[Step] = &[
     Step::lambda("VerifySite", Provision, SMALL_MB, SHORT, plain!(provision::verify_site)),
     Step::lambda("RegisterRoute", Provision, SMALL_MB, SHORT, plain!(provision::register_route)),
     Step::lambda("Deprovision", Provision, SMALL_MB, SHORT, |ctx, code, input| {
-        Box::pin(async move { provision::deprovision(ctx, code, &failure(input)).await })
-    }),
+        Box::pin(async move {
+            let seconds = number(input, "seconds")?.map(|s| Duration::from_secs(s as u64));
+            provision::deprovision(ctx, code, &failure(input), seconds).await
+        })
+    }).budgeted(ROLLBACK_TIME),
     // migrate-instance
     Step::activity("CheckSource", SHORT, plain!(migrate::check_source)),
     Step::lambda("Preflight", Migrate, SMALL_MB, SHORT, plain!(migrate::preflight)),
@@ -262,8 +266,9 @@ pub fn names() -> Vec<&'static str> {
 /// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
 /// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
 /// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
-/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles` and `Rollback`; `error`
-/// for the rollbacks, and `restore` (what `RestoreSource` answered) for `Rollback`.
+/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles`, `Rollback` and
+/// `Deprovision`; `error` for the rollbacks, and `restore` (what `RestoreSource`
+/// answered) for `Rollback`.
 pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {
     let step = step(name).ok_or_else(|| StepError::Input(format!("no step is named {name:?}")))?;
     let code = school_code(&input)?;

@@ -153,6 +153,10 @@ pub(crate) trait Driver: Send + Sync {
     fn length_fn(&self) -> &'static str {
         "CHAR_LENGTH"
     }
+    /// An aggregate of the values of `expr` over the rows, as text joined by commas.
+    fn join_texts(&self, expr: &str) -> String {
+        format!("group_concat(CAST({expr} AS TEXT), ',')")
+    }
     /// A query of (table, bytes on disk) pairs for the current database.
     fn table_sizes_sql(&self) -> &'static str;
     /// A query of one text, `ROWS:SUM`: the table's row count and an order-free sum of a
@@ -681,51 +685,79 @@ impl Db {
 
     /// Replaces `search` by `replace` in one column, in the rows whose value contains it
     /// (`pattern`: a LIKE pattern escaped with `!`). With `max_len`, rows whose new value
-    /// would be longer are left alone. Returns (rows changed, rows left alone).
+    /// would be longer are left alone: how many, and, with the table's `key` column, the
+    /// keys of the first `ids` of them in key order.
+    #[allow(clippy::too_many_arguments)] // one column's replacement, every part named
     pub(crate) async fn replace_in_column(
         &self,
         table: &str,
         column: &str,
+        key: Option<&str>,
         max_len: Option<u32>,
         search: &str,
         replace: &str,
         pattern: &str,
-    ) -> Result<(u64, u64), DbError> {
+        ids: usize,
+    ) -> Result<ColumnReplaced, DbError> {
         let (t, c) = (self.q(table), self.q(column));
         let len_fn = self.driver.length_fn();
         let s = || Value::Text(search.to_owned());
         let r = || Value::Text(replace.to_owned());
         let p = || Value::Text(pattern.to_owned());
         let like = format!("{c} LIKE {{}} ESCAPE '!'");
-        match max_len {
-            None => {
-                let n = self
-                    .exec_params(
-                        &format!("UPDATE {t} SET {c} = REPLACE({c}, {{}}, {{}}) WHERE {like}"),
-                        &[s(), r(), p()],
-                    )
-                    .await?;
-                Ok((n, 0))
-            }
-            Some(len) => {
-                let fits = format!("{len_fn}(REPLACE({c}, {{}}, {{}}))");
-                let n = self
-                    .exec_params(
-                        &format!(
-                            "UPDATE {t} SET {c} = REPLACE({c}, {{}}, {{}}) WHERE {like} AND {fits} <= {{}}"
-                        ),
-                        &[s(), r(), p(), s(), r(), Value::Int(len.into())],
-                    )
-                    .await?;
-                let left = self
-                    .query_i64(
-                        &format!("SELECT COUNT(*) FROM {t} WHERE {like} AND {fits} > {{}}"),
-                        &[p(), s(), r(), Value::Int(len.into())],
-                    )
-                    .await?;
-                Ok((n, left.max(0) as u64))
-            }
+        let Some(len) = max_len else {
+            let changed = self
+                .exec_params(
+                    &format!("UPDATE {t} SET {c} = REPLACE({c}, {{}}, {{}}) WHERE {like}"),
+                    &[s(), r(), p()],
+                )
+                .await?;
+            return Ok(ColumnReplaced {
+                changed,
+                ..ColumnReplaced::default()
+            });
+        };
+        let fits = format!("{len_fn}(REPLACE({c}, {{}}, {{}}))");
+        let changed = self
+            .exec_params(
+                &format!(
+                    "UPDATE {t} SET {c} = REPLACE({c}, {{}}, {{}}) WHERE {like} AND {fits} <= {{}}"
+                ),
+                &[s(), r(), p(), s(), r(), Value::Int(len.into())],
+            )
+            .await?;
+        let too_long = format!("FROM {t} WHERE {like} AND {fits} > {{}}");
+        let too_long_params = [p(), s(), r(), Value::Int(len.into())];
+        let left = self
+            .query_i64(&format!("SELECT COUNT(*) {too_long}"), &too_long_params)
+            .await?
+            .max(0) as u64;
+        let mut keys = Vec::new();
+        if let Some(k) = key.filter(|_| left > 0 && ids > 0) {
+            let k = self.q(k);
+            let joined = self.driver.join_texts("k");
+            let listed = self
+                .query_opt_text(
+                    &format!(
+                        "SELECT {joined} FROM (SELECT {k} AS k {too_long} ORDER BY {k} LIMIT {ids}) s"
+                    ),
+                    &too_long_params,
+                )
+                .await?;
+            keys = listed
+                .unwrap_or_default()
+                .split(',')
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+            // The aggregate keeps no order of its own: numbers in number order, else text.
+            keys.sort_by_key(|k| (k.parse::<i64>().unwrap_or(i64::MAX), k.clone()));
         }
+        Ok(ColumnReplaced {
+            changed,
+            left,
+            keys,
+        })
     }
 
     /// `UPDATE table SET col = value, … WHERE key = value`, all values bound; returns
@@ -760,6 +792,17 @@ impl Db {
         )
         .await
     }
+}
+
+/// What a replacement did in one column.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnReplaced {
+    /// Rows changed.
+    pub changed: u64,
+    /// Rows left alone: the new text would not fit.
+    pub left: u64,
+    /// The keys of the first of those rows, in key order.
+    pub keys: Vec<String>,
 }
 
 /// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (columns)`.

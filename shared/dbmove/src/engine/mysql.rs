@@ -266,6 +266,10 @@ impl Driver for MySql {
         "?".into()
     }
 
+    fn join_texts(&self, expr: &str) -> String {
+        format!("GROUP_CONCAT(CAST({expr} AS CHAR) SEPARATOR ',')")
+    }
+
     fn key_expr(&self, c: &Column) -> String {
         match c.ty {
             ColType::Char { .. } | ColType::Text => format!("BINARY {}", quote(&c.name)),

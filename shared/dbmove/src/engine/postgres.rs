@@ -321,6 +321,10 @@ impl Driver for Postgres {
         }
     }
 
+    fn join_texts(&self, expr: &str) -> String {
+        format!("string_agg(CAST({expr} AS TEXT), ',')")
+    }
+
     fn max_expr(&self, column: &str) -> String {
         format!("MAX({})::int8", quote(column))
     }

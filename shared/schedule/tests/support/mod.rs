@@ -247,7 +247,7 @@ pub async fn pump(queue: &MemQueue, d: &Dispatcher, now: DateTime<Utc>) -> Dispa
 
 /// Plays the cleanups that reconciliation started as `Deprovision` does for a provision:
 /// each running cleanup fails (its state machine ends in `Failed`) and its school is
-/// failed at `now` with the error the cleanup was given. How many it played.
+/// `rolled_back` at `now` with the error the cleanup was given. How many it played.
 pub async fn deprovision_cleanups(
     wf: &Recording,
     store: &dyn InstanceStore,
@@ -260,7 +260,7 @@ pub async fn deprovision_cleanups(
         }
         let code = a2a_core::SchoolCode::parse(&name[..8]).unwrap();
         let mut i = store.get(&code).await.unwrap().unwrap();
-        i.move_to(a2a_core::Status::Failed, now).unwrap();
+        i.move_to(a2a_core::Status::RolledBack, now).unwrap();
         i.last_error = e.input["error"]["Cause"].as_str().map(str::to_owned);
         store.save(&i).await.unwrap();
         wf.end(&name, ExecutionStatus::Failed);
