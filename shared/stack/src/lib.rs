@@ -14,7 +14,12 @@
 #![warn(missing_docs)]
 
 mod engine;
+pub mod events;
+pub mod machines;
 mod protocol;
+pub mod resources;
+pub mod shape;
+pub mod template;
 
 pub use engine::{Engine, MachineArns};
 pub use protocol::Endpoint;
