@@ -389,3 +389,42 @@ async fn a_step_binarys_own_errors_reach_the_invoke() {
     assert_eq!(fns.cold_starts(name), 1);
     fns.shutdown().await;
 }
+
+/// A function killed mid-invocation fails as [`EXITED`]; the deployed state machines
+/// must retry that at every Lambda Task (one with no `HeartbeatSeconds`: an activity's
+/// worker death is `States.HeartbeatTimeout`), since every step is idempotent.
+#[test]
+fn every_lambda_task_retries_a_killed_function() {
+    fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("Type") == Some(&json!("Task")) && !m.contains_key("HeartbeatSeconds") {
+                    let retried = m["Retry"].as_array().into_iter().flatten().any(|r| {
+                        r["ErrorEquals"]
+                            .as_array()
+                            .is_some_and(|e| e.contains(&json!(EXITED)))
+                    });
+                    if !retried {
+                        out.push(format!("{at} ({})", m["Resource"]));
+                    }
+                }
+                for (k, x) in m {
+                    walk(x, &format!("{at}.{k}"), out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, at, out)),
+            _ => {}
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../statemachines");
+    let mut tasks = 0;
+    let mut missing = Vec::new();
+    for name in ["migrate-instance", "provision-instance"] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.asl.json"))).unwrap();
+        let asl: Value = serde_json::from_str(&text).unwrap();
+        tasks += text.matches("\"Type\": \"Task\"").count();
+        walk(&asl, name, &mut missing);
+    }
+    assert!(tasks > 10, "{tasks} Tasks");
+    assert!(missing.is_empty(), "no Retry names {EXITED}: {missing:#?}");
+}
