@@ -428,3 +428,19 @@ fn every_lambda_task_retries_a_killed_function() {
     assert!(tasks > 10, "{tasks} Tasks");
     assert!(missing.is_empty(), "no Retry names {EXITED}: {missing:#?}");
 }
+
+/// `build` looks where SAM's builder looks: from the workspace's root, only in the default
+/// members, so a binary of another member is refused there (as `sam build` would refuse
+/// it) and found from its package's directory ([`testfn`]).
+#[test]
+fn build_finds_binaries_where_sams_builder_does() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let e = functions::build(&root, &["stack-testfn".to_owned()], false)
+        .expect_err("stack-testfn is no default member");
+    assert!(e.to_string().contains("--bin stack-testfn"), "{e}");
+    assert!(testfn().is_file());
+    assert!(
+        functions::build(&root, &[], false).unwrap().is_empty(),
+        "nothing asked, nothing built"
+    );
+}
