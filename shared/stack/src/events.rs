@@ -193,7 +193,7 @@ pub async fn serve_uploads(
             let done = if body.get("Records").is_none() {
                 true
             } else {
-                match invoke_counted(&*invoker, &inflight, &function, body).await {
+                match invoke_counted(&*invoker, &inflight, &function, s3_event(body)).await {
                     Ok(v) => {
                         tracing::info!(function = %function, "upload event handled: {v}");
                         true
@@ -213,6 +213,21 @@ pub async fn serve_uploads(
             }
         }
     }
+}
+
+/// An S3 notification as Lambda receives it: S3 always sends each record's
+/// `userIdentity` and `requestParameters`, which the emulator leaves out.
+pub fn s3_event(mut body: Value) -> Value {
+    if let Some(records) = body.get_mut("Records").and_then(Value::as_array_mut) {
+        for r in records.iter_mut().filter_map(Value::as_object_mut) {
+            r.entry("userIdentity")
+                .or_insert_with(|| json!({"principalId": "AWS:A2AREHEARSAL"}));
+            r.entry("requestParameters")
+                .or_insert_with(|| json!({"sourceIPAddress": "127.0.0.1"}));
+            r.entry("responseElements").or_insert_with(|| json!({}));
+        }
+    }
+    body
 }
 
 /// An SQS event source mapping.
@@ -420,6 +435,17 @@ mod tests {
             .receipt_handle(format!("h-{id}"))
             .body("{}")
             .build()
+    }
+
+    #[test]
+    fn an_s3_record_gets_what_s3_always_sends_and_keeps_the_rest() {
+        let ev = s3_event(json!({"Records": [{"eventTime": "t", "s3": {"object": {"key": "uploads/a+b.csv"}}}]}));
+        let r = &ev["Records"][0];
+        assert_eq!(r["userIdentity"]["principalId"], "AWS:A2AREHEARSAL");
+        assert_eq!(r["requestParameters"]["sourceIPAddress"], "127.0.0.1");
+        assert_eq!(r["s3"]["object"]["key"], "uploads/a+b.csv", "left URL-encoded");
+        let kept = s3_event(json!({"Records": [{"userIdentity": {"principalId": "me"}}]}));
+        assert_eq!(kept["Records"][0]["userIdentity"]["principalId"], "me");
     }
 
     #[test]
