@@ -199,7 +199,10 @@ fn region() -> String {
 }
 
 fn template_error(e: TemplateError) -> CliError {
-    CliError::input(e.to_string(), "fix the template, or pass --parameter-overrides")
+    CliError::input(
+        e.to_string(),
+        "fix the template, or pass --parameter-overrides",
+    )
 }
 
 fn emulator(e: PortError) -> CliError {
@@ -290,7 +293,8 @@ async fn demo(
         args.migrations
     );
     let site = crate::demo::demo_site(&blob, server.as_ref(), &dir).await?;
-    let csv = crate::demo::school_list(server.as_ref(), &dir, args.migrations, args.eix, None).await?;
+    let csv =
+        crate::demo::school_list(server.as_ref(), &dir, args.migrations, args.eix, None).await?;
     let list = dir.join("schools.csv");
     std::fs::write(&list, csv)
         .map_err(|e| CliError::Failed(format!("writing {}: {e}", list.display())))?;
@@ -299,14 +303,10 @@ async fn demo(
     let (user, password) = admin
         .credentials()
         .unwrap_or_else(|| (user_of(admin), String::new()));
-    let secret_arn = resources::database_secret(
-        clients,
-        &format!("a2a-{stage}-database"),
-        &user,
-        &password,
-    )
-    .await
-    .map_err(emulator)?;
+    let secret_arn =
+        resources::database_secret(clients, &format!("a2a-{stage}-database"), &user, &password)
+            .await
+            .map_err(emulator)?;
     let site = serde_json::to_string(&site)
         .map_err(|e| CliError::Failed(format!("the demo's site configuration: {e}")))?;
     // For `a2a worker --site @FILE`: the worker needs the site, as the functions do.
@@ -382,7 +382,10 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
     if args.demo {
         for (k, v) in [
             ("SiteConfig", "{}"),
-            ("AlarmTopicArn", "arn:aws:sns:eu-west-1:123456789012:a2a-demo-alarms"),
+            (
+                "AlarmTopicArn",
+                "arn:aws:sns:eu-west-1:123456789012:a2a-demo-alarms",
+            ),
         ] {
             given.entry(k.to_owned()).or_insert_with(|| v.to_owned());
         }
@@ -395,8 +398,15 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
             .find(|(_, r)| *r == Role::Bucket)
             .and_then(|(id, _)| first.attrs(id))
             .map(|a| a.reference.clone())
-            .ok_or_else(|| CliError::input("stack up --demo: the template has no bucket", "add the data bucket"))?;
-        let stage = first.parameter("Stage").unwrap_or_else(|| args.stack_name.clone());
+            .ok_or_else(|| {
+                CliError::input(
+                    "stack up --demo: the template has no bucket",
+                    "add the data bucket",
+                )
+            })?;
+        let stage = first
+            .parameter("Stage")
+            .unwrap_or_else(|| args.stack_name.clone());
         let d = demo(config, args, &clients, &bucket, &stage).await?;
         let mut demo_params = BTreeMap::from([
             ("SiteConfig".to_owned(), d.site),
@@ -410,7 +420,9 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
     }
     let (r, roles, activities) = resolve(args, &clients, &given).await?;
     if let Some(arn) = r.parameter("DatabaseSecretArn").filter(|a| !a.is_empty())
-        && !resources::secret_exists(&clients, &arn).await.map_err(emulator)?
+        && !resources::secret_exists(&clients, &arn)
+            .await
+            .map_err(emulator)?
     {
         return Err(CliError::input(
             format!("parameter DatabaseSecretArn: the secret {arn} is not on the emulator"),
@@ -423,7 +435,11 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
         }
     }
     let ids = |want: Role| -> Vec<&String> {
-        roles.iter().filter(|(_, r)| *r == want).map(|(id, _)| id).collect()
+        roles
+            .iter()
+            .filter(|(_, r)| *r == want)
+            .map(|(id, _)| id)
+            .collect()
     };
     let functions: Vec<shape::Function> = ids(Role::Function)
         .into_iter()
@@ -441,10 +457,12 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
     let workspace = r.template().base().to_owned();
     let release = args.release;
     eprintln!("stack up: building {} functions", binaries.len());
-    let built = tokio::task::spawn_blocking(move || a2a_stack::functions::build(&workspace, &binaries, release))
-        .await
-        .map_err(|e| CliError::Failed(format!("building the functions: {e}")))?
-        .map_err(|e| CliError::Failed(format!("building the functions: {e}")))?;
+    let built = tokio::task::spawn_blocking(move || {
+        a2a_stack::functions::build(&workspace, &binaries, release)
+    })
+    .await
+    .map_err(|e| CliError::Failed(format!("building the functions: {e}")))?
+    .map_err(|e| CliError::Failed(format!("building the functions: {e}")))?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         CliError::environment(
@@ -454,7 +472,9 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
     })?;
     let states = format!(
         "http://{}",
-        listener.local_addr().map_err(|e| CliError::Failed(e.to_string()))?
+        listener
+            .local_addr()
+            .map_err(|e| CliError::Failed(e.to_string()))?
     );
     let specs: Vec<FunctionSpec> = functions
         .iter()
@@ -512,14 +532,27 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
     for f in &functions {
         for ev in &f.events {
             match ev {
-                Event::Upload { bucket, prefix, suffix, .. } => {
-                    let bucket = r.attrs(bucket).map(|a| a.reference.clone()).unwrap_or_default();
+                Event::Upload {
+                    bucket,
+                    prefix,
+                    suffix,
+                    ..
+                } => {
+                    let bucket = r
+                        .attrs(bucket)
+                        .map(|a| a.reference.clone())
+                        .unwrap_or_default();
                     let queue = format!("{}-uploads-{}", args.stack_name, f.id)
                         .chars()
                         .take(80)
                         .collect::<String>();
                     let url = a2a_stack::events::notify_uploads(
-                        &clients.s3, &clients.sqs, &bucket, prefix, suffix, &queue,
+                        &clients.s3,
+                        &clients.sqs,
+                        &bucket,
+                        prefix,
+                        suffix,
+                        &queue,
                     )
                     .await
                     .map_err(emulator)?;
@@ -533,7 +566,13 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
                         f.name.clone(),
                     ));
                 }
-                Event::Queue { queue, batch_size, max_concurrency, report_failures, .. } => {
+                Event::Queue {
+                    queue,
+                    batch_size,
+                    max_concurrency,
+                    report_failures,
+                    ..
+                } => {
                     let a = r.attrs(queue).cloned().unwrap_or_default();
                     let arn = a.get.get("Arn").cloned().unwrap_or_default();
                     ready["queue"] = json!(a.reference);
@@ -541,7 +580,12 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
                     let dlq = r
                         .properties(queue)
                         .ok()
-                        .and_then(|p| p.get("RedrivePolicy")?.get("deadLetterTargetArn")?.as_str().map(str::to_owned))
+                        .and_then(|p| {
+                            p.get("RedrivePolicy")?
+                                .get("deadLetterTargetArn")?
+                                .as_str()
+                                .map(str::to_owned)
+                        })
                         .and_then(|t| {
                             ids(Role::Queue).into_iter().find_map(|q| {
                                 let qa = r.attrs(q)?;

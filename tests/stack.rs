@@ -61,6 +61,32 @@ impl Drop for Process {
     }
 }
 
+/// Kills (SIGKILL) the first child process of `parent` running the binary `binary`, as
+/// soon as it is seen (within 5 minutes); its pid.
+fn kill_first_instance(parent: u32, binary: &str) -> Option<u32> {
+    let end = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < end {
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // The parent's pid is the second field after the command's closing parenthesis.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let exe = std::fs::read_link(entry.path().join("exe")).unwrap_or_default();
+            if ppid == Some(parent) && exe.file_name().is_some_and(|n| n == binary) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 const MIGRATIONS: [&str; 3] = ["25200001", "25200002", "25200003"];
 
 fn provisions() -> Vec<String> {
@@ -113,7 +139,15 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         .current_dir(dir.path())
         .args(["-v", "stack", "up", "--clock", "virtual", "--template"])
         .arg(&template)
-        .args(["--stack-name", &stage, "--demo", "--migrations", "0", "--eix", "0"])
+        .args([
+            "--stack-name",
+            &stage,
+            "--demo",
+            "--migrations",
+            "0",
+            "--eix",
+            "0",
+        ])
         .args(["--db", &pg, "--parameter-overrides"])
         .arg(format!("Stage={stage}"))
         .arg("Windows=daily 12:00-00:00 UTC;daily 00:00-12:00 UTC")
@@ -143,7 +177,11 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
     }
     let bucket = ready["bucket"].as_str().unwrap().to_owned();
     let table = ready["table"].as_str().unwrap().to_owned();
-    assert_eq!(table, format!("a2a-state-{stage}"), "the template's TableName");
+    assert_eq!(
+        table,
+        format!("a2a-state-{stage}"),
+        "the template's TableName"
+    );
     assert!(ready["dlq"].as_str().unwrap().ends_with("-dlq"), "{ready}");
     let activities: Vec<&str> = ready["activities"]
         .as_object()
@@ -163,13 +201,22 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
             .args(["--blobs", &format!("s3://{bucket}")])
             .args(["worker", "--site", &format!("@{}", site.display())])
             .args(["--activity", &activities.join(",")])
-            .env("AWS_ENDPOINT_URL_SFN", ready["states_endpoint"].as_str().unwrap())
+            .env(
+                "AWS_ENDPOINT_URL_SFN",
+                ready["states_endpoint"].as_str().unwrap(),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&wlog).unwrap())
             .spawn()
             .unwrap(),
         log: wlog,
     };
+
+    // A step function killed mid-invocation: the first instance of CloneTemplate, started
+    // for an invocation that waits for it, is killed (SIGKILL) as soon as it is seen; the
+    // state machine's Retry runs the step again on a new instance.
+    let stack_pid = stack.child.id();
+    let killer = std::thread::spawn(move || kill_first_instance(stack_pid, "step-clone-template"));
 
     // The school list, uploaded as an operator would: a plain PutObject.
     let mut csv = String::from("school_code,name,kind,dns,template,source_db,source_files\n");
@@ -184,7 +231,10 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         let template = ["primary", "secondary"][i % 2];
         csv += &format!("{code},Escola Infantil {code},provision,eix-{code},{template},,\n");
     }
-    let key = format!("{}schools list.csv", ready["upload_prefix"].as_str().unwrap());
+    let key = format!(
+        "{}schools list.csv",
+        ready["upload_prefix"].as_str().unwrap()
+    );
     moto.s3
         .put_object()
         .bucket(&bucket)
@@ -225,6 +275,15 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+
+    let killed = killer.join().unwrap();
+    assert!(killed.is_some(), "no CloneTemplate instance was seen");
+    let log = std::fs::read_to_string(&stack.log).unwrap();
+    assert!(
+        log.contains("Runtime.ExitError"),
+        "the killed instance failed no invocation:\n{}",
+        stack.tail()
+    );
 
     // Each target equal to its source, by the project's independent checks.
     for (code, _, _, db, folder) in &sources {
@@ -278,7 +337,12 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
     let arn = started.execution_arn().to_owned();
     let end = Instant::now() + Duration::from_secs(120);
     let status = loop {
-        let d = sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+        let d = sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .unwrap();
         if d.status().as_str() != "RUNNING" || Instant::now() > end {
             break d;
         }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::MemActivities;
-pub use a2a_asl::{FnHandler, Handlers, TaskContext, TaskError};
 use a2a_asl::{Clock, Execution, ExecutionOptions, StateMachine, VirtualClock};
+pub use a2a_asl::{FnHandler, Handlers, TaskContext, TaskError};
 use a2a_core::{ExecutionInfo, ExecutionStatus, InstanceKind, PortError, StartOutcome, Workflows};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -133,7 +133,10 @@ impl AslWorkflows {
                 .map_err(|e| PortError::Invalid(format!("{}: {e}", path.display())))?;
             machines.insert(*kind, sm);
         }
-        if let Some(kind) = InstanceKind::ALL.into_iter().find(|k| !machines.contains_key(k)) {
+        if let Some(kind) = InstanceKind::ALL
+            .into_iter()
+            .find(|k| !machines.contains_key(k))
+        {
             return Err(PortError::Invalid(format!(
                 "no state machine for {}",
                 kind.workflow()

@@ -117,7 +117,10 @@ pub async fn notify_uploads(
         .and_then(|mut a| a.remove(&A::QueueArn))
         .unwrap_or_default();
     let mut rules = Vec::new();
-    for (name, value) in [(FilterRuleName::Prefix, prefix), (FilterRuleName::Suffix, suffix)] {
+    for (name, value) in [
+        (FilterRuleName::Prefix, prefix),
+        (FilterRuleName::Suffix, suffix),
+    ] {
         if !value.is_empty() {
             rules.push(FilterRule::builder().name(name).value(value).build());
         }
@@ -177,7 +180,10 @@ pub async fn serve_uploads(
         let messages = match got {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
-                tracing::warn!("upload notifications: {}", classify(&e, Call::new("SQS", "ReceiveMessage", &url)));
+                tracing::warn!(
+                    "upload notifications: {}",
+                    classify(&e, Call::new("SQS", "ReceiveMessage", &url))
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -186,7 +192,9 @@ pub async fn serve_uploads(
             let body: Value = serde_json::from_str(m.body().unwrap_or("")).unwrap_or(Value::Null);
             let tries = m
                 .attributes()
-                .and_then(|a| a.get(&sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|a| {
+                    a.get(&sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                })
                 .and_then(|n| n.parse::<u64>().ok())
                 .unwrap_or(1);
             // S3's test event on a new configuration has no records.
@@ -209,7 +217,12 @@ pub async fn serve_uploads(
                 }
             };
             if done && let Some(h) = m.receipt_handle() {
-                let _ = sqsc.delete_message().queue_url(&url).receipt_handle(h).send().await;
+                let _ = sqsc
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(h)
+                    .send()
+                    .await;
             }
         }
     }
@@ -256,7 +269,11 @@ pub fn sqs_event(messages: &[sqs::types::Message], arn: &str, region: &str) -> V
         .map(|m| {
             let attributes: HashMap<String, String> = m
                 .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
             json!({
                 "messageId": m.message_id(),
@@ -292,7 +309,10 @@ pub fn settled<'a>(
                 .collect();
             // An identifier that is no message of the batch fails the whole batch, as in
             // Lambda.
-            if failed.iter().any(|id| !messages.iter().any(|m| m.message_id() == Some(*id))) {
+            if failed
+                .iter()
+                .any(|id| !messages.iter().any(|m| m.message_id() == Some(*id)))
+            {
                 return Vec::new();
             }
             messages
@@ -313,8 +333,12 @@ pub async fn serve_queue(
 ) {
     let mut pollers = tokio::task::JoinSet::new();
     for _ in 0..mapping.max_concurrency {
-        let (sqsc, m, invoker, inflight) =
-            (sqsc.clone(), mapping.clone(), invoker.clone(), inflight.clone());
+        let (sqsc, m, invoker, inflight) = (
+            sqsc.clone(),
+            mapping.clone(),
+            invoker.clone(),
+            inflight.clone(),
+        );
         pollers.spawn(async move {
             loop {
                 let got = sqsc
@@ -401,7 +425,9 @@ pub async fn serve_schedule(
         let event = scheduled_event(&s, n, a2a_core::clock::now());
         match invoke_counted(&*invoker, &inflight, &s.function, event).await {
             Ok(v) => tracing::info!(function = %s.function, "tick {n}: {v}"),
-            Err(f) => tracing::warn!(function = %s.function, "tick {n} failed: {}: {}", f.error_type, f.message),
+            Err(f) => {
+                tracing::warn!(function = %s.function, "tick {n} failed: {}: {}", f.error_type, f.message)
+            }
         }
         let next = Instant::now() + s.every;
         let mut quiet_since: Option<Instant> = None;
@@ -439,11 +465,16 @@ mod tests {
 
     #[test]
     fn an_s3_record_gets_what_s3_always_sends_and_keeps_the_rest() {
-        let ev = s3_event(json!({"Records": [{"eventTime": "t", "s3": {"object": {"key": "uploads/a+b.csv"}}}]}));
+        let ev = s3_event(
+            json!({"Records": [{"eventTime": "t", "s3": {"object": {"key": "uploads/a+b.csv"}}}]}),
+        );
         let r = &ev["Records"][0];
         assert_eq!(r["userIdentity"]["principalId"], "AWS:A2AREHEARSAL");
         assert_eq!(r["requestParameters"]["sourceIPAddress"], "127.0.0.1");
-        assert_eq!(r["s3"]["object"]["key"], "uploads/a+b.csv", "left URL-encoded");
+        assert_eq!(
+            r["s3"]["object"]["key"], "uploads/a+b.csv",
+            "left URL-encoded"
+        );
         let kept = s3_event(json!({"Records": [{"userIdentity": {"principalId": "me"}}]}));
         assert_eq!(kept["Records"][0]["userIdentity"]["principalId"], "me");
     }
@@ -452,7 +483,9 @@ mod tests {
     fn reported_failures_stay_and_the_rest_are_deleted() {
         let batch = [msg("a"), msg("b"), msg("c")];
         let ids = |v: Vec<&sqs::types::Message>| -> Vec<String> {
-            v.iter().map(|m| m.message_id().unwrap().to_owned()).collect()
+            v.iter()
+                .map(|m| m.message_id().unwrap().to_owned())
+                .collect()
         };
         let ok = Ok(json!({"batchItemFailures": [{"itemIdentifier": "b"}]}));
         assert_eq!(ids(settled(&batch, &ok, true)), ["a", "c"]);

@@ -61,7 +61,10 @@ pub fn workflows(
                         async move {
                             invoke_counted(&*invoker, &inflight, &name, input)
                                 .await
-                                .map_err(|f| TaskError::new(f.error_type, f.message))
+                                .map_err(|f| {
+                                    tracing::warn!(function = %name, "task failed: {}: {}", f.error_type, f.message);
+                                    TaskError::new(f.error_type, f.message)
+                                })
                         }
                     }),
                 );

@@ -103,7 +103,12 @@ pub async fn create(
                     left.push((id, role));
                     continue;
                 }
-                Err(e) => return Err(r.template().error(format!("resource {id}"), e.to_string()).into()),
+                Err(e) => {
+                    return Err(r
+                        .template()
+                        .error(format!("resource {id}"), e.to_string())
+                        .into());
+                }
             };
             let name = r.attrs(&id).map(|a| a.reference.clone());
             let what = match role {
@@ -125,7 +130,11 @@ pub async fn create(
                         &id,
                         Attrs::new(
                             &url,
-                            &[("Arn", arn), ("QueueName", qname.clone()), ("QueueUrl", url.clone())],
+                            &[
+                                ("Arn", arn),
+                                ("QueueName", qname.clone()),
+                                ("QueueUrl", url.clone()),
+                            ],
                         ),
                     );
                     format!("queue {qname}")
@@ -139,7 +148,10 @@ pub async fn create(
             let ids: Vec<&str> = left.iter().map(|(i, _)| i.as_str()).collect();
             return Err(r
                 .template()
-                .error(format!("resources {}", ids.join(", ")), "they refer to each other in a circle")
+                .error(
+                    format!("resources {}", ids.join(", ")),
+                    "they refer to each other in a circle",
+                )
                 .into());
         }
         todo = left;
@@ -166,7 +178,9 @@ async fn table(
             .map(|k| {
                 KeySchemaElement::builder()
                     .attribute_name(s(k.get("AttributeName")).unwrap_or_default())
-                    .key_type(KeyType::from(s(k.get("KeyType")).unwrap_or_default().as_str()))
+                    .key_type(KeyType::from(
+                        s(k.get("KeyType")).unwrap_or_default().as_str(),
+                    ))
                     .build()
                     .map_err(|e| bad(format!("KeySchema: {e}")))
             })
@@ -234,7 +248,10 @@ async fn table(
     let resource = format!("table {name:?}");
     if let Err(e) = req.send().await {
         use ddb::operation::create_table::CreateTableError;
-        if !matches!(e.as_service_error(), Some(CreateTableError::ResourceInUseException(_))) {
+        if !matches!(
+            e.as_service_error(),
+            Some(CreateTableError::ResourceInUseException(_))
+        ) {
             return Err(classify(&e, Call::new("DynamoDB", "CreateTable", &resource)).into());
         }
     }
@@ -266,7 +283,9 @@ async fn table(
 
 async fn bucket(c: &Clients, name: &str, p: &Map<String, Value>) -> Result<(), CreateError> {
     a2a_aws::S3Blob::create_bucket(&c.s3, name).await?;
-    let status = p.get("VersioningConfiguration").and_then(|v| v.get("Status"));
+    let status = p
+        .get("VersioningConfiguration")
+        .and_then(|v| v.get("Status"));
     if s(status).as_deref() == Some("Enabled") {
         let resource = format!("bucket {name:?}");
         c.s3.put_bucket_versioning()
@@ -314,7 +333,10 @@ async fn queue(
         let (Some(arn), Some(max)) = (arn, max) else {
             return Err(r
                 .template()
-                .error(format!("resource {id}"), "RedrivePolicy needs deadLetterTargetArn and maxReceiveCount")
+                .error(
+                    format!("resource {id}"),
+                    "RedrivePolicy needs deadLetterTargetArn and maxReceiveCount",
+                )
                 .into());
         };
         let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max});
@@ -379,10 +401,18 @@ pub async fn database_secret(
                 .secret_string(&value)
                 .send()
                 .await
-                .map_err(|e| classify(&e, Call::new("Secrets Manager", "PutSecretValue", &resource)))?;
+                .map_err(|e| {
+                    classify(
+                        &e,
+                        Call::new("Secrets Manager", "PutSecretValue", &resource),
+                    )
+                })?;
             Ok(out.arn.unwrap_or_default())
         }
-        Err(e) => Err(classify(&e, Call::new("Secrets Manager", "CreateSecret", &resource))),
+        Err(e) => Err(classify(
+            &e,
+            Call::new("Secrets Manager", "CreateSecret", &resource),
+        )),
     }
 }
 
@@ -393,7 +423,11 @@ pub async fn secret_exists(c: &Clients, arn: &str) -> Result<bool, PortError> {
         Err(e) if format!("{e:?}").contains("ResourceNotFound") => Ok(false),
         Err(e) => Err(classify(
             &e,
-            Call::new("Secrets Manager", "DescribeSecret", &format!("secret {arn:?}")),
+            Call::new(
+                "Secrets Manager",
+                "DescribeSecret",
+                &format!("secret {arn:?}"),
+            ),
         )),
     }
 }

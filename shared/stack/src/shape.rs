@@ -6,9 +6,9 @@
 //! show.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 #[cfg(test)]
 use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -139,7 +139,12 @@ pub fn role(ty: &str) -> Option<Role> {
         "AWS::StepFunctions::Activity" => Role::Activity,
         "AWS::Serverless::Function" => Role::Function,
         "AWS::Serverless::StateMachine" => Role::StateMachine,
-        other => return NOT_REHEARSED.iter().find(|(t, _)| *t == other).map(|(_, why)| Role::Skipped(why)),
+        other => {
+            return NOT_REHEARSED
+                .iter()
+                .find(|(t, _)| *t == other)
+                .map(|(_, why)| Role::Skipped(why));
+        }
     })
 }
 
@@ -187,7 +192,11 @@ fn physical(r: &Resolver, id: &str, key: &str) -> Result<String, TemplateError> 
     let name = match props {
         Ok(p) => text(p.get(key)),
         // Its name is what we need now; other properties may wait for other resources.
-        Err(Unresolved::Pending(_)) => match r.template().field(id, "Properties").and_then(|p| p.get(key)) {
+        Err(Unresolved::Pending(_)) => match r
+            .template()
+            .field(id, "Properties")
+            .and_then(|p| p.get(key))
+        {
             Some(v) => match r.value(v).map_err(|e| err(r, id, format!("{key}: {e}")))? {
                 Some(v) => text(Some(&v)),
                 None => None,
@@ -201,7 +210,10 @@ fn physical(r: &Resolver, id: &str, key: &str) -> Result<String, TemplateError> 
 
 /// Records the `!Ref` and `!GetAtt` of every resource whose names do not depend on the
 /// emulator (all but the queues, whose URL it gives), and returns the activities.
-pub fn name_resources(r: &mut Resolver, roles: &[(String, Role)]) -> Result<Vec<Activity>, TemplateError> {
+pub fn name_resources(
+    r: &mut Resolver,
+    roles: &[(String, Role)],
+) -> Result<Vec<Activity>, TemplateError> {
     let (region, account) = (r.pseudo().region.clone(), r.pseudo().account.clone());
     let mut activities = Vec::new();
     for (id, role) in roles {
@@ -242,7 +254,11 @@ pub fn name_resources(r: &mut Resolver, roles: &[(String, Role)]) -> Result<Vec<
                 Attrs::new(&arn, &[("Name", name), ("Arn", arn.clone())])
             }
             Role::Skipped(_) => {
-                let ty = r.template().field(id, "Type").and_then(|t| t.as_str()).unwrap_or("");
+                let ty = r
+                    .template()
+                    .field(id, "Type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("");
                 if ty == "AWS::Logs::LogGroup" {
                     let name = physical(r, id, "LogGroupName")?;
                     let arn = format!("arn:aws:logs:{region}:{account}:log-group:{name}:*");
@@ -264,7 +280,9 @@ pub fn function(r: &Resolver, id: &str) -> Result<Function, TemplateError> {
     let props = r.properties(id).map_err(|e| err(r, id, e))?;
     let global = |key: &str| -> Result<Option<Value>, TemplateError> {
         match r.template().global(key) {
-            Some(v) => r.value(v).map_err(|e| err(r, id, format!("Globals.Function.{key}: {e}"))),
+            Some(v) => r
+                .value(v)
+                .map_err(|e| err(r, id, format!("Globals.Function.{key}: {e}"))),
             None => Ok(None),
         }
     };
@@ -287,12 +305,21 @@ pub fn function(r: &Resolver, id: &str) -> Result<Function, TemplateError> {
         v.and_then(|e| e.get("Variables").and_then(Value::as_object).cloned())
             .unwrap_or_default()
     };
-    for (k, v) in vars(global("Environment")?).into_iter().chain(vars(props.get("Environment").cloned())) {
+    for (k, v) in vars(global("Environment")?)
+        .into_iter()
+        .chain(vars(props.get("Environment").cloned()))
+    {
         match text(Some(&v)) {
             Some(t) => {
                 env.insert(k, t);
             }
-            None => return Err(err(r, id, format!("Environment variable {k}: {v} is not text"))),
+            None => {
+                return Err(err(
+                    r,
+                    id,
+                    format!("Environment variable {k}: {v} is not text"),
+                ));
+            }
         }
     }
     let timeout = number(pick("Timeout")?.as_ref()).unwrap_or(3);
@@ -306,7 +333,10 @@ pub fn function(r: &Resolver, id: &str) -> Result<Function, TemplateError> {
     }
     Ok(Function {
         id: id.to_owned(),
-        name: r.attrs(id).map(|a| a.reference.clone()).unwrap_or_else(|| id.to_owned()),
+        name: r
+            .attrs(id)
+            .map(|a| a.reference.clone())
+            .unwrap_or_else(|| id.to_owned()),
         binary,
         env,
         timeout,
@@ -336,8 +366,11 @@ fn event(r: &Resolver, fid: &str, name: &str, ev: &Value) -> Result<Event, Templ
     match ty {
         "S3" => {
             let bucket = text(p.get("Bucket")).ok_or_else(|| fail("Bucket is missing".into()))?;
-            let bucket = named(r, &roles, &bucket)
-                .ok_or_else(|| fail(format!("the bucket {bucket:?} is not a bucket of the template")))?;
+            let bucket = named(r, &roles, &bucket).ok_or_else(|| {
+                fail(format!(
+                    "the bucket {bucket:?} is not a bucket of the template"
+                ))
+            })?;
             let events: Vec<String> = match p.get("Events") {
                 Some(Value::Array(a)) => a.iter().filter_map(|v| text(Some(v))).collect(),
                 v => text(v).into_iter().collect(),
@@ -369,8 +402,11 @@ fn event(r: &Resolver, fid: &str, name: &str, ev: &Value) -> Result<Event, Templ
         }
         "SQS" => {
             let queue = text(p.get("Queue")).ok_or_else(|| fail("Queue is missing".into()))?;
-            let queue = named(r, &roles, &queue)
-                .ok_or_else(|| fail(format!("the queue {queue:?} is not a queue of the template")))?;
+            let queue = named(r, &roles, &queue).ok_or_else(|| {
+                fail(format!(
+                    "the queue {queue:?} is not a queue of the template"
+                ))
+            })?;
             let report_failures = match p.get("FunctionResponseTypes") {
                 Some(Value::Array(a)) => a.iter().any(|v| v == "ReportBatchItemFailures"),
                 _ => false,
@@ -408,7 +444,9 @@ pub fn rate(expr: &str) -> Result<Duration, String> {
         .trim()
         .strip_prefix("rate(")
         .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| format!("schedule {expr:?}: the rehearsal serves rate(N unit) only, not cron"))?;
+        .ok_or_else(|| {
+            format!("schedule {expr:?}: the rehearsal serves rate(N unit) only, not cron")
+        })?;
     let (n, unit) = inner
         .trim()
         .split_once(' ')
@@ -422,7 +460,11 @@ pub fn rate(expr: &str) -> Result<Duration, String> {
         "minute" | "minutes" => 60,
         "hour" | "hours" => 3600,
         "day" | "days" => 86_400,
-        u => return Err(format!("schedule {expr:?}: the unit {u:?} is not minutes, hours or days")),
+        u => {
+            return Err(format!(
+                "schedule {expr:?}: the unit {u:?} is not minutes, hours or days"
+            ));
+        }
     };
     Ok(Duration::from_secs(n * unit))
 }
@@ -431,19 +473,28 @@ pub fn rate(expr: &str) -> Result<Duration, String> {
 pub fn machine(r: &Resolver, id: &str) -> Result<Machine, TemplateError> {
     let props = r.properties(id).map_err(|e| err(r, id, e))?;
     let uri = text(props.get("DefinitionUri")).ok_or_else(|| {
-        err(r, id, "DefinitionUri is missing: the rehearsal reads the definition from its file")
+        err(
+            r,
+            id,
+            "DefinitionUri is missing: the rehearsal reads the definition from its file",
+        )
     })?;
     let mut substitutions = HashMap::new();
     if let Some(Value::Object(m)) = props.get("DefinitionSubstitutions") {
         for (k, v) in m {
-            let v = text(Some(v)).ok_or_else(|| err(r, id, format!("DefinitionSubstitutions.{k} is not text")))?;
+            let v = text(Some(v))
+                .ok_or_else(|| err(r, id, format!("DefinitionSubstitutions.{k} is not text")))?;
             substitutions.insert(k.clone(), v);
         }
     }
     let attrs = r.attrs(id).cloned().unwrap_or_default();
     Ok(Machine {
         id: id.to_owned(),
-        name: attrs.get.get("Name").cloned().unwrap_or_else(|| id.to_owned()),
+        name: attrs
+            .get
+            .get("Name")
+            .cloned()
+            .unwrap_or_else(|| id.to_owned()),
         arn: attrs.reference,
         definition: r.template().base().join(uri),
         substitutions,
@@ -482,7 +533,10 @@ mod tests {
                     id,
                     Attrs::new(
                         format!("http://sqs/{name}"),
-                        &[("Arn", format!("arn:aws:sqs:eu-west-1:123456789012:{name}")), ("QueueName", name)],
+                        &[
+                            ("Arn", format!("arn:aws:sqs:eu-west-1:123456789012:{name}")),
+                            ("QueueName", name),
+                        ],
                     ),
                 );
             }
@@ -507,13 +561,23 @@ mod tests {
         assert_eq!(sched.reserved_concurrency, Some(1));
         assert_eq!(sched.timeout, 300);
         assert_eq!(sched.memory_mb, 256, "Globals' MemorySize");
-        assert_eq!(sched.env["A2A_TABLE"], "a2a-state-dev", "Globals' environment");
+        assert_eq!(
+            sched.env["A2A_TABLE"], "a2a-state-dev",
+            "Globals' environment"
+        );
         assert_eq!(sched.env["A2A_QUEUE_URL"], "http://sqs/q-FanOutQueue");
         assert_eq!(
             sched.env["A2A_MIGRATE_STATE_MACHINE"],
             "arn:aws:states:eu-west-1:123456789012:stateMachine:a2a-migrate-instance-dev"
         );
-        assert_eq!(sched.events, [Event::Schedule { id: "Tick".into(), every: Duration::from_secs(300), enabled: true }]);
+        assert_eq!(
+            sched.events,
+            [Event::Schedule {
+                id: "Tick".into(),
+                every: Duration::from_secs(300),
+                enabled: true
+            }]
+        );
         let disp = by("DispatcherFunction");
         assert_eq!(
             disp.events,
@@ -536,7 +600,10 @@ mod tests {
         );
         let freeze = by("PreflightFunction");
         assert_eq!(freeze.env["A2A_BUCKET"], "a2a-data-dev-123456789012");
-        assert!(!freeze.env.contains_key("A2A_DB_SECRET"), "DbSecretOn is false by default");
+        assert!(
+            !freeze.env.contains_key("A2A_DB_SECRET"),
+            "DbSecretOn is false by default"
+        );
         let machines: Vec<Machine> = roles
             .iter()
             .filter(|(_, role)| *role == Role::StateMachine)
@@ -546,7 +613,9 @@ mod tests {
         for m in &machines {
             assert!(m.definition.is_file(), "{}", m.definition.display());
             for v in m.substitutions.values() {
-                let fun = functions.iter().any(|f| v.ends_with(&format!(":function:{}", f.name)));
+                let fun = functions
+                    .iter()
+                    .any(|f| v.ends_with(&format!(":function:{}", f.name)));
                 let act = activities.iter().any(|a| a.arn == *v);
                 assert!(fun ^ act, "{}: {v}", m.id);
             }
@@ -560,7 +629,10 @@ mod tests {
         assert!(rate("cron(0 12 * * ? *)").unwrap_err().contains("not cron"));
         assert!(rate("rate(0 minutes)").is_err());
         assert_eq!(role("AWS::SQS::Queue"), Some(Role::Queue));
-        assert!(matches!(role("AWS::Logs::LogGroup"), Some(Role::Skipped(_))));
+        assert!(matches!(
+            role("AWS::Logs::LogGroup"),
+            Some(Role::Skipped(_))
+        ));
         assert_eq!(role("AWS::EC2::VPC"), None);
     }
 }

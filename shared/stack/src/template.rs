@@ -101,7 +101,10 @@ impl Template {
             .filter_map(|(id, r)| {
                 Some((
                     id.as_str()?.to_owned(),
-                    r.get("Type").and_then(Yaml::as_str).unwrap_or("").to_owned(),
+                    r.get("Type")
+                        .and_then(Yaml::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                 ))
             })
             .collect()
@@ -152,7 +155,10 @@ impl Attrs {
     pub fn new(reference: impl Into<String>, get: &[(&str, String)]) -> Self {
         Self {
             reference: reference.into(),
-            get: get.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            get: get
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -313,10 +319,9 @@ impl Resolver {
             .filter_map(|k| k.as_str().map(str::to_owned))
             .collect();
         for name in names {
-            let v = r.condition(&name, 0).map_err(|e| {
-                r.template
-                    .error(format!("condition {name}"), e.to_string())
-            })?;
+            let v = r
+                .condition(&name, 0)
+                .map_err(|e| r.template.error(format!("condition {name}"), e.to_string()))?;
             r.conditions.insert(name, v);
         }
         Ok(r)
@@ -474,7 +479,9 @@ impl Resolver {
             return Ok(Some(p.clone()));
         }
         if !self.template.resources.contains_key(name) {
-            return bad(format!("!Ref {name}: no parameter or resource has that name"));
+            return bad(format!(
+                "!Ref {name}: no parameter or resource has that name"
+            ));
         }
         match self.attrs.get(name) {
             Some(a) => Ok(Some(Value::String(a.reference.clone()))),
@@ -526,7 +533,9 @@ impl Resolver {
                 continue;
             }
             let value = if let Some(v) = vars.get(name) {
-                v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
             } else if let Some((id, attr)) = name.split_once('.') {
                 self.get_att(id, attr)?
             } else {
@@ -596,7 +605,11 @@ impl Resolver {
                 let items = self.list(&s[1], depth, "!Join")?;
                 let parts: Vec<String> = items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    })
                     .collect();
                 Value::String(parts.join(&sep))
             }
@@ -637,7 +650,11 @@ impl Resolver {
                 };
                 Value::Bool(self.condition(name, depth)?)
             }
-            other => return bad(format!("the function {other} is not served by the rehearsal")),
+            other => {
+                return bad(format!(
+                    "the function {other} is not served by the rehearsal"
+                ));
+            }
         }))
     }
 }
