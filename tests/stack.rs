@@ -370,3 +370,69 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         server::drop(&shard, &format!("a2a_{code}")).await.unwrap();
     }
 }
+
+/// What `a2a stack up` cannot serve is exit 2, naming the resource or the parameter; an
+/// emulator that does not answer, or none named, is exit 3. Nothing here needs moto.
+#[test]
+fn a_template_it_cannot_serve_is_exit_2_and_no_emulator_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let project =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml"))
+            .unwrap();
+    let up = |template: &str, endpoint: Option<&str>, extra: &[&str]| {
+        let path = dir.path().join("template.yaml");
+        std::fs::write(&path, template).unwrap();
+        let mut c = common::command(&home);
+        c.args(["stack", "up", "--template"]).arg(&path).args(extra);
+        match endpoint {
+            Some(e) => c.env("AWS_ENDPOINT_URL", e),
+            None => c.env_remove("AWS_ENDPOINT_URL"),
+        };
+        c.env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "eu-west-1")
+            .output()
+            .unwrap()
+    };
+    let params = [
+        "--parameter-overrides",
+        "SiteConfig={}",
+        "AlarmTopicArn=arn:aws:sns:eu-west-1:123456789012:t",
+    ];
+    let unreachable = Some("http://127.0.0.1:9");
+
+    // A resource of a type the rehearsal does not know.
+    let vpc = project.replacen(
+        "Resources:\n",
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: 10.0.0.0/16\n\n",
+        1,
+    );
+    let o = up(&vpc, unreachable, &params);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("resource Vpc"),
+        "{}",
+        text(&o)
+    );
+
+    // A parameter without a default, not given.
+    let o = up(&project, unreachable, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("AlarmTopicArn"),
+        "{}",
+        text(&o)
+    );
+
+    // No emulator named, or none answering: exit 3, nothing made anywhere.
+    let o = up(&project, None, &params);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("AWS_ENDPOINT_URL"),
+        "{}",
+        text(&o)
+    );
+    let o = up(&project, unreachable, &params);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+}

@@ -75,7 +75,7 @@ fn s(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn list<'a>(v: Option<&'a Value>) -> &'a [Value] {
+fn list(v: Option<&Value>) -> &[Value] {
     v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
@@ -321,10 +321,10 @@ async fn queue(
     p: &Map<String, Value>,
 ) -> Result<(String, String), CreateError> {
     use sqs::types::QueueAttributeName as A;
-    let mut req = c.sqs.create_queue().queue_name(name);
+    let mut attributes = std::collections::HashMap::new();
     for key in QUEUE_ATTRIBUTES {
         if let Some(v) = s(p.get(key)) {
-            req = req.attributes(A::from(key), v);
+            attributes.insert(A::from(key), v);
         }
     }
     if let Some(rp) = p.get("RedrivePolicy") {
@@ -340,12 +340,19 @@ async fn queue(
                 .into());
         };
         let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max});
-        req = req.attributes(A::RedrivePolicy, policy.to_string());
+        attributes.insert(A::RedrivePolicy, policy.to_string());
     }
     let resource = format!("queue {name:?}");
-    let url = match req.send().await {
+    let created = c
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes.clone()))
+        .send()
+        .await;
+    let url = match created {
         Ok(out) => out.queue_url.unwrap_or_default(),
-        // There with other attributes (an earlier run's): set them.
+        // There with other attributes (an earlier run's): set the template's.
         Err(e) if format!("{e:?}").contains("QueueAlreadyExists") => {
             let url = c
                 .sqs
@@ -356,6 +363,13 @@ async fn queue(
                 .map_err(|e| classify(&e, Call::new("SQS", "GetQueueUrl", &resource)))?
                 .queue_url
                 .unwrap_or_default();
+            c.sqs
+                .set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(attributes))
+                .send()
+                .await
+                .map_err(|e| classify(&e, Call::new("SQS", "SetQueueAttributes", &resource)))?;
             url
         }
         Err(e) => return Err(classify(&e, Call::new("SQS", "CreateQueue", &resource)).into()),
