@@ -10,6 +10,9 @@
 //! With `--site` instead, the first slice of the rehearsal: no template, the target steps
 //! in this process (the end-to-end tests of the worker use it).
 
+mod events;
+mod resources;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,12 +23,13 @@ use std::time::Duration;
 
 use a2a_core::{BlobStore, Locator, PortError};
 use a2a_local::MemActivities;
-use a2a_stack::events::{Failure, InFlight, Invoke, Mapping, Schedule};
-use a2a_stack::resources::{self, Clients, CreateError};
+use a2a_stack::events::{Failure, InFlight, Invoke};
 use a2a_stack::shape::{self, Activity, Event, Role};
 use a2a_stack::template::{Pseudo, Resolver, Template, TemplateError};
 use a2a_stack::{Endpoint, Engine, FunctionSpec, Functions};
 use clap::{Args, Subcommand};
+use events::{Mapping, Schedule};
+use resources::{Clients, CreateError};
 use serde_json::json;
 
 use crate::backends::{Backends, BlobSpec, StateSpec};
@@ -546,7 +550,7 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
                         .chars()
                         .take(80)
                         .collect::<String>();
-                    let url = a2a_stack::events::notify_uploads(
+                    let url = events::notify_uploads(
                         &clients.s3,
                         &clients.sqs,
                         &bucket,
@@ -558,7 +562,7 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
                     .map_err(emulator)?;
                     ready["bucket"] = json!(bucket);
                     ready["upload_prefix"] = json!(prefix);
-                    tasks.spawn(a2a_stack::events::serve_uploads(
+                    tasks.spawn(events::serve_uploads(
                         clients.sqs.clone(),
                         url,
                         invoker.clone(),
@@ -602,7 +606,7 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
                         report_failures: *report_failures,
                         function: f.name.clone(),
                     };
-                    tasks.spawn(a2a_stack::events::serve_queue(
+                    tasks.spawn(events::serve_queue(
                         clients.sqs.clone(),
                         mapping,
                         invoker.clone(),
@@ -628,7 +632,7 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
                         account: ACCOUNT.to_owned(),
                     };
                     let e = engine.clone();
-                    tasks.spawn(a2a_stack::events::serve_schedule(
+                    tasks.spawn(events::serve_schedule(
                         schedule,
                         invoker.clone(),
                         inflight.clone(),

@@ -23,7 +23,6 @@ pub mod functions;
 mod http;
 pub mod machines;
 mod protocol;
-pub mod resources;
 pub mod runtime;
 pub mod shape;
 pub mod template;

@@ -12,25 +12,25 @@ use a2a_aws::error::{Call, classify};
 use a2a_core::PortError;
 use serde_json::{Map, Value};
 
-use crate::shape::Role;
-use crate::template::{Attrs, Resolver, TemplateError, Unresolved};
+use a2a_stack::shape::Role;
+use a2a_stack::template::{Attrs, Resolver, TemplateError, Unresolved};
 
 /// The SDK clients of the emulator.
 #[derive(Debug, Clone)]
-pub struct Clients {
+pub(crate) struct Clients {
     /// DynamoDB.
-    pub dynamodb: ddb::Client,
+    pub(crate) dynamodb: ddb::Client,
     /// S3, path-style.
     pub s3: s3::Client,
     /// SQS.
-    pub sqs: sqs::Client,
+    pub(crate) sqs: sqs::Client,
     /// Secrets Manager.
-    pub secrets: sm::Client,
+    pub(crate) secrets: sm::Client,
 }
 
 impl Clients {
     /// The clients from the SDK's configuration (`AWS_ENDPOINT_URL` honoured).
-    pub async fn load() -> Self {
+    pub(crate) async fn load() -> Self {
         let conf = a2a_aws::config::sdk_config().await;
         Self {
             dynamodb: ddb::Client::new(&conf),
@@ -47,7 +47,7 @@ impl Clients {
 
 /// Why the resources could not be made.
 #[derive(Debug)]
-pub enum CreateError {
+pub(crate) enum CreateError {
     /// The template asks for what cannot be made (exit 2).
     Template(TemplateError),
     /// The emulator failed or does not answer (exit 3).
@@ -81,7 +81,7 @@ fn list(v: Option<&Value>) -> &[Value] {
 
 /// Creates every table, queue and bucket of `roles` in an order their references allow,
 /// recording each one's `!Ref` and `!GetAtt` on `r`. Returns what was made, for the log.
-pub async fn create(
+pub(crate) async fn create(
     c: &Clients,
     r: &mut Resolver,
     roles: &[(String, Role)],
@@ -390,7 +390,7 @@ async fn queue(
 
 /// The database secret `name` holding `{"username", "password"}` (as RDS keeps one),
 /// created or given this value; its ARN.
-pub async fn database_secret(
+pub(crate) async fn database_secret(
     c: &Clients,
     name: &str,
     username: &str,
@@ -431,7 +431,7 @@ pub async fn database_secret(
 }
 
 /// Whether the secret `arn` exists on the emulator.
-pub async fn secret_exists(c: &Clients, arn: &str) -> Result<bool, PortError> {
+pub(crate) async fn secret_exists(c: &Clients, arn: &str) -> Result<bool, PortError> {
     match c.secrets.describe_secret().secret_id(arn).send().await {
         Ok(_) => Ok(true),
         Err(e) if format!("{e:?}").contains("ResourceNotFound") => Ok(false),
