@@ -166,20 +166,23 @@ async fn up_site(config: &Config, ports: &Backends, args: &UpArgs, site: &str) -
         ready["bucket"] = json!(bucket);
     }
     ready_line(&ready)?;
-    eprintln!(
-        "stack up: Step Functions at {} ({} clock); serve the source steps with \
-         `AWS_ENDPOINT_URL_SFN={} a2a worker --activity …`; Ctrl-C or SIGTERM stops it",
-        endpoint.url(),
-        match args.clock {
-            ClockArg::Real => "real",
-            ClockArg::Virtual => "virtual",
-        },
-        endpoint.url()
-    );
+    announce("", &endpoint.url(), args.clock);
     crate::worker::stopped().await;
     drop(endpoint);
     eprintln!("stack stopped: running executions end with this process");
     Ok(Outcome::Ok)
+}
+
+/// Says on stderr where the endpoint is and how to serve its source steps.
+fn announce(what: &str, url: &str, clock: ClockArg) {
+    let clock = match clock {
+        ClockArg::Real => "real",
+        ClockArg::Virtual => "virtual",
+    };
+    eprintln!(
+        "stack up: {what}Step Functions at {url} ({clock} clock); serve the source steps with \
+         `AWS_ENDPOINT_URL_SFN={url} a2a worker --activity …`; Ctrl-C or SIGTERM stops it"
+    );
 }
 
 /// Prints the ready line: one JSON line on stdout, flushed.
@@ -646,16 +649,10 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
         ready["school_list"] = json!(list);
     }
     ready_line(&ready)?;
-    eprintln!(
-        "stack up: {} functions, Step Functions at {} ({} clock); serve the source steps with \
-         `AWS_ENDPOINT_URL_SFN={} a2a worker --activity …`; Ctrl-C or SIGTERM stops it",
-        functions.len(),
-        endpoint.url(),
-        match args.clock {
-            ClockArg::Real => "real",
-            ClockArg::Virtual => "virtual",
-        },
-        endpoint.url()
+    announce(
+        &format!("{} functions, ", functions.len()),
+        &endpoint.url(),
+        args.clock,
     );
     crate::worker::stopped().await;
     tasks.abort_all();

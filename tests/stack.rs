@@ -9,7 +9,9 @@
 //! step functions. Every school must end `active` in the DynamoDB table, and each
 //! migration's target verify equal to its source by `a2a db verify` and `a2a files verify
 //! --rehash`. A manual `StartExecution` for an active school is refused by the workflow
-//! and leaves it active.
+//! and leaves it active. Meanwhile the first CloneTemplate instance is killed (SIGKILL)
+//! mid-invocation: its invoke fails as `Runtime.ExitError`, and the Retry runs the step
+//! on a new instance.
 //!
 //! The codes (2520000x, 252000xx) and the databases are this test's own.
 

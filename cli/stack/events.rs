@@ -50,16 +50,7 @@ pub(crate) async fn notify_uploads(
         .map_err(|e| classify(&e, Call::new("SQS", "CreateQueue", &resource)))?
         .queue_url
         .unwrap_or_default();
-    let arn = sqsc
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(A::QueueArn)
-        .send()
-        .await
-        .map_err(|e| classify(&e, Call::new("SQS", "GetQueueAttributes", &resource)))?
-        .attributes
-        .and_then(|mut a| a.remove(&A::QueueArn))
-        .unwrap_or_default();
+    let arn = super::resources::queue_arn(sqsc, &url, &resource).await?;
     let mut rules = Vec::new();
     for (name, value) in [
         (FilterRuleName::Prefix, prefix),

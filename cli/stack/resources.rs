@@ -374,18 +374,27 @@ async fn queue(
         }
         Err(e) => return Err(classify(&e, Call::new("SQS", "CreateQueue", &resource)).into()),
     };
-    let arn = c
-        .sqs
+    let arn = queue_arn(&c.sqs, &url, &resource).await?;
+    Ok((url, arn))
+}
+
+/// The ARN of the queue at `url` (`resource` names it in errors).
+pub(crate) async fn queue_arn(
+    sqsc: &sqs::Client,
+    url: &str,
+    resource: &str,
+) -> Result<String, PortError> {
+    use sqs::types::QueueAttributeName as A;
+    Ok(sqsc
         .get_queue_attributes()
-        .queue_url(&url)
+        .queue_url(url)
         .attribute_names(A::QueueArn)
         .send()
         .await
-        .map_err(|e| classify(&e, Call::new("SQS", "GetQueueAttributes", &resource)))?
+        .map_err(|e| classify(&e, Call::new("SQS", "GetQueueAttributes", resource)))?
         .attributes
         .and_then(|mut a| a.remove(&A::QueueArn))
-        .unwrap_or_default();
-    Ok((url, arn))
+        .unwrap_or_default())
 }
 
 /// The database secret `name` holding `{"username", "password"}` (as RDS keeps one),
