@@ -64,53 +64,7 @@ impl Local {
         if let Some(spec) = &self.spec {
             return self.configured(spec).await;
         }
-        let mut templates = BTreeMap::new();
-        for (n, name) in TEMPLATES.iter().enumerate() {
-            let db = database(
-                self.server.as_ref(),
-                &self.demo,
-                &format!("a2a_demo_tpl_{name}"),
-            )
-            .await?;
-            let wwwroot = format!("https://plantilla-{name}.xtec.cat/moodle");
-            site_db(&db, &wwwroot, 100 + n as u64).await?;
-            install_template(
-                &self.blob,
-                &self.demo.join(format!("templates/{name}-moodledata")),
-                name,
-                n as u64,
-            )
-            .await?;
-            templates.insert(
-                (*name).to_owned(),
-                Template {
-                    db,
-                    files: (*name).to_owned(),
-                    wwwroot,
-                },
-            );
-        }
-        Ok(SiteConfig {
-            host: "eix.xtec.cat".into(),
-            old_wwwroot: OLD_WWWROOT.into(),
-            prefix: a2a_dbmove::DEFAULT_PREFIX.into(),
-            shards: match &self.server {
-                // Clones stay on their template's server: one shard, the server.
-                Some(admin) => vec![Shard {
-                    name: "server".into(),
-                    db: admin.clone(),
-                    capacity: 5000,
-                }],
-                None => (1..=2)
-                    .map(|n| Shard {
-                        name: format!("shard-{n}"),
-                        db: Locator::new(format!("sqlite://{}/shard-{n}", self.demo.display())),
-                        capacity: 5000,
-                    })
-                    .collect(),
-            },
-            templates,
-        })
+        demo_site(&self.blob, self.server.as_ref(), &self.demo).await
     }
 
     /// The `[site]` of a2a.toml, with each template's files put into the data store (once).
@@ -313,6 +267,99 @@ impl Local {
     }
 }
 
+/// The demo's site configuration: the generated templates (their databases on `server`
+/// or SQLite files under `demo`, their files put into `blob` once), and two SQLite shards
+/// under `demo`, or the server as the one shard.
+pub(crate) async fn demo_site(
+    blob: &Arc<dyn BlobStore>,
+    server: Option<&Locator>,
+    demo: &Path,
+) -> Result<SiteConfig, CliError> {
+    let mut templates = BTreeMap::new();
+    for (n, name) in TEMPLATES.iter().enumerate() {
+        let db = database(server, demo, &format!("a2a_demo_tpl_{name}")).await?;
+        let wwwroot = format!("https://plantilla-{name}.xtec.cat/moodle");
+        site_db(&db, &wwwroot, 100 + n as u64).await?;
+        install_template(
+            blob,
+            &demo.join(format!("templates/{name}-moodledata")),
+            name,
+            n as u64,
+        )
+        .await?;
+        templates.insert(
+            (*name).to_owned(),
+            Template {
+                db,
+                files: (*name).to_owned(),
+                wwwroot,
+            },
+        );
+    }
+    Ok(SiteConfig {
+        host: "eix.xtec.cat".into(),
+        old_wwwroot: OLD_WWWROOT.into(),
+        prefix: a2a_dbmove::DEFAULT_PREFIX.into(),
+        shards: match server {
+            // Clones stay on their template's server: one shard, the server.
+            Some(admin) => vec![Shard {
+                name: "server".into(),
+                db: admin.clone(),
+                capacity: 5000,
+            }],
+            None => (1..=2)
+                .map(|n| Shard {
+                    name: format!("shard-{n}"),
+                    db: Locator::new(format!("sqlite://{}/shard-{n}", demo.display())),
+                    capacity: 5000,
+                })
+                .collect(),
+        },
+        templates,
+    })
+}
+
+/// The demo's school list: `migrations` generated source sites (databases on `server`
+/// or SQLite files under `demo`, moodledata folders under `demo`), each source URL
+/// naming its password by the secret `source_login` when given, then `eix` EIX sites.
+pub(crate) async fn school_list(
+    server: Option<&Locator>,
+    demo: &Path,
+    migrations: u32,
+    eix: u32,
+    source_login: Option<&a2a_core::SecretName>,
+) -> Result<String, CliError> {
+    let mut csv = String::from("school_code,name,kind,dns,template,source_db,source_files\n");
+    for i in 0..migrations {
+        let code = format!("08{:06}", 100_000 + i);
+        let dns = format!("escola-{i:03}");
+        let db = database(server, demo, &format!("a2a_demo_src_{code}")).await?;
+        site_db(&db, &OLD_WWWROOT.replace("{dns}", &dns), 1 + u64::from(i)).await?;
+        let files = demo.join(format!("sources/{code}-moodledata"));
+        if !files.exists() {
+            moodledata(&files, 1 + u64::from(i)).map_err(|e| failed("generating moodledata", e))?;
+        }
+        let listed = match source_login {
+            Some(name) => db.with_secret_ref(name.as_str()),
+            None => db,
+        };
+        csv.push_str(&format!(
+            "{code},Escola {i:03},migrate,{dns},,{},{}\n",
+            listed.expose(),
+            files.display()
+        ));
+    }
+    for i in 0..eix {
+        let province = ["08", "17", "25", "43"][i as usize % 4];
+        let code = format!("{province}{:06}", 500_000 + i);
+        let template = TEMPLATES[i as usize % 2];
+        csv.push_str(&format!(
+            "{code},Escola Infantil {i:04},provision,eix-{i:04},{template},,\n"
+        ));
+    }
+    Ok(csv)
+}
+
 /// The secret that holds the `--db` server's password for the demo's school list, stored
 /// now; `None` when the server has no password (or there is no server).
 async fn source_login(local: &Local) -> Result<Option<a2a_core::SecretName>, CliError> {
@@ -345,34 +392,14 @@ pub async fn run(config: &Config, args: &DemoArgs) -> CliResult {
     // The list names the sources' password by a secret, as an operator's list may
     // (`secret:NAME`), so that no file of the home holds it in plain text.
     let source_login = source_login(&local).await?;
-    let mut csv = String::from("school_code,name,kind,dns,template,source_db,source_files\n");
-    for i in 0..args.migrations {
-        let code = format!("08{:06}", 100_000 + i);
-        let dns = format!("escola-{i:03}");
-        let db = database(server.as_ref(), demo, &format!("a2a_demo_src_{code}")).await?;
-        site_db(&db, &OLD_WWWROOT.replace("{dns}", &dns), 1 + u64::from(i)).await?;
-        let files = demo.join(format!("sources/{code}-moodledata"));
-        if !files.exists() {
-            moodledata(&files, 1 + u64::from(i)).map_err(|e| failed("generating moodledata", e))?;
-        }
-        let listed = match &source_login {
-            Some(name) => db.with_secret_ref(name.as_str()),
-            None => db,
-        };
-        csv.push_str(&format!(
-            "{code},Escola {i:03},migrate,{dns},,{},{}\n",
-            listed.expose(),
-            files.display()
-        ));
-    }
-    for i in 0..args.eix {
-        let province = ["08", "17", "25", "43"][i as usize % 4];
-        let code = format!("{province}{:06}", 500_000 + i);
-        let template = TEMPLATES[i as usize % 2];
-        csv.push_str(&format!(
-            "{code},Escola Infantil {i:04},provision,eix-{i:04},{template},,\n"
-        ));
-    }
+    let csv = school_list(
+        server.as_ref(),
+        demo,
+        args.migrations,
+        args.eix,
+        source_login.as_ref(),
+    )
+    .await?;
     let list = demo.join("schools.csv");
     std::fs::write(&list, &csv).map_err(|e| failed("writing the school list", e))?;
     let plan = local

@@ -238,7 +238,7 @@ async fn once(f: &Function, env: &[(&'static str, String)]) -> Result<(f64, u64,
         .await
         .map_err(|e| format!("the fake runtime: {e}"))?;
     let mut cmd = Command::new(&f.path);
-    cmd.envs(rt.lambda_env(&f.name))
+    cmd.envs(a2a_testkit::lambda::lambda_env(&rt, &f.name))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // The peer gets only what Lambda gives it; A2A's functions their configuration too.

@@ -6,15 +6,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::MemActivities;
-pub use a2a_asl::TaskError;
-use a2a_asl::{
-    Clock, Execution, ExecutionOptions, FnHandler, Handlers, StateMachine, TaskContext,
-    VirtualClock,
-};
+use a2a_asl::{Clock, Execution, ExecutionOptions, StateMachine, VirtualClock};
+pub use a2a_asl::{FnHandler, Handlers, TaskContext, TaskError};
 use a2a_core::{ExecutionInfo, ExecutionStatus, InstanceKind, PortError, StartOutcome, Workflows};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -89,15 +86,13 @@ impl AslWorkflows {
         Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
         let subs = all_substitutions(tasks, activities);
-        let mut machines = HashMap::new();
-        for kind in InstanceKind::ALL {
-            let path = dir.join(format!("{}.asl.json", kind.workflow()));
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| PortError::Invalid(format!("{}: {e}", path.display())))?;
-            let sm = StateMachine::load(&text, &subs)
-                .map_err(|e| PortError::Invalid(format!("{}: {e}", path.display())))?;
-            machines.insert(kind, sm);
-        }
+        let files: Vec<(InstanceKind, PathBuf, HashMap<String, String>)> = InstanceKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let path = dir.join(format!("{}.asl.json", kind.workflow()));
+                (kind, path, subs.clone())
+            })
+            .collect();
         let task = Arc::new(task);
         let mut handlers = Handlers::new();
         for &name in tasks {
@@ -118,6 +113,34 @@ impl AslWorkflows {
                     }),
                 );
             }
+        }
+        Self::from_files(&files, handlers)
+    }
+
+    /// Both workflows from their definition files (each kind's, with its substitutions:
+    /// a `${Name}` that is none of them fails the load) and every task resolved by
+    /// `handlers`: the stack rehearsal's engine, whose substitutions are the template's
+    /// ARNs.
+    pub fn from_files(
+        files: &[(InstanceKind, PathBuf, HashMap<String, String>)],
+        handlers: Handlers,
+    ) -> Result<Self, PortError> {
+        let mut machines = HashMap::new();
+        for (kind, path, subs) in files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| PortError::Invalid(format!("{}: {e}", path.display())))?;
+            let sm = StateMachine::load(&text, subs)
+                .map_err(|e| PortError::Invalid(format!("{}: {e}", path.display())))?;
+            machines.insert(*kind, sm);
+        }
+        if let Some(kind) = InstanceKind::ALL
+            .into_iter()
+            .find(|k| !machines.contains_key(k))
+        {
+            return Err(PortError::Invalid(format!(
+                "no state machine for {}",
+                kind.workflow()
+            )));
         }
         Ok(Self {
             machines: Arc::new(machines),

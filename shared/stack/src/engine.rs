@@ -212,6 +212,33 @@ impl Engine {
         })
     }
 
+    /// Serves `flows` under the template's ARNs: `machines`, and the activities
+    /// (name → ARN) whose tasks `flows` schedules on `activities`.
+    pub fn with_arns(
+        flows: AslWorkflows,
+        activities: Arc<MemActivities>,
+        machines: MachineArns,
+        activity_arns: BTreeMap<String, String>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            flows,
+            activities,
+            activity_arns,
+            machines,
+            created: a2a_core::clock::now(),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// How many executions are running.
+    pub fn running(&self) -> usize {
+        self.state()
+            .executions
+            .values()
+            .filter(|e| e.status == Status::Running)
+            .count()
+    }
+
     /// The state machines' ARNs.
     pub fn machines(&self) -> &MachineArns {
         &self.machines
@@ -297,9 +324,10 @@ impl Engine {
                 )
             }
         };
+        // The machine's ARN with `execution` for `stateMachine`, and the name after it.
         let arn = format!(
-            "arn:aws:states:{REGION}:{ACCOUNT}:execution:{}:{name}",
-            kind.workflow()
+            "{}:{name}",
+            machine.replacen(":stateMachine:", ":execution:", 1)
         );
         if let Some(e) = state.executions.get(&arn) {
             // AWS: the same name and input as a running execution is that execution.

@@ -10,14 +10,26 @@
 //! The state machines run on an [`a2a_local::AslWorkflows`] whose activity tasks go to a
 //! [`a2a_local::MemActivities`]; this crate serves both over HTTP and knows no step: the
 //! caller builds the engine with its task callback (the CLI's is the in-process step).
+//!
+//! [`functions`] runs each Lambda of the template as its real binary behind the Lambda
+//! Runtime API of [`runtime`] (the project's one implementation of it, which the
+//! functions' tests reach through `a2a_testkit::lambda`), as Lambda runs it.
 
 #![warn(missing_docs)]
 
 mod engine;
+pub mod events;
+pub mod functions;
+mod http;
 pub mod iam;
+pub mod machines;
 mod protocol;
+pub mod runtime;
+pub mod shape;
+pub mod template;
 
 pub use engine::{Engine, MachineArns};
+pub use functions::{FunctionSpec, Functions, InvokeError};
 pub use protocol::Endpoint;
 
 /// The region and account of the ARNs this endpoint makes; the local engine's activity

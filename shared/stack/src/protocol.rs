@@ -37,6 +37,14 @@ impl Endpoint {
         Ok(Self { addr, server })
     }
 
+    /// Serves `engine` on `listener`, bound already (so that its URL could be given to
+    /// the functions before the engine was made).
+    pub fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(serve(listener, engine));
+        Ok(Self { addr, server })
+    }
+
     /// The endpoint URL, as `AWS_ENDPOINT_URL_SFN` takes it.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -9,7 +9,6 @@
 
 pub mod activity_suite;
 pub mod blob;
-mod http;
 pub mod lambda;
 #[cfg(feature = "aws")]
 pub mod moto;

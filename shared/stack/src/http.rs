@@ -1,6 +1,5 @@
-//! What both fake servers of this crate (the Lambda Runtime API and the activity
-//! endpoint) are built on: state behind a lock that callers can wait on, and an HTTP/1
-//! server on a free local port that lives as long as its handle.
+//! What the Lambda Runtime API of this crate is built on: state behind a lock that callers
+//! can wait on, and an HTTP/1 server on a free local port that lives as long as its handle.
 
 use std::convert::Infallible;
 use std::future::Future;
