@@ -107,6 +107,10 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
     let Some(moto) = a2a_testkit::moto::Moto::for_test(test).await else {
         return;
     };
+    // The AWS CLI, the operators' other client (`.ci/run` installs it).
+    let Some(aws_cli) = a2a_testkit::service_url("A2A_TEST_AWS_CLI", test) else {
+        return;
+    };
     let shard = Locator::new(pg.clone());
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
@@ -220,8 +224,10 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
     let stack_pid = stack.child.id();
     let killer = std::thread::spawn(move || kill_first_instance(stack_pid, "step-clone-template"));
 
-    // The school list, uploaded as an operator would: a plain PutObject.
-    let mut csv = String::from("school_code,name,kind,dns,template,source_db,source_files\n");
+    // The school lists, uploaded as operators would: the migrations with a plain
+    // PutObject, the provisions with the AWS CLI.
+    let header = "school_code,name,kind,dns,template,source_db,source_files\n";
+    let mut csv = String::from(header);
     for (code, _, _, db, folder) in &sources {
         csv += &format!(
             "{code},Institut {code},migrate,ins-{code},,{},{}\n",
@@ -229,22 +235,30 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
             folder.display()
         );
     }
+    let mut eix = String::from(header);
     for (i, code) in provisions().iter().enumerate() {
         let template = ["primary", "secondary"][i % 2];
-        csv += &format!("{code},Escola Infantil {code},provision,eix-{code},{template},,\n");
+        eix += &format!("{code},Escola Infantil {code},provision,eix-{code},{template},,\n");
     }
-    let key = format!(
-        "{}schools list.csv",
-        ready["upload_prefix"].as_str().unwrap()
-    );
+    let prefix = ready["upload_prefix"].as_str().unwrap();
     moto.s3
         .put_object()
         .bucket(&bucket)
-        .key(&key)
+        .key(format!("{prefix}schools list.csv"))
         .body(csv.into_bytes().into())
         .send()
         .await
         .unwrap();
+    let eix_file = dir.path().join("eix.csv");
+    std::fs::write(&eix_file, eix).unwrap();
+    let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let o = Command::new(&aws_cli)
+        .args(["--endpoint-url", &emulator, "s3", "cp"])
+        .arg(&eix_file)
+        .arg(format!("s3://{bucket}/{prefix}eix.csv"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "aws s3 cp: {}", text(&o));
 
     // Every school active, read from the table.
     let store = a2a_aws::DynamoDbStore::new(moto.dynamodb.clone(), table.clone());
@@ -361,6 +375,44 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         .unwrap()
         .unwrap();
     assert_eq!(i.status, Status::Active, "{status:?}");
+
+    // The same with the AWS CLI, for an active provision.
+    let states = ready["states_endpoint"].as_str().unwrap();
+    let cli = |args: &[&str]| -> Value {
+        let o = Command::new(&aws_cli)
+            .args(["--endpoint-url", states, "--output", "json", "stepfunctions"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "aws stepfunctions {args:?}: {}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let code = provisions()[0].clone();
+    let started = cli(&[
+        "start-execution",
+        "--state-machine-arn",
+        ready["state_machines"]["provision"].as_str().unwrap(),
+        "--name",
+        &format!("manual-cli-{code}"),
+        "--input",
+        &format!("{{\"school_code\": \"{code}\"}}"),
+    ]);
+    let arn = started["executionArn"].as_str().unwrap().to_owned();
+    let end = Instant::now() + Duration::from_secs(120);
+    let described = loop {
+        let d = cli(&["describe-execution", "--execution-arn", &arn]);
+        if d["status"] != "RUNNING" || Instant::now() > end {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_ne!(described["status"], "SUCCEEDED", "{described}");
+    let i = store
+        .get(&SchoolCode::parse(&code).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(i.status, Status::Active, "{described}");
 
     drop(worker);
     let log = stack.log.clone();
