@@ -380,11 +380,21 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
     let states = ready["states_endpoint"].as_str().unwrap();
     let cli = |args: &[&str]| -> Value {
         let o = Command::new(&aws_cli)
-            .args(["--endpoint-url", states, "--output", "json", "stepfunctions"])
+            .args([
+                "--endpoint-url",
+                states,
+                "--output",
+                "json",
+                "stepfunctions",
+            ])
             .args(args)
             .output()
             .unwrap();
-        assert!(o.status.success(), "aws stepfunctions {args:?}: {}", text(&o));
+        assert!(
+            o.status.success(),
+            "aws stepfunctions {args:?}: {}",
+            text(&o)
+        );
         serde_json::from_slice(&o.stdout).unwrap()
     };
     let code = provisions()[0].clone();
