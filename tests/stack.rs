@@ -18,50 +18,14 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use a2a_core::{InstanceStore, Locator, SchoolCode, Status};
 use a2a_dbmove::server;
-use common::text;
+use common::{Process, text};
 use serde_json::Value;
-
-/// A child process, killed when dropped, and its log.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        format!(
-            "--- {}:\n{}\n",
-            self.log.display(),
-            lines[lines.len().saturating_sub(60)..].join("\n")
-        )
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        // SIGTERM first, so that the stack ends its functions' processes.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let end = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Kills (SIGKILL) the first child process of `parent` running the binary `binary`, as
 /// soon as it is seen (within 5 minutes); its pid.
@@ -426,7 +390,8 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
 
     drop(worker);
     let log = stack.log.clone();
-    drop(stack);
+    // SIGTERM: the stack ends its functions' processes and sums up their calls.
+    assert_eq!(stack.terminate(), Some(0));
     // Every call of every function was one its policies in the template grant (a refused
     // one is logged as it happens and summed up at the stop), and the calls were seen:
     // the dispatcher started executions on the Step Functions endpoint, a step wrote the

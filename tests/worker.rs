@@ -20,14 +20,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use a2a_aws::aws_sdk_s3;
 use a2a_core::Locator;
 use a2a_dbmove::server;
-use common::text;
+use common::{Process, text};
 use serde_json::Value;
 
 /// The source sites of a test: each school's code, source database and folder name.
@@ -414,44 +414,6 @@ impl World {
                 .await
                 .unwrap();
         }
-    }
-}
-
-/// A child process of the test, killed when dropped.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn tail(&self) -> String {
-        let t = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let from = t.len().saturating_sub(4000);
-        format!(
-            "--- {}:\n{}\n",
-            self.log.display(),
-            &t[t.floor_char_boundary(from)..]
-        )
-    }
-
-    /// SIGTERM, and its exit code once it has stopped.
-    fn terminate(mut self) -> Option<i32> {
-        // SAFETY: a plain kill(2) of our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().unwrap().code()
-    }
-
-    /// SIGKILL: no time to say anything.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -135,3 +135,50 @@ pub async fn deployed_stack(
         .await
         .expect("the emulator makes the stack");
 }
+
+/// A child process of a test, with the file its stderr goes to; killed (SIGKILL) when
+/// dropped, unless `terminate` stopped it first.
+pub struct Process {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its log (stderr).
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// The end of its log, for a failure's message.
+    pub fn tail(&self) -> String {
+        let t = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let from = t.len().saturating_sub(4000);
+        format!(
+            "--- {}:\n{}\n",
+            self.log.display(),
+            &t[t.floor_char_boundary(from)..]
+        )
+    }
+
+    /// SIGTERM, and its exit code once it has stopped.
+    pub fn terminate(mut self) -> Option<i32> {
+        self.signal("-TERM");
+        self.child.wait().unwrap().code()
+    }
+
+    /// SIGKILL: no time to say anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn signal(&self, which: &str) {
+        let _ = Command::new("kill")
+            .args([which, &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
@@ -74,19 +74,39 @@ impl Drop for Server {
     }
 }
 
-/// The answer of a fake's `route`.
-pub(crate) type Reply = Result<Response<Full<Bytes>>, Infallible>;
+/// The answer of a server's `route` (by default a whole body).
+pub(crate) type Reply<B = Full<Bytes>> = Result<Response<B>, Infallible>;
 
 impl Server {
-    /// Serves `route(request, shared)` on a free port. Must be called inside a Tokio
-    /// runtime.
-    pub(crate) async fn start<S, F, Fut>(shared: Arc<S>, route: F) -> std::io::Result<Self>
+    /// Serves `route(request, shared)` on a free port of 127.0.0.1. Must be called inside
+    /// a Tokio runtime.
+    pub(crate) async fn start<S, F, Fut, B>(shared: Arc<S>, route: F) -> std::io::Result<Self>
     where
         S: Send + Sync + 'static,
         F: Fn(Request<Incoming>, Arc<S>) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Reply> + Send + 'static,
+        Fut: Future<Output = Reply<B>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(listener, shared, route)
+    }
+
+    /// Serves `route(request, shared)` on `listener`, bound already.
+    pub(crate) fn serve<S, F, Fut, B>(
+        listener: tokio::net::TcpListener,
+        shared: Arc<S>,
+        route: F,
+    ) -> std::io::Result<Self>
+    where
+        S: Send + Sync + 'static,
+        F: Fn(Request<Incoming>, Arc<S>) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Reply<B>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();

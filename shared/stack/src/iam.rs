@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -19,8 +19,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use yaml_serde::Value as Yaml;
+
+use crate::http::Server;
 
 /// Every AWS operation the project's adapters call, by the service's signing name, with
 /// the IAM actions it needs. An operation missing here is refused by the [`Recorder`]
@@ -451,33 +452,17 @@ impl Recorder {
             })?
             .trim_end_matches('/');
         let upstream = lookup(hostport)?;
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-        let url = format!("http://{}", listener.local_addr()?);
         let who = Arc::new(Who {
             function: function.to_owned(),
             granted,
             upstream,
             usages: self.usages.clone(),
         });
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                };
-                let who = who.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let who = who.clone();
-                        async move { Ok::<_, Infallible>(who.forward(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = Server::start(who, |req, who: Arc<Who>| async move {
+            Ok::<_, Infallible>(who.forward(req).await)
+        })
+        .await?;
+        let url = format!("http://{}", server.addr);
         self.servers
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -5,72 +5,38 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::engine::{ApiError, Engine};
+use crate::http::Server;
 
 /// The endpoint, served on its port until dropped.
 pub struct Endpoint {
-    addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server,
 }
 
 impl Endpoint {
     /// Serves `engine` on `addr` (port 0: a free one).
     pub async fn bind(engine: Arc<Engine>, addr: SocketAddr) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(serve(listener, engine));
-        Ok(Self { addr, server })
+        Self::serve(engine, tokio::net::TcpListener::bind(addr).await?)
     }
 
     /// Serves `engine` on `listener`, bound already (so that its URL could be given to
     /// the functions before the engine was made).
     pub fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) -> std::io::Result<Self> {
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(serve(listener, engine));
-        Ok(Self { addr, server })
+        Ok(Self {
+            server: Server::serve(listener, engine, route)?,
+        })
     }
 
     /// The endpoint URL, as `AWS_ENDPOINT_URL_SFN` takes it.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-async fn serve(listener: tokio::net::TcpListener, engine: Arc<Engine>) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors, say: wait, do not spin.
-                tracing::warn!("states endpoint: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let engine = engine.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| route(req, engine.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
+        format!("http://{}", self.server.addr)
     }
 }
 
