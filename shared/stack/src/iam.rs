@@ -19,6 +19,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
 use yaml_serde::Value as Yaml;
 
 use crate::http::Server;
@@ -416,20 +417,8 @@ type Usages = Arc<Mutex<BTreeMap<String, Usage>>>;
 #[derive(Default)]
 pub struct Recorder {
     usages: Usages,
-    servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        for s in self
-            .servers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            s.abort();
-        }
-    }
+    /// The proxies, served until the recorder is dropped.
+    servers: Mutex<Vec<Server>>,
 }
 
 impl Recorder {
