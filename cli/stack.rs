@@ -485,7 +485,7 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
     // its own, which name each call's IAM actions and refuse what the function's policies
     // in the template do not grant, as AWS would (the emulator checks no permission).
     let recorder = a2a_stack::iam::Recorder::default();
-    let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let emulator_url = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     let mut specs: Vec<FunctionSpec> = Vec::with_capacity(functions.len());
     for f in &functions {
         let policies = r
@@ -517,7 +517,7 @@ async fn up(config: &Config, args: &UpArgs) -> CliResult {
         let mut env = f.env.clone();
         env.insert(
             "AWS_ENDPOINT_URL".into(),
-            proxy(emulator.clone(), granted.clone()).await?,
+            proxy(emulator_url.clone(), granted.clone()).await?,
         );
         env.insert(
             "AWS_ENDPOINT_URL_SFN".into(),
