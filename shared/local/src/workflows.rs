@@ -260,9 +260,10 @@ impl Workflows for AslWorkflows {
         Ok(StartOutcome::Started(name.to_owned()))
     }
 
+    /// `id` is a name, or an ARN as a step records it from `$$.Execution.Id`.
     async fn describe(&self, id: &str) -> Result<ExecutionInfo, PortError> {
         self.runs()
-            .get(id)
+            .get(a2a_core::execution_name_of(id))
             .cloned()
             .ok_or_else(|| PortError::NotFound(format!("execution {id}")))
     }
@@ -271,6 +272,7 @@ impl Workflows for AslWorkflows {
     /// Step Functions runs no further state of a stopped execution: no Catch, no rollback
     /// (reconciliation starts that). A step cut short there is one a rerun finishes.
     async fn stop(&self, id: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        let id = a2a_core::execution_name_of(id);
         let mut runs = self.runs();
         let r = runs
             .get_mut(id)
