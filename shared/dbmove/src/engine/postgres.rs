@@ -18,8 +18,8 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TypeNames, backend,
-    full, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TupleSink,
+    TypeNames, backend, full, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value};
@@ -568,6 +568,15 @@ impl Driver for Postgres {
         sink.finish().await
     }
 
+    async fn copy_out(&self, sql: &str, sink: &mut TupleSink) -> Result<(), DbError> {
+        let stream = self.client.copy_out(sql).await.map_err(|e| self.err(e))?;
+        futures::pin_mut!(stream);
+        while let Some(piece) = stream.next().await {
+            sink.feed(&piece.map_err(|e| self.err(e))?).await?;
+        }
+        Ok(())
+    }
+
     async fn set_next_id(&self, table: &str, column: &str, next: i64) -> Result<(), DbError> {
         self.client
             .execute(
@@ -635,8 +644,12 @@ impl Postgres {
     /// `COPY`s each part's rows in, then records their chunks in the ledger with one
     /// statement (inside the caller's transaction).
     async fn copy_many(&self, parts: &[Load<'_>]) -> Result<(), DbError> {
-        for p in parts.iter().filter(|p| !p.rows.is_empty()) {
-            self.copy_in(p.table, &p.rows).await?;
+        for p in parts {
+            if let Some(stream) = &p.copy {
+                self.copy_in_binary(p.table, stream.clone()).await?;
+            } else if !p.rows.is_empty() {
+                self.copy_in(p.table, &p.rows).await?;
+            }
         }
         let ledger = Load::ledger_rows(parts);
         if ledger.is_empty() {
@@ -654,6 +667,26 @@ impl Postgres {
             .execute(&sql, &params)
             .await
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// `COPY`s a binary `COPY` stream in as it is (inside the caller's transaction): the
+    /// server parses it, the client does nothing per value.
+    async fn copy_in_binary(&self, t: &Table, stream: bytes::Bytes) -> Result<(), DbError> {
+        let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            quote(&t.name),
+            cols.join(", ")
+        );
+        let sink = self
+            .client
+            .copy_in::<_, bytes::Bytes>(&sql)
+            .await
+            .map_err(|e| self.err(e))?;
+        futures::pin_mut!(sink);
+        sink.send(stream).await.map_err(|e| self.err(e))?;
+        sink.as_mut().finish().await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
