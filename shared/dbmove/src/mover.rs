@@ -583,7 +583,7 @@ async fn flush(
     let n = chunks.len() as u64 + 1;
     let key = chunk_key(table, n, w.format)?;
     let count = w.rows;
-    let (body, sha256, raw) = w.finish()?;
+    let crate::stage::Finished { body, sha256, raw } = w.finish()?;
     let bytes = body.len() as u64;
     // A run killed after writing this chunk and before recording it left the very same
     // bytes (the same rows, from the same key, of a frozen source): not sent again. A

@@ -248,14 +248,28 @@ impl ChunkWriter {
     }
 
     /// The compressed chunk, its SHA-256, and the uncompressed bytes if kept.
-    pub fn finish(mut self) -> Result<(Vec<u8>, String, Option<Vec<u8>>), DbError> {
+    pub fn finish(mut self) -> Result<Finished, DbError> {
         if self.format == ChunkFormat::PgCopy {
             self.write(&crate::pgcopy::TRAILER)?;
         }
         let body = self.enc.finish().map_err(zstd_err)?;
-        let sha = hex::encode(sha2::Sha256::digest(&body));
-        Ok((body, sha, self.raw))
+        let sha256 = hex::encode(sha2::Sha256::digest(&body));
+        Ok(Finished {
+            body,
+            sha256,
+            raw: self.raw,
+        })
     }
+}
+
+/// A finished chunk.
+pub struct Finished {
+    /// The compressed bytes.
+    pub body: Vec<u8>,
+    /// Their lower-case hex SHA-256.
+    pub sha256: String,
+    /// The uncompressed bytes, if the writer kept them.
+    pub raw: Option<Vec<u8>>,
 }
 
 fn encode_row(row: &Row, out: &mut Vec<u8>) {
@@ -447,7 +461,7 @@ mod tests {
         for r in &rows {
             w.push(r).unwrap();
         }
-        let (body, sha256, _) = w.finish().unwrap();
+        let Finished { body, sha256, .. } = w.finish().unwrap();
         let info = ChunkInfo {
             n: 1,
             key: "k".into(),
