@@ -418,32 +418,6 @@ fn civil(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// A key value as a SQL literal of its column's type, for the `WHERE` of a `COPY (SELECT
-/// …)`, which binds no parameters. Text goes in an escape string (`E'…'`, backslashes and
-/// quotes doubled), so no value can end the literal.
-pub fn literal(v: &Value, ty: ColType) -> String {
-    let text = |s: &str| format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
-    let lit = match v {
-        Value::Null => return "NULL".into(),
-        Value::Bool(b) => return b.to_string(),
-        Value::Int(i) => format!("({i})"),
-        Value::Float(f) => text(&format!("{f:?}").replace("inf", "Infinity")),
-        Value::Bytes(b) => text(&format!("\\x{}", hex::encode(b))),
-        Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => text(s),
-    };
-    let cast = match ty {
-        ColType::Int { .. } => "int8",
-        ColType::Bool => "bool",
-        ColType::Float { .. } => "float8",
-        ColType::Number { .. } => "numeric",
-        ColType::Char { .. } | ColType::Text => "text",
-        ColType::Binary => "bytea",
-        ColType::Date => "date",
-        ColType::Timestamp => "timestamp",
-    };
-    format!("{lit}::{cast}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,21 +499,5 @@ mod tests {
         two.extend_from_slice(&[0, 2, 0, 0, 0, 4, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff]);
         two.extend_from_slice(&TRAILER);
         assert!(decode_stream("c", &t, &two).is_err());
-    }
-
-    #[test]
-    fn literals_cannot_end_their_quotes() {
-        assert_eq!(
-            literal(&Value::Text("a'b\\c".into()), ColType::Text),
-            "E'a''b\\\\c'::text"
-        );
-        assert_eq!(
-            literal(&Value::Int(-5), ColType::Int { bytes: 8 }),
-            "(-5)::int8"
-        );
-        assert_eq!(
-            literal(&Value::Bytes(vec![0, 255]), ColType::Binary),
-            "E'\\\\x00ff'::bytea"
-        );
     }
 }

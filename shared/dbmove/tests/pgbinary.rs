@@ -1,7 +1,7 @@
 //! PostgreSQL's binary `COPY` stage: decoded against a real server's values, imported into
 //! every engine, resumed after a crash, and refused when damaged.
 
-use a2a_core::{BlobKey, BlobStore};
+use a2a_core::{BlobKey, BlobStore, Locator};
 use a2a_dbmove::fixture::{FixtureOptions, generate};
 use a2a_dbmove::pgcopy::{Tuples, decode_key, decode_tuple};
 use a2a_dbmove::server;
@@ -22,12 +22,42 @@ fn small_chunks() -> CopyLimits {
     }
 }
 
-/// The PostgreSQL admin URL among the engines, or `None` (the SKIP line is printed).
-fn pg(engines: &[(&'static str, a2a_core::Locator)]) -> Option<a2a_core::Locator> {
-    engines
-        .iter()
-        .find(|(t, _)| *t == "pg")
-        .map(|(_, l)| l.clone())
+/// A test's engines (SQLite in a folder of its own) and a new PostgreSQL database.
+struct Source {
+    engines: Vec<(&'static str, Locator)>,
+    admin: Locator,
+    name: String,
+    db: Db,
+    _dir: tempfile::TempDir,
+}
+
+impl Source {
+    /// The engines of `test` and a new PostgreSQL database named after `tag`, with the
+    /// fixture of `options` when given; `None` without PostgreSQL (a SKIP line is printed).
+    async fn new(test: &str, tag: &str, options: Option<&FixtureOptions>) -> Option<Source> {
+        let dir = tempfile::tempdir().unwrap();
+        let engines = engines(test, dir.path());
+        let admin = engines.iter().find(|(t, _)| *t == "pg")?.1.clone();
+        let name = db_name(tag);
+        let url = server::create(&admin, &name).await.unwrap();
+        let db = Db::connect(&url, false).await.unwrap();
+        if let Some(options) = options {
+            generate(&db, options).await.unwrap();
+        }
+        Some(Source {
+            engines,
+            admin,
+            name,
+            db,
+            _dir: dir,
+        })
+    }
+
+    /// Drops the database.
+    async fn drop(self) {
+        drop(self.db);
+        server::drop(&self.admin, &self.name).await.unwrap();
+    }
 }
 
 /// Files under `dir` whose name ends with `ext`.
@@ -54,12 +84,11 @@ async fn manifest(store: &FsBlob, table: &str) -> Manifest {
 /// the values expected.
 #[tokio::test]
 async fn the_decoder_reads_what_the_server_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let engines = engines("the_decoder_reads_what_the_server_writes", dir.path());
-    let Some(admin) = pg(&engines) else { return };
-    let name = db_name("pgbin_types");
-    let url = server::create(&admin, &name).await.unwrap();
-    let db = Db::connect(&url, false).await.unwrap();
+    let test = "the_decoder_reads_what_the_server_writes";
+    let Some(source) = Source::new(test, "pgbin_types", None).await else {
+        return;
+    };
+    let db = &source.db;
     db.exec(
         "CREATE TABLE t_types (id BIGSERIAL PRIMARY KEY, i2 SMALLINT, i4 INTEGER, i8 BIGINT, \
          f4 REAL, f8 DOUBLE PRECISION, n NUMERIC(30,10), n0 NUMERIC(38,0), b BOOLEAN, \
@@ -162,8 +191,7 @@ async fn the_decoder_reads_what_the_server_writes() {
         binary[3][col("ts")],
         Value::Timestamp("0001-01-01 00:00:00 BC".into())
     );
-    drop(db);
-    server::drop(&admin, &name).await.unwrap();
+    source.drop().await;
 }
 
 /// A PostgreSQL source stages binary chunks; they import into PostgreSQL as they are and
@@ -171,17 +199,15 @@ async fn the_decoder_reads_what_the_server_writes() {
 /// equal. A JSON Lines stage of the same source (as older versions wrote) still imports.
 #[tokio::test]
 async fn a_binary_stage_imports_into_every_engine() {
-    let dir = tempfile::tempdir().unwrap();
-    let engines = engines("a_binary_stage_imports_into_every_engine", dir.path());
-    let Some(admin) = pg(&engines) else { return };
-    let sname = db_name("pgbin_src");
-    let src_url = server::create(&admin, &sname).await.unwrap();
-    let src = Db::connect(&src_url, false).await.unwrap();
     let options = FixtureOptions {
         extras: true,
         ..FixtureOptions::default()
     };
-    generate(&src, &options).await.unwrap();
+    let test = "a_binary_stage_imports_into_every_engine";
+    let Some(source) = Source::new(test, "pgbin_src", Some(&options)).await else {
+        return;
+    };
+    let src = &source.db;
     for binary in [true, false] {
         let stage = tempfile::tempdir().unwrap();
         let store = FsBlob::new(stage.path()).unwrap();
@@ -189,7 +215,7 @@ async fn a_binary_stage_imports_into_every_engine() {
             pg_binary: binary,
             ..small_chunks()
         };
-        let ex = export(&src, &store, "mdl_", limits, 2, &NoProgress)
+        let ex = export(src, &store, "mdl_", limits, 2, &NoProgress)
             .await
             .unwrap();
         assert!(ex.chunks > ex.tables as u64);
@@ -197,7 +223,7 @@ async fn a_binary_stage_imports_into_every_engine() {
         assert_eq!(files_ending(stage.path(), ext), ex.chunks, "{ext}");
         let m = manifest(&store, "mdl_user").await;
         assert_eq!(m.format == PGCOPY_FORMAT, binary);
-        for (dtag, dadmin) in &engines {
+        for (dtag, dadmin) in &source.engines {
             let dname = db_name(&format!("pgbin_{dtag}_{binary}"));
             let dst_url = server::create(dadmin, &dname).await.unwrap();
             let dst = Db::connect(&dst_url, true).await.unwrap();
@@ -208,18 +234,18 @@ async fn a_binary_stage_imports_into_every_engine() {
             let im = import(&dst, &store, &jobs, &NoProgress).await.unwrap();
             assert!(im.complete);
             assert_eq!(im.rows, ex.rows);
-            let report = verify(&src, &dst, "mdl_", &NoProgress).await.unwrap();
+            let report = verify(src, &dst, "mdl_", &NoProgress).await.unwrap();
             let bad: Vec<_> = report.differing().collect();
             assert!(bad.is_empty(), "pg → {dtag} (binary {binary}): {bad:#?}");
             if binary {
                 // The copy's pipeline: staged and loaded in one pass.
                 let stage = tempfile::tempdir().unwrap();
                 let store = FsBlob::new(stage.path()).unwrap();
-                let (cx, _) = copy(&src, &dst, &store, "mdl_", limits, 2, true, &NoProgress)
+                let (cx, _) = copy(src, &dst, &store, "mdl_", limits, 2, true, &NoProgress)
                     .await
                     .unwrap();
                 assert_eq!(cx.rows, ex.rows);
-                let report = verify(&src, &dst, "mdl_", &NoProgress).await.unwrap();
+                let report = verify(src, &dst, "mdl_", &NoProgress).await.unwrap();
                 let bad: Vec<_> = report.differing().collect();
                 assert!(bad.is_empty(), "copy pg → {dtag}: {bad:#?}");
             }
@@ -227,8 +253,7 @@ async fn a_binary_stage_imports_into_every_engine() {
             server::drop(dadmin, &dname).await.unwrap();
         }
     }
-    drop(src);
-    server::drop(&admin, &sname).await.unwrap();
+    source.drop().await;
 }
 
 /// A budgeted export killed after staging chunks but before recording them goes on from
@@ -236,21 +261,20 @@ async fn a_binary_stage_imports_into_every_engine() {
 /// stage imports equal.
 #[tokio::test]
 async fn a_binary_export_resumes_after_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let engines = engines("a_binary_export_resumes_after_a_crash", dir.path());
-    let Some(admin) = pg(&engines) else { return };
-    let sname = db_name("pgbin_crash_src");
-    let src_url = server::create(&admin, &sname).await.unwrap();
-    let src = Db::connect(&src_url, false).await.unwrap();
-    generate(&src, &FixtureOptions::default()).await.unwrap();
+    let test = "a_binary_export_resumes_after_a_crash";
+    let options = FixtureOptions::default();
+    let Some(source) = Source::new(test, "pgbin_crash_src", Some(&options)).await else {
+        return;
+    };
+    let (src, admin) = (&source.db, &source.admin);
     let stage = tempfile::tempdir().unwrap();
     let store = FsBlob::new(stage.path()).unwrap();
     let limits = small_chunks();
     let big = "mdl_logstore_standard_log".to_owned();
     let only = [big.clone()];
-    begin_export(&src, &store, "mdl_").await.unwrap();
+    begin_export(src, &store, "mdl_").await.unwrap();
     let part = |n: Option<u64>| {
-        let (src, store, only) = (&src, &store, &only);
+        let (store, only) = (&store, &only);
         async move {
             export_part(
                 src,
@@ -284,7 +308,7 @@ async fn a_binary_export_resumes_after_a_crash() {
     );
     // The other tables, then the seal.
     let r = export_part(
-        &src,
+        src,
         &store,
         "mdl_",
         None,
@@ -298,37 +322,33 @@ async fn a_binary_export_resumes_after_a_crash() {
     let index = seal_export(&store).await.unwrap();
     assert_eq!(index.format, PGCOPY_FORMAT);
     let dname = db_name("pgbin_crash_dst");
-    let dst_url = server::create(&admin, &dname).await.unwrap();
+    let dst_url = server::create(admin, &dname).await.unwrap();
     let dst = Db::connect(&dst_url, false).await.unwrap();
     let im = import(&dst, &store, &ImportOptions::default(), &NoProgress)
         .await
         .unwrap();
     assert_eq!(im.rows, index.rows);
-    let report = verify(&src, &dst, "mdl_", &NoProgress).await.unwrap();
+    let report = verify(src, &dst, "mdl_", &NoProgress).await.unwrap();
     let bad: Vec<_> = report.differing().collect();
     assert!(bad.is_empty(), "{bad:#?}");
-    drop((src, dst));
-    server::drop(&admin, &dname).await.unwrap();
-    server::drop(&admin, &sname).await.unwrap();
+    drop(dst);
+    server::drop(admin, &dname).await.unwrap();
+    source.drop().await;
 }
 
 /// One flipped bit in a staged binary chunk stops the import at that chunk, naming it and
 /// its checksum, into PostgreSQL (which would take the stream as it is) and SQLite alike.
 #[tokio::test]
 async fn a_damaged_binary_chunk_is_caught_by_its_checksum() {
-    let dir = tempfile::tempdir().unwrap();
-    let engines = engines(
-        "a_damaged_binary_chunk_is_caught_by_its_checksum",
-        dir.path(),
-    );
-    let Some(admin) = pg(&engines) else { return };
-    let sname = db_name("pgbin_bad_src");
-    let src_url = server::create(&admin, &sname).await.unwrap();
-    let src = Db::connect(&src_url, false).await.unwrap();
-    generate(&src, &FixtureOptions::default()).await.unwrap();
+    let test = "a_damaged_binary_chunk_is_caught_by_its_checksum";
+    let options = FixtureOptions::default();
+    let Some(source) = Source::new(test, "pgbin_bad_src", Some(&options)).await else {
+        return;
+    };
+    let src = &source.db;
     let stage = tempfile::tempdir().unwrap();
     let store = FsBlob::new(stage.path()).unwrap();
-    export(&src, &store, "mdl_", small_chunks(), 1, &NoProgress)
+    export(src, &store, "mdl_", small_chunks(), 1, &NoProgress)
         .await
         .unwrap();
     let m = manifest(&store, "mdl_logstore_standard_log").await;
@@ -338,7 +358,7 @@ async fn a_damaged_binary_chunk_is_caught_by_its_checksum() {
     let mid = body.len() / 2;
     body[mid] ^= 0x10;
     store.put(&key, Bytes::from(body)).await.unwrap();
-    for (dtag, dadmin) in engines.iter().filter(|(t, _)| *t != "my") {
+    for (dtag, dadmin) in source.engines.iter().filter(|(t, _)| *t != "my") {
         let dname = db_name(&format!("pgbin_bad_{dtag}"));
         let dst_url = server::create(dadmin, &dname).await.unwrap();
         let dst = Db::connect(&dst_url, true).await.unwrap();
@@ -353,6 +373,5 @@ async fn a_damaged_binary_chunk_is_caught_by_its_checksum() {
         drop(dst);
         server::drop(dadmin, &dname).await.unwrap();
     }
-    drop(src);
-    server::drop(&admin, &sname).await.unwrap();
+    source.drop().await;
 }

@@ -668,7 +668,7 @@ impl Db {
         loop {
             // COPY binds no parameters: the key goes in as literals of its columns' types.
             let sql = page_sql(d, t, &select, &key, after.as_ref(), limit, &mut |ty, v| {
-                crate::pgcopy::literal(v, ty)
+                postgres::literal(v, ty)
             });
             let mut sink = TupleSink::new(tx.clone(), t);
             d.copy_out(

@@ -228,6 +228,36 @@ const TYPES: TypeNames = TypeNames {
     timestamp: "TIMESTAMP",
 };
 
+/// The cast that makes a bound value, or a literal, of a column's type.
+fn cast(ty: ColType) -> &'static str {
+    match ty {
+        ColType::Int { .. } => "::int8",
+        ColType::Bool => "::bool",
+        ColType::Float { .. } => "::float8",
+        ColType::Number { .. } => "::text::numeric",
+        ColType::Char { .. } | ColType::Text => "::text",
+        ColType::Binary => "::bytea",
+        ColType::Date => "::text::date",
+        ColType::Timestamp => "::text::timestamp",
+    }
+}
+
+/// A key value as a SQL literal of its column's type, for the `WHERE` of a `COPY (SELECT
+/// …)`, which binds no parameters. Text goes in an escape string (`E'…'`, backslashes and
+/// quotes doubled), so no value can end the literal.
+pub(super) fn literal(v: &Value, ty: ColType) -> String {
+    let text = |s: &str| format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
+    let lit = match v {
+        Value::Null => return "NULL".into(),
+        Value::Bool(b) => return b.to_string(),
+        Value::Int(i) => format!("({i})"),
+        Value::Float(f) => text(&format!("{f:?}").replace("inf", "Infinity")),
+        Value::Bytes(b) => text(&format!("\\x{}", hex::encode(b))),
+        Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => text(s),
+    };
+    format!("{lit}{}", cast(ty))
+}
+
 /// The column type of a neutral column in DDL.
 fn ddl_type(c: &Column) -> String {
     TYPES.ddl(c)
@@ -280,17 +310,7 @@ impl Driver for Postgres {
     }
 
     fn mark_type(&self, n: usize, ty: ColType) -> String {
-        let cast = match ty {
-            ColType::Int { .. } => "::int8",
-            ColType::Bool => "::bool",
-            ColType::Float { .. } => "::float8",
-            ColType::Number { .. } => "::text::numeric",
-            ColType::Char { .. } | ColType::Text => "::text",
-            ColType::Binary => "::bytea",
-            ColType::Date => "::text::date",
-            ColType::Timestamp => "::text::timestamp",
-        };
-        format!("${n}{cast}")
+        format!("${n}{}", cast(ty))
     }
 
     fn mark_value(&self, n: usize, v: &Value) -> String {
@@ -829,6 +849,22 @@ mod tests {
         assert_eq!(ddl_type(&col(ColType::Int { bytes: 1 }, false)), "SMALLINT");
         assert_eq!(ddl_type(&col(ColType::Int { bytes: 3 }, true)), "SERIAL");
         assert_eq!(ddl_type(&col(ColType::Int { bytes: 8 }, true)), "BIGSERIAL");
+    }
+
+    #[test]
+    fn literals_cannot_end_their_quotes() {
+        assert_eq!(
+            literal(&Value::Text("a'b\\c".into()), ColType::Text),
+            "E'a''b\\\\c'::text"
+        );
+        assert_eq!(
+            literal(&Value::Int(-5), ColType::Int { bytes: 8 }),
+            "(-5)::int8"
+        );
+        assert_eq!(
+            literal(&Value::Bytes(vec![0, 255]), ColType::Binary),
+            "E'\\\\x00ff'::bytea"
+        );
     }
 
     #[test]
