@@ -107,7 +107,7 @@ async fn the_decoder_reads_what_the_server_writes() {
           '1999-12-31 23:59:59.999999'), \
          (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), \
          (0, 0, 0, '-Infinity', -0.0, 0, 10000, NULL, 'x', 'abcd', '', NULL, '1970-01-01', \
-          '0001-01-01 00:00:00 BC')",
+          '0001-01-01 00:00:00.5 BC')",
     )
     .await
     .unwrap();
@@ -189,7 +189,7 @@ async fn the_decoder_reads_what_the_server_writes() {
     assert_eq!(binary[3][col("n0")], Value::Decimal("10000".into()));
     assert_eq!(
         binary[3][col("ts")],
-        Value::Timestamp("0001-01-01 00:00:00 BC".into())
+        Value::Timestamp("0001-01-01 00:00:00.5 BC".into())
     );
     source.drop().await;
 }
