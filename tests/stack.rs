@@ -10,7 +10,7 @@
 //! migration's target verify equal to its source by `a2a db verify` and `a2a files verify
 //! --rehash`. A manual `StartExecution` (the SDK, then the AWS CLI) for an active school
 //! is refused as a duplicate (`A2A.Duplicate`) and leaves it as it was; one for a school
-//! registered afterwards claims it and makes its site. Meanwhile the first CloneTemplate instance is killed (SIGKILL)
+//! whose automatic attempts are spent claims it and makes its site. Meanwhile the first CloneTemplate instance is killed (SIGKILL)
 //! mid-invocation: its invoke fails as `Runtime.ExitError`, and the Retry runs the step
 //! on a new instance.
 //!
@@ -426,8 +426,9 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         "{d}"
     );
 
-    // A new school, registered as the intake registers one, started by hand at once:
-    // that start claims it and makes its site.
+    // A new school whose automatic attempts are spent (failed at the scheduler's limit
+    // of 3, so no tick or delivery starts it; a start by hand cannot race one), started
+    // by hand after the fix: that start claims it (attempt 4) and makes its site.
     let mut new = a2a_core::Instance::new(
         SchoolCode::parse(NEW).unwrap(),
         a2a_core::InstanceKind::Provision,
@@ -437,12 +438,26 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
     );
     new.source = before.source.clone();
     new.target.dns = Some(format!("eix-{NEW}"));
+    new.move_to(Status::Queued, chrono::Utc::now()).unwrap();
+    new.move_to(Status::Failed, chrono::Utc::now()).unwrap();
+    new.attempt = 3;
+    new.last_error = Some("the test's: three attempts spent".into());
     assert!(store.register(&new).await.unwrap());
     let arn = start_by_cli(NEW);
     let status = ended(&arn).await;
-    assert_eq!(status.status().as_str(), "SUCCEEDED", "{status:?}");
+    assert_eq!(
+        status.status().as_str(),
+        "SUCCEEDED",
+        "{:?}: {:?}",
+        status.error(),
+        status.cause()
+    );
     let i = instance(NEW).await;
-    assert_eq!((i.status, i.attempt), (Status::Active, 1), "{i:?}");
+    assert_eq!(
+        (i.status, i.attempt, i.last_error.as_deref()),
+        (Status::Active, 4, None),
+        "{i:?}"
+    );
     assert_eq!(
         i.execution.as_deref(),
         Some(arn.as_str()),

@@ -160,13 +160,15 @@ impl AslWorkflows {
     }
 
     /// Runs one execution of `kind` to its end and returns the engine's outcome, with its
-    /// history events when `history` is set (what `GetExecutionHistory` serves).
+    /// history events when `history` is set (what `GetExecutionHistory` serves). `arn`:
+    /// the state machine's ARN where a service endpoint serves it (`None` here).
     pub async fn execute(
         &self,
         kind: InstanceKind,
         name: &str,
         input: Value,
         history: bool,
+        arn: Option<String>,
     ) -> a2a_asl::Outcome {
         Execution::run(
             &self.machines[&kind],
@@ -178,6 +180,7 @@ impl AslWorkflows {
                 resolver: self.resolver.clone(),
                 mock: None,
                 history,
+                arn,
             },
         )
         .await
@@ -186,7 +189,7 @@ impl AslWorkflows {
     /// Runs one execution to its end and returns what `describe` would.
     pub async fn run(&self, kind: InstanceKind, name: &str, input: Value) -> ExecutionInfo {
         let started_at = a2a_core::clock::now();
-        let out = self.execute(kind, name, input, false).await;
+        let out = self.execute(kind, name, input, false, None).await;
         ExecutionInfo {
             id: name.to_owned(),
             status: match out.status {
