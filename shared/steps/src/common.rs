@@ -124,15 +124,13 @@ pub(crate) async fn start(
     code: &SchoolCode,
     execution: Option<&str>,
 ) -> Result<Instance, StepError> {
-    for _ in 0..8 {
-        let i = load(ctx, code).await?;
-        refuse_duplicate(&i, execution)?;
+    save_with(ctx, code, |next| {
+        refuse_duplicate(next, execution)?;
         let now = a2a_core::clock::now();
-        let mut next = i.clone();
-        match i.status {
+        match next.status {
             Status::Running => {}
             Status::Registered | Status::Failed | Status::RolledBack | Status::Queued => {
-                if i.status != Status::Queued {
+                if next.status != Status::Queued {
                     next.move_to(Status::Queued, now)?;
                 }
                 next.move_to(Status::Running, now)?;
@@ -155,19 +153,9 @@ pub(crate) async fn start(
         if next.execution.is_none() {
             next.execution = execution.map(str::to_owned);
         }
-        if next == i {
-            return Ok(i);
-        }
-        next.updated_at = now;
-        match ctx.store.save(&next).await {
-            Ok(saved) => return Ok(saved),
-            Err(a2a_core::PortError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StepError::Transient(format!(
-        "school {code}: the instance kept changing under this step"
-    )))
+        Ok(())
+    })
+    .await
 }
 
 /// Where a status stands on the way of a run, to tell a rerun of an earlier step (which
@@ -196,15 +184,29 @@ pub(crate) async fn update(
     to: Option<Status>,
     change: impl Fn(&mut Instance),
 ) -> Result<Instance, StepError> {
-    for _ in 0..8 {
-        let mut i = load(ctx, code).await?;
-        let before = i.clone();
-        change(&mut i);
+    save_with(ctx, code, |i| {
+        change(i);
         if let Some(to) = to
             && !at_or_past(i.status, to)
         {
             i.move_to(to, a2a_core::clock::now())?;
         }
+        Ok(())
+    })
+    .await
+}
+
+/// Reads the instance, lets `change` change it (or refuse), and saves it with the version
+/// read; on a lost race, reads and changes it again. An unchanged instance is not saved.
+async fn save_with(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    change: impl Fn(&mut Instance) -> Result<(), StepError>,
+) -> Result<Instance, StepError> {
+    for _ in 0..8 {
+        let mut i = load(ctx, code).await?;
+        let before = i.clone();
+        change(&mut i)?;
         if i == before {
             return Ok(i);
         }
