@@ -537,10 +537,19 @@ async fn a_worker_killed_during_the_export_and_the_sync_loses_nothing_and_sends_
     let chunks = format!("stage/{}/dbmove/tables/", s.code);
     let files = format!("instances/{}/filedir/", s.code);
 
-    // First worker: killed once the export has staged some chunks.
+    // First worker: killed once the export has staged some tables.
     let first = w.worker(&ready, 1);
     w.start(&ready, s.code);
-    wait_keys(&w, &chunks, Duration::from_secs(300), |k| !k.is_empty()).await;
+    // A table's manifest records its chunks once the table is staged whole: killed once
+    // one is, so that what the resume must not send again is known.
+    let end = Instant::now() + Duration::from_secs(300);
+    while w.recorded_chunks(&chunks).await.is_empty() {
+        assert!(
+            Instant::now() < end,
+            "no table of the export was staged whole"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     first.kill();
     let at_first_kill = w.versions(&format!("stage/{}/", s.code)).await;
     let recorded = w.recorded_chunks(&chunks).await;
