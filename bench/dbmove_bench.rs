@@ -48,7 +48,6 @@ impl Progress for Phases {
 /// export, its parts at once (the Map's `MaxConcurrency` is [`PARTS`]), each a loop of
 /// runs within [`PART_TIME`] on a connection of its own; seal; begin the import, plan it
 /// by staged size, its parts likewise (one connection each, as `import_database`); finish.
-/// Each part is a task of its own, as each is a process of its own when deployed.
 async fn workflow(
     from: &Locator,
     to: &Locator,
@@ -64,22 +63,19 @@ async fn workflow(
     );
     drop(src);
     phases.phase("plan-export");
-    let runs = parts.into_iter().map(|tables| {
-        let (from, store) = (from.clone(), store.clone());
-        tokio::spawn(async move {
-            loop {
-                let src = Db::connect(&from, false).await?;
-                let budget = Budget::new(None, Some(PART_TIME));
-                let limits = CopyLimits::default();
-                let only = Some(&tables[..]);
-                let r = export_part(&src, &store, prefix, only, limits, &budget, &NoProgress);
-                if r.await?.complete {
-                    return Ok::<_, DbError>(());
-                }
-            }
-        })
-    });
-    joined(runs).await?;
+    let (f, st) = (from.clone(), store.clone());
+    in_parts(parts, move |tables| {
+        let (from, store) = (f.clone(), st.clone());
+        async move {
+            let src = Db::connect(&from, false).await?;
+            let budget = Budget::new(None, Some(PART_TIME));
+            let limits = CopyLimits::default();
+            let only = Some(&tables[..]);
+            let r = export_part(&src, &store, prefix, only, limits, &budget, &NoProgress);
+            Ok(r.await?.complete)
+        }
+    })
+    .await?;
     phases.phase("export-parts");
     seal_export(store).await?;
     phases.phase("seal-export");
@@ -87,30 +83,38 @@ async fn workflow(
     begin_import(&dst, store, false).await?;
     let parts = balance(&staged_sizes(store).await?, PARTS);
     phases.phase("plan-import");
-    let runs = parts.into_iter().map(|tables| {
-        let (to, store) = (to.clone(), store.clone());
-        tokio::spawn(async move {
-            loop {
-                let dst = Db::connect(&to, false).await?;
-                let budget = Budget::new(None, Some(PART_TIME));
-                let r = import_part(&dst, &store, Some(&tables), 1, &budget, &NoProgress);
-                if r.await?.complete {
-                    return Ok::<_, DbError>(());
-                }
-            }
-        })
-    });
-    joined(runs).await?;
+    let (t, st) = (to.clone(), store.clone());
+    in_parts(parts, move |tables| {
+        let (to, store) = (t.clone(), st.clone());
+        async move {
+            let dst = Db::connect(&to, false).await?;
+            let budget = Budget::new(None, Some(PART_TIME));
+            let r = import_part(&dst, &store, Some(&tables), 1, &budget, &NoProgress);
+            Ok(r.await?.complete)
+        }
+    })
+    .await?;
     phases.phase("import-parts");
     let index = finish_import(&dst, store).await?;
     phases.phase("finish-import");
     Ok(index.rows)
 }
 
-/// Waits for every task; the first error.
-async fn joined(
-    tasks: impl Iterator<Item = tokio::task::JoinHandle<Result<(), DbError>>>,
-) -> Result<(), DbError> {
+/// Runs `run` for every part at once, each a task of its own (deployed, each is a
+/// process of its own), and again while it answers `false` (incomplete), as the Map's
+/// Choice does; the first error.
+async fn in_parts<F, Fut>(parts: Vec<Vec<String>>, run: F) -> Result<(), DbError>
+where
+    F: Fn(Vec<String>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, DbError>> + Send + 'static,
+{
+    let tasks = parts.into_iter().map(|tables| {
+        let run = run.clone();
+        tokio::spawn(async move {
+            while !run(tables.clone()).await? {}
+            Ok::<_, DbError>(())
+        })
+    });
     for r in futures::future::join_all(tasks).await {
         r.map_err(|e| DbError::Backend(e.to_string()))??;
     }
