@@ -48,6 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 resolver: Arc::new(Handlers::new()),
                 mock: Some(case.clone()),
                 history: true,
+                arn: None,
             };
             let input = json!({"school_code": format!("08{:06}", i)});
             joins.push(tokio::spawn(async move {

@@ -151,6 +151,7 @@ pub async fn run(cmd: AslCommand) -> CliResult {
                 resolver: Arc::new(Handlers::new()),
                 mock,
                 history,
+                arn: None,
             };
             let outcome = Execution::run(&sm, input, opts).await;
             out(&outcome.to_json(history).to_string())?;

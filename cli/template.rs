@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use yaml_serde::{Mapping, Value};
+use yaml_serde::Value;
 
 use crate::CliError;
 
@@ -13,13 +13,10 @@ use crate::CliError;
 const REGION: &str = "eu-west-1";
 const ACCOUNT: &str = "123456789012";
 
-/// A parsed SAM/CloudFormation template.
+/// A parsed SAM/CloudFormation template: the stack rehearsal's reader
+/// ([`a2a_stack::template::Template`]), with stand-ins for what only a deployment knows.
 #[derive(Debug)]
-pub struct Template {
-    path: PathBuf,
-    resources: Mapping,
-    parameters: Mapping,
-}
+pub struct Template(a2a_stack::template::Template);
 
 /// A state machine of the template, with its substitutions bound.
 #[derive(Debug)]
@@ -33,31 +30,24 @@ pub struct Bound {
 impl Template {
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<Self, CliError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::input(
-                format!("cannot read {}: {e}", path.display()),
-                "check the path of the template",
-            )
-        })?;
-        Self::parse(&text, path)
+        a2a_stack::template::Template::read(path)
+            .map(Self)
+            .map_err(Self::refused)
     }
 
+    #[cfg(test)]
     fn parse(text: &str, path: &Path) -> Result<Self, CliError> {
-        let doc: Value = yaml_serde::from_str(text).map_err(|e| {
-            CliError::input(
-                format!("{} is not YAML: {e}", path.display()),
-                "fix the template where the parser says",
-            )
-        })?;
-        let section = |name: &str| match doc.get(name) {
-            Some(Value::Mapping(m)) => m.clone(),
-            _ => Mapping::new(),
-        };
-        Ok(Self {
-            path: path.to_owned(),
-            resources: section("Resources"),
-            parameters: section("Parameters"),
-        })
+        a2a_stack::template::Template::parse(text, path)
+            .map(Self)
+            .map_err(Self::refused)
+    }
+
+    /// A template that cannot be read or parsed, as the input error that names it.
+    fn refused(e: a2a_stack::template::TemplateError) -> CliError {
+        CliError::input(
+            format!("{} {}", e.file, e.message),
+            "check the path of the template, or fix it where the parser says",
+        )
     }
 
     /// The template a definition file belongs to: `template.yaml` in the file's folder or
@@ -76,12 +66,11 @@ impl Template {
 
     /// The state machine whose `DefinitionUri` is `definition`, with its substitutions.
     pub fn state_machine(&self, definition: &Path) -> Option<Bound> {
-        let base = self.path.parent().unwrap_or(Path::new("."));
         let want = std::fs::canonicalize(definition).ok()?;
-        self.resources.iter().find_map(|(id, r)| {
-            let props = r.get("Properties")?;
+        self.0.resources().into_iter().find_map(|(id, _)| {
+            let props = self.0.field(&id, "Properties")?;
             let uri = props.get("DefinitionUri")?.as_str()?;
-            if std::fs::canonicalize(base.join(uri)).ok()? != want {
+            if std::fs::canonicalize(self.0.base().join(uri)).ok()? != want {
                 return None;
             }
             let substitutions = match props.get("DefinitionSubstitutions") {
@@ -92,7 +81,7 @@ impl Template {
                 _ => HashMap::new(),
             };
             Some(Bound {
-                resource: id.as_str()?.to_owned(),
+                resource: id,
                 substitutions,
             })
         })
@@ -134,9 +123,10 @@ impl Template {
             "AWS::Partition" => return "aws".to_owned(),
             _ => {}
         }
-        if let Some(p) = self.parameters.get(name) {
-            return p
-                .get("Default")
+        if self.0.has_parameter(name) {
+            return self
+                .0
+                .parameter(name, "Default")
                 .map(|d| self.stand_in(d))
                 .unwrap_or_else(|| name.to_owned());
         }
@@ -163,12 +153,13 @@ impl Template {
     /// A stand-in ARN of the resource `id`, in the shape of its type.
     fn arn(&self, id: &str) -> String {
         let kind = self
-            .resources
-            .get(id)
-            .and_then(|r| r.get("Type"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (service, path) = match kind {
+            .0
+            .resources()
+            .into_iter()
+            .find(|(r, _)| r == id)
+            .map(|(_, kind)| kind)
+            .unwrap_or_default();
+        let (service, path) = match kind.as_str() {
             "AWS::Serverless::Function" | "AWS::Lambda::Function" => ("lambda", "function:"),
             "AWS::StepFunctions::Activity" => ("states", "activity:"),
             "AWS::Serverless::StateMachine" | "AWS::StepFunctions::StateMachine" => {

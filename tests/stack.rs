@@ -8,8 +8,9 @@
 //! the schedule the scheduler, the queue's mapping the dispatcher, the state machines the
 //! step functions. Every school must end `active` in the DynamoDB table, and each
 //! migration's target verify equal to its source by `a2a db verify` and `a2a files verify
-//! --rehash`. A manual `StartExecution` for an active school is refused by the workflow
-//! and leaves it active. Meanwhile the first CloneTemplate instance is killed (SIGKILL)
+//! --rehash`. A manual `StartExecution` (the SDK, then the AWS CLI) for an active school
+//! is refused as a duplicate (`A2A.Duplicate`) and leaves it as it was; one for a school
+//! whose automatic attempts are spent claims it and makes its site. Meanwhile the first CloneTemplate instance is killed (SIGKILL)
 //! mid-invocation: its invoke fails as `Runtime.ExitError`, and the Retry runs the step
 //! on a new instance.
 //!
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use a2a_core::{InstanceStore, Locator, SchoolCode, Status};
 use a2a_dbmove::server;
 use common::{Process, text};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Kills (SIGKILL) the first child process of `parent` running the binary `binary`, as
 /// soon as it is seen (within 5 minutes); its pid.
@@ -54,6 +55,9 @@ fn kill_first_instance(parent: u32, binary: &str) -> Option<u32> {
 }
 
 const MIGRATIONS: [&str; 3] = ["25200001", "25200002", "25200003"];
+
+/// The school registered after the round trip and started by hand.
+const NEW: &str = "25200021";
 
 fn provisions() -> Vec<String> {
     (11..=20).map(|n| format!("252000{n}")).collect()
@@ -99,7 +103,7 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         sources.push((*code, admin, name, db, folder));
     }
-    for code in provisions() {
+    for code in provisions().iter().map(String::as_str).chain([NEW]) {
         server::drop(&shard, &format!("a2a_{code}")).await.unwrap();
     }
 
@@ -297,15 +301,46 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         assert_eq!(o.status.code(), Some(0), "{code}: {}", text(&o));
     }
 
-    // A manual start for an active school: the workflow refuses it, the school stays
-    // active.
+    // Starts by hand, as from the console: for an active school each is refused as a
+    // duplicate (`A2A.Duplicate`, nothing rolled back), for a new school it runs. With the
+    // SDK for an active migration, with the AWS CLI for an active provision and a new one.
+    let states = ready["states_endpoint"].as_str().unwrap();
     let sfn = {
         let conf = a2a_aws::aws_sdk_sfn::config::Builder::from(&moto.conf)
-            .endpoint_url(ready["states_endpoint"].as_str().unwrap())
+            .endpoint_url(states)
             .build();
         a2a_aws::aws_sdk_sfn::Client::from_conf(conf)
     };
+    let ended = async |arn: &str| {
+        let end = Instant::now() + Duration::from_secs(180);
+        loop {
+            let d = sfn
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+                .unwrap();
+            if d.status().as_str() != "RUNNING" || Instant::now() > end {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let instance = async |code: &str| {
+        store
+            .get(&SchoolCode::parse(code).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let refused =
+        |d: &a2a_aws::aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput| {
+            d.status().as_str() == "FAILED"
+                && d.error() == Some("A2A.Duplicate")
+                && d.cause().is_some_and(|c| c.contains("already active"))
+        };
     let code = MIGRATIONS[0];
+    let before = instance(code).await;
     let started = sfn
         .start_execution()
         .state_machine_arn(ready["state_machines"]["migrate"].as_str().unwrap())
@@ -314,34 +349,23 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         .send()
         .await
         .unwrap();
-    let arn = started.execution_arn().to_owned();
-    let end = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        let d = sfn
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        if d.status().as_str() != "RUNNING" || Instant::now() > end {
-            break d;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    assert_ne!(
-        status.status().as_str(),
-        "SUCCEEDED",
-        "a second migration of an active school: {status:?}"
+    let status = ended(started.execution_arn()).await;
+    assert!(
+        refused(&status),
+        "an active migration started again: {status:?}"
     );
-    let i = store
-        .get(&SchoolCode::parse(code).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(i.status, Status::Active, "{status:?}");
+    let after = instance(code).await;
+    assert_eq!(
+        (after.status, after.attempt, &after.execution, &after.target),
+        (
+            Status::Active,
+            before.attempt,
+            &before.execution,
+            &before.target
+        ),
+        "{status:?}"
+    );
 
-    // The same with the AWS CLI, for an active provision.
-    let states = ready["states_endpoint"].as_str().unwrap();
     let cli = |args: &[&str]| -> Value {
         let o = Command::new(&aws_cli)
             .args([
@@ -361,32 +385,88 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         );
         serde_json::from_slice(&o.stdout).unwrap()
     };
-    let code = provisions()[0].clone();
-    let started = cli(&[
-        "start-execution",
-        "--state-machine-arn",
-        ready["state_machines"]["provision"].as_str().unwrap(),
-        "--name",
-        &format!("manual-cli-{code}"),
-        "--input",
-        &format!("{{\"school_code\": \"{code}\"}}"),
-    ]);
-    let arn = started["executionArn"].as_str().unwrap().to_owned();
-    let end = Instant::now() + Duration::from_secs(120);
-    let described = loop {
-        let d = cli(&["describe-execution", "--execution-arn", &arn]);
-        if d["status"] != "RUNNING" || Instant::now() > end {
-            break d;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    let start_by_cli = |code: &str| {
+        let started = cli(&[
+            "start-execution",
+            "--state-machine-arn",
+            ready["state_machines"]["provision"].as_str().unwrap(),
+            "--name",
+            &format!("manual-cli-{code}"),
+            "--input",
+            &format!("{{\"school_code\": \"{code}\"}}"),
+        ]);
+        started["executionArn"].as_str().unwrap().to_owned()
     };
-    assert_ne!(described["status"], "SUCCEEDED", "{described}");
-    let i = store
-        .get(&SchoolCode::parse(&code).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(i.status, Status::Active, "{described}");
+    let code = provisions()[0].clone();
+    let before = instance(&code).await;
+    let status = ended(&start_by_cli(&code)).await;
+    assert!(
+        refused(&status),
+        "an active provision started again: {status:?}"
+    );
+    let after = instance(&code).await;
+    assert_eq!(
+        (after.status, after.attempt, &after.execution, &after.target),
+        (
+            Status::Active,
+            before.attempt,
+            &before.execution,
+            &before.target
+        ),
+        "{status:?}"
+    );
+    let d = cli(&[
+        "describe-execution",
+        "--execution-arn",
+        status.execution_arn(),
+    ]);
+    assert_eq!(
+        (&d["status"], &d["error"]),
+        (&json!("FAILED"), &json!("A2A.Duplicate")),
+        "{d}"
+    );
+
+    // A new school whose automatic attempts are spent (failed at the scheduler's limit
+    // of 3, so no tick or delivery starts it; a start by hand cannot race one), started
+    // by hand after the fix: that start claims it (attempt 4) and makes its site.
+    let mut new = a2a_core::Instance::new(
+        SchoolCode::parse(NEW).unwrap(),
+        a2a_core::InstanceKind::Provision,
+        format!("Escola Infantil {NEW}"),
+        before.wave,
+        chrono::Utc::now(),
+    );
+    new.source = before.source.clone();
+    new.target.dns = Some(format!("eix-{NEW}"));
+    new.move_to(Status::Queued, chrono::Utc::now()).unwrap();
+    new.move_to(Status::Failed, chrono::Utc::now()).unwrap();
+    new.attempt = 3;
+    new.last_error = Some("the test's: three attempts spent".into());
+    assert!(store.register(&new).await.unwrap());
+    let arn = start_by_cli(NEW);
+    let status = ended(&arn).await;
+    assert_eq!(
+        status.status().as_str(),
+        "SUCCEEDED",
+        "{:?}: {:?}",
+        status.error(),
+        status.cause()
+    );
+    let i = instance(NEW).await;
+    assert_eq!(
+        (i.status, i.attempt, i.last_error.as_deref()),
+        (Status::Active, 4, None),
+        "{i:?}"
+    );
+    assert_eq!(
+        i.execution.as_deref(),
+        Some(arn.as_str()),
+        "claimed by the start by hand"
+    );
+    assert!(
+        server::exists(&shard, &format!("a2a_{NEW}")).await.unwrap(),
+        "its database"
+    );
 
     drop(worker);
     let log = stack.log.clone();
@@ -413,7 +493,7 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         server::drop(admin, name).await.unwrap();
         server::drop(&shard, &format!("a2a_{code}")).await.unwrap();
     }
-    for code in provisions() {
+    for code in provisions().iter().map(String::as_str).chain([NEW]) {
         server::drop(&shard, &format!("a2a_{code}")).await.unwrap();
     }
 }

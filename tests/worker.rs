@@ -581,7 +581,7 @@ async fn a_worker_killed_during_the_export_and_the_sync_loses_nothing_and_sends_
     let mut twice: BTreeMap<&String, usize> = BTreeMap::new();
     let staged: Vec<&String> = at_first_kill
         .keys()
-        .filter(|k| k.starts_with(&chunks) && k.ends_with(".jsonl.zst"))
+        .filter(|k| k.starts_with(&chunks) && k.ends_with(".zst"))
         .collect();
     for k in recorded.iter().chain(staged) {
         let n = end_chunks.get(k).copied().unwrap_or(0);

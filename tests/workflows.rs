@@ -1135,6 +1135,99 @@ async fn local_workflows_start_once_by_name_and_describe() {
     assert!(flows.describe("nope").await.is_err());
 }
 
+/// Starts by hand, as from the console (`{"school_code"}` under names of the person's
+/// choosing). Two at once for one registered school: the first step of one claims it and
+/// that one makes the site; the other is refused as a duplicate (`A2A.Duplicate`) and
+/// rolls nothing back. A start of a school that is active is refused the same way, for a
+/// provision and for a migration, and leaves both active.
+#[tokio::test]
+async fn a_second_start_of_a_school_is_refused_as_a_duplicate_and_rolls_nothing_back() {
+    use a2a_core::Workflows;
+    let w = world(10).await;
+    let flows: &dyn Workflows = &w.flows;
+    let input = |code: &SchoolCode| json!({"school_code": code.as_str()});
+    let undone = |h: &[StepEvent]| {
+        h.iter()
+            .filter(|e| {
+                matches!(
+                    e.step.as_str(),
+                    "deprovision" | "restore-source" | "rollback"
+                )
+            })
+            .count()
+    };
+    let eix = register(&w, "08000021", InstanceKind::Provision, "escola-d").await;
+    let kind = InstanceKind::Provision;
+    for name in ["by-hand-a", "by-hand-b"] {
+        flows.start(kind, name, input(&eix)).await.unwrap();
+    }
+    let (a, b) = (
+        ended(flows, "by-hand-a").await,
+        ended(flows, "by-hand-b").await,
+    );
+    let (won, lost) = match a.status {
+        ExecutionStatus::Succeeded => (a, b),
+        _ => (b, a),
+    };
+    assert_eq!(won.status, ExecutionStatus::Succeeded, "{:?}", won.cause);
+    assert_eq!(lost.status, ExecutionStatus::Failed, "{:?}", lost.cause);
+    assert_eq!(
+        lost.error.as_deref(),
+        Some("A2A.Duplicate"),
+        "{:?}",
+        lost.cause
+    );
+    let cause = lost.cause.unwrap_or_default();
+    // The loser was refused at its claim (the winner running), or after the winner ended.
+    assert!(
+        (cause.contains("under execution") && cause.contains(&format!(":{}", won.id)))
+            || cause.contains("already active"),
+        "{cause}"
+    );
+    let i = status(&w, &eix).await;
+    assert_eq!((i.status, i.attempt), (Status::Active, 1));
+    assert_eq!(
+        a2a_core::execution_name_of(i.execution.as_deref().unwrap()),
+        won.id,
+        "the instance follows the run that claimed it"
+    );
+    assert_eq!(undone(&w.ctx.store.history(&eix).await.unwrap()), 0);
+
+    // An active school, of either kind, started again.
+    let moved = register(&w, "08012346", InstanceKind::Migrate, "ins-exemple-b").await;
+    let info = run(&w, &moved, InstanceKind::Migrate).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{:?}", info.cause);
+    for (code, kind) in [
+        (&eix, InstanceKind::Provision),
+        (&moved, InstanceKind::Migrate),
+    ] {
+        let before = status(&w, code).await;
+        let name = format!("again-{code}");
+        flows.start(kind, &name, input(code)).await.unwrap();
+        let again = ended(flows, &name).await;
+        assert_eq!(again.status, ExecutionStatus::Failed, "{kind}");
+        assert_eq!(again.error.as_deref(), Some("A2A.Duplicate"), "{kind}");
+        let cause = again.cause.unwrap_or_default();
+        assert!(cause.contains("already active"), "{kind}: {cause}");
+        let after = status(&w, code).await;
+        assert_eq!(
+            (after.status, after.attempt, &after.execution, &after.target),
+            (
+                Status::Active,
+                before.attempt,
+                &before.execution,
+                &before.target
+            ),
+            "{kind}"
+        );
+        assert_eq!(
+            undone(&w.ctx.store.history(code).await.unwrap()),
+            0,
+            "{kind}"
+        );
+    }
+}
+
 /// A template that carries its own `siteidentifier`, cron password and admin password: each
 /// new site gets its own of all three, kept in the secret store, and a rerun of Customise
 /// keeps them.

@@ -99,6 +99,10 @@ pub struct ExecutionOptions {
     pub mock: Option<MockCase>,
     /// Record the history events.
     pub history: bool,
+    /// The state machine's ARN as the service that runs it names it (the stack
+    /// rehearsal's endpoint), so that `$$.Execution.Id` is the ARN its `StartExecution`
+    /// answered; `None`: a stand-in ARN of `state_machine_name`.
+    pub arn: Option<String>,
 }
 
 impl Default for ExecutionOptions {
@@ -110,6 +114,7 @@ impl Default for ExecutionOptions {
             resolver: Arc::new(Handlers::new()),
             mock: None,
             history: false,
+            arn: None,
         }
     }
 }
@@ -132,16 +137,22 @@ impl Execution {
                 .try_into()
                 .unwrap_or([1; 8]),
         );
-        let run = Run {
-            exec_arn: format!(
-                "arn:aws:states:{REGION}:{ACCOUNT}:execution:{}:{name}",
-                opts.state_machine_name
-            ),
-            sm_arn: format!(
+        let sm_arn = opts.arn.clone().unwrap_or_else(|| {
+            format!(
                 "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
                 opts.state_machine_name
+            )
+        });
+        let run = Run {
+            exec_arn: format!(
+                "{}:{name}",
+                sm_arn.replacen(":stateMachine:", ":execution:", 1)
             ),
-            sm_name: opts.state_machine_name.clone(),
+            sm_name: match &opts.arn {
+                Some(arn) => arn.rsplit(':').next().unwrap_or(arn).to_owned(),
+                None => opts.state_machine_name.clone(),
+            },
+            sm_arn,
             name,
             input: input.clone(),
             started,

@@ -24,6 +24,7 @@ fn opts(handlers: Handlers) -> ExecutionOptions {
         resolver: Arc::new(handlers),
         mock: None,
         history: true,
+        arn: None,
     }
 }
 
@@ -291,6 +292,27 @@ async fn context_object_fields() {
             "id": "arn:aws:states:us-east-1:123456789012:execution:test:exec-1",
             "input": {"school_code": "08012345"}, "name": "exec-1", "state": "P",
             "entered": "2026-01-01T00:00:10.000Z", "sm": "test"
+        })
+    );
+    // Served under an ARN of its own (the stack rehearsal's endpoint): the context names
+    // the execution as that endpoint's StartExecution answered.
+    let arn = "arn:aws:states:eu-west-1:111122223333:stateMachine:a2a-migrate-instance-t1";
+    let o = Execution::run(
+        &sm(json!({"StartAt": "P", "States": {"P": {"Type": "Pass",
+            "Parameters": {"id.$": "$$.Execution.Id", "sm.$": "$$.StateMachine.Name"},
+            "End": true}}})),
+        json!({}),
+        ExecutionOptions {
+            arn: Some(arn.into()),
+            ..opts(Handlers::new())
+        },
+    )
+    .await;
+    assert_eq!(
+        ok(&o),
+        json!({
+            "id": "arn:aws:states:eu-west-1:111122223333:execution:a2a-migrate-instance-t1:exec-1",
+            "sm": "a2a-migrate-instance-t1"
         })
     );
 }

@@ -265,6 +265,13 @@ impl Instance {
     }
 }
 
+/// The name of an execution known by its ARN or by its name: an execution name holds no
+/// `:`, so it is an ARN's last field. Step Functions records ARNs and the local engine
+/// names; two ids are one execution when their names are.
+pub fn execution_name_of(id: &str) -> &str {
+    id.rsplit(':').next().unwrap_or(id)
+}
+
 /// The workflow execution name for one attempt of one instance. Start is idempotent
 /// because the name is: a duplicate message finds the execution already there.
 pub fn execution_name(code: &SchoolCode, kind: InstanceKind, attempt: u32) -> String {
@@ -370,6 +377,17 @@ mod tests {
         let c = code();
         assert!(Wave(2).sort_key(&c) < Wave(10).sort_key(&c));
         assert_eq!(Wave(3).sort_key(&c), "000003#08012345");
+    }
+
+    #[test]
+    fn an_execution_is_named_alike_by_its_arn_and_its_name() {
+        let arn = "arn:aws:states:eu-west-1:123456789012:execution:migrate:08000001-migrate-2";
+        assert_eq!(execution_name_of(arn), "08000001-migrate-2");
+        assert_eq!(
+            execution_name_of("08000001-migrate-2"),
+            "08000001-migrate-2"
+        );
+        assert_ne!(execution_name_of(arn), execution_name_of("manual-1"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub use code::{CodeError, Province, SchoolCode};
 pub use event::{Outcome, StepEvent};
 pub use instance::{
     Endpoint, Instance, InstanceKind, Status, TransitionError, Wave, execution_name,
+    execution_name_of,
 };
 pub use locator::{Locator, percent_decode};
 pub use ports::{

@@ -11,6 +11,7 @@
 pub mod engine;
 pub mod fixture;
 pub mod mover;
+pub mod pgcopy;
 pub mod plan;
 pub mod schema;
 pub mod server;

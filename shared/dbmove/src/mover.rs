@@ -12,10 +12,11 @@ use tokio::sync::mpsc;
 
 use crate::DbError;
 use crate::engine::{Db, Engine, LEDGER_TABLE, Load};
+use crate::pgcopy::Tuples;
 use crate::schema::{Row, Table};
 use crate::stage::{
-    ChunkInfo, ChunkWriter, ExportIndex, FORMAT, Manifest, chunk_key, decode_chunk, index_key,
-    manifest_key, partial_key,
+    ChunkFormat, ChunkInfo, ChunkWriter, ExportIndex, Manifest, check_count, chunk_key,
+    decode_chunk_as, index_key, manifest_key, open_chunk, partial_key,
 };
 
 /// How big a chunk may grow.
@@ -25,6 +26,9 @@ pub struct CopyLimits {
     pub chunk_rows: usize,
     /// Uncompressed bytes in one chunk (a single bigger row still makes one chunk).
     pub chunk_bytes: usize,
+    /// Stage a PostgreSQL source's chunks as its own binary `COPY` stream (a PostgreSQL
+    /// target loads them as they are); `false`: JSON Lines, as every other source.
+    pub pg_binary: bool,
 }
 
 impl Default for CopyLimits {
@@ -34,6 +38,18 @@ impl Default for CopyLimits {
             // Up to three chunks per connection are in memory as values (read, waiting,
             // loading), several times their raw size: 4 MB keeps a copy under 300 MB.
             chunk_bytes: 4 << 20,
+            pg_binary: true,
+        }
+    }
+}
+
+impl CopyLimits {
+    /// The chunk format of a new export from `src`.
+    fn format(&self, src: &Db) -> ChunkFormat {
+        if self.pg_binary && src.engine() == Engine::Postgres {
+            ChunkFormat::PgCopy
+        } else {
+            ChunkFormat::JsonLines
         }
     }
 }
@@ -222,13 +238,22 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Takes chunk `n` of `t` (`bytes` big); loads what is held once there is enough.
-    async fn add(&self, t: &'a Table, n: u64, rows: Vec<Row>, bytes: u64) -> Result<(), DbError> {
+    /// Takes chunk `n` of `t` (`bytes` big), as rows or as a binary `COPY` stream;
+    /// loads what is held once there is enough.
+    async fn add(
+        &self,
+        t: &'a Table,
+        n: u64,
+        rows: Vec<Row>,
+        copy: Option<Bytes>,
+        bytes: u64,
+    ) -> Result<(), DbError> {
         let ready = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             p.0.push(Load {
                 table: t,
                 rows,
+                copy,
                 ledger: Some(n as i64),
             });
             p.1 += bytes;
@@ -313,7 +338,14 @@ async fn export_in_snapshot(
         report.chunks += m.chunks.len() as u64;
         report.bytes += m.chunks.iter().map(|c| c.bytes).sum::<u64>();
     }
-    let index = export_index(src, prefix, tables, export_id.to_owned(), report.rows);
+    let index = export_index(
+        src,
+        prefix,
+        tables,
+        limits,
+        export_id.to_owned(),
+        report.rows,
+    );
     let body = serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
     store.put(&index_key()?, Bytes::from(body)).await?;
     Ok(report)
@@ -331,7 +363,12 @@ async fn export_table<'t>(
     resume: Resume<'_>,
 ) -> Result<Manifest, DbError> {
     let pk = t.pk_positions();
-    let (start_after, mut chunks0, rows0) = match resume.from {
+    // A table goes on in the format it was begun in.
+    let format = match resume.from {
+        Some(m) => ChunkFormat::of(&m.format, &format!("manifest of {}", t.name))?,
+        None => limits.format(src),
+    };
+    let (start_after, chunks0, rows0) = match resume.from {
         Some(m) => {
             let key = match &m.resume_after {
                 Some(k) => Some(crate::stage::decode_key(t, k)?),
@@ -343,79 +380,89 @@ async fn export_table<'t>(
     };
     // A budget only cuts a keyed table: one without a key cannot be resumed inside.
     let budget = if pk.is_empty() { None } else { resume.budget };
-    let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
+    let (rtx, mut rrx) = mpsc::channel::<Vec<Row>>(4);
+    let (ttx, mut trx) = mpsc::channel::<Tuples>(4);
     // One chunk waits for the loader while the next is built: memory stays two chunks.
-    let (ltx, mut lrx) = mpsc::channel::<(u64, Vec<Row>, u64)>(1);
+    let (ltx, mut lrx) = mpsc::channel::<Loaded>(1);
     // Key order and pages only where a run may stop inside the table and go on after its
     // last key; otherwise one query in the engine's own order (PostgreSQL: a sequential
     // scan instead of an index scan a page), as the snapshot keeps it consistent.
     let keyed = budget.is_some() || start_after.is_some();
     let producer = async move {
-        let r = src
-            .stream_rows(t, keyed, limits.chunk_rows, start_after, &tx)
-            .await;
-        drop(tx);
+        let page = limits.chunk_rows;
+        let r = match format {
+            ChunkFormat::JsonLines => src.stream_rows(t, keyed, page, start_after, &rtx).await,
+            ChunkFormat::PgCopy => src.stream_tuples(t, keyed, page, start_after, &ttx).await,
+        };
+        drop((rtx, ttx));
         r
     };
+    // A PostgreSQL target takes a binary chunk as it is; another, its rows decoded.
+    let raw_to_load =
+        format == ChunkFormat::PgCopy && load.is_some_and(|l| l.dst.engine() == Engine::Postgres);
+    let rows_to_load = load.is_some() && !raw_to_load;
     let pk = &pk;
     let consumer = async move {
-        let mut chunks: Vec<ChunkInfo> = std::mem::take(&mut chunks0);
-        let mut w = ChunkWriter::new()?;
-        let mut kept: Vec<Row> = Vec::new();
-        let mut rows = 0u64;
-        let mut last_key: Option<Row> = None;
-        let hand = |kept: &mut Vec<Row>| std::mem::take(kept);
-        while let Some(batch) = rx.recv().await {
-            progress.rows(batch.len() as u64);
-            for row in batch {
-                w.push(&row)?;
-                if budget.is_some() {
-                    last_key = Some(pk.iter().map(|&i| row[i].clone()).collect());
-                }
-                if load.is_some() {
-                    kept.push(row);
-                }
-                rows += 1;
-                if w.rows as usize >= limits.chunk_rows
-                    || w.raw_bytes as usize >= limits.chunk_bytes
-                {
-                    let full = std::mem::replace(&mut w, ChunkWriter::new()?);
-                    let raw = full.raw_bytes;
-                    let n = flush(store, &t.name, full, &mut chunks).await?;
-                    if load.is_some() {
-                        ltx.send((n, hand(&mut kept), raw))
-                            .await
-                            .map_err(|_| DbError::Backend("the loader stopped".into()))?;
+        let mut c = Chunker {
+            store,
+            table: &t.name,
+            limits,
+            w: ChunkWriter::with(format, raw_to_load)?,
+            keep_raw: raw_to_load,
+            kept: Vec::new(),
+            chunks: chunks0,
+            rows: 0,
+            ltx: load.map(|_| ltx),
+            budget,
+        };
+        // Out of budget: the rows after the last chunk are read again next time, after
+        // its last key.
+        let stopped = |c: Chunker<'_>, key: Row| Ok::<_, DbError>((c.chunks, c.rows, Some(key)));
+        loop {
+            let batch = match format {
+                ChunkFormat::JsonLines => rrx.recv().await.map(Ok),
+                ChunkFormat::PgCopy => trx.recv().await.map(Err),
+            };
+            match batch {
+                None => break,
+                Some(Ok(rows)) => {
+                    progress.rows(rows.len() as u64);
+                    for row in rows {
+                        c.w.push(&row)?;
+                        let key: Option<Row> =
+                            budget.map(|_| pk.iter().map(|&i| row[i].clone()).collect());
+                        if rows_to_load {
+                            c.kept.push(row);
+                        }
+                        if !c.row_done().await?
+                            && let Some(key) = key
+                        {
+                            return stopped(c, key);
+                        }
                     }
-                    if let Some(b) = budget
-                        && !b.spend()
-                    {
-                        // Out of budget: the rows after this chunk are read again next time.
-                        drop(rx);
-                        return Ok::<_, DbError>((chunks, rows, last_key));
+                }
+                Some(Err(tuples)) => {
+                    progress.rows(tuples.len() as u64);
+                    for tuple in tuples.iter() {
+                        c.w.push_tuple(tuple)?;
+                        if rows_to_load {
+                            c.kept.push(crate::pgcopy::decode_tuple(t, tuple)?);
+                        }
+                        if !c.row_done().await? {
+                            let key = crate::pgcopy::decode_key(t, pk, tuple)?;
+                            return stopped(c, key);
+                        }
                     }
                 }
             }
         }
-        if w.rows > 0 {
-            let raw = w.raw_bytes;
-            let n = flush(store, &t.name, w, &mut chunks).await?;
-            if load.is_some() {
-                ltx.send((n, hand(&mut kept), raw))
-                    .await
-                    .map_err(|_| DbError::Backend("the loader stopped".into()))?;
-            }
-            if let Some(b) = budget {
-                b.spend();
-            }
-        }
-        drop(ltx);
-        Ok::<_, DbError>((chunks, rows, None))
+        c.end().await?;
+        Ok::<_, DbError>((c.chunks, c.rows, None))
     };
     let loader = async move {
-        while let Some((n, rows, raw)) = lrx.recv().await {
+        while let Some((n, rows, copy, raw)) = lrx.recv().await {
             if let Some(dst) = load {
-                dst.add(t, n, rows, raw).await?;
+                dst.add(t, n, rows, copy, raw).await?;
             }
         }
         Ok::<_, DbError>(())
@@ -428,7 +475,7 @@ async fn export_table<'t>(
     if let Some(key) = stopped_after {
         // The reader was stopped on purpose: its "reader stopped" error is expected.
         return Ok(Manifest {
-            format: FORMAT.into(),
+            format: format.tag().into(),
             export_id: String::new(),
             table: t.clone(),
             chunks,
@@ -445,7 +492,7 @@ async fn export_table<'t>(
         )));
     }
     Ok(Manifest {
-        format: FORMAT.into(),
+        format: format.tag().into(),
         export_id: String::new(),
         table: t.clone(),
         chunks,
@@ -453,6 +500,67 @@ async fn export_table<'t>(
         complete: true,
         resume_after: None,
     })
+}
+
+/// A chunk on its way to the loader: its number, its rows (or none), its binary `COPY`
+/// stream (or none), its uncompressed size.
+type Loaded = (u64, Vec<Row>, Option<Bytes>, u64);
+
+/// Cuts one table's rows into chunks as they come: each full chunk is written to the
+/// stage and recorded, and handed to the loader if there is one.
+struct Chunker<'a> {
+    store: &'a dyn BlobStore,
+    table: &'a str,
+    limits: CopyLimits,
+    w: ChunkWriter,
+    keep_raw: bool,
+    /// The rows of the chunk being built, for the loader.
+    kept: Vec<Row>,
+    chunks: Vec<ChunkInfo>,
+    rows: u64,
+    ltx: Option<mpsc::Sender<Loaded>>,
+    budget: Option<&'a Budget>,
+}
+
+impl Chunker<'_> {
+    /// After a row went into the writer: cuts the chunk once full. `false`: the budget
+    /// is spent, stop after this row.
+    async fn row_done(&mut self) -> Result<bool, DbError> {
+        self.rows += 1;
+        if (self.w.rows as usize) < self.limits.chunk_rows
+            && (self.w.raw_bytes as usize) < self.limits.chunk_bytes
+        {
+            return Ok(true);
+        }
+        self.cut().await?;
+        Ok(self.budget.is_none_or(Budget::spend))
+    }
+
+    async fn cut(&mut self) -> Result<(), DbError> {
+        let next = ChunkWriter::with(self.w.format, self.keep_raw)?;
+        let full = std::mem::replace(&mut self.w, next);
+        let raw_bytes = full.raw_bytes;
+        let (n, raw) = flush(self.store, self.table, full, &mut self.chunks).await?;
+        if let Some(ltx) = &self.ltx {
+            let rows = std::mem::take(&mut self.kept);
+            ltx.send((n, rows, raw.map(Bytes::from), raw_bytes))
+                .await
+                .map_err(|_| DbError::Backend("the loader stopped".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the last chunk, if it has rows, and lets the loader finish.
+    async fn end(&mut self) -> Result<(), DbError> {
+        if self.w.rows > 0 {
+            self.cut().await?;
+            if let Some(b) = self.budget {
+                b.spend();
+            }
+        }
+        self.ltx = None;
+        Ok(())
+    }
 }
 
 /// Where a table's export starts and how many chunks it may still write.
@@ -464,17 +572,18 @@ struct Resume<'a> {
     budget: Option<&'a Budget>,
 }
 
-/// Writes one finished chunk to the stage and records it.
+/// Writes one finished chunk to the stage and records it: its number, and its
+/// uncompressed bytes if the writer kept them.
 async fn flush(
     store: &dyn BlobStore,
     table: &str,
     w: ChunkWriter,
     chunks: &mut Vec<ChunkInfo>,
-) -> Result<u64, DbError> {
+) -> Result<(u64, Option<Vec<u8>>), DbError> {
     let n = chunks.len() as u64 + 1;
-    let key = chunk_key(table, n)?;
+    let key = chunk_key(table, n, w.format)?;
     let count = w.rows;
-    let (body, sha256) = w.finish()?;
+    let crate::stage::Finished { body, sha256, raw } = w.finish()?;
     let bytes = body.len() as u64;
     // A run killed after writing this chunk and before recording it left the very same
     // bytes (the same rows, from the same key, of a frozen source): not sent again. A
@@ -491,7 +600,7 @@ async fn flush(
         bytes,
         sha256,
     });
-    Ok(n)
+    Ok((n, raw))
 }
 
 /// How to import.
@@ -532,18 +641,16 @@ pub async fn read_index(store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
     })?;
     let index: ExportIndex =
         serde_json::from_slice(&body).map_err(|e| DbError::Corrupt(format!("export.json: {e}")))?;
-    if index.format != FORMAT {
-        return Err(DbError::Corrupt(format!(
-            "export.json: format {:?}, expected {FORMAT:?}",
-            index.format
-        )));
-    }
+    ChunkFormat::of(&index.format, "export.json")?;
     Ok(index)
 }
 
 async fn read_manifest(store: &dyn BlobStore, table: &str) -> Result<Manifest, DbError> {
     let body = store.get(&manifest_key(table)?).await?;
-    serde_json::from_slice(&body).map_err(|e| DbError::Corrupt(format!("manifest of {table}: {e}")))
+    let m: Manifest = serde_json::from_slice(&body)
+        .map_err(|e| DbError::Corrupt(format!("manifest of {table}: {e}")))?;
+    ChunkFormat::of(&m.format, &format!("manifest of {table}"))?;
+    Ok(m)
 }
 
 /// The manifests of `tables`, in their order, a few read at once: a Moodle has about 500
@@ -803,8 +910,8 @@ pub async fn import_part(
                         stopped_r.store(true, Relaxed);
                         return Ok::<_, DbError>(true);
                     }
-                    let (batch, bytes) = read_chunk(store, &m.table, c).await?;
-                    tx.send(Staged::Chunk(m, c, batch, bytes))
+                    let (batch, raw, bytes) = read_chunk(store, m, c, db.engine()).await?;
+                    tx.send(Staged::Chunk(m, c, batch, raw, bytes))
                         .await
                         .map_err(|_| gone())?;
                 }
@@ -816,8 +923,8 @@ pub async fn import_part(
             let mut whole = Vec::new();
             while let Some(staged) = rx.recv().await {
                 match staged {
-                    Staged::Chunk(m, c, batch, bytes) => {
-                        loader.add(&m.table, c.n, batch, bytes).await?;
+                    Staged::Chunk(m, c, batch, raw, bytes) => {
+                        loader.add(&m.table, c.n, batch, raw, bytes).await?;
                         rows_r.fetch_add(c.rows, Relaxed);
                         chunks_r.fetch_add(1, Relaxed);
                         progress.rows(c.rows);
@@ -848,6 +955,7 @@ pub async fn import_part(
             .map(|m| Load {
                 table: &m.table,
                 rows: Vec::new(),
+                copy: None,
                 ledger: Some(0),
             })
             .collect();
@@ -864,34 +972,48 @@ pub async fn import_part(
     })
 }
 
-/// What the reader of [`import_part`] hands its loader: a chunk's rows (and their weight
-/// in bytes), or the end of a table whose every chunk is handed over.
+/// What the reader of [`import_part`] hands its loader: a chunk's rows, or its PostgreSQL
+/// binary stream as it is (and their weight in bytes), or the end of a table whose every
+/// chunk is handed over.
 enum Staged<'m> {
-    Chunk(&'m Manifest, &'m ChunkInfo, Vec<Row>, u64),
+    Chunk(&'m Manifest, &'m ChunkInfo, Vec<Row>, Option<Bytes>, u64),
     Whole(&'m Manifest),
 }
 
-/// Reads staged chunk `c` of `t` and decodes it (checksum first) off the async threads:
-/// the loader of the chunk before goes on meanwhile. Returns its rows and their weight.
+/// Reads staged chunk `c` of `m` for a target of engine `to` and decodes it (checksum
+/// first) off the async threads, while the loader of the chunk before goes on. Returns
+/// its rows, or PostgreSQL's binary stream as it is for a PostgreSQL target (only its
+/// frame read, to count its tuples), and their weight.
 async fn read_chunk(
     store: &dyn BlobStore,
-    t: &Table,
+    m: &Manifest,
     c: &ChunkInfo,
-) -> Result<(Vec<Row>, u64), DbError> {
+    to: Engine,
+) -> Result<(Vec<Row>, Option<Bytes>, u64), DbError> {
+    let name = &m.table.name;
     let key = a2a_core::BlobKey::parse(&c.key)
-        .map_err(|e| DbError::Corrupt(format!("manifest of {}: {e}", t.name)))?;
+        .map_err(|e| DbError::Corrupt(format!("manifest of {name}: {e}")))?;
     let body = store.get(&key).await?;
-    let (table, c) = (t.clone(), c.clone());
+    let format = ChunkFormat::of(&m.format, &format!("manifest of {name}"))?;
+    let (table, c) = (m.table.clone(), c.clone());
     tokio::task::spawn_blocking(move || {
-        let batch = decode_chunk(&table, &c, &body)?;
+        if format == ChunkFormat::PgCopy && to == Engine::Postgres {
+            let raw = open_chunk(&c, &body)?;
+            drop(body);
+            let what = format!("staged chunk {}", c.key);
+            check_count(&c, crate::pgcopy::count_tuples(&what, &table, &raw)?)?;
+            let bytes = raw.len() as u64;
+            return Ok((Vec::new(), Some(Bytes::from(raw)), bytes));
+        }
+        let batch = decode_chunk_as(format, &table, &c, &body)?;
         let bytes = batch
             .iter()
             .flat_map(|r| r.iter().map(crate::schema::Value::weight))
             .sum::<usize>() as u64;
-        Ok((batch, bytes))
+        Ok((batch, None, bytes))
     })
     .await
-    .map_err(|e| DbError::Backend(format!("decoding a staged chunk of {}: {e}", t.name)))?
+    .map_err(|e| DbError::Backend(format!("decoding a staged chunk of {name}: {e}")))?
 }
 
 /// Checks that every table of the stage's export is wholly in the target (its ledger row
@@ -918,16 +1040,18 @@ pub async fn finish_import(dst: &Db, store: &dyn BlobStore) -> Result<ExportInde
     Ok(index)
 }
 
-/// The index of the export of `tables` from `src` with `prefix`: `export_id`, `rows` in all.
+/// The index of the export of `tables` from `src` with `prefix`: `export_id`, `rows` in
+/// all; its format is the chunks' (`limits`).
 fn export_index(
     src: &Db,
     prefix: &str,
     tables: &[Table],
+    limits: CopyLimits,
     export_id: String,
     rows: u64,
 ) -> ExportIndex {
     ExportIndex {
-        format: FORMAT.into(),
+        format: limits.format(src).tag().into(),
         source: src.locator().to_string(),
         export_id,
         prefix: prefix.into(),
@@ -987,7 +1111,7 @@ pub async fn copy(
     let size = |t: &Table| sizes.get(&t.name).copied().unwrap_or(u64::MAX);
     let refs: Vec<&Table> = tables.iter().collect();
     let work = plan(&refs, size, |t| size(t) < SMALL_TABLE);
-    let mut index = export_index(src, prefix, &tables, new_export_id(), 0);
+    let mut index = export_index(src, prefix, &tables, limits, new_export_id(), 0);
     // The target: fresh, or emptied when asked; nothing changes before this check.
     let mut ours = dst.list_tables(prefix).await?;
     let ledger = dst.list_tables("").await?.iter().any(|n| n == LEDGER_TABLE);
@@ -1141,7 +1265,14 @@ pub async fn begin_export(
             .map_err(|e| DbError::Corrupt(format!("export.partial.json: {e}")))?,
         Err(a2a_core::PortError::NotFound(_)) => {
             store.delete(&index_key()?).await?;
-            let index = export_index(src, prefix, &tables, new_export_id(), 0);
+            let index = export_index(
+                src,
+                prefix,
+                &tables,
+                CopyLimits::default(),
+                new_export_id(),
+                0,
+            );
             let body =
                 serde_json::to_vec_pretty(&index).map_err(|e| DbError::Backend(e.to_string()))?;
             store.put(&partial_key()?, Bytes::from(body)).await?;
@@ -1283,6 +1414,7 @@ pub async fn seal_export(store: &dyn BlobStore) -> Result<ExportIndex, DbError> 
         Err(e) => return Err(e),
     };
     let mut rows = 0;
+    let mut format = ChunkFormat::JsonLines;
     for t in &index.tables {
         let m = match store.get(&manifest_key(t)?).await {
             Ok(body) => serde_json::from_slice::<Manifest>(&body)
@@ -1300,8 +1432,15 @@ pub async fn seal_export(store: &dyn BlobStore) -> Result<ExportIndex, DbError> 
             )));
         }
         rows += m.rows;
+        if ChunkFormat::of(&m.format, &format!("manifest of {t}"))? == ChunkFormat::PgCopy {
+            format = ChunkFormat::PgCopy;
+        }
     }
-    let whole = ExportIndex { rows, ..index };
+    let whole = ExportIndex {
+        rows,
+        format: format.tag().into(),
+        ..index
+    };
     let body = serde_json::to_vec_pretty(&whole).map_err(|e| DbError::Backend(e.to_string()))?;
     store.put(&index_key()?, Bytes::from(body)).await?;
     store.delete(&partial_key()?).await?;

@@ -1,9 +1,12 @@
-//! The staging format: per table a JSON manifest and chunks of zstd-compressed JSON Lines,
-//! one JSON array per row, typed by the manifest's neutral schema.
+//! The staging format: per table a JSON manifest and zstd-compressed chunks, typed by the
+//! manifest's neutral schema. A chunk is JSON Lines (one JSON array per row), or, from a
+//! PostgreSQL source, the server's own binary `COPY` stream ([`crate::pgcopy`]); the
+//! manifest's `format` says which.
 //!
 //! Layout in the blob store (under an optional root):
 //! `dbmove/export.json` (written last: the export is complete),
-//! `dbmove/tables/<table>/manifest.json`, `dbmove/tables/<table>/<n>.jsonl.zst`.
+//! `dbmove/tables/<table>/manifest.json`, `dbmove/tables/<table>/<n>.jsonl.zst` (or
+//! `<n>.pgcopy.zst`).
 
 use std::io::Write as _;
 
@@ -105,8 +108,48 @@ pub struct ExportIndex {
     pub rows: u64,
 }
 
-/// The format tag of manifests and indexes.
+/// The format tag of manifests and indexes of JSON Lines chunks.
 pub const FORMAT: &str = "a2a-dbmove/jsonl-zstd/1";
+/// The format tag of manifests of binary `COPY` chunks, and of the index of an export
+/// holding them (older readers refuse it rather than misread its chunks).
+pub const PGCOPY_FORMAT: &str = "a2a-dbmove/pgcopy-zstd/1";
+
+/// What a chunk holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkFormat {
+    /// JSON Lines, one array per row.
+    JsonLines,
+    /// PostgreSQL's binary `COPY` stream, header and trailer included.
+    PgCopy,
+}
+
+impl ChunkFormat {
+    /// The tag in manifests.
+    pub fn tag(self) -> &'static str {
+        match self {
+            ChunkFormat::JsonLines => FORMAT,
+            ChunkFormat::PgCopy => PGCOPY_FORMAT,
+        }
+    }
+
+    /// The format a tag names; a corrupt-stage error naming `what` for any other.
+    pub fn of(tag: &str, what: &str) -> Result<Self, DbError> {
+        match tag {
+            FORMAT => Ok(ChunkFormat::JsonLines),
+            PGCOPY_FORMAT => Ok(ChunkFormat::PgCopy),
+            _ => Err(DbError::Corrupt(format!(
+                "{what}: format {tag:?}, expected {FORMAT:?} or {PGCOPY_FORMAT:?}"
+            ))),
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            ChunkFormat::JsonLines => "jsonl.zst",
+            ChunkFormat::PgCopy => "pgcopy.zst",
+        }
+    }
+}
 
 /// Key of the export index.
 pub fn index_key() -> Result<BlobKey, DbError> {
@@ -124,58 +167,109 @@ pub fn manifest_key(table: &str) -> Result<BlobKey, DbError> {
 }
 
 /// Key of a table's chunk `n`.
-pub fn chunk_key(table: &str, n: u64) -> Result<BlobKey, DbError> {
-    key(&format!("dbmove/tables/{table}/{n:06}.jsonl.zst"))
+pub fn chunk_key(table: &str, n: u64, format: ChunkFormat) -> Result<BlobKey, DbError> {
+    key(&format!(
+        "dbmove/tables/{table}/{n:06}.{}",
+        format.extension()
+    ))
 }
 
 fn key(s: &str) -> Result<BlobKey, DbError> {
     BlobKey::parse(s).map_err(|e| DbError::Input(format!("cannot stage under {s:?}: {e}")))
 }
 
-/// Builds one chunk: rows go in as JSON lines through a zstd encoder.
+/// Builds one chunk: rows go in as JSON lines, or binary `COPY` tuples as they are,
+/// through a zstd encoder.
 pub struct ChunkWriter {
     enc: zstd::stream::Encoder<'static, Vec<u8>>,
     line: Vec<u8>,
+    /// What it holds.
+    pub format: ChunkFormat,
+    /// The uncompressed chunk too, when asked (a PostgreSQL target loads it as it is).
+    raw: Option<Vec<u8>>,
     /// Rows written.
     pub rows: u64,
     /// Uncompressed bytes written.
     pub raw_bytes: u64,
 }
 
+fn zstd_err(e: std::io::Error) -> DbError {
+    DbError::Backend(format!("zstd: {e}"))
+}
+
 impl ChunkWriter {
-    /// A new, empty chunk.
+    /// A new, empty chunk of JSON Lines.
     pub fn new() -> Result<Self, DbError> {
-        let enc = zstd::stream::Encoder::new(Vec::new(), 3)
-            .map_err(|e| DbError::Backend(format!("zstd: {e}")))?;
-        Ok(Self {
-            enc,
-            line: Vec::with_capacity(4096),
-            rows: 0,
-            raw_bytes: 0,
-        })
+        Self::with(ChunkFormat::JsonLines, false)
     }
 
-    /// Appends one row.
-    pub fn push(&mut self, row: &Row) -> Result<(), DbError> {
-        self.line.clear();
-        encode_row(row, &mut self.line);
-        self.enc
-            .write_all(&self.line)
-            .map_err(|e| DbError::Backend(format!("zstd: {e}")))?;
-        self.rows += 1;
-        self.raw_bytes += self.line.len() as u64;
+    /// A new, empty chunk of `format`; with `keep_raw`, [`ChunkWriter::finish`] also
+    /// gives back the uncompressed bytes.
+    pub fn with(format: ChunkFormat, keep_raw: bool) -> Result<Self, DbError> {
+        let enc = zstd::stream::Encoder::new(Vec::new(), 3).map_err(zstd_err)?;
+        let mut w = Self {
+            enc,
+            line: Vec::with_capacity(4096),
+            format,
+            raw: keep_raw.then(Vec::new),
+            rows: 0,
+            raw_bytes: 0,
+        };
+        if format == ChunkFormat::PgCopy {
+            w.write(&crate::pgcopy::header())?;
+        }
+        Ok(w)
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<(), DbError> {
+        self.enc.write_all(b).map_err(zstd_err)?;
+        if let Some(raw) = &mut self.raw {
+            raw.extend_from_slice(b);
+        }
+        self.raw_bytes += b.len() as u64;
         Ok(())
     }
 
-    /// The compressed chunk and its SHA-256.
-    pub fn finish(self) -> Result<(Vec<u8>, String), DbError> {
-        let body = self
-            .enc
-            .finish()
-            .map_err(|e| DbError::Backend(format!("zstd: {e}")))?;
-        let sha = hex::encode(sha2::Sha256::digest(&body));
-        Ok((body, sha))
+    /// Appends one row (a JSON Lines chunk).
+    pub fn push(&mut self, row: &Row) -> Result<(), DbError> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        encode_row(row, &mut line);
+        let r = self.write(&line);
+        self.line = line;
+        self.rows += 1;
+        r
     }
+
+    /// Appends one tuple of a binary `COPY` stream (a binary chunk).
+    pub fn push_tuple(&mut self, tuple: &[u8]) -> Result<(), DbError> {
+        self.rows += 1;
+        self.write(tuple)
+    }
+
+    /// The compressed chunk, its SHA-256, and the uncompressed bytes if kept.
+    pub fn finish(mut self) -> Result<Finished, DbError> {
+        if self.format == ChunkFormat::PgCopy {
+            self.write(&crate::pgcopy::TRAILER)?;
+        }
+        let body = self.enc.finish().map_err(zstd_err)?;
+        let sha256 = hex::encode(sha2::Sha256::digest(&body));
+        Ok(Finished {
+            body,
+            sha256,
+            raw: self.raw,
+        })
+    }
+}
+
+/// A finished chunk.
+pub struct Finished {
+    /// The compressed bytes.
+    pub body: Vec<u8>,
+    /// Their lower-case hex SHA-256.
+    pub sha256: String,
+    /// The uncompressed bytes, if the writer kept them.
+    pub raw: Option<Vec<u8>>,
 }
 
 fn encode_row(row: &Row, out: &mut Vec<u8>) {
@@ -214,17 +308,52 @@ fn encode_row(row: &Row, out: &mut Vec<u8>) {
     out.extend_from_slice(b"]\n");
 }
 
-/// Reads a chunk back, checking its SHA-256 first.
-pub fn decode_chunk(table: &Table, info: &ChunkInfo, body: &[u8]) -> Result<Vec<Row>, DbError> {
+/// A chunk's uncompressed bytes, its SHA-256 checked first.
+pub fn open_chunk(info: &ChunkInfo, body: &[u8]) -> Result<Vec<u8>, DbError> {
     let sha = hex::encode(sha2::Sha256::digest(body));
     if sha != info.sha256 {
         return Err(DbError::Corrupt(format!(
-            "staged chunk {} has SHA-256 {sha}, but its manifest says {}",
+            "staged chunk {} has SHA-256 {sha}, but its manifest says {}; the stage is \
+             damaged: export again",
             info.key, info.sha256
         )));
     }
-    let raw = zstd::decode_all(body)
-        .map_err(|e| DbError::Corrupt(format!("staged chunk {}: {e}", info.key)))?;
+    zstd::decode_all(body).map_err(|e| DbError::Corrupt(format!("staged chunk {}: {e}", info.key)))
+}
+
+/// Reads a chunk of `format` back as rows, checking its SHA-256 first.
+pub fn decode_chunk_as(
+    format: ChunkFormat,
+    table: &Table,
+    info: &ChunkInfo,
+    body: &[u8],
+) -> Result<Vec<Row>, DbError> {
+    match format {
+        ChunkFormat::JsonLines => decode_chunk(table, info, body),
+        ChunkFormat::PgCopy => {
+            let raw = open_chunk(info, body)?;
+            let rows =
+                crate::pgcopy::decode_stream(&format!("staged chunk {}", info.key), table, &raw)?;
+            check_count(info, rows.len() as u64)?;
+            Ok(rows)
+        }
+    }
+}
+
+/// A chunk's row count must be its manifest's.
+pub fn check_count(info: &ChunkInfo, rows: u64) -> Result<(), DbError> {
+    if rows != info.rows {
+        return Err(DbError::Corrupt(format!(
+            "staged chunk {}: {rows} rows, but its manifest says {}",
+            info.key, info.rows
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a chunk of JSON Lines back, checking its SHA-256 first.
+pub fn decode_chunk(table: &Table, info: &ChunkInfo, body: &[u8]) -> Result<Vec<Row>, DbError> {
+    let raw = open_chunk(info, body)?;
     let bad = |what: String| DbError::Corrupt(format!("staged chunk {}: {what}", info.key));
     let mut rows = Vec::with_capacity(info.rows as usize);
     for line in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -248,13 +377,7 @@ pub fn decode_chunk(table: &Table, info: &ChunkInfo, body: &[u8]) -> Result<Vec<
         }
         rows.push(row);
     }
-    if rows.len() as u64 != info.rows {
-        return Err(bad(format!(
-            "{} rows, but its manifest says {}",
-            rows.len(),
-            info.rows
-        )));
-    }
+    check_count(info, rows.len() as u64)?;
     Ok(rows)
 }
 
@@ -338,7 +461,7 @@ mod tests {
         for r in &rows {
             w.push(r).unwrap();
         }
-        let (body, sha256) = w.finish().unwrap();
+        let Finished { body, sha256, .. } = w.finish().unwrap();
         let info = ChunkInfo {
             n: 1,
             key: "k".into(),

@@ -23,6 +23,7 @@ async fn every_statement_sent_to_mysql_is_mysql_8_syntax() {
     let limits = CopyLimits {
         chunk_rows: 200,
         chunk_bytes: 1 << 20,
+        ..CopyLimits::default()
     };
     let options = FixtureOptions {
         extras: true,

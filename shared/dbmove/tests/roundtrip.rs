@@ -91,6 +91,7 @@ async fn every_pair_round_trips_and_verifies_equal() {
         let limits = CopyLimits {
             chunk_rows: 64,
             chunk_bytes: 16 << 10,
+            ..CopyLimits::default()
         };
         let ex = export(&src, &store, "mdl_", limits, 2, &NoProgress)
             .await
@@ -163,6 +164,7 @@ async fn parts_run_at_once_resume_and_verify_equal() {
     let limits = CopyLimits {
         chunk_rows: 64,
         chunk_bytes: 16 << 10,
+        ..CopyLimits::default()
     };
     for (i, (stag, sadmin)) in engines.iter().enumerate() {
         // Each engine exports to the next one (SQLite alone: to itself).

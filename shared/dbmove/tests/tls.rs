@@ -29,6 +29,7 @@ async fn copy_into(admin: &Locator, tag: &str) {
     let limits = CopyLimits {
         chunk_rows: 500,
         chunk_bytes: 1 << 20,
+        ..CopyLimits::default()
     };
     let (ex, im) = copy(&src, &dst, &store, "mdl_", limits, 2, false, &NoProgress)
         .await

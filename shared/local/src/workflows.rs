@@ -160,13 +160,15 @@ impl AslWorkflows {
     }
 
     /// Runs one execution of `kind` to its end and returns the engine's outcome, with its
-    /// history events when `history` is set (what `GetExecutionHistory` serves).
+    /// history events when `history` is set (what `GetExecutionHistory` serves). `arn`:
+    /// the state machine's ARN where a service endpoint serves it (`None` here).
     pub async fn execute(
         &self,
         kind: InstanceKind,
         name: &str,
         input: Value,
         history: bool,
+        arn: Option<String>,
     ) -> a2a_asl::Outcome {
         Execution::run(
             &self.machines[&kind],
@@ -178,6 +180,7 @@ impl AslWorkflows {
                 resolver: self.resolver.clone(),
                 mock: None,
                 history,
+                arn,
             },
         )
         .await
@@ -186,7 +189,7 @@ impl AslWorkflows {
     /// Runs one execution to its end and returns what `describe` would.
     pub async fn run(&self, kind: InstanceKind, name: &str, input: Value) -> ExecutionInfo {
         let started_at = a2a_core::clock::now();
-        let out = self.execute(kind, name, input, false).await;
+        let out = self.execute(kind, name, input, false, None).await;
         ExecutionInfo {
             id: name.to_owned(),
             status: match out.status {
@@ -260,9 +263,10 @@ impl Workflows for AslWorkflows {
         Ok(StartOutcome::Started(name.to_owned()))
     }
 
+    /// `id` is a name, or an ARN as a step records it from `$$.Execution.Id`.
     async fn describe(&self, id: &str) -> Result<ExecutionInfo, PortError> {
         self.runs()
-            .get(id)
+            .get(a2a_core::execution_name_of(id))
             .cloned()
             .ok_or_else(|| PortError::NotFound(format!("execution {id}")))
     }
@@ -271,6 +275,7 @@ impl Workflows for AslWorkflows {
     /// Step Functions runs no further state of a stopped execution: no Catch, no rollback
     /// (reconciliation starts that). A step cut short there is one a rerun finishes.
     async fn stop(&self, id: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        let id = a2a_core::execution_name_of(id);
         let mut runs = self.runs();
         let r = runs
             .get_mut(id)

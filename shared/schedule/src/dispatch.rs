@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use a2a_core::{
     Instance, InstanceStore, ListFilter, PortError, SchoolCode, StartOutcome, Status, Window,
-    Workflows, execution_name, list_all,
+    Workflows, execution_name, execution_name_of, list_all,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -259,6 +259,19 @@ impl Dispatcher {
                 Err(e) => return failed(e),
             };
             if IN_FLIGHT.contains(&inst.status) && inst.attempt == msg.attempt {
+                let own = execution_name(&code, inst.kind, msg.attempt);
+                if let Some(other) = inst
+                    .execution
+                    .as_deref()
+                    .filter(|e| execution_name_of(e) != own && !crate::tick::is_cleanup(e))
+                {
+                    // A start by hand claimed the school first: a second run would be
+                    // refused by its first step.
+                    return Dispatched::Stale {
+                        school_code: code,
+                        why: format!("execution {other} works on attempt {}", msg.attempt),
+                    };
+                }
                 // Already moved to running by an earlier delivery: start is idempotent.
                 return self.start(inst, msg.attempt).await;
             }
@@ -324,7 +337,10 @@ impl Dispatcher {
             // Step Functions answers a repeated start of a still-running execution (same
             // name and input) with success and the same ARN, not ExecutionAlreadyExists.
             Ok(StartOutcome::Started(id)) => {
-                let seen = inst.execution.as_deref() == Some(id.as_str());
+                let seen = inst
+                    .execution
+                    .as_deref()
+                    .is_some_and(|e| execution_name_of(e) == execution_name_of(&id));
                 (id, seen)
             }
             Ok(StartOutcome::AlreadyExists(id)) => (id, true),
@@ -352,9 +368,12 @@ impl Dispatcher {
         }
     }
 
-    /// Records `execution` on the instance, unless it moved on meanwhile, or a cleanup of
-    /// that attempt is recorded (reconciliation follows that one; a late duplicate of the
-    /// attempt's message must not put the ended execution back).
+    /// Records `execution` on the instance, as the engine names it, unless it moved on
+    /// meanwhile or another execution of that attempt is recorded: one a person started by
+    /// hand that claimed the school first (this one's first step then refuses as a
+    /// duplicate), or a cleanup (reconciliation follows that one; a late duplicate of the
+    /// attempt's message must not put the ended execution back). This one's first step
+    /// may have recorded it already, by its ARN.
     async fn note_execution(
         &self,
         mut inst: Instance,
@@ -364,11 +383,9 @@ impl Dispatcher {
         for _ in 0..SAVE_TRIES {
             if !IN_FLIGHT.contains(&inst.status)
                 || inst.attempt != attempt
-                || inst.execution.as_deref() == Some(execution)
-                || inst
-                    .execution
-                    .as_deref()
-                    .is_some_and(crate::tick::is_cleanup)
+                || inst.execution.as_deref().is_some_and(|e| {
+                    e == execution || execution_name_of(e) != execution_name_of(execution)
+                })
             {
                 return Ok(());
             }

@@ -302,8 +302,13 @@ impl Runner {
             if !IN_FLIGHT.contains(&inst.status) {
                 continue;
             }
-            let name = execution_name(code, inst.kind, inst.attempt);
-            let known = inst.execution.clone().unwrap_or_else(|| name.clone());
+            // Under the name it had: a run a person started by hand is not the attempt's
+            // own name, and the steps that claim the school know it by that name.
+            let known = inst
+                .execution
+                .clone()
+                .unwrap_or_else(|| execution_name(code, inst.kind, inst.attempt));
+            let name = a2a_core::execution_name_of(&known).to_owned();
             match self.workflows.describe(&known).await {
                 Ok(_) => continue,
                 Err(PortError::NotFound(_)) => {}
@@ -311,10 +316,7 @@ impl Runner {
             }
             // A lost cleanup is started again as the cleanup it was: the workflow from its
             // start would run a migration over a target its rollback half removed.
-            let cleanup = known
-                .rsplit(':')
-                .next()
-                .filter(|n| crate::tick::is_cleanup(n));
+            let cleanup = Some(name.as_str()).filter(|n| crate::tick::is_cleanup(n));
             let (name, input) = match cleanup {
                 Some(cleanup) => {
                     let why = inst.last_error.clone().unwrap_or_default();
@@ -322,7 +324,7 @@ impl Runner {
                     (cleanup.to_owned(), input)
                 }
                 None => (
-                    name,
+                    name.clone(),
                     serde_json::json!({"school_code": code, "attempt": inst.attempt}),
                 ),
             };

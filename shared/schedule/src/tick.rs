@@ -577,9 +577,8 @@ pub(crate) fn is_cleanup(id: &str) -> bool {
 /// The `n` of a cleanup execution `…-cleanup-<n>` (a name, or an ARN ending with it);
 /// 0 for any other execution.
 fn cleanup_number(id: &str) -> usize {
-    id.rsplit(':')
-        .next()
-        .and_then(|name| name.rsplit_once("-cleanup-"))
+    a2a_core::execution_name_of(id)
+        .rsplit_once("-cleanup-")
         .and_then(|(_, n)| n.parse().ok())
         .unwrap_or(0)
 }

@@ -233,7 +233,36 @@ async fn every_message_delivered_twice_starts_exactly_one_execution_each() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+/// A school queued by a tick and then claimed by a start by hand (its first step moved it
+/// to running in the message's attempt and recorded that run): the message is stale, and
+/// no second execution starts.
+#[tokio::test]
+async fn a_message_for_a_school_a_start_by_hand_claimed_starts_nothing() {
+    let store = store_with(1, 1).await;
+    let queue = MemQueue::new(5);
+    let mut policy = Policy::new(madrid());
+    policy.nightly_quota = 10;
+    let now = utc(IN_WINDOW);
+    tick(&*store, &queue, None, &policy, now).await.unwrap();
+    let mut i = store.get(&code(1)).await.unwrap().unwrap();
+    assert_eq!(i.status, Status::Queued);
+    i.move_to(Status::Running, now).unwrap();
+    i.execution = Some("arn:aws:states:eu-west-1:1:execution:provision-instance:by-hand".into());
+    store.save(&i).await.unwrap();
+    let wf = Arc::new(Recording::default());
+    let d = Dispatcher::new(store.clone(), wf.clone(), 10).with_windows(madrid());
+    let r = pump(&queue, &d, now).await;
+    assert!(
+        matches!(&r.outcomes[..], [(_, Dispatched::Stale { why, .. })] if why.contains("by-hand")),
+        "{:?}",
+        r.outcomes
+    );
+    assert_eq!(wf.calls(), 0, "no execution started");
+    let after = store.get(&code(1)).await.unwrap().unwrap();
+    assert_eq!(after.execution, i.execution);
+}
+
+#[tokio::test]
 async fn the_cap_defers_messages_and_they_come_back_later() {
     let store = store_with(10, 10).await;
     let queue = MemQueue::new(50);
@@ -263,7 +292,7 @@ async fn the_cap_defers_messages_and_they_come_back_later() {
         tick(&*store, &queue, Some(&*wf), &policy, now)
             .await
             .unwrap();
-        tokio::time::advance(std::time::Duration::from_secs(601)).await;
+        queue.skip(std::time::Duration::from_secs(601));
     }
     assert_eq!(nights_max, 3);
     let active = list_all(&*store, ListFilter::status(Status::Active))

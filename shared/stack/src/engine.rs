@@ -341,9 +341,12 @@ impl Engine {
         }
         let started = a2a_core::clock::now();
         let me = self.clone();
-        let (at, run_name) = (arn.clone(), name.clone());
+        let (at, run_name, served_as) = (arn.clone(), name.clone(), machine.to_owned());
         let task = tokio::spawn(async move {
-            let out = me.flows.execute(kind, &run_name, input, true).await;
+            let out = me
+                .flows
+                .execute(kind, &run_name, input, true, Some(served_as))
+                .await;
             me.finish(&at, out);
         });
         state.order.push(arn.clone());

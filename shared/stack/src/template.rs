@@ -57,7 +57,7 @@ impl Template {
         let text = std::fs::read_to_string(path).map_err(|e| TemplateError {
             file: path.display().to_string(),
             what: "the file".into(),
-            message: format!("cannot read it: {e}"),
+            message: format!("cannot be read: {e}"),
         })?;
         Self::parse(&text, path)
     }
@@ -67,7 +67,7 @@ impl Template {
         let doc: Yaml = yaml_serde::from_str(text).map_err(|e| TemplateError {
             file: path.display().to_string(),
             what: "the file".into(),
-            message: format!("not YAML: {e}"),
+            message: format!("is not YAML: {e}"),
         })?;
         Ok(Self {
             path: path.to_owned(),
@@ -113,6 +113,16 @@ impl Template {
     /// The resource `id`'s field `key` (`Properties`, `Metadata`, `Condition`), unresolved.
     pub fn field(&self, id: &str, key: &str) -> Option<&Yaml> {
         self.resources.get(id)?.get(key)
+    }
+
+    /// The parameter `name`'s field `key` (`Default`, `Type`, …), unresolved.
+    pub fn parameter(&self, name: &str, key: &str) -> Option<&Yaml> {
+        self.parameters.get(name)?.get(key)
+    }
+
+    /// Whether the template has the parameter `name`.
+    pub fn has_parameter(&self, name: &str) -> bool {
+        self.parameters.contains_key(name)
     }
 
     /// The `Globals.Function` field `key`, unresolved.

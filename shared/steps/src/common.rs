@@ -4,7 +4,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use a2a_core::{BlobKey, Instance, InstanceKind, Locator, Outcome, SchoolCode, Status, StepEvent};
+use a2a_core::{
+    BlobKey, Instance, InstanceKind, Locator, Outcome, SchoolCode, Status, StepEvent,
+    execution_name_of,
+};
 use a2a_dbmove::Db;
 use a2a_files::layout;
 use bytes::Bytes;
@@ -85,6 +88,86 @@ pub(crate) async fn load(ctx: &StepContext, code: &SchoolCode) -> Result<Instanc
         .get(code)
         .await?
         .ok_or_else(|| StepError::Input(format!("school {code} is not registered")))
+}
+
+/// Refuses, as a duplicate, a run of a school that is `active`, or that another execution
+/// than `execution` (this run's `$$.Execution.Id`) works on now. `None`: a caller that
+/// does not name its run, checked for `active` only.
+pub(crate) fn refuse_duplicate(i: &Instance, execution: Option<&str>) -> Result<(), StepError> {
+    let code = &i.code;
+    if i.status == Status::Active {
+        return Err(StepError::Duplicate(format!(
+            "school {code} is already active; it is not moved again"
+        )));
+    }
+    let under_way = matches!(rank(i.status), Some(1..=3));
+    if let (true, Some(theirs), Some(ours)) = (under_way, i.execution.as_deref(), execution)
+        && execution_name_of(theirs) != execution_name_of(ours)
+    {
+        return Err(StepError::Duplicate(format!(
+            "school {code} is {} under execution {theirs} (attempt {}); this run changed \
+             nothing: let that one end, or cancel it first (a2a cancel {code})",
+            i.status, i.attempt
+        )));
+    }
+    Ok(())
+}
+
+/// Moves the instance to `running` and claims it for `execution`, in one versioned save:
+/// a `registered`, `failed` or `rolled_back` instance (a start by hand) goes through
+/// `queued` as the dispatcher's start would; a `running` one (the dispatcher moved it)
+/// is claimed if no execution is recorded yet. Of two executions started for one school
+/// at once, one claims it and the other is refused as a duplicate ([`refuse_duplicate`]);
+/// so are `active` schools: A2A never moves a live site again.
+pub(crate) async fn start(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    execution: Option<&str>,
+) -> Result<Instance, StepError> {
+    for _ in 0..8 {
+        let i = load(ctx, code).await?;
+        refuse_duplicate(&i, execution)?;
+        let now = a2a_core::clock::now();
+        let mut next = i.clone();
+        match i.status {
+            Status::Running => {}
+            Status::Registered | Status::Failed | Status::RolledBack | Status::Queued => {
+                if i.status != Status::Queued {
+                    next.move_to(Status::Queued, now)?;
+                }
+                next.move_to(Status::Running, now)?;
+                next.last_error = None;
+                // The last attempt's execution is not this one's; this one's, recorded by
+                // whoever started it, is kept as the engine names it.
+                let ours = |e: &str| {
+                    execution.is_some_and(|x| execution_name_of(e) == execution_name_of(x))
+                };
+                if !next.execution.as_deref().is_some_and(ours) {
+                    next.execution = None;
+                }
+            }
+            s => {
+                return Err(StepError::Input(format!(
+                    "school {code} is {s}: a run is already past its start"
+                )));
+            }
+        }
+        if next.execution.is_none() {
+            next.execution = execution.map(str::to_owned);
+        }
+        if next == i {
+            return Ok(i);
+        }
+        next.updated_at = now;
+        match ctx.store.save(&next).await {
+            Ok(saved) => return Ok(saved),
+            Err(a2a_core::PortError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StepError::Transient(format!(
+        "school {code}: the instance kept changing under this step"
+    )))
 }
 
 /// Where a status stands on the way of a run, to tell a rerun of an earlier step (which
@@ -526,6 +609,37 @@ mod tests {
 
     use super::*;
     use crate::SiteConfig;
+
+    #[test]
+    fn a_run_is_refused_beside_another_known_by_arn_or_name() {
+        let code = SchoolCode::parse("08000001").unwrap();
+        let now = a2a_core::clock::now();
+        let mut i = Instance::new(code, InstanceKind::Migrate, "x", Wave(1), now);
+        let arn = "arn:aws:states:eu-west-1:1:execution:migrate-instance:08000001-migrate-1";
+        // Not under way: any run may claim it.
+        assert_eq!(refuse_duplicate(&i, Some(arn)), Ok(()));
+        i.move_to(Status::Queued, now).unwrap();
+        i.move_to(Status::Running, now).unwrap();
+        i.execution = Some("08000001-migrate-1".into());
+        assert_eq!(refuse_duplicate(&i, Some(arn)), Ok(()), "the same run");
+        assert_eq!(
+            refuse_duplicate(&i, None),
+            Ok(()),
+            "a caller that names no run"
+        );
+        let e = refuse_duplicate(&i, Some("by-hand")).unwrap_err();
+        assert_eq!(e.name(), crate::error::DUPLICATE);
+        assert!(
+            e.to_string().contains("under execution 08000001-migrate-1"),
+            "{e}"
+        );
+        i.move_to(Status::Migrated, now).unwrap();
+        i.move_to(Status::Verified, now).unwrap();
+        i.move_to(Status::Active, now).unwrap();
+        let e = refuse_duplicate(&i, Some(arn)).unwrap_err();
+        assert_eq!(e.name(), crate::error::DUPLICATE);
+        assert!(e.to_string().contains("already active"), "{e}");
+    }
 
     fn site(shard_db: &str) -> Arc<SiteConfig> {
         Arc::new(SiteConfig {

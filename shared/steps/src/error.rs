@@ -13,6 +13,10 @@ pub const PERMANENT: &str = "A2A.Permanent";
 pub const PERMANENT_INPUT: &str = "A2A.Permanent.Input";
 /// A permanent error of a check: a checksum or a manifest that does not match.
 pub const PERMANENT_VERIFY: &str = "A2A.Permanent.Verify";
+/// A start refused because the school is active, or another execution works on it: the
+/// state machines end such a run at once, without a rollback (it changed nothing, and
+/// what there is belongs to the other run).
+pub const DUPLICATE: &str = "A2A.Duplicate";
 
 /// Why a step failed. The message never holds a secret: locators print redacted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +33,9 @@ pub enum StepError {
     /// Any other failure that a retry would not mend.
     #[error("{0}")]
     Permanent(String),
+    /// A start of a school that is active, or that another execution is working on.
+    #[error("{0}")]
+    Duplicate(String),
 }
 
 impl StepError {
@@ -39,6 +46,7 @@ impl StepError {
             StepError::Input(_) => PERMANENT_INPUT,
             StepError::Verify(_) => PERMANENT_VERIFY,
             StepError::Permanent(_) => PERMANENT,
+            StepError::Duplicate(_) => DUPLICATE,
         }
     }
 
@@ -124,6 +132,7 @@ impl StepError {
             StepError::Input(_) => StepError::Input(m),
             StepError::Verify(_) => StepError::Verify(m),
             StepError::Permanent(_) => StepError::Permanent(m),
+            StepError::Duplicate(_) => StepError::Duplicate(m),
         }
     }
 }

@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, dns, get_json, load, put_json, rewrite, run, target, undo_target_side, update,
-    write_route,
+    Done, allocate, dns, get_json, load, put_json, refuse_duplicate, rewrite, run, start, target,
+    undo_target_side, update, write_route,
 };
-use crate::provision::start;
 use crate::{Prefixed, StepContext, StepError};
 
 /// The school's source database, as recorded. A password that intake moved to the secret
@@ -64,30 +63,30 @@ fn stage(ctx: &StepContext, code: &SchoolCode) -> Arc<dyn BlobStore> {
     Arc::new(Prefixed::new(ctx.blob.clone(), layout::stage_root(code)))
 }
 
-/// A migration instance that has not arrived yet: `active` ones are not moved again.
-fn movable(i: &Instance) -> Result<(), StepError> {
+/// A migration instance that `execution` may run: not `active`, and not under way in
+/// another execution ([`refuse_duplicate`]).
+fn movable(i: &Instance, execution: Option<&str>) -> Result<(), StepError> {
     if i.kind != InstanceKind::Migrate {
         return Err(StepError::Input(format!(
             "school {} is a {} instance, not a migration",
             i.code, i.kind
         )));
     }
-    if i.status == Status::Active {
-        return Err(StepError::Input(format!(
-            "school {} is already active; it is not moved again",
-            i.code
-        )));
-    }
-    Ok(())
+    refuse_duplicate(i, execution)
 }
 
-/// The source side of the preflight: loads the instance, refuses an `active` one, and
+/// The source side of the preflight: loads the instance, refuses a duplicate run (an
+/// `active` school, or one another execution works on: [`refuse_duplicate`]), and
 /// checks that the source database (with tables of the prefix) and the source moodledata
 /// folder can be reached. Changes nothing.
-pub async fn check_source(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+pub async fn check_source(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    execution: Option<&str>,
+) -> Result<Value, StepError> {
     run(ctx, "check-source", code, || async {
         let i = load(ctx, code).await?;
-        movable(&i)?;
+        movable(&i, execution)?;
         let src = source_db(ctx, &i).await?;
         let files = source_files(&i)?;
         dns(&i)?;
@@ -112,14 +111,19 @@ pub async fn check_source(ctx: &StepContext, code: &SchoolCode) -> Result<Value,
     .await
 }
 
-/// The target side of the preflight, after [`check_source`]: refuses an `active`
-/// instance, starts the run (`running`) and allocates the target. Opens no source.
-pub async fn preflight(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+/// The target side of the preflight, after [`check_source`]: refuses a duplicate run,
+/// starts the run (`running`, claimed by `execution`: [`start`]) and allocates the
+/// target. Opens no source.
+pub async fn preflight(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    execution: Option<&str>,
+) -> Result<Value, StepError> {
     run(ctx, "preflight", code, || async {
         let i = load(ctx, code).await?;
-        movable(&i)?;
+        movable(&i, execution)?;
         dns(&i)?;
-        start(ctx, code).await?;
+        start(ctx, code, execution).await?;
         let db = allocate(ctx, code).await?;
         Ok(Done::new(json!({"target": db.redacted()})))
     })

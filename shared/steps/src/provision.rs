@@ -6,8 +6,8 @@ use a2a_files::layout;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Done, allocate, dns, drop_db, get_json, load, put_json, rewrite, run, target, target_exists,
-    undo_target_side, update, write_route,
+    Done, allocate, dns, drop_db, get_json, load, put_json, refuse_duplicate, rewrite, run, start,
+    target, target_exists, undo_target_side, update, write_route,
 };
 use crate::{StepContext, StepError, Template, checks};
 
@@ -32,38 +32,23 @@ fn template<'a>(ctx: &'a StepContext, i: &Instance) -> Result<&'a Template, Step
 }
 
 /// Starts the run (`queued` → `running`; a console start of a `registered` or `failed`
-/// instance plays the dispatcher's part and queues it first) and allocates the target
-/// database on the shard with the most room.
-pub async fn allocate_target(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
+/// instance plays the dispatcher's part and queues it first), claimed by `execution`
+/// ([`start`]), and allocates the target database on the shard with the most room.
+pub async fn allocate_target(
+    ctx: &StepContext,
+    code: &SchoolCode,
+    execution: Option<&str>,
+) -> Result<Value, StepError> {
     run(ctx, "allocate-target", code, || async {
         let i = load(ctx, code).await?;
+        refuse_duplicate(&i, execution)?;
         template(ctx, &i)?;
         dns(&i)?;
-        start(ctx, code).await?;
+        start(ctx, code, execution).await?;
         let db = allocate(ctx, code).await?;
         Ok(Done::new(json!({"target": db.redacted()})))
     })
     .await
-}
-
-/// Moves the instance to `running`, through `queued` when a person started it by hand.
-/// `active` is refused: A2A never moves a live site again.
-pub(crate) async fn start(ctx: &StepContext, code: &SchoolCode) -> Result<Instance, StepError> {
-    let i = load(ctx, code).await?;
-    match i.status {
-        Status::Active => Err(StepError::Input(format!(
-            "school {code} is already active; it is not moved again"
-        ))),
-        Status::Running => Ok(i),
-        Status::Registered | Status::Failed | Status::RolledBack => {
-            update(ctx, code, Some(Status::Queued), |_| {}).await?;
-            update(ctx, code, Some(Status::Running), |i| i.last_error = None).await
-        }
-        Status::Queued => update(ctx, code, Some(Status::Running), |i| i.last_error = None).await,
-        s => Err(StepError::Input(format!(
-            "school {code} is {s}: a run is already past its start"
-        ))),
-    }
 }
 
 /// Clones the template database into the target, and then marks the clone whole

@@ -164,7 +164,9 @@ use InstanceKind::{Migrate, Provision};
 #[rustfmt::skip] // a table: one row a step reads better than rustfmt's one field a line
 pub static STEPS: &[Step] = &[
     // provision-instance
-    Step::lambda("AllocateTarget", Provision, SMALL_MB, SHORT, plain!(provision::allocate_target)),
+    Step::lambda("AllocateTarget", Provision, SMALL_MB, SHORT, |ctx, code, input| {
+        Box::pin(provision::allocate_target(ctx, code, execution(input)))
+    }),
     Step::lambda("CloneTemplate", Provision, BIG_MB, LONG, plain!(provision::clone_template)),
     Step::lambda("CopyTemplateFiles", Provision, BIG_MB, LONG,
         plain!(provision::copy_template_files)),
@@ -178,8 +180,12 @@ pub static STEPS: &[Step] = &[
         })
     }).budgeted(ROLLBACK_TIME),
     // migrate-instance
-    Step::activity("CheckSource", SHORT, plain!(migrate::check_source)),
-    Step::lambda("Preflight", Migrate, SMALL_MB, SHORT, plain!(migrate::preflight)),
+    Step::activity("CheckSource", SHORT, |ctx, code, input| {
+        Box::pin(migrate::check_source(ctx, code, execution(input)))
+    }),
+    Step::lambda("Preflight", Migrate, SMALL_MB, SHORT, |ctx, code, input| {
+        Box::pin(migrate::preflight(ctx, code, execution(input)))
+    }),
     Step::activity("Freeze", SHORT, plain!(migrate::freeze)),
     Step::activity("PlanExport", PLAN, |ctx, code, input| {
         Box::pin(async move { migrate::plan_export(ctx, code, number(input, "parts")?).await })
@@ -219,6 +225,12 @@ pub static STEPS: &[Step] = &[
         })
     }).budgeted(ROLLBACK_TIME),
 ];
+
+/// The run a start step claims the school for: its `execution` (the state machines pass
+/// `$$.Execution.Id`), if given.
+fn execution(input: &Value) -> Option<&str> {
+    input.get("execution").and_then(Value::as_str)
+}
 
 /// The `part` of a verify's input (`database`, `database:<n>`, `files`), or empty.
 fn part(input: &Value) -> &str {
@@ -266,7 +278,8 @@ pub fn names() -> Vec<&'static str> {
 /// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
 /// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
 /// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
-/// `Verify` and `VerifySource`; optional `seconds` for `SyncFiles`, `Rollback` and
+/// `Verify` and `VerifySource`; `execution` (the run's id) for `CheckSource`, `Preflight`
+/// and `AllocateTarget`; optional `seconds` for `SyncFiles`, `Rollback` and
 /// `Deprovision`; `error` for the rollbacks, and `restore` (what `RestoreSource`
 /// answered) for `Rollback`.
 pub async fn call(ctx: &StepContext, name: &str, input: Value) -> Result<Value, StepError> {

@@ -33,6 +33,9 @@ pub struct Load<'a> {
     pub table: &'a Table,
     /// Its rows.
     pub rows: Vec<Row>,
+    /// Or its rows as PostgreSQL's binary `COPY` stream, loaded as it is (a PostgreSQL
+    /// target only).
+    pub copy: Option<bytes::Bytes>,
     /// The chunk number for the ledger.
     pub ledger: Option<i64>,
 }
@@ -199,6 +202,15 @@ pub(crate) trait Driver: Send + Sync {
     /// Runs a `SELECT` of `t`'s columns and gives its rows to `sink`, which sends them
     /// on in batches; returns what it sent.
     async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, sink: RowSink) -> Sent;
+    /// Runs a `COPY … TO STDOUT (FORMAT binary)` and gives its stream to `sink`
+    /// (PostgreSQL; elsewhere there is none).
+    async fn copy_out(&self, _sql: &str, _sink: &mut TupleSink) -> Result<(), DbError> {
+        Err(DbError::Backend(format!(
+            "{}: no binary COPY stream on {:?}",
+            self.locator(),
+            self.engine()
+        )))
+    }
     /// Makes `next` the next id the auto-increment of `table.column` hands out.
     async fn set_next_id(&self, table: &str, column: &str, next: i64) -> Result<(), DbError>;
     /// Commits without waiting for the disk, where the engine can.
@@ -476,6 +488,7 @@ impl Db {
         self.load_many(vec![Load {
             table: t,
             rows,
+            copy: None,
             ledger,
         }])
         .await
@@ -486,6 +499,15 @@ impl Db {
     pub async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError> {
         if parts.is_empty() {
             return Ok(());
+        }
+        if self.engine() != Engine::Postgres
+            && let Some(p) = parts.iter().find(|p| p.copy.is_some())
+        {
+            return Err(DbError::Backend(format!(
+                "{}: table {} came as a binary COPY stream, which only PostgreSQL loads",
+                self.locator(),
+                p.table.name
+            )));
         }
         self.driver.load_many(parts).await
     }
@@ -614,9 +636,55 @@ impl Db {
         limit: Option<usize>,
         tx: &mpsc::Sender<Vec<Row>>,
     ) -> Result<(u64, Option<Row>), DbError> {
-        let (sql, params) = page_sql(self.driver.as_ref(), t, key, after, limit);
+        let d = self.driver.as_ref();
+        let select: Vec<String> = t.columns.iter().map(|c| d.select_expr(c)).collect();
+        let mut params = Vec::new();
+        let sql = page_sql(d, t, &select, key, after, limit, &mut |ty, v| {
+            params.push(v.clone());
+            d.mark_type(params.len(), ty)
+        });
         let sink = RowSink::new(tx.clone(), key.to_vec());
         self.driver.stream(t, sql, params, sink).await
+    }
+
+    /// [`Db::stream_rows`] as PostgreSQL's binary `COPY` stream: the tuples of `t` (its
+    /// columns as they are) go down `tx` in batches, in pages of `page_rows` in key order
+    /// after `start_after` when `keyed`, otherwise in one `COPY` in no order. Each page's
+    /// last key is read from its last tuple. Returns the tuples sent.
+    pub async fn stream_tuples(
+        &self,
+        t: &Table,
+        keyed: bool,
+        page_rows: usize,
+        start_after: Option<Row>,
+        tx: &mpsc::Sender<crate::pgcopy::Tuples>,
+    ) -> Result<u64, DbError> {
+        let d = self.driver.as_ref();
+        let key = if keyed { t.pk_positions() } else { vec![] };
+        let select: Vec<String> = t.columns.iter().map(|c| self.q(&c.name)).collect();
+        let limit = (!key.is_empty()).then_some(page_rows);
+        let mut after = start_after;
+        let mut total = 0;
+        loop {
+            // COPY binds no parameters: the key goes in as literals of its columns' types.
+            let sql = page_sql(d, t, &select, &key, after.as_ref(), limit, &mut |ty, v| {
+                postgres::literal(v, ty)
+            });
+            let mut sink = TupleSink::new(tx.clone(), t);
+            d.copy_out(
+                &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
+                &mut sink,
+            )
+            .await?;
+            let (n, last) = sink.finish().await?;
+            total += n;
+            match (limit, last) {
+                (Some(page), Some(last)) if n as usize >= page => {
+                    after = Some(crate::pgcopy::decode_key(t, &key, &last)?);
+                }
+                _ => return Ok(total),
+            }
+        }
     }
 
     /// Runs one statement with bound parameters, written with `{}` where each placeholder
@@ -880,23 +948,19 @@ fn create_table_sql(d: &dyn Driver, t: &Table, inline: bool) -> String {
     )
 }
 
-/// The `SELECT` of one keyset page of `t` (rows after `after` in key order, at most
-/// `limit`) and its parameters.
+/// The `SELECT` of `select` (one per column of `t`) for one keyset page of `t` (rows after
+/// `after` in key order, at most `limit`); `mark` writes each value's place (a
+/// placeholder, or a literal) given its column's type.
 fn page_sql(
     d: &dyn Driver,
     t: &Table,
+    select: &[String],
     key: &[usize],
     after: Option<&Row>,
     limit: Option<usize>,
-) -> (String, Vec<Value>) {
-    let select: Vec<String> = t.columns.iter().map(|c| d.select_expr(c)).collect();
+    mark: &mut dyn FnMut(ColType, &Value) -> String,
+) -> String {
     let key_expr = |i: usize| d.key_expr(&t.columns[i]);
-    let mut n_params = 0;
-    let mut mark = |ty: ColType| {
-        n_params += 1;
-        d.mark_type(n_params, ty)
-    };
-    let mut params: Vec<Value> = Vec::new();
     let mut sql = format!(
         "SELECT {} FROM {}",
         select.join(", "),
@@ -907,15 +971,11 @@ fn page_sql(
         for i in 0..key.len() {
             let mut ands = Vec::new();
             for (j, &col) in key.iter().enumerate().take(i) {
-                ands.push(format!("{} = {}", key_expr(col), mark(t.columns[col].ty)));
-                params.push(after[j].clone());
+                let m = mark(t.columns[col].ty, &after[j]);
+                ands.push(format!("{} = {m}", key_expr(col)));
             }
-            ands.push(format!(
-                "{} > {}",
-                key_expr(key[i]),
-                mark(t.columns[key[i]].ty)
-            ));
-            params.push(after[i].clone());
+            let m = mark(t.columns[key[i]].ty, &after[i]);
+            ands.push(format!("{} > {m}", key_expr(key[i])));
             ors.push(format!("({})", ands.join(" AND ")));
         }
         sql.push_str(&format!(" WHERE {}", ors.join(" OR ")));
@@ -925,10 +985,59 @@ fn page_sql(
         sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
     }
     if let Some(limit) = limit {
-        sql.push_str(&format!(" LIMIT {}", mark(ColType::Int { bytes: 8 })));
-        params.push(Value::Int(limit as i64));
+        let m = mark(ColType::Int { bytes: 8 }, &Value::Int(limit as i64));
+        sql.push_str(&format!(" LIMIT {m}"));
     }
-    (sql, params)
+    sql
+}
+
+/// Where a binary `COPY` stream goes: split into tuples, sent on in batches, counted,
+/// and the last one kept (where the next page starts).
+pub(crate) struct TupleSink {
+    split: crate::pgcopy::Splitter,
+    tx: mpsc::Sender<crate::pgcopy::Tuples>,
+    batch: crate::pgcopy::Tuples,
+    sent: u64,
+    last: Option<Vec<u8>>,
+}
+
+impl TupleSink {
+    fn new(tx: mpsc::Sender<crate::pgcopy::Tuples>, t: &Table) -> Self {
+        TupleSink {
+            split: crate::pgcopy::Splitter::new(format!("COPY of {}", t.name), t),
+            tx,
+            batch: Default::default(),
+            sent: 0,
+            last: None,
+        }
+    }
+
+    /// Takes the next piece of the stream.
+    pub(crate) async fn feed(&mut self, piece: &[u8]) -> Result<(), DbError> {
+        self.split.feed(piece, &mut self.batch)?;
+        if self.batch.len() >= BATCH_ROWS || self.batch.bytes() >= BATCH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), DbError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.last = self.batch.last().map(<[u8]>::to_vec);
+        self.sent += self.batch.len() as u64;
+        let batch = std::mem::take(&mut self.batch);
+        self.tx.send(batch).await.map_err(|_| closed())
+    }
+
+    /// Checks the stream ended whole and sends what is left: how many tuples were sent,
+    /// and the last.
+    async fn finish(mut self) -> Result<(u64, Option<Vec<u8>>), DbError> {
+        self.split.finish()?;
+        self.flush().await?;
+        Ok((self.sent, self.last))
+    }
 }
 
 /// What a read sent: how many rows, and the key values of the last (where the next page

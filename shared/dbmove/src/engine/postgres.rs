@@ -18,8 +18,8 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{
-    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TypeNames, backend,
-    full, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
+    CONNECT_TIMEOUT, Described, Driver, Engine, Load, RowSink, Sent, TsvStyle, TupleSink,
+    TypeNames, backend, full, ledger_insert_sql, push_column, tls, tsv_line, typed_text,
 };
 use crate::DbError;
 use crate::schema::{ColType, Column, Index, Row, Table, Value};
@@ -228,6 +228,36 @@ const TYPES: TypeNames = TypeNames {
     timestamp: "TIMESTAMP",
 };
 
+/// The cast that makes a bound value, or a literal, of a column's type.
+fn cast(ty: ColType) -> &'static str {
+    match ty {
+        ColType::Int { .. } => "::int8",
+        ColType::Bool => "::bool",
+        ColType::Float { .. } => "::float8",
+        ColType::Number { .. } => "::text::numeric",
+        ColType::Char { .. } | ColType::Text => "::text",
+        ColType::Binary => "::bytea",
+        ColType::Date => "::text::date",
+        ColType::Timestamp => "::text::timestamp",
+    }
+}
+
+/// A key value as a SQL literal of its column's type, for the `WHERE` of a `COPY (SELECT
+/// …)`, which binds no parameters. Text goes in an escape string (`E'…'`, backslashes and
+/// quotes doubled), so no value can end the literal.
+pub(super) fn literal(v: &Value, ty: ColType) -> String {
+    let text = |s: &str| format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
+    let lit = match v {
+        Value::Null => return "NULL".into(),
+        Value::Bool(b) => return b.to_string(),
+        Value::Int(i) => format!("({i})"),
+        Value::Float(f) => text(&format!("{f:?}").replace("inf", "Infinity")),
+        Value::Bytes(b) => text(&format!("\\x{}", hex::encode(b))),
+        Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => text(s),
+    };
+    format!("{lit}{}", cast(ty))
+}
+
 /// The column type of a neutral column in DDL.
 fn ddl_type(c: &Column) -> String {
     TYPES.ddl(c)
@@ -280,17 +310,7 @@ impl Driver for Postgres {
     }
 
     fn mark_type(&self, n: usize, ty: ColType) -> String {
-        let cast = match ty {
-            ColType::Int { .. } => "::int8",
-            ColType::Bool => "::bool",
-            ColType::Float { .. } => "::float8",
-            ColType::Number { .. } => "::text::numeric",
-            ColType::Char { .. } | ColType::Text => "::text",
-            ColType::Binary => "::bytea",
-            ColType::Date => "::text::date",
-            ColType::Timestamp => "::text::timestamp",
-        };
-        format!("${n}{cast}")
+        format!("${n}{}", cast(ty))
     }
 
     fn mark_value(&self, n: usize, v: &Value) -> String {
@@ -568,6 +588,15 @@ impl Driver for Postgres {
         sink.finish().await
     }
 
+    async fn copy_out(&self, sql: &str, sink: &mut TupleSink) -> Result<(), DbError> {
+        let stream = self.client.copy_out(sql).await.map_err(|e| self.err(e))?;
+        futures::pin_mut!(stream);
+        while let Some(piece) = stream.next().await {
+            sink.feed(&piece.map_err(|e| self.err(e))?).await?;
+        }
+        Ok(())
+    }
+
     async fn set_next_id(&self, table: &str, column: &str, next: i64) -> Result<(), DbError> {
         self.client
             .execute(
@@ -635,8 +664,12 @@ impl Postgres {
     /// `COPY`s each part's rows in, then records their chunks in the ledger with one
     /// statement (inside the caller's transaction).
     async fn copy_many(&self, parts: &[Load<'_>]) -> Result<(), DbError> {
-        for p in parts.iter().filter(|p| !p.rows.is_empty()) {
-            self.copy_in(p.table, &p.rows).await?;
+        for p in parts {
+            if let Some(stream) = &p.copy {
+                self.copy_in_binary(p.table, stream.clone()).await?;
+            } else if !p.rows.is_empty() {
+                self.copy_in(p.table, &p.rows).await?;
+            }
         }
         let ledger = Load::ledger_rows(parts);
         if ledger.is_empty() {
@@ -654,6 +687,26 @@ impl Postgres {
             .execute(&sql, &params)
             .await
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// `COPY`s a binary `COPY` stream in as it is (inside the caller's transaction): the
+    /// server parses it, the client does nothing per value.
+    async fn copy_in_binary(&self, t: &Table, stream: bytes::Bytes) -> Result<(), DbError> {
+        let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            quote(&t.name),
+            cols.join(", ")
+        );
+        let sink = self
+            .client
+            .copy_in::<_, bytes::Bytes>(&sql)
+            .await
+            .map_err(|e| self.err(e))?;
+        futures::pin_mut!(sink);
+        sink.send(stream).await.map_err(|e| self.err(e))?;
+        sink.as_mut().finish().await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -796,6 +849,22 @@ mod tests {
         assert_eq!(ddl_type(&col(ColType::Int { bytes: 1 }, false)), "SMALLINT");
         assert_eq!(ddl_type(&col(ColType::Int { bytes: 3 }, true)), "SERIAL");
         assert_eq!(ddl_type(&col(ColType::Int { bytes: 8 }, true)), "BIGSERIAL");
+    }
+
+    #[test]
+    fn literals_cannot_end_their_quotes() {
+        assert_eq!(
+            literal(&Value::Text("a'b\\c".into()), ColType::Text),
+            "E'a''b\\\\c'::text"
+        );
+        assert_eq!(
+            literal(&Value::Int(-5), ColType::Int { bytes: 8 }),
+            "(-5)::int8"
+        );
+        assert_eq!(
+            literal(&Value::Bytes(vec![0, 255]), ColType::Binary),
+            "E'\\\\x00ff'::bytea"
+        );
     }
 
     #[test]
