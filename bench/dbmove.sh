@@ -9,7 +9,11 @@
 # A2A runs as bench/dbmove_bench.rs: the library calls of `a2a db copy`, in a release build
 # of a2a-dbmove alone (the CLI's release build also compiles the AWS SDK).
 # `a2a db verify` of each copy is timed too, against the copy's time.
-# Env: SCALE, SHAPE (small; moodle: about 500 tables with a real site's long tail, see
+# Then the migrate workflow's database steps (bench/dbmove_bench.rs `workflow`: export parts,
+# seal, import parts, their 480 s budgets, into a folder stage) are timed against that copy
+# on the same source, and verified equal: `bench dbmove-workflow-pg` and `-mariadb`.
+# Env: WORKFLOW_ONLY=1 (only that comparison: no peers, no verify timing, no clones),
+# SCALE, SHAPE (small; moodle: about 500 tables with a real site's long tail, see
 # `a2a fixture site --shape`), CLONES (100; 0 skips them), NAME (a2a_bench: the prefix of
 # the databases made and dropped), PG_SRC and MY_SRC (an existing source database of that
 # name, generated before with the same SCALE and SHAPE, instead of generating one; it is
@@ -21,6 +25,7 @@ scale=${SCALE:-1000}
 shape=${SHAPE:-small}
 clones=${CLONES:-100}
 name=${NAME:-a2a_bench}
+workflow_only=${WORKFLOW_ONLY:-}
 pg_admin=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 my_admin=${MY_ADMIN:-mysql://root@127.0.0.1:3306/test}
 my_args=(-h "${MY_HOST:-127.0.0.1}" -P "${MY_PORT:-3306}" -u "${MY_USER:-root}")
@@ -35,7 +40,7 @@ since() { echo "$(now) - $1" | bc -l; }
 pg_url() { "$bench" create "$pg_admin" "$1"; }
 my_url() { "$bench" create "$my_admin" "$1"; }
 cleanup() {
-    for n in "${name}_src" "${name}_dst" "${name}_peer" "${name}_tpl"; do
+    for n in "${name}_src" "${name}_dst" "${name}_peer" "${name}_tpl" "${name}_wf"; do
         "$bench" drop "$pg_admin" "$n" 2>/dev/null || true
         "$bench" drop "$my_admin" "$n" 2>/dev/null || true
     done
@@ -63,6 +68,21 @@ verify_timed() {
     since "$s"
 }
 
+# workflow_vs_copy ENGINE ADMIN SRC COPY_SECS: the workflow's steps from SRC into a new
+# database, verified equal, against the copy's time of this run.
+workflow_vs_copy() {
+    local engine=$1 admin=$2 src=$3 copy_secs=$4 dst out secs rss
+    dst=$("$bench" create "$admin" "${name}_wf")
+    out=$("$bench" workflow "$src" "$dst" "$work/stage-wf")
+    read -r secs rss <<<"$out"
+    "$bench" verify "$src" "$dst" || { echo "bench dbmove-workflow-$engine: the copy does not verify" >&2; exit 1; }
+    echo "info: a2a workflow ($engine) verified equal; peak RSS $rss MB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf 'bench dbmove-workflow-%s: a2a workflow %.1f s, a2a db copy %.1f s, ratio %.2f\n' \
+        "$engine" "$secs" "$copy_secs" "$(echo "$copy_secs / $secs" | bc -l)"
+    "$bench" drop "$admin" "${name}_wf"
+    rm -rf "$work/stage-wf"
+}
+
 # --- PostgreSQL ---
 s=$(now); src=$(source_db "$pg_admin" "${name}_src" "${PG_SRC:-}")
 src_db=${src##*/}
@@ -72,27 +92,31 @@ psql -qc "VACUUM ANALYZE" "$src"
 dst=$(pg_url "${name}_dst")
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-pg")
 read -r a2a_pg rss_pg <<<"$out"
-verify_pg=$(verify_timed "$src" "$dst" dbmove-pg)
-rows_pg=$(verify_timed "$src" "$dst" dbmove-pg verify-rows)
-echo "info: pg copy verified equal (both ways)"
-s=$(now)
-pg_dump -Fd -j2 -f "$work/pgdump" "$src"
-dump_pg=$(since "$s")
-peer=$(pg_url "${name}_peer")
-pg_restore -j2 -d "$peer" "$work/pgdump"
-peer_pg=$(since "$s")
-# pg_restore alone is the server loading the data and building its indexes: a floor for
-# any copy into this server on this machine.
-printf 'info: pg_dump %.1f s, pg_restore %.1f s (the load floor)\n' "$dump_pg" \
-    "$(echo "$peer_pg - $dump_pg" | bc -l)"
-echo "info: a2a peak RSS (pg copy): $rss_pg MB"
-printf 'info: a2a db verify (pg) %.1f s, %.2f of the copy (--rows: %.1f s, %.2f)\n' \
-    "$verify_pg" "$(echo "$verify_pg / $a2a_pg" | bc -l)" \
-    "$rows_pg" "$(echo "$rows_pg / $a2a_pg" | bc -l)"
-printf 'bench dbmove-pg: a2a %.1f s, pg_dump+pg_restore %.1f s, ratio %.2f\n' \
-    "$a2a_pg" "$peer_pg" "$(echo "$peer_pg / $a2a_pg" | bc -l)"
-"$bench" drop "$pg_admin" "${name}_dst"; "$bench" drop "$pg_admin" "${name}_peer"
-"$bench" drop "$pg_admin" "${name}_src"
+if [ -z "$workflow_only" ]; then
+    verify_pg=$(verify_timed "$src" "$dst" dbmove-pg)
+    rows_pg=$(verify_timed "$src" "$dst" dbmove-pg verify-rows)
+    echo "info: pg copy verified equal (both ways)"
+    s=$(now)
+    pg_dump -Fd -j2 -f "$work/pgdump" "$src"
+    dump_pg=$(since "$s")
+    peer=$(pg_url "${name}_peer")
+    pg_restore -j2 -d "$peer" "$work/pgdump"
+    peer_pg=$(since "$s")
+    # pg_restore alone is the server loading the data and building its indexes: a floor for
+    # any copy into this server on this machine.
+    printf 'info: pg_dump %.1f s, pg_restore %.1f s (the load floor)\n' "$dump_pg" \
+        "$(echo "$peer_pg - $dump_pg" | bc -l)"
+    echo "info: a2a peak RSS (pg copy): $rss_pg MB"
+    printf 'info: a2a db verify (pg) %.1f s, %.2f of the copy (--rows: %.1f s, %.2f)\n' \
+        "$verify_pg" "$(echo "$verify_pg / $a2a_pg" | bc -l)" \
+        "$rows_pg" "$(echo "$rows_pg / $a2a_pg" | bc -l)"
+    printf 'bench dbmove-pg: a2a %.1f s, pg_dump+pg_restore %.1f s, ratio %.2f\n' \
+        "$a2a_pg" "$peer_pg" "$(echo "$peer_pg / $a2a_pg" | bc -l)"
+    "$bench" drop "$pg_admin" "${name}_peer"
+fi
+"$bench" drop "$pg_admin" "${name}_dst"
+workflow_vs_copy pg "$pg_admin" "$src" "$a2a_pg"
+[ -n "${PG_SRC:-}" ] || "$bench" drop "$pg_admin" "${name}_src"
 rm -rf "$work/stage-pg" "$work/pgdump"
 
 # --- MariaDB ---
@@ -102,25 +126,29 @@ echo "info: mariadb fixture scale $scale ($shape) ready in $(printf '%.1f' "$(si
 dst=$(my_url "${name}_dst")
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-my")
 read -r a2a_my rss_my <<<"$out"
-verify_my=$(verify_timed "$src" "$dst" dbmove-mariadb)
-rows_my=$(verify_timed "$src" "$dst" dbmove-mariadb verify-rows)
-echo "info: mariadb copy verified equal (both ways)"
-my_url "${name}_peer" >/dev/null
-s=$(now)
-mariadb-dump "${my_args[@]}" --single-transaction "$src_db" | mariadb "${my_args[@]}" "${name}_peer"
-peer_my=$(since "$s")
-echo "info: a2a peak RSS (mariadb copy): $rss_my MB"
-printf 'info: a2a db verify (mariadb) %.1f s, %.2f of the copy (--rows: %.1f s, %.2f)\n' \
-    "$verify_my" "$(echo "$verify_my / $a2a_my" | bc -l)" \
-    "$rows_my" "$(echo "$rows_my / $a2a_my" | bc -l)"
-printf 'bench dbmove-mariadb: a2a %.1f s, mariadb-dump|mariadb %.1f s, ratio %.2f\n' \
-    "$a2a_my" "$peer_my" "$(echo "$peer_my / $a2a_my" | bc -l)"
-"$bench" drop "$my_admin" "${name}_dst"; "$bench" drop "$my_admin" "${name}_peer"
-"$bench" drop "$my_admin" "${name}_src"
+if [ -z "$workflow_only" ]; then
+    verify_my=$(verify_timed "$src" "$dst" dbmove-mariadb)
+    rows_my=$(verify_timed "$src" "$dst" dbmove-mariadb verify-rows)
+    echo "info: mariadb copy verified equal (both ways)"
+    my_url "${name}_peer" >/dev/null
+    s=$(now)
+    mariadb-dump "${my_args[@]}" --single-transaction "$src_db" | mariadb "${my_args[@]}" "${name}_peer"
+    peer_my=$(since "$s")
+    echo "info: a2a peak RSS (mariadb copy): $rss_my MB"
+    printf 'info: a2a db verify (mariadb) %.1f s, %.2f of the copy (--rows: %.1f s, %.2f)\n' \
+        "$verify_my" "$(echo "$verify_my / $a2a_my" | bc -l)" \
+        "$rows_my" "$(echo "$rows_my / $a2a_my" | bc -l)"
+    printf 'bench dbmove-mariadb: a2a %.1f s, mariadb-dump|mariadb %.1f s, ratio %.2f\n' \
+        "$a2a_my" "$peer_my" "$(echo "$peer_my / $a2a_my" | bc -l)"
+    "$bench" drop "$my_admin" "${name}_peer"
+fi
+"$bench" drop "$my_admin" "${name}_dst"
+workflow_vs_copy mariadb "$my_admin" "$src" "$a2a_my"
+[ -n "${MY_SRC:-}" ] || "$bench" drop "$my_admin" "${name}_src"
 rm -rf "$work/stage-my"
 
 # --- EIX provisioning: clones of a scale-1 template on PostgreSQL ---
-[ "$clones" -gt 0 ] || exit 0
+[ "$clones" -gt 0 ] && [ -z "$workflow_only" ] || exit 0
 tpl=$(pg_url "${name}_tpl")
 "$bench" fixture "$tpl" 1
 secs=$("$bench" clones "$pg_admin" "$tpl" "$clones")

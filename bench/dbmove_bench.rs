@@ -7,6 +7,8 @@
 //! dbmove_bench drop ADMIN_URL NAME
 //! dbmove_bench fixture URL SCALE [SHAPE]    SHAPE: small (default) or moodle
 //! dbmove_bench copy FROM TO JOBS STAGE_DIR    `a2a db copy`'s call; prints "seconds peak_rss_mb"
+//! dbmove_bench workflow FROM TO STAGE_DIR     the migrate workflow's database steps'
+//!                                             calls; prints "seconds peak_rss_mb"
 //! dbmove_bench verify FROM TO                 exit 1 if they differ
 //! dbmove_bench verify-rows FROM TO            the same, every row read (`a2a db verify --rows`)
 //! dbmove_bench clones ADMIN_URL TEMPLATE N    prints "seconds"; drops the clones again
@@ -16,8 +18,12 @@ use std::time::Instant;
 
 use a2a_core::{Locator, SchoolCode};
 use a2a_dbmove::fixture::{FixtureOptions, Shape, generate};
+use a2a_dbmove::plan::{PART_TIME, PARTS, balance, staged_sizes, table_sizes, weights};
 use a2a_dbmove::server;
-use a2a_dbmove::{CopyLimits, Db, Depth, NoProgress, Progress, copy, site, verify_with};
+use a2a_dbmove::{
+    Budget, CopyLimits, Db, DbError, Depth, NoProgress, Progress, begin_export, begin_import, copy,
+    export_part, finish_import, import_part, seal_export, site, verify_with,
+};
 
 /// Prints when each phase of a copy ends (seconds since the start), for the profile;
 /// with `DBMOVE_TRACE` set, also when each table's work starts.
@@ -36,6 +42,83 @@ impl Progress for Phases {
     fn phase(&self, what: &str) {
         eprintln!("phase {what} {:.3} s", self.0.elapsed().as_secs_f64());
     }
+}
+
+/// The database half of the migrate workflow, as its steps call the library: plan the
+/// export, its parts at once (the Map's `MaxConcurrency` is [`PARTS`]), each a loop of
+/// runs within [`PART_TIME`] on a connection of its own; seal; begin the import, plan it
+/// by staged size, its parts likewise (one connection each, as `import_database`); finish.
+async fn workflow(
+    from: &Locator,
+    to: &Locator,
+    store: &a2a_local::FsBlob,
+    phases: &Phases,
+) -> Result<u64, DbError> {
+    let prefix = "mdl_";
+    let src = Db::connect(from, false).await?;
+    let (index, _) = begin_export(&src, store, prefix).await?;
+    let parts = balance(
+        &weights(&index.tables, &table_sizes(&src, prefix).await?),
+        PARTS,
+    );
+    drop(src);
+    phases.phase("plan-export");
+    let (f, st) = (from.clone(), store.clone());
+    in_parts(parts, move |tables| {
+        let (from, store) = (f.clone(), st.clone());
+        async move {
+            let src = Db::connect(&from, false).await?;
+            let budget = Budget::new(None, Some(PART_TIME));
+            let limits = CopyLimits::default();
+            let only = Some(&tables[..]);
+            let r = export_part(&src, &store, prefix, only, limits, &budget, &NoProgress);
+            Ok(r.await?.complete)
+        }
+    })
+    .await?;
+    phases.phase("export-parts");
+    seal_export(store).await?;
+    phases.phase("seal-export");
+    let dst = Db::connect(to, true).await?;
+    begin_import(&dst, store, false).await?;
+    let parts = balance(&staged_sizes(store).await?, PARTS);
+    phases.phase("plan-import");
+    let (t, st) = (to.clone(), store.clone());
+    in_parts(parts, move |tables| {
+        let (to, store) = (t.clone(), st.clone());
+        async move {
+            let dst = Db::connect(&to, false).await?;
+            let budget = Budget::new(None, Some(PART_TIME));
+            let r = import_part(&dst, &store, Some(&tables), 1, &budget, &NoProgress);
+            Ok(r.await?.complete)
+        }
+    })
+    .await?;
+    phases.phase("import-parts");
+    let index = finish_import(&dst, store).await?;
+    phases.phase("finish-import");
+    Ok(index.rows)
+}
+
+/// Runs `run` for every part at once, each a task of its own (deployed, each is a
+/// process of its own), and again while it answers `false` (incomplete), as the Map's
+/// Choice does; the first error.
+async fn in_parts<F, Fut>(parts: Vec<Vec<String>>, run: F) -> Result<(), DbError>
+where
+    F: Fn(Vec<String>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, DbError>> + Send + 'static,
+{
+    let tasks = parts.into_iter().map(|tables| {
+        let run = run.clone();
+        tokio::spawn(async move {
+            while !run(tables.clone()).await? {}
+            Ok::<_, DbError>(())
+        })
+    });
+    for r in futures::future::join_all(tasks).await {
+        r.map_err(|e| DbError::Backend(e.to_string()))??;
+    }
+    Ok(())
 }
 
 fn peak_rss_mb() -> f64 {
@@ -106,6 +189,18 @@ async fn main() {
                 "copied {} rows, {} chunks, {} bytes staged",
                 ex.rows, ex.chunks, ex.bytes
             );
+            println!("{secs:.3} {:.0}", peak_rss_mb());
+        }
+        "workflow" => {
+            let (from, to) = (Locator::new(arg(1)), Locator::new(arg(2)));
+            let store = a2a_local::FsBlob::new(arg(3)).unwrap_or_else(|e| fail(e));
+            let start = Instant::now();
+            let phases = Phases(start, std::env::var_os("DBMOVE_TRACE").is_some());
+            let rows = workflow(&from, &to, &store, &phases)
+                .await
+                .unwrap_or_else(|e| fail(e));
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!("moved {rows} rows through the workflow's steps");
             println!("{secs:.3} {:.0}", peak_rss_mb());
         }
         "verify" | "verify-rows" => {

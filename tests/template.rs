@@ -652,3 +652,28 @@ fn only_one_scheduler_tick_runs_at_a_time() {
         "SchedulerFunction must have ReservedConcurrentExecutions: 1"
     );
 }
+
+/// The migrate workflow's Maps over database parts run every planned part at once:
+/// `a2a_dbmove::plan::PARTS` (what the steps plan by default, and what `bench/dbmove`'s
+/// workflow mode runs) is their `MaxConcurrency`.
+#[test]
+fn the_database_maps_run_the_planned_parts_at_once() {
+    let path = root().join("statemachines/migrate-instance.asl.json");
+    let asl: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let export = &asl["States"]["ExportAndSync"]["Branches"][0]["States"]["ExportParts"];
+    let import = &asl["States"]["ImportParts"];
+    for (name, map) in [("ExportParts", export), ("ImportParts", import)] {
+        assert_eq!(
+            map["Type"],
+            "Map",
+            "{name} is not a Map in {}",
+            path.display()
+        );
+        assert_eq!(
+            map["MaxConcurrency"].as_u64(),
+            Some(a2a_dbmove::plan::PARTS as u64),
+            "{name}'s MaxConcurrency must be a2a_dbmove::plan::PARTS"
+        );
+    }
+}

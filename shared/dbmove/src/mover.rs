@@ -653,6 +653,33 @@ async fn read_manifest(store: &dyn BlobStore, table: &str) -> Result<Manifest, D
     Ok(m)
 }
 
+/// The manifests of `tables`, in their order, a few read at once: a Moodle has about 500
+/// tables, and one read after the other from an object store is seconds of round trips.
+pub(crate) async fn read_manifests(
+    store: &dyn BlobStore,
+    tables: impl IntoIterator<Item = &String>,
+) -> Result<Vec<Manifest>, DbError> {
+    use futures::{StreamExt, TryStreamExt};
+    // Owned names: a closure over borrowed ones makes the future not `Send` for tokio.
+    let names: Vec<String> = tables.into_iter().cloned().collect();
+    futures::stream::iter(names)
+        .map(|t| async move { read_manifest(store, &t).await })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+/// Creates `tables` (flagged as for [`Db::create_tables`]) in groups spread over `dbs`,
+/// connections to one database: DDL for about 500 tables is seconds on one connection.
+async fn create_tables_on(dbs: &[&Db], tables: &[(&Table, bool)]) -> Result<(), DbError> {
+    let groups: Vec<&[(&Table, bool)]> = tables.chunks(GROUP_TABLES).collect();
+    pool(dbs, &groups, |db, group| db.create_tables(group)).await?;
+    Ok(())
+}
+
+/// Connections that [`begin_import`] creates tables on.
+const DDL_JOBS: usize = 2;
+
 /// The ledger as a table, to load its first row like any other.
 fn ledger_table() -> Table {
     let col = |name: &str, ty| crate::schema::Column {
@@ -724,10 +751,7 @@ pub async fn begin_import(
     replace: bool,
 ) -> Result<ImportStart, DbError> {
     let index = read_index(store).await?;
-    let mut manifests = Vec::with_capacity(index.tables.len());
-    for name in &index.tables {
-        manifests.push(read_manifest(store, name).await?);
-    }
+    let manifests = read_manifests(store, &index.tables).await?;
     let existing: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
     let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
     let mut resumed = all.contains(LEDGER_TABLE);
@@ -771,7 +795,9 @@ pub async fn begin_import(
         .filter(|m| !present.contains(&m.table.name))
         .map(|m| (&m.table, small_manifest(m)))
         .collect();
-    dst.create_tables(&create).await?;
+    let helpers = helpers(dst, DDL_JOBS).await?;
+    let dbs: Vec<&Db> = std::iter::once(dst).chain(&helpers).collect();
+    create_tables_on(&dbs, &create).await?;
     Ok(ImportStart { index, resumed })
 }
 
@@ -838,10 +864,7 @@ pub async fn import_part(
             index.tables.iter().filter(|n| only.contains(n)).collect()
         }
     };
-    let mut manifests = Vec::with_capacity(names.len());
-    for name in names {
-        manifests.push(read_manifest(store, name).await?);
-    }
+    let manifests = read_manifests(store, names).await?;
     let done = ledger_under_way(dst, &index, "; begin one first").await?;
     // SQLite takes one writer at a time: more connections would only wait on its lock.
     let jobs = if dst.engine() == Engine::Sqlite {
@@ -864,55 +887,60 @@ pub async fn import_part(
     pool(&dbs, &work, |db, w| async move {
         let group = matches!(w, Work::Group(_));
         let loader = Loader::new(db, if group { GROUP_LOAD_BYTES } else { 0 });
-        let mut whole = Vec::new();
-        for m in w.items() {
-            let name = &m.table.name;
-            if done.contains(&(name.clone(), 0)) {
-                skipped_r.fetch_add(m.chunks.len() as u64, Relaxed);
-                continue;
-            }
-            progress.table("import", name);
-            for c in &m.chunks {
-                if done.contains(&(name.clone(), c.n as i64)) {
-                    skipped_r.fetch_add(1, Relaxed);
-                    progress.rows(c.rows);
+        // The next chunk is read and decoded while the one before loads: memory stays
+        // three chunks (decoding, waiting, loading), as in `copy`.
+        let (tx, mut rx) = mpsc::channel::<Staged>(1);
+        let reader = async move {
+            let gone = || DbError::Backend("the loader stopped".into());
+            for m in w.items() {
+                let name = &m.table.name;
+                if done.contains(&(name.clone(), 0)) {
+                    skipped_r.fetch_add(m.chunks.len() as u64, Relaxed);
                     continue;
                 }
-                if !budget.take() {
-                    stopped_r.store(true, Relaxed);
-                    return loader.flush().await;
+                progress.table("import", name);
+                for c in &m.chunks {
+                    if done.contains(&(name.clone(), c.n as i64)) {
+                        skipped_r.fetch_add(1, Relaxed);
+                        progress.rows(c.rows);
+                        continue;
+                    }
+                    if !budget.take() {
+                        // Tables whole before the stop get their marks in the next run.
+                        stopped_r.store(true, Relaxed);
+                        return Ok::<_, DbError>(true);
+                    }
+                    let (batch, raw, bytes) = read_chunk(store, m, c, db.engine()).await?;
+                    tx.send(Staged::Chunk(m, c, batch, raw, bytes))
+                        .await
+                        .map_err(|_| gone())?;
                 }
-                let key = a2a_core::BlobKey::parse(&c.key)
-                    .map_err(|e| DbError::Corrupt(format!("manifest of {name}: {e}")))?;
-                let body = store.get(&key).await?;
-                let format = ChunkFormat::of(&m.format, &format!("manifest of {name}"))?;
-                if format == ChunkFormat::PgCopy && db.engine() == Engine::Postgres {
-                    // The server's own stream goes back to a server as it is: only its
-                    // frame is read here, to count its tuples.
-                    let raw = open_chunk(c, &body)?;
-                    drop(body);
-                    let what = format!("staged chunk {}", c.key);
-                    check_count(c, crate::pgcopy::count_tuples(&what, &m.table, &raw)?)?;
-                    let bytes = raw.len() as u64;
-                    loader
-                        .add(&m.table, c.n, Vec::new(), Some(Bytes::from(raw)), bytes)
-                        .await?;
-                } else {
-                    let batch = decode_chunk_as(format, &m.table, c, &body)?;
-                    drop(body);
-                    let bytes = batch
-                        .iter()
-                        .flat_map(|r| r.iter().map(crate::schema::Value::weight))
-                        .sum::<usize>() as u64;
-                    loader.add(&m.table, c.n, batch, None, bytes).await?;
-                }
-                rows_r.fetch_add(c.rows, Relaxed);
-                chunks_r.fetch_add(1, Relaxed);
-                progress.rows(c.rows);
+                tx.send(Staged::Whole(m)).await.map_err(|_| gone())?;
             }
-            whole.push(m);
+            Ok(false)
+        };
+        let writer = async {
+            let mut whole = Vec::new();
+            while let Some(staged) = rx.recv().await {
+                match staged {
+                    Staged::Chunk(m, c, batch, raw, bytes) => {
+                        loader.add(&m.table, c.n, batch, raw, bytes).await?;
+                        rows_r.fetch_add(c.rows, Relaxed);
+                        chunks_r.fetch_add(1, Relaxed);
+                        progress.rows(c.rows);
+                    }
+                    Staged::Whole(m) => whole.push(m),
+                }
+            }
+            loader.flush().await?;
+            Ok::<_, DbError>(whole)
+        };
+        let (read, whole) = tokio::join!(reader, writer);
+        // The writer's error is the cause when both failed (the reader then saw it stop).
+        let whole = whole?;
+        if read? {
+            return Ok(());
         }
-        loader.flush().await?;
         for m in &whole {
             if !group {
                 progress.table("index", &m.table.name);
@@ -942,6 +970,50 @@ pub async fn import_part(
         complete: !stopped.load(Relaxed),
         resumed: false,
     })
+}
+
+/// What the reader of [`import_part`] hands its loader: a chunk's rows, or its PostgreSQL
+/// binary stream as it is (and their weight in bytes), or the end of a table whose every
+/// chunk is handed over.
+enum Staged<'m> {
+    Chunk(&'m Manifest, &'m ChunkInfo, Vec<Row>, Option<Bytes>, u64),
+    Whole(&'m Manifest),
+}
+
+/// Reads staged chunk `c` of `m` for a target of engine `to` and decodes it (checksum
+/// first) off the async threads, while the loader of the chunk before goes on. Returns
+/// its rows, or PostgreSQL's binary stream as it is for a PostgreSQL target (only its
+/// frame read, to count its tuples), and their weight.
+async fn read_chunk(
+    store: &dyn BlobStore,
+    m: &Manifest,
+    c: &ChunkInfo,
+    to: Engine,
+) -> Result<(Vec<Row>, Option<Bytes>, u64), DbError> {
+    let name = &m.table.name;
+    let key = a2a_core::BlobKey::parse(&c.key)
+        .map_err(|e| DbError::Corrupt(format!("manifest of {name}: {e}")))?;
+    let body = store.get(&key).await?;
+    let format = ChunkFormat::of(&m.format, &format!("manifest of {name}"))?;
+    let (table, c) = (m.table.clone(), c.clone());
+    tokio::task::spawn_blocking(move || {
+        if format == ChunkFormat::PgCopy && to == Engine::Postgres {
+            let raw = open_chunk(&c, &body)?;
+            drop(body);
+            let what = format!("staged chunk {}", c.key);
+            check_count(&c, crate::pgcopy::count_tuples(&what, &table, &raw)?)?;
+            let bytes = raw.len() as u64;
+            return Ok((Vec::new(), Some(Bytes::from(raw)), bytes));
+        }
+        let batch = decode_chunk_as(format, &table, &c, &body)?;
+        let bytes = batch
+            .iter()
+            .flat_map(|r| r.iter().map(crate::schema::Value::weight))
+            .sum::<usize>() as u64;
+        Ok((batch, None, bytes))
+    })
+    .await
+    .map_err(|e| DbError::Backend(format!("decoding a staged chunk of {name}: {e}")))?
 }
 
 /// Checks that every table of the stage's export is wholly in the target (its ledger row
@@ -1073,8 +1145,7 @@ pub async fn copy(
     }
     // The small tables get their indexes with the table; the big ones after their rows.
     let ddl: Vec<(&Table, bool)> = tables.iter().map(|t| (t, size(t) < SMALL_TABLE)).collect();
-    let ddl: Vec<&[(&Table, bool)]> = ddl.chunks(GROUP_TABLES).collect();
-    pool(&dsts, &ddl, |db, part| db.create_tables(part)).await?;
+    create_tables_on(&dsts, &ddl).await?;
     progress.phase("ddl");
 
     let src_helpers = src.begin_shared_snapshot(jobs - 1).await?;

@@ -1,12 +1,28 @@
 //! Splitting a database into parts of about equal size, so that a workflow can export,
 //! import and verify it as a Map of parts, each small enough for one Lambda run.
 
+use std::time::Duration;
+
 use a2a_core::BlobStore;
 
 use crate::DbError;
 use crate::engine::Db;
-use crate::mover::read_index;
-use crate::stage::manifest_key;
+use crate::mover::{read_index, read_manifests};
+
+/// Parts of a workflow's export or import: the `MaxConcurrency` of the migrate
+/// workflow's Maps over them (`migrate-instance.asl.json`; a test of `a2a-steps` checks it).
+pub const PARTS: usize = 4;
+
+/// How long one run of a part may start chunks: a Lambda run lasts at most 900 s, which
+/// leaves time for the chunk or the keyless table under way and the step's bookkeeping.
+pub const PART_TIME: Duration = Duration::from_secs(480);
+
+/// The weights to [`balance`] the tables `names` by: their sizes in `sizes` (as
+/// [`table_sizes`] reads them), 0 for a table the catalog does not list.
+pub fn weights(names: &[String], sizes: &[(String, u64)]) -> Vec<(String, u64)> {
+    let size = |name: &str| sizes.iter().find(|s| s.0 == name).map_or(0, |s| s.1);
+    names.iter().map(|n| (n.clone(), size(n))).collect()
+}
 
 /// The size on disk (bytes, indexes included) of every table of `prefix`, as the engine
 /// reports it: PostgreSQL `pg_total_relation_size`, MySQL `DATA_LENGTH + INDEX_LENGTH`
@@ -28,14 +44,13 @@ pub async fn table_sizes(db: &Db, prefix: &str) -> Result<Vec<(String, u64)>, Db
 /// complete export, in export order.
 pub async fn staged_sizes(store: &dyn BlobStore) -> Result<Vec<(String, u64)>, DbError> {
     let index = read_index(store).await?;
-    let mut out = Vec::with_capacity(index.tables.len());
-    for t in &index.tables {
-        let body = store.get(&manifest_key(t)?).await?;
-        let m: crate::stage::Manifest = serde_json::from_slice(&body)
-            .map_err(|e| DbError::Corrupt(format!("manifest of {t}: {e}")))?;
-        out.push((t.clone(), m.chunks.iter().map(|c| c.bytes).sum()));
-    }
-    Ok(out)
+    let manifests = read_manifests(store, &index.tables).await?;
+    Ok(index
+        .tables
+        .into_iter()
+        .zip(manifests)
+        .map(|(t, m)| (t, m.chunks.iter().map(|c| c.bytes).sum()))
+        .collect())
 }
 
 /// Splits tables into at most `parts` groups of about equal total size: the largest

@@ -280,13 +280,13 @@ async fn forget(blob: &dyn BlobStore, code: &SchoolCode) -> Result<(), StepError
 /// The database work of one part fits a Lambda run (900 s): no new chunk starts after
 /// this long, which leaves time for the chunk (at most 8 MiB raw) or the keyless table
 /// (see [`KEYLESS_MAX`]) under way, and for the step's own bookkeeping.
-pub(crate) const PART_TIME: Duration = Duration::from_secs(480);
+pub(crate) const PART_TIME: Duration = a2a_dbmove::plan::PART_TIME;
 /// A table without a primary key cannot be cut into chunk ranges across runs, so it must
 /// be exported within one run: a bigger one is refused when the export is planned.
 const KEYLESS_MAX: u64 = 512 << 20;
 /// Parts of an export or import, unless the input says otherwise (the Map's
 /// `MaxConcurrency` in `migrate-instance.asl.json` matches it).
-const PARTS: usize = 4;
+const PARTS: usize = a2a_dbmove::plan::PARTS;
 /// A check of one part (a verify) gives up after this long, naming the table it was in.
 pub(crate) const CHECK_TIME: Duration = Duration::from_secs(840);
 /// A file sync stops after this long and reports itself incomplete; the workflow runs
@@ -406,7 +406,7 @@ pub async fn plan_export(
         let sizes = a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?;
         let size = |name: &str| sizes.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or(0);
         refuse_big_keyless(code, &tables, size, KEYLESS_MAX)?;
-        let weights = async || Ok(index.tables.iter().map(|t| (t.clone(), size(t))).collect());
+        let weights = async || Ok(a2a_dbmove::plan::weights(&index.tables, &sizes));
         let plan = Plan::keep_or_make(ctx, &k, old, &index.export_id, parts, weights).await?;
         Ok(Done::new(json!({
             "parts": part_numbers(&plan),
