@@ -297,3 +297,63 @@ fn the_graph_in_architecture_md_is_the_graph_cargo_resolves() {
         wrong.join("\n")
     );
 }
+
+/// No test enables a feature of a dependency that no shipped declaration enables: such a
+/// feature gives `cargo test`'s build another variant of that crate and of everything
+/// above it, which the functions' own build (`a2a stack up`, as SAM builds them) cannot
+/// reuse, and CI pays for every dependency twice (tokio's `test-util` once cost 10 minutes).
+#[test]
+fn dev_dependencies_enable_no_feature_the_shipped_build_lacks() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(root().join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = meta["packages"].as_array().unwrap();
+    let deps = || {
+        packages.iter().flat_map(|p| {
+            let from = p["name"].as_str().unwrap();
+            p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |d| (from, d))
+        })
+    };
+    let mut shipped: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (_, d) in deps().filter(|(_, d)| d["kind"] != "dev") {
+        let features = d["features"].as_array().unwrap().iter();
+        shipped
+            .entry(d["name"].as_str().unwrap())
+            .or_default()
+            .extend(features.map(|f| f.as_str().unwrap()));
+    }
+    let mut extra = Vec::new();
+    for (from, d) in deps().filter(|(_, d)| d["kind"] == "dev") {
+        let name = d["name"].as_str().unwrap();
+        // The workspace's own crates are built with every feature by the CLI's
+        // declarations; a test-only crate is in no shipped build.
+        let Some(known) = shipped.get(name).filter(|_| d["source"].is_string()) else {
+            continue;
+        };
+        for f in d["features"].as_array().unwrap() {
+            let f = f.as_str().unwrap();
+            if !known.contains(f) {
+                extra.push(format!("{from}: {name}/{f}"));
+            }
+        }
+    }
+    assert!(extra.is_empty(), "test-only features: {extra:?}");
+}
