@@ -27,9 +27,12 @@ struct Graph {
     members: BTreeSet<String>,
 }
 
-fn graph() -> Graph {
+/// `cargo metadata` of the workspace, with `extra` arguments.
+fn metadata(extra: &[&str]) -> Value {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .args(["metadata", "--format-version", "1"])
+        .args(extra)
+        .arg("--manifest-path")
         .arg(root().join("Cargo.toml"))
         .output()
         .expect("cargo metadata runs");
@@ -38,7 +41,11 @@ fn graph() -> Graph {
         "cargo metadata failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
+}
+
+fn graph() -> Graph {
+    let meta = metadata(&[]);
     let name_of: BTreeMap<&str, &str> = meta["packages"]
         .as_array()
         .unwrap()
@@ -304,23 +311,7 @@ fn the_graph_in_architecture_md_is_the_graph_cargo_resolves() {
 /// reuse, and CI pays for every dependency twice (tokio's `test-util` once cost 10 minutes).
 #[test]
 fn dev_dependencies_enable_no_feature_the_shipped_build_lacks() {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-        ])
-        .arg(root().join("Cargo.toml"))
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let meta = metadata(&["--no-deps"]);
     let packages = meta["packages"].as_array().unwrap();
     let deps = || {
         packages.iter().flat_map(|p| {
