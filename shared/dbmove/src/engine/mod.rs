@@ -162,12 +162,11 @@ pub(crate) trait Driver: Send + Sync {
     }
     /// A query of (table, bytes on disk) pairs for the current database.
     fn table_sizes_sql(&self) -> &'static str;
-    /// A query of one text, `ROWS:SUM`: the table's row count and an order-free sum of a
-    /// hash of each row's text, both computed by the server, so that two databases of the
-    /// same engine compare without sending their rows; `None` where the engine has no
-    /// hash function (SQLite).
-    fn digest_sql(&self, _t: &Table) -> Option<String> {
-        None
+    /// `ROWS:SUM`: the table's row count and an order-free sum of a hash of each row,
+    /// both computed by the server, so that two databases of the same engine compare
+    /// without sending their rows; `None` where the engine has no hash function (SQLite).
+    async fn digest(&self, _t: &Table) -> Result<Option<String>, DbError> {
+        Ok(None)
     }
     /// Starts a read-only consistent snapshot.
     fn begin_snapshot_sql(&self) -> &'static str;
@@ -698,13 +697,10 @@ impl Db {
         self.driver.exec_params(&sql, params).await
     }
 
-    /// The server-side digest of `t` ([`Driver::digest_sql`]), or `None` where the engine
+    /// The server-side digest of `t` ([`Driver::digest`]), or `None` where the engine
     /// computes none.
     pub async fn digest(&self, t: &Table) -> Result<Option<String>, DbError> {
-        match self.driver.digest_sql(t) {
-            Some(sql) => self.driver.query_opt_text(&sql, &[]).await,
-            None => Ok(None),
-        }
+        self.driver.digest(t).await
     }
 
     /// Runs a query returning one integer, with bound parameters: the SQL has `{}` where
