@@ -8,8 +8,6 @@
 //! `dbmove/tables/<table>/manifest.json`, `dbmove/tables/<table>/<n>.jsonl.zst` (or
 //! `<n>.pgcopy.zst`).
 
-use std::io::Write as _;
-
 use a2a_core::BlobKey;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -290,9 +288,7 @@ fn encode_row(row: &Row, out: &mut Vec<u8>) {
         match v {
             Value::Null => out.extend_from_slice(b"null"),
             Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
             Value::Float(f) if f.is_finite() => {
                 let _ = serde_json::to_writer(&mut *out, f);
             }

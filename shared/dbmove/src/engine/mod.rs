@@ -1269,9 +1269,7 @@ pub(crate) fn tsv_line(row: &Row, style: &TsvStyle, out: &mut Vec<u8>) {
         match v {
             Value::Null => out.extend_from_slice(b"\\N"),
             Value::Bool(b) => out.extend_from_slice(if *b { style.bools.0 } else { style.bools.1 }),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Value::Float(f) => {
                 if f.is_nan() {
                     out.extend_from_slice(b"NaN");
@@ -1291,16 +1289,23 @@ pub(crate) fn tsv_line(row: &Row, style: &TsvStyle, out: &mut Vec<u8>) {
                 }
             }
             Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => {
-                for b in s.bytes() {
-                    match b {
-                        b'\\' => out.extend_from_slice(b"\\\\"),
-                        b'\n' => out.extend_from_slice(b"\\n"),
-                        b'\r' => out.extend_from_slice(b"\\r"),
-                        b'\t' => out.extend_from_slice(b"\\t"),
-                        0 => out.extend_from_slice(b"\\0"),
-                        _ => out.push(b),
-                    }
+                // The runs between escapes are copied whole: most texts have none.
+                let mut rest = s.as_bytes();
+                while let Some(at) = rest
+                    .iter()
+                    .position(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0))
+                {
+                    out.extend_from_slice(&rest[..at]);
+                    out.extend_from_slice(match rest[at] {
+                        b'\\' => b"\\\\",
+                        b'\n' => b"\\n",
+                        b'\r' => b"\\r",
+                        b'\t' => b"\\t",
+                        _ => b"\\0",
+                    });
+                    rest = &rest[at + 1..];
                 }
+                out.extend_from_slice(rest);
             }
         }
     }

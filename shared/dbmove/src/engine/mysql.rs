@@ -816,6 +816,22 @@ mod tests {
     }
 
     #[test]
+    fn load_data_lines_escape_every_special_byte_between_runs_of_text() {
+        let mut out = Vec::new();
+        let row = vec![
+            Value::Text("plain".into()),
+            Value::Text("\\lead\ttab\nnl\rcr\0nul end\\".into()),
+            Value::Int(-9_223_372_036_854_775_808),
+            Value::Text(String::new()),
+        ];
+        tsv_line(&row, &LOAD_TEXT, &mut out);
+        assert_eq!(
+            out,
+            b"plain\t\\\\lead\\ttab\\nnl\\rcr\\0nul end\\\\\t-9223372036854775808\t\n"
+        );
+    }
+
+    #[test]
     fn catalog_types_map_to_neutral_ones() {
         let t = |dt: &str, ct: &str| column_type(dt, ct, Some(40), Some(10), Some(2));
         assert_eq!(t("int", "int(11)"), Some(ColType::Int { bytes: 4 }));
