@@ -60,8 +60,8 @@ pub trait Progress: Send + Sync {
     fn table(&self, _what: &str, _table: &str) {}
     /// Rows done since the last call.
     fn rows(&self, _n: u64) {}
-    /// A phase of the whole run is over (`introspect`, `ddl`, `data`, `done`): for a
-    /// profile of where the time goes.
+    /// A phase of the whole run is over (`copy`: `introspect`, `target`, `data`, `done`):
+    /// for a profile of where the time goes.
     fn phase(&self, _what: &str) {}
 }
 
@@ -1148,10 +1148,7 @@ pub async fn copy(
     for db in &dsts {
         db.relax_durability().await?;
     }
-    // The small tables get their indexes with the table; the big ones after their rows.
-    let ddl: Vec<(&Table, bool)> = tables.iter().map(|t| (t, size(t) < SMALL_TABLE)).collect();
-    create_tables_on(&dsts, &ddl).await?;
-    progress.phase("ddl");
+    progress.phase("target");
 
     let src_helpers = src.begin_shared_snapshot(jobs - 1).await?;
     let srcs: Vec<&Db> = std::iter::once(src).chain(&src_helpers).collect();
@@ -1159,6 +1156,11 @@ pub async fn copy(
     let id = index.export_id.as_str();
     let moved = pool(&pairs, &work, |(s, d), w| async move {
         let group = matches!(w, Work::Group(_));
+        // Each piece of work creates its tables (a group's with their indexes, in one
+        // transaction; a big one's indexes after its rows): the DDL of the small tables
+        // then runs beside the big tables' rows instead of before them.
+        let ddl: Vec<(&Table, bool)> = w.items().into_iter().map(|t| (t, group)).collect();
+        d.create_tables(&ddl).await?;
         let loader = Loader::new(d, if group { GROUP_LOAD_BYTES } else { 0 });
         let mut out = Vec::new();
         for t in w.items() {
