@@ -604,13 +604,6 @@ pub async fn plan_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
                 json!({"parts": part_numbers(plan), "kept": true}),
             ));
         }
-        let db = target(ctx, &i)?;
-        if !crate::common::target_exists(ctx, code, &db).await? {
-            return Err(StepError::Input(format!(
-                "school {code}: the target database is not there yet; run \
-                 ProvisionTargetDatabase before PlanImport"
-            )));
-        }
         let plan = match old {
             Some(plan) => plan,
             None => {
@@ -632,7 +625,7 @@ pub async fn plan_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
                 plan
             }
         };
-        let dst = Db::connect(&db, true).await?;
+        let dst = Db::connect(&target(ctx, &i)?, true).await?;
         let begun = a2a_dbmove::begin_import_following(&dst, stage.as_ref(), false).await?;
         Ok(Done::new(json!({
             "parts": part_numbers(&plan),
