@@ -768,8 +768,8 @@ pub async fn begin_import(
 
 /// [`begin_import`] for an import that follows the export under way (or sealed since):
 /// the tables come from what [`begin_export`] staged (`dbmove/tables.json`), none of
-/// their manifests is needed. [`import_part_from`] ([`ImportFrom::Following`]) then loads each table once it is
-/// staged whole.
+/// their manifests is needed. [`import_part_from`] ([`ImportFrom::Following`]) then
+/// loads each table once it is staged whole.
 pub async fn begin_import_following(
     dst: &Db,
     store: &dyn BlobStore,
