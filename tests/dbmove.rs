@@ -171,7 +171,7 @@ async fn every_pair_copies_verifies_names_a_mutated_row_and_resumes_an_import() 
                         t["source_checksum"]
                             .as_str()
                             .unwrap()
-                            .starts_with("server-md5-sum:")
+                            .starts_with("server-sum:")
                     })
                     .count();
                 let want = if server_sums { tables.len() } else { 0 };

@@ -413,7 +413,7 @@ async fn export_table<'t>(
             store,
             table: &t.name,
             limits,
-            w: ChunkWriter::with(format, raw_to_load)?,
+            w: ChunkWriter::with(format, raw_to_load, room(limits))?,
             keep_raw: raw_to_load,
             kept: Vec::new(),
             chunks: chunks0,
@@ -543,7 +543,7 @@ impl Chunker<'_> {
     }
 
     async fn cut(&mut self) -> Result<(), DbError> {
-        let next = ChunkWriter::with(self.w.format, self.keep_raw)?;
+        let next = ChunkWriter::with(self.w.format, self.keep_raw, room(self.limits))?;
         let full = std::mem::replace(&mut self.w, next);
         let raw_bytes = full.raw_bytes;
         let (n, raw) = flush(self.store, self.table, full, &mut self.chunks).await?;
@@ -567,6 +567,11 @@ impl Chunker<'_> {
         self.ltx = None;
         Ok(())
     }
+}
+
+/// The room a chunk's writer takes at once: the chunk's size and a row past it.
+fn room(limits: CopyLimits) -> usize {
+    limits.chunk_bytes + (64 << 10)
 }
 
 /// Where a table's export starts and how many chunks it may still write.

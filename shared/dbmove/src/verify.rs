@@ -3,10 +3,11 @@
 //! sides are walked together to name the first differing key.
 //!
 //! Between two databases of the same engine whose columns have the same types, each server
-//! first sums a hash of its rows' text itself ([`Db::digest`]): equal sums and counts say
-//! the table is equal without a row crossing the wire. Only a table whose sums differ is
-//! read row by row, to name its first differing row (a difference of text alone, such as
-//! two servers that print a value differently, costs that read and nothing else).
+//! first sums a hash of its rows itself ([`Db::digest`]): equal sums and counts say the
+//! table is equal without a row crossing the wire. Only a table whose sums differ is read
+//! row by row, to name its first differing row (a difference the hash sees and the rows do
+//! not, such as two servers that lay a value out differently, costs that read and nothing
+//! else).
 
 use std::cmp::Ordering;
 
@@ -182,7 +183,7 @@ async fn digests(
         return Ok(None);
     }
     let rows = da.split(':').next().and_then(|r| r.parse().ok());
-    let sum = format!("server-md5-sum:{da}");
+    let sum = format!("server-sum:{da}");
     Ok(Some(TableCheck {
         table: ta.name.clone(),
         source_rows: rows,

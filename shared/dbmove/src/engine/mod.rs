@@ -162,12 +162,11 @@ pub(crate) trait Driver: Send + Sync {
     }
     /// A query of (table, bytes on disk) pairs for the current database.
     fn table_sizes_sql(&self) -> &'static str;
-    /// A query of one text, `ROWS:SUM`: the table's row count and an order-free sum of a
-    /// hash of each row's text, both computed by the server, so that two databases of the
-    /// same engine compare without sending their rows; `None` where the engine has no
-    /// hash function (SQLite).
-    fn digest_sql(&self, _t: &Table) -> Option<String> {
-        None
+    /// `ROWS:SUM`: the table's row count and an order-free sum of a hash of each row,
+    /// both computed by the server, so that two databases of the same engine compare
+    /// without sending their rows; `None` where the engine has no hash function (SQLite).
+    async fn digest(&self, _t: &Table) -> Result<Option<String>, DbError> {
+        Ok(None)
     }
     /// Starts a read-only consistent snapshot.
     fn begin_snapshot_sql(&self) -> &'static str;
@@ -698,13 +697,10 @@ impl Db {
         self.driver.exec_params(&sql, params).await
     }
 
-    /// The server-side digest of `t` ([`Driver::digest_sql`]), or `None` where the engine
+    /// The server-side digest of `t` ([`Driver::digest`]), or `None` where the engine
     /// computes none.
     pub async fn digest(&self, t: &Table) -> Result<Option<String>, DbError> {
-        match self.driver.digest_sql(t) {
-            Some(sql) => self.driver.query_opt_text(&sql, &[]).await,
-            None => Ok(None),
-        }
+        self.driver.digest(t).await
     }
 
     /// Runs a query returning one integer, with bound parameters: the SQL has `{}` where
@@ -1273,9 +1269,7 @@ pub(crate) fn tsv_line(row: &Row, style: &TsvStyle, out: &mut Vec<u8>) {
         match v {
             Value::Null => out.extend_from_slice(b"\\N"),
             Value::Bool(b) => out.extend_from_slice(if *b { style.bools.0 } else { style.bools.1 }),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Value::Float(f) => {
                 if f.is_nan() {
                     out.extend_from_slice(b"NaN");
@@ -1295,16 +1289,23 @@ pub(crate) fn tsv_line(row: &Row, style: &TsvStyle, out: &mut Vec<u8>) {
                 }
             }
             Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => {
-                for b in s.bytes() {
-                    match b {
-                        b'\\' => out.extend_from_slice(b"\\\\"),
-                        b'\n' => out.extend_from_slice(b"\\n"),
-                        b'\r' => out.extend_from_slice(b"\\r"),
-                        b'\t' => out.extend_from_slice(b"\\t"),
-                        0 => out.extend_from_slice(b"\\0"),
-                        _ => out.push(b),
-                    }
+                // The runs between escapes are copied whole: most texts have none.
+                let mut rest = s.as_bytes();
+                while let Some(at) = rest
+                    .iter()
+                    .position(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0))
+                {
+                    out.extend_from_slice(&rest[..at]);
+                    out.extend_from_slice(match rest[at] {
+                        b'\\' => b"\\\\",
+                        b'\n' => b"\\n",
+                        b'\r' => b"\\r",
+                        b'\t' => b"\\t",
+                        _ => b"\\0",
+                    });
+                    rest = &rest[at + 1..];
                 }
+                out.extend_from_slice(rest);
             }
         }
     }
