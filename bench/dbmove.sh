@@ -9,8 +9,9 @@
 # A2A runs as bench/dbmove_bench.rs: the library calls of `a2a db copy`, in a release build
 # of a2a-dbmove alone (the CLI's release build also compiles the AWS SDK).
 # `a2a db verify` of each copy is timed too, against the copy's time.
-# Then the migrate workflow's database steps (bench/dbmove_bench.rs `workflow`: export parts,
-# seal, import parts, their 480 s budgets, into a folder stage) are timed against that copy
+# Then the migrate workflow's database steps (bench/dbmove_bench.rs `workflow`: export parts
+# and, at once, the import parts that follow them, their 480 s budgets, into a folder stage;
+# then the seal) are timed against that copy
 # on the same source, and verified equal: `bench dbmove-workflow-pg` and `-mariadb`.
 # Env: WORKFLOW_ONLY=1 (only that comparison: no peers, no verify timing, no clones),
 # SCALE, SHAPE (small; moodle: about 500 tables with a real site's long tail, see

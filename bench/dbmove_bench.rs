@@ -8,7 +8,8 @@
 //! dbmove_bench fixture URL SCALE [SHAPE]    SHAPE: small (default) or moodle
 //! dbmove_bench copy FROM TO JOBS STAGE_DIR    `a2a db copy`'s call; prints "seconds peak_rss_mb"
 //! dbmove_bench workflow FROM TO STAGE_DIR     the migrate workflow's database steps'
-//!                                             calls; prints "seconds peak_rss_mb"
+//!                                             calls (the import following the export);
+//!                                             prints "seconds peak_rss_mb"
 //! dbmove_bench verify FROM TO                 exit 1 if they differ
 //! dbmove_bench verify-rows FROM TO            the same, every row read (`a2a db verify --rows`)
 //! dbmove_bench clones ADMIN_URL TEMPLATE N    prints "seconds"; drops the clones again
@@ -18,11 +19,13 @@ use std::time::Instant;
 
 use a2a_core::{Locator, SchoolCode};
 use a2a_dbmove::fixture::{FixtureOptions, Shape, generate};
-use a2a_dbmove::plan::{PART_TIME, PARTS, balance, staged_sizes, table_sizes, weights};
+use a2a_dbmove::mover::read_tables;
+use a2a_dbmove::plan::{PART_TIME, PARTS, balance, weights};
 use a2a_dbmove::server;
 use a2a_dbmove::{
-    Budget, CopyLimits, Db, DbError, Depth, NoProgress, Progress, begin_export, begin_import, copy,
-    export_part, finish_import, import_part, seal_export, site, verify_with,
+    Budget, CopyLimits, Db, DbError, Depth, ImportFrom, NoProgress, Progress, begin_export,
+    begin_import_following, copy, export_part, finish_import, import_part_from, seal_export, site,
+    verify_with,
 };
 
 /// Prints when each phase of a copy ends (seconds since the start), for the profile;
@@ -45,9 +48,12 @@ impl Progress for Phases {
 }
 
 /// The database half of the migrate workflow, as its steps call the library: plan the
-/// export, its parts at once (the Map's `MaxConcurrency` is [`PARTS`]), each a loop of
-/// runs within [`PART_TIME`] on a connection of its own; seal; begin the import, plan it
-/// by staged size, its parts likewise (one connection each, as `import_database`); finish.
+/// export (its parts balanced by the source sizes that `begin_export` staged); then at
+/// once, as the state machine's Parallel runs them, the export's parts and the import
+/// that follows them: begun from the export's tables, its parts the export's parts
+/// (the Maps' `MaxConcurrency` is [`PARTS`]), each part a loop of runs within
+/// [`PART_TIME`] on a connection of its own (one connection each, as `import_database`);
+/// then seal, and finish.
 async fn workflow(
     from: &Locator,
     to: &Locator,
@@ -57,14 +63,14 @@ async fn workflow(
     let prefix = "mdl_";
     let src = Db::connect(from, false).await?;
     let (index, _) = begin_export(&src, store, prefix).await?;
-    let parts = balance(
-        &weights(&index.tables, &table_sizes(&src, prefix).await?),
-        PARTS,
-    );
+    let staged = read_tables(store, &index.export_id)
+        .await?
+        .ok_or_else(|| DbError::Corrupt("begin_export staged no tables.json".into()))?;
+    let parts = balance(&weights(&index.tables, &staged.sizes), PARTS);
     drop(src);
     phases.phase("plan-export");
     let (f, st) = (from.clone(), store.clone());
-    in_parts(parts, move |tables| {
+    let exporting = in_parts(parts.clone(), move |tables| {
         let (from, store) = (f.clone(), st.clone());
         async move {
             let src = Db::connect(&from, false).await?;
@@ -74,27 +80,44 @@ async fn workflow(
             let r = export_part(&src, &store, prefix, only, limits, &budget, &NoProgress);
             Ok(r.await?.complete)
         }
-    })
-    .await?;
-    phases.phase("export-parts");
+    });
+    let exporting = async {
+        exporting.await?;
+        phases.phase("export-parts");
+        Ok::<_, DbError>(())
+    };
+    let importing = async {
+        let dst = Db::connect(to, true).await?;
+        begin_import_following(&dst, store, false).await?;
+        phases.phase("plan-import");
+        let (t, st) = (to.clone(), store.clone());
+        in_parts(parts, move |tables| {
+            let (to, store) = (t.clone(), st.clone());
+            async move {
+                let dst = Db::connect(&to, false).await?;
+                let budget = Budget::new(None, Some(PART_TIME));
+                let only = Some(&tables[..]);
+                let r = import_part_from(
+                    ImportFrom::Following,
+                    &dst,
+                    &store,
+                    only,
+                    1,
+                    &budget,
+                    &NoProgress,
+                );
+                Ok(r.await?.complete)
+            }
+        })
+        .await?;
+        phases.phase("import-parts");
+        Ok::<_, DbError>(dst)
+    };
+    let (exported, dst) = tokio::join!(exporting, importing);
+    exported?;
+    let dst = dst?;
     seal_export(store).await?;
     phases.phase("seal-export");
-    let dst = Db::connect(to, true).await?;
-    begin_import(&dst, store, false).await?;
-    let parts = balance(&staged_sizes(store).await?, PARTS);
-    phases.phase("plan-import");
-    let (t, st) = (to.clone(), store.clone());
-    in_parts(parts, move |tables| {
-        let (to, store) = (t.clone(), st.clone());
-        async move {
-            let dst = Db::connect(&to, false).await?;
-            let budget = Budget::new(None, Some(PART_TIME));
-            let r = import_part(&dst, &store, Some(&tables), 1, &budget, &NoProgress);
-            Ok(r.await?.complete)
-        }
-    })
-    .await?;
-    phases.phase("import-parts");
     let index = finish_import(&dst, store).await?;
     phases.phase("finish-import");
     Ok(index.rows)

@@ -655,14 +655,22 @@ fn only_one_scheduler_tick_runs_at_a_time() {
 
 /// The migrate workflow's Maps over database parts run every planned part at once:
 /// `a2a_dbmove::plan::PARTS` (what the steps plan by default, and what `bench/dbmove`'s
-/// workflow mode runs) is their `MaxConcurrency`.
+/// workflow mode runs) is their `MaxConcurrency`; the import's Map runs beside the
+/// export's, in the branches of one Parallel (the import follows the export).
 #[test]
 fn the_database_maps_run_the_planned_parts_at_once() {
     let path = root().join("statemachines/migrate-instance.asl.json");
     let asl: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let export = &asl["States"]["ExportAndSync"]["Branches"][0]["States"]["ExportParts"];
-    let import = &asl["States"]["ImportParts"];
+    let copy = &asl["States"]["ExportAndSync"]["Branches"][0]["States"]["CopyDatabase"];
+    assert_eq!(
+        copy["Type"],
+        "Parallel",
+        "CopyDatabase in {}",
+        path.display()
+    );
+    let export = &copy["Branches"][0]["States"]["ExportParts"];
+    let import = &copy["Branches"][1]["States"]["ImportParts"];
     for (name, map) in [("ExportParts", export), ("ImportParts", import)] {
         assert_eq!(
             map["Type"],

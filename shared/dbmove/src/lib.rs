@@ -22,9 +22,10 @@ pub mod verify;
 
 pub use engine::{BUNDLE, Db, Engine, LEDGER_TABLE, Load, set_ca_bundle};
 pub use mover::{
-    Budget, CopyLimits, ExportReport, ImportOptions, ImportReport, ImportStart, NoProgress,
-    Progress, begin_export, begin_import, check_import, copy, export, export_budgeted, export_part,
-    finish_import, import, import_part, seal_export,
+    Budget, CopyLimits, ExportReport, ImportFrom, ImportOptions, ImportReport, ImportStart,
+    NoProgress, Progress, begin_export, begin_import, begin_import_following, check_import, copy,
+    export, export_budgeted, export_part, finish_import, import, import_part, import_part_from,
+    seal_export,
 };
 pub use schema::{ColType, Column, Index, Row, Table, Value};
 pub use verify::{Depth, TableCheck, VerifyReport, verify, verify_tables, verify_with};

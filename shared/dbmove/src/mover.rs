@@ -1,6 +1,6 @@
 //! Export to staged chunks, and import from them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
@@ -15,8 +15,8 @@ use crate::engine::{Db, Engine, LEDGER_TABLE, Load};
 use crate::pgcopy::Tuples;
 use crate::schema::{Row, Table};
 use crate::stage::{
-    ChunkFormat, ChunkInfo, ChunkWriter, ExportIndex, Manifest, check_count, chunk_key,
-    decode_chunk_as, index_key, manifest_key, open_chunk, partial_key,
+    ChunkFormat, ChunkInfo, ChunkWriter, ExportIndex, ExportTables, Manifest, check_count,
+    chunk_key, decode_chunk_as, index_key, manifest_key, open_chunk, partial_key, tables_key,
 };
 
 /// How big a chunk may grow.
@@ -101,6 +101,12 @@ impl Budget {
         }
         self.until.is_none_or(|u| Instant::now() < u)
             && self.chunks.as_ref().is_none_or(|c| c.load(Relaxed) > 0)
+    }
+
+    /// Whether the time is up, first chunk or not: a run that waits for chunks to load
+    /// stops waiting then.
+    fn time_up(&self) -> bool {
+        self.until.is_some_and(|u| Instant::now() >= u)
     }
 
     /// Takes one chunk before starting it; `false` (nothing taken) when none is left.
@@ -757,6 +763,51 @@ pub async fn begin_import(
 ) -> Result<ImportStart, DbError> {
     let index = read_index(store).await?;
     let manifests = read_manifests(store, &index.tables).await?;
+    let split = Split::of(store, &index.export_id).await?;
+    let create: Vec<(&Table, bool)> = manifests
+        .iter()
+        .map(|m| (&m.table, split.small(m)))
+        .collect();
+    begin_on(dst, index, &create, replace).await
+}
+
+/// [`begin_import`] for an import that follows the export under way (or sealed since):
+/// the tables come from what [`begin_export`] staged (`dbmove/tables.json`), none of
+/// their manifests is needed. [`import_part_from`] ([`ImportFrom::Following`]) then
+/// loads each table once it is staged whole.
+pub async fn begin_import_following(
+    dst: &Db,
+    store: &dyn BlobStore,
+    replace: bool,
+) -> Result<ImportStart, DbError> {
+    let index = followed_export(store).await?;
+    let staged = staged_tables(store, &index).await?;
+    let sizes = sizes_of(&staged);
+    let mut create = Vec::with_capacity(index.tables.len());
+    for name in &index.tables {
+        let t = staged
+            .tables
+            .iter()
+            .find(|t| &t.name == name)
+            .ok_or_else(|| {
+                DbError::Corrupt(format!(
+                    "tables.json has no table {name}, which the export holds; export again"
+                ))
+            })?;
+        create.push((t, source_small(&sizes, name)));
+    }
+    begin_on(dst, index, &create, replace).await
+}
+
+/// What [`begin_import`] and [`begin_import_following`] share: the target checked (or
+/// emptied), the ledger made with its first row naming `index`'s export, and `create`
+/// (flagged as for [`Db::create_tables`]) created, but for those a resumed import made.
+async fn begin_on(
+    dst: &Db,
+    index: ExportIndex,
+    create: &[(&Table, bool)],
+    replace: bool,
+) -> Result<ImportStart, DbError> {
     let existing: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
     let all: HashSet<String> = dst.list_tables("").await?.into_iter().collect();
     let mut resumed = all.contains(LEDGER_TABLE);
@@ -795,15 +846,78 @@ pub async fn begin_import(
     check_ledger_export(dst, &index, &dst.ledger().await?)?;
     let present: HashSet<String> = if resumed { existing } else { HashSet::new() };
     // The tables imported in groups get their indexes now, the others after their rows.
-    let create: Vec<(&Table, bool)> = manifests
+    let create: Vec<(&Table, bool)> = create
         .iter()
-        .filter(|m| !present.contains(&m.table.name))
-        .map(|m| (&m.table, small_manifest(m)))
+        .filter(|(t, _)| !present.contains(&t.name))
+        .copied()
         .collect();
     let helpers = helpers(dst, DDL_JOBS).await?;
     let dbs: Vec<&Db> = std::iter::once(dst).chain(&helpers).collect();
     create_tables_on(&dbs, &create).await?;
     Ok(ImportStart { index, resumed })
+}
+
+/// The export an import follows: the one under way, or, once sealed, the complete one.
+pub async fn followed_export(store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
+    match under_way(store).await {
+        Err(DbError::Input(_)) => read_index(store).await.map_err(|_| {
+            DbError::Input(
+                "the stage holds no export, neither under way (dbmove/export.partial.json) \
+                 nor complete (dbmove/export.json); begin the export first"
+                    .into(),
+            )
+        }),
+        r => r,
+    }
+}
+
+/// The tables staged for `index`'s export, which an import that follows it needs.
+async fn staged_tables(
+    store: &dyn BlobStore,
+    index: &ExportIndex,
+) -> Result<ExportTables, DbError> {
+    read_tables(store, &index.export_id).await?.ok_or_else(|| {
+        DbError::Input(format!(
+            "the stage holds no table list of export {} (dbmove/tables.json), which an \
+             import that follows the export needs; begin the export again to stage it",
+            index.export_id
+        ))
+    })
+}
+
+fn sizes_of(staged: &ExportTables) -> HashMap<String, u64> {
+    staged.sizes.iter().cloned().collect()
+}
+
+/// Whether a table of `sizes` (source sizes) is imported in a group, as [`copy`] decides;
+/// one the catalog gives no size for is taken for a big one.
+fn source_small(sizes: &HashMap<String, u64>, name: &str) -> bool {
+    sizes.get(name).is_some_and(|&s| s < SMALL_TABLE)
+}
+
+/// Which tables of an import go in groups (created with their indexes): by their source
+/// sizes when [`begin_export`] staged them for the export, else by their staged sizes.
+/// [`begin_import`] and every [`import_part`] of one export decide alike, whichever way
+/// the import began: a table is indexed once, either with the table or after its rows.
+enum Split {
+    Source(HashMap<String, u64>),
+    Staged,
+}
+
+impl Split {
+    async fn of(store: &dyn BlobStore, export_id: &str) -> Result<Self, DbError> {
+        Ok(match read_tables(store, export_id).await? {
+            Some(staged) => Split::Source(sizes_of(&staged)),
+            None => Split::Staged,
+        })
+    }
+
+    fn small(&self, m: &Manifest) -> bool {
+        match self {
+            Split::Source(sizes) => source_small(sizes, &m.table.name),
+            Split::Staged => small_manifest(m),
+        }
+    }
 }
 
 /// The ledger must be this export's: a target holding another export's interrupted
@@ -857,124 +971,273 @@ pub async fn import_part(
     budget: &Budget,
     progress: &dyn Progress,
 ) -> Result<ImportReport, DbError> {
-    let index = read_index(store).await?;
-    let names: Vec<&String> = match only {
-        None => index.tables.iter().collect(),
+    import_part_from(ImportFrom::Sealed, dst, store, only, jobs, budget, progress).await
+}
+
+/// How long an import that follows the export waits before it reads the manifests of the
+/// tables it waits for again.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Which export an import part loads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFrom {
+    /// The stage's complete export, begun by [`begin_import`]: [`import_part`].
+    Sealed,
+    /// The export under way (or sealed since), the import begun by
+    /// [`begin_import_following`]: each table of the part is loaded once its manifest
+    /// says this export staged it whole; the others are waited for (their manifests read
+    /// again every [`POLL`]) until they are, or until the budget's time is up: then
+    /// `complete: false`, and a rerun goes on.
+    Following,
+}
+
+/// [`import_part`] from the export `from` says.
+pub async fn import_part_from(
+    from: ImportFrom,
+    dst: &Db,
+    store: &dyn BlobStore,
+    only: Option<&[String]>,
+    jobs: usize,
+    budget: &Budget,
+    progress: &dyn Progress,
+) -> Result<ImportReport, DbError> {
+    let follow = from == ImportFrom::Following;
+    let index = if follow {
+        followed_export(store).await?
+    } else {
+        read_index(store).await?
+    };
+    let names: Vec<String> = match only {
+        None => index.tables.clone(),
         Some(only) => {
             if let Some(missing) = only.iter().find(|n| !index.tables.contains(n)) {
                 return Err(DbError::Input(format!(
                     "table {missing} is not part of the staged export"
                 )));
             }
-            index.tables.iter().filter(|n| only.contains(n)).collect()
+            index
+                .tables
+                .iter()
+                .filter(|n| only.contains(n))
+                .cloned()
+                .collect()
         }
     };
-    let manifests = read_manifests(store, names).await?;
+    // Read before the ledger, so that a damaged stage is named before a target is touched.
+    let manifests = if follow {
+        Vec::new()
+    } else {
+        read_manifests(store, &names).await?
+    };
     let done = ledger_under_way(dst, &index, "; begin one first").await?;
+    let split = Split::of(store, &index.export_id).await?;
+    if follow && matches!(split, Split::Staged) {
+        // No table list of this export: the error that says so.
+        staged_tables(store, &index).await?;
+    }
     // SQLite takes one writer at a time: more connections would only wait on its lock.
     let jobs = if dst.engine() == Engine::Sqlite {
         1
     } else {
-        jobs.clamp(1, manifests.len().max(1))
+        jobs.clamp(1, names.len().max(1))
     };
     let helpers = helpers(dst, jobs).await?;
     let dbs: Vec<&Db> = std::iter::once(dst).chain(&helpers).collect();
     for db in &dbs {
         db.relax_durability().await?;
     }
-    let (rows, chunks, skipped) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let stopped = AtomicBool::new(false);
-    let (done, rows_r, chunks_r, skipped_r, stopped_r) =
-        (&done, &rows, &chunks, &skipped, &stopped);
-    let refs: Vec<&Manifest> = manifests.iter().collect();
-    let staged = |m: &Manifest| m.chunks.iter().map(|c| c.bytes).sum::<u64>();
-    let work = plan(&refs, staged, small_manifest);
-    pool(&dbs, &work, |db, w| async move {
-        let group = matches!(w, Work::Group(_));
-        let loader = Loader::new(db, if group { GROUP_LOAD_BYTES } else { 0 });
-        // The next chunk is read and decoded while the one before loads: memory stays
-        // three chunks (decoding, waiting, loading), as in `copy`.
-        let (tx, mut rx) = mpsc::channel::<Staged>(1);
-        let reader = async move {
-            let gone = || DbError::Backend("the loader stopped".into());
-            for m in w.items() {
-                let name = &m.table.name;
-                if done.contains(&(name.clone(), 0)) {
-                    skipped_r.fetch_add(m.chunks.len() as u64, Relaxed);
-                    continue;
+    let tally = Tally::default();
+    let run = Run {
+        dbs: &dbs,
+        store,
+        split: &split,
+        done: &done,
+        budget,
+        progress,
+        tally: &tally,
+    };
+    if !follow {
+        run.load(&manifests).await?;
+    } else {
+        let mut waiting = names.clone();
+        while !waiting.is_empty() {
+            let (ready, rest) = ready_manifests(store, &index.export_id, &waiting).await?;
+            waiting = rest;
+            if !ready.is_empty() {
+                run.load(&ready).await?;
+                if tally.stopped.load(Relaxed) {
+                    break;
                 }
-                progress.table("import", name);
-                for c in &m.chunks {
-                    if done.contains(&(name.clone(), c.n as i64)) {
-                        skipped_r.fetch_add(1, Relaxed);
-                        progress.rows(c.rows);
-                        continue;
-                    }
-                    if !budget.take() {
-                        // Tables whole before the stop get their marks in the next run.
-                        stopped_r.store(true, Relaxed);
-                        return Ok::<_, DbError>(true);
-                    }
-                    let (batch, raw, bytes) = read_chunk(store, m, c, db.engine()).await?;
-                    tx.send(Staged::Chunk(m, c, batch, raw, bytes))
-                        .await
-                        .map_err(|_| gone())?;
-                }
-                tx.send(Staged::Whole(m)).await.map_err(|_| gone())?;
+            } else if budget.time_up() || !budget.left() {
+                tally.stopped.store(true, Relaxed);
+                break;
+            } else {
+                tokio::time::sleep(POLL).await;
             }
-            Ok(false)
-        };
-        let writer = async {
-            let mut whole = Vec::new();
-            while let Some(staged) = rx.recv().await {
-                match staged {
-                    Staged::Chunk(m, c, batch, raw, bytes) => {
-                        loader.add(&m.table, c.n, batch, raw, bytes).await?;
-                        rows_r.fetch_add(c.rows, Relaxed);
-                        chunks_r.fetch_add(1, Relaxed);
-                        progress.rows(c.rows);
-                    }
-                    Staged::Whole(m) => whole.push(m),
-                }
-            }
-            loader.flush().await?;
-            Ok::<_, DbError>(whole)
-        };
-        let (read, whole) = tokio::join!(reader, writer);
-        // The writer's error is the cause when both failed (the reader then saw it stop).
-        let whole = whole?;
-        if read? {
-            return Ok(());
         }
-        for m in &whole {
-            if !group {
-                progress.table("index", &m.table.name);
-                db.create_indexes(&m.table).await?;
-            }
-            db.carry_sequence(&m.table).await?;
-        }
-        // One ledger statement says each of these tables is wholly in: chunk 0 (chunks
-        // count from 1) means every chunk, its indexes and its sequence.
-        let marks = whole
-            .iter()
-            .map(|m| Load {
-                table: &m.table,
-                rows: Vec::new(),
-                copy: None,
-                ledger: Some(0),
-            })
-            .collect();
-        db.load_many(marks).await
-    })
-    .await?;
+    }
     Ok(ImportReport {
-        tables: manifests.len(),
-        rows: rows.load(Relaxed),
-        chunks: chunks.load(Relaxed),
-        chunks_skipped: skipped.load(Relaxed),
-        complete: !stopped.load(Relaxed),
+        tables: names.len(),
+        rows: tally.rows.load(Relaxed),
+        chunks: tally.chunks.load(Relaxed),
+        chunks_skipped: tally.skipped.load(Relaxed),
+        complete: !tally.stopped.load(Relaxed),
         resumed: false,
     })
+}
+
+/// The manifests of `tables` that are staged whole by export `export_id`, and the names
+/// of the others (not staged yet, staged in part, or left by another export), a few read
+/// at once as [`read_manifests`] does.
+async fn ready_manifests(
+    store: &dyn BlobStore,
+    export_id: &str,
+    tables: &[String],
+) -> Result<(Vec<Manifest>, Vec<String>), DbError> {
+    use futures::{StreamExt, TryStreamExt};
+    let found: Vec<Option<Manifest>> = futures::stream::iter(tables.to_vec())
+        .map(|t| async move {
+            match read_manifest(store, &t).await {
+                Ok(m) => Ok(Some(m).filter(|m| m.export_id == export_id && m.complete)),
+                Err(DbError::Stage(a2a_core::PortError::NotFound(_))) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let mut ready = Vec::new();
+    let mut waiting = Vec::new();
+    for (name, m) in tables.iter().zip(found) {
+        match m {
+            Some(m) => ready.push(m),
+            None => waiting.push(name.clone()),
+        }
+    }
+    Ok((ready, waiting))
+}
+
+/// What the runs of one import part did, all rounds together.
+#[derive(Default)]
+struct Tally {
+    rows: AtomicU64,
+    chunks: AtomicU64,
+    skipped: AtomicU64,
+    /// The budget stopped it: `complete: false`.
+    stopped: AtomicBool,
+}
+
+/// One import part's work: its connections, the stage, how its tables are split, the
+/// ledger's rows when it began, its budget and its listener, and what it did so far.
+struct Run<'a> {
+    dbs: &'a [&'a Db],
+    store: &'a dyn BlobStore,
+    split: &'a Split,
+    done: &'a HashSet<(String, i64)>,
+    budget: &'a Budget,
+    progress: &'a dyn Progress,
+    tally: &'a Tally,
+}
+
+impl Run<'_> {
+    /// Loads the tables of `manifests` over the connections, big ones alone, small ones in
+    /// groups, and marks each table whose chunks are all in; stops, with `stopped` set in
+    /// the tally, when the budget is spent.
+    async fn load(&self, manifests: &[Manifest]) -> Result<(), DbError> {
+        let Run {
+            dbs,
+            store,
+            split,
+            done,
+            budget,
+            progress,
+            tally,
+        } = *self;
+        let refs: Vec<&Manifest> = manifests.iter().collect();
+        let staged = |m: &Manifest| m.chunks.iter().map(|c| c.bytes).sum::<u64>();
+        let work = plan(&refs, staged, |m| split.small(m));
+        let (rows_r, chunks_r, skipped_r, stopped_r) =
+            (&tally.rows, &tally.chunks, &tally.skipped, &tally.stopped);
+        pool(dbs, &work, |db, w| async move {
+            let group = matches!(w, Work::Group(_));
+            let loader = Loader::new(db, if group { GROUP_LOAD_BYTES } else { 0 });
+            // The next chunk is read and decoded while the one before loads: memory stays
+            // three chunks (decoding, waiting, loading), as in `copy`.
+            let (tx, mut rx) = mpsc::channel::<Staged>(1);
+            let reader = async move {
+                let gone = || DbError::Backend("the loader stopped".into());
+                for m in w.items() {
+                    let name = &m.table.name;
+                    if done.contains(&(name.clone(), 0)) {
+                        skipped_r.fetch_add(m.chunks.len() as u64, Relaxed);
+                        continue;
+                    }
+                    progress.table("import", name);
+                    for c in &m.chunks {
+                        if done.contains(&(name.clone(), c.n as i64)) {
+                            skipped_r.fetch_add(1, Relaxed);
+                            progress.rows(c.rows);
+                            continue;
+                        }
+                        if !budget.take() {
+                            // Tables whole before the stop get their marks in the next run.
+                            stopped_r.store(true, Relaxed);
+                            return Ok::<_, DbError>(true);
+                        }
+                        let (batch, raw, bytes) = read_chunk(store, m, c, db.engine()).await?;
+                        tx.send(Staged::Chunk(m, c, batch, raw, bytes))
+                            .await
+                            .map_err(|_| gone())?;
+                    }
+                    tx.send(Staged::Whole(m)).await.map_err(|_| gone())?;
+                }
+                Ok(false)
+            };
+            let writer = async {
+                let mut whole = Vec::new();
+                while let Some(staged) = rx.recv().await {
+                    match staged {
+                        Staged::Chunk(m, c, batch, raw, bytes) => {
+                            loader.add(&m.table, c.n, batch, raw, bytes).await?;
+                            rows_r.fetch_add(c.rows, Relaxed);
+                            chunks_r.fetch_add(1, Relaxed);
+                            progress.rows(c.rows);
+                        }
+                        Staged::Whole(m) => whole.push(m),
+                    }
+                }
+                loader.flush().await?;
+                Ok::<_, DbError>(whole)
+            };
+            let (read, whole) = tokio::join!(reader, writer);
+            // The writer's error is the cause when both failed (the reader then saw it stop).
+            let whole = whole?;
+            if read? {
+                return Ok(());
+            }
+            for m in &whole {
+                if !group {
+                    progress.table("index", &m.table.name);
+                    db.create_indexes(&m.table).await?;
+                }
+                db.carry_sequence(&m.table).await?;
+            }
+            // One ledger statement says each of these tables is wholly in: chunk 0 (chunks
+            // count from 1) means every chunk, its indexes and its sequence.
+            let marks = whole
+                .iter()
+                .map(|m| Load {
+                    table: &m.table,
+                    rows: Vec::new(),
+                    copy: None,
+                    ledger: Some(0),
+                })
+                .collect();
+            db.load_many(marks).await
+        })
+        .await?;
+        Ok(())
+    }
 }
 
 /// What the reader of [`import_part`] hands its loader: a chunk's rows, or its PostgreSQL
@@ -1259,8 +1522,10 @@ pub async fn export_budgeted(
 /// Starts a resumable export of `prefix` in the stage, or finds the one under way: the
 /// marker `dbmove/export.partial.json` names it (its id and tables), and an older
 /// complete `export.json` is removed. Every column is mapped first: an unmappable type
-/// stops it before anything is written. Returns the export's index and the source's
-/// tables; [`export_part`] then stages them, in parts that may run at once.
+/// stops it before anything is written. The tables' schemas and source sizes go to
+/// `dbmove/tables.json` ([`ExportTables`]), so that an import can follow the export
+/// ([`begin_import_following`]). Returns the export's index and the source's tables;
+/// [`export_part`] then stages them, in parts that may run at once.
 pub async fn begin_export(
     src: &Db,
     store: &dyn BlobStore,
@@ -1293,7 +1558,35 @@ pub async fn begin_export(
             index.prefix
         )));
     }
+    // Also for an export begun by a run cut short before it staged them.
+    if read_tables(store, &index.export_id).await?.is_none() {
+        let staged = ExportTables {
+            export_id: index.export_id.clone(),
+            tables: tables.clone(),
+            sizes: crate::plan::table_sizes(src, prefix).await?,
+        };
+        let body =
+            serde_json::to_vec_pretty(&staged).map_err(|e| DbError::Backend(e.to_string()))?;
+        store.put(&tables_key()?, Bytes::from(body)).await?;
+    }
     Ok((index, tables))
+}
+
+/// The tables that [`begin_export`] staged for export `export_id`; `None` when the stage
+/// holds none, or those of another export.
+pub async fn read_tables(
+    store: &dyn BlobStore,
+    export_id: &str,
+) -> Result<Option<ExportTables>, DbError> {
+    match store.get(&tables_key()?).await {
+        Ok(body) => {
+            let staged: ExportTables = serde_json::from_slice(&body)
+                .map_err(|e| DbError::Corrupt(format!("tables.json: {e}")))?;
+            Ok((staged.export_id == export_id).then_some(staged))
+        }
+        Err(a2a_core::PortError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The export under way in the stage (its `export.partial.json`).

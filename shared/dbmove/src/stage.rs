@@ -5,6 +5,8 @@
 //!
 //! Layout in the blob store (under an optional root):
 //! `dbmove/export.json` (written last: the export is complete),
+//! `dbmove/export.partial.json` (an export under way), `dbmove/tables.json` (its tables'
+//! schemas and source sizes, for an import that follows it),
 //! `dbmove/tables/<table>/manifest.json`, `dbmove/tables/<table>/<n>.jsonl.zst` (or
 //! `<n>.pgcopy.zst`).
 
@@ -106,6 +108,18 @@ pub struct ExportIndex {
     pub rows: u64,
 }
 
+/// The tables of an export under way, staged when it begins: an import that follows the
+/// export creates them before their manifests exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportTables {
+    /// The export they belong to: tables of another export are never used.
+    pub export_id: String,
+    /// Every table's neutral schema, in export order.
+    pub tables: Vec<Table>,
+    /// Each table's size on disk in the source (bytes, as the engine estimates it).
+    pub sizes: Vec<(String, u64)>,
+}
+
 /// The format tag of manifests and indexes of JSON Lines chunks.
 pub const FORMAT: &str = "a2a-dbmove/jsonl-zstd/1";
 /// The format tag of manifests of binary `COPY` chunks, and of the index of an export
@@ -157,6 +171,11 @@ pub fn index_key() -> Result<BlobKey, DbError> {
 /// Key of the marker of a budgeted export still under way.
 pub fn partial_key() -> Result<BlobKey, DbError> {
     key("dbmove/export.partial.json")
+}
+
+/// Key of the tables of the export under way ([`ExportTables`]).
+pub fn tables_key() -> Result<BlobKey, DbError> {
+    key("dbmove/tables.json")
 }
 
 /// Key of a table's manifest.

@@ -362,11 +362,16 @@ pub struct PartInput {
     pub max_chunks: Option<u64>,
     /// Rows in a chunk (the default is the data plane's).
     pub chunk_rows: Option<usize>,
+    /// Seconds this run may take, if fewer than [`PART_TIME`]'s.
+    pub seconds: Option<u64>,
 }
 
 impl PartInput {
     fn budget(&self) -> Budget {
-        Budget::new(self.max_chunks, Some(PART_TIME))
+        let time = self
+            .seconds
+            .map_or(PART_TIME, |s| Duration::from_secs(s).min(PART_TIME));
+        Budget::new(self.max_chunks, Some(time))
     }
 
     fn limits(&self) -> CopyLimits {
@@ -403,7 +408,11 @@ pub async fn plan_export(
         let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
         let (index, tables) =
             a2a_dbmove::begin_export(&src, stage.as_ref(), &ctx.site.prefix).await?;
-        let sizes = a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?;
+        // The sizes that `begin_export` staged with the tables.
+        let sizes = match a2a_dbmove::mover::read_tables(stage.as_ref(), &index.export_id).await? {
+            Some(staged) => staged.sizes,
+            None => a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?,
+        };
         let size = |name: &str| sizes.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or(0);
         refuse_big_keyless(code, &tables, size, KEYLESS_MAX)?;
         let weights = async || Ok(a2a_dbmove::plan::weights(&index.tables, &sizes));
@@ -571,20 +580,18 @@ pub async fn provision_target_database(
     .await
 }
 
-/// Plans the import: makes the target ready (refused if it holds the prefix's tables
-/// and no import under way; the ledger and every table created) and splits the staged
-/// tables into `parts` groups of about equal staged size. A finished import, or a plan of
+/// Plans the import, which follows the export under way: takes the export plan's parts
+/// (import part `n` loads the tables that export part `n` stages) and makes the target
+/// ready (refused if it holds the prefix's tables and no import under way; the ledger
+/// and every table created, from the tables the export staged when it began). Needs the
+/// target provisioned and the export planned, not sealed. A finished import, or a plan of
 /// this export, is kept. Returns the part numbers for the Map.
-pub async fn plan_import(
-    ctx: &StepContext,
-    code: &SchoolCode,
-    parts: Option<usize>,
-) -> Result<Value, StepError> {
+pub async fn plan_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
     run(ctx, "plan-import", code, || async {
         let i = load(ctx, code).await?;
         let stage = stage(ctx, code);
         let k = layout::plan_key(code, "import")?;
-        let index = a2a_dbmove::mover::read_index(stage.as_ref()).await?;
+        let index = a2a_dbmove::mover::followed_export(stage.as_ref()).await?;
         let old = get_json::<Plan>(ctx, &k)
             .await?
             .filter(|p| p.export_id == index.export_id);
@@ -597,10 +604,29 @@ pub async fn plan_import(
                 json!({"parts": part_numbers(plan), "kept": true}),
             ));
         }
+        let plan = match old {
+            Some(plan) => plan,
+            None => {
+                let plan: Plan = get_json(ctx, &layout::plan_key(code, "export")?)
+                    .await?
+                    .ok_or_else(|| {
+                        StepError::Input(format!(
+                            "school {code}: no export plan in the stage; plan the export first"
+                        ))
+                    })?;
+                if plan.export_id != index.export_id {
+                    return Err(StepError::Input(format!(
+                        "school {code}: the export plan is of export {}, not of the export \
+                         {} in the stage; plan the export again",
+                        plan.export_id, index.export_id
+                    )));
+                }
+                put_json(ctx, &k, &plan).await?;
+                plan
+            }
+        };
         let dst = Db::connect(&target(ctx, &i)?, true).await?;
-        let begun = a2a_dbmove::begin_import(&dst, stage.as_ref(), false).await?;
-        let weights = async || Ok(a2a_dbmove::plan::staged_sizes(stage.as_ref()).await?);
-        let plan = Plan::keep_or_make(ctx, &k, old, &index.export_id, parts, weights).await?;
+        let begun = a2a_dbmove::begin_import_following(&dst, stage.as_ref(), false).await?;
         Ok(Done::new(json!({
             "parts": part_numbers(&plan),
             "tables": index.tables.len(),
@@ -610,9 +636,11 @@ pub async fn plan_import(
     .await
 }
 
-/// Imports one part of the planned import into the target, within one run's budget:
-/// `complete: false` means "run this part again", and the rerun skips the chunks the
-/// target's ledger holds. A finished import is kept.
+/// Imports one part of the planned import into the target while its export part runs,
+/// within one run's budget: loads each table once the export has staged it whole, and
+/// waits for the others. `complete: false` means "run this part again" (time ran out, or
+/// the chunks of the budget), and the rerun skips the chunks the target's ledger holds. A
+/// finished import is kept.
 pub async fn import_database(
     ctx: &StepContext,
     code: &SchoolCode,
@@ -631,7 +659,8 @@ pub async fn import_database(
         }
         let (_, tables) = part_tables(ctx, code, "import", part).await?;
         let dst = Db::connect(&target(ctx, &i)?, false).await?;
-        let r = a2a_dbmove::import_part(
+        let r = a2a_dbmove::import_part_from(
+            a2a_dbmove::ImportFrom::Following,
             &dst,
             stage(ctx, code).as_ref(),
             Some(&tables),

@@ -202,9 +202,7 @@ pub static STEPS: &[Step] = &[
     }).budgeted(SYNC_TIME),
     Step::lambda("ProvisionTargetDatabase", Migrate, SMALL_MB, SHORT,
         plain!(migrate::provision_target_database)),
-    Step::lambda("PlanImport", Migrate, SMALL_MB, PLAN, |ctx, code, input| {
-        Box::pin(async move { migrate::plan_import(ctx, code, number(input, "parts")?).await })
-    }),
+    Step::lambda("PlanImport", Migrate, SMALL_MB, PLAN, plain!(migrate::plan_import)),
     Step::lambda("ImportDatabase", Migrate, BIG_MB, LONG, |ctx, code, input| {
         Box::pin(async move { migrate::import_database(ctx, code, part_input(input)?).await })
     }).budgeted(PART_TIME),
@@ -276,8 +274,8 @@ pub fn names() -> Vec<&'static str> {
 
 /// Runs the step `name` on `input` and returns its result. The input is
 /// `{"school_code": …}`, plus: `part` (a number) for `ExportDatabase` and
-/// `ImportDatabase`, with optional `max_chunks` and `chunk_rows`; optional `parts` for
-/// `PlanExport` and `PlanImport`; `part` (`database`, `database:<n>`, `files`) for
+/// `ImportDatabase`, with optional `max_chunks`, `chunk_rows` and `seconds`; optional
+/// `parts` for `PlanExport`; `part` (`database`, `database:<n>`, `files`) for
 /// `Verify` and `VerifySource`; `execution` (the run's id) for `CheckSource`, `Preflight`
 /// and `AllocateTarget`; optional `seconds` for `SyncFiles`, `Rollback` and
 /// `Deprovision`; `error` for the rollbacks, and `restore` (what `RestoreSource`
@@ -310,6 +308,7 @@ fn part_input(input: &Value) -> Result<migrate::PartInput, StepError> {
         })?,
         max_chunks: number(input, "max_chunks")?.map(|n| n as u64),
         chunk_rows: number(input, "chunk_rows")?,
+        seconds: number(input, "seconds")?.map(|s| s as u64),
     })
 }
 
