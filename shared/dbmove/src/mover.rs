@@ -688,8 +688,10 @@ async fn create_tables_on(dbs: &[&Db], tables: &[(&Table, bool)]) -> Result<(), 
     Ok(())
 }
 
-/// Connections that [`begin_import`] creates tables on.
-const DDL_JOBS: usize = 2;
+/// Connections that [`begin_import`] creates tables on: MariaDB pays a disk sync per
+/// `CREATE TABLE`, so more at once help while an export runs beside (5.6 s with 4 for
+/// 556 tables, 8.2 s with 2).
+const DDL_JOBS: usize = 4;
 
 /// The ledger as a table, to load its first row like any other.
 fn ledger_table() -> Table {
@@ -1625,7 +1627,20 @@ pub async fn export_part(
             index.prefix
         )));
     }
-    let mut tables = src.introspect(prefix).await?;
+    let mut tables = match read_tables(store, &index.export_id).await? {
+        // The schema staged when this export began: the site is frozen since, and each
+        // part's every run introspecting it again (a second of catalog joins on MariaDB)
+        // would only read the same. A table since dropped is still noticed.
+        Some(staged) => {
+            let present: HashSet<String> = src.list_tables(prefix).await?.into_iter().collect();
+            staged
+                .tables
+                .into_iter()
+                .filter(|t| present.contains(&t.name))
+                .collect()
+        }
+        None => src.introspect(prefix).await?,
+    };
     if let Some(only) = only {
         if let Some(missing) = only.iter().find(|n| !index.tables.contains(n)) {
             return Err(DbError::Input(format!(
@@ -1633,6 +1648,8 @@ pub async fn export_part(
             )));
         }
         tables.retain(|t| only.contains(&t.name));
+        // In the order given: a plan's part lists its biggest tables first.
+        tables.sort_by_key(|t| only.iter().position(|n| *n == t.name));
         if let Some(gone) = only.iter().find(|n| !tables.iter().any(|t| &t.name == *n)) {
             return Err(DbError::Input(format!(
                 "table {gone} is no longer in the source {}",

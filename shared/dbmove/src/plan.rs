@@ -55,8 +55,9 @@ pub async fn staged_sizes(store: &dyn BlobStore) -> Result<Vec<(String, u64)>, D
 
 /// Splits tables into at most `parts` groups of about equal total size: the largest
 /// table first, each into the lightest group so far (a group never splits a table). Empty
-/// groups are left out; each group lists its tables by name. Ties are broken by name, so
-/// the same sizes always give the same parts.
+/// groups are left out; each group lists its tables biggest first, the order a part is
+/// exported in (an import that follows the export can then start on the big tables
+/// early). Ties are broken by name, so the same sizes always give the same parts.
 pub fn balance(sizes: &[(String, u64)], parts: usize) -> Vec<Vec<String>> {
     let mut order: Vec<&(String, u64)> = sizes.iter().collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -75,10 +76,7 @@ pub fn balance(sizes: &[(String, u64)], parts: usize) -> Vec<Vec<String>> {
     groups
         .into_iter()
         .filter(|g| !g.1.is_empty())
-        .map(|mut g| {
-            g.1.sort();
-            g.1
-        })
+        .map(|g| g.1)
         .collect()
 }
 
@@ -110,6 +108,13 @@ mod tests {
         let (w0, w1) = (weight(&parts[0]), weight(&parts[1]));
         assert_eq!(w0 + w1, 260);
         assert!(w0.abs_diff(w1) <= 20, "{parts:?}: {w0} vs {w1}");
+        for p in &parts {
+            let w: Vec<u64> = p
+                .iter()
+                .map(|n| s.iter().find(|x| &x.0 == n).unwrap().1)
+                .collect();
+            assert!(w.is_sorted_by(|a, b| a >= b), "biggest first: {parts:?}");
+        }
         let mut all: Vec<&String> = parts.iter().flatten().collect();
         all.sort();
         assert_eq!(all, ["a", "b", "c", "d", "e", "f"]);

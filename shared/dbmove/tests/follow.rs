@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use a2a_core::Locator;
+use a2a_core::{BlobStore as _, Locator};
 use a2a_dbmove::fixture::{FixtureOptions, generate};
 use a2a_dbmove::mover::read_tables;
 use a2a_dbmove::plan::{balance, weights};
@@ -273,6 +273,78 @@ async fn a_following_import_waits_stops_and_resumes() {
         let bad: Vec<_> = report.differing().collect();
         assert!(bad.is_empty(), "{tag}: {bad:#?}");
         drop((src, again));
+        drop_pair(p, &engines, i).await;
+    }
+}
+
+/// An export part takes its tables' schemas from the list `begin_export` staged (no second
+/// introspection), stages them in the order of its part (biggest first), and still names a
+/// table dropped from the source since the export began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_part_follows_its_list_and_names_a_table_gone_since_the_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let engines = engines(
+        "an_export_part_follows_its_list_and_names_a_table_gone_since_the_begin",
+        dir.path(),
+    );
+    for i in 0..engines.len() {
+        let p = pair("order", &engines, i).await;
+        let src = Db::connect(&p.src.0, false).await.unwrap();
+        let stage = tempfile::tempdir().unwrap();
+        let store = FsBlob::new(stage.path()).unwrap();
+        let (index, _) = begin_export(&src, &store, "mdl_").await.unwrap();
+        let all = parts(&store, &index.export_id, &index.tables, 1).await;
+        let part = &all[0];
+        assert!(part.len() > 2, "{part:?}");
+        // One chunk: the first table of the list, not the first by name.
+        let one = export_part(
+            &src,
+            &store,
+            "mdl_",
+            Some(part),
+            limits(),
+            &Budget::new(Some(1), None),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert!(!one.complete);
+        let first = store
+            .list("dbmove/tables/", None)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|m| m.key.to_string())
+            .find(|k| k.ends_with("manifest.json"))
+            .unwrap();
+        assert!(
+            first.contains(&format!("/{}/", part[0])),
+            "{}: {first} is not the biggest table {}",
+            engines[i].0,
+            part[0]
+        );
+        let gone = part.last().unwrap();
+        src.exec(&format!("DROP TABLE {}", src.engine().quote(gone)))
+            .await
+            .unwrap();
+        let err = export_part(
+            &src,
+            &store,
+            "mdl_",
+            Some(part),
+            limits(),
+            &Budget::unlimited(),
+            &NoProgress,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, DbError::Input(m) if m.contains(&format!("table {gone} is no longer in the source"))),
+            "{}: {err}",
+            engines[i].0
+        );
+        drop(src);
         drop_pair(p, &engines, i).await;
     }
 }
