@@ -10,6 +10,18 @@ use a2a_dbmove::{
 use a2a_local::FsBlob;
 use a2a_testkit::{db_name, engines};
 
+/// `copy` of every `mdl_` table with the defaults and two jobs, staged in a new folder
+/// (gone with the returned guard); the tables copied.
+async fn copy_whole(src: &Db, dst: &Db) -> (tempfile::TempDir, usize) {
+    let stage = tempfile::tempdir().unwrap();
+    let store = FsBlob::new(stage.path()).unwrap();
+    let limits = CopyLimits::default();
+    let (ex, _) = copy(src, dst, &store, "mdl_", limits, 2, false, &NoProgress)
+        .await
+        .unwrap();
+    (stage, ex.tables)
+}
+
 /// A site shaped like a real Moodle (556 tables, most nearly empty) copied from SQLite into
 /// every server engine: the small tables go in groups (one transaction for many, created
 /// with their indexes), the big ones alone; every table, index and sequence arrives.
@@ -34,21 +46,8 @@ async fn a_moodle_shaped_site_copies_whole_in_groups_of_small_tables() {
         let name = db_name(&format!("moodle_{tag}"));
         let dst_url = server::create(admin, &name).await.unwrap();
         let dst = Db::connect(&dst_url, true).await.unwrap();
-        let stage = tempfile::tempdir().unwrap();
-        let store = FsBlob::new(stage.path()).unwrap();
-        let (ex, _) = copy(
-            &src,
-            &dst,
-            &store,
-            "mdl_",
-            CopyLimits::default(),
-            2,
-            false,
-            &NoProgress,
-        )
-        .await
-        .unwrap();
-        assert_eq!(ex.tables, s_tables.len());
+        let (_stage, tables) = copy_whole(&src, &dst).await;
+        assert_eq!(tables, s_tables.len());
         let report = verify(&src, &dst, "mdl_", &NoProgress).await.unwrap();
         let bad: Vec<_> = report.differing().collect();
         assert!(bad.is_empty(), "lite → {tag}: {bad:#?}");
@@ -347,20 +346,7 @@ async fn the_servers_sums_see_two_rows_trade_a_value() {
         let dst = Db::connect(&server::create(admin, &dname).await.unwrap(), true)
             .await
             .unwrap();
-        let stage = tempfile::tempdir().unwrap();
-        let store = FsBlob::new(stage.path()).unwrap();
-        copy(
-            &src,
-            &dst,
-            &store,
-            "mdl_",
-            CopyLimits::default(),
-            2,
-            false,
-            &NoProgress,
-        )
-        .await
-        .unwrap();
+        let _stage = copy_whole(&src, &dst).await;
         let q = |s: &str| src.engine().quote(s);
         let set = |id: i64, name: &str| {
             format!(
