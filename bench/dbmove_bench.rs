@@ -19,7 +19,6 @@ use std::time::Instant;
 
 use a2a_core::{Locator, SchoolCode};
 use a2a_dbmove::fixture::{FixtureOptions, Shape, generate};
-use a2a_dbmove::mover::read_tables;
 use a2a_dbmove::plan::{PART_TIME, PARTS, balance, weights};
 use a2a_dbmove::server;
 use a2a_dbmove::{
@@ -62,10 +61,7 @@ async fn workflow(
 ) -> Result<u64, DbError> {
     let prefix = "mdl_";
     let src = Db::connect(from, false).await?;
-    let (index, _) = begin_export(&src, store, prefix).await?;
-    let staged = read_tables(store, &index.export_id)
-        .await?
-        .ok_or_else(|| DbError::Corrupt("begin_export staged no tables.json".into()))?;
+    let (index, staged) = begin_export(&src, store, prefix).await?;
     let parts = balance(&weights(&index.tables, &staged.sizes), PARTS);
     drop(src);
     phases.phase("plan-export");

@@ -1562,13 +1562,13 @@ pub async fn export_budgeted(
 /// complete `export.json` is removed. Every column is mapped first: an unmappable type
 /// stops it before anything is written. The tables' schemas and source sizes go to
 /// `dbmove/tables.json` ([`ExportTables`]), so that an import can follow the export
-/// ([`begin_import_following`]). Returns the export's index and the source's tables;
-/// [`export_part`] then stages them, in parts that may run at once.
+/// ([`begin_import_following`]). Returns the export's index and those staged tables
+/// and sizes; [`export_part`] then stages the tables, in parts that may run at once.
 pub async fn begin_export(
     src: &Db,
     store: &dyn BlobStore,
     prefix: &str,
-) -> Result<(ExportIndex, Vec<Table>), DbError> {
+) -> Result<(ExportIndex, ExportTables), DbError> {
     let tables = src.introspect(prefix).await?;
     let index = match store.get(&partial_key()?).await {
         Ok(body) => serde_json::from_slice::<ExportIndex>(&body)
@@ -1597,17 +1597,21 @@ pub async fn begin_export(
         )));
     }
     // Also for an export begun by a run cut short before it staged them.
-    if read_tables(store, &index.export_id).await?.is_none() {
-        let staged = ExportTables {
-            export_id: index.export_id.clone(),
-            tables: tables.clone(),
-            sizes: crate::plan::table_sizes(src, prefix).await?,
-        };
-        let body =
-            serde_json::to_vec_pretty(&staged).map_err(|e| DbError::Backend(e.to_string()))?;
-        store.put(&tables_key()?, Bytes::from(body)).await?;
-    }
-    Ok((index, tables))
+    let staged = match read_tables(store, &index.export_id).await? {
+        Some(staged) => staged,
+        None => {
+            let staged = ExportTables {
+                export_id: index.export_id.clone(),
+                tables,
+                sizes: crate::plan::table_sizes(src, prefix).await?,
+            };
+            let body =
+                serde_json::to_vec_pretty(&staged).map_err(|e| DbError::Backend(e.to_string()))?;
+            store.put(&tables_key()?, Bytes::from(body)).await?;
+            staged
+        }
+    };
+    Ok((index, staged))
 }
 
 /// The tables that [`begin_export`] staged for export `export_id`; `None` when the stage

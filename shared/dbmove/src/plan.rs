@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use a2a_core::BlobStore;
-
 use crate::DbError;
 use crate::engine::Db;
-use crate::mover::{read_index, read_manifests};
 
 /// Parts of a workflow's export or import: the `MaxConcurrency` of the migrate
 /// workflow's Maps over them (`migrate-instance.asl.json`; a test of `a2a-steps` checks it).
@@ -38,19 +35,6 @@ pub async fn table_sizes(db: &Db, prefix: &str) -> Result<Vec<(String, u64)>, Db
         .collect();
     sizes.sort();
     Ok(sizes)
-}
-
-/// The staged size (compressed bytes of its chunks) of every table of the stage's
-/// complete export, in export order.
-pub async fn staged_sizes(store: &dyn BlobStore) -> Result<Vec<(String, u64)>, DbError> {
-    let index = read_index(store).await?;
-    let manifests = read_manifests(store, &index.tables).await?;
-    Ok(index
-        .tables
-        .into_iter()
-        .zip(manifests)
-        .map(|(t, m)| (t, m.chunks.iter().map(|c| c.bytes).sum()))
-        .collect())
 }
 
 /// Splits tables into at most `parts` groups of about equal total size: the largest

@@ -182,7 +182,11 @@ async fn parts_run_at_once_resume_and_verify_equal() {
             index.tables.iter().collect::<Vec<_>>(),
             "{stag}: a size for every table"
         );
-        assert_eq!(tables.len(), index.tables.len());
+        assert_eq!(tables.tables.len(), index.tables.len());
+        assert_eq!(
+            tables.sizes, sizes,
+            "{stag}: the sizes staged are the source's"
+        );
         assert!(sizes.iter().any(|s| s.1 > 0), "{stag}: {sizes:?}");
         let parts = balance(&sizes, 3);
         assert_eq!(parts.len(), 3);

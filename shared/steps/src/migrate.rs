@@ -406,15 +406,12 @@ pub async fn plan_export(
             ));
         }
         let src = Db::connect(&source_db(ctx, &i).await?, false).await?;
-        let (index, tables) =
+        // The tables and their sizes, as `begin_export` staged them for the import.
+        let (index, staged) =
             a2a_dbmove::begin_export(&src, stage.as_ref(), &ctx.site.prefix).await?;
-        // The sizes that `begin_export` staged with the tables.
-        let sizes = match a2a_dbmove::mover::read_tables(stage.as_ref(), &index.export_id).await? {
-            Some(staged) => staged.sizes,
-            None => a2a_dbmove::plan::table_sizes(&src, &ctx.site.prefix).await?,
-        };
+        let sizes = staged.sizes;
         let size = |name: &str| sizes.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or(0);
-        refuse_big_keyless(code, &tables, size, KEYLESS_MAX)?;
+        refuse_big_keyless(code, &staged.tables, size, KEYLESS_MAX)?;
         let weights = async || Ok(a2a_dbmove::plan::weights(&index.tables, &sizes));
         let plan = Plan::keep_or_make(ctx, &k, old, &index.export_id, parts, weights).await?;
         Ok(Done::new(json!({
