@@ -339,20 +339,6 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
                 && d.error() == Some("A2A.Duplicate")
                 && d.cause().is_some_and(|c| c.contains("already active"))
         };
-    // A refused start leaves the school as it was: active, its attempt, execution, target.
-    let unchanged =
-        |before: &a2a_core::Instance, after: &a2a_core::Instance, why: &dyn std::fmt::Debug| {
-            assert_eq!(
-                (after.status, after.attempt, &after.execution, &after.target),
-                (
-                    Status::Active,
-                    before.attempt,
-                    &before.execution,
-                    &before.target
-                ),
-                "{why:?}"
-            );
-        };
     let code = MIGRATIONS[0];
     let before = instance(code).await;
     let started = sfn
@@ -368,7 +354,7 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         refused(&status),
         "an active migration started again: {status:?}"
     );
-    unchanged(&before, &instance(code).await, &status);
+    common::assert_left_as_it_was(&before, &instance(code).await, &status);
 
     let cli = |args: &[&str]| -> Value {
         let o = Command::new(&aws_cli)
@@ -408,7 +394,7 @@ async fn a_school_list_uploaded_to_the_rehearsed_stack_ends_active_and_verified(
         refused(&status),
         "an active provision started again: {status:?}"
     );
-    unchanged(&before, &instance(&code).await, &status);
+    common::assert_left_as_it_was(&before, &instance(&code).await, &status);
     let d = cli(&[
         "describe-execution",
         "--execution-arn",

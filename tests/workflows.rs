@@ -2,6 +2,8 @@
 //! file), then end to end on SQLite and folders through `a2a_local::AslWorkflows` with
 //! `a2a_steps::call` as its task callback, as the CLI runs them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -1215,17 +1217,7 @@ async fn a_second_start_of_a_school_is_refused_as_a_duplicate_and_rolls_nothing_
         assert_eq!(again.error.as_deref(), Some("A2A.Duplicate"), "{kind}");
         let cause = again.cause.unwrap_or_default();
         assert!(cause.contains("already active"), "{kind}: {cause}");
-        let after = status(&w, code).await;
-        assert_eq!(
-            (after.status, after.attempt, &after.execution, &after.target),
-            (
-                Status::Active,
-                before.attempt,
-                &before.execution,
-                &before.target
-            ),
-            "{kind}"
-        );
+        common::assert_left_as_it_was(&before, &status(&w, code).await, &kind);
         assert_eq!(
             undone(&w.ctx.store.history(code).await.unwrap()),
             0,

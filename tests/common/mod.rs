@@ -182,3 +182,22 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Asserts that a start refused as a duplicate left the school as it was: active, with
+/// the attempt, execution and target it had `before`.
+pub fn assert_left_as_it_was(
+    before: &a2a_core::Instance,
+    after: &a2a_core::Instance,
+    why: &dyn std::fmt::Debug,
+) {
+    assert_eq!(
+        (after.status, after.attempt, &after.execution, &after.target),
+        (
+            a2a_core::Status::Active,
+            before.attempt,
+            &before.execution,
+            &before.target
+        ),
+        "{why:?}"
+    );
+}
