@@ -193,6 +193,22 @@ pub(crate) trait Driver: Send + Sync {
     fn inline_indexes(&self) -> bool {
         false
     }
+    /// Whether a table loaded before its indexes gets its primary key after its rows too
+    /// (PostgreSQL, where the key is an index like any other: built by one sort instead
+    /// of a logged insert per row). InnoDB and SQLite store rows in key order, so there
+    /// the key is part of the table.
+    fn primary_key_after_rows(&self) -> bool {
+        false
+    }
+    /// Adds the primary key on `columns` to a table that has none yet (see
+    /// [`Driver::primary_key_after_rows`]); a key already there is kept.
+    async fn add_primary_key(&self, table: &str, _columns: &[String]) -> Result<(), DbError> {
+        Err(DbError::Backend(format!(
+            "{}: {table}: no primary key added after the rows on {:?}",
+            self.locator(),
+            self.engine()
+        )))
+    }
     /// The clause after a `CREATE TABLE`'s options that starts its auto-increment at
     /// `next` (MySQL; elsewhere the sequence is set after the load).
     fn next_id_clause(&self, _next: i64) -> Option<String> {
@@ -326,14 +342,16 @@ impl Db {
         Ok(tables)
     }
 
-    /// Creates a table from its neutral schema, with its primary key and without its
-    /// secondary indexes (those come after the load).
+    /// Creates a table from its neutral schema, without its secondary indexes (those,
+    /// and on PostgreSQL its primary key, come after the load: [`Db::create_indexes`]).
     pub async fn create_table(&self, t: &Table) -> Result<(), DbError> {
         self.create_tables(&[(t, false)]).await
     }
 
-    /// Creates tables, each with its primary key, and with its secondary indexes too when
-    /// its flag says so (a small table: building them after its few rows gains nothing).
+    /// Creates tables, each with its indexes when its flag says so (a small table:
+    /// building them after its few rows gains nothing); without the flag, its secondary
+    /// indexes and, where the engine builds it faster after the rows, its primary key come
+    /// from [`Db::create_indexes`] once it is loaded.
     /// PostgreSQL and SQLite take them in transactions of many tables, one commit for
     /// all; MySQL commits each DDL statement by itself, so there it is one per table.
     pub async fn create_tables(&self, tables: &[(&Table, bool)]) -> Result<(), DbError> {
@@ -342,7 +360,8 @@ impl Db {
         let mut statements = Vec::new();
         for &(t, indexed) in tables {
             let inline = indexed && d.inline_indexes();
-            statements.push(create_table_sql(d, t, inline));
+            let key = indexed || !d.primary_key_after_rows();
+            statements.push(create_table_sql(d, t, inline, key));
             if indexed && !inline {
                 statements.extend(
                     t.indexes
@@ -376,8 +395,13 @@ impl Db {
         }
     }
 
-    /// Creates the table's secondary indexes (idempotent: an index already there is kept).
+    /// Creates the table's indexes that come after its rows: its secondary indexes and,
+    /// where the engine defers it, its primary key (idempotent: an index already there
+    /// is kept).
     pub async fn create_indexes(&self, t: &Table) -> Result<(), DbError> {
+        if self.driver.primary_key_after_rows() && !t.primary_key.is_empty() {
+            self.driver.add_primary_key(&t.name, &t.primary_key).await?;
+        }
         if t.indexes.is_empty() {
             return Ok(());
         }
@@ -885,9 +909,9 @@ fn create_index_sql(e: Engine, table: &str, i: &Index, if_not_exists: bool) -> S
 /// Statements (tables dropped or created) sent to the server at once.
 const DDL_BATCH: usize = 100;
 
-/// `CREATE TABLE` of a neutral table, with its primary key, in the driver's dialect; with
-/// `inline`, its secondary indexes too.
-fn create_table_sql(d: &dyn Driver, t: &Table, inline: bool) -> String {
+/// `CREATE TABLE` of a neutral table in the driver's dialect; with `key`, its primary key
+/// (a rowid alias always is), with `inline`, its secondary indexes too.
+fn create_table_sql(d: &dyn Driver, t: &Table, inline: bool, key: bool) -> String {
     let e = d.engine();
     let mut parts = Vec::new();
     let single_auto_pk =
@@ -916,7 +940,7 @@ fn create_table_sql(d: &dyn Driver, t: &Table, inline: bool) -> String {
         }
         parts.push(def);
     }
-    if !(t.primary_key.is_empty() || rowid) {
+    if key && !(t.primary_key.is_empty() || rowid) {
         let cols: Vec<String> = t.primary_key.iter().map(|k| e.quote(k)).collect();
         parts.push(format!("PRIMARY KEY ({})", cols.join(", ")));
     }

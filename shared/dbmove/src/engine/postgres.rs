@@ -273,6 +273,10 @@ fn ddl_type(c: &Column) -> String {
     TYPES.ddl(c)
 }
 
+/// Whether the table named by the parameter (in the current schema) has a primary key.
+const HAS_PRIMARY_KEY_SQL: &str = "SELECT count(*) FROM pg_index \
+     WHERE indrelid = to_regclass(quote_ident($1::text)) AND indisprimary";
+
 fn quote(ident: &str) -> String {
     Engine::Postgres.quote(ident)
 }
@@ -616,6 +620,26 @@ impl Driver for Postgres {
         // so that a big table's index sorts in memory (this session only).
         self.exec("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'")
             .await
+    }
+
+    fn primary_key_after_rows(&self) -> bool {
+        true
+    }
+
+    async fn add_primary_key(&self, table: &str, columns: &[String]) -> Result<(), DbError> {
+        let there: Option<i64> = self
+            .query_opt(HAS_PRIMARY_KEY_SQL, &[Value::Text(table.to_owned())])
+            .await?;
+        if there.unwrap_or(0) > 0 {
+            return Ok(());
+        }
+        let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+        self.exec(&format!(
+            "ALTER TABLE {} ADD PRIMARY KEY ({})",
+            quote(table),
+            cols.join(", ")
+        ))
+        .await
     }
 
     async fn export_snapshot(&self) -> Result<Option<String>, DbError> {
