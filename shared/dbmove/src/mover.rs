@@ -103,6 +103,11 @@ impl Budget {
             && self.chunks.as_ref().is_none_or(|c| c.load(Relaxed) > 0)
     }
 
+    /// Whether it caps the number of chunks (tests do, to stop runs inside a table).
+    fn capped(&self) -> bool {
+        self.chunks.is_some()
+    }
+
     /// Whether the time is up, first chunk or not: a run that waits for chunks to load
     /// stops waiting then.
     fn time_up(&self) -> bool {
@@ -188,6 +193,11 @@ where
 const SMALL_TABLE: u64 = 1 << 20;
 /// See [`SMALL_TABLE`].
 const SMALL_STAGED: u64 = 256 << 10;
+/// Source bytes under which an export part reads a table in one scan rather than in
+/// key-ordered pages it could stop between. At 10 MB/s, slower than any source we plan
+/// for, 1 GB is 100 s: a run that begins it just before its budget ends still ends well
+/// within the 420 s a run has past [`crate::plan::PART_TIME`].
+const WHOLE_READ: u64 = 1 << 30;
 /// At most so many tables in one group, so that the groups spread over the connections.
 const GROUP_TABLES: usize = 48;
 /// Rows of a group held back for one transaction (staged bytes, uncompressed).
@@ -1667,11 +1677,13 @@ pub async fn export_part(
             index.prefix
         )));
     }
+    let mut sizes = HashMap::new();
     let mut tables = match read_tables(store, &index.export_id).await? {
         // The schema staged when this export began: the site is frozen since, and each
         // part's every run introspecting it again (a second of catalog joins on MariaDB)
         // would only read the same. A table since dropped is still noticed.
         Some(staged) => {
+            sizes = sizes_of(&staged);
             let present: HashSet<String> = src.list_tables(prefix).await?.into_iter().collect();
             staged
                 .tables
@@ -1722,11 +1734,21 @@ pub async fn export_part(
             _ if !budget.left() => break,
             earlier => {
                 progress.table("export", &t.name);
+                // A table begun in this run and small enough to end within the run's
+                // margin is read in one scan, in the engine's order (PostgreSQL: a
+                // sequential scan, a fifth cheaper than key-ordered pages); a run stopped
+                // inside it starts it over, as a table without a key.
+                let whole = earlier.is_none()
+                    && !budget.capped()
+                    && sizes.get(&t.name).is_some_and(|&s| s < WHOLE_READ);
                 let resume = Resume {
                     from: earlier.as_ref(),
-                    budget: Some(budget),
+                    budget: (!whole).then_some(budget),
                 };
                 let m = export_table(src, store, t, limits, progress, None, resume).await;
+                if whole {
+                    budget.spend();
+                }
                 let mut m = match m {
                     Ok(m) => m,
                     Err(e) => {
