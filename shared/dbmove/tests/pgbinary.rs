@@ -212,7 +212,7 @@ async fn a_binary_stage_imports_into_every_engine() {
         let stage = tempfile::tempdir().unwrap();
         let store = FsBlob::new(stage.path()).unwrap();
         let limits = CopyLimits {
-            pg_binary: binary,
+            native: binary,
             ..small_chunks()
         };
         let ex = export(src, &store, "mdl_", limits, 2, &NoProgress)
