@@ -1173,7 +1173,7 @@ impl Run<'_> {
             let loader = Loader::new(db, if group { GROUP_LOAD_BYTES } else { 0 });
             // The next chunk is read and decoded while the one before loads: memory stays
             // three chunks (decoding, waiting, loading), as in `copy`.
-            let (tx, mut rx) = mpsc::channel::<Staged>(1);
+            let (tx, rx) = mpsc::channel::<Staged>(1);
             let reader = async move {
                 let gone = || DbError::Backend("the loader stopped".into());
                 for m in w.items() {
@@ -1204,6 +1204,9 @@ impl Run<'_> {
                 Ok(false)
             };
             let writer = async {
+                // Owned: a failed load drops it, so that a reader waiting to hand over
+                // the next chunk stops instead of waiting for ever.
+                let mut rx = rx;
                 let mut whole = Vec::new();
                 while let Some(staged) = rx.recv().await {
                     match staged {

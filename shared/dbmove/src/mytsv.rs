@@ -48,19 +48,16 @@ pub fn decode_stream(what: &str, table: &Table, raw: &[u8]) -> Result<Vec<Row>, 
                 i + 1
             ))
         };
+        // Counted first: a field too many or too few shifts every value after it.
+        let n = line.iter().filter(|&&b| b == b'\t').count() + 1;
+        if n != width {
+            return Err(bad(None, format!("{n} fields for {width} columns")));
+        }
         let mut row = Vec::with_capacity(width);
-        let mut fields = line.split(|&b| b == b'\t');
-        for col in &table.columns {
-            let field = fields
-                .next()
-                .ok_or_else(|| bad(None, format!("{} fields for {width} columns", row.len())))?;
+        for (field, col) in line.split(|&b| b == b'\t').zip(&table.columns) {
             let v =
                 field_value(col.ty, field, &mut text).map_err(|why| bad(Some(&col.name), why))?;
             row.push(v);
-        }
-        if fields.next().is_some() {
-            let n = width + 1 + fields.count();
-            return Err(bad(None, format!("{n} fields for {width} columns")));
         }
         rows.push(row);
     }

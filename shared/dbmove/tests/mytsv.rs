@@ -322,7 +322,8 @@ async fn a_damaged_load_data_chunk_is_refused() {
                 }
                 (false, _, Err(DbError::Corrupt(e))) => {
                     assert!(
-                        e.contains(&format!("staged chunk {}: line 2:", chunk.key)),
+                        e.contains(&format!("staged chunk {}: line 2: ", chunk.key))
+                            && e.contains(" fields for "),
                         "{e}"
                     );
                 }
