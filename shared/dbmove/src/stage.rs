@@ -478,33 +478,9 @@ mod tests {
 
     #[test]
     fn a_chunk_round_trips_exactly() {
-        let col = |name: &str, ty| Column {
-            name: name.into(),
-            ty,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-        };
-        let table = Table {
-            name: "t".into(),
-            columns: vec![
-                col("i", ColType::Int { bytes: 8 }),
-                col("f", ColType::Float { double: true }),
-                col(
-                    "d",
-                    ColType::Number {
-                        precision: 20,
-                        scale: 5,
-                    },
-                ),
-                col("s", ColType::Text),
-                col("b", ColType::Binary),
-                col("o", ColType::Bool),
-            ],
-            primary_key: vec![],
-            indexes: vec![],
-            next_id: None,
-        };
+        let mut table = every_type();
+        let kept = ["i", "f", "d", "s", "b", "o"];
+        table.columns.retain(|c| kept.contains(&c.name.as_str()));
         let rows = vec![
             vec![
                 Value::Int(i64::MIN),
