@@ -179,3 +179,50 @@ async fn a_damaged_load_data_chunk_is_refused() {
     }
     source.drop().await;
 }
+
+/// A staged chunk handed as it is to a target that does not take its format (here
+/// SQLite, as a MySQL without `local_infile` would be) is refused before anything is
+/// loaded, naming the table and the format.
+#[tokio::test]
+async fn a_chunk_is_not_loaded_as_it_is_where_its_format_is_not_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = a2a_core::Locator::new(format!("sqlite://{}/t.db", dir.path().display()));
+    let dst = Db::connect(&url, true).await.unwrap();
+    let t = a2a_dbmove::fixture::tables("mdl_", false)
+        .into_iter()
+        .find(|t| t.name == "mdl_config")
+        .unwrap();
+    dst.create_table(&t).await.unwrap();
+    assert!(!dst.takes_as_is(ChunkFormat::MyTsv));
+    let mut line = Vec::new();
+    let row: Vec<a2a_dbmove::Value> = t
+        .columns
+        .iter()
+        .map(|c| match c.ty {
+            a2a_dbmove::ColType::Int { .. } => a2a_dbmove::Value::Int(1),
+            _ => a2a_dbmove::Value::Text("x".into()),
+        })
+        .collect();
+    a2a_dbmove::mytsv::line(&row, &mut line);
+    let part = a2a_dbmove::Load {
+        table: &t,
+        rows: Vec::new(),
+        raw: Some(a2a_dbmove::RawChunk {
+            format: ChunkFormat::MyTsv,
+            bytes: Bytes::from(line),
+            rows: 1,
+        }),
+        ledger: None,
+    };
+    match dst.load_many(vec![part]).await {
+        Err(DbError::Backend(e)) => {
+            assert!(e.contains("mdl_config") && e.contains(MYTSV_FORMAT), "{e}");
+        }
+        r => panic!("{r:?}"),
+    }
+    let n = dst
+        .query_i64("SELECT COUNT(*) FROM mdl_config", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
