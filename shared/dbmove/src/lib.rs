@@ -11,6 +11,7 @@
 pub mod engine;
 pub mod fixture;
 pub mod mover;
+pub mod mytsv;
 pub mod pgcopy;
 pub mod plan;
 pub mod schema;
@@ -20,7 +21,7 @@ pub mod stage;
 pub mod target;
 pub mod verify;
 
-pub use engine::{BUNDLE, Db, Engine, LEDGER_TABLE, Load, set_ca_bundle};
+pub use engine::{BUNDLE, Db, Engine, LEDGER_TABLE, Load, RawChunk, set_ca_bundle};
 pub use mover::{
     Budget, CopyLimits, ExportReport, ImportFrom, ImportOptions, ImportReport, ImportStart,
     NoProgress, Progress, begin_export, begin_import, begin_import_following, check_import, copy,

@@ -11,12 +11,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::DbError;
-use crate::engine::{Db, Engine, LEDGER_TABLE, Load};
+use crate::engine::{Db, Engine, LEDGER_TABLE, Load, RawChunk};
 use crate::pgcopy::Tuples;
 use crate::schema::{Row, Table};
 use crate::stage::{
-    ChunkFormat, ChunkInfo, ChunkWriter, ExportIndex, ExportTables, Manifest, check_count,
-    chunk_key, decode_chunk_as, index_key, manifest_key, open_chunk, partial_key, tables_key,
+    ChunkFormat, ChunkInfo, ChunkWriter, ExportIndex, ExportTables, Manifest, chunk_key,
+    decode_chunk_as, index_key, manifest_key, open_native, partial_key, tables_key,
 };
 
 /// How big a chunk may grow.
@@ -26,9 +26,10 @@ pub struct CopyLimits {
     pub chunk_rows: usize,
     /// Uncompressed bytes in one chunk (a single bigger row still makes one chunk).
     pub chunk_bytes: usize,
-    /// Stage a PostgreSQL source's chunks as its own binary `COPY` stream (a PostgreSQL
-    /// target loads them as they are); `false`: JSON Lines, as every other source.
-    pub pg_binary: bool,
+    /// Stage chunks in the source engine's own bulk format: PostgreSQL's binary `COPY`
+    /// stream, MySQL's `LOAD DATA` text (a target of the same engine loads them as they
+    /// are); SQLite has none. `false`: JSON Lines, from every source.
+    pub native: bool,
 }
 
 impl Default for CopyLimits {
@@ -38,7 +39,7 @@ impl Default for CopyLimits {
             // Up to three chunks per connection are in memory as values (read, waiting,
             // loading), several times their raw size: 4 MB keeps a copy under 300 MB.
             chunk_bytes: 4 << 20,
-            pg_binary: true,
+            native: true,
         }
     }
 }
@@ -46,10 +47,10 @@ impl Default for CopyLimits {
 impl CopyLimits {
     /// The chunk format of a new export from `src`.
     fn format(&self, src: &Db) -> ChunkFormat {
-        if self.pg_binary && src.engine() == Engine::Postgres {
-            ChunkFormat::PgCopy
-        } else {
-            ChunkFormat::JsonLines
+        match src.engine() {
+            Engine::Postgres if self.native => ChunkFormat::PgCopy,
+            Engine::MySql if self.native => ChunkFormat::MyTsv,
+            _ => ChunkFormat::JsonLines,
         }
     }
 }
@@ -254,14 +255,14 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Takes chunk `n` of `t` (`bytes` big), as rows or as a binary `COPY` stream;
-    /// loads what is held once there is enough.
+    /// Takes chunk `n` of `t` (`bytes` big), as rows or as staged bytes the target loads
+    /// as they are; loads what is held once there is enough.
     async fn add(
         &self,
         t: &'a Table,
         n: u64,
         rows: Vec<Row>,
-        copy: Option<Bytes>,
+        raw: Option<RawChunk>,
         bytes: u64,
     ) -> Result<(), DbError> {
         let ready = {
@@ -269,7 +270,7 @@ impl<'a> Loader<'a> {
             p.0.push(Load {
                 table: t,
                 rows,
-                copy,
+                raw,
                 ledger: Some(n as i64),
             });
             p.1 += bytes;
@@ -407,15 +408,17 @@ async fn export_table<'t>(
     let producer = async move {
         let page = limits.chunk_rows;
         let r = match format {
-            ChunkFormat::JsonLines => src.stream_rows(t, keyed, page, start_after, &rtx).await,
+            ChunkFormat::JsonLines | ChunkFormat::MyTsv => {
+                src.stream_rows(t, keyed, page, start_after, &rtx).await
+            }
             ChunkFormat::PgCopy => src.stream_tuples(t, keyed, page, start_after, &ttx).await,
         };
         drop((rtx, ttx));
         r
     };
-    // A PostgreSQL target takes a binary chunk as it is; another, its rows decoded.
-    let raw_to_load =
-        format == ChunkFormat::PgCopy && load.is_some_and(|l| l.dst.engine() == Engine::Postgres);
+    // A target that takes the chunk's format gets it as it is (no rows kept, nothing
+    // encoded twice); another, its rows.
+    let raw_to_load = load.is_some_and(|l| l.dst.takes_as_is(format));
     let rows_to_load = load.is_some() && !raw_to_load;
     let pk = &pk;
     let consumer = async move {
@@ -436,7 +439,7 @@ async fn export_table<'t>(
         let stopped = |c: Chunker<'_>, key: Row| Ok::<_, DbError>((c.chunks, c.rows, Some(key)));
         loop {
             let batch = match format {
-                ChunkFormat::JsonLines => rrx.recv().await.map(Ok),
+                ChunkFormat::JsonLines | ChunkFormat::MyTsv => rrx.recv().await.map(Ok),
                 ChunkFormat::PgCopy => trx.recv().await.map(Err),
             };
             match batch {
@@ -476,9 +479,9 @@ async fn export_table<'t>(
         Ok::<_, DbError>((c.chunks, c.rows, None))
     };
     let loader = async move {
-        while let Some((n, rows, copy, raw)) = lrx.recv().await {
+        while let Some((n, rows, raw, bytes)) = lrx.recv().await {
             if let Some(dst) = load {
-                dst.add(t, n, rows, copy, raw).await?;
+                dst.add(t, n, rows, raw, bytes).await?;
             }
         }
         Ok::<_, DbError>(())
@@ -518,9 +521,9 @@ async fn export_table<'t>(
     })
 }
 
-/// A chunk on its way to the loader: its number, its rows (or none), its binary `COPY`
-/// stream (or none), its uncompressed size.
-type Loaded = (u64, Vec<Row>, Option<Bytes>, u64);
+/// A chunk on its way to the loader: its number, its rows (or none), its staged bytes for
+/// a target that takes them as they are (or none), its uncompressed size.
+type Loaded = (u64, Vec<Row>, Option<RawChunk>, u64);
 
 /// Cuts one table's rows into chunks as they come: each full chunk is written to the
 /// stage and recorded, and handed to the loader if there is one.
@@ -555,11 +558,16 @@ impl Chunker<'_> {
     async fn cut(&mut self) -> Result<(), DbError> {
         let next = ChunkWriter::with(self.w.format, self.keep_raw, room(self.limits))?;
         let full = std::mem::replace(&mut self.w, next);
-        let raw_bytes = full.raw_bytes;
+        let (raw_bytes, format, count) = (full.raw_bytes, full.format, full.rows);
         let (n, raw) = flush(self.store, self.table, full, &mut self.chunks).await?;
         if let Some(ltx) = &self.ltx {
             let rows = std::mem::take(&mut self.kept);
-            ltx.send((n, rows, raw.map(Bytes::from), raw_bytes))
+            let raw = raw.map(|b| RawChunk {
+                format,
+                bytes: Bytes::from(b),
+                rows: count,
+            });
+            ltx.send((n, rows, raw, raw_bytes))
                 .await
                 .map_err(|_| DbError::Backend("the loader stopped".into()))?;
         }
@@ -1175,7 +1183,7 @@ impl Run<'_> {
             let loader = Loader::new(db, if group { GROUP_LOAD_BYTES } else { 0 });
             // The next chunk is read and decoded while the one before loads: memory stays
             // three chunks (decoding, waiting, loading), as in `copy`.
-            let (tx, mut rx) = mpsc::channel::<Staged>(1);
+            let (tx, rx) = mpsc::channel::<Staged>(1);
             let reader = async move {
                 let gone = || DbError::Backend("the loader stopped".into());
                 for m in w.items() {
@@ -1196,7 +1204,7 @@ impl Run<'_> {
                             stopped_r.store(true, Relaxed);
                             return Ok::<_, DbError>(true);
                         }
-                        let (batch, raw, bytes) = read_chunk(store, m, c, db.engine()).await?;
+                        let (batch, raw, bytes) = read_chunk(store, m, c, db).await?;
                         tx.send(Staged::Chunk(m, c, batch, raw, bytes))
                             .await
                             .map_err(|_| gone())?;
@@ -1206,6 +1214,9 @@ impl Run<'_> {
                 Ok(false)
             };
             let writer = async {
+                // Owned: a failed load drops it, so that a reader waiting to hand over
+                // the next chunk stops instead of waiting for ever.
+                let mut rx = rx;
                 let mut whole = Vec::new();
                 while let Some(staged) = rx.recv().await {
                     match staged {
@@ -1241,7 +1252,7 @@ impl Run<'_> {
                 .map(|m| Load {
                     table: &m.table,
                     rows: Vec::new(),
-                    copy: None,
+                    raw: None,
                     ledger: Some(0),
                 })
                 .collect();
@@ -1252,38 +1263,41 @@ impl Run<'_> {
     }
 }
 
-/// What the reader of [`import_part`] hands its loader: a chunk's rows, or its PostgreSQL
-/// binary stream as it is (and their weight in bytes), or the end of a table whose every
-/// chunk is handed over.
+/// What the reader of [`import_part`] hands its loader: a chunk's rows, or its staged bytes
+/// as they are (and their weight in bytes), or the end of a table whose every chunk is
+/// handed over.
 enum Staged<'m> {
-    Chunk(&'m Manifest, &'m ChunkInfo, Vec<Row>, Option<Bytes>, u64),
+    Chunk(&'m Manifest, &'m ChunkInfo, Vec<Row>, Option<RawChunk>, u64),
     Whole(&'m Manifest),
 }
 
-/// Reads staged chunk `c` of `m` for a target of engine `to` and decodes it (checksum
-/// first) off the async threads, while the loader of the chunk before goes on. Returns
-/// its rows, or PostgreSQL's binary stream as it is for a PostgreSQL target (only its
-/// frame read, to count its tuples), and their weight.
+/// Reads staged chunk `c` of `m` for target `to` and decodes it (checksum first) off the
+/// async threads, while the loader of the chunk before goes on. Returns its rows, or, for
+/// a target that takes its format as it is, its bytes (only their frame read, to count
+/// the rows), and their weight.
 async fn read_chunk(
     store: &dyn BlobStore,
     m: &Manifest,
     c: &ChunkInfo,
-    to: Engine,
-) -> Result<(Vec<Row>, Option<Bytes>, u64), DbError> {
+    to: &Db,
+) -> Result<(Vec<Row>, Option<RawChunk>, u64), DbError> {
     let name = &m.table.name;
     let key = a2a_core::BlobKey::parse(&c.key)
         .map_err(|e| DbError::Corrupt(format!("manifest of {name}: {e}")))?;
     let body = store.get(&key).await?;
     let format = ChunkFormat::of(&m.format, &format!("manifest of {name}"))?;
+    let as_is = to.takes_as_is(format);
     let (table, c) = (m.table.clone(), c.clone());
     tokio::task::spawn_blocking(move || {
-        if format == ChunkFormat::PgCopy && to == Engine::Postgres {
-            let raw = open_chunk(&c, &body)?;
-            drop(body);
-            let what = format!("staged chunk {}", c.key);
-            check_count(&c, crate::pgcopy::count_tuples(&what, &table, &raw)?)?;
+        if as_is {
+            let raw = open_native(format, &table, &c, &body)?;
             let bytes = raw.len() as u64;
-            return Ok((Vec::new(), Some(Bytes::from(raw)), bytes));
+            let raw = RawChunk {
+                format,
+                bytes: Bytes::from(raw),
+                rows: c.rows,
+            };
+            return Ok((Vec::new(), Some(raw), bytes));
         }
         let batch = decode_chunk_as(format, &table, &c, &body)?;
         let bytes = batch
@@ -1811,8 +1825,10 @@ pub async fn seal_export(store: &dyn BlobStore) -> Result<ExportIndex, DbError> 
             )));
         }
         rows += m.rows;
-        if ChunkFormat::of(&m.format, &format!("manifest of {t}"))? == ChunkFormat::PgCopy {
-            format = ChunkFormat::PgCopy;
+        // A native format marks the index too: older readers refuse it.
+        let f = ChunkFormat::of(&m.format, &format!("manifest of {t}"))?;
+        if f != ChunkFormat::JsonLines {
+            format = f;
         }
     }
     let whole = ExportIndex {

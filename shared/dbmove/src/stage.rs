@@ -1,6 +1,7 @@
 //! The staging format: per table a JSON manifest and zstd-compressed chunks, typed by the
-//! manifest's neutral schema. A chunk is JSON Lines (one JSON array per row), or, from a
-//! PostgreSQL source, the server's own binary `COPY` stream ([`crate::pgcopy`]); the
+//! manifest's neutral schema. A chunk is JSON Lines (one JSON array per row), or the
+//! source engine's own bulk format: from PostgreSQL the server's binary `COPY` stream
+//! ([`crate::pgcopy`]), from MySQL/MariaDB `LOAD DATA` text ([`crate::mytsv`]); the
 //! manifest's `format` says which.
 //!
 //! Layout in the blob store (under an optional root):
@@ -8,7 +9,7 @@
 //! `dbmove/export.partial.json` (an export under way), `dbmove/tables.json` (its tables'
 //! schemas and source sizes, for an import that follows it),
 //! `dbmove/tables/<table>/manifest.json`, `dbmove/tables/<table>/<n>.jsonl.zst` (or
-//! `<n>.pgcopy.zst`).
+//! `<n>.pgcopy.zst`, `<n>.mytsv.zst`).
 
 use a2a_core::BlobKey;
 use base64::Engine as _;
@@ -125,6 +126,9 @@ pub const FORMAT: &str = "a2a-dbmove/jsonl-zstd/1";
 /// The format tag of manifests of binary `COPY` chunks, and of the index of an export
 /// holding them (older readers refuse it rather than misread its chunks).
 pub const PGCOPY_FORMAT: &str = "a2a-dbmove/pgcopy-zstd/1";
+/// The format tag of manifests of `LOAD DATA` text chunks, and of the index of an export
+/// holding them.
+pub const MYTSV_FORMAT: &str = "a2a-dbmove/mytsv-zstd/1";
 
 /// What a chunk holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +137,8 @@ pub enum ChunkFormat {
     JsonLines,
     /// PostgreSQL's binary `COPY` stream, header and trailer included.
     PgCopy,
+    /// MySQL/MariaDB's `LOAD DATA` text, one line per row ([`crate::mytsv`]).
+    MyTsv,
 }
 
 impl ChunkFormat {
@@ -141,6 +147,7 @@ impl ChunkFormat {
         match self {
             ChunkFormat::JsonLines => FORMAT,
             ChunkFormat::PgCopy => PGCOPY_FORMAT,
+            ChunkFormat::MyTsv => MYTSV_FORMAT,
         }
     }
 
@@ -149,8 +156,10 @@ impl ChunkFormat {
         match tag {
             FORMAT => Ok(ChunkFormat::JsonLines),
             PGCOPY_FORMAT => Ok(ChunkFormat::PgCopy),
+            MYTSV_FORMAT => Ok(ChunkFormat::MyTsv),
             _ => Err(DbError::Corrupt(format!(
-                "{what}: format {tag:?}, expected {FORMAT:?} or {PGCOPY_FORMAT:?}"
+                "{what}: format {tag:?}, expected {FORMAT:?}, {PGCOPY_FORMAT:?} or \
+                 {MYTSV_FORMAT:?} (a newer version's stage? import it with that version)"
             ))),
         }
     }
@@ -159,6 +168,7 @@ impl ChunkFormat {
         match self {
             ChunkFormat::JsonLines => "jsonl.zst",
             ChunkFormat::PgCopy => "pgcopy.zst",
+            ChunkFormat::MyTsv => "mytsv.zst",
         }
     }
 }
@@ -195,15 +205,15 @@ fn key(s: &str) -> Result<BlobKey, DbError> {
     BlobKey::parse(s).map_err(|e| DbError::Input(format!("cannot stage under {s:?}: {e}")))
 }
 
-/// Builds one chunk: rows go in as JSON lines, or binary `COPY` tuples as they are; the
-/// whole chunk is compressed with zstd when it is finished.
+/// Builds one chunk: rows go in as JSON or `LOAD DATA` lines, or binary `COPY` tuples as
+/// they are; the whole chunk is compressed with zstd when it is finished.
 pub struct ChunkWriter {
     raw: Vec<u8>,
     line: Vec<u8>,
     /// What it holds.
     pub format: ChunkFormat,
-    /// Whether [`ChunkWriter::finish`] gives the uncompressed chunk back too (a
-    /// PostgreSQL target loads it as it is).
+    /// Whether [`ChunkWriter::finish`] gives the uncompressed chunk back too (a target
+    /// that takes its format loads it as it is).
     keep_raw: bool,
     /// Rows written.
     pub rows: u64,
@@ -249,11 +259,20 @@ impl ChunkWriter {
         self.raw_bytes += b.len() as u64;
     }
 
-    /// Appends one row (a JSON Lines chunk).
+    /// Appends one row (a JSON Lines or `LOAD DATA` chunk).
     pub fn push(&mut self, row: &Row) -> Result<(), DbError> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
-        encode_row(row, &mut line);
+        match self.format {
+            ChunkFormat::JsonLines => encode_row(row, &mut line),
+            ChunkFormat::MyTsv => crate::mytsv::line(row, &mut line),
+            ChunkFormat::PgCopy => {
+                self.line = line;
+                return Err(DbError::Backend(
+                    "a binary COPY chunk takes tuples, not rows".into(),
+                ));
+            }
+        }
         self.write(&line);
         self.line = line;
         self.rows += 1;
@@ -348,16 +367,43 @@ pub fn decode_chunk_as(
     info: &ChunkInfo,
     body: &[u8],
 ) -> Result<Vec<Row>, DbError> {
-    match format {
-        ChunkFormat::JsonLines => decode_chunk(table, info, body),
+    let what = || format!("staged chunk {}", info.key);
+    let rows = match format {
+        ChunkFormat::JsonLines => return decode_chunk(table, info, body),
         ChunkFormat::PgCopy => {
-            let raw = open_chunk(info, body)?;
-            let rows =
-                crate::pgcopy::decode_stream(&format!("staged chunk {}", info.key), table, &raw)?;
-            check_count(info, rows.len() as u64)?;
-            Ok(rows)
+            crate::pgcopy::decode_stream(&what(), table, &open_chunk(info, body)?)?
         }
-    }
+        ChunkFormat::MyTsv => {
+            crate::mytsv::decode_stream(&what(), table, &open_chunk(info, body)?)?
+        }
+    };
+    check_count(info, rows.len() as u64)?;
+    Ok(rows)
+}
+
+/// A chunk of a native `format` (not JSON Lines) as it is, for a target that loads it so:
+/// its SHA-256 checked, and its rows counted (only its frame read) against its manifest.
+pub fn open_native(
+    format: ChunkFormat,
+    table: &Table,
+    info: &ChunkInfo,
+    body: &[u8],
+) -> Result<Vec<u8>, DbError> {
+    let raw = open_chunk(info, body)?;
+    let rows = match format {
+        ChunkFormat::PgCopy => {
+            crate::pgcopy::count_tuples(&format!("staged chunk {}", info.key), table, &raw)?
+        }
+        ChunkFormat::MyTsv => crate::mytsv::count_rows(&raw),
+        ChunkFormat::JsonLines => {
+            return Err(DbError::Backend(format!(
+                "staged chunk {}: JSON Lines are loaded as rows, not as they are",
+                info.key
+            )));
+        }
+    };
+    check_count(info, rows)?;
+    Ok(raw)
 }
 
 /// A chunk's row count must be its manifest's.
@@ -432,33 +478,9 @@ mod tests {
 
     #[test]
     fn a_chunk_round_trips_exactly() {
-        let col = |name: &str, ty| Column {
-            name: name.into(),
-            ty,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-        };
-        let table = Table {
-            name: "t".into(),
-            columns: vec![
-                col("i", ColType::Int { bytes: 8 }),
-                col("f", ColType::Float { double: true }),
-                col(
-                    "d",
-                    ColType::Number {
-                        precision: 20,
-                        scale: 5,
-                    },
-                ),
-                col("s", ColType::Text),
-                col("b", ColType::Binary),
-                col("o", ColType::Bool),
-            ],
-            primary_key: vec![],
-            indexes: vec![],
-            next_id: None,
-        };
+        let mut table = every_type();
+        let kept = ["i", "f", "d", "s", "b", "o"];
+        table.columns.retain(|c| kept.contains(&c.name.as_str()));
         let rows = vec![
             vec![
                 Value::Int(i64::MIN),
@@ -495,6 +517,199 @@ mod tests {
         bad[last] ^= 1;
         assert!(matches!(
             decode_chunk(&table, &info, &bad),
+            Err(DbError::Corrupt(_))
+        ));
+    }
+
+    fn col(name: &str, ty: ColType) -> Column {
+        Column {
+            name: name.into(),
+            ty,
+            nullable: true,
+            default: None,
+            auto_increment: false,
+        }
+    }
+
+    /// A table of every column type.
+    fn every_type() -> Table {
+        Table {
+            name: "t".into(),
+            columns: vec![
+                col("i", ColType::Int { bytes: 8 }),
+                col("f", ColType::Float { double: true }),
+                col(
+                    "d",
+                    ColType::Number {
+                        precision: 20,
+                        scale: 5,
+                    },
+                ),
+                col("c", ColType::Char { len: 10 }),
+                col("s", ColType::Text),
+                col("b", ColType::Binary),
+                col("o", ColType::Bool),
+                col("day", ColType::Date),
+                col("ts", ColType::Timestamp),
+            ],
+            primary_key: vec![],
+            indexes: vec![],
+            next_id: None,
+        }
+    }
+
+    /// Rows of `format` through a writer: the finished chunk and its info.
+    fn staged(format: ChunkFormat, rows: &[Row]) -> (Vec<u8>, ChunkInfo, Option<Vec<u8>>) {
+        let mut w = ChunkWriter::with(format, true, 0).unwrap();
+        for r in rows {
+            w.push(r).unwrap();
+        }
+        let Finished { body, sha256, raw } = w.finish().unwrap();
+        let info = ChunkInfo {
+            n: 1,
+            key: format!("dbmove/tables/t/000001.{}", format.extension()),
+            rows: rows.len() as u64,
+            bytes: body.len() as u64,
+            sha256,
+        };
+        (body, info, raw)
+    }
+
+    /// Rows compare equal, value for value (a boolean is not an integer), NaN equal to NaN.
+    fn assert_same(a: &[Row], b: &[Row]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert_eq!(x.len(), y.len(), "row {i}");
+            for (j, (v, w)) in x.iter().zip(y).enumerate() {
+                match (v, w) {
+                    (Value::Float(f), Value::Float(g)) if f.is_nan() => assert!(g.is_nan()),
+                    _ => assert_eq!(v, w, "row {i}, column {j}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_load_data_chunk_round_trips_every_type_as_json_does() {
+        let table = every_type();
+        let text = |s: &str| Value::Text(s.into());
+        let rows: Vec<Row> = vec![
+            vec![
+                Value::Int(i64::MIN),
+                Value::Float(0.1 + 0.2),
+                Value::Decimal("-12345678901234.56789".into()),
+                text("Lluís 🎓"),
+                text("\\lead\ttab\nnl\rcr\0nul \\N end\\"),
+                Value::Bytes(vec![0, 0x0a, 0x5c, 0x09, 0x0d, 255]),
+                Value::Bool(true),
+                Value::Date("2024-02-29".into()),
+                Value::Timestamp("2024-01-02 03:04:05.12".into()),
+            ],
+            vec![
+                Value::Int(i64::MAX),
+                Value::Float(f64::NAN),
+                Value::Decimal("0".into()),
+                text(""),
+                text("\\N"),
+                Value::Bytes(vec![]),
+                Value::Bool(false),
+                Value::Date("0044-03-15 BC".into()),
+                Value::Timestamp("1970-01-01 00:00:00".into()),
+            ],
+            vec![
+                Value::Int(-1),
+                Value::Float(f64::INFINITY),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+            vec![
+                Value::Int(0),
+                Value::Float(f64::NEG_INFINITY),
+                Value::Decimal("1e-7".into()),
+                text("\t"),
+                text("N"),
+                Value::Bytes(vec![b'\\', b'N']),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+            vec![
+                Value::Null,
+                Value::Float(-1.5e-300),
+                Value::Null,
+                text("\\"),
+                text("\n"),
+                Value::Bytes(vec![0]),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+        ];
+        let (body, info, raw) = staged(ChunkFormat::MyTsv, &rows);
+        let decoded = decode_chunk_as(ChunkFormat::MyTsv, &table, &info, &body).unwrap();
+        assert_same(&decoded, &rows);
+        // What the JSON path gives for the same rows, value for value.
+        let (jbody, jinfo, _) = staged(ChunkFormat::JsonLines, &rows);
+        let json = decode_chunk_as(ChunkFormat::JsonLines, &table, &jinfo, &jbody).unwrap();
+        assert_same(&decoded, &json);
+        // As it is: the lines the MySQL engine's load writes, counted by their newlines.
+        let raw = raw.unwrap();
+        let mut lines = Vec::new();
+        for r in &rows {
+            crate::mytsv::line(r, &mut lines);
+        }
+        assert_eq!(raw, lines);
+        assert_eq!(
+            open_native(ChunkFormat::MyTsv, &table, &info, &body).unwrap(),
+            raw
+        );
+        let short = ChunkInfo {
+            rows: 4,
+            ..info.clone()
+        };
+        let e = open_native(ChunkFormat::MyTsv, &table, &short, &body);
+        assert!(
+            matches!(&e, Err(DbError::Corrupt(m)) if m.contains("5 rows, but its manifest says 4")),
+            "{e:?}"
+        );
+        let e = decode_chunk_as(ChunkFormat::MyTsv, &table, &short, &body);
+        assert!(matches!(&e, Err(DbError::Corrupt(_))), "{e:?}");
+    }
+
+    #[test]
+    fn a_damaged_load_data_chunk_names_its_key_line_and_column() {
+        let table = every_type();
+        let good = b"1\t1.5\t2\tc\ts\t00\t1\t2024-01-01\t2024-01-01 00:00:00\n";
+        let mut raw = good.repeat(2);
+        raw.extend_from_slice(b"1\t1.5\t2\tc\ts\t0x\t1\t2024-01-01\t2024-01-01 00:00:00\n");
+        let body = zstd::bulk::compress(&raw, LEVEL).unwrap();
+        let info = ChunkInfo {
+            n: 1,
+            key: "dbmove/tables/t/000001.mytsv.zst".into(),
+            rows: 3,
+            bytes: body.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(&body)),
+        };
+        match decode_chunk_as(ChunkFormat::MyTsv, &table, &info, &body) {
+            Err(DbError::Corrupt(e)) => assert!(
+                e.contains("staged chunk dbmove/tables/t/000001.mytsv.zst: line 3, column b:"),
+                "{e}"
+            ),
+            r => panic!("{r:?}"),
+        }
+        // As it is, only the checksum and the count are read.
+        assert!(open_native(ChunkFormat::MyTsv, &table, &info, &body).is_ok());
+        assert_eq!(
+            ChunkFormat::of(MYTSV_FORMAT, "m").unwrap(),
+            ChunkFormat::MyTsv
+        );
+        assert!(matches!(
+            ChunkFormat::of("a2a-dbmove/other/9", "m"),
             Err(DbError::Corrupt(_))
         ));
     }

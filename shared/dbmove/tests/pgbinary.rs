@@ -1,83 +1,20 @@
 //! PostgreSQL's binary `COPY` stage: decoded against a real server's values, imported into
 //! every engine, resumed after a crash, and refused when damaged.
 
-use a2a_core::{BlobKey, BlobStore, Locator};
-use a2a_dbmove::fixture::{FixtureOptions, generate};
+mod common;
+
+use a2a_core::{BlobKey, BlobStore};
+use a2a_dbmove::fixture::FixtureOptions;
 use a2a_dbmove::pgcopy::{Tuples, decode_key, decode_tuple};
 use a2a_dbmove::server;
-use a2a_dbmove::stage::{Manifest, PGCOPY_FORMAT};
-use a2a_dbmove::{
-    Budget, CopyLimits, Db, DbError, ImportOptions, NoProgress, Row, Value, begin_export, copy,
-    export, export_part, import, seal_export, verify,
-};
+use a2a_dbmove::stage::{ChunkFormat, PGCOPY_FORMAT};
+use a2a_dbmove::{Db, DbError, ImportOptions, NoProgress, Row, Value, export, import, verify};
 use a2a_local::FsBlob;
-use a2a_testkit::{db_name, engines};
+use a2a_testkit::db_name;
 use bytes::Bytes;
-
-fn small_chunks() -> CopyLimits {
-    CopyLimits {
-        chunk_rows: 64,
-        chunk_bytes: 16 << 10,
-        ..CopyLimits::default()
-    }
-}
-
-/// A test's engines (SQLite in a folder of its own) and a new PostgreSQL database.
-struct Source {
-    engines: Vec<(&'static str, Locator)>,
-    admin: Locator,
-    name: String,
-    db: Db,
-    _dir: tempfile::TempDir,
-}
-
-impl Source {
-    /// The engines of `test` and a new PostgreSQL database named after `tag`, with the
-    /// fixture of `options` when given; `None` without PostgreSQL (a SKIP line is printed).
-    async fn new(test: &str, tag: &str, options: Option<&FixtureOptions>) -> Option<Source> {
-        let dir = tempfile::tempdir().unwrap();
-        let engines = engines(test, dir.path());
-        let admin = engines.iter().find(|(t, _)| *t == "pg")?.1.clone();
-        let name = db_name(tag);
-        let url = server::create(&admin, &name).await.unwrap();
-        let db = Db::connect(&url, false).await.unwrap();
-        if let Some(options) = options {
-            generate(&db, options).await.unwrap();
-        }
-        Some(Source {
-            engines,
-            admin,
-            name,
-            db,
-            _dir: dir,
-        })
-    }
-
-    /// Drops the database.
-    async fn drop(self) {
-        drop(self.db);
-        server::drop(&self.admin, &self.name).await.unwrap();
-    }
-}
-
-/// Files under `dir` whose name ends with `ext`.
-fn files_ending(dir: &std::path::Path, ext: &str) -> u64 {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            n += files_ending(&p, ext);
-        } else if p.to_string_lossy().ends_with(ext) {
-            n += 1;
-        }
-    }
-    n
-}
-
-async fn manifest(store: &FsBlob, table: &str) -> Manifest {
-    let key = BlobKey::parse(&format!("dbmove/tables/{table}/manifest.json")).unwrap();
-    serde_json::from_slice(&store.get(&key).await.unwrap()).unwrap()
-}
+use common::{
+    Source, export_crashed_and_resumed, manifest, small_chunks, stage_imports_into_every_engine,
+};
 
 /// Values made by the server itself, in every type the schema mapping reads from
 /// PostgreSQL, decoded from its binary stream: the same rows as the text path gives, and
@@ -85,7 +22,7 @@ async fn manifest(store: &FsBlob, table: &str) -> Manifest {
 #[tokio::test]
 async fn the_decoder_reads_what_the_server_writes() {
     let test = "the_decoder_reads_what_the_server_writes";
-    let Some(source) = Source::new(test, "pgbin_types", None).await else {
+    let Some(source) = Source::new(test, "pg", "pgbin_types", None).await else {
         return;
     };
     let db = &source.db;
@@ -204,55 +141,11 @@ async fn a_binary_stage_imports_into_every_engine() {
         ..FixtureOptions::default()
     };
     let test = "a_binary_stage_imports_into_every_engine";
-    let Some(source) = Source::new(test, "pgbin_src", Some(&options)).await else {
+    let Some(source) = Source::new(test, "pg", "pgbin_src", Some(&options)).await else {
         return;
     };
-    let src = &source.db;
-    for binary in [true, false] {
-        let stage = tempfile::tempdir().unwrap();
-        let store = FsBlob::new(stage.path()).unwrap();
-        let limits = CopyLimits {
-            pg_binary: binary,
-            ..small_chunks()
-        };
-        let ex = export(src, &store, "mdl_", limits, 2, &NoProgress)
-            .await
-            .unwrap();
-        assert!(ex.chunks > ex.tables as u64);
-        let ext = if binary { ".pgcopy.zst" } else { ".jsonl.zst" };
-        assert_eq!(files_ending(stage.path(), ext), ex.chunks, "{ext}");
-        let m = manifest(&store, "mdl_user").await;
-        assert_eq!(m.format == PGCOPY_FORMAT, binary);
-        for (dtag, dadmin) in &source.engines {
-            let dname = db_name(&format!("pgbin_{dtag}_{binary}"));
-            let dst_url = server::create(dadmin, &dname).await.unwrap();
-            let dst = Db::connect(&dst_url, true).await.unwrap();
-            let jobs = ImportOptions {
-                jobs: 2,
-                ..ImportOptions::default()
-            };
-            let im = import(&dst, &store, &jobs, &NoProgress).await.unwrap();
-            assert!(im.complete);
-            assert_eq!(im.rows, ex.rows);
-            let report = verify(src, &dst, "mdl_", &NoProgress).await.unwrap();
-            let bad: Vec<_> = report.differing().collect();
-            assert!(bad.is_empty(), "pg → {dtag} (binary {binary}): {bad:#?}");
-            if binary {
-                // The copy's pipeline: staged and loaded in one pass.
-                let stage = tempfile::tempdir().unwrap();
-                let store = FsBlob::new(stage.path()).unwrap();
-                let (cx, _) = copy(src, &dst, &store, "mdl_", limits, 2, true, &NoProgress)
-                    .await
-                    .unwrap();
-                assert_eq!(cx.rows, ex.rows);
-                let report = verify(src, &dst, "mdl_", &NoProgress).await.unwrap();
-                let bad: Vec<_> = report.differing().collect();
-                assert!(bad.is_empty(), "copy pg → {dtag}: {bad:#?}");
-            }
-            drop(dst);
-            server::drop(dadmin, &dname).await.unwrap();
-        }
-    }
+    let (ext, format) = (".pgcopy.zst", ChunkFormat::PgCopy);
+    stage_imports_into_every_engine(&source, format, ext, "pg", "pgbin").await;
     source.drop().await;
 }
 
@@ -263,63 +156,14 @@ async fn a_binary_stage_imports_into_every_engine() {
 async fn a_binary_export_resumes_after_a_crash() {
     let test = "a_binary_export_resumes_after_a_crash";
     let options = FixtureOptions::default();
-    let Some(source) = Source::new(test, "pgbin_crash_src", Some(&options)).await else {
+    let Some(source) = Source::new(test, "pg", "pgbin_crash_src", Some(&options)).await else {
         return;
     };
     let (src, admin) = (&source.db, &source.admin);
     let stage = tempfile::tempdir().unwrap();
     let store = FsBlob::new(stage.path()).unwrap();
-    let limits = small_chunks();
-    let big = "mdl_logstore_standard_log".to_owned();
-    let only = [big.clone()];
-    begin_export(src, &store, "mdl_").await.unwrap();
-    let part = |n: Option<u64>| {
-        let (store, only) = (&store, &only);
-        async move {
-            export_part(
-                src,
-                store,
-                "mdl_",
-                Some(&only[..]),
-                limits,
-                &Budget::new(n, None),
-                &NoProgress,
-            )
-            .await
-            .unwrap()
-        }
-    };
-    assert!(!part(Some(1)).await.complete);
-    let key = BlobKey::parse(&format!("dbmove/tables/{big}/manifest.json")).unwrap();
-    let after_first = store.get(&key).await.unwrap();
-    assert!(!part(Some(2)).await.complete);
-    let crashed = manifest(&store, &big).await;
-    assert_eq!(crashed.chunks.len(), 3);
+    let (crashed, index) = export_crashed_and_resumed(src, &store).await;
     assert_eq!(crashed.format, PGCOPY_FORMAT);
-    // The crash: the second run's chunks are staged, its manifest never written.
-    store.put(&key, after_first).await.unwrap();
-    assert!(part(None).await.complete);
-    let m = manifest(&store, &big).await;
-    assert!(m.chunks.len() > 3, "{}", m.chunks.len());
-    assert_eq!(
-        m.chunks[..3],
-        crashed.chunks[..],
-        "the same chunks again, byte for byte"
-    );
-    // The other tables, then the seal.
-    let r = export_part(
-        src,
-        &store,
-        "mdl_",
-        None,
-        limits,
-        &Budget::unlimited(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
-    assert!(r.complete);
-    let index = seal_export(&store).await.unwrap();
     assert_eq!(index.format, PGCOPY_FORMAT);
     let dname = db_name("pgbin_crash_dst");
     let dst_url = server::create(admin, &dname).await.unwrap();
@@ -342,7 +186,7 @@ async fn a_binary_export_resumes_after_a_crash() {
 async fn a_damaged_binary_chunk_is_caught_by_its_checksum() {
     let test = "a_damaged_binary_chunk_is_caught_by_its_checksum";
     let options = FixtureOptions::default();
-    let Some(source) = Source::new(test, "pgbin_bad_src", Some(&options)).await else {
+    let Some(source) = Source::new(test, "pg", "pgbin_bad_src", Some(&options)).await else {
         return;
     };
     let src = &source.db;

@@ -16,6 +16,7 @@ use crate::schema::{
     ColType, Column, Index, Row, Table, Value, normalize_decimal, normalize_timestamp,
     parse_default,
 };
+use crate::stage::ChunkFormat;
 
 mod mysql;
 mod postgres;
@@ -33,11 +34,22 @@ pub struct Load<'a> {
     pub table: &'a Table,
     /// Its rows.
     pub rows: Vec<Row>,
-    /// Or its rows as PostgreSQL's binary `COPY` stream, loaded as it is (a PostgreSQL
-    /// target only).
-    pub copy: Option<bytes::Bytes>,
+    /// Or its rows as a staged chunk in a native format, loaded as it is (by a target
+    /// that takes that format: [`Db::takes_as_is`]).
+    pub raw: Option<RawChunk>,
     /// The chunk number for the ledger.
     pub ledger: Option<i64>,
+}
+
+/// A staged chunk's uncompressed bytes in a native format, for a target that loads them
+/// as they are.
+pub struct RawChunk {
+    /// Their format: PostgreSQL's binary `COPY` stream, or MySQL's `LOAD DATA` text.
+    pub format: ChunkFormat,
+    /// The bytes.
+    pub bytes: bytes::Bytes,
+    /// The rows in them (the manifest's count, checked), for the load to check.
+    pub rows: u64,
 }
 
 impl Load<'_> {
@@ -188,6 +200,10 @@ pub(crate) trait Driver: Send + Sync {
     /// Loads the rows of every part, and one ledger row per part that has a chunk
     /// number, in one transaction.
     async fn load_many(&self, parts: Vec<Load<'_>>) -> Result<(), DbError>;
+    /// Whether a staged chunk of `format` loads as it is ([`Load::raw`]).
+    fn takes_as_is(&self, _format: ChunkFormat) -> bool {
+        false
+    }
     /// Whether `CREATE TABLE` can declare secondary indexes (MySQL); elsewhere they are
     /// `CREATE INDEX` statements of their own.
     fn inline_indexes(&self) -> bool {
@@ -511,7 +527,7 @@ impl Db {
         self.load_many(vec![Load {
             table: t,
             rows,
-            copy: None,
+            raw: None,
             ledger,
         }])
         .await
@@ -523,16 +539,27 @@ impl Db {
         if parts.is_empty() {
             return Ok(());
         }
-        if self.engine() != Engine::Postgres
-            && let Some(p) = parts.iter().find(|p| p.copy.is_some())
+        if let Some((p, raw)) = parts
+            .iter()
+            .filter_map(|p| p.raw.as_ref().map(|r| (p, r)))
+            .find(|(_, r)| !self.takes_as_is(r.format))
         {
             return Err(DbError::Backend(format!(
-                "{}: table {} came as a binary COPY stream, which only PostgreSQL loads",
+                "{}: table {} came as a staged chunk of {}, which this target does not load \
+                 as it is",
                 self.locator(),
-                p.table.name
+                p.table.name,
+                raw.format.tag()
             )));
         }
         self.driver.load_many(parts).await
+    }
+
+    /// Whether a staged chunk of `format` loads into this target as it is: PostgreSQL
+    /// takes its binary `COPY` stream, MySQL `LOAD DATA` text where `local_infile` is on.
+    /// Other chunks are decoded into rows first.
+    pub fn takes_as_is(&self, format: ChunkFormat) -> bool {
+        self.driver.takes_as_is(format)
     }
 
     /// For a target: PostgreSQL commits without waiting for the disk flush. Safe here:

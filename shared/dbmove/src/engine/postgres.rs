@@ -579,6 +579,10 @@ impl Driver for Postgres {
         r.and(done)
     }
 
+    fn takes_as_is(&self, format: crate::stage::ChunkFormat) -> bool {
+        format == crate::stage::ChunkFormat::PgCopy
+    }
+
     async fn stream(&self, t: &Table, sql: String, params: Vec<Value>, mut sink: RowSink) -> Sent {
         let pg = pg_params(&params);
         let stream = self
@@ -691,8 +695,8 @@ impl Postgres {
     /// statement (inside the caller's transaction).
     async fn copy_many(&self, parts: &[Load<'_>]) -> Result<(), DbError> {
         for p in parts {
-            if let Some(stream) = &p.copy {
-                self.copy_in_binary(p.table, stream.clone()).await?;
+            if let Some(raw) = &p.raw {
+                self.copy_in_binary(p.table, raw.bytes.clone()).await?;
             } else if !p.rows.is_empty() {
                 self.copy_in(p.table, &p.rows).await?;
             }
