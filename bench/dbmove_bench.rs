@@ -29,6 +29,7 @@ use a2a_dbmove::{
 
 /// Prints when each phase of a copy ends (seconds since the start), for the profile;
 /// with `DBMOVE_TRACE` set, also when each table's work starts.
+#[derive(Clone, Copy)]
 struct Phases(Instant, bool);
 
 impl Progress for Phases {
@@ -65,7 +66,7 @@ async fn workflow(
     let parts = balance(&weights(&index.tables, &staged.sizes), PARTS);
     drop(src);
     phases.phase("plan-export");
-    let (f, st) = (from.clone(), store.clone());
+    let (f, st, ph) = (from.clone(), store.clone(), *phases);
     let exporting = in_parts(parts.clone(), move |tables| {
         let (from, store) = (f.clone(), st.clone());
         async move {
@@ -73,7 +74,7 @@ async fn workflow(
             let budget = Budget::new(None, Some(PART_TIME));
             let limits = CopyLimits::default();
             let only = Some(&tables[..]);
-            let r = export_part(&src, &store, prefix, only, limits, &budget, &NoProgress);
+            let r = export_part(&src, &store, prefix, only, limits, &budget, &ph);
             Ok(r.await?.complete)
         }
     });
@@ -86,7 +87,7 @@ async fn workflow(
         let dst = Db::connect(to, true).await?;
         begin_import_following(&dst, store, false).await?;
         phases.phase("plan-import");
-        let (t, st) = (to.clone(), store.clone());
+        let (t, st, ph) = (to.clone(), store.clone(), *phases);
         in_parts(parts, move |tables| {
             let (to, store) = (t.clone(), st.clone());
             async move {
@@ -100,7 +101,7 @@ async fn workflow(
                     only,
                     1,
                     &budget,
-                    &NoProgress,
+                    &ph,
                 );
                 Ok(r.await?.complete)
             }
