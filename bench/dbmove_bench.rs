@@ -94,15 +94,8 @@ async fn workflow(
                 let dst = Db::connect(&to, false).await?;
                 let budget = Budget::new(None, Some(PART_TIME));
                 let only = Some(&tables[..]);
-                let r = import_part_from(
-                    ImportFrom::Following,
-                    &dst,
-                    &store,
-                    only,
-                    1,
-                    &budget,
-                    &ph,
-                );
+                let r =
+                    import_part_from(ImportFrom::Following, &dst, &store, only, 1, &budget, &ph);
                 Ok(r.await?.complete)
             }
         })

@@ -30,6 +30,10 @@ pub struct CopyLimits {
     /// stream, MySQL's `LOAD DATA` text (a target of the same engine loads them as they
     /// are); SQLite has none. `false`: JSON Lines, from every source.
     pub native: bool,
+    /// Source bytes under which a workflow's export part reads a table it begins in one
+    /// scan, in the engine's order; a bigger one is read in key-ordered pages, and its
+    /// manifest is published as it goes, so that the import follows it chunk by chunk.
+    pub whole_read: u64,
 }
 
 impl Default for CopyLimits {
@@ -40,6 +44,7 @@ impl Default for CopyLimits {
             // loading), several times their raw size: 4 MB keeps a copy under 300 MB.
             chunk_bytes: 4 << 20,
             native: true,
+            whole_read: WHOLE_READ,
         }
     }
 }
@@ -194,11 +199,13 @@ where
 const SMALL_TABLE: u64 = 1 << 20;
 /// See [`SMALL_TABLE`].
 const SMALL_STAGED: u64 = 256 << 10;
-/// Source bytes under which an export part reads a table in one scan rather than in
-/// key-ordered pages it could stop between. At 10 MB/s, slower than any source we plan
-/// for, 1 GB is 100 s: a run that begins it just before its budget ends still ends well
-/// within the 420 s a run has past [`crate::plan::PART_TIME`].
-const WHOLE_READ: u64 = 1 << 30;
+/// [`CopyLimits::whole_read`]'s default. A scan in the engine's order is a fifth cheaper
+/// than key-ordered pages on PostgreSQL, but a run stopped inside it starts the table over
+/// and nothing of it can be imported before it is whole: worth it for the many tables
+/// staged within seconds, not for the few big ones that an import should follow.
+pub const WHOLE_READ: u64 = 64 << 20;
+/// A keyed export publishes its table's manifest every so many chunks.
+const PUBLISH_EVERY: usize = 4;
 /// At most so many tables in one group, so that the groups spread over the connections.
 const GROUP_TABLES: usize = 48;
 /// Rows of a group held back for one transaction (staged bytes, uncompressed).
@@ -343,10 +350,7 @@ async fn export_in_snapshot(
         progress.table("export", &t.name);
         let mut m = export_table(db, store, t, limits, progress, None, Resume::default()).await?;
         m.export_id = export_id.to_owned();
-        let body = serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
-        store
-            .put(&manifest_key(&t.name)?, Bytes::from(body))
-            .await?;
+        put_manifest(store, &m).await?;
         Ok(m)
     })
     .await?;
@@ -433,6 +437,7 @@ async fn export_table<'t>(
             rows: 0,
             ltx: load.map(|_| ltx),
             budget,
+            publish: budget.and(resume.publish).map(|id| (t, id, rows0)),
         };
         // Out of budget: the rows after the last chunk are read again next time, after
         // its last key.
@@ -453,7 +458,11 @@ async fn export_table<'t>(
                         if rows_to_load {
                             c.kept.push(row);
                         }
-                        if !c.row_done().await?
+                        let key_now = || {
+                            key.clone()
+                                .ok_or_else(|| DbError::Backend("a keyed read without key".into()))
+                        };
+                        if !c.row_done(key_now).await?
                             && let Some(key) = key
                         {
                             return stopped(c, key);
@@ -467,7 +476,10 @@ async fn export_table<'t>(
                         if rows_to_load {
                             c.kept.push(crate::pgcopy::decode_tuple(t, tuple)?);
                         }
-                        if !c.row_done().await? {
+                        if !c
+                            .row_done(|| crate::pgcopy::decode_key(t, pk, tuple))
+                            .await?
+                        {
                             let key = crate::pgcopy::decode_key(t, pk, tuple)?;
                             return stopped(c, key);
                         }
@@ -539,12 +551,19 @@ struct Chunker<'a> {
     rows: u64,
     ltx: Option<mpsc::Sender<Loaded>>,
     budget: Option<&'a Budget>,
+    /// Where the manifest is published as the table goes: the table, its export's id,
+    /// the rows staged before this run.
+    publish: Option<(&'a Table, &'a str, u64)>,
 }
 
 impl Chunker<'_> {
-    /// After a row went into the writer: cuts the chunk once full. `false`: the budget
-    /// is spent, stop after this row.
-    async fn row_done(&mut self) -> Result<bool, DbError> {
+    /// After a row went into the writer: cuts the chunk once full, and every
+    /// [`PUBLISH_EVERY`] chunks publishes the manifest, to resume after `key`, this row's
+    /// key. `false`: the budget is spent, stop after this row.
+    async fn row_done(
+        &mut self,
+        key: impl FnOnce() -> Result<Row, DbError>,
+    ) -> Result<bool, DbError> {
         self.rows += 1;
         if (self.w.rows as usize) < self.limits.chunk_rows
             && (self.w.raw_bytes as usize) < self.limits.chunk_bytes
@@ -552,6 +571,21 @@ impl Chunker<'_> {
             return Ok(true);
         }
         self.cut().await?;
+        if let Some((t, export_id, rows0)) = self.publish
+            && self.chunks.len().is_multiple_of(PUBLISH_EVERY)
+        {
+            // Every chunk it lists is final: a rerun goes on after its key.
+            let m = Manifest {
+                format: self.w.format.tag().into(),
+                export_id: export_id.to_owned(),
+                table: t.clone(),
+                chunks: self.chunks.clone(),
+                rows: rows0 + self.rows,
+                complete: false,
+                resume_after: Some(crate::stage::encode_key(&key()?)),
+            };
+            put_manifest(self.store, &m).await?;
+        }
         Ok(self.budget.is_none_or(Budget::spend))
     }
 
@@ -587,6 +621,15 @@ impl Chunker<'_> {
     }
 }
 
+/// Writes a table's manifest to the stage.
+async fn put_manifest(store: &dyn BlobStore, m: &Manifest) -> Result<(), DbError> {
+    let body = serde_json::to_vec_pretty(m).map_err(|e| DbError::Backend(e.to_string()))?;
+    store
+        .put(&manifest_key(&m.table.name)?, Bytes::from(body))
+        .await?;
+    Ok(())
+}
+
 /// The room a chunk's writer takes at once: the chunk's size and a row past it.
 fn room(limits: CopyLimits) -> usize {
     limits.chunk_bytes + (64 << 10)
@@ -599,6 +642,8 @@ struct Resume<'a> {
     from: Option<&'a Manifest>,
     /// What this run may still do.
     budget: Option<&'a Budget>,
+    /// The export's id, to publish the table's manifest as it goes (a keyed read only).
+    publish: Option<&'a str>,
 }
 
 /// Writes one finished chunk to the stage and records it: its number, and its
@@ -1004,10 +1049,11 @@ pub enum ImportFrom {
     /// The stage's complete export, begun by [`begin_import`]: [`import_part`].
     Sealed,
     /// The export under way (or sealed since), the import begun by
-    /// [`begin_import_following`]: each table of the part is loaded once its manifest
-    /// says this export staged it whole; the others are waited for (their manifests read
-    /// again every [`POLL`]) until they are, or until the budget's time is up: then
-    /// `complete: false`, and a rerun goes on.
+    /// [`begin_import_following`]: each table of the part is loaded as far as its
+    /// manifest says this export staged it (a big table's manifest is published every
+    /// few chunks while it is exported), and gets its indexes once staged whole; the
+    /// manifests of the others are read again every [`POLL`] until they are, or until the
+    /// budget's time is up: then `complete: false`, and a rerun goes on.
     Following,
 }
 
@@ -1080,9 +1126,21 @@ pub async fn import_part_from(
         run.load(&manifests).await?;
     } else {
         let mut waiting = names.clone();
+        // The last chunk handed to the loader, per table, in this run: a manifest read
+        // again while its export goes on lists them again.
+        let mut handed: HashMap<String, u64> = HashMap::new();
         while !waiting.is_empty() {
-            let (ready, rest) = ready_manifests(store, &index.export_id, &waiting).await?;
+            let (staged, rest) = ready_manifests(store, &index.export_id, &waiting).await?;
             waiting = rest;
+            let mut ready = Vec::new();
+            for mut m in staged {
+                let last = handed.entry(m.table.name.clone()).or_default();
+                m.chunks.retain(|c| c.n > *last);
+                *last = m.chunks.last().map_or(*last, |c| c.n);
+                if m.complete || !m.chunks.is_empty() {
+                    ready.push(m);
+                }
+            }
             if !ready.is_empty() {
                 run.load(&ready).await?;
                 if tally.stopped.load(Relaxed) {
@@ -1106,9 +1164,9 @@ pub async fn import_part_from(
     })
 }
 
-/// The manifests of `tables` that are staged whole by export `export_id`, and the names
-/// of the others (not staged yet, staged in part, or left by another export), a few read
-/// at once as [`read_manifests`] does.
+/// The manifests of `tables` that export `export_id` has written, whole or as far as it
+/// has gone, and the names of the tables not staged whole (not staged yet, staged in
+/// part, or left by another export), a few read at once as [`read_manifests`] does.
 async fn ready_manifests(
     store: &dyn BlobStore,
     export_id: &str,
@@ -1118,7 +1176,7 @@ async fn ready_manifests(
     let found: Vec<Option<Manifest>> = futures::stream::iter(tables.to_vec())
         .map(|t| async move {
             match read_manifest(store, &t).await {
-                Ok(m) => Ok(Some(m).filter(|m| m.export_id == export_id && m.complete)),
+                Ok(m) => Ok(Some(m).filter(|m| m.export_id == export_id)),
                 Err(DbError::Stage(a2a_core::PortError::NotFound(_))) => Ok(None),
                 Err(e) => Err(e),
             }
@@ -1129,10 +1187,10 @@ async fn ready_manifests(
     let mut ready = Vec::new();
     let mut waiting = Vec::new();
     for (name, m) in tables.iter().zip(found) {
-        match m {
-            Some(m) => ready.push(m),
-            None => waiting.push(name.clone()),
+        if !m.as_ref().is_some_and(|m| m.complete) {
+            waiting.push(name.clone());
         }
+        ready.extend(m);
     }
     Ok((ready, waiting))
 }
@@ -1209,7 +1267,10 @@ impl Run<'_> {
                             .await
                             .map_err(|_| gone())?;
                     }
-                    tx.send(Staged::Whole(m)).await.map_err(|_| gone())?;
+                    // A table still being exported is marked whole in a later load.
+                    if m.complete {
+                        tx.send(Staged::Whole(m)).await.map_err(|_| gone())?;
+                    }
                 }
                 Ok(false)
             };
@@ -1499,11 +1560,7 @@ pub async fn copy(
             )
             .await?;
             m.export_id = id.to_owned();
-            let body =
-                serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
-            store
-                .put(&manifest_key(&t.name)?, Bytes::from(body))
-                .await?;
+            put_manifest(store, &m).await?;
             out.push(m);
         }
         loader.flush().await?;
@@ -1748,16 +1805,18 @@ pub async fn export_part(
             _ if !budget.left() => break,
             earlier => {
                 progress.table("export", &t.name);
-                // A table begun in this run and small enough to end within the run's
-                // margin is read in one scan, in the engine's order (PostgreSQL: a
-                // sequential scan, a fifth cheaper than key-ordered pages); a run stopped
-                // inside it starts it over, as a table without a key.
+                // A table begun in this run and under `whole_read` is read in one scan,
+                // in the engine's order (PostgreSQL: a sequential scan, a fifth cheaper
+                // than key-ordered pages); a run stopped inside it starts it over, as a
+                // table without a key. A bigger one goes in key order, its manifest
+                // published as it goes, for the import that follows it.
                 let whole = earlier.is_none()
                     && !budget.capped()
-                    && sizes.get(&t.name).is_some_and(|&s| s < WHOLE_READ);
+                    && sizes.get(&t.name).is_some_and(|&s| s < limits.whole_read);
                 let resume = Resume {
                     from: earlier.as_ref(),
                     budget: (!whole).then_some(budget),
+                    publish: (!whole).then_some(index.export_id.as_str()),
                 };
                 let m = export_table(src, store, t, limits, progress, None, resume).await;
                 if whole {
@@ -1771,11 +1830,7 @@ pub async fn export_part(
                     }
                 };
                 m.export_id = index.export_id.clone();
-                let body =
-                    serde_json::to_vec_pretty(&m).map_err(|e| DbError::Backend(e.to_string()))?;
-                store
-                    .put(&manifest_key(&t.name)?, Bytes::from(body))
-                    .await?;
+                put_manifest(store, &m).await?;
                 m
             }
         };

@@ -348,3 +348,106 @@ async fn an_export_part_follows_its_list_and_names_a_table_gone_since_the_begin(
         drop_pair(p, &engines, i).await;
     }
 }
+
+/// Pauses an export once the manifest at `path` exists (a published one, the table not
+/// whole yet), until told to go on; says when it paused.
+struct PauseAtManifest {
+    path: std::path::PathBuf,
+    paused: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    go: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl a2a_dbmove::Progress for PauseAtManifest {
+    fn rows(&self, _n: u64) {
+        if !self.path.exists() {
+            return;
+        }
+        let told = self.paused.lock().unwrap().take();
+        if let Some(told) = told {
+            told.send(()).unwrap();
+            // The export's own task, on a worker of its own: the import goes on.
+            let _ = self.go.lock().unwrap().recv();
+        }
+    }
+}
+
+/// A table over `whole_read` is exported in key order with its manifest published every
+/// few chunks: an import that follows loads those chunks while the export goes on (paused
+/// here), marks the table whole only once it is, loads each chunk once, and the table
+/// verifies equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_follows_a_big_table_chunk_by_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let engines = engines("an_import_follows_a_big_table_chunk_by_chunk", dir.path());
+    for i in 0..engines.len() {
+        let tag = engines[i].0;
+        let p = pair("chunks", &engines, i).await;
+        let stage = tempfile::tempdir().unwrap();
+        let store = FsBlob::new(stage.path()).unwrap();
+        let src = Db::connect(&p.src.0, false).await.unwrap();
+        let (_, staged) = begin_export(&src, &store, "mdl_").await.unwrap();
+        let big = staged
+            .sizes
+            .iter()
+            .max_by_key(|(_, s)| *s)
+            .unwrap()
+            .0
+            .clone();
+        let part = vec![big.clone()];
+        let dst = Db::connect(&p.dst.0, true).await.unwrap();
+        begin_import_following(&dst, &store, false).await.unwrap();
+
+        let (paused_tx, paused_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let pause = PauseAtManifest {
+            path: stage
+                .path()
+                .join(format!("dbmove/tables/{big}/manifest.json")),
+            paused: std::sync::Mutex::new(Some(paused_tx)),
+            go: std::sync::Mutex::new(go_rx),
+        };
+        let (url, st, only) = (p.src.0.clone(), store.clone(), part.clone());
+        let exporting = tokio::spawn(async move {
+            let db = Db::connect(&url, false).await?;
+            let keyed = CopyLimits {
+                whole_read: 0,
+                ..limits()
+            };
+            let budget = Budget::new(None, Some(Duration::from_secs(60)));
+            export_part(&db, &st, "mdl_", Some(&only), keyed, &budget, &pause).await
+        });
+        let waited =
+            tokio::task::spawn_blocking(move || paused_rx.recv_timeout(Duration::from_secs(60)));
+        waited
+            .await
+            .unwrap()
+            .expect("the export published its manifest");
+        let short = Budget::new(None, Some(Duration::from_millis(300)));
+        let first = follow(&dst, &store, &part, &short).await.unwrap();
+        assert!(!first.complete, "{tag}: {first:?}");
+        assert!(
+            first.chunks >= 1,
+            "{tag}: chunks of a table under way: {first:?}"
+        );
+        go_tx.send(()).unwrap();
+        let ex = exporting.await.unwrap().unwrap();
+        assert!(ex.complete, "{tag}: {ex:?}");
+        assert!(ex.chunks > first.chunks, "{tag}: {ex:?} {first:?}");
+        let minute = Budget::new(None, Some(Duration::from_secs(60)));
+        let second = follow(&dst, &store, &part, &minute).await.unwrap();
+        assert!(second.complete, "{tag}: {second:?}");
+        assert_eq!(second.chunks_skipped, first.chunks, "{tag}: {second:?}");
+        assert_eq!(
+            first.chunks + second.chunks,
+            ex.chunks,
+            "{tag}: each chunk once"
+        );
+        let report = a2a_dbmove::verify_tables(&src, &dst, "mdl_", Some(&part), &NoProgress)
+            .await
+            .unwrap();
+        let bad: Vec<_> = report.differing().collect();
+        assert!(bad.is_empty(), "{tag}: {bad:#?}");
+        drop((src, dst));
+        drop_pair(p, &engines, i).await;
+    }
+}
