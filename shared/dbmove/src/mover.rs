@@ -205,7 +205,7 @@ const SMALL_STAGED: u64 = 256 << 10;
 /// staged within seconds, not for the few big ones that an import should follow.
 pub const WHOLE_READ: u64 = 64 << 20;
 /// A keyed export publishes its table's manifest every so many chunks.
-const PUBLISH_EVERY: usize = 4;
+const PUBLISH_EVERY: usize = 8;
 /// At most so many tables in one group, so that the groups spread over the connections.
 const GROUP_TABLES: usize = 48;
 /// Rows of a group held back for one transaction (staged bytes, uncompressed).
