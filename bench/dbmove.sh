@@ -37,6 +37,9 @@ cargo build --release --quiet -p a2a-dbmove --example dbmove_bench
 bench=${CARGO_TARGET_DIR:-target}/release/examples/dbmove_bench
 
 now() { date +%s.%N; }
+# Every timed step starts from the same state: what the step before wrote is on disk (the
+# kernel's dirty pages, PostgreSQL's dirty buffers), not written back during the next one.
+settle() { sync; psql -qc CHECKPOINT "$pg_admin" >/dev/null; sync; }
 since() { echo "$(now) - $1" | bc -l; }
 pg_url() { "$bench" create "$pg_admin" "$1"; }
 my_url() { "$bench" create "$my_admin" "$1"; }
@@ -74,6 +77,7 @@ verify_timed() {
 workflow_vs_copy() {
     local engine=$1 admin=$2 src=$3 copy_secs=$4 dst out secs rss
     dst=$("$bench" create "$admin" "${name}_wf")
+    settle
     out=$("$bench" workflow "$src" "$dst" "$work/stage-wf")
     read -r secs rss <<<"$out"
     "$bench" verify "$src" "$dst" || { echo "bench dbmove-workflow-$engine: the copy does not verify" >&2; exit 1; }
@@ -91,12 +95,14 @@ echo "info: pg fixture scale $scale ($shape) ready in $(printf '%.1f' "$(since "
     "$(psql -Atc "SELECT pg_size_pretty(pg_database_size('$src_db'))" "$pg_admin")"
 psql -qc "VACUUM ANALYZE" "$src"
 dst=$(pg_url "${name}_dst")
+settle
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-pg")
 read -r a2a_pg rss_pg <<<"$out"
 if [ -z "$workflow_only" ]; then
     verify_pg=$(verify_timed "$src" "$dst" dbmove-pg)
     rows_pg=$(verify_timed "$src" "$dst" dbmove-pg verify-rows)
     echo "info: pg copy verified equal (both ways)"
+    settle
     s=$(now)
     pg_dump -Fd -j2 -f "$work/pgdump" "$src"
     dump_pg=$(since "$s")
@@ -125,6 +131,7 @@ s=$(now); src=$(source_db "$my_admin" "${name}_src" "${MY_SRC:-}")
 src_db=${src##*/}
 echo "info: mariadb fixture scale $scale ($shape) ready in $(printf '%.1f' "$(since "$s")") s"
 dst=$(my_url "${name}_dst")
+settle
 out=$("$bench" copy "$src" "$dst" 2 "$work/stage-my")
 read -r a2a_my rss_my <<<"$out"
 if [ -z "$workflow_only" ]; then
@@ -132,6 +139,7 @@ if [ -z "$workflow_only" ]; then
     rows_my=$(verify_timed "$src" "$dst" dbmove-mariadb verify-rows)
     echo "info: mariadb copy verified equal (both ways)"
     my_url "${name}_peer" >/dev/null
+    settle
     s=$(now)
     mariadb-dump "${my_args[@]}" --single-transaction "$src_db" | mariadb "${my_args[@]}" "${name}_peer"
     peer_my=$(since "$s")
