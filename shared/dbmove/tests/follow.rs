@@ -1,5 +1,6 @@
 //! An import that follows the export under way, as the migrate workflow runs them: each
-//! import part loads the tables its export part has staged whole, waits for the others
+//! import part loads the chunks its export part has staged (indexing a table once it is
+//! whole), waits for the others
 //! within its time, and resumes from the ledger; on every engine the environment offers
 //! (PostgreSQL and MariaDB from `A2A_TEST_PG_URL` and `A2A_TEST_MYSQL_URL`, SQLite always).
 
@@ -365,8 +366,13 @@ impl a2a_dbmove::Progress for PauseAtManifest {
         let told = self.paused.lock().unwrap().take();
         if let Some(told) = told {
             told.send(()).unwrap();
-            // The export's own task, on a worker of its own: the import goes on.
-            let _ = self.go.lock().unwrap().recv();
+            // `block_in_place` hands this worker's queued tasks to another thread, so the
+            // import is not stuck behind the paused export; the timeout fails a stuck test
+            // instead of hanging CI.
+            let go = &self.go;
+            tokio::task::block_in_place(|| {
+                let _ = go.lock().unwrap().recv_timeout(Duration::from_secs(120));
+            });
         }
     }
 }
