@@ -109,7 +109,7 @@ impl Budget {
             && self.chunks.as_ref().is_none_or(|c| c.load(Relaxed) > 0)
     }
 
-    /// Whether it caps the number of chunks (tests do, to stop runs inside a table).
+    /// Whether it caps the number of chunks (`--max-chunks` or a step's `max_chunks`).
     fn capped(&self) -> bool {
         self.chunks.is_some()
     }
@@ -839,7 +839,7 @@ pub async fn begin_import(
 /// [`begin_import`] for an import that follows the export under way (or sealed since):
 /// the tables come from what [`begin_export`] staged (`dbmove/tables.json`), none of
 /// their manifests is needed. [`import_part_from`] ([`ImportFrom::Following`]) then
-/// loads each table once it is staged whole.
+/// loads each table's chunks as its manifest lists them, and indexes it once whole.
 pub async fn begin_import_following(
     dst: &Db,
     store: &dyn BlobStore,
@@ -1731,7 +1731,9 @@ async fn under_way(store: &dyn BlobStore) -> Result<ExportIndex, DbError> {
 /// is kept, one staged in part goes on after its last staged key, with the same chunk
 /// numbering. `complete` says whether every table of the part is whole; if not, run it
 /// again. Parts with different tables may run at once. The export stays under way:
-/// [`seal_export`] completes it.
+/// [`seal_export`] completes it. With a budget that caps only time, a table under
+/// [`CopyLimits::whole_read`] is read in one scan; a bigger one is read in key order, its
+/// manifest published every few chunks so that a following import can load them.
 pub async fn export_part(
     src: &Db,
     store: &dyn BlobStore,
