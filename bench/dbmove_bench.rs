@@ -152,6 +152,13 @@ fn fail(e: impl std::fmt::Display) -> ! {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // On a worker thread, as `a2a` runs its command (cli/main.rs).
+    if let Err(e) = tokio::spawn(run()).await {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
         args.get(i)

@@ -22,7 +22,23 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(a2a_cli::run(cli)) {
+    // The command runs as a task on a worker thread, beside the database connections'
+    // tasks. Run by `block_on` on the main thread, it was woken across threads for every
+    // message a connection received: in a copy, 320,000 futex calls and a fifth of A2A's
+    // CPU (bench/dbmove.md, fourth round).
+    let outcome = runtime.block_on(async { tokio::spawn(a2a_cli::run(cli)).await });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        // A panic stays a panic, as if the command had run on this thread.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => {
+                eprintln!("a2a: error: the command stopped: {e}");
+                return ExitCode::from(3);
+            }
+        },
+    };
+    match outcome {
         Ok(code) => code.into(),
         Err(e) => {
             eprintln!("a2a: error: {e}");

@@ -449,10 +449,24 @@ pub async fn run(step: &'static str) -> Result<(), lambda_runtime::Error> {
                 school_code = %code,
                 request_id = %event.context.request_id
             );
-            let result = steps
-                .call(step, event.payload)
-                .instrument(span.clone())
-                .await;
+            // On a worker thread, beside the database connections' tasks, as `a2a` runs
+            // its commands: from the runtime's own thread, each message a connection
+            // received woke it across threads.
+            let payload = event.payload;
+            let call = tokio::spawn(
+                async move { steps.call(step, payload).await }.instrument(span.clone()),
+            );
+            let result = match call.await {
+                Ok(result) => result,
+                // A panic stays the handler's, for the runtime to report.
+                Err(e) => match e.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    Err(e) => Err(StepFailure {
+                        step: step.to_owned(),
+                        error: StepError::Transient(format!("the step stopped: {e}")),
+                    }),
+                },
+            };
             span.in_scope(|| match &result {
                 Ok(_) => tracing::info!("done"),
                 Err(f) => tracing::warn!(error_type = f.error_type(), "{f}"),
