@@ -196,7 +196,7 @@ where
 /// with other small ones; a staged table of one chunk smaller than [`SMALL_STAGED`]
 /// compressed bytes is imported in one. A real Moodle has about 500 tables, most nearly
 /// empty: alone, each would pay its own transactions, commits and index DDL.
-const SMALL_TABLE: u64 = 1 << 20;
+pub const SMALL_TABLE: u64 = 1 << 20;
 /// See [`SMALL_TABLE`].
 const SMALL_STAGED: u64 = 256 << 10;
 /// [`CopyLimits::whole_read`]'s default. A scan in the engine's order is a fifth cheaper
@@ -838,8 +838,11 @@ pub async fn begin_import(
 
 /// [`begin_import`] for an import that follows the export under way (or sealed since):
 /// the tables come from what [`begin_export`] staged (`dbmove/tables.json`), none of
-/// their manifests is needed. [`import_part_from`] ([`ImportFrom::Following`]) then
-/// loads each table's chunks as its manifest lists them, and indexes it once whole.
+/// their manifests is needed. Only the tables loaded alone are created here; the small
+/// ones, loaded in groups, are created with their indexes by the import part that loads
+/// them, so that the parts start without waiting for hundreds of `CREATE`s.
+/// [`import_part_from`] ([`ImportFrom::Following`]) then loads each table's chunks as
+/// its manifest lists them, and indexes it once whole.
 pub async fn begin_import_following(
     dst: &Db,
     store: &dyn BlobStore,
@@ -859,7 +862,9 @@ pub async fn begin_import_following(
                     "tables.json has no table {name}, which the export holds; export again"
                 ))
             })?;
-        create.push((t, source_small(&sizes, name)));
+        if !source_small(&sizes, name) {
+            create.push((t, false));
+        }
     }
     begin_on(dst, index, &create, replace).await
 }
@@ -1125,6 +1130,11 @@ pub async fn import_part_from(
     if !follow {
         run.load(&manifests).await?;
     } else {
+        // The small tables of the part, made with their indexes as their manifests come
+        // ([`begin_import_following`] made the others). A creation is whole or not there
+        // (one transaction, or one `CREATE TABLE` with its indexes), so a rerun makes
+        // what a killed one did not.
+        let mut made: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
         let mut waiting = names.clone();
         // The last chunk handed to the loader, per table, in this run: a manifest read
         // again while its export goes on lists them again.
@@ -1142,6 +1152,15 @@ pub async fn import_part_from(
                 }
             }
             if !ready.is_empty() {
+                let create: Vec<(&Table, bool)> = ready
+                    .iter()
+                    .filter(|m| split.small(m) && !made.contains(&m.table.name))
+                    .map(|m| (&m.table, true))
+                    .collect();
+                if !create.is_empty() {
+                    create_tables_on(&dbs, &create).await?;
+                    made.extend(create.iter().map(|(t, _)| t.name.clone()));
+                }
                 run.load(&ready).await?;
                 if tally.stopped.load(Relaxed) {
                     break;
