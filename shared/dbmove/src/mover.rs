@@ -1054,7 +1054,8 @@ pub enum ImportFrom {
     /// The stage's complete export, begun by [`begin_import`]: [`import_part`].
     Sealed,
     /// The export under way (or sealed since), the import begun by
-    /// [`begin_import_following`]: each table of the part is loaded as far as its
+    /// [`begin_import_following`]: a small table of the part is created, with its
+    /// indexes, once its manifest is there; each table is loaded as far as its
     /// manifest says this export staged it (a big table's manifest is published every
     /// few chunks while it is exported), and gets its indexes once staged whole; the
     /// manifests of the others are read again every [`POLL`] until they are, or until the

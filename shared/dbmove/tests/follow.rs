@@ -403,10 +403,13 @@ impl a2a_dbmove::Progress for PauseAtManifest {
             told.send(()).unwrap();
             // `block_in_place` hands this worker's queued tasks to another thread, so the
             // import is not stuck behind the paused export; the timeout fails a stuck test
-            // instead of hanging CI.
+            // (the export's task panics) instead of hanging CI.
             let go = &self.go;
             tokio::task::block_in_place(|| {
-                let _ = go.lock().unwrap().recv_timeout(Duration::from_secs(120));
+                go.lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(120))
+                    .expect("the test lets the paused export go within 120 s");
             });
         }
     }

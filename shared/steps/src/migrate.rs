@@ -580,7 +580,8 @@ pub async fn provision_target_database(
 /// Plans the import, which follows the export under way: takes the export plan's parts
 /// (import part `n` loads the tables that export part `n` stages) and makes the target
 /// ready (refused if it holds the prefix's tables and no import under way; the ledger
-/// and every table created, from the tables the export staged when it began). Needs the
+/// and the tables loaded alone created, from the tables the export staged when it began;
+/// the import parts create the small ones). Needs the
 /// target provisioned and the export planned, not sealed. A finished import, or a plan of
 /// this export, is kept. Returns the part numbers for the Map.
 pub async fn plan_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value, StepError> {
@@ -634,8 +635,9 @@ pub async fn plan_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
 }
 
 /// Imports one part of the planned import into the target while its export part runs,
-/// within one run's budget: loads each table once the export has staged it whole, and
-/// waits for the others. `complete: false` means "run this part again" (time ran out, or
+/// within one run's budget: creates its small tables with their indexes, loads each
+/// table's chunks as its manifest lists them (indexing it once whole), and waits for the
+/// others. `complete: false` means "run this part again" (time ran out, or
 /// the chunks of the budget), and the rerun skips the chunks the target's ledger holds. A
 /// finished import is kept.
 pub async fn import_database(
