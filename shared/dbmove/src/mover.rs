@@ -840,7 +840,8 @@ pub async fn begin_import(
 /// the tables come from what [`begin_export`] staged (`dbmove/tables.json`), none of
 /// their manifests is needed. Only the tables loaded alone are created here; the small
 /// ones, loaded in groups, are created with their indexes by the import part that loads
-/// them, so that the parts start without waiting for hundreds of `CREATE`s.
+/// them, beside its big tables' rows, so that the parts start without waiting for
+/// hundreds of `CREATE`s.
 /// [`import_part_from`] ([`ImportFrom::Following`]) then loads each table's chunks as
 /// its manifest lists them, and indexes it once whole.
 pub async fn begin_import_following(
@@ -1054,8 +1055,9 @@ pub enum ImportFrom {
     /// The stage's complete export, begun by [`begin_import`]: [`import_part`].
     Sealed,
     /// The export under way (or sealed since), the import begun by
-    /// [`begin_import_following`]: a small table of the part is created, with its
-    /// indexes, once its manifest is there; each table is loaded as far as its
+    /// [`begin_import_following`]: the small tables of the part are created, with their
+    /// indexes, on a connection of their own as the part begins (SQLite: each once its
+    /// manifest is there); each table is loaded as far as its
     /// manifest says this export staged it (a big table's manifest is published every
     /// few chunks while it is exported), and gets its indexes once staged whole; the
     /// manifests of the others are read again every [`POLL`] until they are, or until the
@@ -1103,10 +1105,12 @@ pub async fn import_part_from(
     };
     let done = ledger_under_way(dst, &index, "; begin one first").await?;
     let split = Split::of(store, &index.export_id).await?;
-    if follow && matches!(split, Split::Staged) {
-        // No table list of this export: the error that says so.
-        staged_tables(store, &index).await?;
-    }
+    // What `begin_export` staged: the tables' schemas, for the small ones this part makes.
+    let staged = if follow {
+        Some(staged_tables(store, &index).await?)
+    } else {
+        None
+    };
     // SQLite takes one writer at a time: more connections would only wait on its lock.
     let jobs = if dst.engine() == Engine::Sqlite {
         1
@@ -1131,48 +1135,93 @@ pub async fn import_part_from(
     if !follow {
         run.load(&manifests).await?;
     } else {
-        // The small tables of the part, made with their indexes as their manifests come
-        // ([`begin_import_following`] made the others). A creation is whole or not there
-        // (one transaction, or one `CREATE TABLE` with its indexes), so a rerun makes
-        // what a killed one did not.
+        let staged = staged.as_ref().expect("staged in follow mode");
         let mut made: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
-        let mut waiting = names.clone();
-        // The last chunk handed to the loader, per table, in this run: a manifest read
-        // again while its export goes on lists them again.
-        let mut handed: HashMap<String, u64> = HashMap::new();
-        while !waiting.is_empty() {
-            let (staged, rest) = ready_manifests(store, &index.export_id, &waiting).await?;
-            waiting = rest;
-            let mut ready = Vec::new();
-            for mut m in staged {
-                let last = handed.entry(m.table.name.clone()).or_default();
-                m.chunks.retain(|c| c.n > *last);
-                *last = m.chunks.last().map_or(*last, |c| c.n);
-                if m.complete || !m.chunks.is_empty() {
-                    ready.push(m);
-                }
+        // The small tables of the part (a rerun: those a stopped run did not make), made
+        // with their indexes on a connection of their own while the big ones load, as
+        // `copy` does; made in the loop below instead, as their manifests come, where the
+        // engine takes one writer. A creation is whole or not there (one transaction, or
+        // one `CREATE TABLE` with its indexes), so a rerun makes what a killed one did not.
+        let sizes = sizes_of(staged);
+        let small: Vec<(&Table, bool)> = staged
+            .tables
+            .iter()
+            .filter(|t| names.contains(&t.name) && !made.contains(&t.name))
+            .filter(|t| source_small(&sizes, &t.name))
+            .map(|t| (t, true))
+            .collect();
+        let ddl_db = match dst.engine() {
+            Engine::Sqlite => None,
+            _ if small.is_empty() => None,
+            _ => Some(Db::connect(dst.locator(), false).await?),
+        };
+        let (created_tx, created_rx) = tokio::sync::watch::channel(ddl_db.is_none());
+        let ddl = async {
+            if let Some(db) = &ddl_db {
+                db.relax_durability().await?;
+                create_tables_on(&[db], &small).await?;
+                let _ = created_tx.send(true);
             }
-            if !ready.is_empty() {
-                let create: Vec<(&Table, bool)> = ready
-                    .iter()
-                    .filter(|m| split.small(m) && !made.contains(&m.table.name))
-                    .map(|m| (&m.table, true))
-                    .collect();
-                if !create.is_empty() {
-                    create_tables_on(&dbs, &create).await?;
-                    made.extend(create.iter().map(|(t, _)| t.name.clone()));
+            Ok::<_, DbError>(())
+        };
+        let follow = async {
+            let mut waiting = names.clone();
+            // The last chunk handed to the loader, per table, in this run: a manifest read
+            // again while its export goes on lists them again.
+            let mut handed: HashMap<String, u64> = HashMap::new();
+            while !waiting.is_empty() {
+                let (ready_now, rest) = ready_manifests(store, &index.export_id, &waiting).await?;
+                waiting = rest;
+                let created = *created_rx.borrow();
+                let mut ready = Vec::new();
+                for mut m in ready_now {
+                    let name = &m.table.name;
+                    if !created && split.small(&m) && !made.contains(name) {
+                        // Still being made: read again once it is.
+                        if !waiting.contains(name) {
+                            waiting.push(name.clone());
+                        }
+                        continue;
+                    }
+                    let last = handed.entry(name.clone()).or_default();
+                    m.chunks.retain(|c| c.n > *last);
+                    *last = m.chunks.last().map_or(*last, |c| c.n);
+                    if m.complete || !m.chunks.is_empty() {
+                        ready.push(m);
+                    }
                 }
-                run.load(&ready).await?;
-                if tally.stopped.load(Relaxed) {
+                if !ready.is_empty() {
+                    // Only where no connection of its own made them (SQLite).
+                    let create: Vec<(&Table, bool)> = ready
+                        .iter()
+                        .filter(|m| ddl_db.is_none() && split.small(m))
+                        .filter(|m| !made.contains(&m.table.name))
+                        .map(|m| (&m.table, true))
+                        .collect();
+                    if !create.is_empty() {
+                        create_tables_on(&dbs, &create).await?;
+                        made.extend(create.iter().map(|(t, _)| t.name.clone()));
+                    }
+                    run.load(&ready).await?;
+                    if tally.stopped.load(Relaxed) {
+                        break;
+                    }
+                } else if budget.time_up() || !budget.left() {
+                    tally.stopped.store(true, Relaxed);
                     break;
+                } else {
+                    // A poll, or sooner the end of the tables' creation.
+                    let mut rx = created_rx.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = rx.wait_for(|c| *c), if !created => {}
+                    }
                 }
-            } else if budget.time_up() || !budget.left() {
-                tally.stopped.store(true, Relaxed);
-                break;
-            } else {
-                tokio::time::sleep(POLL).await;
             }
-        }
+            Ok::<_, DbError>(())
+        };
+        // The creation's error stops the loading at once, and the other way round.
+        tokio::try_join!(ddl, follow)?;
     }
     Ok(ImportReport {
         tables: names.len(),
@@ -1354,8 +1403,8 @@ enum Staged<'m> {
 
 /// Reads staged chunk `c` of `m` for target `to` and decodes it (checksum first) off the
 /// async threads, while the loader of the chunk before goes on. Returns its rows, or, for
-/// a target that takes its format as it is, its bytes (only their frame read, to count
-/// the rows), and their weight.
+/// a target that takes its format as it is, its bytes (`open_native`: the load counts
+/// them), and their weight.
 async fn read_chunk(
     store: &dyn BlobStore,
     m: &Manifest,
@@ -1371,7 +1420,7 @@ async fn read_chunk(
     let (table, c) = (m.table.clone(), c.clone());
     tokio::task::spawn_blocking(move || {
         if as_is {
-            let raw = open_native(format, &table, &c, &body)?;
+            let raw = open_native(format, &c, &body)?;
             let bytes = raw.len() as u64;
             let raw = RawChunk {
                 format,

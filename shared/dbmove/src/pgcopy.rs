@@ -202,15 +202,6 @@ pub fn decode_stream(what: &str, t: &Table, raw: &[u8]) -> Result<Vec<Row>, DbEr
     tuples.iter().map(|tu| decode_tuple(t, tu)).collect()
 }
 
-/// Counts the tuples of a whole staged stream, checking its frame.
-pub fn count_tuples(what: &str, t: &Table, raw: &[u8]) -> Result<u64, DbError> {
-    let mut s = Splitter::new(what, t);
-    let mut tuples = Tuples::default();
-    s.feed(raw, &mut tuples)?;
-    s.finish()?;
-    Ok(tuples.len() as u64)
-}
-
 /// One tuple as a row, typed by the table's columns.
 pub fn decode_tuple(t: &Table, tuple: &[u8]) -> Result<Row, DbError> {
     let mut row = Vec::with_capacity(t.columns.len());

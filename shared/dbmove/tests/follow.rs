@@ -240,7 +240,7 @@ async fn a_following_import_waits_stops_and_resumes() {
         export(&src, &store, "mdl_", limits(), 1, &NoProgress)
             .await
             .unwrap();
-        let (index, _) = begin_export(&src, &store, "mdl_").await.unwrap();
+        let (index, staged) = begin_export(&src, &store, "mdl_").await.unwrap();
         let parts = parts(&store, &index.export_id, &index.tables, 2).await;
         let dst = Db::connect(&p.dst.0, true).await.unwrap();
         begin_import_following(&dst, &store, false).await.unwrap();
@@ -264,6 +264,23 @@ async fn a_following_import_waits_stops_and_resumes() {
             took >= Duration::from_secs(1) && took < Duration::from_secs(10),
             "{tag}: waited {took:?}"
         );
+        // While it waited, the part made its small tables on a connection of their own;
+        // on SQLite (one writer) it makes them as their manifests come.
+        let dtag = engines[(i + 1) % engines.len()].0;
+        let small: Vec<&String> = parts[0]
+            .iter()
+            .filter(|n| {
+                staged
+                    .sizes
+                    .iter()
+                    .any(|(s, b)| s == *n && *b < SMALL_TABLE)
+            })
+            .collect();
+        assert!(!small.is_empty(), "{tag}: part 0 has small tables");
+        let made = dst.list_tables("mdl_").await.unwrap();
+        let waiting_made = small.iter().filter(|n| made.contains(n)).count();
+        let expected = if dtag == "lite" { 0 } else { small.len() };
+        assert_eq!(waiting_made, expected, "{tag} -> {dtag}: small tables made");
 
         // Part 0 staged whole, not sealed: one chunk, then a kill, then the rest.
         let r = export_run(&src, &store, &parts[0], &Budget::unlimited())

@@ -13,7 +13,8 @@ use a2a_local::FsBlob;
 use a2a_testkit::db_name;
 use bytes::Bytes;
 use common::{
-    Source, export_crashed_and_resumed, manifest, small_chunks, stage_imports_into_every_engine,
+    Source, export_crashed_and_resumed, manifest, manifest_key, small_chunks,
+    stage_imports_into_every_engine,
 };
 
 /// Values made by the server itself, in every type the schema mapping reads from
@@ -177,6 +178,65 @@ async fn a_binary_export_resumes_after_a_crash() {
     assert!(bad.is_empty(), "{bad:#?}");
     drop(dst);
     server::drop(admin, &dname).await.unwrap();
+    source.drop().await;
+}
+
+/// A binary chunk whose manifest counts one row more than it holds (its checksum
+/// intact) is refused: PostgreSQL's `COPY` reports the rows it took, and the chunk rolls
+/// back with its ledger row; SQLite's import decodes and counts them. Nothing of the
+/// chunk is left in, and the chunk before is.
+#[tokio::test]
+async fn a_binary_chunk_its_manifest_miscounts_is_refused() {
+    let test = "a_binary_chunk_its_manifest_miscounts_is_refused";
+    let options = FixtureOptions::default();
+    let Some(source) = Source::new(test, "pg", "pgbin_count_src", Some(&options)).await else {
+        return;
+    };
+    let src = &source.db;
+    let stage = tempfile::tempdir().unwrap();
+    let store = FsBlob::new(stage.path()).unwrap();
+    export(src, &store, "mdl_", small_chunks(), 1, &NoProgress)
+        .await
+        .unwrap();
+    let table = "mdl_logstore_standard_log";
+    let mut m = manifest(&store, table).await;
+    m.chunks[1].rows += 1;
+    let json = serde_json::to_vec_pretty(&m).unwrap();
+    store
+        .put(&manifest_key(table), Bytes::from(json))
+        .await
+        .unwrap();
+    let said = m.chunks[1].rows;
+    for (dtag, dadmin) in source.engines.iter().filter(|(t, _)| *t != "my") {
+        let dname = db_name(&format!("pgbin_count_{dtag}"));
+        let dst_url = server::create(dadmin, &dname).await.unwrap();
+        let dst = Db::connect(&dst_url, true).await.unwrap();
+        let r = import(&dst, &store, &ImportOptions::default(), &NoProgress).await;
+        match r {
+            Err(DbError::Corrupt(e)) => {
+                let named = if *dtag == "pg" {
+                    e.contains(table) && e.contains(&format!("COPY took {} rows", said - 1))
+                } else {
+                    e.contains(&m.chunks[1].key)
+                };
+                assert!(
+                    named && e.contains(&format!("manifest says {said}")),
+                    "{dtag}: {e}"
+                );
+            }
+            r => panic!("{dtag}: {r:?}"),
+        }
+        let n = dst
+            .query_i64(
+                &format!("SELECT COUNT(*) FROM {}", dst.engine().quote(table)),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n as u64, m.chunks[0].rows, "{dtag}");
+        drop(dst);
+        server::drop(dadmin, &dname).await.unwrap();
+    }
     source.drop().await;
 }
 

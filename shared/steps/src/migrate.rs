@@ -635,7 +635,8 @@ pub async fn plan_import(ctx: &StepContext, code: &SchoolCode) -> Result<Value, 
 }
 
 /// Imports one part of the planned import into the target while its export part runs,
-/// within one run's budget: creates its small tables with their indexes, loads each
+/// within one run's budget: creates its small tables with their indexes (on a connection
+/// of their own, while the big ones load), loads each
 /// table's chunks as its manifest lists them (indexing it once whole), and waits for the
 /// others. `complete: false` means "run this part again" (time ran out, or
 /// the chunks of the budget), and the rerun skips the chunks the target's ledger holds. A

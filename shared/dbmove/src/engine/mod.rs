@@ -48,7 +48,8 @@ pub struct RawChunk {
     pub format: ChunkFormat,
     /// The bytes.
     pub bytes: bytes::Bytes,
-    /// The rows in them (the manifest's count, checked), for the load to check.
+    /// The rows in them, as their manifest counts them: the load checks that the server
+    /// took as many.
     pub rows: u64,
 }
 
@@ -373,27 +374,29 @@ impl Db {
     pub async fn create_tables(&self, tables: &[(&Table, bool)]) -> Result<(), DbError> {
         let d = self.driver.as_ref();
         let e = self.engine();
-        let mut statements = Vec::new();
-        for &(t, indexed) in tables {
+        // Each table with its indexes, never split between two transactions: a table
+        // that is there is whole, so a rerun that finds it need not make it again.
+        let mut batch: Vec<String> = Vec::new();
+        for (n, &(t, indexed)) in tables.iter().enumerate() {
             let inline = indexed && d.inline_indexes();
             let key = indexed || !d.primary_key_after_rows();
-            statements.push(create_table_sql(d, t, inline, key));
+            batch.push(create_table_sql(d, t, inline, key));
             if indexed && !inline {
-                statements.extend(
+                batch.extend(
                     t.indexes
                         .iter()
                         .map(|i| create_index_sql(e, &t.name, i, true)),
                 );
             }
-        }
-        if e == Engine::MySql {
-            for sql in &statements {
-                self.exec(sql).await?;
+            if e == Engine::MySql {
+                // One `CREATE TABLE` with its indexes inline: whole by itself.
+                for sql in batch.drain(..) {
+                    self.exec(&sql).await?;
+                }
+            } else if batch.len() >= DDL_BATCH || n + 1 == tables.len() {
+                self.in_transaction(&batch.join(";\n")).await?;
+                batch.clear();
             }
-            return Ok(());
-        }
-        for part in statements.chunks(DDL_BATCH) {
-            self.in_transaction(&part.join(";\n")).await?;
         }
         Ok(())
     }
@@ -1383,4 +1386,53 @@ pub fn mysql_statement_shapes() -> Vec<String> {
 /// The databases of a server, by engine: a folder of files for SQLite.
 pub(crate) mod files {
     pub(crate) use super::sqlite::{create_folder, exists, in_folder, remove};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Index;
+
+    /// A creation that fails part way leaves every table it made whole, with all its
+    /// indexes: a rerun that finds a table there does not make it again. The statements
+    /// here fill more than one transaction, and the failure comes in the second.
+    #[tokio::test]
+    async fn tables_are_made_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&Locator::new(url), true).await.unwrap();
+        let table = |n: usize| Table {
+            name: format!("t{n}"),
+            columns: vec![
+                Column {
+                    name: "a".into(),
+                    ..test_column(ColType::Int { bytes: 8 }, false)
+                },
+                Column {
+                    name: "b".into(),
+                    ..test_column(ColType::Text, false)
+                },
+            ],
+            primary_key: vec!["a".into()],
+            indexes: ["a", "b"]
+                .iter()
+                .map(|c| Index {
+                    name: format!("t{n}_{c}"),
+                    columns: vec![(*c).into()],
+                    unique: false,
+                })
+                .collect(),
+            next_id: None,
+        };
+        // Three statements a table: the first transaction's 100th is a `CREATE TABLE`.
+        let mut tables: Vec<Table> = (0..60).map(table).collect();
+        tables[45].name = "t0".into();
+        let flagged: Vec<(&Table, bool)> = tables.iter().map(|t| (t, true)).collect();
+        assert!(db.create_tables(&flagged).await.is_err());
+        let made = db.introspect("t").await.unwrap();
+        assert!(!made.is_empty(), "the first transaction commits");
+        for t in &made {
+            assert_eq!(t.indexes.len(), 2, "{} without its indexes", t.name);
+        }
+    }
 }

@@ -696,7 +696,16 @@ impl Postgres {
     async fn copy_many(&self, parts: &[Load<'_>]) -> Result<(), DbError> {
         for p in parts {
             if let Some(raw) = &p.raw {
-                self.copy_in_binary(p.table, raw.bytes.clone()).await?;
+                let took = self.copy_in_binary(p.table, raw.bytes.clone()).await?;
+                // The stream's own count, which the client did not read (`open_native`):
+                // a miscount rolls the chunk back with its ledger row.
+                if took != raw.rows {
+                    return Err(DbError::Corrupt(format!(
+                        "{}: COPY took {took} rows from a staged chunk whose manifest says {}; \
+                         the stage is damaged: export again",
+                        p.table.name, raw.rows
+                    )));
+                }
             } else if !p.rows.is_empty() {
                 self.copy_in(p.table, &p.rows).await?;
             }
@@ -721,8 +730,8 @@ impl Postgres {
     }
 
     /// `COPY`s a binary `COPY` stream in as it is (inside the caller's transaction): the
-    /// server parses it, the client does nothing per value.
-    async fn copy_in_binary(&self, t: &Table, stream: bytes::Bytes) -> Result<(), DbError> {
+    /// server parses it, the client does nothing per value. The rows the server took.
+    async fn copy_in_binary(&self, t: &Table, stream: bytes::Bytes) -> Result<u64, DbError> {
         let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
         let sql = format!(
             "COPY {} ({}) FROM STDIN (FORMAT binary)",
@@ -736,8 +745,7 @@ impl Postgres {
             .map_err(|e| self.err(e))?;
         futures::pin_mut!(sink);
         sink.send(stream).await.map_err(|e| self.err(e))?;
-        sink.as_mut().finish().await.map_err(|e| self.err(e))?;
-        Ok(())
+        sink.as_mut().finish().await.map_err(|e| self.err(e))
     }
 
     /// `COPY`s the rows in (inside the caller's transaction).
