@@ -12,15 +12,15 @@ use a2a_dbmove::fixture::FixtureOptions;
 use a2a_dbmove::server;
 use a2a_dbmove::stage::{ChunkFormat, MYTSV_FORMAT};
 use a2a_dbmove::{
-    Budget, Db, DbError, ImportFrom, ImportOptions, NoProgress, begin_import_following, export,
+    Budget, Db, DbError, ImportFrom, ImportOptions, NoProgress, begin_import_following,
     finish_import, import, import_part_from,
 };
 use a2a_local::FsBlob;
 use a2a_testkit::db_name;
 use bytes::Bytes;
 use common::{
-    Source, assert_equal, export_crashed_and_resumed, manifest, manifest_key, small_chunks,
-    stage_imports_into_every_engine,
+    Source, assert_equal, export_crashed_and_resumed, manifest, manifest_key, refused_on_each,
+    small_stage, stage_imports_into_every_engine,
 };
 
 /// A MariaDB source stages `LOAD DATA` text (JSON Lines when not native); it imports into
@@ -112,14 +112,9 @@ async fn a_damaged_load_data_chunk_is_refused() {
     else {
         return;
     };
-    let src = &source.db;
     let table = "mdl_logstore_standard_log";
     for flip in [true, false] {
-        let stage = tempfile::tempdir().unwrap();
-        let store = FsBlob::new(stage.path()).unwrap();
-        export(src, &store, "mdl_", small_chunks(), 1, &NoProgress)
-            .await
-            .unwrap();
+        let (_dir, store) = small_stage(&source.db).await;
         let mut m = manifest(&store, table).await;
         let chunk = m.chunks[1].clone();
         let key = BlobKey::parse(&chunk.key).unwrap();
@@ -143,39 +138,27 @@ async fn a_damaged_load_data_chunk_is_refused() {
                 .await
                 .unwrap();
         }
-        for (dtag, dadmin) in source.engines.iter().filter(|(t, _)| *t != "pg") {
-            let dname = db_name(&format!("tsv_bad_{dtag}_{flip}"));
-            let dst_url = server::create(dadmin, &dname).await.unwrap();
-            let dst = Db::connect(&dst_url, true).await.unwrap();
-            let r = import(&dst, &store, &ImportOptions::default(), &NoProgress).await;
-            match (flip, *dtag, r) {
-                (true, _, Err(DbError::Corrupt(e))) => {
+        let tag = format!("tsv_bad_{flip}");
+        let before = (table, m.chunks[0].rows);
+        refused_on_each(&source, "pg", &tag, &store, before, |dtag, e| {
+            match (flip, dtag, e) {
+                (true, _, DbError::Corrupt(e)) => {
                     assert!(e.contains(&chunk.key) && e.contains("SHA-256"), "{e}");
                 }
-                (false, "my", Err(DbError::Backend(e))) => {
+                (false, "my", DbError::Backend(e)) => {
                     assert!(e.contains("LOAD DATA took") && e.contains("warning"), "{e}");
                 }
-                (false, _, Err(DbError::Corrupt(e))) => {
+                (false, _, DbError::Corrupt(e)) => {
                     assert!(
                         e.contains(&format!("staged chunk {}: line 2: ", chunk.key))
                             && e.contains(" fields for "),
                         "{e}"
                     );
                 }
-                (_, _, r) => panic!("{dtag} (flip {flip}): {r:?}"),
+                (_, _, e) => panic!("{dtag} (flip {flip}): {e:?}"),
             }
-            // The chunk before is in; nothing of the damaged one.
-            let n = dst
-                .query_i64(
-                    &format!("SELECT COUNT(*) FROM {}", dst.engine().quote(table)),
-                    &[],
-                )
-                .await
-                .unwrap();
-            assert_eq!(n as u64, m.chunks[0].rows, "{dtag} (flip {flip})");
-            drop(dst);
-            server::drop(dadmin, &dname).await.unwrap();
-        }
+        })
+        .await;
     }
     source.drop().await;
 }

@@ -7,8 +7,8 @@ use a2a_dbmove::mover::read_index;
 use a2a_dbmove::server;
 use a2a_dbmove::stage::{ChunkFormat, ExportIndex, Manifest};
 use a2a_dbmove::{
-    Budget, CopyLimits, Db, ImportOptions, NoProgress, begin_export, copy, export, export_part,
-    import, seal_export, verify,
+    Budget, CopyLimits, Db, DbError, ImportOptions, NoProgress, begin_export, copy, export,
+    export_part, import, seal_export, verify,
 };
 use a2a_local::FsBlob;
 use a2a_testkit::{db_name, engines};
@@ -91,6 +91,53 @@ pub fn manifest_key(table: &str) -> BlobKey {
 /// `table`'s manifest in the stage.
 pub async fn manifest(store: &FsBlob, table: &str) -> Manifest {
     serde_json::from_slice(&store.get(&manifest_key(table)).await.unwrap()).unwrap()
+}
+
+/// Every table of `src` exported in [`small_chunks`] into a new folder stage (gone with
+/// the folder).
+pub async fn small_stage(src: &Db) -> (tempfile::TempDir, FsBlob) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlob::new(dir.path()).unwrap();
+    export(src, &store, "mdl_", small_chunks(), 1, &NoProgress)
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+/// Imports the damaged `store` into a new database (named after `tag`) on each engine of
+/// `source` but `skip`: the import must fail as `check` (given the engine's tag and the
+/// error) asserts, and leave `table` with `before` rows, the chunks' before the damaged
+/// one, nothing of it.
+pub async fn refused_on_each(
+    source: &Source,
+    skip: &str,
+    tag: &str,
+    store: &FsBlob,
+    (table, before): (&str, u64),
+    check: impl Fn(&str, DbError),
+) {
+    for (dtag, dadmin) in source.engines.iter().filter(|(t, _)| *t != skip) {
+        let dname = db_name(&format!("{tag}_{dtag}"));
+        let dst_url = server::create(dadmin, &dname).await.unwrap();
+        let dst = Db::connect(&dst_url, true).await.unwrap();
+        match import(&dst, store, &ImportOptions::default(), &NoProgress).await {
+            Err(e) => check(dtag, e),
+            Ok(r) => panic!("{dtag}: imported {r:?}"),
+        }
+        let n = dst
+            .query_i64(
+                &format!("SELECT COUNT(*) FROM {}", dst.engine().quote(table)),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            n as u64, before,
+            "{tag} {dtag}: the rows before the damaged chunk"
+        );
+        drop(dst);
+        server::drop(dadmin, &dname).await.unwrap();
+    }
 }
 
 /// A budgeted export of `src` into `store` in small chunks, killed after staging chunks
