@@ -52,7 +52,8 @@ impl Progress for Phases {
 /// once, as the state machine's Parallel runs them, the export's parts and the import
 /// that follows them: begun from the export's tables, its parts the export's parts
 /// (the Maps' `MaxConcurrency` is [`PARTS`]), each part a loop of runs within
-/// [`PART_TIME`] on a connection of its own (one connection each, as `import_database`);
+/// [`PART_TIME`] on a connection of its own (one loading connection each, as
+/// `import_database`, and an import part's own one that creates its small tables);
 /// then seal, and finish.
 async fn workflow(
     from: &Locator,

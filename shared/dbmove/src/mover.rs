@@ -1162,10 +1162,13 @@ pub async fn import_part_from(
             .map(|t| (t, true))
             .collect();
         let ddl_db = ddl_connection(dst, &small).await?;
-        let (created_tx, created_rx) = tokio::sync::watch::channel(ddl_db.is_none());
+        let creator = ddl_db.is_some();
+        let (created_tx, created_rx) = tokio::sync::watch::channel(!creator);
         let ddl = async {
-            if let Some(db) = &ddl_db {
-                create_tables_on(&[db], &small).await?;
+            if let Some(db) = ddl_db {
+                create_tables_on(&[&db], &small).await?;
+                // Closed now, not held idle for the rest of the run.
+                drop(db);
                 let _ = created_tx.send(true);
             }
             Ok::<_, DbError>(())
@@ -1200,7 +1203,7 @@ pub async fn import_part_from(
                     // Only where no connection of its own made them (SQLite).
                     let create: Vec<(&Table, bool)> = ready
                         .iter()
-                        .filter(|m| ddl_db.is_none() && split.small(m))
+                        .filter(|m| !creator && split.small(m))
                         .filter(|m| !made.contains(&m.table.name))
                         .map(|m| (&m.table, true))
                         .collect();
