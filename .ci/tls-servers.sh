@@ -110,7 +110,9 @@ else
 fi
 
 # --- A second MariaDB that takes only TLS, with the server certificate of the same CA (the
-# shared one runs with have_ssl=DISABLED, and a shared server does not get restarted).
+# shared one runs with have_ssl=DISABLED, and a shared server does not get restarted). It
+# takes no LOAD DATA LOCAL INFILE either, as MySQL 8 by default: loads into it go through
+# multi-row INSERTs (shared/dbmove/tests/tls.rs).
 mdir="$tools/mariadb-tls"
 mdata="$mdir/data"
 msock="$mdir/mariadbd.sock"
@@ -134,13 +136,14 @@ if ! mping; then
     --user=mysql --datadir="$mdata" --socket="$msock" --port="$mport" \
     --bind-address=127.0.0.1 --pid-file="$mdir/mariadbd.pid" --log-error="$mdir/error.log" \
     --skip-name-resolve --ssl-ca="$mdir/ca.pem" --ssl-cert="$mdir/server.crt" \
-    --ssl-key="$mdir/server.key" --require-secure-transport=ON
+    --ssl-key="$mdir/server.key" --require-secure-transport=ON --local-infile=0
   for _ in $(seq 1 120); do mping && break; sleep 0.5; done
   mping || { echo "tls-servers: the TLS MariaDB did not start; see $mdir/error.log" >&2; exit 1; }
 fi
 mport="$(cat "$mdir/port")"
 mtls() { mariadb --no-defaults --socket="$msock" -u root --batch --skip-column-names "$@"; }
-mtls -e "CREATE USER IF NOT EXISTS 'a2a_tls'@'%' IDENTIFIED BY '$password';
+mtls -e "SET GLOBAL local_infile = 0;
+         CREATE USER IF NOT EXISTS 'a2a_tls'@'%' IDENTIFIED BY '$password';
          ALTER USER 'a2a_tls'@'%' IDENTIFIED BY '$password';
          GRANT ALL PRIVILEGES ON *.* TO 'a2a_tls'@'%';
          CREATE DATABASE IF NOT EXISTS test;"

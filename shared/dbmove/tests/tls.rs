@@ -1,11 +1,14 @@
 //! Servers configured as in AWS (`.ci/tls-servers.sh`): a PostgreSQL that takes only TLS
-//! and a SCRAM password, a MariaDB user with a password, and a MariaDB that takes only TLS.
+//! and a SCRAM password, a MariaDB user with a password, and a MariaDB that takes only TLS
+//! (and no `LOAD DATA LOCAL INFILE`).
 //! A copy reaches them; a certificate from another CA, or no TLS at all, is refused with
 //! the host named.
 
 use a2a_core::Locator;
 use a2a_dbmove::fixture::{FixtureOptions, generate};
-use a2a_dbmove::{CopyLimits, Db, DbError, NoProgress, copy, server, verify};
+use a2a_dbmove::{
+    CopyLimits, Db, DbError, ImportOptions, NoProgress, copy, import, server, verify,
+};
 use a2a_local::FsBlob;
 use a2a_testkit::{db_name, service_url};
 
@@ -228,4 +231,65 @@ async fn a_mariadb_that_takes_only_tls_is_verified_by_name_and_another_ca_is_ref
     assert!(matches!(e, DbError::Unreachable(_)), "{m}");
     assert!(m.contains("127.0.0.1"), "{m}");
     assert!(!m.contains(&password), "the password leaked: {m}");
+}
+
+/// The MariaDB of `.ci/tls-servers.sh` runs without `LOAD DATA LOCAL INFILE`, as MySQL 8
+/// does by default: a MariaDB site's stage (`LOAD DATA` text) goes into it through
+/// multi-row `INSERT`s, by a copy and by an import of the stage the copy left, and both
+/// verify equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_without_local_infile_takes_a_mariadb_stage_by_insert() {
+    let test = "a_mariadb_without_local_infile_takes_a_mariadb_stage_by_insert";
+    let (Some(shared), Some(url)) = (
+        service_url("A2A_TEST_MYSQL_URL", test),
+        service_url("A2A_TEST_MYSQL_TLS_URL", test),
+    ) else {
+        return;
+    };
+    let (shared, admin) = (Locator::new(shared), Locator::new(url));
+    let db = Db::connect(&admin, false).await.unwrap();
+    let infile = db.query_i64("SELECT @@local_infile", &[]).await.unwrap();
+    assert_eq!(infile, 0, "the server takes no LOAD DATA LOCAL INFILE");
+    drop(db);
+    let sname = db_name("noinfile_src");
+    let src_url = server::create(&shared, &sname).await.unwrap();
+    let src = Db::connect(&src_url, true).await.unwrap();
+    generate(&src, &FixtureOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlob::new(dir.path()).unwrap();
+    let (copied, imported) = (db_name("noinfile_copy"), db_name("noinfile_import"));
+    let dst = Db::connect(&server::create(&admin, &copied).await.unwrap(), true)
+        .await
+        .unwrap();
+    let limits = CopyLimits {
+        chunk_rows: 500,
+        chunk_bytes: 1 << 20,
+        ..CopyLimits::default()
+    };
+    let (ex, im) = copy(&src, &dst, &store, "mdl_", limits, 2, false, &NoProgress)
+        .await
+        .unwrap();
+    assert!(im.complete && im.rows == ex.rows && ex.rows > 0);
+    let index = a2a_dbmove::mover::read_index(&store).await.unwrap();
+    assert_eq!(
+        index.format,
+        a2a_dbmove::stage::MYTSV_FORMAT,
+        "a LOAD DATA stage"
+    );
+    let again = Db::connect(&server::create(&admin, &imported).await.unwrap(), true)
+        .await
+        .unwrap();
+    let r = import(&again, &store, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(r.rows, ex.rows);
+    for (what, target) in [("copy", &dst), ("import", &again)] {
+        let report = verify(&src, target, "mdl_", &NoProgress).await.unwrap();
+        let bad: Vec<_> = report.differing().collect();
+        assert!(bad.is_empty(), "{what}: {bad:#?}");
+    }
+    drop((src, dst, again));
+    server::drop(&admin, &copied).await.unwrap();
+    server::drop(&admin, &imported).await.unwrap();
+    server::drop(&shared, &sname).await.unwrap();
 }
