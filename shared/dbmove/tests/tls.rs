@@ -29,20 +29,32 @@ async fn copy_into(admin: &Locator, tag: &str) {
     let dst_url = server::create(admin, &name).await.unwrap();
     let dst = Db::connect(&dst_url, true).await.unwrap();
     let store = FsBlob::new(dir.path().join("stage")).unwrap();
+    copy_verified(&src, &dst, &store, tag).await;
+    drop(dst);
+    server::drop(admin, &name).await.unwrap();
+}
+
+/// `src` copied into `dst` through `store` in chunks of 500 rows, whole, and verified
+/// equal: the rows copied.
+async fn copy_verified(src: &Db, dst: &Db, store: &FsBlob, tag: &str) -> u64 {
     let limits = CopyLimits {
         chunk_rows: 500,
         chunk_bytes: 1 << 20,
         ..CopyLimits::default()
     };
-    let (ex, im) = copy(&src, &dst, &store, "mdl_", limits, 2, false, &NoProgress)
+    let (ex, im) = copy(src, dst, store, "mdl_", limits, 2, false, &NoProgress)
         .await
         .unwrap();
     assert!(im.complete && im.rows == ex.rows && ex.rows > 0, "{tag}");
-    let report = verify(&src, &dst, "mdl_", &NoProgress).await.unwrap();
+    assert_verified(src, dst, tag).await;
+    ex.rows
+}
+
+/// `dst` verifies equal to `src`.
+async fn assert_verified(src: &Db, dst: &Db, tag: &str) {
+    let report = verify(src, dst, "mdl_", &NoProgress).await.unwrap();
     let bad: Vec<_> = report.differing().collect();
     assert!(bad.is_empty(), "{tag}: {bad:#?}");
-    drop(dst);
-    server::drop(admin, &name).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,15 +273,7 @@ async fn a_mariadb_without_local_infile_takes_a_mariadb_stage_by_insert() {
     let dst = Db::connect(&server::create(&admin, &copied).await.unwrap(), true)
         .await
         .unwrap();
-    let limits = CopyLimits {
-        chunk_rows: 500,
-        chunk_bytes: 1 << 20,
-        ..CopyLimits::default()
-    };
-    let (ex, im) = copy(&src, &dst, &store, "mdl_", limits, 2, false, &NoProgress)
-        .await
-        .unwrap();
-    assert!(im.complete && im.rows == ex.rows && ex.rows > 0);
+    let rows = copy_verified(&src, &dst, &store, "copy").await;
     let index = a2a_dbmove::mover::read_index(&store).await.unwrap();
     assert_eq!(
         index.format,
@@ -282,12 +286,8 @@ async fn a_mariadb_without_local_infile_takes_a_mariadb_stage_by_insert() {
     let r = import(&again, &store, &ImportOptions::default(), &NoProgress)
         .await
         .unwrap();
-    assert_eq!(r.rows, ex.rows);
-    for (what, target) in [("copy", &dst), ("import", &again)] {
-        let report = verify(&src, target, "mdl_", &NoProgress).await.unwrap();
-        let bad: Vec<_> = report.differing().collect();
-        assert!(bad.is_empty(), "{what}: {bad:#?}");
-    }
+    assert_eq!(r.rows, rows);
+    assert_verified(&src, &again, "import").await;
     drop((src, dst, again));
     server::drop(&admin, &copied).await.unwrap();
     server::drop(&admin, &imported).await.unwrap();
