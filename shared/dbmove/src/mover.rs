@@ -1116,7 +1116,8 @@ pub async fn import_part_from(
     };
     let done = ledger_under_way(dst, &index, "; begin one first").await?;
     let split = Split::of(store, &index.export_id).await?;
-    // What `begin_export` staged: the tables' schemas, for the small ones this part makes.
+    // Following: what `begin_export` staged, the tables' schemas, for the small ones this
+    // part makes.
     let staged = if follow {
         Some(staged_tables(store, &index).await?)
     } else {
@@ -1143,10 +1144,7 @@ pub async fn import_part_from(
         progress,
         tally: &tally,
     };
-    if !follow {
-        run.load(&manifests).await?;
-    } else {
-        let staged = staged.as_ref().expect("staged in follow mode");
+    if let Some(staged) = &staged {
         let mut made: HashSet<String> = dst.list_tables(&index.prefix).await?.into_iter().collect();
         // The small tables of the part (a rerun: those a stopped run did not make), made
         // with their indexes on a connection of their own while the big ones load, as
@@ -1231,6 +1229,8 @@ pub async fn import_part_from(
         };
         // The creation's error stops the loading at once, and the other way round.
         tokio::try_join!(ddl, follow)?;
+    } else {
+        run.load(&manifests).await?;
     }
     Ok(ImportReport {
         tables: names.len(),

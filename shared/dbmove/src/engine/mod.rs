@@ -369,8 +369,9 @@ impl Db {
     /// building them after its few rows gains nothing); without the flag, its secondary
     /// indexes and, where the engine builds it faster after the rows, its primary key come
     /// from [`Db::create_indexes`] once it is loaded.
-    /// PostgreSQL and SQLite take them in transactions of many tables, one commit for
-    /// all; MySQL commits each DDL statement by itself, so there it is one per table.
+    /// PostgreSQL and SQLite take them in transactions of many tables, each whole with its
+    /// indexes; MySQL commits each DDL statement by itself, so there it is one per table
+    /// (its indexes inline).
     pub async fn create_tables(&self, tables: &[(&Table, bool)]) -> Result<(), DbError> {
         let d = self.driver.as_ref();
         let e = self.engine();
