@@ -996,9 +996,15 @@ impl Split {
 
     fn small(&self, m: &Manifest) -> bool {
         match self {
-            Split::Source(sizes) => source_small(sizes, &m.table.name),
+            Split::Source(_) => self.small_by_name(&m.table.name),
             Split::Staged => small_manifest(m),
         }
+    }
+
+    /// Whether the table `name` goes in a group, by its source size, before any manifest
+    /// of it is there; a split by staged sizes cannot say yet (`false`).
+    fn small_by_name(&self, name: &str) -> bool {
+        matches!(self, Split::Source(sizes) if source_small(sizes, name))
     }
 }
 
@@ -1115,13 +1121,16 @@ pub async fn import_part_from(
         read_manifests(store, &names).await?
     };
     let done = ledger_under_way(dst, &index, "; begin one first").await?;
-    let split = Split::of(store, &index.export_id).await?;
-    // Following: what `begin_export` staged, the tables' schemas, for the small ones this
-    // part makes.
+    // Following: what `begin_export` staged, the tables' schemas (for the small ones this
+    // part makes) and source sizes, read once.
     let staged = if follow {
         Some(staged_tables(store, &index).await?)
     } else {
         None
+    };
+    let split = match &staged {
+        Some(staged) => Split::Source(sizes_of(staged)),
+        None => Split::of(store, &index.export_id).await?,
     };
     // SQLite takes one writer at a time: more connections would only wait on its lock.
     let jobs = if dst.engine() == Engine::Sqlite {
@@ -1151,12 +1160,11 @@ pub async fn import_part_from(
         // `copy` does; made in the loop below instead, as their manifests come, where the
         // engine takes one writer. A creation is whole or not there (one transaction, or
         // one `CREATE TABLE` with its indexes), so a rerun makes what a killed one did not.
-        let sizes = sizes_of(staged);
         let small: Vec<(&Table, bool)> = staged
             .tables
             .iter()
             .filter(|t| names.contains(&t.name) && !made.contains(&t.name))
-            .filter(|t| source_small(&sizes, &t.name))
+            .filter(|t| split.small_by_name(&t.name))
             .map(|t| (t, true))
             .collect();
         let ddl_db = ddl_connection(dst, &small).await?;

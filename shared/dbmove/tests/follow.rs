@@ -131,7 +131,7 @@ async fn import_parts_follow_a_budgeted_export_and_verify_equal() {
         let parts = parts(&store, &index.export_id, &index.tables, 3).await;
         assert_eq!(parts.len(), 3);
         // Begun before any table is staged: the tables come from the export's list. Only
-        // those loaded alone are made now; the parts make the small ones as they load them.
+        // those loaded alone are made now; each part makes its small ones.
         let dst = Db::connect(&p.dst.0, true).await.unwrap();
         let begun = begin_import_following(&dst, &store, false).await.unwrap();
         assert!(!begun.resumed);
